@@ -1,0 +1,169 @@
+import {
+  arenaChecksummedFieldCount,
+  arenaFormatVersion,
+  arenaMagic,
+  kArenaFormatVersion,
+  kArenaHeaderChecksum,
+  kArenaMagic,
+  kArenaPageSizeBytes,
+  kArenaPagesAllocated,
+  kArenaPagesMax,
+} from './arena-layout.js';
+import { checksumWords } from './checksum.js';
+import { LightningError } from './errors.js';
+import {
+  assertLimitsConsistent,
+  pageSizeBytesDefault,
+  pageSizeBytesMax,
+  pageSizeBytesMin,
+  partitionBytesDefault,
+  partitionBytesInitial,
+  partitionBytesMax,
+  partitionPagesMin,
+} from './limits.js';
+
+export interface ArenaOptions {
+  /** Page size in bytes: a power of two from 4 KiB to 32 KiB. Default 4 KiB. */
+  pageSizeBytes?: number;
+  /** Most bytes the arena may grow to; reaching it is ERR_PARTITION_FULL. Default 1 GiB. */
+  maxBytes?: number;
+}
+
+/**
+ * A growable SharedArrayBuffer carved into fixed-size pages, readable from any thread.
+ *
+ * Views are fixed-length and recreated when the buffer has grown: on Node 20, typed arrays that track
+ * a growable buffer's length are an order of magnitude slower to index than fixed-length ones. A
+ * thread that meets a page id beyond its views calls `covers()`, which rebuilds them from the buffer's
+ * current length; no message is needed because the buffer object itself is shared.
+ *
+ * Pages are reached only through `pageOffset(pageId)`, so that evicting cold pages can be added later
+ * without touching the tree.
+ */
+export class PageArena {
+  readonly sab: SharedArrayBuffer;
+  readonly pageSizeBytes: number;
+  readonly pagesMax: number;
+  /** Int32 words per page: an Int32Array index of a page's first word is pageId * pageWords. */
+  readonly pageWords: number;
+  u8: Uint8Array;
+  u16: Uint16Array;
+  u32: Uint32Array;
+  i32: Int32Array;
+  /** Pages covered by the current views. */
+  viewPages: number;
+
+  private constructor(sab: SharedArrayBuffer, pageSizeBytes: number, pagesMax: number) {
+    this.sab = sab;
+    this.pageSizeBytes = pageSizeBytes;
+    this.pagesMax = pagesMax;
+    this.pageWords = pageSizeBytes >>> 2;
+    this.u8 = new Uint8Array(0);
+    this.u16 = new Uint16Array(0);
+    this.u32 = new Uint32Array(0);
+    this.i32 = new Int32Array(0);
+    this.viewPages = 0;
+    this.refreshViews();
+  }
+
+  /** Creates an arena with its header page (page 0) written and checksummed. */
+  static create(options: ArenaOptions = {}): PageArena {
+    const pageSizeBytes = options.pageSizeBytes ?? pageSizeBytesDefault;
+    if (
+      !Number.isInteger(pageSizeBytes) ||
+      pageSizeBytes < pageSizeBytesMin ||
+      pageSizeBytes > pageSizeBytesMax ||
+      (pageSizeBytes & (pageSizeBytes - 1)) !== 0
+    ) {
+      throw new LightningError(
+        'ERR_BAD_ARGUMENT',
+        `pageSizeBytes must be a power of two from ${pageSizeBytesMin} to ${pageSizeBytesMax}, got ${String(pageSizeBytes)}`,
+      );
+    }
+    assertLimitsConsistent(pageSizeBytes);
+    const maxBytesWanted = options.maxBytes ?? partitionBytesDefault;
+    if (
+      typeof maxBytesWanted !== 'number' ||
+      !Number.isInteger(maxBytesWanted) ||
+      maxBytesWanted < partitionPagesMin * pageSizeBytes ||
+      maxBytesWanted > partitionBytesMax
+    ) {
+      throw new LightningError(
+        'ERR_BAD_ARGUMENT',
+        `maxBytes must be an integer from ${partitionPagesMin * pageSizeBytes} to ${partitionBytesMax}, got ${String(maxBytesWanted)}`,
+      );
+    }
+    const pagesMax = Math.floor(maxBytesWanted / pageSizeBytes);
+    const maxBytes = pagesMax * pageSizeBytes;
+    const initialBytes = Math.min(maxBytes, partitionBytesInitial);
+    const sab = new SharedArrayBuffer(initialBytes, { maxByteLength: maxBytes });
+    const header = new Int32Array(sab, 0, arenaChecksummedFieldCount);
+    header[kArenaMagic] = arenaMagic;
+    header[kArenaFormatVersion] = arenaFormatVersion;
+    header[kArenaPageSizeBytes] = pageSizeBytes;
+    header[kArenaPagesMax] = pagesMax;
+    const arena = new PageArena(sab, pageSizeBytes, pagesMax);
+    Atomics.store(arena.i32, kArenaHeaderChecksum, checksumWords(header) | 0);
+    // Page 0 is this header; it is never handed out, which is why page id 0 can mean "no page".
+    Atomics.store(arena.i32, kArenaPagesAllocated, 1);
+    return arena;
+  }
+
+  /** Attaches to an arena created by another thread, verifying its header. */
+  static attach(sab: unknown): PageArena {
+    if (!(sab instanceof SharedArrayBuffer) || sab.byteLength < pageSizeBytesMin) {
+      throw new LightningError('ERR_BAD_ARGUMENT', 'not an arena: expected a SharedArrayBuffer');
+    }
+    const header = new Int32Array(sab, 0, arenaChecksummedFieldCount + 1);
+    if (header[kArenaMagic] !== arenaMagic) {
+      throw new LightningError('ERR_CORRUPTION', 'arena header: bad magic number');
+    }
+    if (header[kArenaFormatVersion] !== arenaFormatVersion) {
+      throw new LightningError(
+        'ERR_FORMAT_VERSION',
+        `arena format version ${header[kArenaFormatVersion]}; this build reads version ${arenaFormatVersion}`,
+      );
+    }
+    const expected = checksumWords(header.subarray(0, arenaChecksummedFieldCount)) | 0;
+    if (Atomics.load(header, kArenaHeaderChecksum) !== expected) {
+      throw new LightningError('ERR_CORRUPTION', 'arena header: checksum mismatch');
+    }
+    const pageSizeBytes = header[kArenaPageSizeBytes]!;
+    const pagesMax = header[kArenaPagesMax]!;
+    if (pagesMax * pageSizeBytes !== sab.maxByteLength) {
+      throw new LightningError('ERR_CORRUPTION', 'arena header: size does not match its buffer');
+    }
+    return new PageArena(sab, pageSizeBytes, pagesMax);
+  }
+
+  /** Byte offset of a page: the single accessor through which every page is reached. */
+  pageOffset(pageId: number): number {
+    return pageId * this.pageSizeBytes;
+  }
+
+  /**
+   * True if `pageId` names a page inside the buffer, rebuilding the views if the buffer has grown
+   * since they were made. Callers holding a view in a local must reload it after a true answer.
+   */
+  covers(pageId: number): boolean {
+    if (pageId < this.viewPages) return true;
+    this.refreshViews();
+    return pageId < this.viewPages;
+  }
+
+  /** Pages ever handed out, including page 0 and the pages now on the free list. */
+  pagesAllocated(): number {
+    return Atomics.load(this.i32, kArenaPagesAllocated);
+  }
+
+  /** Rebuilds the fixed-length views over the buffer's current length. */
+  refreshViews(): void {
+    const bytes = this.sab.byteLength;
+    if (bytes === this.u8.length) return;
+    this.u8 = new Uint8Array(this.sab, 0, bytes);
+    this.u16 = new Uint16Array(this.sab, 0, bytes >>> 1);
+    this.u32 = new Uint32Array(this.sab, 0, bytes >>> 2);
+    this.i32 = new Int32Array(this.sab, 0, bytes >>> 2);
+    this.viewPages = Math.floor(bytes / this.pageSizeBytes);
+  }
+}

@@ -1,0 +1,56 @@
+import { LightningError } from './errors.js';
+import { keyBytesMax, valueBytesMax } from './limits.js';
+
+const encoder = new TextEncoder();
+
+/**
+ * Three-way comparison of a[aStart, aStart+aLength) with b[bStart, bStart+bLength), as unsigned bytes
+ * (memcmp order, shorter prefix first). Plain loop: for short keys it beats subarray + Buffer.compare,
+ * which allocates two views per call.
+ */
+export function compareBytes(
+  a: Uint8Array,
+  aStart: number,
+  aLength: number,
+  b: Uint8Array,
+  bStart: number,
+  bLength: number,
+): number {
+  const n = Math.min(aLength, bLength);
+  for (let i = 0; i < n; i++) {
+    const d = a[aStart + i]! - b[bStart + i]!;
+    if (d !== 0) return d;
+  }
+  return aLength - bLength;
+}
+
+/** Converts a caller's key to bytes, checking its type and size. Strings are UTF-8. */
+export function keyToBytes(key: unknown, what = 'key'): Uint8Array {
+  const bytes = toBytes(key, what);
+  if (bytes.length > keyBytesMax) {
+    throw new LightningError(
+      'ERR_KEY_TOO_LARGE',
+      `${what} is ${bytes.length} bytes; the limit is ${keyBytesMax}`,
+    );
+  }
+  return bytes;
+}
+
+/** Converts a caller's value to bytes, checking its type and size. Strings are UTF-8. */
+export function valueToBytes(value: unknown): Uint8Array {
+  const bytes = toBytes(value, 'value');
+  if (bytes.length > valueBytesMax) {
+    throw new LightningError(
+      'ERR_VALUE_TOO_LARGE',
+      `value is ${bytes.length} bytes; the limit is ${valueBytesMax}`,
+    );
+  }
+  return bytes;
+}
+
+function toBytes(input: unknown, what: string): Uint8Array {
+  if (input instanceof Uint8Array) return input;
+  if (typeof input === 'string') return encoder.encode(input);
+  const got = input === null ? 'null' : typeof input;
+  throw new LightningError('ERR_BAD_ARGUMENT', `${what} must be a string or Uint8Array, got ${got}`);
+}

@@ -1,0 +1,29 @@
+/**
+ * Public error type. Every error the engine raises on purpose is a `LightningError` with a stable
+ * `code`; the codes are listed in the README and stay stable within a major version.
+ */
+export type LightningErrorCode =
+  | 'ERR_BAD_ARGUMENT'
+  | 'ERR_KEY_TOO_LARGE'
+  | 'ERR_VALUE_TOO_LARGE'
+  | 'ERR_PARTITION_FULL'
+  | 'ERR_CORRUPTION'
+  | 'ERR_FORMAT_VERSION'
+  | 'ERR_CLOSED'
+  | 'ERR_TX_CONFLICT'
+  | 'ERR_WORKER_CRASHED'
+  | 'ERR_INTERNAL';
+
+export class LightningError extends Error {
+  readonly code: LightningErrorCode;
+
+  constructor(code: LightningErrorCode, message: string, options?: { cause?: unknown }) {
+    super(`${code}: ${message}`, options);
+    this.name = 'LightningError';
+    this.code = code;
+  }
+}
+
+export function isLightningError(error: unknown, code?: LightningErrorCode): error is LightningError {
+  return error instanceof LightningError && (code === undefined || error.code === code);
+}

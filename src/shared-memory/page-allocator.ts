@@ -1,0 +1,99 @@
+import type { PageArena } from './arena.js';
+import { kArenaFreeListHead, kArenaFreePageCount, kArenaPagesAllocated } from './arena-layout.js';
+import { assert } from './assert.js';
+import { LightningError } from './errors.js';
+import { latchFreed, latchLockedBit } from './latch.js';
+import { pageTypeFree, pLatch, pLink, pType } from './page-layout.js';
+
+/**
+ * Hands out and takes back pages of one arena. Owner thread only: the arena has a single writer.
+ *
+ * A freed page goes on a free list linked through its header, with its version word marked obsolete:
+ * a reader still inside it fails validation and restarts. The version counter is never reset, so a
+ * page that is reused also looks changed to a reader that saw it before it was freed.
+ */
+export class PageAllocator {
+  readonly #arena: PageArena;
+
+  constructor(arena: PageArena) {
+    this.#arena = arena;
+  }
+
+  /** Pages that can still be allocated: the free list plus the room left below the maximum. */
+  pagesAvailable(): number {
+    const arena = this.#arena;
+    return this.freePageCount() + arena.pagesMax - arena.pagesAllocated();
+  }
+
+  freePageCount(): number {
+    return Atomics.load(this.#arena.i32, kArenaFreePageCount);
+  }
+
+  freeListHead(): number {
+    return Atomics.load(this.#arena.i32, kArenaFreeListHead);
+  }
+
+  /**
+   * Throws ERR_PARTITION_FULL unless `pageCount` pages can be allocated. Writers call this before they
+   * change anything, so that a full partition fails an operation whole instead of half-way.
+   */
+  reserve(pageCount: number): void {
+    const available = this.pagesAvailable();
+    if (pageCount > available) {
+      const arena = this.#arena;
+      throw new LightningError(
+        'ERR_PARTITION_FULL',
+        `partition is full: the operation needs up to ${pageCount} pages, ${available} of ${arena.pagesMax} ` +
+          `(${arena.pagesMax * arena.pageSizeBytes} bytes) are left; raise maxBytes or delete data`,
+      );
+    }
+  }
+
+  /**
+   * Returns a page id for the caller to initialise under its latch. The caller must have reserved it.
+   * The page's content is whatever it held before; its version word is kept.
+   */
+  allocate(): number {
+    const arena = this.#arena;
+    const head = this.freeListHead();
+    if (head !== 0) {
+      const next = arena.u32[(arena.pageOffset(head) + pLink) >>> 2]!;
+      Atomics.store(arena.i32, kArenaFreeListHead, next);
+      Atomics.sub(arena.i32, kArenaFreePageCount, 1);
+      return head;
+    }
+    const pageId = arena.pagesAllocated();
+    assert(pageId < arena.pagesMax, 'allocate() without a successful reserve()');
+    this.#growToHold(pageId);
+    Atomics.store(arena.i32, kArenaPagesAllocated, pageId + 1);
+    return pageId;
+  }
+
+  /** Puts a page on the free list and marks it obsolete. The page may be locked by the caller. */
+  free(pageId: number): void {
+    const arena = this.#arena;
+    assert(pageId > 0 && pageId < arena.pagesAllocated(), `free of page ${pageId} outside the arena`);
+    const base = arena.pageOffset(pageId);
+    const latchIndex = (base + pLatch) >>> 2;
+    const word = Atomics.load(arena.i32, latchIndex);
+    Atomics.store(arena.i32, latchIndex, word | latchLockedBit);
+    assert(arena.u8[base + pType] !== pageTypeFree, `double free of page ${pageId}`);
+    arena.u8[base + pType] = pageTypeFree;
+    arena.u32[(base + pLink) >>> 2] = this.freeListHead();
+    Atomics.store(arena.i32, latchIndex, latchFreed(word));
+    Atomics.store(arena.i32, kArenaFreeListHead, pageId);
+    Atomics.add(arena.i32, kArenaFreePageCount, 1);
+  }
+
+  /** Grows the buffer (doubling, capped at the maximum) so that `pageId` lies inside it. */
+  #growToHold(pageId: number): void {
+    const arena = this.#arena;
+    const neededBytes = arena.pageOffset(pageId + 1);
+    const sab = arena.sab;
+    if (neededBytes > sab.byteLength) {
+      const maxBytes = arena.pagesMax * arena.pageSizeBytes;
+      sab.grow(Math.min(maxBytes, Math.max(neededBytes, sab.byteLength * 2)));
+    }
+    arena.refreshViews();
+  }
+}

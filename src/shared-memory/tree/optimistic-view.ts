@@ -1,0 +1,304 @@
+import type { PageArena } from '../arena.js';
+import { compareBytes } from '../bytes.js';
+import { LightningError } from '../errors.js';
+import { latchUnstableMask } from '../latch.js';
+import { pageHeaderBytes, slotBytes, valueBytesMax } from '../limits.js';
+import {
+  pageTypeInterior,
+  pageTypeLeaf,
+  pageTypeOverflow,
+  pChunkBytes,
+  pCount,
+  pLink,
+  pType,
+} from '../page-layout.js';
+import { kTreeRootPageId, treeHeightMax } from './meta-layout.js';
+import {
+  cellFlagOverflow,
+  get16,
+  get32,
+  interiorKeyOffset,
+  keyHead,
+  leafKeyLengthOffset,
+  leafMvccBytes,
+  leafValueLengthOffset,
+  slotHeadAt,
+} from './node-format.js';
+
+/** Returned by every step of an optimistic read that saw an inconsistent page: start again. */
+export const restart = -1;
+
+/** A reader that cannot get a consistent view for this long is looking at corruption or a dead writer. */
+const restartBudgetMs = 10_000;
+const restartsBetweenClockChecks = 1024;
+
+/**
+ * The optimistic read path shared by point reads and range scans, on any thread.
+ *
+ * Nothing read from shared memory is trusted: every offset, length and page id is bounds-checked
+ * before use, and a failed check returns `restart` instead of throwing. Only after the page's version
+ * word is re-validated is what was read believed. Readers never write shared memory.
+ */
+export class OptimisticView {
+  readonly arena: PageArena;
+  readonly metaPageId: number;
+  readonly #metaWord: number;
+  readonly #pageSizeBytes: number;
+  readonly #slotsMax: number;
+
+  /** Outputs of `descend()`: the leaf reached and the version it had. */
+  leafPage = 0;
+  leafVersion = 0;
+  /** With fences requested: the tightest separators around the leaf, or null at the tree's edge. */
+  upperFence: Uint8Array | null = null;
+  lowerFence: Uint8Array | null = null;
+  /** Output of `leafSearch()`: whether the key at the returned index equals the search key. */
+  found = false;
+
+  constructor(arena: PageArena, metaPageId: number) {
+    this.arena = arena;
+    this.metaPageId = metaPageId;
+    this.#metaWord = metaPageId * arena.pageWords;
+    this.#pageSizeBytes = arena.pageSizeBytes;
+    this.#slotsMax = Math.floor((arena.pageSizeBytes - pageHeaderBytes) / slotBytes);
+  }
+
+  /**
+   * Descends from the root to the leaf that may hold `key` (or the rightmost leaf for a null key),
+   * validating each parent after reading its child's version (lock coupling). `strict` picks the child
+   * for keys strictly above `key`, which a forward scan resuming after a fence needs.
+   * Returns the leaf page id, or `restart`.
+   */
+  descend(key: Uint8Array | null, strict: boolean, wantFences: boolean): number {
+    const arena = this.arena;
+    const metaWord = this.#metaWord;
+    const metaVersion = Atomics.load(arena.i32, metaWord);
+    if ((metaVersion & latchUnstableMask) !== 0) return restart;
+    let node = Atomics.load(arena.i32, metaWord + kTreeRootPageId);
+    if (node <= 0 || !arena.covers(node)) return restart;
+    let version = Atomics.load(arena.i32, node * arena.pageWords);
+    if ((version & latchUnstableMask) !== 0 || Atomics.load(arena.i32, metaWord) !== metaVersion)
+      return restart;
+    if (wantFences) {
+      this.upperFence = null;
+      this.lowerFence = null;
+    }
+    const pageSizeBytes = this.#pageSizeBytes;
+    const head = key === null ? 0 : keyHead(key, 0, key.length);
+    for (let depth = 0; depth < treeHeightMax; depth++) {
+      const u8 = arena.u8;
+      const base = node * pageSizeBytes;
+      const type = u8[base + pType];
+      if (type === pageTypeLeaf) {
+        this.leafPage = node;
+        this.leafVersion = version;
+        return node;
+      }
+      if (type !== pageTypeInterior) return restart;
+      const count = get16(u8, base + pCount);
+      const index = key === null ? count : this.#interiorSearch(u8, base, count, key, head, strict);
+      if (index < 0) return restart;
+      let child: number;
+      if (index < count) {
+        const cell = this.#interiorCell(u8, base, count, index);
+        if (cell < 0) return restart;
+        child = get32(u8, cell + 2);
+        if (wantFences)
+          this.upperFence = u8.slice(cell + interiorKeyOffset, cell + interiorKeyOffset + get16(u8, cell));
+      } else {
+        child = get32(u8, base + pLink);
+      }
+      if (wantFences && index > 0) {
+        const cell = this.#interiorCell(u8, base, count, index - 1);
+        if (cell < 0) return restart;
+        this.lowerFence = u8.slice(cell + interiorKeyOffset, cell + interiorKeyOffset + get16(u8, cell));
+      }
+      if (child === 0 || !arena.covers(child)) return restart;
+      const childVersion = Atomics.load(arena.i32, child * arena.pageWords);
+      if ((childVersion & latchUnstableMask) !== 0) return restart;
+      if (Atomics.load(arena.i32, node * arena.pageWords) !== version) return restart;
+      node = child;
+      version = childVersion;
+    }
+    return restart;
+  }
+
+  /** True if `page` still has `version`: everything read from it since is a consistent state. */
+  validate(page: number, version: number): boolean {
+    return Atomics.load(this.arena.i32, page * this.arena.pageWords) === version;
+  }
+
+  /** Number of cells in the leaf, or `restart` if the count is impossible. */
+  leafCount(page: number): number {
+    const count = get16(this.arena.u8, page * this.#pageSizeBytes + pCount);
+    return count > this.#slotsMax ? restart : count;
+  }
+
+  /**
+   * First index in the leaf whose key is >= `key` (> with `strict`), setting `found` if that key equals
+   * `key`; or `restart`.
+   */
+  leafSearch(page: number, count: number, key: Uint8Array, strict: boolean): number {
+    const u8 = this.arena.u8;
+    const base = page * this.#pageSizeBytes;
+    const head = keyHead(key, 0, key.length);
+    let low = 0;
+    let high = count;
+    let equal = false;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      let order = slotHeadAt(u8, base, mid) - head;
+      if (order === 0) {
+        const cell = this.leafCell(page, count, mid);
+        if (cell < 0) return restart;
+        const keyLength = get16(u8, cell + leafKeyLengthOffset);
+        const keyStart = cell + 7 + leafMvccBytes(u8[cell]!);
+        if (keyStart + keyLength > base + this.#pageSizeBytes) return restart;
+        order = compareBytes(u8, keyStart, keyLength, key, 0, key.length);
+      }
+      if (order < 0 || (strict && order === 0)) {
+        low = mid + 1;
+      } else {
+        high = mid;
+        equal = order === 0;
+      }
+    }
+    this.found = equal && low < count;
+    return low;
+  }
+
+  /** Absolute offset of leaf cell `index`, its fixed header bounds-checked; or `restart`. */
+  leafCell(page: number, count: number, index: number): number {
+    const u8 = this.arena.u8;
+    const base = page * this.#pageSizeBytes;
+    const offset = get16(u8, base + pageHeaderBytes + index * slotBytes);
+    if (offset < pageHeaderBytes + count * slotBytes || offset + 7 > this.#pageSizeBytes) return restart;
+    return base + offset;
+  }
+
+  /** Copies the key of a leaf cell found by `leafCell`; or null if it runs off the page. */
+  copyLeafKey(page: number, cell: number): Buffer | null {
+    const u8 = this.arena.u8;
+    const keyLength = get16(u8, cell + leafKeyLengthOffset);
+    const keyStart = cell + 7 + leafMvccBytes(u8[cell]!);
+    if (keyStart + keyLength > (page + 1) * this.#pageSizeBytes) return null;
+    const out = Buffer.allocUnsafe(keyLength);
+    out.set(u8.subarray(keyStart, keyStart + keyLength));
+    return out;
+  }
+
+  /** Compares a leaf cell's key with `key` (the cell must have passed `copyLeafKey`-style checks). */
+  compareLeafKey(cell: number, key: Uint8Array): number {
+    const u8 = this.arena.u8;
+    return compareBytes(
+      u8,
+      cell + 7 + leafMvccBytes(u8[cell]!),
+      get16(u8, cell + leafKeyLengthOffset),
+      key,
+      0,
+      key.length,
+    );
+  }
+
+  /**
+   * Copies the value of a leaf cell, following its overflow chain if it has one; null if anything
+   * read is impossible (the caller restarts after validating the leaf).
+   */
+  copyLeafValue(page: number, cell: number): Buffer | null {
+    const arena = this.arena;
+    let u8 = arena.u8;
+    const flags = u8[cell]!;
+    const valueLength = get32(u8, cell + leafValueLengthOffset);
+    const valueStart = cell + 7 + leafMvccBytes(flags) + get16(u8, cell + leafKeyLengthOffset);
+    const pageEnd = (page + 1) * this.#pageSizeBytes;
+    if ((flags & cellFlagOverflow) === 0) {
+      if (valueStart + valueLength > pageEnd) return null;
+      const out = Buffer.allocUnsafe(valueLength);
+      out.set(u8.subarray(valueStart, valueStart + valueLength));
+      return out;
+    }
+    if (valueStart + 4 > pageEnd || valueLength > valueBytesMax) return null;
+    const chunkMax = this.#pageSizeBytes - pageHeaderBytes;
+    const hopsMax = Math.ceil(valueLength / chunkMax);
+    const out = Buffer.allocUnsafe(valueLength);
+    let next = get32(u8, valueStart);
+    let copied = 0;
+    for (let hops = 0; copied < valueLength; hops++) {
+      if (hops >= hopsMax || next === 0 || !arena.covers(next)) return null;
+      u8 = arena.u8;
+      const base = next * this.#pageSizeBytes;
+      const chunk = get32(u8, base + pChunkBytes);
+      if (
+        u8[base + pType] !== pageTypeOverflow ||
+        chunk === 0 ||
+        chunk > chunkMax ||
+        copied + chunk > valueLength
+      ) {
+        return null;
+      }
+      out.set(u8.subarray(base + pageHeaderBytes, base + pageHeaderBytes + chunk), copied);
+      copied += chunk;
+      next = get32(u8, base + pLink);
+    }
+    return out;
+  }
+
+  /** First cell index whose separator is >= key (> with `strict`); `count` means the upper child. */
+  #interiorSearch(
+    u8: Uint8Array,
+    base: number,
+    count: number,
+    key: Uint8Array,
+    head: number,
+    strict: boolean,
+  ): number {
+    if (count > this.#slotsMax) return restart;
+    let low = 0;
+    let high = count;
+    while (low < high) {
+      const mid = (low + high) >>> 1;
+      let order = slotHeadAt(u8, base, mid) - head;
+      if (order === 0) {
+        const cell = this.#interiorCell(u8, base, count, mid);
+        if (cell < 0) return restart;
+        order = compareBytes(u8, cell + interiorKeyOffset, get16(u8, cell), key, 0, key.length);
+      }
+      if (order < 0 || (strict && order === 0)) low = mid + 1;
+      else high = mid;
+    }
+    return low;
+  }
+
+  #interiorCell(u8: Uint8Array, base: number, count: number, index: number): number {
+    const offset = get16(u8, base + pageHeaderBytes + index * slotBytes);
+    if (offset < pageHeaderBytes + count * slotBytes || offset + interiorKeyOffset > this.#pageSizeBytes) {
+      return restart;
+    }
+    const cell = base + offset;
+    if (cell + interiorKeyOffset + get16(u8, cell) > base + this.#pageSizeBytes) return restart;
+    return cell;
+  }
+}
+
+/**
+ * Counts restarts of one read and gives up with ERR_CORRUPTION after `restartBudgetMs`: a page that
+ * never validates is corrupt, or its writer died holding the latch. Never loop forever.
+ */
+export class RestartBudget {
+  #restarts = 0;
+  #startedMs = 0;
+
+  spend(): void {
+    const restarts = ++this.#restarts;
+    if (restarts % restartsBetweenClockChecks !== 0) return;
+    const now = performance.now();
+    if (this.#startedMs === 0) {
+      this.#startedMs = now;
+    } else if (now - this.#startedMs > restartBudgetMs) {
+      throw new LightningError(
+        'ERR_CORRUPTION',
+        `no consistent read after ${restarts} restarts in ${restartBudgetMs} ms: the tree is corrupt or its writer died holding a latch`,
+      );
+    }
+  }
+}

@@ -1,0 +1,162 @@
+import { compareBytes } from '../bytes.js';
+import { type OptimisticView, RestartBudget, restart } from './optimistic-view.js';
+import type { RangeBounds } from './range-options.js';
+
+const emptyKey = new Uint8Array(0);
+
+/**
+ * A sorted scan over one tree, forward or reverse, read one leaf at a time.
+ *
+ * Each step descends from the root to the next leaf, copies the leaf's matching entries, and keeps
+ * them only if the leaf's version validates. It resumes from the leaf's fence key (the separator above
+ * it) rather than following sibling links: a link read from a page that is then freed and reused could
+ * lead into an unrelated node whose own version validates. Every batch is a consistent state of one
+ * leaf; the scan as a whole is not a snapshot (MVCC adds that).
+ */
+export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
+  readonly #view: OptimisticView;
+  readonly #bounds: RangeBounds;
+  #remaining: number;
+  /** Where the next leaf starts: a key and whether that key itself is excluded. */
+  #cursor: Uint8Array | null;
+  #cursorExclusive: boolean;
+  #finished = false;
+  #batch: [Buffer, Buffer][] = [];
+  #batchIndex = 0;
+
+  constructor(view: OptimisticView, bounds: RangeBounds) {
+    this.#view = view;
+    this.#bounds = bounds;
+    this.#remaining = bounds.limit;
+    if (bounds.reverse) {
+      this.#cursor = bounds.upper;
+      this.#cursorExclusive = bounds.upper !== null && !bounds.upperInclusive;
+    } else {
+      this.#cursor = bounds.lower ?? emptyKey;
+      this.#cursorExclusive = bounds.lower !== null && !bounds.lowerInclusive;
+    }
+    if (this.#remaining === 0 || this.#boundsEmpty()) this.#finished = true;
+  }
+
+  [Symbol.iterator](): this {
+    return this;
+  }
+
+  next(): IteratorResult<[Buffer, Buffer]> {
+    while (this.#batchIndex >= this.#batch.length) {
+      if (this.#finished) return { done: true, value: undefined };
+      this.#batch = [];
+      this.#batchIndex = 0;
+      this.#readNextLeaf();
+    }
+    const entry = this.#batch[this.#batchIndex]!;
+    this.#batch[this.#batchIndex++] = undefined as unknown as [Buffer, Buffer];
+    return { done: false, value: entry };
+  }
+
+  #boundsEmpty(): boolean {
+    const { lower, upper } = this.#bounds;
+    if (lower === null || upper === null) return false;
+    const order = compareBytes(lower, 0, lower.length, upper, 0, upper.length);
+    return order > 0 || (order === 0 && !(this.#bounds.lowerInclusive && this.#bounds.upperInclusive));
+  }
+
+  #readNextLeaf(): void {
+    let budget: RestartBudget | null = null;
+    for (;;) {
+      const batch = this.#bounds.reverse ? this.#tryLeafReverse() : this.#tryLeafForward();
+      if (batch !== null) {
+        this.#batch = batch;
+        this.#remaining -= batch.length;
+        if (this.#remaining <= 0) this.#finished = true;
+        return;
+      }
+      budget ??= new RestartBudget();
+      budget.spend();
+    }
+  }
+
+  /** Reads the next leaf forward; returns its entries, or null to restart. */
+  #tryLeafForward(): [Buffer, Buffer][] | null {
+    const view = this.#view;
+    const cursor = this.#cursor!;
+    const page = view.descend(cursor, this.#cursorExclusive, true);
+    if (page === restart) return null;
+    const version = view.leafVersion;
+    const count = view.leafCount(page);
+    if (count === restart) return null;
+    let index = view.leafSearch(page, count, cursor, this.#cursorExclusive);
+    if (index === restart) return null;
+    const { upper, upperInclusive } = this.#bounds;
+    const batch: [Buffer, Buffer][] = [];
+    let reachedEnd = false;
+    for (; index < count && batch.length < this.#remaining; index++) {
+      const cell = view.leafCell(page, count, index);
+      if (cell === restart) return null;
+      const key = view.copyLeafKey(page, cell);
+      if (key === null) return null;
+      if (upper !== null) {
+        const order = compareBytes(key, 0, key.length, upper, 0, upper.length);
+        if (order > 0 || (order === 0 && !upperInclusive)) {
+          reachedEnd = true;
+          break;
+        }
+      }
+      const value = view.copyLeafValue(page, cell);
+      if (value === null) return null;
+      batch.push([key, value]);
+    }
+    const fence = view.upperFence;
+    if (!view.validate(page, version)) return null;
+    if (reachedEnd || fence === null) {
+      this.#finished = true;
+    } else {
+      this.#cursor = fence;
+      this.#cursorExclusive = true;
+    }
+    return batch;
+  }
+
+  /** Reads the next leaf backward; returns its entries, or null to restart. */
+  #tryLeafReverse(): [Buffer, Buffer][] | null {
+    const view = this.#view;
+    const cursor = this.#cursor;
+    const page = view.descend(cursor, false, true);
+    if (page === restart) return null;
+    const version = view.leafVersion;
+    const count = view.leafCount(page);
+    if (count === restart) return null;
+    // The last key <= cursor (< cursor when exclusive) sits just before the first key beyond it.
+    let index = cursor === null ? count : view.leafSearch(page, count, cursor, !this.#cursorExclusive);
+    if (index === restart) return null;
+    index--;
+    const { lower, lowerInclusive } = this.#bounds;
+    const batch: [Buffer, Buffer][] = [];
+    let reachedEnd = false;
+    for (; index >= 0 && batch.length < this.#remaining; index--) {
+      const cell = view.leafCell(page, count, index);
+      if (cell === restart) return null;
+      const key = view.copyLeafKey(page, cell);
+      if (key === null) return null;
+      if (lower !== null) {
+        const order = compareBytes(key, 0, key.length, lower, 0, lower.length);
+        if (order < 0 || (order === 0 && !lowerInclusive)) {
+          reachedEnd = true;
+          break;
+        }
+      }
+      const value = view.copyLeafValue(page, cell);
+      if (value === null) return null;
+      batch.push([key, value]);
+    }
+    const fence = view.lowerFence;
+    if (!view.validate(page, version)) return null;
+    if (reachedEnd || fence === null) {
+      this.#finished = true;
+    } else {
+      this.#cursor = fence;
+      this.#cursorExclusive = false;
+    }
+    return batch;
+  }
+}

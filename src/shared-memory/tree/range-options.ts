@@ -1,0 +1,67 @@
+import { keyToBytes } from '../bytes.js';
+import { LightningError } from '../errors.js';
+
+/** Bounds and direction of a range scan, as callers write them. */
+export interface RangeOptions {
+  gte?: Uint8Array | string;
+  gt?: Uint8Array | string;
+  lte?: Uint8Array | string;
+  lt?: Uint8Array | string;
+  reverse?: boolean;
+  /** Most entries to return; any non-negative integer, or Infinity. */
+  limit?: number;
+}
+
+/** The same, checked and encoded. A missing lower/upper bound is null. */
+export interface RangeBounds {
+  lower: Uint8Array | null;
+  lowerInclusive: boolean;
+  upper: Uint8Array | null;
+  upperInclusive: boolean;
+  reverse: boolean;
+  limit: number;
+}
+
+/** Validates and encodes range options; throws ERR_BAD_ARGUMENT on anything malformed. */
+export function parseRangeOptions(options: RangeOptions | undefined): RangeBounds {
+  if (options === undefined) {
+    return {
+      lower: null,
+      lowerInclusive: true,
+      upper: null,
+      upperInclusive: true,
+      reverse: false,
+      limit: Infinity,
+    };
+  }
+  if (typeof options !== 'object' || options === null) {
+    throw new LightningError('ERR_BAD_ARGUMENT', 'range options must be an object');
+  }
+  if (options.gte !== undefined && options.gt !== undefined) {
+    throw new LightningError('ERR_BAD_ARGUMENT', 'range options: give gte or gt, not both');
+  }
+  if (options.lte !== undefined && options.lt !== undefined) {
+    throw new LightningError('ERR_BAD_ARGUMENT', 'range options: give lte or lt, not both');
+  }
+  const limit = options.limit ?? Infinity;
+  if (typeof limit !== 'number' || !(limit === Infinity || (Number.isInteger(limit) && limit >= 0))) {
+    throw new LightningError(
+      'ERR_BAD_ARGUMENT',
+      `range limit must be a non-negative integer, got ${String(limit)}`,
+    );
+  }
+  const reverse = options.reverse ?? false;
+  if (typeof reverse !== 'boolean') {
+    throw new LightningError('ERR_BAD_ARGUMENT', 'range option reverse must be a boolean');
+  }
+  const lowerRaw = options.gte ?? options.gt;
+  const upperRaw = options.lte ?? options.lt;
+  return {
+    lower: lowerRaw === undefined ? null : keyToBytes(lowerRaw, options.gte !== undefined ? 'gte' : 'gt'),
+    lowerInclusive: options.gte !== undefined,
+    upper: upperRaw === undefined ? null : keyToBytes(upperRaw, options.lte !== undefined ? 'lte' : 'lt'),
+    upperInclusive: options.lte !== undefined,
+    reverse,
+    limit,
+  };
+}

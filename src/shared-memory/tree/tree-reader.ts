@@ -1,0 +1,113 @@
+import type { PageArena } from '../arena.js';
+import { kArenaFreePageCount } from '../arena-layout.js';
+import { keyToBytes } from '../bytes.js';
+import { kTreeEntryCount, kTreeHeight, kTreeOverflowPageCount, treeFormatVersion } from './meta-layout.js';
+import { OptimisticView, RestartBudget, restart } from './optimistic-view.js';
+import { RangeIterator } from './range-iterator.js';
+import { parseRangeOptions, type RangeOptions } from './range-options.js';
+import { openTreeHandle, type TreeHandle } from './tree-handle.js';
+
+export interface TreeStats {
+  entries: number;
+  height: number;
+  pageSizeBytes: number;
+  pagesMax: number;
+  /** Pages handed out at least once, including the arena header and the free list. */
+  pagesAllocated: number;
+  pagesFree: number;
+  /** Pages holding the tree (and the arena header): allocated minus free. */
+  pagesInUse: number;
+  overflowPages: number;
+  /** Bytes the SharedArrayBuffer has grown to; it never shrinks. */
+  bytesReserved: number;
+  bytesMax: number;
+}
+
+/**
+ * Read access to a tree from any thread: point reads and sorted scans straight from shared memory,
+ * never blocking and never writing it.
+ */
+export class TreeReader {
+  /** @internal The arena and meta page, for the writer and the checker. */
+  readonly view: OptimisticView;
+
+  protected constructor(arena: PageArena, metaPageId: number) {
+    this.view = new OptimisticView(arena, metaPageId);
+  }
+
+  /** Attaches to a tree shared by its owner with `share()`, e.g. in another worker thread. */
+  static attach(handle: TreeHandle): TreeReader {
+    const { arena, metaPageId } = openTreeHandle(handle);
+    return new TreeReader(arena, metaPageId);
+  }
+
+  /** A structured-cloneable handle for `TreeReader.attach` in another thread. */
+  share(): TreeHandle {
+    const { arena, metaPageId } = this.view;
+    return { kind: 'lightning-db/tree', formatVersion: treeFormatVersion, sab: arena.sab, metaPageId };
+  }
+
+  /**
+   * The value stored under `key` (a copy), or undefined. O(log n); a read concurrent with the writer
+   * restarts until it sees one consistent version of the leaf.
+   */
+  get(key: Uint8Array | string): Buffer | undefined {
+    const bytes = keyToBytes(key);
+    const value = this.#tryGet(bytes);
+    if (value !== null) return value;
+    const budget = new RestartBudget();
+    for (;;) {
+      budget.spend();
+      const retried = this.#tryGet(bytes);
+      if (retried !== null) return retried;
+    }
+  }
+
+  /** Entries in key order (unsigned bytes) within the bounds; O(log n) to start, O(1) per entry. */
+  range(options?: RangeOptions): IterableIterator<[Buffer, Buffer]> {
+    return new RangeIterator(this.view, parseRangeOptions(options));
+  }
+
+  /** Number of entries. */
+  get count(): number {
+    const { arena, metaPageId } = this.view;
+    return Atomics.load(arena.i32, metaPageId * arena.pageWords + kTreeEntryCount) >>> 0;
+  }
+
+  stats(): TreeStats {
+    const { arena, metaPageId } = this.view;
+    const metaWord = metaPageId * arena.pageWords;
+    const pagesAllocated = arena.pagesAllocated();
+    const pagesFree = Atomics.load(arena.i32, kArenaFreePageCount);
+    return {
+      entries: this.count,
+      height: Atomics.load(arena.i32, metaWord + kTreeHeight),
+      pageSizeBytes: arena.pageSizeBytes,
+      pagesMax: arena.pagesMax,
+      pagesAllocated,
+      pagesFree,
+      pagesInUse: pagesAllocated - pagesFree,
+      overflowPages: Atomics.load(arena.i32, metaWord + kTreeOverflowPageCount),
+      bytesReserved: arena.sab.byteLength,
+      bytesMax: arena.pagesMax * arena.pageSizeBytes,
+    };
+  }
+
+  /** One optimistic attempt: the value, undefined if absent, or null to restart. */
+  #tryGet(key: Uint8Array): Buffer | undefined | null {
+    const view = this.view;
+    const page = view.descend(key, false, false);
+    if (page === restart) return null;
+    const version = view.leafVersion;
+    const count = view.leafCount(page);
+    if (count === restart) return null;
+    const index = view.leafSearch(page, count, key, false);
+    if (index === restart) return null;
+    if (!view.found) return view.validate(page, version) ? undefined : null;
+    const cell = view.leafCell(page, count, index);
+    if (cell === restart) return null;
+    const value = view.copyLeafValue(page, cell);
+    if (value === null || !view.validate(page, version)) return null;
+    return value;
+  }
+}

@@ -1,8 +1,6 @@
 import { LightningError } from './errors.js';
 import { keyBytesMax, valueBytesMax } from './limits.js';
 
-const encoder = new TextEncoder();
-
 /**
  * Three-way comparison of a[aStart, aStart+aLength) with b[bStart, bStart+bLength), as unsigned bytes
  * (memcmp order, shorter prefix first). Plain loop: for short keys it beats subarray + Buffer.compare,
@@ -50,7 +48,8 @@ export function valueToBytes(value: unknown): Uint8Array {
 
 function toBytes(input: unknown, what: string): Uint8Array {
   if (input instanceof Uint8Array) return input;
-  if (typeof input === 'string') return encoder.encode(input);
+  // Buffer.from is about twice as fast as TextEncoder.encode for short strings on Node 20.
+  if (typeof input === 'string') return Buffer.from(input, 'utf8');
   const got = input === null ? 'null' : typeof input;
   throw new LightningError('ERR_BAD_ARGUMENT', `${what} must be a string or Uint8Array, got ${got}`);
 }

@@ -404,14 +404,16 @@ export class BTree extends TreeReader {
     cells.insert(index, source, offset, length, head);
     const count = cells.size;
     assert(count >= 4, 'a full node has at least four cells');
-    const half = cells.bytes() / 2;
-    let split = 0;
-    let leftBytes = 0;
-    while (split < count - 2 && leftBytes + cells.lengths[split]! + slotBytes <= half) {
-      leftBytes += cells.lengths[split]! + slotBytes;
-      split++;
+    let split = this.#edgeSplit(depth, index, count, leaf);
+    if (split === 0) {
+      const half = cells.bytes() / 2;
+      let leftBytes = 0;
+      while (split < count - 2 && leftBytes + cells.lengths[split]! + slotBytes <= half) {
+        leftBytes += cells.lengths[split]! + slotBytes;
+        split++;
+      }
+      if (split === 0) split = 1;
     }
-    if (split === 0) split = 1;
     let separator: Uint8Array;
     if (leaf) {
       const lastLeft = split - 1;
@@ -452,6 +454,26 @@ export class BTree extends TreeReader {
       );
   }
 
+  /**
+   * Where to split a node that overflows at the tree's right (or left) edge: keys loaded in ascending
+   * (descending) order would otherwise leave every node half empty, so the new cell goes alone into
+   * one side and the full side stays full. Returns 0 to split by bytes in the middle.
+   */
+  #edgeSplit(depth: number, index: number, count: number, leaf: boolean): number {
+    const atEnd = index === count - 1;
+    const atStart = index === 0;
+    if (!atEnd && !atStart) return 0;
+    const u8 = this.#arena.u8;
+    for (let d = 0; d < depth; d++) {
+      const pathIndex = this.#pathIndexes[d]!;
+      if (atEnd && pathIndex !== nodeCount(u8, this.#arena.pageOffset(this.#pathPages[d]!))) return 0;
+      if (atStart && pathIndex !== 0) return 0;
+    }
+    // Leaves: left gets [0, split). Interior nodes: cell `split` moves up, so each side keeps a cell.
+    if (atEnd) return leaf ? count - 1 : count - 2;
+    return 1;
+  }
+
   /** Puts a new root above the old one after the old root split. */
   #growRoot(separatorCell: Uint8Array, separatorHead: number, oldRoot: number): void {
     const arena = this.#arena;
@@ -468,52 +490,95 @@ export class BTree extends TreeReader {
   }
 
   /**
-   * After a delete, merges the node at `depth` into a sibling while it is under a quarter full and
-   * the two fit in one page, walking up as parents lose cells. The merged node keeps the right
-   * sibling's page (the parent's pointer to it stays valid) and the left page is freed. Nodes that
-   * cannot merge stay as they are: merging never allocates, so deletes work in a full partition.
+   * After a delete, restores the shape of the path from the leaf at `leafDepth` upwards.
+   *
+   * A node under a quarter full merges with a sibling when the two fit in one page. The merged node
+   * keeps the right sibling's page (the parent's pointer to it stays valid) and the left page is
+   * freed. A node that cannot merge stays as it is. An emptied leaf is not merged but unlinked,
+   * together with any separator-less interior nodes above it that held nothing else, from the first
+   * ancestor that has separators; so no empty leaf survives, even under an interior node left with a
+   * single child by a merge that did not fit. Nothing here allocates, so deletes work in a full
+   * partition.
    */
-  #mergeUpward(startDepth: number): void {
+  #mergeUpward(leafDepth: number): void {
     const arena = this.#arena;
-    for (let depth = startDepth; depth > 0; depth--) {
+    let emptySubtree = nodeCount(arena.u8, arena.pageOffset(this.#pathPages[leafDepth]!)) === 0;
+    let emptyTop = leafDepth;
+    for (let depth = leafDepth; depth > 0; depth--) {
       const u8 = arena.u8;
-      const base = arena.pageOffset(this.#pathPages[depth]!);
-      if (nodeUsedBytes(u8, base, this.#pageSizeBytes) >= this.#underflowBytes) return;
       const parent = this.#pathPages[depth - 1]!;
       const parentBase = arena.pageOffset(parent);
-      const index = this.#pathIndexes[depth - 1]!;
       const parentCount = nodeCount(u8, parentBase);
-      if (parentCount === 0) return;
-      const separatorIndex = index < parentCount ? index : index - 1;
-      const left = this.#childAt(parentBase, separatorIndex);
-      const right = this.#childAt(parentBase, separatorIndex + 1);
-      const leftBase = arena.pageOffset(left);
-      const rightBase = arena.pageOffset(right);
-      const separatorCell = cellAt(u8, parentBase, separatorIndex);
-      const separatorLength = interiorCellSizeAt(u8, separatorCell);
-      const leaf = u8[base + pType] === pageTypeLeaf;
-      const mergedBytes =
-        nodeUsedBytes(u8, leftBase, this.#pageSizeBytes) +
-        nodeUsedBytes(u8, rightBase, this.#pageSizeBytes) +
-        (leaf ? 0 : separatorLength + slotBytes);
-      if (mergedBytes > this.#usableBytes) return;
-      const cells = this.#gatherCells(leftBase);
-      if (!leaf) {
-        // The separator comes down between the halves, pointing at the left node's upper child.
-        const pulledDown = u8.slice(separatorCell, separatorCell + separatorLength);
-        set32(pulledDown, 2, get32(u8, leftBase + pLink));
-        cells.push(pulledDown, 0, separatorLength, slotHeadAt(u8, parentBase, separatorIndex));
+      const index = this.#pathIndexes[depth - 1]!;
+      if (emptySubtree) {
+        if (parentCount === 0) {
+          emptyTop = depth - 1;
+          continue;
+        }
+        this.#unlinkChild(parentBase, parent, index);
+        for (let d = emptyTop; d <= leafDepth; d++) this.#pendingFree.push(this.#pathPages[d]!);
+        emptySubtree = false;
+        continue;
       }
-      this.#gatherCells(rightBase, cells, false);
-      const link = leaf ? 0 : get32(u8, rightBase + pLink);
-      buildNode(this.#scratchLeft, 0, this.#pageSizeBytes, u8[base + pType]!, link, cells, 0, cells.size);
-      this.#lock(parent);
-      this.#lock(left);
-      this.#lock(right);
-      copyPageBody(this.#scratchLeft, u8, rightBase, this.#pageSizeBytes);
-      removeCell(u8, parentBase, separatorIndex, separatorLength);
-      this.#pendingFree.push(left);
+      const base = arena.pageOffset(this.#pathPages[depth]!);
+      if (nodeUsedBytes(u8, base, this.#pageSizeBytes) >= this.#underflowBytes) return;
+      // A parent without separators cannot pair this node with a sibling; let the parent merge instead.
+      if (parentCount === 0) continue;
+      if (!this.#mergeWithSibling(parent, parentBase, index, base)) return;
     }
+  }
+
+  /** Removes child `index` from a locked-on-demand interior node that has at least one separator. */
+  #unlinkChild(parentBase: number, parent: number, index: number): void {
+    const u8 = this.#arena.u8;
+    const count = nodeCount(u8, parentBase);
+    this.#lock(parent);
+    if (index < count) {
+      const cell = cellAt(u8, parentBase, index);
+      removeCell(u8, parentBase, index, interiorCellSizeAt(u8, cell));
+      return;
+    }
+    // The upper child goes: the last cell's child becomes the upper child.
+    const last = cellAt(u8, parentBase, count - 1);
+    set32(u8, parentBase + pLink, get32(u8, last + 2));
+    removeCell(u8, parentBase, count - 1, interiorCellSizeAt(u8, last));
+  }
+
+  /** Merges the node at `base` (child `index` of `parent`) with a sibling if they fit; true if merged. */
+  #mergeWithSibling(parent: number, parentBase: number, index: number, base: number): boolean {
+    const arena = this.#arena;
+    const u8 = arena.u8;
+    const parentCount = nodeCount(u8, parentBase);
+    const separatorIndex = index < parentCount ? index : index - 1;
+    const left = this.#childAt(parentBase, separatorIndex);
+    const right = this.#childAt(parentBase, separatorIndex + 1);
+    const leftBase = arena.pageOffset(left);
+    const rightBase = arena.pageOffset(right);
+    const separatorCell = cellAt(u8, parentBase, separatorIndex);
+    const separatorLength = interiorCellSizeAt(u8, separatorCell);
+    const leaf = u8[base + pType] === pageTypeLeaf;
+    const mergedBytes =
+      nodeUsedBytes(u8, leftBase, this.#pageSizeBytes) +
+      nodeUsedBytes(u8, rightBase, this.#pageSizeBytes) +
+      (leaf ? 0 : separatorLength + slotBytes);
+    if (mergedBytes > this.#usableBytes) return false;
+    const cells = this.#gatherCells(leftBase);
+    if (!leaf) {
+      // The separator comes down between the halves, pointing at the left node's upper child.
+      const pulledDown = u8.slice(separatorCell, separatorCell + separatorLength);
+      set32(pulledDown, 2, get32(u8, leftBase + pLink));
+      cells.push(pulledDown, 0, separatorLength, slotHeadAt(u8, parentBase, separatorIndex));
+    }
+    this.#gatherCells(rightBase, cells, false);
+    const link = leaf ? 0 : get32(u8, rightBase + pLink);
+    buildNode(this.#scratchLeft, 0, this.#pageSizeBytes, u8[base + pType]!, link, cells, 0, cells.size);
+    this.#lock(parent);
+    this.#lock(left);
+    this.#lock(right);
+    copyPageBody(this.#scratchLeft, u8, rightBase, this.#pageSizeBytes);
+    removeCell(u8, parentBase, separatorIndex, separatorLength);
+    this.#pendingFree.push(left);
+    return true;
   }
 
   /** Replaces an interior root that has no separator left by its only child. */

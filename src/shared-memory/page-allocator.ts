@@ -38,15 +38,18 @@ export class PageAllocator {
    * change anything, so that a full partition fails an operation whole instead of half-way.
    */
   reserve(pageCount: number): void {
+    const arena = this.#arena;
     const available = this.pagesAvailable();
     if (pageCount > available) {
-      const arena = this.#arena;
       throw new LightningError(
         'ERR_PARTITION_FULL',
         `partition is full: the operation needs up to ${pageCount} pages, ${available} of ${arena.pagesMax} ` +
           `(${arena.pagesMax * arena.pageSizeBytes} bytes) are left; raise maxBytes or delete data`,
       );
     }
+    // Grow the buffer now, so that allocate() cannot fail half-way through a change.
+    const newPages = Math.max(0, pageCount - this.freePageCount());
+    if (newPages > 0) this.#growToHold(arena.pagesAllocated() + newPages - 1);
   }
 
   /**
@@ -63,8 +66,11 @@ export class PageAllocator {
       return head;
     }
     const pageId = arena.pagesAllocated();
-    assert(pageId < arena.pagesMax, 'allocate() without a successful reserve()');
-    this.#growToHold(pageId);
+    assert(
+      pageId < arena.pagesMax && arena.pageOffset(pageId + 1) <= arena.sab.byteLength,
+      'allocate() without a successful reserve()',
+    );
+    arena.refreshViews();
     Atomics.store(arena.i32, kArenaPagesAllocated, pageId + 1);
     return pageId;
   }
@@ -85,14 +91,25 @@ export class PageAllocator {
     Atomics.add(arena.i32, kArenaFreePageCount, 1);
   }
 
-  /** Grows the buffer (doubling, capped at the maximum) so that `pageId` lies inside it. */
+  /**
+   * Grows the buffer (doubling, capped at the maximum) so that `pageId` lies inside it. The operating
+   * system refusing the memory is reported as a full partition, before anything has changed.
+   */
   #growToHold(pageId: number): void {
     const arena = this.#arena;
     const neededBytes = arena.pageOffset(pageId + 1);
     const sab = arena.sab;
     if (neededBytes > sab.byteLength) {
       const maxBytes = arena.pagesMax * arena.pageSizeBytes;
-      sab.grow(Math.min(maxBytes, Math.max(neededBytes, sab.byteLength * 2)));
+      try {
+        sab.grow(Math.min(maxBytes, Math.max(neededBytes, sab.byteLength * 2)));
+      } catch (error) {
+        throw new LightningError(
+          'ERR_PARTITION_FULL',
+          `could not grow the partition's buffer to ${neededBytes} bytes: ${String(error)}`,
+          { cause: error },
+        );
+      }
     }
     arena.refreshViews();
   }

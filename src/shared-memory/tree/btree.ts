@@ -118,7 +118,7 @@ export class BTree extends TreeReader {
     const keyBytes = keyToBytes(key);
     const valueBytes = valueToBytes(value);
     this.#assertWritable();
-    const overflow = leafCellBytes(0, keyBytes.length, valueBytes.length) > this.#cellBytesMax;
+    const overflow = this.#needsOverflow(keyBytes, valueBytes);
     const overflowPages = overflow ? overflowPagesFor(valueBytes.length, this.#pageSizeBytes) : 0;
     // Worst case: the chain, a split at every level, and a new root.
     this.#allocator.reserve(overflowPages + this.#height() + 1);
@@ -130,6 +130,49 @@ export class BTree extends TreeReader {
     const keyBytes = keyToBytes(key);
     this.#assertWritable();
     return this.#write(() => this.#delete(keyBytes));
+  }
+
+  /**
+   * Applies puts (value given) and deletes (value null) as one change: the pages every entry could
+   * need are reserved first, so a full partition fails the whole batch before anything changes, and
+   * every latch is held until the last entry is in, so a reader sees each page before or after the
+   * batch, never between two of its entries. Later entries win over earlier ones for the same key.
+   */
+  applyBatch(entries: readonly { key: Uint8Array | string; value: Uint8Array | string | null }[]): void {
+    if (!Array.isArray(entries)) throw new LightningError('ERR_BAD_ARGUMENT', 'a batch must be an array');
+    const keys: Uint8Array[] = [];
+    const values: (Uint8Array | null)[] = [];
+    let puts = 0;
+    let overflowPages = 0;
+    for (const entry of entries) {
+      if (typeof entry !== 'object' || entry === null) {
+        throw new LightningError('ERR_BAD_ARGUMENT', 'a batch entry must be an object');
+      }
+      keys.push(keyToBytes(entry.key));
+      const value = entry.value === null ? null : valueToBytes(entry.value);
+      values.push(value);
+      if (value !== null) {
+        puts++;
+        if (this.#needsOverflow(keys[keys.length - 1]!, value)) {
+          overflowPages += overflowPagesFor(value.length, this.#pageSizeBytes);
+        }
+      }
+    }
+    this.#assertWritable();
+    // Each put may split every level; the tree can grow by at most log2(puts) levels meanwhile.
+    const levelsPerPut = this.#height() + 1 + Math.ceil(Math.log2(puts + 1));
+    this.#allocator.reserve(overflowPages + puts * levelsPerPut);
+    this.#write(() => {
+      for (let i = 0; i < keys.length; i++) {
+        const value = values[i]!;
+        if (value === null) this.#delete(keys[i]!);
+        else this.#put(keys[i]!, value, this.#needsOverflow(keys[i]!, value));
+      }
+    });
+  }
+
+  #needsOverflow(key: Uint8Array, value: Uint8Array): boolean {
+    return leafCellBytes(0, key.length, value.length) > this.#cellBytesMax;
   }
 
   #put(key: Uint8Array, value: Uint8Array, overflow: boolean): boolean {
@@ -202,7 +245,14 @@ export class BTree extends TreeReader {
     versions.length = 0;
     for (const page of this.#pendingFree) this.#allocator.free(page);
     this.#pendingFree.length = 0;
-    if (this.#checkEveryWrite && this.#failure === null) checkTree(this);
+    if (this.#checkEveryWrite && this.#failure === null) {
+      try {
+        checkTree(this);
+      } catch (error) {
+        this.#failure = error;
+        throw error;
+      }
+    }
   }
 
   #assertWritable(): void {

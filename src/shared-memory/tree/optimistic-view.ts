@@ -204,7 +204,7 @@ export class OptimisticView {
    * Copies the value of a leaf cell, following its overflow chain if it has one; null if anything
    * read is impossible (the caller restarts after validating the leaf).
    */
-  copyLeafValue(page: number, cell: number): Buffer | null {
+  copyLeafValue(page: number, version: number, cell: number): Buffer | null {
     const arena = this.arena;
     let u8 = arena.u8;
     const flags = u8[cell]!;
@@ -218,6 +218,8 @@ export class OptimisticView {
       return out;
     }
     if (valueStart + 4 > pageEnd || valueLength > valueBytesMax) return null;
+    // A length read from a page that has since changed may be garbage: check before allocating it.
+    if (!this.validate(page, version)) return null;
     const chunkMax = this.#pageSizeBytes - pageHeaderBytes;
     const hopsMax = Math.ceil(valueLength / chunkMax);
     const out = Buffer.allocUnsafe(valueLength);

@@ -3,6 +3,11 @@ import { type OptimisticView, RestartBudget, restart } from './optimistic-view.j
 import type { RangeBounds } from './range-options.js';
 
 const emptyKey = new Uint8Array(0);
+/**
+ * Bytes of keys and values one step copies before it stops mid-leaf: a leaf can point to hundreds of
+ * large overflow values, and a step that had to copy them all at once would need gigabytes.
+ */
+const batchBytesMax = 1 << 20;
 
 /**
  * A sorted scan over one tree, forward or reverse, read one leaf at a time.
@@ -89,6 +94,7 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
     if (index === restart) return null;
     const { upper, upperInclusive } = this.#bounds;
     const batch: [Buffer, Buffer][] = [];
+    let batchBytes = 0;
     let reachedEnd = false;
     for (; index < count && batch.length < this.#remaining; index++) {
       const cell = view.leafCell(page, count, index);
@@ -102,13 +108,19 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
           break;
         }
       }
-      const value = view.copyLeafValue(page, cell);
+      const value = view.copyLeafValue(page, version, cell);
       if (value === null) return null;
       batch.push([key, value]);
+      batchBytes += key.length + value.length;
+      if (batchBytes >= batchBytesMax) break;
     }
     const fence = view.upperFence;
     if (!view.validate(page, version)) return null;
-    if (reachedEnd || fence === null) {
+    if (!reachedEnd && index + 1 < count && batchBytes >= batchBytesMax) {
+      // Stopped mid-leaf: resume just after the last key returned.
+      this.#cursor = batch[batch.length - 1]![0];
+      this.#cursorExclusive = true;
+    } else if (reachedEnd || fence === null) {
       this.#finished = true;
     } else {
       this.#cursor = fence;
@@ -132,6 +144,7 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
     index--;
     const { lower, lowerInclusive } = this.#bounds;
     const batch: [Buffer, Buffer][] = [];
+    let batchBytes = 0;
     let reachedEnd = false;
     for (; index >= 0 && batch.length < this.#remaining; index--) {
       const cell = view.leafCell(page, count, index);
@@ -145,13 +158,19 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
           break;
         }
       }
-      const value = view.copyLeafValue(page, cell);
+      const value = view.copyLeafValue(page, version, cell);
       if (value === null) return null;
       batch.push([key, value]);
+      batchBytes += key.length + value.length;
+      if (batchBytes >= batchBytesMax) break;
     }
     const fence = view.lowerFence;
     if (!view.validate(page, version)) return null;
-    if (reachedEnd || fence === null) {
+    if (!reachedEnd && index > 0 && batchBytes >= batchBytesMax) {
+      // Stopped mid-leaf: resume just before the last key returned.
+      this.#cursor = batch[batch.length - 1]![0];
+      this.#cursorExclusive = true;
+    } else if (reachedEnd || fence === null) {
       this.#finished = true;
     } else {
       this.#cursor = fence;

@@ -54,13 +54,16 @@ export function parseRangeOptions(options: RangeOptions | undefined): RangeBound
   if (typeof reverse !== 'boolean') {
     throw new LightningError('ERR_BAD_ARGUMENT', 'range option reverse must be a boolean');
   }
-  const lowerRaw = options.gte ?? options.gt;
-  const upperRaw = options.lte ?? options.lt;
+  // Explicit undefined checks: `null` is a bad bound, not a missing one.
+  const lowerInclusive = options.gte !== undefined;
+  const upperInclusive = options.lte !== undefined;
+  const lowerRaw = lowerInclusive ? options.gte : options.gt;
+  const upperRaw = upperInclusive ? options.lte : options.lt;
   return {
-    lower: lowerRaw === undefined ? null : keyToBytes(lowerRaw, options.gte !== undefined ? 'gte' : 'gt'),
-    lowerInclusive: options.gte !== undefined,
-    upper: upperRaw === undefined ? null : keyToBytes(upperRaw, options.lte !== undefined ? 'lte' : 'lt'),
-    upperInclusive: options.lte !== undefined,
+    lower: lowerRaw === undefined ? null : keyToBytes(lowerRaw, lowerInclusive ? 'gte' : 'gt'),
+    lowerInclusive,
+    upper: upperRaw === undefined ? null : keyToBytes(upperRaw, upperInclusive ? 'lte' : 'lt'),
+    upperInclusive,
     reverse,
     limit,
   };

@@ -106,7 +106,7 @@ export class TreeReader {
     if (!view.found) return view.validate(page, version) ? undefined : null;
     const cell = view.leafCell(page, count, index);
     if (cell === restart) return null;
-    const value = view.copyLeafValue(page, cell);
+    const value = view.copyLeafValue(page, version, cell);
     if (value === null || !view.validate(page, version)) return null;
     return value;
   }

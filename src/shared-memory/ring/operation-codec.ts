@@ -1,0 +1,153 @@
+import { assert } from '../assert.js';
+
+/**
+ * Encoding of write operations in command-ring records. Little-endian.
+ *
+ *   put:   kind u8 (1) | 0 u8 | partition u16 | key length u16 | value length u32 | key | value
+ *   del:   kind u8 (2) | 0 u8 | partition u16 | key length u16 | key
+ *   batch: kind u8 (3) | 0 u8 | partition u16 | entry count u32 | entries
+ *          entry: kind u8 (1 put, 2 del) | key length u16 | value length u32 | key | value
+ *
+ * A batch is applied by its partition's owner as one atomic change.
+ */
+export const operationPut = 1;
+export const operationDel = 2;
+export const operationBatch = 3;
+
+export interface BatchEntry {
+  kind: typeof operationPut | typeof operationDel;
+  key: Uint8Array;
+  value: Uint8Array | null;
+}
+
+export function putEncodedBytes(key: Uint8Array, value: Uint8Array): number {
+  return 10 + key.length + value.length;
+}
+
+export function delEncodedBytes(key: Uint8Array): number {
+  return 6 + key.length;
+}
+
+export function batchEncodedBytes(entries: readonly BatchEntry[]): number {
+  let bytes = 8;
+  for (const entry of entries) bytes += 7 + entry.key.length + (entry.value?.length ?? 0);
+  return bytes;
+}
+
+export function encodePut(
+  u8: Uint8Array,
+  at: number,
+  partition: number,
+  key: Uint8Array,
+  value: Uint8Array,
+): void {
+  u8[at] = operationPut;
+  u8[at + 1] = 0;
+  write16(u8, at + 2, partition);
+  write16(u8, at + 4, key.length);
+  write32(u8, at + 6, value.length);
+  u8.set(key, at + 10);
+  u8.set(value, at + 10 + key.length);
+}
+
+export function encodeDel(u8: Uint8Array, at: number, partition: number, key: Uint8Array): void {
+  u8[at] = operationDel;
+  u8[at + 1] = 0;
+  write16(u8, at + 2, partition);
+  write16(u8, at + 4, key.length);
+  u8.set(key, at + 6);
+}
+
+export function encodeBatch(
+  u8: Uint8Array,
+  at: number,
+  partition: number,
+  entries: readonly BatchEntry[],
+): void {
+  u8[at] = operationBatch;
+  u8[at + 1] = 0;
+  write16(u8, at + 2, partition);
+  write32(u8, at + 4, entries.length);
+  let offset = at + 8;
+  for (const entry of entries) {
+    const valueBytes = entry.value?.length ?? 0;
+    u8[offset] = entry.kind;
+    write16(u8, offset + 1, entry.key.length);
+    write32(u8, offset + 3, valueBytes);
+    u8.set(entry.key, offset + 7);
+    if (entry.value !== null) u8.set(entry.value, offset + 7 + entry.key.length);
+    offset += 7 + entry.key.length + valueBytes;
+  }
+}
+
+/** A decoded operation; keys and values are views into the buffer it was decoded from. */
+export interface DecodedOperation {
+  kind: number;
+  partition: number;
+  entries: BatchEntry[];
+}
+
+/**
+ * Decodes one operation. The owner trusts its rings (they are written by this library only), but
+ * every length is still checked against `end`, so a bug shows up as an assertion, not as garbage.
+ */
+export function decodeOperation(u8: Uint8Array, at: number, end: number): DecodedOperation {
+  const kind = u8[at]!;
+  const partition = read16(u8, at + 2);
+  if (kind === operationPut) {
+    const keyBytes = read16(u8, at + 4);
+    const valueBytes = read32(u8, at + 6);
+    assert(at + 10 + keyBytes + valueBytes <= end, 'put fits its record');
+    const key = u8.subarray(at + 10, at + 10 + keyBytes);
+    const value = u8.subarray(at + 10 + keyBytes, at + 10 + keyBytes + valueBytes);
+    return { kind, partition, entries: [{ kind: operationPut, key, value }] };
+  }
+  if (kind === operationDel) {
+    const keyBytes = read16(u8, at + 4);
+    assert(at + 6 + keyBytes <= end, 'del fits its record');
+    return {
+      kind,
+      partition,
+      entries: [{ kind: operationDel, key: u8.subarray(at + 6, at + 6 + keyBytes), value: null }],
+    };
+  }
+  assert(kind === operationBatch, `known operation kind (got ${kind})`);
+  const count = read32(u8, at + 4);
+  const entries: BatchEntry[] = [];
+  let offset = at + 8;
+  for (let i = 0; i < count; i++) {
+    const entryKind = u8[offset]!;
+    const keyBytes = read16(u8, offset + 1);
+    const valueBytes = read32(u8, offset + 3);
+    assert(entryKind === operationPut || entryKind === operationDel, 'known batch entry kind');
+    assert(offset + 7 + keyBytes + valueBytes <= end, 'batch entry fits its record');
+    const key = u8.subarray(offset + 7, offset + 7 + keyBytes);
+    const value =
+      entryKind === operationPut
+        ? u8.subarray(offset + 7 + keyBytes, offset + 7 + keyBytes + valueBytes)
+        : null;
+    entries.push({ kind: entryKind, key, value });
+    offset += 7 + keyBytes + valueBytes;
+  }
+  return { kind, partition, entries };
+}
+
+function write16(u8: Uint8Array, at: number, value: number): void {
+  u8[at] = value;
+  u8[at + 1] = value >>> 8;
+}
+
+function write32(u8: Uint8Array, at: number, value: number): void {
+  u8[at] = value;
+  u8[at + 1] = value >>> 8;
+  u8[at + 2] = value >>> 16;
+  u8[at + 3] = value >>> 24;
+}
+
+function read16(u8: Uint8Array, at: number): number {
+  return u8[at]! | (u8[at + 1]! << 8);
+}
+
+function read32(u8: Uint8Array, at: number): number {
+  return (u8[at]! | (u8[at + 1]! << 8) | (u8[at + 2]! << 16) | (u8[at + 3]! << 24)) >>> 0;
+}

@@ -1,0 +1,48 @@
+/**
+ * Layout of a command ring: one SharedArrayBuffer carrying encoded operations from one producer
+ * thread to one partition-owner worker, and their completion back. Int32 word indices for the header;
+ * the record area and the status area follow it.
+ *
+ * Offsets and sequence numbers are 32-bit counters that wrap; they are only ever compared by
+ * difference (`(a - b) | 0`), so wrapping is harmless as long as fewer than 2^31 are in flight.
+ */
+export const ringMagic = 0x52_49_4e_47; // "RING"
+export const ringFormatVersion = 1;
+
+export const kRingMagic = 0;
+export const kRingFormatVersion = 1;
+export const kRingCapacityBytes = 2;
+export const kRingStatusSlots = 3;
+/** FNV-1a over the four static fields above. */
+export const kRingChecksum = 4;
+/** Bytes the producer has written (wrapping). Written by the producer only. */
+export const kRingWriteOffset = 5;
+/** Bytes the owner has consumed (wrapping). Written by the owner only. */
+export const kRingReadOffset = 6;
+/** Sequence number of the last operation the owner has applied. The producer waits on this word. */
+export const kRingCompletedSeq = 7;
+export const kRingFieldCount = 8;
+
+export const ringHeaderBytes = 64;
+/** Record area: a power of two, so offsets map to positions with a mask. */
+export const ringCapacityBytesDefault = 1 << 20;
+/** Operations in flight per ring: each has a status byte at `seq & (statusSlots - 1)`. */
+export const ringStatusSlotsDefault = 1 << 16;
+/** Records are 8-byte aligned, so the space left before the end of the ring always fits a padding header. */
+export const ringRecordAlignBytes = 8;
+/** Record header: total length u32 (including the header), record type u8, three reserved bytes. */
+export const ringRecordHeaderBytes = 8;
+/** Largest record; a larger operation is sent as fragments. A quarter keeps the ring flowing. */
+export function ringRecordBytesMax(capacityBytes: number): number {
+  return capacityBytes >>> 2;
+}
+
+export const recordTypePadding = 0;
+export const recordTypeOperation = 1;
+/** A piece of an operation too large for one record: total length u32, then bytes. */
+export const recordTypeFragment = 2;
+
+/** Completion status of one operation, in the status area. */
+export const statusOk = 0;
+export const statusPartitionFull = 1;
+export const statusInternalError = 2;

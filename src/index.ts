@@ -5,6 +5,17 @@
  * any thread while its owner writes. The database API of the design (`open`, partitions owned by
  * worker threads, durability, transactions) is built on top of it.
  */
+
+export { attach } from './main/attach.js';
+export {
+  type BatchOperation,
+  Database,
+  type DatabaseStats,
+  type WorkerStats,
+} from './main/database.js';
+export type { DatabaseHandle } from './main/database-handle.js';
+export { open } from './main/open.js';
+export type { Durability, OpenOptions } from './main/open-options.js';
 export {
   BTree,
   type BTreeOptions,

@@ -229,6 +229,8 @@ export class RingConsumer {
   /** Frees the space of every record consumed so far. */
   release(): void {
     Atomics.store(this.ring.i32, kRingReadOffset, this.#read);
+    // A producer blocked on space (e.g. mid-way through a fragmented operation) waits on this word.
+    Atomics.notify(this.ring.i32, kRingReadOffset);
   }
 
   /** Records the status of operation `seq` and publishes completion of every operation up to it. */

@@ -144,10 +144,10 @@ function write32(u8: Uint8Array, at: number, value: number): void {
   u8[at + 3] = value >>> 24;
 }
 
-function read16(u8: Uint8Array, at: number): number {
+export function read16(u8: Uint8Array, at: number): number {
   return u8[at]! | (u8[at + 1]! << 8);
 }
 
-function read32(u8: Uint8Array, at: number): number {
+export function read32(u8: Uint8Array, at: number): number {
   return (u8[at]! | (u8[at + 1]! << 8) | (u8[at + 2]! << 16) | (u8[at + 3]! << 24)) >>> 0;
 }

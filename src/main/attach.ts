@@ -1,0 +1,41 @@
+import {
+  attachControlBlock,
+  CommandRing,
+  kDatabaseSlots,
+  kWorkerFieldCount,
+  TreeReader,
+} from '../shared-memory/index.js';
+import { Database } from './database.js';
+import { assertDatabaseHandle } from './database-handle.js';
+import { KeepAlive } from './keep-alive.js';
+import { createPartitionRouter } from './partition-router.js';
+import { claimThreadSlot, releaseThreadSlot } from './thread-slots.js';
+import { WriteChannel } from './write-channel.js';
+
+/**
+ * Gives another thread (an app's worker) its own Database over the same memory: synchronous reads
+ * from the partitions' shared buffers, writes through rings of its own to the same owner workers.
+ * `close()` on it releases this thread's slot; the workers keep running for the other threads.
+ */
+export async function attach(handle: unknown): Promise<Database> {
+  assertDatabaseHandle(handle);
+  const databaseControl = attachControlBlock(handle.databaseControl, kDatabaseSlots + handle.threadsMax);
+  const controls = handle.workerControls.map((sab) => attachControlBlock(sab, kWorkerFieldCount));
+  const readers = handle.trees.map((tree) => TreeReader.attach(tree));
+  const router = await createPartitionRouter(handle.partitions);
+  const slot = claimThreadSlot(databaseControl, handle.threadsMax);
+  const keepAlive = new KeepAlive();
+  const channels = handle.rings.map(
+    (perWorker, worker) =>
+      new WriteChannel(CommandRing.attach(perWorker[slot]), controls[worker]!, keepAlive),
+  );
+  return new Database({
+    handle,
+    router,
+    readers,
+    channels,
+    workerControls: controls,
+    databaseControl,
+    release: async () => releaseThreadSlot(databaseControl, slot),
+  });
+}

@@ -1,0 +1,91 @@
+import { LightningError, pageSizeBytesDefault, partitionBytesDefault } from '../shared-memory/index.js';
+import type { FailpointSpec } from '../workers/failpoints.js';
+
+export type Durability = 'sync' | 'relaxed' | 'none';
+
+export interface OpenOptions {
+  /** Partitions, fixed when the database is created. Default 16; 1 to 4,096. */
+  partitions?: number;
+  /** Partition-owner worker threads for this open: a count, or 'auto' (one per CPU, at most one per partition). */
+  workers?: number | 'auto';
+  /** With workers 'auto': this many workers on each NUMA node. */
+  workersPerNode?: number;
+  /** Accepted for the durability modes of the write-ahead log; this release keeps data in memory only. */
+  durability?: Durability;
+  /** Page size of every partition's tree. Default 4 KiB. */
+  pageSizeBytes?: number;
+  /** Most bytes one partition's shared memory may grow to. Default 1 GiB. */
+  partitionBytesMax?: number;
+  /** Threads that may use the database at once: the opening thread plus attached workers. Default 8. */
+  threadsMax?: number;
+  /** Testing only: named fail-points in the owner workers, e.g. { 'owner.apply': 'crash-after:100' }. */
+  failpoints?: FailpointSpec;
+}
+
+export interface ResolvedOptions {
+  partitions: number | undefined;
+  workers: number | 'auto';
+  workersPerNode: number | undefined;
+  durability: Durability;
+  pageSizeBytes: number;
+  partitionBytesMax: number;
+  threadsMax: number;
+  failpoints: FailpointSpec | undefined;
+}
+
+export const partitionsDefault = 16;
+export const partitionsMax = 4096;
+export const threadsMaxDefault = 8;
+export const threadsMaxLimit = 64;
+const durabilities: readonly Durability[] = ['sync', 'relaxed', 'none'];
+
+function bad(message: string): LightningError {
+  return new LightningError('ERR_BAD_ARGUMENT', message);
+}
+
+function integerIn(value: unknown, name: string, min: number, max: number): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw bad(
+      `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value) ?? String(value)}`,
+    );
+  }
+  return value;
+}
+
+/** Checks the options of `open()`; throws ERR_BAD_ARGUMENT naming the first bad one. */
+export function resolveOpenOptions(options: unknown): ResolvedOptions {
+  if (options === undefined) options = {};
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    throw bad('options must be an object');
+  const o = options as OpenOptions;
+  const durability = o.durability ?? 'sync';
+  if (!durabilities.includes(durability)) {
+    throw bad(`durability must be one of ${durabilities.join(', ')}, got ${JSON.stringify(durability)}`);
+  }
+  const workers = o.workers ?? 'auto';
+  if (workers !== 'auto') integerIn(workers, 'workers', 1, 1024);
+  if (o.failpoints !== undefined && (typeof o.failpoints !== 'object' || o.failpoints === null)) {
+    throw bad('failpoints must be an object');
+  }
+  return {
+    partitions:
+      o.partitions === undefined ? undefined : integerIn(o.partitions, 'partitions', 1, partitionsMax),
+    workers,
+    workersPerNode:
+      o.workersPerNode === undefined ? undefined : integerIn(o.workersPerNode, 'workersPerNode', 1, 1024),
+    durability,
+    pageSizeBytes:
+      o.pageSizeBytes === undefined
+        ? pageSizeBytesDefault
+        : integerIn(o.pageSizeBytes, 'pageSizeBytes', 0, 1 << 20),
+    partitionBytesMax:
+      o.partitionBytesMax === undefined
+        ? partitionBytesDefault
+        : integerIn(o.partitionBytesMax, 'partitionBytesMax', 0, 2 ** 31),
+    threadsMax:
+      o.threadsMax === undefined
+        ? threadsMaxDefault
+        : integerIn(o.threadsMax, 'threadsMax', 1, threadsMaxLimit),
+    failpoints: o.failpoints,
+  };
+}

@@ -1,0 +1,113 @@
+import { resolve } from 'node:path';
+import { planWorkers, readTopology } from '../numa/index.js';
+import {
+  CommandRing,
+  createControlBlock,
+  databaseStateClosed,
+  kDatabaseSlots,
+  kDatabaseState,
+  kWorkerFieldCount,
+  LightningError,
+  TreeReader,
+} from '../shared-memory/index.js';
+import { metadataFormatVersion, readMetadata, writeMetadata } from '../storage/database-metadata.js';
+import { Database } from './database.js';
+import { type DatabaseHandle, databaseHandleFormatVersion } from './database-handle.js';
+import { KeepAlive } from './keep-alive.js';
+import { type OpenOptions, partitionsDefault, resolveOpenOptions } from './open-options.js';
+import { createPartitionRouter } from './partition-router.js';
+import { claimThreadSlot, releaseThreadSlot } from './thread-slots.js';
+import { WorkerPool } from './worker-pool.js';
+import { WriteChannel } from './write-channel.js';
+
+/**
+ * Opens (creating if needed) the database in directory `path`: starts the partition-owner workers,
+ * which allocate their partitions' memory, and returns the Database for this thread.
+ *
+ * The partition count is fixed when the database is created and recorded in the directory; reopening
+ * with a different `partitions` is ERR_BAD_ARGUMENT. This release keeps the data in memory only: the
+ * directory holds the metadata, not yet the data, so a reopened database starts empty.
+ */
+export async function open(path: string, options?: OpenOptions): Promise<Database> {
+  if (typeof path !== 'string' || path.length === 0) {
+    throw new LightningError('ERR_BAD_ARGUMENT', 'path must be a non-empty string');
+  }
+  const resolved = resolveOpenOptions(options);
+  const directory = resolve(path);
+  const existing = await readMetadata(directory);
+  if (existing !== null && resolved.partitions !== undefined && resolved.partitions !== existing.partitions) {
+    throw new LightningError(
+      'ERR_BAD_ARGUMENT',
+      `${directory} was created with ${existing.partitions} partitions; it cannot be opened with ${resolved.partitions}`,
+    );
+  }
+  const partitions = existing?.partitions ?? resolved.partitions ?? partitionsDefault;
+  if (existing === null) {
+    await writeMetadata(directory, {
+      format: 'lightning-db',
+      formatVersion: metadataFormatVersion,
+      partitions,
+      hash: 'xxh64',
+      createdAt: new Date().toISOString(),
+    });
+  }
+
+  let plan: ReturnType<typeof planWorkers>;
+  try {
+    plan = planWorkers(readTopology(), {
+      workers: resolved.workers,
+      ...(resolved.workersPerNode === undefined ? {} : { workersPerNode: resolved.workersPerNode }),
+      partitions,
+    });
+  } catch (error) {
+    throw new LightningError('ERR_BAD_ARGUMENT', (error as Error).message, { cause: error });
+  }
+  const workerCount = plan.workers.length;
+  const controls = plan.workers.map(() => createControlBlock(kWorkerFieldCount));
+  const rings = plan.workers.map(() =>
+    Array.from({ length: resolved.threadsMax }, () => CommandRing.create()),
+  );
+  const databaseControl = createControlBlock(kDatabaseSlots + resolved.threadsMax);
+  const router = await createPartitionRouter(partitions);
+  const { pool, trees } = await WorkerPool.start(plan, partitions, resolved, rings, controls);
+
+  const partitionWorkers: number[] = new Array(partitions);
+  for (const planned of plan.workers)
+    for (const partition of planned.partitions) partitionWorkers[partition] = planned.index;
+  const handle: DatabaseHandle = {
+    kind: 'lightning-db/database',
+    formatVersion: databaseHandleFormatVersion,
+    path: directory,
+    partitions,
+    durability: resolved.durability,
+    threadsMax: resolved.threadsMax,
+    partitionWorkers,
+    trees,
+    workerControls: controls.map((control) => control.buffer as SharedArrayBuffer),
+    rings: rings.map((perWorker) => perWorker.map((ring) => ring.sab)),
+    databaseControl: databaseControl.buffer as SharedArrayBuffer,
+  };
+  const slot = claimThreadSlot(databaseControl, resolved.threadsMax);
+  const keepAlive = new KeepAlive();
+  const channels = Array.from(
+    { length: workerCount },
+    (_, worker) => new WriteChannel(rings[worker]![slot]!, controls[worker]!, keepAlive),
+  );
+  return new Database({
+    handle,
+    router,
+    readers: trees.map((tree) => TreeReader.attach(tree)),
+    channels,
+    workerControls: controls,
+    databaseControl,
+    release: async () => {
+      markClosed(databaseControl);
+      await pool.stop();
+      releaseThreadSlot(databaseControl, slot);
+    },
+  });
+}
+
+function markClosed(databaseControl: Int32Array): void {
+  Atomics.store(databaseControl, kDatabaseState, databaseStateClosed);
+}

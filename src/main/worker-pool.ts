@@ -1,0 +1,139 @@
+import type { Worker } from 'node:worker_threads';
+import * as Comlink from 'comlink';
+import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import type { WorkerPlan } from '../numa/index.js';
+import {
+  type CommandRing,
+  kWorkerState,
+  type TreeHandle,
+  workerStateCrashed,
+  workerStateStopped,
+} from '../shared-memory/index.js';
+import { kRingCompletedSeq, kRingReadOffset } from '../shared-memory/ring/ring-layout.js';
+import type { OwnerApi } from '../workers/owner-protocol.js';
+import type { ResolvedOptions } from './open-options.js';
+import { startOwnerWorker } from './owner-worker-start.js';
+
+interface OwnerWorker {
+  thread: Worker;
+  api: Comlink.Remote<OwnerApi>;
+  control: Int32Array;
+  rings: CommandRing[];
+}
+
+/**
+ * The partition-owner workers of a database opened by this thread: starts them, notices when one dies,
+ * and stops them. A dead owner is marked crashed in its control block and every ring it served is
+ * woken, so writers on every thread fail their pending writes instead of waiting forever.
+ */
+export class WorkerPool {
+  readonly #workers: OwnerWorker[];
+  #stopping = false;
+
+  private constructor(workers: OwnerWorker[]) {
+    this.#workers = workers;
+  }
+
+  /** Starts one worker per planned worker; resolves with the tree handle of every partition. */
+  static async start(
+    plan: WorkerPlan,
+    partitions: number,
+    options: ResolvedOptions,
+    rings: CommandRing[][],
+    controls: Int32Array[],
+  ): Promise<{ pool: WorkerPool; trees: TreeHandle[] }> {
+    const workers: OwnerWorker[] = plan.workers.map((planned) => {
+      const thread = startOwnerWorker();
+      return {
+        thread,
+        api: Comlink.wrap<OwnerApi>(nodeEndpoint(thread)),
+        control: controls[planned.index]!,
+        rings: rings[planned.index]!,
+      };
+    });
+    const pool = new WorkerPool(workers);
+    workers.forEach((worker, index) => pool.#watch(worker, index));
+    const trees: TreeHandle[] = new Array(partitions);
+    try {
+      await Promise.all(
+        plan.workers.map(async (planned) => {
+          const worker = workers[planned.index]!;
+          const handles = await Promise.race([
+            worker.api.start({
+              workerIndex: planned.index,
+              partitions: planned.partitions,
+              pageSizeBytes: options.pageSizeBytes,
+              partitionBytesMax: options.partitionBytesMax,
+              rings: worker.rings.map((ring) => ring.sab),
+              control: worker.control.buffer as SharedArrayBuffer,
+              failpoints: options.failpoints,
+            }),
+            pool.#exited(worker),
+          ]);
+          planned.partitions.forEach((partition, i) => {
+            trees[partition] = handles[i]!;
+          });
+        }),
+      );
+    } catch (error) {
+      await pool.stop();
+      throw error;
+    }
+    // An open database must not keep the process alive by itself; writes in flight do (KeepAlive).
+    for (const worker of workers) worker.thread.unref();
+    return { pool, trees };
+  }
+
+  /** Lets every worker apply what it was sent, then ends the threads. */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    await Promise.all(
+      this.#workers.map(async (worker) => {
+        worker.thread.ref();
+        if (Atomics.load(worker.control, kWorkerState) !== workerStateCrashed) {
+          try {
+            await Promise.race([worker.api.shutdown(), this.#exited(worker)]);
+          } catch {
+            // A worker that died meanwhile has nothing left to apply.
+          }
+        }
+        Atomics.store(worker.control, kWorkerState, workerStateStopped);
+        wakeRings(worker.rings);
+        worker.api[Comlink.releaseProxy]();
+        await worker.thread.terminate();
+      }),
+    );
+  }
+
+  #watch(worker: OwnerWorker, index: number): void {
+    const crashed = (reason: string): void => {
+      if (this.#stopping) return;
+      if (Atomics.load(worker.control, kWorkerState) === workerStateCrashed) return;
+      Atomics.store(worker.control, kWorkerState, workerStateCrashed);
+      wakeRings(worker.rings);
+      console.error(
+        `lightning-db: partition-owner worker ${index} died (${reason}); its partitions refuse writes`,
+      );
+    };
+    worker.thread.on('error', (error) => crashed(String(error)));
+    worker.thread.on('exit', (code) => crashed(`exit code ${code}`));
+  }
+
+  /** Rejects when the worker thread exits: a pending control call would otherwise never settle. */
+  #exited(worker: OwnerWorker): Promise<never> {
+    const exited = new Promise<never>((_, reject) => {
+      worker.thread.once('exit', (code) => reject(new Error(`owner worker exited with code ${code}`)));
+    });
+    // Used only inside Promise.race: once the race is decided, a later exit must not be unhandled.
+    exited.catch(() => {});
+    return exited;
+  }
+}
+
+/** Wakes every thread waiting on these rings, so it re-reads the worker's state. */
+function wakeRings(rings: CommandRing[]): void {
+  for (const ring of rings) {
+    Atomics.notify(ring.i32, kRingCompletedSeq);
+    Atomics.notify(ring.i32, kRingReadOffset);
+  }
+}

@@ -1,0 +1,70 @@
+import { checksumWords } from './checksum.js';
+import { LightningError } from './errors.js';
+
+/**
+ * Two small SharedArrayBuffers that coordinate a database's threads, as Int32 word indices.
+ *
+ * The worker control block (one per partition-owner worker): a doorbell producers ring after
+ * appending to the worker's rings, whether the owner is asleep on it, the worker's state, and the
+ * batch counters `stats()` reads synchronously.
+ *
+ * The database control block (one per database): which thread slots are taken. Each slot owns one
+ * command ring per worker, so a thread that attaches claims a slot and then has its own rings.
+ */
+export const controlMagic = 0x43_54_52_4c; // "CTRL"
+export const controlFormatVersion = 1;
+
+export const kControlMagic = 0;
+export const kControlFormatVersion = 1;
+/** FNV-1a over magic and version. */
+export const kControlChecksum = 2;
+
+export const kWorkerDoorbell = 3;
+/** 1 while the owner waits on the doorbell: producers notify only then. */
+export const kWorkerSleeping = 4;
+export const kWorkerState = 5;
+export const kWorkerBatches = 6;
+export const kWorkerOperations = 7;
+export const kWorkerBatchSizeMax = 8;
+export const kWorkerFieldCount = 9;
+
+export const workerStateStarting = 0;
+export const workerStateRunning = 1;
+export const workerStateStopped = 2;
+export const workerStateCrashed = 3;
+
+export const kDatabaseState = 3;
+/** First word of the slot table: word kDatabaseSlots + i is 1 while thread slot i is taken. */
+export const kDatabaseSlots = 4;
+
+export const databaseStateOpen = 0;
+export const databaseStateClosed = 1;
+
+export function createControlBlock(fieldCount: number): Int32Array {
+  const i32 = new Int32Array(new SharedArrayBuffer(fieldCount * 4));
+  i32[kControlMagic] = controlMagic;
+  i32[kControlFormatVersion] = controlFormatVersion;
+  i32[kControlChecksum] = checksumWords([controlMagic, controlFormatVersion]) | 0;
+  return i32;
+}
+
+/** Wraps a control block from another thread, verifying its header. */
+export function attachControlBlock(sab: unknown, fieldCount: number): Int32Array {
+  if (!(sab instanceof SharedArrayBuffer) || sab.byteLength < fieldCount * 4) {
+    throw new LightningError('ERR_BAD_ARGUMENT', 'not a control block: expected a SharedArrayBuffer');
+  }
+  const i32 = new Int32Array(sab);
+  if (
+    i32[kControlMagic] !== controlMagic ||
+    i32[kControlChecksum] !== (checksumWords([i32[kControlMagic]!, i32[kControlFormatVersion]!]) | 0)
+  ) {
+    throw new LightningError('ERR_CORRUPTION', 'control block: bad magic number or checksum');
+  }
+  if (i32[kControlFormatVersion] !== controlFormatVersion) {
+    throw new LightningError(
+      'ERR_FORMAT_VERSION',
+      `control block format version ${i32[kControlFormatVersion]}`,
+    );
+  }
+  return i32;
+}

@@ -1,0 +1,34 @@
+/**
+ * Named fail-points for crash tests: a test opens the database with
+ * `failpoints: { 'owner.apply': 'crash-after:100' }` and the owner worker exits abruptly when it is
+ * about to apply its 101st operation. Each fail-point is named at its call site. Testing only.
+ */
+export type FailpointName = 'owner.apply';
+export type FailpointSpec = Partial<Record<FailpointName, string>>;
+
+const failpointNames: readonly FailpointName[] = ['owner.apply'];
+
+export class Failpoints {
+  readonly #crashAfter = new Map<FailpointName, number>();
+  readonly #hits = new Map<FailpointName, number>();
+
+  constructor(spec: FailpointSpec | undefined) {
+    for (const name of failpointNames) {
+      const action = spec?.[name];
+      if (action === undefined) continue;
+      const match = /^crash-after:(\d+)$/.exec(action);
+      if (match === null) throw new Error(`unknown fail-point action ${JSON.stringify(action)} for ${name}`);
+      this.#crashAfter.set(name, Number(match[1]));
+    }
+  }
+
+  /** Counts a hit of `name` and ends the thread if its crash point is reached. */
+  hit(name: FailpointName): void {
+    const limit = this.#crashAfter.get(name);
+    if (limit === undefined) return;
+    const hits = (this.#hits.get(name) ?? 0) + 1;
+    this.#hits.set(name, hits);
+    // process.exit in a worker thread ends that thread only, without running its pending work.
+    if (hits > limit) process.exit(70);
+  }
+}

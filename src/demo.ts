@@ -1,55 +1,70 @@
 /**
- * `npm start`: a short tour of the shared-memory B+Tree. The main thread owns a tree and writes to it
- * while a worker thread attached to the same memory reads it concurrently, with no messages on the
- * read path. Nothing is written to disk: durability arrives with the write-ahead log.
+ * `npm start`: a short tour of lightning-db on ./data. The main thread writes through the partition
+ * owners while an app worker attached to the same database reads the same memory synchronously and
+ * writes too. This release keeps data in memory only: ./data holds the database's metadata.
  */
 import { Worker } from 'node:worker_threads';
-import { BTree, checkTree } from './index.js';
+import { open } from './index.js';
 
-const recordCount = 200_000;
-
-function keyOf(i: number): string {
-  return `user:${String(i).padStart(8, '0')}`;
-}
+const recordCount = 100_000;
+const keyOf = (i: number): string => `user:${String(i).padStart(8, '0')}`;
 
 async function main(): Promise<void> {
-  const tree = BTree.create();
+  const db = await open('./data');
+  const opened = db.stats();
   console.log(
-    `created a tree: ${tree.stats().pageSizeBytes}-byte pages, up to ${tree.stats().bytesMax} bytes`,
+    `opened ./data: ${opened.partitions} partitions owned by ${opened.workers} worker threads (durability '${opened.durability}': in memory only in this release)`,
   );
 
-  const reader = new Worker(new URL('./demo-reader.js', import.meta.url), {
-    workerData: { handle: tree.share(), recordCount },
+  const reader = new Worker(new URL('./demo-worker.js', import.meta.url), {
+    workerData: { handle: db.share(), recordCount },
   });
-  const readerDone = new Promise<{ gets: number; hits: number; scans: number }>((resolve, reject) => {
+  const workerReport = new Promise<{ gets: number; found: number; wrote: string }>((resolve, reject) => {
     reader.once('message', resolve);
     reader.once('error', reject);
   });
 
-  const started = performance.now();
-  for (let i = 0; i < recordCount; i++) tree.put(keyOf(i), `{"id":${i},"name":"user ${i}"}`);
-  const loadMs = performance.now() - started;
+  let started = performance.now();
+  const writes: Promise<void>[] = [];
+  for (let i = 0; i < recordCount; i++) writes.push(db.put(keyOf(i), `{"id":${i},"name":"user ${i}"}`));
+  await Promise.all(writes);
+  const putMs = performance.now() - started;
   console.log(
-    `main thread: put ${recordCount} records in ${loadMs.toFixed(0)} ms while a worker was reading`,
+    `main thread: ${recordCount} puts acknowledged in ${putMs.toFixed(0)} ms (issued without awaiting each)`,
   );
 
-  const fromWorker = await readerDone;
+  const fromWorker = await workerReport;
   console.log(
-    `worker thread: ${fromWorker.gets} point reads (${fromWorker.hits} found so far), ${fromWorker.scans} range scans, straight from shared memory`,
+    `app worker: ${fromWorker.gets} synchronous gets from shared memory while the main thread wrote (${fromWorker.found} found), then wrote ${fromWorker.wrote}`,
+  );
+  console.log(
+    `main thread reads the worker's write: ${fromWorker.wrote} → ${db.getString(fromWorker.wrote)}`,
   );
 
-  console.log(`get(${keyOf(42)}) → ${tree.get(keyOf(42))?.toString()}`);
-  const firstThree = [...tree.range({ gte: 'user:00000100', limit: 3 })].map(([k]) => k.toString());
+  started = performance.now();
+  let found = 0;
+  for (let i = 0; i < recordCount; i++) if (db.get(keyOf(i)) !== undefined) found++;
+  console.log(`main thread: ${found} gets in ${(performance.now() - started).toFixed(0)} ms`);
+  const firstThree = [...db.range({ gte: 'user:00000100', limit: 3 })].map(([key]) => key.toString());
   console.log(`range({ gte: 'user:00000100', limit: 3 }) → ${firstThree.join(', ')}`);
-  const lastTwo = [...tree.range({ reverse: true, limit: 2 })].map(([k]) => k.toString());
-  console.log(`range({ reverse: true, limit: 2 }) → ${lastTwo.join(', ')}`);
-
-  for (let i = 0; i < recordCount; i += 2) tree.delete(keyOf(i));
-  const report = checkTree(tree);
-  const stats = tree.stats();
+  await db.del(keyOf(100));
+  await db.batch([
+    { type: 'put', key: 'counter', value: '1' },
+    { type: 'put', key: 'counter', value: '2' },
+  ]);
   console.log(
-    `deleted every other record: ${stats.entries} entries, height ${stats.height}, ${stats.pagesInUse} pages in use, ` +
-      `${stats.pagesFree} on the free list; checkTree passed (average node fill ${(report.fillAverage * 100).toFixed(0)}%)`,
+    `after del: ${keyOf(100)} → ${String(db.getString(keyOf(100)))}; batch → counter = ${db.getString('counter')}`,
+  );
+
+  const stats = db.stats();
+  for (const worker of stats.workerStats) {
+    console.log(
+      `worker ${worker.worker}: partitions ${worker.partitions.join(',')}; ${worker.operations} writes in ${worker.batches} batches (largest ${worker.batchSizeMax})`,
+    );
+  }
+  await db.close();
+  console.log(
+    `closed; ${stats.entries} entries were held in ${stats.partitionStats.reduce((n, p) => n + p.pagesInUse, 0)} pages`,
   );
 }
 

@@ -1,4 +1,11 @@
-import { LightningError, pageSizeBytesDefault, partitionBytesDefault } from '../shared-memory/index.js';
+import {
+  LightningError,
+  pageSizeBytesDefault,
+  pageSizeBytesMax,
+  pageSizeBytesMin,
+  partitionBytesDefault,
+  partitionBytesMax,
+} from '../shared-memory/index.js';
 import type { FailpointSpec } from '../workers/failpoints.js';
 
 export type Durability = 'sync' | 'relaxed' | 'none';
@@ -67,6 +74,12 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
   if (o.failpoints !== undefined && (typeof o.failpoints !== 'object' || o.failpoints === null)) {
     throw bad('failpoints must be an object');
   }
+  const pageSizeBytes =
+    o.pageSizeBytes === undefined
+      ? pageSizeBytesDefault
+      : integerIn(o.pageSizeBytes, 'pageSizeBytes', pageSizeBytesMin, pageSizeBytesMax);
+  if ((pageSizeBytes & (pageSizeBytes - 1)) !== 0)
+    throw bad(`pageSizeBytes must be a power of two, got ${pageSizeBytes}`);
   return {
     partitions:
       o.partitions === undefined ? undefined : integerIn(o.partitions, 'partitions', 1, partitionsMax),
@@ -74,14 +87,11 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
     workersPerNode:
       o.workersPerNode === undefined ? undefined : integerIn(o.workersPerNode, 'workersPerNode', 1, 1024),
     durability,
-    pageSizeBytes:
-      o.pageSizeBytes === undefined
-        ? pageSizeBytesDefault
-        : integerIn(o.pageSizeBytes, 'pageSizeBytes', 0, 1 << 20),
+    pageSizeBytes,
     partitionBytesMax:
       o.partitionBytesMax === undefined
         ? partitionBytesDefault
-        : integerIn(o.partitionBytesMax, 'partitionBytesMax', 0, 2 ** 31),
+        : integerIn(o.partitionBytesMax, 'partitionBytesMax', 16 * pageSizeBytes, partitionBytesMax),
     threadsMax:
       o.threadsMax === undefined
         ? threadsMaxDefault

@@ -52,7 +52,7 @@ export class WorkerPool {
       };
     });
     const pool = new WorkerPool(workers);
-    workers.forEach((worker, index) => pool.#watch(worker, index));
+    for (const [index, worker] of workers.entries()) pool.#watch(worker, index);
     const trees: TreeHandle[] = new Array(partitions);
     try {
       await Promise.all(

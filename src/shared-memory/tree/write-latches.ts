@@ -11,8 +11,9 @@ import type { PageAllocator } from '../page-allocator.js';
 export class WriteLatches {
   readonly #arena: PageArena;
   /** Int32Array word index of each held latch, and the version word it had before locking. */
-  readonly #words: number[] = [];
-  readonly #versions: number[] = [];
+  #words = new Int32Array(64);
+  #versions = new Int32Array(64);
+  #held = 0;
   readonly #pagesToFree: number[] = [];
 
   constructor(arena: PageArena) {
@@ -26,8 +27,10 @@ export class WriteLatches {
     const version = Atomics.load(arena.i32, word);
     if ((version & latchLockedBit) !== 0) return;
     Atomics.store(arena.i32, word, version | latchLockedBit);
-    this.#words.push(word);
-    this.#versions.push(version);
+    if (this.#held === this.#words.length) this.#grow();
+    this.#words[this.#held] = word;
+    this.#versions[this.#held] = version;
+    this.#held++;
   }
 
   /** Frees a page when the write ends. */
@@ -40,10 +43,20 @@ export class WriteLatches {
     const i32 = this.#arena.i32;
     const words = this.#words;
     const versions = this.#versions;
-    for (let i = words.length - 1; i >= 0; i--) Atomics.store(i32, words[i]!, latchUnlocked(versions[i]!));
-    words.length = 0;
-    versions.length = 0;
+    for (let i = this.#held - 1; i >= 0; i--) Atomics.store(i32, words[i]!, latchUnlocked(versions[i]!));
+    this.#held = 0;
+    if (this.#pagesToFree.length === 0) return;
     for (const page of this.#pagesToFree) allocator.free(page);
     this.#pagesToFree.length = 0;
+  }
+
+  /** A write of a large value latches one page per overflow chunk: make room for more. */
+  #grow(): void {
+    const words = new Int32Array(this.#words.length * 2);
+    const versions = new Int32Array(this.#versions.length * 2);
+    words.set(this.#words);
+    versions.set(this.#versions);
+    this.#words = words;
+    this.#versions = versions;
   }
 }

@@ -24,6 +24,13 @@ function seedFromEnv(): number {
   return parsed | 0;
 }
 
+/**
+ * A passing property takes a second or two; this limit only ends a long shrink of a failure, so that
+ * fast-check still reports the seed, path and best counterexample before vitest's timeout would hide them.
+ */
+const shrinkTimeLimit = fc.interruptAfterTimeLimit(45_000);
+const propertyTimeoutMs = 90_000;
+
 /** Page sizes the property tests run at: the smallest, a middle one and the largest allowed. */
 const pageSizes = [4096, 8192, 32768] as const;
 
@@ -432,23 +439,27 @@ function runSequence(pageSizeBytes: number, ops: readonly Op[], verifyEvery: num
 
 describe(`shared-memory B+Tree against a sorted model (seed ${seed}, override with LIGHTNING_SEED)`, () => {
   for (const pageSizeBytes of pageSizes) {
-    it(`short random sequences agree with the model at ${pageSizeBytes}-byte pages (seed ${seed})`, () => {
+    it(`short random sequences agree with the model at ${pageSizeBytes}-byte pages (seed ${seed})`, {
+      timeout: propertyTimeoutMs,
+    }, () => {
       fc.assert(
         fc.property(fc.array(opArb, { minLength: 1, maxLength: 100, size: 'max' }), (ops) =>
           runSequence(pageSizeBytes, ops, Number.POSITIVE_INFINITY),
         ),
-        { seed, numRuns: 100 },
+        { seed, numRuns: 100, plugins: [shrinkTimeLimit] },
       );
     });
 
-    it(`long random sequences agree with the model at ${pageSizeBytes}-byte pages (seed ${seed})`, () => {
+    it(`long random sequences agree with the model at ${pageSizeBytes}-byte pages (seed ${seed})`, {
+      timeout: propertyTimeoutMs,
+    }, () => {
       // Long sequences build multi-level trees (1 KiB shared-prefix keys make fan-out tiny), and the
       // periodic full verification catches a corruption close to the operation that caused it.
       fc.assert(
         fc.property(fc.array(opArb, { minLength: 1000, maxLength: 2500, size: 'max' }), (ops) =>
           runSequence(pageSizeBytes, ops, 250),
         ),
-        { seed: seed ^ pageSizeBytes, numRuns: 4 },
+        { seed: seed ^ pageSizeBytes, numRuns: 4, plugins: [shrinkTimeLimit] },
       );
     });
   }

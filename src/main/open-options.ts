@@ -6,7 +6,7 @@ import {
   partitionBytesDefault,
   partitionBytesMax,
 } from '../shared-memory/index.js';
-import type { FailpointSpec } from '../workers/failpoints.js';
+import { type FailpointSpec, Failpoints } from '../workers/failpoints.js';
 
 export type Durability = 'sync' | 'relaxed' | 'none';
 
@@ -45,6 +45,16 @@ export const partitionsMax = 4096;
 export const threadsMaxDefault = 8;
 export const threadsMaxLimit = 64;
 const durabilities: readonly Durability[] = ['sync', 'relaxed', 'none'];
+const optionNames: readonly (keyof OpenOptions)[] = [
+  'partitions',
+  'workers',
+  'workersPerNode',
+  'durability',
+  'pageSizeBytes',
+  'partitionBytesMax',
+  'threadsMax',
+  'failpoints',
+];
 
 function bad(message: string): LightningError {
   return new LightningError('ERR_BAD_ARGUMENT', message);
@@ -71,8 +81,18 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
   }
   const workers = o.workers ?? 'auto';
   if (workers !== 'auto') integerIn(workers, 'workers', 1, 1024);
-  if (o.failpoints !== undefined && (typeof o.failpoints !== 'object' || o.failpoints === null)) {
-    throw bad('failpoints must be an object');
+  for (const name of Object.keys(o)) {
+    if (!optionNames.includes(name as keyof OpenOptions)) {
+      throw bad(`unknown option ${JSON.stringify(name)}; the options are ${optionNames.join(', ')}`);
+    }
+  }
+  if (o.failpoints !== undefined) {
+    if (typeof o.failpoints !== 'object' || o.failpoints === null) throw bad('failpoints must be an object');
+    try {
+      new Failpoints(o.failpoints);
+    } catch (error) {
+      throw bad((error as Error).message);
+    }
   }
   const pageSizeBytes =
     o.pageSizeBytes === undefined

@@ -42,16 +42,6 @@ export async function open(path: string, options?: OpenOptions): Promise<Databas
     );
   }
   const partitions = existing?.partitions ?? resolved.partitions ?? partitionsDefault;
-  if (existing === null) {
-    await writeMetadata(directory, {
-      format: 'lightning-db',
-      formatVersion: metadataFormatVersion,
-      partitions,
-      hash: 'xxh64',
-      createdAt: new Date().toISOString(),
-    });
-  }
-
   let plan: ReturnType<typeof planWorkers>;
   try {
     plan = planWorkers(readTopology(), {
@@ -69,7 +59,34 @@ export async function open(path: string, options?: OpenOptions): Promise<Databas
   );
   const databaseControl = createControlBlock(kDatabaseSlots + resolved.threadsMax);
   const router = await createPartitionRouter(partitions);
-  const { pool, trees } = await WorkerPool.start(plan, partitions, resolved, rings, controls);
+  let started: Awaited<ReturnType<typeof WorkerPool.start>>;
+  try {
+    started = await WorkerPool.start(plan, partitions, resolved, rings, controls);
+  } catch (error) {
+    throw new LightningError(
+      'ERR_WORKER_CRASHED',
+      `a partition-owner worker failed to start: ${String(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  const { pool, trees } = started;
+  // Recorded only once the database could start, so a refused open leaves the directory as it was.
+  try {
+    if (existing === null) {
+      await writeMetadata(directory, {
+        format: 'lightning-db',
+        formatVersion: metadataFormatVersion,
+        partitions,
+        hash: 'xxh64',
+        createdAt: new Date().toISOString(),
+      });
+    }
+  } catch (error) {
+    await pool.stop();
+    throw error;
+  }
 
   const partitionWorkers: number[] = new Array(partitions);
   for (const planned of plan.workers)

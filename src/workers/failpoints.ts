@@ -13,6 +13,10 @@ export class Failpoints {
   readonly #hits = new Map<FailpointName, number>();
 
   constructor(spec: FailpointSpec | undefined) {
+    for (const name of Object.keys(spec ?? {})) {
+      if (!failpointNames.includes(name as FailpointName))
+        throw new Error(`unknown fail-point ${JSON.stringify(name)}`);
+    }
     for (const name of failpointNames) {
       const action = spec?.[name];
       if (action === undefined) continue;

@@ -8,6 +8,12 @@ const emptyKey = new Uint8Array(0);
  * large overflow values, and a step that had to copy them all at once would need gigabytes.
  */
 const batchBytesMax = 1 << 20;
+/**
+ * Entries the first step copies; each later step doubles it. A short scan (or one partition's share of
+ * a merged scan with a limit) then copies a few entries instead of a whole leaf it mostly throws away,
+ * while a long scan reaches whole leaves after a few steps.
+ */
+const batchEntriesFirst = 8;
 
 /**
  * A sorted scan over one tree, forward or reverse, read one leaf at a time.
@@ -22,6 +28,7 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
   readonly #view: OptimisticView;
   readonly #bounds: RangeBounds;
   #remaining: number;
+  #batchEntriesMax = batchEntriesFirst;
   /** Where the next leaf starts: a key and whether that key itself is excluded. */
   #cursor: Uint8Array | null;
   #cursorExclusive: boolean;
@@ -74,6 +81,7 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
         this.#batch = batch;
         this.#remaining -= batch.length;
         if (this.#remaining <= 0) this.#finished = true;
+        this.#batchEntriesMax *= 2;
         return;
       }
       budget ??= new RestartBudget();
@@ -96,7 +104,9 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
     const batch: [Buffer, Buffer][] = [];
     let batchBytes = 0;
     let reachedEnd = false;
-    for (; index < count && batch.length < this.#remaining; index++) {
+    let lastCopied = -1;
+    const entriesMax = Math.min(this.#remaining, this.#batchEntriesMax);
+    for (; index < count && batch.length < entriesMax; index++) {
       const cell = view.leafCell(page, count, index);
       if (cell === restart) return null;
       const key = view.copyLeafKey(page, cell);
@@ -111,12 +121,14 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
       const value = view.copyLeafValue(page, version, cell);
       if (value === null) return null;
       batch.push([key, value]);
+      lastCopied = index;
       batchBytes += key.length + value.length;
       if (batchBytes >= batchBytesMax) break;
     }
+    const stoppedEarly = batchBytes >= batchBytesMax || batch.length === entriesMax;
     const fence = view.upperFence;
     if (!view.validate(page, version)) return null;
-    if (!reachedEnd && index + 1 < count && batchBytes >= batchBytesMax) {
+    if (!reachedEnd && stoppedEarly && lastCopied + 1 < count) {
       // Stopped mid-leaf: resume just after the last key returned.
       this.#cursor = batch[batch.length - 1]![0];
       this.#cursorExclusive = true;
@@ -146,7 +158,9 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
     const batch: [Buffer, Buffer][] = [];
     let batchBytes = 0;
     let reachedEnd = false;
-    for (; index >= 0 && batch.length < this.#remaining; index--) {
+    let lastCopied = -1;
+    const entriesMax = Math.min(this.#remaining, this.#batchEntriesMax);
+    for (; index >= 0 && batch.length < entriesMax; index--) {
       const cell = view.leafCell(page, count, index);
       if (cell === restart) return null;
       const key = view.copyLeafKey(page, cell);
@@ -161,12 +175,14 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
       const value = view.copyLeafValue(page, version, cell);
       if (value === null) return null;
       batch.push([key, value]);
+      lastCopied = index;
       batchBytes += key.length + value.length;
       if (batchBytes >= batchBytesMax) break;
     }
+    const stoppedEarly = batchBytes >= batchBytesMax || batch.length === entriesMax;
     const fence = view.lowerFence;
     if (!view.validate(page, version)) return null;
-    if (!reachedEnd && index > 0 && batchBytes >= batchBytesMax) {
+    if (!reachedEnd && stoppedEarly && lastCopied > 0) {
       // Stopped mid-leaf: resume just before the last key returned.
       this.#cursor = batch[batch.length - 1]![0];
       this.#cursorExclusive = true;

@@ -1,0 +1,364 @@
+/**
+ * bench:engine — the lightning-db database API (open(): partitions owned by worker threads) next to
+ * lmdb-js, same workload, same run. See bench/README.md for what is measured and how.
+ *
+ *   npm run bench:engine                 # 1,000,000 records
+ *   npm run bench:engine -- --quick      # 100,000 records
+ *   npm run bench:engine -- --records 250000 --seed 7 --rounds 5 --stores lightning-w2,lmdb
+ *
+ * The parent measures nothing itself: it runs each store in a fresh child process (its own heap, its own
+ * threads, nothing left over from the previous store) once per round, collects the JSON lines each child
+ * prints, checks that every store returned the same bytes, and prints the per-store medians.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { type ChildLine, type ResultLine, runChild } from './engine/child.js';
+import {
+  checkAgreement,
+  printBatchStats,
+  printChecks,
+  printCpu,
+  printTargets,
+  printThroughput,
+  printTimings,
+  summarize,
+} from './engine/report.js';
+import { lightningPartitions, type StoreName, storeLabels, storeNames } from './engine/stores.js';
+import { keyBytes, rangeRowsPerScan, rangeScans, valueBytes, writeWindow } from './engine/workload.js';
+import { formatCount, formatFixed } from './lib/format.js';
+
+const recordsDefault = 1_000_000;
+const recordsQuick = 100_000;
+const seedDefault = 0x5eed;
+/**
+ * Three rounds: on a shared 2-CPU machine, two single runs put lightning-db's get ratio to lmdb-js at
+ * 1.16x and 1.75x, so one number per store cannot judge a 1.5x target; a median of three does better.
+ */
+const roundsDefault = 3;
+
+interface Options {
+  records: number;
+  seed: number;
+  rounds: number;
+  stores: StoreName[];
+  /** Set in a child: which store to run, and the directory the parent made for its data. */
+  child: StoreName | undefined;
+  dir: string | undefined;
+}
+
+const thisFile = fileURLToPath(import.meta.url);
+/** Runs as bench/engine.ts or as dist/bench/engine.js, so find the root by its package.json. */
+function findRepoRoot(start: string): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(start, '..');
+  }
+}
+const repoRoot = findRepoRoot(path.dirname(thisFile));
+/** TypeScript source needs tsx's loader in the child; the compiled file (the real benchmark) runs on plain node. */
+const childLoader = thisFile.endsWith('.ts') ? ['--import', 'tsx'] : [];
+
+/** A generous per-child limit, so a hung write (a promise that never settles) fails the run instead of stalling it. */
+function childTimeoutMs(records: number): number {
+  return Math.max(300, (records / 1_000_000) * 1200) * 1000;
+}
+
+/** Filesystem names for the statfs magic numbers that matter for an fsyncing store like lmdb-js. */
+function filesystemName(dir: string): string {
+  // A Map keeps the magic numbers in hex, as the kernel headers (and `stat -f`) spell them.
+  const names = new Map<number, string>([
+    [0xef53, 'ext4'],
+    [0x01021994, 'tmpfs'],
+    [0x58465342, 'xfs'],
+    [0x9123683e, 'btrfs'],
+    [0x794c7630, 'overlayfs'],
+  ]);
+  try {
+    const type = statfsSync(dir).type;
+    return names.get(type) ?? `fs type 0x${type.toString(16)}`;
+  } catch {
+    return 'unknown fs';
+  }
+}
+
+function packageVersion(name: string): string {
+  try {
+    const text = readFileSync(path.join(repoRoot, 'node_modules', name, 'package.json'), 'utf8');
+    return (JSON.parse(text) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** What one child produced: its result if it printed one, and what went wrong if anything did. */
+interface ChildOutcome {
+  result: ResultLine | undefined;
+  problem: string | undefined;
+}
+
+/** After the result line, the child has this long to exit: close() must let the process end. */
+const exitGraceMs = 30_000;
+
+/** Runs one store in a fresh child, echoing its phases as they finish. */
+function runStoreInChild(
+  store: StoreName,
+  round: number,
+  dir: string,
+  options: Options,
+): Promise<ChildOutcome> {
+  const args = [
+    ...childLoader,
+    '--expose-gc',
+    thisFile,
+    '--child',
+    store,
+    '--dir',
+    dir,
+    '--records',
+    String(options.records),
+    '--seed',
+    String(options.seed),
+  ];
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
+    let result: ResultLine | undefined;
+    let killedBecause: string | undefined;
+    const killAfter = (ms: number, reason: string): NodeJS.Timeout =>
+      setTimeout(() => {
+        killedBecause = reason;
+        child.kill('SIGKILL');
+      }, ms);
+    let timer = killAfter(
+      childTimeoutMs(options.records),
+      `killed after ${childTimeoutMs(options.records) / 1000} s without finishing`,
+    );
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      let parsed: ChildLine;
+      try {
+        parsed = JSON.parse(line) as ChildLine;
+      } catch {
+        // Not ours (a store printing to stdout): show it rather than lose it.
+        console.log(`    [${storeLabels[store]}] ${line}`);
+        return;
+      }
+      if (parsed.kind === 'phase') {
+        const unit = parsed.phase === 'range' ? 'rows/s' : 'ops/s';
+        console.log(
+          `  round ${round}  ${storeLabels[store].padEnd(17)} ${parsed.phase.padEnd(5)} ${formatFixed(parsed.seconds, 2).padStart(7)} s ` +
+            `${formatCount(parsed.perSecond).padStart(11)} ${unit}, ` +
+            `cpu ${formatFixed(parsed.cpuSeconds / parsed.seconds, 2)} cores`,
+        );
+      } else {
+        result = parsed;
+        clearTimeout(timer);
+        timer = killAfter(
+          exitGraceMs,
+          `printed its result but did not exit within ${exitGraceMs / 1000} s after close()`,
+        );
+      }
+    });
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      resolve({ result: undefined, problem: `could not start: ${error.message}` });
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      let problem: string | undefined;
+      if (killedBecause !== undefined) problem = killedBecause;
+      else if (code !== 0) problem = `exited with ${code ?? signal}`;
+      else if (result === undefined) problem = 'exited without printing a result';
+      resolve({ result, problem });
+    });
+  });
+}
+
+async function runParent(options: Options): Promise<number> {
+  const cpus = os.cpus();
+  const meta = {
+    records: options.records,
+    keyBytes,
+    valueBytes,
+    seed: options.seed,
+    writeWindow,
+    rangeScans,
+    rangeRowsPerScan,
+    lightningPartitions,
+    stores: options.stores,
+    rounds: options.rounds,
+    node: process.version,
+    lmdb: packageVersion('lmdb'),
+    cpu: cpus[0]?.model.trim() ?? 'unknown CPU',
+    cpus: os.availableParallelism(),
+    memoryGiB: os.totalmem() / 2 ** 30,
+    platform: `${process.platform} ${process.arch}`,
+    tmpdir: os.tmpdir(),
+    tmpdirFilesystem: filesystemName(os.tmpdir()),
+    // Recorded because other work on the machine is the main source of noise between runs.
+    loadAverage1m: os.loadavg()[0],
+    startedAt: new Date().toISOString(),
+  };
+  console.log('bench:engine — lightning-db (open(), W = 1 and 2 owner workers) vs lmdb-js');
+  console.log(
+    `machine: ${meta.cpu}, ${meta.cpus} CPUs, ${formatFixed(meta.memoryGiB, 1)} GiB, ${meta.platform}, ` +
+      `node ${meta.node}, lmdb-js ${meta.lmdb}, load average ${formatFixed(meta.loadAverage1m, 2)} at start`,
+  );
+  console.log(
+    `records ${formatCount(meta.records)}: ${keyBytes}-byte random keys, ${valueBytes}-byte values, seed ${meta.seed}; ` +
+      `writes in windows of ${formatCount(writeWindow)}; range = ${formatCount(rangeScans)} scans x ${rangeRowsPerScan} rows`,
+  );
+  console.log(
+    `durability: lightning-db durability 'none' (${lightningPartitions} partitions): NOTHING IS PERSISTED YET (no WAL), ` +
+      'so its writes do no I/O;',
+  );
+  console.log(
+    '            lmdb-js defaults (noSync unset, overlappingSync on): every commit is fsynced, ' +
+      `data in ${meta.tmpdir} (${meta.tmpdirFilesystem}).`,
+  );
+  if (options.stores.includes('lightning-w2') && meta.cpus < 3) {
+    console.log(
+      `note: W=2 means 2 owner workers plus the main thread on ${meta.cpus} CPUs; they compete for cores.`,
+    );
+  }
+  console.log(
+    `each store runs in a fresh child process, ${options.rounds} round(s), store order rotated per round\n`,
+  );
+
+  const results: ResultLine[] = [];
+  const failures: string[] = [];
+  for (let round = 1; round <= options.rounds; round++) {
+    // Rotating the order spreads slow moments of the machine (and any first-child effects) over all stores.
+    for (let i = 0; i < options.stores.length; i++) {
+      const store = options.stores[(i + round - 1) % options.stores.length];
+      // The parent owns the data directory, so it is removed even if the child crashes or is killed.
+      const tempDir = mkdtempSync(path.join(os.tmpdir(), `lightning-bench-${store}-`));
+      try {
+        const { result, problem } = await runStoreInChild(store, round, path.join(tempDir, 'db'), options);
+        // A result is kept even with a problem (e.g. the process would not exit): its numbers are real.
+        if (result !== undefined) results.push({ ...result, round });
+        if (problem !== undefined) {
+          failures.push(`${storeLabels[store]} (round ${round}): ${problem}`);
+          console.log(`  ${storeLabels[store]} round ${round}: FAILED, ${problem}`);
+        }
+      } finally {
+        rmSync(tempDir, { recursive: true, force: true });
+      }
+    }
+  }
+
+  const summaries = summarize(results, options.stores);
+  console.log('');
+  printThroughput(summaries, options.rounds);
+  printTargets(summaries);
+  printCpu(summaries);
+  printBatchStats(summaries);
+  printChecks(summaries);
+  printTimings(summaries);
+  console.log('\nhow each store ran');
+  for (const { first: result } of summaries) {
+    console.log(`  ${storeLabels[result.store]}: ${result.setup}`);
+    console.log(`    load: ${result.loadMethod}`);
+    console.log(`    ${result.durability}`);
+    const facts = Object.entries(result.facts).map(([name, value]) => `${name} ${String(value)}`);
+    if (facts.length > 0) console.log(`    ${facts.join(', ')}`);
+  }
+
+  const problems = [...failures, ...checkAgreement(results, options.records)];
+  if (problems.length > 0) {
+    console.error('\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
+    console.error('!!! BENCHMARK RESULTS ARE NOT TRUSTWORTHY: the stores disagree or a store failed');
+    for (const problem of problems) console.error(`!!! ${problem}`);
+    console.error('!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
+  }
+
+  const outDir = path.join(repoRoot, 'bench', 'out');
+  mkdirSync(outDir, { recursive: true });
+  const outFile = path.join(outDir, `engine-${meta.startedAt.replace(/[:.]/g, '-')}.json`);
+  const summariesForJson = summaries.map(({ first: _first, ...summary }) => summary);
+  writeFileSync(
+    outFile,
+    `${JSON.stringify({ meta, summaries: summariesForJson, results, problems }, null, 2)}\n`,
+  );
+  console.log(`\nresults written to ${path.relative(process.cwd(), outFile)}`);
+  return problems.length > 0 ? 1 : 0;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Arguments.
+
+function parsePositiveInteger(flag: string, text: string | undefined): number {
+  const value = Number(text);
+  if (text === undefined || !Number.isSafeInteger(value) || value <= 0) {
+    throw new Error(`${flag} needs a positive integer, got ${text ?? 'nothing'}`);
+  }
+  return value;
+}
+
+function parseStore(text: string | undefined): StoreName {
+  const store = storeNames.find((name) => name === text);
+  if (store === undefined) {
+    throw new Error(`unknown store ${text ?? '(none)'}; stores: ${storeNames.join(', ')}`);
+  }
+  return store;
+}
+
+function parseArguments(argv: string[]): Options {
+  const options: Options = {
+    records: recordsDefault,
+    seed: seedDefault,
+    rounds: roundsDefault,
+    stores: [...storeNames],
+    child: undefined,
+    dir: undefined,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i];
+    switch (flag) {
+      case '--quick':
+        options.records = recordsQuick;
+        break;
+      case '--records':
+        options.records = parsePositiveInteger(flag, argv[++i]);
+        break;
+      case '--seed':
+        options.seed = parsePositiveInteger(flag, argv[++i]);
+        break;
+      case '--rounds':
+        options.rounds = parsePositiveInteger(flag, argv[++i]);
+        break;
+      case '--stores':
+        options.stores = (argv[++i] ?? '').split(',').map(parseStore);
+        break;
+      case '--child':
+        options.child = parseStore(argv[++i]);
+        break;
+      case '--dir':
+        options.dir = argv[++i];
+        break;
+      default:
+        throw new Error(
+          `unknown argument ${flag}; usage: engine.js [--quick] [--records N] [--seed S] [--rounds R] ` +
+            `[--stores ${storeNames.join(',')}]`,
+        );
+    }
+  }
+  if (options.child !== undefined && options.dir === undefined) throw new Error('--child needs --dir');
+  return options;
+}
+
+let options: Options;
+try {
+  options = parseArguments(process.argv.slice(2));
+} catch (error) {
+  // A usage mistake, not a crash: one line, no stack trace.
+  console.error(error instanceof Error ? error.message : String(error));
+  process.exit(2);
+}
+if (options.child === undefined) {
+  process.exitCode = await runParent(options);
+} else {
+  await runChild(options.child, options.dir!, options.records, options.seed);
+}

@@ -15,30 +15,12 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LightningError, open } from '../src/index.js';
+import { mulberry32, seedFromEnv } from './support/seeded-random.js';
 
 type Database = Awaited<ReturnType<typeof open>>;
 
-const seed = seedFromEnv();
+const seed = seedFromEnv(0xc0c0_0001);
 const seedText = `0x${seed.toString(16)}`;
-
-function seedFromEnv(): number {
-  const raw = process.env.LIGHTNING_SEED;
-  if (raw === undefined || raw.trim() === '') return 0xc0c0_0001;
-  const parsed = Number(raw);
-  if (!Number.isSafeInteger(parsed)) throw new Error(`LIGHTNING_SEED must be an integer, got ${raw}`);
-  return parsed >>> 0;
-}
-
-function mulberry32(seed32: number): () => number {
-  let state = seed32 >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 /**
  * A value whose every 4-byte word depends on (tag, position): a fragment delivered twice, dropped,

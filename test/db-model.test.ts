@@ -17,25 +17,18 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LightningError, open } from '../src/index.js';
+import { mulberry32, randomBytes, seedFromEnv } from './support/seeded-random.js';
 
 type Database = Awaited<ReturnType<typeof open>>;
 type BatchOperation = Parameters<Database['batch']>[0][number];
 type RangeOptions = NonNullable<Parameters<Database['range']>[0]>;
 type Key = string | Uint8Array;
 
-const baseSeed = seedFromEnv();
+const baseSeed = seedFromEnv(0x5eed_db01);
 const seedText = `0x${baseSeed.toString(16)}`;
 const operationCount = countFromEnv('LIGHTNING_MODEL_OPS', 1500);
 /** Full comparisons are O(entries); every 60 operations keeps them a small share of the run. */
 const checkpointEvery = 60;
-
-function seedFromEnv(): number {
-  const raw = process.env.LIGHTNING_SEED;
-  if (raw === undefined || raw.trim() === '') return 0x5eed_db01;
-  const parsed = Number(raw);
-  if (!Number.isSafeInteger(parsed)) throw new Error(`LIGHTNING_SEED must be an integer, got ${raw}`);
-  return parsed >>> 0;
-}
 
 function countFromEnv(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -59,20 +52,16 @@ function within<T>(promise: Promise<T>, ms: number, what: () => string): Promise
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** mulberry32: small, fast, and the same sequence on every platform for a given seed. */
+/** Random choices over mulberry32: the same sequence on every platform for a given seed. */
 class Rng {
-  #state: number;
+  readonly #next: () => number;
 
   constructor(seed: number) {
-    this.#state = seed >>> 0;
+    this.#next = mulberry32(seed);
   }
 
   u32(): number {
-    this.#state = (this.#state + 0x6d2b79f5) >>> 0;
-    let t = this.#state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
+    return this.#next();
   }
 
   below(n: number): number {
@@ -93,9 +82,7 @@ class Rng {
   }
 
   bytes(length: number): Buffer {
-    const out = Buffer.allocUnsafe(length);
-    for (let i = 0; i < length; i++) out[i] = this.u32() & 0xff;
-    return out;
+    return randomBytes(this.#next, length);
   }
 }
 

@@ -22,6 +22,7 @@ import type {
   AttachedWorkerInput,
   WireValue,
 } from './fixtures/db-attached-worker.js';
+import { mulberry32, seedFromEnv } from './support/seeded-random.js';
 
 type Database = Awaited<ReturnType<typeof open>>;
 /** A request without its id; the client numbers them. (Distributes over the union's members.) */
@@ -31,27 +32,8 @@ type RequestBody = AttachedRequest extends infer R
     : never
   : never;
 
-const seed = seedFromEnv();
+const seed = seedFromEnv(0x7ead_0001);
 const seedText = `0x${seed.toString(16)}`;
-
-function seedFromEnv(): number {
-  const raw = process.env.LIGHTNING_SEED;
-  if (raw === undefined || raw.trim() === '') return 0x7ead_0001;
-  const parsed = Number(raw);
-  if (!Number.isSafeInteger(parsed)) throw new Error(`LIGHTNING_SEED must be an integer, got ${raw}`);
-  return parsed >>> 0;
-}
-
-function mulberry32(seed32: number): () => number {
-  let state = seed32 >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
 
 /** Printable value text of a given length, distinct per (tag, length) so a stale read cannot match. */
 function valueText(tag: string, length: number): string {

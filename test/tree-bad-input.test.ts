@@ -14,6 +14,7 @@ import {
   TreeReader,
   valueBytesMax,
 } from '../src/shared-memory/index.js';
+import { mulberry32, randomBytes, seedFromEnv } from './support/seeded-random.js';
 
 type Tree = ReturnType<typeof BTree.create>;
 type CreateOptions = NonNullable<Parameters<typeof BTree.create>[0]>;
@@ -22,32 +23,8 @@ type Handle = Parameters<typeof TreeReader.attach>[0];
 type Key = Parameters<Tree['put']>[0];
 type ErrorCode = LightningError['code'];
 
-const seed = seedFromEnv();
-
-function seedFromEnv(): number {
-  const raw = process.env.LIGHTNING_SEED;
-  if (raw === undefined || raw === '') return 0x0badf00d;
-  const parsed = Number(raw);
-  if (!Number.isSafeInteger(parsed)) throw new Error(`LIGHTNING_SEED must be an integer, got ${raw}`);
-  return parsed | 0;
-}
-
-function mulberry32(seed32: number): () => number {
-  let state = seed32 >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
-
-function randomBytes(random: () => number, length: number): Buffer {
-  const bytes = Buffer.allocUnsafe(length);
-  for (let i = 0; i < length; i++) bytes[i] = random() & 0xff;
-  return bytes;
-}
+// Kept signed (seedFromEnv returns it unsigned): the test names have always printed it that way.
+const seed = seedFromEnv(0x0badf00d) | 0;
 
 /** Runs `action` and asserts it throws a LightningError with exactly `code`. */
 function expectCode(action: () => unknown, code: ErrorCode, what: string): LightningError {

@@ -9,20 +9,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { BTree, checkTree, keyBytesMax, LightningError, TreeReader } from '../src/shared-memory/index.js';
+import { mulberry32, randomBytes, seedFromEnv, shuffle } from './support/seeded-random.js';
 
 type Tree = ReturnType<typeof BTree.create>;
 type RangeOptions = NonNullable<Parameters<Tree['range']>[0]>;
 type Key = Uint8Array | string;
 
-const seed = seedFromEnv();
-
-function seedFromEnv(): number {
-  const raw = process.env.LIGHTNING_SEED;
-  if (raw === undefined || raw === '') return 0x2b7e1516;
-  const parsed = Number(raw);
-  if (!Number.isSafeInteger(parsed)) throw new Error(`LIGHTNING_SEED must be an integer, got ${raw}`);
-  return parsed | 0;
-}
+// Kept signed (seedFromEnv returns it unsigned): the test names have always printed it that way.
+const seed = seedFromEnv(0x2b7e1516) | 0;
 
 /**
  * A passing property takes a second or two; this limit only ends a long shrink of a failure, so that
@@ -562,29 +556,3 @@ describe(`shared-memory B+Tree against a sorted model (seed ${seed}, override wi
     expect([...tree.range()]).toEqual([]);
   });
 });
-
-function mulberry32(seed32: number): () => number {
-  let state = seed32 >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
-
-function randomBytes(random: () => number, length: number): Buffer {
-  const bytes = Buffer.allocUnsafe(length);
-  for (let i = 0; i < length; i++) bytes[i] = random() & 0xff;
-  return bytes;
-}
-
-function shuffle<T>(items: T[], random: () => number): void {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = random() % (i + 1);
-    const tmp = items[i]!;
-    items[i] = items[j]!;
-    items[j] = tmp;
-  }
-}

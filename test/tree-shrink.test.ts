@@ -7,27 +7,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { BTree, checkTree } from '../src/shared-memory/index.js';
+import { mulberry32, seedFromEnv, shuffle } from './support/seeded-random.js';
 
-const seed = seedFromEnv();
-
-function seedFromEnv(): number {
-  const raw = process.env.LIGHTNING_SEED;
-  if (raw === undefined || raw === '') return 0x9e3779b9;
-  const parsed = Number(raw);
-  if (!Number.isSafeInteger(parsed)) throw new Error(`LIGHTNING_SEED must be an integer, got ${raw}`);
-  return parsed | 0;
-}
-
-function mulberry32(seed32: number): () => number {
-  let state = seed32 >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
+const seed = seedFromEnv(0x9e3779b9);
 
 const entryCount = 1_000_000;
 const keyBytes = 16;
@@ -78,12 +60,7 @@ describe('shared-memory B+Tree gives pages back', () => {
     // Delete in a different random order (Fisher–Yates over the indices).
     const order = new Uint32Array(entryCount);
     for (let i = 0; i < entryCount; i++) order[i] = i;
-    for (let i = entryCount - 1; i > 0; i--) {
-      const j = random() % (i + 1);
-      const tmp = order[i]!;
-      order[i] = order[j]!;
-      order[j] = tmp;
-    }
+    shuffle(order, random);
     for (let n = 0; n < entryCount; n++) {
       const i = order[n]!;
       if (!tree.delete(keyAt(i))) throw new Error(`delete #${n} of key #${i} returned false`);

@@ -17,8 +17,13 @@ export interface OpenOptions {
   workers?: number | 'auto';
   /** With workers 'auto': this many workers on each NUMA node. */
   workersPerNode?: number;
-  /** Accepted for the durability modes of the write-ahead log; this release keeps data in memory only. */
+  /**
+   * When a write's promise resolves: 'sync' (default) after its batch is fdatasync'd; 'relaxed' after
+   * write(2), with the log synced every `syncIntervalMs`; 'none' after write(2), never synced by us.
+   */
   durability?: Durability;
+  /** In 'relaxed' mode, how often written log bytes are synced. Default 100 ms. */
+  syncIntervalMs?: number;
   /** Page size of every partition's tree. Default 4 KiB. */
   pageSizeBytes?: number;
   /** Most bytes one partition's shared memory may grow to. Default 1 GiB. */
@@ -34,6 +39,7 @@ export interface ResolvedOptions {
   workers: number | 'auto';
   workersPerNode: number | undefined;
   durability: Durability;
+  syncIntervalMs: number;
   pageSizeBytes: number;
   partitionBytesMax: number;
   threadsMax: number;
@@ -41,6 +47,7 @@ export interface ResolvedOptions {
 }
 
 export const partitionsDefault = 16;
+export const syncIntervalMsDefault = 100;
 export const partitionsMax = 4096;
 export const threadsMaxDefault = 8;
 export const threadsMaxLimit = 64;
@@ -50,6 +57,7 @@ const optionNames: readonly (keyof OpenOptions)[] = [
   'workers',
   'workersPerNode',
   'durability',
+  'syncIntervalMs',
   'pageSizeBytes',
   'partitionBytesMax',
   'threadsMax',
@@ -107,6 +115,10 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
     workersPerNode:
       o.workersPerNode === undefined ? undefined : integerIn(o.workersPerNode, 'workersPerNode', 1, 1024),
     durability,
+    syncIntervalMs:
+      o.syncIntervalMs === undefined
+        ? syncIntervalMsDefault
+        : integerIn(o.syncIntervalMs, 'syncIntervalMs', 1, 60_000),
     pageSizeBytes,
     partitionBytesMax:
       o.partitionBytesMax === undefined

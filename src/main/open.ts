@@ -16,6 +16,7 @@ import { type DatabaseHandle, databaseHandleFormatVersion } from './database-han
 import { KeepAlive } from './keep-alive.js';
 import { type OpenOptions, partitionsDefault, resolveOpenOptions } from './open-options.js';
 import { createPartitionRouter } from './partition-router.js';
+import { reviveLightningError } from './revive-error.js';
 import { claimThreadSlot, releaseThreadSlot } from './thread-slots.js';
 import { WorkerPool } from './worker-pool.js';
 import { WriteChannel } from './write-channel.js';
@@ -61,8 +62,10 @@ export async function open(path: string, options?: OpenOptions): Promise<Databas
   const router = await createPartitionRouter(partitions);
   let started: Awaited<ReturnType<typeof WorkerPool.start>>;
   try {
-    started = await WorkerPool.start(plan, partitions, resolved, rings, controls);
+    started = await WorkerPool.start(directory, plan, partitions, resolved, rings, controls);
   } catch (error) {
+    const revived = reviveLightningError(error);
+    if (revived !== null) throw revived;
     throw new LightningError(
       'ERR_WORKER_CRASHED',
       `a partition-owner worker failed to start: ${String(error)}`,

@@ -11,6 +11,7 @@ import {
 } from '../shared-memory/index.js';
 import { kRingCompletedSeq, kRingReadOffset } from '../shared-memory/ring/ring-layout.js';
 import type { OwnerApi } from '../workers/owner-protocol.js';
+import type { PartitionRecovery } from '../workers/partition-recovery.js';
 import type { ResolvedOptions } from './open-options.js';
 import { startOwnerWorker } from './owner-worker-start.js';
 
@@ -36,12 +37,13 @@ export class WorkerPool {
 
   /** Starts one worker per planned worker; resolves with the tree handle of every partition. */
   static async start(
+    path: string,
     plan: WorkerPlan,
     partitions: number,
     options: ResolvedOptions,
     rings: CommandRing[][],
     controls: Int32Array[],
-  ): Promise<{ pool: WorkerPool; trees: TreeHandle[] }> {
+  ): Promise<{ pool: WorkerPool; trees: TreeHandle[]; recoveries: PartitionRecovery[] }> {
     const workers: OwnerWorker[] = plan.workers.map((planned) => {
       const thread = startOwnerWorker();
       return {
@@ -54,13 +56,17 @@ export class WorkerPool {
     const pool = new WorkerPool(workers);
     for (const [index, worker] of workers.entries()) pool.#watch(worker, index);
     const trees: TreeHandle[] = new Array(partitions);
+    const recoveries: PartitionRecovery[] = new Array(partitions);
     try {
       await Promise.all(
         plan.workers.map(async (planned) => {
           const worker = workers[planned.index]!;
-          const handles = await Promise.race([
+          const started = await Promise.race([
             worker.api.start({
               workerIndex: planned.index,
+              path,
+              durability: options.durability,
+              syncIntervalMs: options.syncIntervalMs,
               partitions: planned.partitions,
               pageSizeBytes: options.pageSizeBytes,
               partitionBytesMax: options.partitionBytesMax,
@@ -71,7 +77,8 @@ export class WorkerPool {
             pool.#exited(worker),
           ]);
           planned.partitions.forEach((partition, i) => {
-            trees[partition] = handles[i]!;
+            trees[partition] = started.trees[i]!;
+            recoveries[partition] = started.recoveries[i]!;
           });
         }),
       );
@@ -81,7 +88,7 @@ export class WorkerPool {
     }
     // An open database must not keep the process alive by itself; writes in flight do (KeepAlive).
     for (const worker of workers) worker.thread.unref();
-    return { pool, trees };
+    return { pool, trees, recoveries };
   }
 
   /** Lets every worker apply what it was sent, then ends the threads. */

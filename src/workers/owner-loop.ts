@@ -1,30 +1,32 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { assert } from '../shared-memory/assert.js';
 import {
   type BTree,
+  type CommandRing,
   isLightningError,
   kWorkerBatches,
   kWorkerBatchSizeMax,
   kWorkerDoorbell,
   kWorkerOperations,
   kWorkerSleeping,
+  RingConsumer,
 } from '../shared-memory/index.js';
-import { type CommandRing, RingConsumer } from '../shared-memory/ring/command-ring.js';
-import {
-  decodeOperation,
-  operationBatch,
-  operationDel,
-  operationPut,
-  read16,
-  read32,
-} from '../shared-memory/ring/operation-codec.js';
 import {
   recordTypeFragment,
   statusInternalError,
   statusOk,
   statusPartitionFull,
 } from '../shared-memory/ring/ring-layout.js';
+import { recordTypeOperation, type WalWriter } from '../storage/wal/index.js';
+import { applyOperation, operationPartition } from './apply-operation.js';
 import type { Failpoints } from './failpoints.js';
+
+export type DurabilityMode = 'sync' | 'relaxed' | 'none';
+
+/** What an owner loop serves: its partitions' trees and logs. */
+export interface OwnedPartition {
+  tree: BTree;
+  log: WalWriter;
+}
 
 /** Reassembles an operation that arrived in fragments. */
 interface Assembly {
@@ -34,15 +36,20 @@ interface Assembly {
 
 /**
  * The partition owner's loop: drain every ring of this worker, apply what was drained to the trees,
- * publish completions, and sleep on the doorbell when there is nothing to do.
+ * log it, publish completions, and sleep on the doorbell when there is nothing to do.
  *
- * One pass over the rings is one batch: everything callers appended since the last pass is applied
- * together, and completion is published once per ring at the end, which is where the write-ahead log
- * will write and sync the batch. Between batches with work the loop yields to the event loop, so
- * control messages (stats, shutdown) are served while writes stream in.
+ * One pass over the rings is one batch: everything callers appended since the last pass is applied,
+ * appended to its partition's write-ahead log, and written with one write per partition; in 'sync'
+ * mode each of those is followed by one fdatasync (group commit). Only then is completion published,
+ * so a caller's promise resolves after its write is on disk. While a batch syncs, callers keep
+ * appending, and the next batch is as large as the disk is slow. Between batches the loop yields to
+ * the event loop, so control messages (stats, checkpoint, shutdown) are served while writes stream in.
  */
 export class OwnerLoop {
-  readonly #trees: Map<number, BTree>;
+  readonly #partitions: Map<number, OwnedPartition>;
+  readonly #durability: DurabilityMode;
+  /** Logs written without a sync since the last `takeUnsynced()` ('relaxed' and 'none' modes). */
+  #unsynced = new Set<WalWriter>();
   readonly #rings: CommandRing[];
   readonly #consumers: RingConsumer[];
   readonly #completedSeqs: number[];
@@ -52,8 +59,15 @@ export class OwnerLoop {
   #stopping = false;
   #finished: Promise<void> | null = null;
 
-  constructor(trees: Map<number, BTree>, rings: CommandRing[], control: Int32Array, failpoints: Failpoints) {
-    this.#trees = trees;
+  constructor(
+    partitions: Map<number, OwnedPartition>,
+    durability: DurabilityMode,
+    rings: CommandRing[],
+    control: Int32Array,
+    failpoints: Failpoints,
+  ) {
+    this.#partitions = partitions;
+    this.#durability = durability;
     this.#rings = rings;
     this.#consumers = rings.map((ring) => new RingConsumer(ring));
     this.#completedSeqs = rings.map((ring) => ring.completedSeq());
@@ -77,7 +91,7 @@ export class OwnerLoop {
   async #run(): Promise<void> {
     const control = this.#control;
     while (!this.#stopping) {
-      if (this.drainOnce() > 0) {
+      if ((await this.drainOnce()) > 0) {
         await yieldToEventLoop();
         continue;
       }
@@ -91,7 +105,16 @@ export class OwnerLoop {
       }
       Atomics.store(control, kWorkerSleeping, 0);
     }
-    while (this.drainOnce() > 0) {}
+    while ((await this.drainOnce()) > 0) {}
+    // A clean stop leaves nothing unsynced, whatever the durability mode.
+    await Promise.all([...this.#partitions.values()].map((owned) => owned.log.flush(true)));
+  }
+
+  /** Logs written but not synced since the last call; the caller syncs them. */
+  takeUnsynced(): WalWriter[] {
+    const logs = [...this.#unsynced];
+    this.#unsynced.clear();
+    return logs;
   }
 
   #anyRecords(): boolean {
@@ -99,11 +122,15 @@ export class OwnerLoop {
     return false;
   }
 
-  /** Applies everything in every ring once; returns the number of operations applied. */
-  drainOnce(): number {
+  /**
+   * Applies everything in every ring once, logs it, and publishes completion once it is written (and
+   * synced, in 'sync' mode). Returns the number of operations applied.
+   */
+  async drainOnce(): Promise<number> {
     let total = 0;
     const consumers = this.#consumers;
     const finished: number[] = [];
+    const touched = new Set<WalWriter>();
     for (let r = 0; r < consumers.length; r++) {
       const consumer = consumers[r]!;
       if (!consumer.hasRecords()) continue;
@@ -115,14 +142,16 @@ export class OwnerLoop {
         if (consumer.recordType === recordTypeFragment) {
           const assembled = this.#assemble(r, consumer);
           if (assembled === null) continue;
-          status = this.#apply(assembled, 0, assembled.length);
+          status = this.#apply(assembled, 0, assembled.length, touched);
         } else {
-          status = this.#apply(u8, consumer.payloadStart, consumer.payloadStart + consumer.payloadBytes);
+          const start = consumer.payloadStart;
+          status = this.#apply(u8, start, start + consumer.payloadBytes, touched);
         }
         seq = (seq + 1) | 0;
         consumer.setStatus(seq, status);
         applied++;
       }
+      // The log copied what it needs: the ring space can be reused while the batch is written.
       consumer.release();
       if (applied > 0) {
         this.#completedSeqs[r] = seq;
@@ -131,12 +160,21 @@ export class OwnerLoop {
       }
     }
     if (total === 0) return 0;
+    const sync = this.#durability === 'sync';
+    try {
+      await Promise.all([...touched].map((log) => log.flush(sync)));
+      if (!sync) for (const log of touched) this.#unsynced.add(log);
+    } catch (error) {
+      // The batch is applied in memory but may not be on disk, and the log cannot be trusted to take
+      // more: stop this worker. Its writers fail with ERR_WORKER_CRASHED; reopening recovers from disk.
+      console.error('lightning-db owner: writing the write-ahead log failed; stopping this worker', error);
+      process.exit(74);
+    }
     const control = this.#control;
     Atomics.add(control, kWorkerBatches, 1);
     Atomics.add(control, kWorkerOperations, total);
     if (total > Atomics.load(control, kWorkerBatchSizeMax))
       Atomics.store(control, kWorkerBatchSizeMax, total);
-    // The batch is applied; this is where it will be logged and synced before anyone is told.
     for (const r of finished) consumers[r]!.complete(this.#completedSeqs[r]!);
     return total;
   }
@@ -159,33 +197,22 @@ export class OwnerLoop {
     return assembly.buffer;
   }
 
-  /** Applies the operation encoded in u8[start, end) to its partition; returns its status. */
-  #apply(u8: Uint8Array, start: number, end: number): number {
+  /** Applies and logs the operation encoded in u8[start, end); returns its status. */
+  #apply(u8: Uint8Array, start: number, end: number, touched: Set<WalWriter>): number {
     this.#failpoints.hit('owner.apply');
-    const kind = u8[start]!;
-    const partition = read16(u8, start + 2);
-    const tree = this.#trees.get(partition);
-    if (tree === undefined) {
+    const partition = operationPartition(u8, start);
+    const owned = this.#partitions.get(partition);
+    if (owned === undefined) {
       console.error(
         `lightning-db owner: operation for partition ${partition}, which this worker does not own`,
       );
       return statusInternalError;
     }
     try {
-      // Puts and deletes are applied from the record's bytes directly; the tree copies what it keeps.
-      if (kind === operationPut) {
-        const keyEnd = start + 10 + read16(u8, start + 4);
-        const valueEnd = keyEnd + read32(u8, start + 6);
-        assert(valueEnd <= end, 'put fits its record');
-        tree.put(u8.subarray(start + 10, keyEnd), u8.subarray(keyEnd, valueEnd));
-      } else if (kind === operationDel) {
-        const keyEnd = start + 6 + read16(u8, start + 4);
-        assert(keyEnd <= end, 'del fits its record');
-        tree.delete(u8.subarray(start + 6, keyEnd));
-      } else {
-        assert(kind === operationBatch, `known operation kind (got ${kind})`);
-        tree.applyBatch(decodeOperation(u8, start, end).entries);
-      }
+      const encodedEnd = applyOperation(owned.tree, u8, start, end);
+      // Only what was applied is logged, so replay never meets an operation that failed.
+      owned.log.append(recordTypeOperation, [u8.subarray(start, encodedEnd)]);
+      touched.add(owned.log);
       return statusOk;
     } catch (error) {
       if (isLightningError(error, 'ERR_PARTITION_FULL')) return statusPartitionFull;

@@ -1,9 +1,20 @@
 import type { TreeHandle } from '../shared-memory/index.js';
 import type { FailpointSpec } from './failpoints.js';
+import type { PartitionRecovery } from './partition-recovery.js';
+
+export interface OwnerStarted {
+  trees: TreeHandle[];
+  recoveries: PartitionRecovery[];
+}
 
 /** What the coordinator sends an owner worker at start-up (structured-cloned; SABs are shared). */
 export interface OwnerConfig {
   workerIndex: number;
+  /** The database directory: each partition's files are under it (storage/layout.ts). */
+  path: string;
+  durability: 'sync' | 'relaxed' | 'none';
+  /** In 'relaxed' mode, how often written log bytes are synced. */
+  syncIntervalMs: number;
   /** Partition ids this worker owns. */
   partitions: number[];
   pageSizeBytes: number;
@@ -17,8 +28,11 @@ export interface OwnerConfig {
 
 /** The control plane of an owner worker (comlink). The data plane never uses it. */
 export interface OwnerApi {
-  /** Creates (and first-touches) the worker's partitions and starts its loop; returns their tree handles. */
-  start(config: OwnerConfig): TreeHandle[];
+  /**
+   * Creates (and first-touches) the worker's partitions, recovers them from their files, opens their
+   * logs and starts the loop; returns their tree handles and what recovery found.
+   */
+  start(config: OwnerConfig): Promise<OwnerStarted>;
   /** Applies everything already appended, stops the loop, and resolves when done. */
   shutdown(): Promise<void>;
 }

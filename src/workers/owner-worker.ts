@@ -16,37 +16,61 @@ import {
   workerStateRunning,
   workerStateStopped,
 } from '../shared-memory/index.js';
+import { walDirectory } from '../storage/layout.js';
+import { WalWriter } from '../storage/wal/index.js';
 import { Failpoints } from './failpoints.js';
-import { OwnerLoop } from './owner-loop.js';
-import type { OwnerApi, OwnerConfig } from './owner-protocol.js';
+import { type OwnedPartition, OwnerLoop } from './owner-loop.js';
+import type { OwnerApi, OwnerConfig, OwnerStarted } from './owner-protocol.js';
+import { type PartitionRecovery, recoverPartition } from './partition-recovery.js';
 
 let loop: OwnerLoop | null = null;
 let control: Int32Array | null = null;
+let syncTimer: NodeJS.Timeout | null = null;
+const logs: WalWriter[] = [];
 
 const api: OwnerApi = {
-  start(config: OwnerConfig): TreeHandle[] {
+  async start(config: OwnerConfig): Promise<OwnerStarted> {
     if (loop !== null) throw new Error('owner worker started twice');
     control = attachControlBlock(config.control, kWorkerFieldCount);
-    const trees = new Map<number, BTree>();
-    const handles: TreeHandle[] = [];
+    const partitions = new Map<number, OwnedPartition>();
+    const trees: TreeHandle[] = [];
+    const recoveries: PartitionRecovery[] = [];
     for (const partition of config.partitions) {
       const tree = BTree.create({ pageSizeBytes: config.pageSizeBytes, maxBytes: config.partitionBytesMax });
-      trees.set(partition, tree);
-      handles.push(tree.share());
+      const recovery = await recoverPartition(config.path, partition, tree);
+      const log = await WalWriter.open(walDirectory(config.path, partition), partition, recovery.nextLsn);
+      logs.push(log);
+      partitions.set(partition, { tree, log });
+      trees.push(tree.share());
+      recoveries.push(recovery);
     }
     const rings = config.rings.map((sab) => CommandRing.attach(sab));
-    loop = new OwnerLoop(trees, rings, control, new Failpoints(config.failpoints));
+    loop = new OwnerLoop(partitions, config.durability, rings, control, new Failpoints(config.failpoints));
     loop.start();
+    if (config.durability === 'relaxed') {
+      // Writes were acknowledged after write(2); sync them within the interval.
+      const running = loop;
+      syncTimer = setInterval(() => {
+        for (const log of running.takeUnsynced()) log.flush(true).catch(failLog);
+      }, config.syncIntervalMs);
+    }
     Atomics.store(control, kWorkerState, workerStateRunning);
-    return handles;
+    return { trees, recoveries };
   },
 
   async shutdown(): Promise<void> {
     if (loop === null || control === null) return;
+    if (syncTimer !== null) clearInterval(syncTimer);
     await loop.stop();
+    await Promise.all(logs.map((log) => log.close()));
     Atomics.store(control, kWorkerState, workerStateStopped);
   },
 };
+
+function failLog(error: unknown): void {
+  console.error('lightning-db owner: syncing the write-ahead log failed; stopping this worker', error);
+  process.exit(74);
+}
 
 if (parentPort === null) throw new Error('owner-worker must run in a worker thread');
 Comlink.expose(api, nodeEndpoint(parentPort));

@@ -85,6 +85,8 @@ export interface DecodedOperation {
   kind: number;
   partition: number;
   entries: BatchEntry[];
+  /** Offset just past the operation's encoding (records may carry alignment padding after it). */
+  end: number;
 }
 
 /**
@@ -100,7 +102,7 @@ export function decodeOperation(u8: Uint8Array, at: number, end: number): Decode
     assert(at + 10 + keyBytes + valueBytes <= end, 'put fits its record');
     const key = u8.subarray(at + 10, at + 10 + keyBytes);
     const value = u8.subarray(at + 10 + keyBytes, at + 10 + keyBytes + valueBytes);
-    return { kind, partition, entries: [{ kind: operationPut, key, value }] };
+    return { kind, partition, entries: [{ kind: operationPut, key, value }], end: at + 10 + keyBytes + valueBytes };
   }
   if (kind === operationDel) {
     const keyBytes = read16(u8, at + 4);
@@ -109,6 +111,7 @@ export function decodeOperation(u8: Uint8Array, at: number, end: number): Decode
       kind,
       partition,
       entries: [{ kind: operationDel, key: u8.subarray(at + 6, at + 6 + keyBytes), value: null }],
+      end: at + 6 + keyBytes,
     };
   }
   assert(kind === operationBatch, `known operation kind (got ${kind})`);
@@ -129,7 +132,7 @@ export function decodeOperation(u8: Uint8Array, at: number, end: number): Decode
     entries.push({ kind: entryKind, key, value });
     offset += 7 + keyBytes + valueBytes;
   }
-  return { kind, partition, entries };
+  return { kind, partition, entries, end: offset };
 }
 
 function write16(u8: Uint8Array, at: number, value: number): void {

@@ -1,0 +1,143 @@
+import { type FileHandle, mkdir, open as openFile, readdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { assert } from '../../shared-memory/assert.js';
+import { LightningError } from '../../shared-memory/errors.js';
+import { parseSegmentFileName, segmentBytesMax } from './wal-format.js';
+
+/**
+ * The file-system side of a log directory: listing its segments, reading one whole, and making
+ * directory entries durable. Nothing here knows about records.
+ */
+
+export interface SegmentFile {
+  /** Absolute or caller-relative path: `join(dir, name)`. */
+  readonly path: string;
+  readonly name: string;
+  /** The first LSN the file name claims; the header must agree. */
+  readonly nameLsn: number;
+}
+
+/**
+ * The segments of a log directory, sorted by LSN. Other files are ignored. A directory that does
+ * not exist is an empty log.
+ */
+export async function listSegments(dir: string): Promise<SegmentFile[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
+  }
+  const segments: SegmentFile[] = [];
+  for (const name of names) {
+    const nameLsn = parseSegmentFileName(name);
+    if (nameLsn !== null) segments.push({ path: join(dir, name), name, nameLsn });
+  }
+  // Fixed-width hex names sort like their LSNs, but compare the numbers to say what is meant.
+  return segments.sort((a, b) => a.nameLsn - b.nameLsn);
+}
+
+/**
+ * Makes the directory's entries (created, renamed or deleted files) durable. Without it a new
+ * segment can vanish after a power loss even though its own data was synced.
+ */
+export async function syncDirectory(dir: string): Promise<void> {
+  const handle = await openFile(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Creates `dir` (and missing parents) if needed, syncing each parent whose entries changed so that
+ * the log directory itself survives a power loss.
+ */
+export async function ensureDirectory(dir: string): Promise<void> {
+  const firstCreated = await mkdir(dir, { recursive: true });
+  if (firstCreated === undefined) return;
+  // mkdir returns the top-most directory it created; every directory from there down to `dir` is
+  // new, so the parent of each needs a sync.
+  for (let path = dir; ; path = dirname(path)) {
+    await syncDirectory(dirname(path));
+    if (path === firstCreated || dirname(path) === path) break;
+  }
+}
+
+/** Size of a file in bytes, or -1 if it does not exist. */
+export async function fileSizeBytes(path: string): Promise<number> {
+  try {
+    const handle = await openFile(path, 'r');
+    try {
+      return (await handle.stat()).size;
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return -1;
+    throw error;
+  }
+}
+
+/**
+ * Reads a whole segment into one Buffer. This is deliberate: a segment is bounded by
+ * `segmentBytesMax` (its target size plus one flush), checksums are verified over whole records,
+ * and deciding whether a bad record is a torn tail needs to look at everything after it. A file
+ * larger than the bound was not written by a writer of this format and is reported as damage
+ * before anything is allocated.
+ */
+export async function readSegmentFile(path: string): Promise<Buffer> {
+  const handle = await openFile(path, 'r');
+  try {
+    const sizeBytes = (await handle.stat()).size;
+    if (sizeBytes > segmentBytesMax) {
+      throw new LightningError(
+        'ERR_CORRUPTION',
+        `${path} at byte 0: segment is ${sizeBytes} bytes, more than any writer produces (${segmentBytesMax})`,
+      );
+    }
+    const bytes = Buffer.allocUnsafe(sizeBytes);
+    let filled = 0;
+    while (filled < sizeBytes) {
+      const { bytesRead } = await handle.read(bytes, filled, sizeBytes - filled, filled);
+      if (bytesRead === 0) break; // The file shrank since stat: what is there is all there is.
+      filled += bytesRead;
+    }
+    return bytes.subarray(0, filled);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Reads at most `bytes` bytes from the start of a file (a segment header). */
+export async function readFilePrefix(path: string, bytes: number): Promise<Buffer> {
+  const handle = await openFile(path, 'r');
+  try {
+    const prefix = Buffer.alloc(bytes);
+    const { bytesRead } = await handle.read(prefix, 0, bytes, 0);
+    return prefix.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * Writes `bytes` bytes of `buffer` at `position` with one positioned write call. A regular file takes
+ * the whole buffer at once unless something is wrong (say the disk filled mid-write); then the rest
+ * goes in further calls, which fail with the real error if the condition persists.
+ */
+export async function writeFully(
+  handle: FileHandle,
+  buffer: Buffer,
+  bytes: number,
+  position: number,
+): Promise<void> {
+  let written = 0;
+  while (written < bytes) {
+    const result = await handle.write(buffer, written, bytes - written, position + written);
+    assert(result.bytesWritten > 0, 'write(2) on a regular file makes progress or fails');
+    written += result.bytesWritten;
+  }
+}

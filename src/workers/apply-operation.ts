@@ -1,0 +1,43 @@
+import { assert } from '../shared-memory/assert.js';
+import type { BTree } from '../shared-memory/index.js';
+import {
+  decodeOperation,
+  operationBatch,
+  operationDel,
+  operationPut,
+  read16,
+  read32,
+} from '../shared-memory/ring/operation-codec.js';
+
+/** The partition an encoded operation belongs to. */
+export function operationPartition(u8: Uint8Array, start: number): number {
+  return read16(u8, start + 2);
+}
+
+/**
+ * Applies the operation encoded at u8[start, end) to its partition's tree and returns the offset just
+ * past its encoding (what the write-ahead log records). Throws what the tree throws, e.g.
+ * ERR_PARTITION_FULL, having changed nothing. Used by the owner loop and by recovery's replay, so a
+ * logged operation is replayed exactly as it was first applied.
+ */
+export function applyOperation(tree: BTree, u8: Uint8Array, start: number, end: number): number {
+  const kind = u8[start]!;
+  // Puts and deletes are applied from the encoded bytes directly; the tree copies what it keeps.
+  if (kind === operationPut) {
+    const keyEnd = start + 10 + read16(u8, start + 4);
+    const valueEnd = keyEnd + read32(u8, start + 6);
+    assert(valueEnd <= end, 'put fits its record');
+    tree.put(u8.subarray(start + 10, keyEnd), u8.subarray(keyEnd, valueEnd));
+    return valueEnd;
+  }
+  if (kind === operationDel) {
+    const keyEnd = start + 6 + read16(u8, start + 4);
+    assert(keyEnd <= end, 'del fits its record');
+    tree.delete(u8.subarray(start + 6, keyEnd));
+    return keyEnd;
+  }
+  assert(kind === operationBatch, `known operation kind (got ${kind})`);
+  const decoded = decodeOperation(u8, start, end);
+  tree.applyBatch(decoded.entries);
+  return decoded.end;
+}

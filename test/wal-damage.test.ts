@@ -1,0 +1,289 @@
+/**
+ * What the WAL reader does with damaged logs. A torn tail (the newest segment ends in a partial or
+ * failing record with nothing valid after it) is cut and reported, at every byte where a crash can
+ * tear the last record. Everything else is ERR_CORRUPTION naming the file and byte offset: a flipped
+ * byte with valid records after it, damage in an older segment, a missing segment, an LSN out of
+ * sequence, a bad header (ERR_FORMAT_VERSION for a newer format).
+ *
+ * Reproduce a failure with LIGHTNING_SEED=<seed printed in the test name>.
+ */
+import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import xxhash from 'xxhash-wasm';
+import { isLightningError } from '../src/shared-memory/index.js';
+import {
+  readWal,
+  recordTypeOperation,
+  segmentFileName,
+  segmentHeaderBytes,
+  truncateTornTail,
+  type WalRecord,
+  WalWriter,
+} from '../src/storage/wal/index.js';
+import {
+  encodeRecord,
+  kHeaderChecksum,
+  kHeaderFormatVersion,
+  recordBytes,
+} from '../src/storage/wal/wal-format.js';
+
+const seed = seedFromEnv();
+
+function seedFromEnv(): number {
+  const raw = process.env.LIGHTNING_SEED;
+  if (raw === undefined || raw === '') return 0x0bad_f00d;
+  const parsed = Number(raw);
+  if (!Number.isSafeInteger(parsed)) throw new Error(`LIGHTNING_SEED must be an integer, got ${raw}`);
+  return parsed | 0;
+}
+
+function mulberry32(seed32: number): () => number {
+  let state = seed32 >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return (t ^ (t >>> 14)) >>> 0;
+  };
+}
+
+function randomPayload(random: () => number, length: number): Buffer {
+  const payload = Buffer.alloc(length);
+  for (let i = 0; i < length; i++) payload[i] = random() & 0xff;
+  return payload;
+}
+
+const partition = 5;
+const directories: string[] = [];
+afterEach(async () => {
+  for (const dir of directories.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+/**
+ * A log of several 4 KiB segments whose last flush is two records, the last `lastPayloadBytes`
+ * long. Returns the records as read back (each with its file and offset).
+ */
+async function buildLog(lastPayloadBytes = 100): Promise<{ dir: string; records: WalRecord[] }> {
+  const dir = await mkdtemp(join(tmpdir(), 'lightning-wal-damage-'));
+  directories.push(dir);
+  const random = mulberry32(seed);
+  const writer = await WalWriter.open(dir, partition, 1, { segmentTargetBytes: 4096 });
+  for (let batch = 0; batch < 40; batch++) {
+    const payloads = Array.from({ length: 1 + (random() % 5) }, () => randomPayload(random, random() % 300));
+    writer.append(recordTypeOperation, payloads);
+    await writer.flush(false);
+  }
+  writer.append(recordTypeOperation, [randomPayload(random, 33), randomPayload(random, lastPayloadBytes)]);
+  await writer.close();
+  const { records, result } = await readAll(dir);
+  expect(result.tornTail).toBeNull();
+  expect(result.segments).toBeGreaterThan(3);
+  return { dir, records };
+}
+
+async function readAll(dir: string) {
+  const records: WalRecord[] = [];
+  const result = await readWal(dir, partition, { onRecord: (record) => void records.push(record) });
+  return { records, result };
+}
+
+async function segmentPaths(dir: string): Promise<string[]> {
+  return (await readdir(dir))
+    .filter((name) => name.startsWith('wal-'))
+    .sort()
+    .map((name) => join(dir, name));
+}
+
+async function flipByte(file: string, offset: number): Promise<void> {
+  const bytes = await readFile(file);
+  bytes[offset] = bytes[offset]! ^ 0x5a;
+  await writeFile(file, bytes);
+}
+
+/** Expects ERR_CORRUPTION (or `code`) whose message names `file` and `at byte <offset>`. */
+async function expectDamage(
+  dir: string,
+  file: string,
+  offset: number,
+  pattern: RegExp,
+  code = 'ERR_CORRUPTION',
+) {
+  const error = await readAll(dir).then(
+    () => expect.fail('the read succeeded'),
+    (caught: unknown) => caught,
+  );
+  expect(isLightningError(error) && error.code).toBe(code);
+  const message = (error as Error).message;
+  expect(message).toContain(`${file} at byte ${offset}:`);
+  expect(message).toMatch(pattern);
+}
+
+describe('WAL torn tails', () => {
+  it(`a tear at every byte of the last record is cut and reported (seed ${seed})`, async () => {
+    const { dir, records } = await buildLog(100);
+    const last = records.at(-1)!;
+    const pristine = await readFile(last.file);
+    const end = last.offset + recordBytes(100);
+    expect(end).toBe(pristine.length);
+    for (let cut = last.offset; cut <= end; cut++) {
+      await writeFile(last.file, pristine.subarray(0, cut));
+      const { records: read, result } = await readAll(dir);
+      const whole = cut === end;
+      expect(read.length).toBe(whole ? records.length : records.length - 1);
+      expect(read.at(-1)!.payload.equals(records[read.length - 1]!.payload)).toBe(true);
+      const torn =
+        cut === last.offset || whole
+          ? null
+          : { file: last.file, offset: last.offset, bytesDropped: cut - last.offset };
+      expect(result.tornTail).toEqual(torn);
+      expect(result.nextLsn).toBe(whole ? last.lsn + 1 : last.lsn);
+    }
+  });
+
+  it('a torn 5 MB record is cut wherever it tore', async () => {
+    const big = 5 * 1024 * 1024;
+    const { dir, records } = await buildLog(big);
+    const last = records.at(-1)!;
+    const pristine = await readFile(last.file);
+    for (const into of [1, 7, 8, 16, 17, 24, 4096, big / 2, big - 1, recordBytes(big) - 1]) {
+      await writeFile(last.file, pristine.subarray(0, last.offset + into));
+      const { records: read, result } = await readAll(dir);
+      expect(read.length).toBe(records.length - 1);
+      expect(result.tornTail).toEqual({ file: last.file, offset: last.offset, bytesDropped: into });
+    }
+  });
+
+  it('a flipped byte in the last record of the newest segment is indistinguishable from a tear', async () => {
+    const { dir, records } = await buildLog();
+    const last = records.at(-1)!;
+    await flipByte(last.file, last.offset + 40);
+    const { records: read, result } = await readAll(dir);
+    expect(read.length).toBe(records.length - 1);
+    expect(result.tornTail).toEqual({ file: last.file, offset: last.offset, bytesDropped: recordBytes(100) });
+  });
+
+  it('truncateTornTail cuts the tail durably and a writer continues after it', async () => {
+    const { dir, records } = await buildLog();
+    const last = records.at(-1)!;
+    const pristine = await readFile(last.file);
+    await writeFile(last.file, pristine.subarray(0, last.offset + 50));
+    const { result } = await readAll(dir);
+    await truncateTornTail(result.tornTail!.file, result.tornTail!.offset);
+    expect((await stat(last.file)).size).toBe(last.offset);
+    const writer = await WalWriter.open(dir, partition, result.nextLsn!);
+    writer.append(recordTypeOperation, [Buffer.from('after the cut')]);
+    await writer.close();
+    const { records: read, result: after } = await readAll(dir);
+    expect(after.tornTail).toBeNull();
+    expect(read.map((record) => record.lsn)).toEqual(records.map((record) => record.lsn));
+    expect(read.at(-1)!.payload.toString()).toBe('after the cut');
+    await expect(truncateTornTail(last.file, 12)).rejects.toSatisfy((e) =>
+      isLightningError(e, 'ERR_BAD_ARGUMENT'),
+    );
+  });
+
+  it('a newest segment with a partial header is a torn tail at byte 0 and is removed by the cut', async () => {
+    const { dir, records } = await buildLog();
+    const nextLsn = records.at(-1)!.lsn + 1;
+    await (await WalWriter.open(dir, partition, nextLsn)).close();
+    const file = join(dir, segmentFileName(nextLsn));
+    const header = await readFile(file);
+    for (let length = 0; length < segmentHeaderBytes; length++) {
+      await writeFile(file, header.subarray(0, length));
+      const { records: read, result } = await readAll(dir);
+      expect(read.length).toBe(records.length);
+      expect(result.tornTail).toEqual({ file, offset: 0, bytesDropped: length });
+      expect(result.nextLsn).toBe(nextLsn);
+    }
+    await truncateTornTail(file, 0);
+    expect((await segmentPaths(dir)).includes(file)).toBe(false);
+    expect((await readAll(dir)).result.tornTail).toBeNull();
+  });
+});
+
+describe('WAL damage is ERR_CORRUPTION naming file and offset', () => {
+  it('a flipped byte in a middle record with valid records after it, in the newest and an older segment', async () => {
+    const { dir, records } = await buildLog();
+    const paths = await segmentPaths(dir);
+    for (const file of [paths.at(-1)!, paths[1]!]) {
+      const inFile = records.filter((record) => record.file === file);
+      expect(inFile.length).toBeGreaterThanOrEqual(3);
+      const middle = inFile[Math.floor(inFile.length / 2)]!;
+      // Length (low and high byte), checksum, LSN, type and payload.
+      for (const at of [0, 3, 5, 9, 16, 17 + Math.floor(middle.payload.length / 2)]) {
+        if (at >= 17 + middle.payload.length) continue;
+        const pristine = await readFile(file);
+        await flipByte(file, middle.offset + at);
+        await expectDamage(dir, file, middle.offset, /valid record with LSN \d+ follows/);
+        await writeFile(file, pristine);
+      }
+    }
+  });
+
+  it('damage at the end of an older segment is not a torn tail', async () => {
+    const { dir, records } = await buildLog();
+    const older = (await segmentPaths(dir))[1]!;
+    const last = records.filter((record) => record.file === older).at(-1)!;
+    await flipByte(older, last.offset + 18);
+    await expectDamage(dir, older, last.offset, /not the last segment/);
+  });
+
+  it('a deleted middle segment', async () => {
+    const { dir } = await buildLog();
+    const paths = await segmentPaths(dir);
+    await rm(paths[2]!);
+    await expectDamage(dir, paths[3]!, 0, /a segment is missing/);
+  });
+
+  it('LSNs that skip or repeat, with valid checksums', async () => {
+    const { h32Raw } = await xxhash();
+    for (const skew of [2, 0, -3]) {
+      const { dir, records } = await buildLog();
+      const last = records.at(-1)!;
+      const bytes = await readFile(last.file);
+      const forged = Buffer.alloc(recordBytes(4));
+      encodeRecord(h32Raw, forged, 0, last.lsn + skew, recordTypeOperation, Buffer.from('fake'));
+      await writeFile(last.file, Buffer.concat([bytes, forged]));
+      const reason = skew > 0 ? /LSN gap: expected \d+, found \d+/ : /does not increase/;
+      await expectDamage(dir, last.file, bytes.length, reason);
+    }
+  });
+
+  it('bad segment headers: magic, checksum, name, partition, and a newer format version', async () => {
+    const { dir } = await buildLog();
+    const paths = await segmentPaths(dir);
+    const file = paths[1]!;
+    const pristine = await readFile(file);
+    await flipByte(file, 1);
+    await expectDamage(dir, file, 0, /bad magic/);
+    await writeFile(file, pristine);
+    await flipByte(file, 9); // The partition id, under the header checksum.
+    await expectDamage(dir, file, 0, /header checksum mismatch/);
+    await writeFile(file, pristine);
+
+    const { h32Raw } = await xxhash();
+    const newer = Buffer.from(pristine);
+    newer.writeUInt32LE(2, kHeaderFormatVersion);
+    newer.writeUInt32LE(h32Raw(newer.subarray(0, kHeaderChecksum)), kHeaderChecksum);
+    await writeFile(file, newer);
+    await expectDamage(dir, file, 0, /format version 2/, 'ERR_FORMAT_VERSION');
+    await writeFile(file, pristine);
+
+    await expect(readWal(dir, partition + 1, { onRecord: () => {} })).rejects.toThrow(
+      /belongs to partition 5/,
+    );
+    const renamed = join(dir, segmentFileName(999_999));
+    await rename(paths.at(-1)!, renamed);
+    await expectDamage(dir, renamed, 0, /header says first LSN \d+, the name says 999999/);
+  });
+
+  it('an older segment shorter than a header', async () => {
+    const { dir } = await buildLog();
+    const paths = await segmentPaths(dir);
+    await writeFile(paths[1]!, Buffer.alloc(10));
+    await expectDamage(dir, paths[1]!, 0, /shorter than a header/);
+  });
+});

@@ -32,3 +32,4 @@ export {
   type TreeStats,
   valueBytesMax,
 } from './shared-memory/index.js';
+export type { CheckpointResult } from './workers/partition-checkpoint.js';

@@ -37,5 +37,6 @@ export async function attach(handle: unknown): Promise<Database> {
     workerControls: controls,
     databaseControl,
     release: async () => releaseThreadSlot(databaseControl, slot),
+    checkpoint: null,
   });
 }

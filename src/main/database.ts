@@ -13,6 +13,7 @@ import {
   valueToBytes,
 } from '../shared-memory/index.js';
 import { type BatchEntry, operationDel, operationPut } from '../shared-memory/ring/operation-codec.js';
+import type { CheckpointResult } from '../workers/partition-checkpoint.js';
 import type { DatabaseHandle } from './database-handle.js';
 import { MergedRange } from './merged-range.js';
 import type { Durability } from './open-options.js';
@@ -58,6 +59,8 @@ export interface DatabaseParts {
   databaseControl: Int32Array;
   /** Stops what this thread started: the workers (opener) or its thread slot (attached). */
   release: () => Promise<void>;
+  /** Checkpoints every partition (the opener), or null where this thread cannot (attached). */
+  checkpoint: (() => Promise<CheckpointResult[]>) | null;
 }
 
 const workerStateNames = ['starting', 'running', 'stopped', 'crashed'] as const;
@@ -186,6 +189,25 @@ export class Database {
       partitionStats,
       workerStats,
     };
+  }
+
+  /**
+   * Writes a checkpoint of every partition (its sorted contents, lz4-compressed and checksummed) and
+   * drops the write-ahead log segments it covers, so the next open replays little. Writes continue
+   * meanwhile, pausing for one short step of the walk at a time. Only the thread that opened the
+   * database can ask for one (ERR_NOT_SUPPORTED elsewhere); partitions also checkpoint on their own
+   * when their log grows by `checkpointWalBytes`.
+   */
+  async checkpoint(): Promise<CheckpointResult[]> {
+    this.#assertOpen();
+    const checkpoint = this.#parts.checkpoint;
+    if (checkpoint === null) {
+      throw new LightningError(
+        'ERR_NOT_SUPPORTED',
+        'checkpoint() is available on the thread that opened the database',
+      );
+    }
+    return checkpoint();
   }
 
   /** A structured-cloneable handle: `await attach(handle)` in another worker thread. */

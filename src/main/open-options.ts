@@ -24,6 +24,8 @@ export interface OpenOptions {
   durability?: Durability;
   /** In 'relaxed' mode, how often written log bytes are synced. Default 100 ms. */
   syncIntervalMs?: number;
+  /** Checkpoint a partition once its write-ahead log has grown by this many bytes. Default 64 MiB. */
+  checkpointWalBytes?: number;
   /** Page size of every partition's tree. Default 4 KiB. */
   pageSizeBytes?: number;
   /** Most bytes one partition's shared memory may grow to. Default 1 GiB. */
@@ -40,6 +42,7 @@ export interface ResolvedOptions {
   workersPerNode: number | undefined;
   durability: Durability;
   syncIntervalMs: number;
+  checkpointWalBytes: number;
   pageSizeBytes: number;
   partitionBytesMax: number;
   threadsMax: number;
@@ -48,6 +51,7 @@ export interface ResolvedOptions {
 
 export const partitionsDefault = 16;
 export const syncIntervalMsDefault = 100;
+export const checkpointWalBytesDefault = 64 * 1024 * 1024;
 export const partitionsMax = 4096;
 export const threadsMaxDefault = 8;
 export const threadsMaxLimit = 64;
@@ -58,6 +62,7 @@ const optionNames: readonly (keyof OpenOptions)[] = [
   'workersPerNode',
   'durability',
   'syncIntervalMs',
+  'checkpointWalBytes',
   'pageSizeBytes',
   'partitionBytesMax',
   'threadsMax',
@@ -119,6 +124,10 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
       o.syncIntervalMs === undefined
         ? syncIntervalMsDefault
         : integerIn(o.syncIntervalMs, 'syncIntervalMs', 1, 60_000),
+    checkpointWalBytes:
+      o.checkpointWalBytes === undefined
+        ? checkpointWalBytesDefault
+        : integerIn(o.checkpointWalBytes, 'checkpointWalBytes', 1 << 16, 2 ** 40),
     pageSizeBytes,
     partitionBytesMax:
       o.partitionBytesMax === undefined

@@ -120,6 +120,7 @@ export async function open(path: string, options?: OpenOptions): Promise<Databas
     channels,
     workerControls: controls,
     databaseControl,
+    checkpoint: () => pool.checkpoint(),
     release: async () => {
       markClosed(databaseControl);
       await pool.stop();

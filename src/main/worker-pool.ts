@@ -11,6 +11,7 @@ import {
 } from '../shared-memory/index.js';
 import { kRingCompletedSeq, kRingReadOffset } from '../shared-memory/ring/ring-layout.js';
 import type { OwnerApi } from '../workers/owner-protocol.js';
+import type { CheckpointResult } from '../workers/partition-checkpoint.js';
 import type { PartitionRecovery } from '../workers/partition-recovery.js';
 import type { ResolvedOptions } from './open-options.js';
 import { startOwnerWorker } from './owner-worker-start.js';
@@ -66,6 +67,8 @@ export class WorkerPool {
               workerIndex: planned.index,
               path,
               durability: options.durability,
+              partitionCount: partitions,
+              checkpointWalBytes: options.checkpointWalBytes,
               syncIntervalMs: options.syncIntervalMs,
               partitions: planned.partitions,
               pageSizeBytes: options.pageSizeBytes,
@@ -89,6 +92,20 @@ export class WorkerPool {
     // An open database must not keep the process alive by itself; writes in flight do (KeepAlive).
     for (const worker of workers) worker.thread.unref();
     return { pool, trees, recoveries };
+  }
+
+  /** Checkpoints every partition, each worker its own, in parallel. */
+  async checkpoint(): Promise<CheckpointResult[]> {
+    // The workers are unref'd; a pending control call must keep the process alive until it settles.
+    for (const worker of this.#workers) worker.thread.ref();
+    try {
+      const perWorker = await Promise.all(
+        this.#workers.map((worker) => Promise.race([worker.api.checkpoint(), this.#exited(worker)])),
+      );
+      return perWorker.flat().sort((a, b) => a.partition - b.partition);
+    } finally {
+      if (!this.#stopping) for (const worker of this.#workers) worker.thread.unref();
+    }
   }
 
   /** Lets every worker apply what it was sent, then ends the threads. */

@@ -1,5 +1,6 @@
 import type { TreeHandle } from '../shared-memory/index.js';
 import type { FailpointSpec } from './failpoints.js';
+import type { CheckpointResult } from './partition-checkpoint.js';
 import type { PartitionRecovery } from './partition-recovery.js';
 
 export interface OwnerStarted {
@@ -13,6 +14,10 @@ export interface OwnerConfig {
   /** The database directory: each partition's files are under it (storage/layout.ts). */
   path: string;
   durability: 'sync' | 'relaxed' | 'none';
+  /** Total partitions of the database (each partition's manifest records it). */
+  partitionCount: number;
+  /** Checkpoint a partition once its log has grown by this many bytes. */
+  checkpointWalBytes: number;
   /** In 'relaxed' mode, how often written log bytes are synced. */
   syncIntervalMs: number;
   /** Partition ids this worker owns. */
@@ -33,6 +38,8 @@ export interface OwnerApi {
    * logs and starts the loop; returns their tree handles and what recovery found.
    */
   start(config: OwnerConfig): Promise<OwnerStarted>;
+  /** Checkpoints every partition of this worker; resolves with what was written. */
+  checkpoint(): Promise<CheckpointResult[]>;
   /** Applies everything already appended, stops the loop, and resolves when done. */
   shutdown(): Promise<void>;
 }

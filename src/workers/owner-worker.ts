@@ -18,14 +18,20 @@ import {
 } from '../shared-memory/index.js';
 import { walDirectory } from '../storage/layout.js';
 import { WalWriter } from '../storage/wal/index.js';
+import { CheckpointScheduler } from './checkpoint-scheduler.js';
 import { Failpoints } from './failpoints.js';
 import { type OwnedPartition, OwnerLoop } from './owner-loop.js';
 import type { OwnerApi, OwnerConfig, OwnerStarted } from './owner-protocol.js';
+import type { CheckpointResult } from './partition-checkpoint.js';
 import { type PartitionRecovery, recoverPartition } from './partition-recovery.js';
 
 let loop: OwnerLoop | null = null;
 let control: Int32Array | null = null;
 let syncTimer: NodeJS.Timeout | null = null;
+let checkpointTimer: NodeJS.Timeout | null = null;
+let checkpoints: CheckpointScheduler | null = null;
+/** How often the worker looks at its logs' growth to decide on a checkpoint. */
+const checkpointCheckIntervalMs = 250;
 const logs: WalWriter[] = [];
 
 const api: OwnerApi = {
@@ -54,18 +60,41 @@ const api: OwnerApi = {
         for (const log of running.takeUnsynced()) log.flush(true).catch(failLog);
       }, config.syncIntervalMs);
     }
+    const scheduler = new CheckpointScheduler(
+      config.path,
+      config.partitionCount,
+      partitions,
+      config.checkpointWalBytes,
+    );
+    checkpoints = scheduler;
+    checkpointTimer = setInterval(() => scheduler.maybeStart(failCheckpoint), checkpointCheckIntervalMs);
     Atomics.store(control, kWorkerState, workerStateRunning);
     return { trees, recoveries };
+  },
+
+  async checkpoint(): Promise<CheckpointResult[]> {
+    if (checkpoints === null) throw new Error('owner worker not started');
+    return checkpoints.checkpointAll();
   },
 
   async shutdown(): Promise<void> {
     if (loop === null || control === null) return;
     if (syncTimer !== null) clearInterval(syncTimer);
+    if (checkpointTimer !== null) clearInterval(checkpointTimer);
+    await checkpoints?.idle();
     await loop.stop();
     await Promise.all(logs.map((log) => log.close()));
     Atomics.store(control, kWorkerState, workerStateStopped);
   },
 };
+
+/** A failed checkpoint loses nothing (the log still holds everything); it is reported and retried later. */
+function failCheckpoint(error: unknown): void {
+  console.error(
+    'lightning-db owner: a checkpoint failed; the write-ahead log still holds every write',
+    error,
+  );
+}
 
 function failLog(error: unknown): void {
   console.error('lightning-db owner: syncing the write-ahead log failed; stopping this worker', error);

@@ -102,7 +102,12 @@ export function decodeOperation(u8: Uint8Array, at: number, end: number): Decode
     assert(at + 10 + keyBytes + valueBytes <= end, 'put fits its record');
     const key = u8.subarray(at + 10, at + 10 + keyBytes);
     const value = u8.subarray(at + 10 + keyBytes, at + 10 + keyBytes + valueBytes);
-    return { kind, partition, entries: [{ kind: operationPut, key, value }], end: at + 10 + keyBytes + valueBytes };
+    return {
+      kind,
+      partition,
+      entries: [{ kind: operationPut, key, value }],
+      end: at + 10 + keyBytes + valueBytes,
+    };
   }
   if (kind === operationDel) {
     const keyBytes = read16(u8, at + 4);

@@ -41,10 +41,20 @@ const api: OwnerApi = {
     const partitions = new Map<number, OwnedPartition>();
     const trees: TreeHandle[] = [];
     const recoveries: PartitionRecovery[] = [];
-    for (const partition of config.partitions) {
-      const tree = BTree.create({ pageSizeBytes: config.pageSizeBytes, maxBytes: config.partitionBytesMax });
-      const recovery = await recoverPartition(config.path, partition, tree);
-      const log = await WalWriter.open(walDirectory(config.path, partition), partition, recovery.nextLsn);
+    // Partitions recover concurrently: one waits on its files (reads, lz4 on the libuv pool) while
+    // another replays on this thread.
+    const recovered = await Promise.all(
+      config.partitions.map(async (partition) => {
+        const tree = BTree.create({
+          pageSizeBytes: config.pageSizeBytes,
+          maxBytes: config.partitionBytesMax,
+        });
+        const recovery = await recoverPartition(config.path, partition, tree);
+        const log = await WalWriter.open(walDirectory(config.path, partition), partition, recovery.nextLsn);
+        return { partition, tree, log, recovery };
+      }),
+    );
+    for (const { partition, tree, log, recovery } of recovered) {
       logs.push(log);
       partitions.set(partition, { tree, log });
       trees.push(tree.share());

@@ -26,8 +26,8 @@ import { WriteChannel } from './write-channel.js';
  * which allocate their partitions' memory, and returns the Database for this thread.
  *
  * The partition count is fixed when the database is created and recorded in the directory; reopening
- * with a different `partitions` is ERR_BAD_ARGUMENT. This release keeps the data in memory only: the
- * directory holds the metadata, not yet the data, so a reopened database starts empty.
+ * with a different `partitions` is ERR_BAD_ARGUMENT. Each partition is recovered from its checkpoint and
+ * write-ahead log before this resolves; damage other than a torn tail is ERR_CORRUPTION naming the file.
  */
 export async function open(path: string, options?: OpenOptions): Promise<Database> {
   if (typeof path !== 'string' || path.length === 0) {

@@ -13,6 +13,7 @@ import {
   encodeFooter,
   encodeHeader,
   entryHeaderBytes,
+  kHeaderChecksum,
   lsnMax,
   temporaryFileName,
   u32Max,
@@ -85,14 +86,7 @@ export async function writeCheckpoint(
   }
   await handle.close();
   await publishFile(temporary, path);
-  return {
-    file,
-    path,
-    entries: writer.entryCount,
-    bytes: writer.position,
-    blocks: writer.blockCount,
-    uncompressedBytes: writer.uncompressedBytes,
-  };
+  return { file, path, ...writer.summary() };
 }
 
 function badArgument(message: string): LightningError {
@@ -111,10 +105,10 @@ class BlockWriter {
   /** A copy of the last key written, so order is checked even across batches the caller reuses. */
   readonly #lastKey = Buffer.allocUnsafe(keyBytesMax);
   #lastKeyLength = -1;
-  position = 0;
-  entryCount = 0;
-  blockCount = 0;
-  uncompressedBytes = 0;
+  #position = 0;
+  #entryCount = 0;
+  #blockCount = 0;
+  #uncompressedBytes = 0;
   #headerPending: Buffer | null;
 
   constructor(handle: FileHandle, api: XxhashApi, header: Buffer) {
@@ -122,7 +116,7 @@ class BlockWriter {
     this.#handle = handle;
     this.#api = api;
     this.#headerPending = header;
-    this.#headerChecksum = header.readUInt32LE(checkpointHeaderBytes - 4);
+    this.#headerChecksum = header.readUInt32LE(kHeaderChecksum);
   }
 
   async addBatch(batch: CheckpointBatch): Promise<void> {
@@ -144,11 +138,24 @@ class BlockWriter {
     }
   }
 
+  summary(): Pick<CheckpointWriteResult, 'entries' | 'bytes' | 'blocks' | 'uncompressedBytes'> {
+    return {
+      entries: this.#entryCount,
+      bytes: this.#position,
+      blocks: this.#blockCount,
+      uncompressedBytes: this.#uncompressedBytes,
+    };
+  }
+
   async finish(): Promise<void> {
     if (this.#blockUsedBytes > 0) await this.#flushBlock();
     const footer = encodeFooter(
       this.#api,
-      { blockCount: this.blockCount, entryCount: this.entryCount, uncompressedBytes: this.uncompressedBytes },
+      {
+        blockCount: this.#blockCount,
+        entryCount: this.#entryCount,
+        uncompressedBytes: this.#uncompressedBytes,
+      },
       this.#headerChecksum,
     );
     await this.#append([footer]);
@@ -175,7 +182,7 @@ class BlockWriter {
       this.#lastKeyLength >= 0 &&
       compareBytes(this.#lastKey, 0, this.#lastKeyLength, key, 0, key.length) >= 0
     ) {
-      throw badArgument(`keys must be strictly ascending; entry ${this.entryCount + this.#blockEntryCount}`);
+      throw badArgument(`keys must be strictly ascending; entry ${this.#entryCount + this.#blockEntryCount}`);
     }
     this.#lastKey.set(key);
     this.#lastKeyLength = key.length;
@@ -194,9 +201,9 @@ class BlockWriter {
     const compressed = await compress(content);
     const header = encodeBlockHeader(compressed, content.length, entryCount, this.#api);
     await this.#append([header, compressed]);
-    this.blockCount++;
-    this.entryCount += entryCount;
-    this.uncompressedBytes += content.length;
+    this.#blockCount++;
+    this.#entryCount += entryCount;
+    this.#uncompressedBytes += content.length;
   }
 
   /** Appends buffers at the current position; the file header goes out with the first append. */
@@ -206,7 +213,7 @@ class BlockWriter {
       this.#headerPending = null;
     }
     const total = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
-    let { bytesWritten } = await this.#handle.writev(buffers, this.position);
+    let { bytesWritten } = await this.#handle.writev(buffers, this.#position);
     if (bytesWritten < total) {
       // A short write (rare: a signal, or a disk filling up) continues with the rest, so a write
       // either completes or fails with the error of the call that could not make progress.
@@ -217,14 +224,14 @@ class BlockWriter {
           rest,
           offset,
           rest.length - offset,
-          this.position + bytesWritten,
+          this.#position + bytesWritten,
         );
         if (written.bytesWritten === 0)
           throw new Error(`checkpoint write made no progress at ${bytesWritten}`);
         bytesWritten += written.bytesWritten;
       }
     }
-    this.position += total;
+    this.#position += total;
   }
 }
 

@@ -1,7 +1,8 @@
-import { mkdir, open as openFile, readFile, rename } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import xxhash from 'xxhash-wasm';
 import { LightningError } from '../shared-memory/index.js';
+import { writeFileDurably } from './durable-file.js';
+import { xxhashApi } from './xxhash.js';
 
 /** The file naming a directory as a lightning-db database, with what is fixed at creation. */
 export const metadataFileName = 'LIGHTNING.json';
@@ -22,7 +23,7 @@ interface MetadataFile extends DatabaseMetadata {
 }
 
 async function checksumOf(metadata: DatabaseMetadata): Promise<string> {
-  const { h64ToString } = await xxhash();
+  const { h64ToString } = await xxhashApi();
   const { format, formatVersion, partitions, hash, createdAt } = metadata;
   return h64ToString(JSON.stringify({ format, formatVersion, partitions, hash, createdAt }));
 }
@@ -67,21 +68,6 @@ export async function readMetadata(path: string): Promise<DatabaseMetadata | nul
 /** Writes the metadata durably: a temporary file, fsync, rename over, fsync of the directory. */
 export async function writeMetadata(path: string, metadata: DatabaseMetadata): Promise<void> {
   await mkdir(path, { recursive: true });
-  const file = join(path, metadataFileName);
-  const temporary = `${file}.tmp`;
   const content: MetadataFile = { ...metadata, checksum: await checksumOf(metadata) };
-  const handle = await openFile(temporary, 'w');
-  try {
-    await handle.writeFile(`${JSON.stringify(content, null, 2)}\n`);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await rename(temporary, file);
-  const directory = await openFile(path, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
+  await writeFileDurably(join(path, metadataFileName), `${JSON.stringify(content, null, 2)}\n`);
 }

@@ -1,8 +1,8 @@
 import { open, readdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+import { removeQuietly } from '../durable-file.js';
+import { xxhashApi } from '../xxhash.js';
 import { checkpointHeaderBytes, decodeHeader, parseCheckpointFileName } from './checkpoint-format.js';
-import { removeQuietly } from './durable-file.js';
-import { xxhashApi } from './xxhash.js';
 
 export interface CheckpointFileEntry {
   /** The file's name inside the directory. */

@@ -1,7 +1,7 @@
 import { assert } from '../../shared-memory/assert.js';
 import { LightningError } from '../../shared-memory/errors.js';
 import { keyBytesMax, valueBytesMax } from '../../shared-memory/limits.js';
-import type { XxhashApi } from './xxhash.js';
+import type { XxhashApi } from '../xxhash.js';
 
 /**
  * The checkpoint file format, version 1. A checkpoint holds one partition's sorted entries as of a

@@ -1,6 +1,7 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { uncompress } from 'lz4-napi';
 import { keyBytesMax, valueBytesMax } from '../../shared-memory/limits.js';
+import { type XxhashApi, xxhashApi } from '../xxhash.js';
 import {
   type BlockHeader,
   blockBytesMax,
@@ -18,7 +19,6 @@ import {
   incomplete,
   lz4SizePrefixBytes,
 } from './checkpoint-format.js';
-import { type XxhashApi, xxhashApi } from './xxhash.js';
 
 /** What a checkpoint's header and footer say, both verified. */
 export interface CheckpointInfo extends CheckpointHeader, CheckpointFooter {

@@ -5,6 +5,8 @@ import { assert } from '../../shared-memory/assert.js';
 import { compareBytes } from '../../shared-memory/bytes.js';
 import { LightningError } from '../../shared-memory/errors.js';
 import { keyBytesMax, valueBytesMax } from '../../shared-memory/limits.js';
+import { publishFile, removeQuietly } from '../durable-file.js';
+import { type XxhashApi, xxhashApi } from '../xxhash.js';
 import {
   blockTargetBytes,
   checkpointFileName,
@@ -18,8 +20,6 @@ import {
   temporaryFileName,
   u32Max,
 } from './checkpoint-format.js';
-import { publishFile, removeQuietly } from './durable-file.js';
-import { type XxhashApi, xxhashApi } from './xxhash.js';
 
 /** One entry of a checkpoint: key and value bytes. */
 export type CheckpointEntry = readonly [key: Uint8Array, value: Uint8Array];

@@ -1,11 +1,11 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { LightningError } from '../../shared-memory/errors.js';
+import { writeFileDurably } from '../durable-file.js';
+import { xxhashApi } from '../xxhash.js';
 import { removeSupersededCheckpoints } from './checkpoint-files.js';
 import { lsnMax, parseCheckpointFileName, u32Max } from './checkpoint-format.js';
 import { readCheckpointHeader } from './checkpoint-reader.js';
-import { writeFileDurably } from './durable-file.js';
-import { xxhashApi } from './xxhash.js';
 
 /**
  * The manifest names each partition's current checkpoint. Recovery loads that checkpoint and replays

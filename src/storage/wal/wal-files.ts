@@ -2,7 +2,11 @@ import { type FileHandle, mkdir, open as openFile, readdir } from 'node:fs/promi
 import { dirname, join } from 'node:path';
 import { assert } from '../../shared-memory/assert.js';
 import { LightningError } from '../../shared-memory/errors.js';
+import { syncDirectory } from '../durable-file.js';
 import { parseSegmentFileName, segmentBytesMax } from './wal-format.js';
+
+/** Directory fsync is shared with the other on-disk formats. */
+export { syncDirectory };
 
 /**
  * The file-system side of a log directory: listing its segments, reading one whole, and making
@@ -36,19 +40,6 @@ export async function listSegments(dir: string): Promise<SegmentFile[]> {
   }
   // Fixed-width hex names sort like their LSNs, but compare the numbers to say what is meant.
   return segments.sort((a, b) => a.nameLsn - b.nameLsn);
-}
-
-/**
- * Makes the directory's entries (created, renamed or deleted files) durable. Without it a new
- * segment can vanish after a power loss even though its own data was synced.
- */
-export async function syncDirectory(dir: string): Promise<void> {
-  const handle = await openFile(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 /**

@@ -1,7 +1,7 @@
-import xxhash from 'xxhash-wasm';
 import { assert } from '../../shared-memory/assert.js';
 import { LightningError } from '../../shared-memory/errors.js';
 import { keyBytesMax, valueBytesMax } from '../../shared-memory/limits.js';
+import { xxhashApi } from '../xxhash.js';
 
 /**
  * The on-disk layout of a partition's write-ahead log, and every limit of it, in one place.
@@ -136,7 +136,7 @@ let hasherPromise: Promise<H32Raw> | undefined;
  * which is too slow to repeat per segment, and it is async, so callers await it once when they open.
  */
 export function loadH32Raw(): Promise<H32Raw> {
-  hasherPromise ??= xxhash().then((api) => api.h32Raw);
+  hasherPromise ??= xxhashApi().then((api) => api.h32Raw);
   return hasherPromise;
 }
 

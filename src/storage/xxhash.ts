@@ -8,8 +8,8 @@ let instance: Promise<XxhashApi> | undefined;
 /**
  * The xxhash-wasm module, instantiated once per thread. Its factory is async because it compiles a
  * WebAssembly module; calling it per checksum would compile (and keep) one module per call, so the
- * promise is cached and every checkpoint and manifest operation shares it. It is created lazily so a
- * thread that never touches a checkpoint never pays for the compilation.
+ * promise is cached and every log, checkpoint, manifest and metadata checksum shares it. It is created
+ * lazily so a thread that never checksums anything never pays for the compilation.
  */
 export function xxhashApi(): Promise<XxhashApi> {
   instance ??= xxhash();

@@ -1,0 +1,303 @@
+/**
+ * `lightning-cli repair`, end to end in a child process against databases made with open() and
+ * damaged here: without --yes it lists exactly what a cut drops and changes nothing (exit 2); with
+ * --yes it drops exactly that, reports it, and the database opens again with the records before it.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { open } from '../src/index.js';
+import { readManifest } from '../src/storage/checkpoint/index.js';
+import { partitionDirectory, walDirectory } from '../src/storage/layout.js';
+import { readWal, type WalDroppedRange, type WalRecord } from '../src/storage/wal/index.js';
+import { recordHeaderBytes } from '../src/storage/wal/wal-format.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const cliPath = join(root, 'src/main/cli/lightning-cli.ts');
+
+interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runCli(args: readonly string[]): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', cliPath, ...args], { cwd: root });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      resolve({ code, stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString() });
+    });
+  });
+}
+
+const directories: string[] = [];
+afterEach(async () => {
+  for (const dir of directories.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+async function temporaryDirectory(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'lightning-cli-repair-'));
+  directories.push(dir);
+  return dir;
+}
+
+const keyOf = (i: number) => `key:${String(i).padStart(4, '0')}`;
+
+/**
+ * A one-partition database opened twice, `keysPerOpen` puts each time, so its log has two segments
+ * (every open starts a new one) and key i is the record with LSN i + 1.
+ */
+async function createDatabase(keysPerOpen = 20): Promise<string> {
+  const dir = join(await temporaryDirectory(), 'db');
+  for (let run = 0; run < 2; run++) {
+    const db = await open(dir, { partitions: 1, workers: 1 });
+    for (let i = run * keysPerOpen; i < (run + 1) * keysPerOpen; i++) await db.put(keyOf(i), `value ${i}`);
+    await db.close();
+  }
+  return dir;
+}
+
+async function recordsOf(dir: string): Promise<WalRecord[]> {
+  const records: WalRecord[] = [];
+  await readWal(walDirectory(dir, 0), 0, { onRecord: (record) => void records.push(record) });
+  return records;
+}
+
+/** Every file of the log with its bytes, to prove that a dry run changed nothing. */
+async function snapshotLog(dir: string): Promise<Map<string, Buffer>> {
+  const wal = walDirectory(dir, 0);
+  const files = new Map<string, Buffer>();
+  for (const name of (await readdir(wal)).sort()) files.set(name, await readFile(join(wal, name)));
+  return files;
+}
+
+async function flipByte(file: string, offset: number): Promise<void> {
+  const bytes = await readFile(file);
+  bytes[offset] = bytes[offset]! ^ 0x5a;
+  await writeFile(file, bytes);
+}
+
+interface RepairJson {
+  applied: boolean;
+  exitCode: number;
+  totals: { partitions: number; files: number; filesDeleted: number; bytes: number; records: number };
+  partitions: { partition: number; dropped: WalDroppedRange[]; nextLsn: number | null }[];
+  notRepaired: unknown[];
+}
+
+/**
+ * Damages the record of key `damagedKey` in the first of two segments and returns exactly what a
+ * cut there must drop: the rest of that segment, and the whole second segment.
+ */
+async function damageFirstSegment(dir: string, damagedKey: number) {
+  const records = await recordsOf(dir);
+  const first = records.filter((record) => record.file === records[0]!.file);
+  const second = records.filter((record) => record.file !== records[0]!.file);
+  expect(first.length).toBeGreaterThan(damagedKey + 2);
+  expect(second.length).toBeGreaterThan(0);
+  const damaged = first[damagedKey]!;
+  await flipByte(damaged.file, damaged.offset + recordHeaderBytes);
+  const expected: WalDroppedRange[] = [
+    {
+      file: damaged.file,
+      fromOffset: damaged.offset,
+      toOffset: (await stat(damaged.file)).size,
+      fileDeleted: false,
+      records: first.length - damagedKey - 1,
+      firstLsn: damaged.lsn + 1,
+      lastLsn: first.at(-1)!.lsn,
+    },
+    {
+      file: second[0]!.file,
+      fromOffset: 0,
+      toOffset: (await stat(second[0]!.file)).size,
+      fileDeleted: true,
+      records: second.length,
+      firstLsn: second[0]!.lsn,
+      lastLsn: second.at(-1)!.lsn,
+    },
+  ];
+  return { damaged, expected, lastLsn: second.at(-1)!.lsn };
+}
+
+describe('lightning-cli repair', () => {
+  it('without --yes lists what it would drop, changes nothing and exits 2', async () => {
+    const dir = await createDatabase();
+    const { damaged, expected, lastLsn } = await damageFirstSegment(dir, 7);
+    const before = await snapshotLog(dir);
+
+    const run = await runCli(['repair', '-q', dir]);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toContain('A repair would drop:');
+    expect(run.stdout).toContain(
+      `partition 0000: drops LSNs ${damaged.lsn}-${lastLsn}; the log continues at LSN ${damaged.lsn}`,
+    );
+    const [cut, deleted] = expected;
+    expect(run.stdout).toMatch(
+      new RegExp(
+        `${cut!.file}\\s+truncated: bytes ${cut!.fromOffset} to ${cut!.toOffset}\\s+${cut!.toOffset - cut!.fromOffset} bytes\\s+${cut!.records} verified record\\(s\\), LSNs ${cut!.firstLsn}-${cut!.lastLsn}`,
+      ),
+    );
+    expect(run.stdout).toMatch(
+      new RegExp(
+        `${deleted!.file}\\s+whole file deleted, bytes 0 to ${deleted!.toOffset}\\s+${deleted!.toOffset} bytes\\s+${deleted!.records} verified record\\(s\\), LSNs ${deleted!.firstLsn}-${deleted!.lastLsn}`,
+      ),
+    );
+    expect(run.stdout).toContain('Nothing was changed. Run again with --yes');
+
+    const json = await runCli(['repair', '--json', '-q', dir]);
+    expect(json.code).toBe(2);
+    const plan = JSON.parse(json.stdout) as RepairJson;
+    expect(plan.applied).toBe(false);
+    expect(plan.partitions).toEqual([{ partition: 0, dropped: expected, nextLsn: damaged.lsn }]);
+    expect(await snapshotLog(dir)).toEqual(before);
+  });
+
+  it('with --yes drops exactly what it listed, reports it, and open() then succeeds', async () => {
+    const dir = await createDatabase();
+    const { damaged, expected } = await damageFirstSegment(dir, 7);
+    await expect(open(dir, { partitions: 1, workers: 1 })).rejects.toThrow(/ERR_CORRUPTION/);
+
+    const run = await runCli(['repair', '--yes', '--json', dir]);
+    expect(run.code).toBe(0);
+    expect(run.stderr).toContain('repair: [1/1] partition 0000');
+    const result = JSON.parse(run.stdout) as RepairJson;
+    expect(result).toMatchObject({ applied: true, exitCode: 0, changedSincePlan: false, notRepaired: [] });
+    expect(result.partitions).toEqual([{ partition: 0, dropped: expected, nextLsn: damaged.lsn }]);
+    expect(result.totals).toEqual({
+      partitions: 1,
+      files: 2,
+      filesDeleted: 1,
+      bytes: expected.reduce((sum, range) => sum + range.toOffset - range.fromOffset, 0),
+      records: expected[0]!.records + expected[1]!.records,
+    });
+    expect((await stat(damaged.file)).size).toBe(damaged.offset);
+    await expect(stat(expected[1]!.file)).rejects.toThrow(/ENOENT/);
+
+    const verify = await runCli(['verify', '-q', dir]);
+    expect(verify.code).toBe(0);
+    const db = await open(dir, { workers: 1 });
+    try {
+      // Key i was LSN i + 1: everything before the damaged record survives, nothing from it on.
+      const kept = damaged.lsn - 1;
+      for (let i = 0; i < 40; i++)
+        expect(db.getString(keyOf(i)), keyOf(i)).toBe(i < kept ? `value ${i}` : undefined);
+      await db.put('after-repair', 'yes');
+    } finally {
+      await db.close();
+    }
+    expect((await runCli(['verify', '-q', dir])).code).toBe(0);
+  });
+
+  it('prints the drops as text with --yes', async () => {
+    const dir = await createDatabase(10);
+    const { expected } = await damageFirstSegment(dir, 3);
+    const run = await runCli(['repair', '--yes', '-q', dir]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('Dropped:');
+    for (const range of expected) expect(run.stdout).toContain(range.file);
+    expect(run.stdout).toContain('Repaired.');
+  });
+
+  it('a torn tail needs --yes too, and the cut drops no verified record', async () => {
+    const dir = await createDatabase(10);
+    const records = await recordsOf(dir);
+    const last = records.at(-1)!;
+    await truncate(last.file, last.offset + 9);
+
+    const dry = await runCli(['repair', '-q', dir]);
+    expect(dry.code).toBe(2);
+    expect(dry.stdout).toContain(
+      `drops only a torn or damaged write, no record that verified; the log continues at LSN ${last.lsn}`,
+    );
+    const run = await runCli(['repair', '--yes', '--json', '-q', dir]);
+    expect(run.code).toBe(0);
+    const result = JSON.parse(run.stdout) as RepairJson;
+    expect(result.partitions[0]!.dropped).toEqual([
+      {
+        file: last.file,
+        fromOffset: last.offset,
+        toOffset: last.offset + 9,
+        fileDeleted: false,
+        records: 0,
+        firstLsn: null,
+        lastLsn: null,
+      },
+    ]);
+  });
+
+  it('never cuts below a checkpoint, and reports a damaged checkpoint as not repaired (exit 4)', async () => {
+    const dir = join(await temporaryDirectory(), 'db');
+    for (let run = 0; run < 2; run++) {
+      const db = await open(dir, { partitions: 1, workers: 1 });
+      for (let i = 0; i < 20; i++) await db.put(keyOf(run * 20 + i), `value ${i}`);
+      if (run === 1) {
+        await db.checkpoint();
+        for (let i = 0; i < 5; i++) await db.put(`after:${i}`, 'x');
+      }
+      await db.close();
+    }
+    const manifest = await readManifest(partitionDirectory(dir, 0));
+    const { startLsn, file } = manifest!.checkpoints[0]!;
+    const records = await recordsOf(dir);
+    // Damage a record the checkpoint already holds: a cut there would restart the log below it.
+    const covered = records.find((record) => BigInt(record.lsn) < startLsn - 2n)!;
+    await flipByte(covered.file, covered.offset + recordHeaderBytes);
+    const before = await snapshotLog(dir);
+    const refused = await runCli(['repair', '--yes', '-q', dir]);
+    expect(refused.code).toBe(4);
+    expect(refused.stderr).toContain(
+      `the cut would restart its log at LSN ${covered.lsn}, below the start LSN ${startLsn}`,
+    );
+    expect(await snapshotLog(dir)).toEqual(before);
+
+    await flipByte(covered.file, covered.offset + recordHeaderBytes); // Undo: only the checkpoint is damaged now.
+    const restored = await snapshotLog(dir);
+    const checkpointFile = join(partitionDirectory(dir, 0), file);
+    await flipByte(checkpointFile, Math.floor((await stat(checkpointFile)).size / 2));
+    const run = await runCli(['repair', '--yes', '-q', dir]);
+    expect(run.code).toBe(4);
+    expect(run.stdout).toContain('no write-ahead log needs a cut');
+    expect(run.stdout).toContain(`NOT REPAIRED (checkpoint): ${checkpointFile}`);
+    expect(await snapshotLog(dir)).toEqual(restored);
+  });
+
+  it('on a clean database reports nothing to do and exits 0', async () => {
+    const dir = await createDatabase(5);
+    const before = await snapshotLog(dir);
+    const run = await runCli(['repair', '--yes', '-q', dir]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('no write-ahead log needs a cut');
+    expect(await snapshotLog(dir)).toEqual(before);
+  });
+
+  it('exits 3 without a database and 2 on bad arguments', async () => {
+    const missing = join(await temporaryDirectory(), 'missing');
+    const run = await runCli(['repair', '--yes', missing]);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toContain(`no database at ${missing}: it does not exist`);
+    for (const args of [['repair'], ['repair', '--yes=please', missing], ['repair', '--force', missing]]) {
+      const bad = await runCli(args);
+      expect(bad.code, args.join(' ')).toBe(2);
+      expect(bad.stdout, args.join(' ')).toBe('');
+    }
+  });
+
+  it('--help says what is dropped, that --yes is needed, and the exit codes', async () => {
+    const run = await runCli(['repair', '--help']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('Usage: lightning-cli repair [options] <directory>');
+    expect(run.stdout).toContain('--yes');
+    expect(run.stdout).toContain('--json');
+    expect(run.stdout).toContain('Without --yes nothing changes');
+    expect(run.stdout).toMatch(/Exit codes:\n\s+0 .*\n\s+1 .*\n\s+2 .*\n\s+3 .*\n\s+4 /);
+  });
+});

@@ -1,0 +1,307 @@
+/**
+ * `lightning-cli verify`, end to end: the CLI runs in a child process, as an operator runs it, against
+ * databases made with open() and then damaged here. Checks the summary, that damage is named by file
+ * and byte offset with exit code 4, that a torn tail is a note with exit 0, and the usage errors.
+ */
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { open } from '../src/index.js';
+import { readManifest } from '../src/storage/checkpoint/index.js';
+import { partitionDirectory, walDirectory } from '../src/storage/layout.js';
+import { readWal, type WalRecord } from '../src/storage/wal/index.js';
+import { recordHeaderBytes } from '../src/storage/wal/wal-format.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const cliPath = join(root, 'src/main/cli/lightning-cli.ts');
+
+interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function runCli(args: readonly string[]): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', cliPath, ...args], { cwd: root });
+    const stdout: Buffer[] = [];
+    const stderr: Buffer[] = [];
+    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
+    child.on('error', reject);
+    child.on('close', (code) => {
+      resolve({ code, stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString() });
+    });
+  });
+}
+
+const directories: string[] = [];
+afterEach(async () => {
+  for (const dir of directories.splice(0)) await rm(dir, { recursive: true, force: true });
+});
+
+async function temporaryDirectory(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'lightning-cli-verify-'));
+  directories.push(dir);
+  return dir;
+}
+
+const partitions = 2;
+
+/** A database of `partitions` partitions with `keys` puts, one WAL record each. */
+async function createDatabase(keys = 40): Promise<string> {
+  const dir = join(await temporaryDirectory(), 'db');
+  const db = await open(dir, { partitions, workers: 1 });
+  for (let i = 0; i < keys; i++) await db.put(`key:${String(i).padStart(4, '0')}`, `value ${i} `.repeat(4));
+  await db.close();
+  return dir;
+}
+
+async function recordsOf(dir: string, partition: number): Promise<WalRecord[]> {
+  const records: WalRecord[] = [];
+  await readWal(walDirectory(dir, partition), partition, { onRecord: (record) => void records.push(record) });
+  return records;
+}
+
+/** The partition whose log holds the most records, so that damage can sit in the middle of it. */
+async function busiestPartition(dir: string): Promise<{ partition: number; records: WalRecord[] }> {
+  const logs = await Promise.all(
+    Array.from({ length: partitions }, async (_, partition) => ({
+      partition,
+      records: await recordsOf(dir, partition),
+    })),
+  );
+  return logs.sort((a, b) => b.records.length - a.records.length)[0]!;
+}
+
+async function flipByte(file: string, offset: number): Promise<void> {
+  const bytes = await readFile(file);
+  bytes[offset] = bytes[offset]! ^ 0x5a;
+  await writeFile(file, bytes);
+}
+
+interface VerifyJson {
+  ok: boolean;
+  exitCode: number;
+  totals: { partitions: number; segments: number; records: number; bytes: number; tornTails: number };
+  findings: {
+    partition: number | null;
+    code: string;
+    file: string;
+    offset: number | null;
+    message: string;
+  }[];
+  partitions: {
+    partition: number;
+    firstLsn: number | null;
+    records: number;
+    bytes: number;
+    tornTail: { file: string; offset: number; bytesDropped: number } | null;
+    checkpoint: { manifest: string; file: string | null; verified: boolean };
+  }[];
+}
+
+async function verifyJson(dir: string): Promise<{ run: CliRun; report: VerifyJson }> {
+  const run = await runCli(['verify', '--json', dir]);
+  return { run, report: JSON.parse(run.stdout) as VerifyJson };
+}
+
+describe('lightning-cli verify', () => {
+  it('exits 0 on a clean database and prints segments, records and bytes per partition and in total', async () => {
+    const dir = await createDatabase();
+    const expected = { records: 0, bytes: 0 };
+    for (let partition = 0; partition < partitions; partition++) {
+      const records = await recordsOf(dir, partition);
+      expected.records += records.length;
+      expected.bytes += (await stat(records[0]!.file)).size;
+    }
+    expect(expected.records).toBe(40);
+
+    const run = await runCli(['verify', dir]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(`database ${dir}: ${partitions} partitions`);
+    expect(run.stdout).toMatch(/partition\s+segments\s+records\s+bytes/);
+    expect(run.stdout).toMatch(/^0000\s+1\s+\d+\s+\d+/m);
+    expect(run.stdout).toMatch(/^0001\s+1\s+\d+\s+\d+/m);
+    expect(run.stdout).toMatch(
+      new RegExp(`^total\\s+${partitions}\\s+${expected.records}\\s+${expected.bytes}$`, 'm'),
+    );
+    expect(run.stdout).toContain('OK: 2 partition(s) verified, no corruption.');
+    // stderr is not a terminal here: progress is one plain line per partition.
+    expect(run.stderr).toContain('verify: [1/2] partition 0000\nverify: [2/2] partition 0001\n');
+
+    const { run: jsonRun, report } = await verifyJson(dir);
+    expect(jsonRun.code).toBe(0);
+    expect(report).toMatchObject({ ok: true, exitCode: 0, findings: [] });
+    expect(report.totals).toMatchObject({ partitions, segments: partitions, tornTails: 0, ...expected });
+    expect(report.partitions.map((p) => p.records).reduce((a, b) => a + b)).toBe(expected.records);
+  });
+
+  it('exits 4 on a flipped byte in the middle of a segment, naming the file and the byte offset', async () => {
+    const dir = await createDatabase();
+    const { partition, records } = await busiestPartition(dir);
+    const damaged = records[Math.floor(records.length / 2)]!;
+    await flipByte(damaged.file, damaged.offset + recordHeaderBytes);
+
+    const run = await runCli(['verify', '--quiet', dir]);
+    expect(run.code).toBe(4);
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toContain(
+      `CORRUPTION (partition 000${partition}, wal): ${damaged.file} at byte ${damaged.offset}:`,
+    );
+    expect(run.stdout).toMatch(new RegExp(`^000${partition}\\s.*CORRUPT$`, 'm'));
+    expect(run.stdout).toContain('CORRUPTION FOUND');
+
+    const { run: jsonRun, report } = await verifyJson(dir);
+    expect(jsonRun.code).toBe(4);
+    expect(report.ok).toBe(false);
+    expect(report.findings).toEqual([
+      expect.objectContaining({
+        partition,
+        code: 'ERR_CORRUPTION',
+        file: damaged.file,
+        offset: damaged.offset,
+      }),
+    ]);
+  });
+
+  it('reports a torn tail as a note and exits 0, since recovery cuts it', async () => {
+    const dir = await createDatabase();
+    const { partition, records } = await busiestPartition(dir);
+    const last = records.at(-1)!;
+    await truncate(last.file, last.offset + 5);
+
+    const run = await runCli(['verify', '-q', dir]);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain(
+      `note: partition 000${partition} ends in a torn tail: ${last.file} at byte ${last.offset}, 5 bytes.`,
+    );
+    expect(run.stdout).toContain('ok (torn tail)');
+    const { report } = await verifyJson(dir);
+    expect(report.totals.tornTails).toBe(1);
+    expect(report.partitions[partition]!.tornTail).toEqual({
+      file: last.file,
+      offset: last.offset,
+      bytesDropped: 5,
+    });
+  });
+
+  it('verifies each partition manifest and the checkpoint it names, and names a damaged one', async () => {
+    const dir = join(await temporaryDirectory(), 'db');
+    // Two opens, then a checkpoint: the log segment of the first open is covered and dropped, so the
+    // log no longer starts at LSN 1.
+    for (let run = 0; run < 2; run++) {
+      const db = await open(dir, { partitions, workers: 1 });
+      for (let i = 0; i < 20; i++) await db.put(`key:${run}:${i}`, `value ${i}`);
+      if (run === 1) {
+        await db.checkpoint();
+        for (let i = 0; i < 5; i++) await db.put(`after:${i}`, `value ${i}`);
+      }
+      await db.close();
+    }
+    const manifest = await readManifest(partitionDirectory(dir, 0));
+    const record = manifest!.checkpoints[0]!;
+    const checkpointFile = join(partitionDirectory(dir, 0), record.file);
+
+    const { run: clean, report: cleanReport } = await verifyJson(dir);
+    expect(clean.code).toBe(0);
+    expect(cleanReport.partitions[0]!.checkpoint).toMatchObject({
+      manifest: 'ok',
+      file: checkpointFile,
+      verified: true,
+    });
+    expect(cleanReport.partitions[0]!.firstLsn).toBeGreaterThan(1);
+    const text = await runCli(['verify', '-q', dir]);
+    expect(text.stdout).toContain(`from LSN ${record.startLsn}, ${record.entries} entries`);
+
+    await flipByte(checkpointFile, Math.floor((await stat(checkpointFile)).size / 2));
+    const { run, report } = await verifyJson(dir);
+    expect(run.code).toBe(4);
+    expect(report.partitions[0]!.checkpoint).toMatchObject({ file: checkpointFile, verified: false });
+    expect(report.findings).toEqual([
+      expect.objectContaining({
+        partition: 0,
+        source: 'checkpoint',
+        code: 'ERR_CORRUPTION',
+        file: checkpointFile,
+      }),
+    ]);
+    expect(report.findings[0]!.message).toContain(checkpointFile);
+  });
+
+  it('names a damaged partition manifest', async () => {
+    const dir = await createDatabase(10);
+    const db = await open(dir, { workers: 1 });
+    await db.checkpoint();
+    await db.close();
+    const manifestFile = join(partitionDirectory(dir, 1), 'MANIFEST.json');
+    await writeFile(
+      manifestFile,
+      (await readFile(manifestFile, 'utf8')).replace('"entries": ', '"entries": 1'),
+    );
+    const run = await runCli(['verify', '-q', dir]);
+    expect(run.code).toBe(4);
+    expect(run.stdout).toContain(`CORRUPTION (partition 0001, manifest): ${manifestFile}: checksum mismatch`);
+    expect(run.stdout).toMatch(/^0001\s.*MANIFEST DAMAGED\s+CORRUPT$/m);
+  });
+
+  it('exits 4 when the metadata file is damaged', async () => {
+    const dir = await createDatabase(4);
+    const metadata = join(dir, 'LIGHTNING.json');
+    await writeFile(
+      metadata,
+      (await readFile(metadata, 'utf8')).replace('"partitions": 2', '"partitions": 3'),
+    );
+    const run = await runCli(['verify', dir]);
+    expect(run.code).toBe(4);
+    expect(run.stderr).toContain(`lightning-cli: ERR_CORRUPTION: ${metadata}: checksum mismatch`);
+  });
+
+  it('exits 3 with a clear message when there is no database', async () => {
+    const parent = await temporaryDirectory();
+    const missing = join(parent, 'nothing-here');
+    const run = await runCli(['verify', missing]);
+    expect(run.code).toBe(3);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(`no database at ${missing}: it does not exist`);
+
+    const empty = join(parent, 'empty');
+    await mkdir(empty);
+    const notDatabase = await runCli(['verify', empty]);
+    expect(notDatabase.code).toBe(3);
+    expect(notDatabase.stderr).toContain(`no database at ${empty}: it has no LIGHTNING.json`);
+  });
+
+  it('exits 2 on bad arguments', async () => {
+    const dir = await createDatabase(4);
+    for (const args of [
+      ['verify'],
+      ['verify', '--frobnicate', dir],
+      ['verify', dir, 'extra'],
+      ['verify', ''],
+      ['frob'],
+    ]) {
+      const run = await runCli(args);
+      expect(run.code, args.join(' ')).toBe(2);
+      expect(run.stdout, args.join(' ')).toBe('');
+      expect(run.stderr.length, args.join(' ')).toBeGreaterThan(0);
+    }
+  });
+
+  it('--help explains the command, the torn-tail rule and the exit codes', async () => {
+    const run = await runCli(['verify', '--help']);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toContain('Usage: lightning-cli verify [options] <directory>');
+    expect(run.stdout).toContain('--json');
+    expect(run.stdout).toContain('verify reports it as a note and still exits 0');
+    expect(run.stdout).toMatch(/Exit codes:\n\s+0 .*\n\s+1 .*\n\s+2 .*\n\s+3 .*\n\s+4 /);
+
+    const top = await runCli(['--help']);
+    expect(top.code).toBe(0);
+    expect(top.stdout).toMatch(/verify \[options\] <directory>/);
+    expect(top.stdout).toMatch(/repair \[options\] <directory>/);
+  });
+});

@@ -6,7 +6,6 @@
  */
 import { Command, CommanderError } from 'commander';
 import { isLightningError } from '../../shared-memory/index.js';
-import { registerRepairCommand } from './repair-command.js';
 import {
   DatabaseMissingError,
   exitCorruption,
@@ -14,8 +13,9 @@ import {
   exitFailure,
   exitOk,
   exitUsage,
-  registerVerifyCommand,
-} from './verify-command.js';
+} from './database-inspection.js';
+import { registerRepairCommand } from './repair-command.js';
+import { registerVerifyCommand } from './verify-command.js';
 
 const exitCodesHelp = `
 Exit codes (all commands):

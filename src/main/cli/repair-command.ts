@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { LightningError } from '../../shared-memory/index.js';
 import { walDirectory } from '../../storage/layout.js';
 import { repairWal, type WalDroppedRange, type WalVerifyReport } from '../../storage/wal/index.js';
-import { type Progress, withProgress } from './progress.js';
+import { formatTable, jsonText, lsnRange } from './cli-format.js';
 import {
   allFindings,
   type DatabaseInspection,
@@ -11,15 +11,13 @@ import {
   exitCodeFor,
   exitUsage,
   type Finding,
-  formatTable,
   inspectDatabase,
   inspectPartition,
-  jsonText,
   locateDatabase,
-  lsnRange,
-  type OutputFlags,
   partitionName,
-} from './verify-command.js';
+} from './database-inspection.js';
+import { type Progress, withProgress } from './progress.js';
+import type { OutputFlags } from './verify-command.js';
 
 /**
  * `lightning-cli repair <directory> [--yes]`: cuts each damaged write-ahead log at the end of its

@@ -1,0 +1,296 @@
+import { stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { isLightningError, LightningError } from '../../shared-memory/index.js';
+import {
+  type Manifest,
+  manifestFileName,
+  readManifest,
+  verifyCheckpoint,
+} from '../../storage/checkpoint/index.js';
+import { type DatabaseMetadata, metadataFileName, readMetadata } from '../../storage/database-metadata.js';
+import { partitionDirectory, walDirectory } from '../../storage/layout.js';
+import { verifyWal, type WalVerifyReport } from '../../storage/wal/index.js';
+import type { Progress } from './progress.js';
+
+/**
+ * What `verify` finds and `repair` acts on: the database located on disk and every partition's log,
+ * checkpoint and manifest checked, without changing anything.
+ */
+
+/** Exit codes of every command. Scripts branch on them, so they never change meaning. */
+export const exitOk = 0;
+export const exitFailure = 1;
+export const exitUsage = 2;
+export const exitDatabaseMissing = 3;
+export const exitCorruption = 4;
+
+/**
+ * The directory given is not a database. A class of its own because the CLI answers it with its own
+ * exit code; the code is ERR_BAD_ARGUMENT because for the library it is a bad path argument.
+ */
+export class DatabaseMissingError extends LightningError {
+  constructor(message: string) {
+    super('ERR_BAD_ARGUMENT', message);
+    this.name = 'DatabaseMissingError';
+  }
+}
+
+export interface DatabaseTarget {
+  readonly path: string;
+  readonly metadata: DatabaseMetadata;
+}
+
+/** One piece of damage (or of a newer format), with the file and, when known, the byte offset. */
+export interface Finding {
+  readonly partition: number;
+  readonly source: 'wal' | 'checkpoint' | 'manifest';
+  readonly code: 'ERR_CORRUPTION' | 'ERR_FORMAT_VERSION';
+  readonly file: string;
+  readonly offset: number | null;
+  /** A full sentence that names the file (and offset), fit to print alone. */
+  readonly message: string;
+}
+
+export interface CheckpointCheck {
+  /** The partition's MANIFEST.json: absent until its first checkpoint. */
+  readonly manifest: 'absent' | 'ok' | 'damaged';
+  /** The checkpoint the manifest names for this partition, or null if it names none. */
+  readonly file: string | null;
+  readonly startLsn: bigint | null;
+  readonly entries: number | null;
+  readonly bytes: number | null;
+  /** True once the whole file was read and every check passed. */
+  readonly verified: boolean;
+}
+
+export interface PartitionInspection {
+  readonly partition: number;
+  readonly wal: WalVerifyReport;
+  readonly checkpoint: CheckpointCheck;
+  readonly findings: readonly Finding[];
+}
+
+export interface DatabaseInspection {
+  readonly target: DatabaseTarget;
+  readonly partitions: readonly PartitionInspection[];
+}
+
+/** The name of a partition's directory, which is also how the CLI names the partition. */
+export function partitionName(partition: number): string {
+  return String(partition).padStart(4, '0');
+}
+
+/** Resolves `directory` and reads its metadata; DatabaseMissingError unless it holds a database. */
+export async function locateDatabase(directory: string): Promise<DatabaseTarget> {
+  // resolve('') is the working directory: an empty argument must not silently mean "here".
+  if (directory.trim() === '')
+    throw new LightningError('ERR_BAD_ARGUMENT', 'the directory must not be empty');
+  const path = resolve(directory);
+  const isDirectory = await stat(path).then(
+    (stats) => stats.isDirectory(),
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return null;
+      throw error;
+    },
+  );
+  if (isDirectory === null) throw new DatabaseMissingError(`no database at ${path}: it does not exist`);
+  if (!isDirectory) throw new DatabaseMissingError(`no database at ${path}: it is not a directory`);
+  const metadata = await readMetadata(path);
+  if (metadata === null) {
+    throw new DatabaseMissingError(`no database at ${path}: it has no ${metadataFileName}`);
+  }
+  return { path, metadata };
+}
+
+/**
+ * Verifies every partition's log and checkpoint, one partition per progress step. Damage is
+ * collected, never thrown, so one run shows all of it; I/O failures other than damage still throw.
+ * Reads each file once; O(database bytes).
+ */
+export async function inspectDatabase(
+  target: DatabaseTarget,
+  progress: Progress,
+): Promise<DatabaseInspection> {
+  const partitions: PartitionInspection[] = [];
+  for (let partition = 0; partition < target.metadata.partitions; partition++) {
+    progress.step(`partition ${partitionName(partition)}`);
+    partitions.push(await inspectPartition(target, partition));
+  }
+  return { target, partitions };
+}
+
+export async function inspectPartition(
+  target: DatabaseTarget,
+  partition: number,
+): Promise<PartitionInspection> {
+  const { path } = target;
+  const wal = await verifyWal(walDirectory(path, partition), partition);
+  const walFindings = wal.problems.map(
+    (problem): Finding => ({
+      partition,
+      source: 'wal',
+      code: problem.code,
+      file: problem.file,
+      offset: problem.offset,
+      message: `${problem.file} at byte ${problem.offset}: ${problem.message}`,
+    }),
+  );
+  const { manifest, check, findings } = await readPartitionManifest(target, partition);
+  const checkpoint =
+    manifest === null ? { check, findings } : await inspectCheckpoint(path, partition, manifest, wal);
+  return {
+    partition,
+    wal,
+    checkpoint: checkpoint.check,
+    findings: [...walFindings, ...findings, ...checkpoint.findings],
+  };
+}
+
+export function allFindings(inspection: DatabaseInspection): Finding[] {
+  return inspection.partitions.flatMap((partition) => partition.findings);
+}
+
+/** Corruption outranks a newer format: it needs an operator whatever build reads the files. */
+export function exitCodeFor(findings: readonly Finding[]): number {
+  if (findings.some((finding) => finding.code === 'ERR_CORRUPTION')) return exitCorruption;
+  return findings.length > 0 ? exitFailure : exitOk;
+}
+
+/**
+ * Reads the manifest in the partition's directory (each partition has its own, so that owners in
+ * different threads never share one file). A damaged one is a finding, not a failure.
+ */
+async function readPartitionManifest(
+  target: DatabaseTarget,
+  partition: number,
+): Promise<{ manifest: Manifest | null; check: CheckpointCheck; findings: Finding[] }> {
+  const directory = partitionDirectory(target.path, partition);
+  const file = join(directory, manifestFileName);
+  const damaged = (code: Finding['code'], message: string) => ({
+    manifest: null,
+    check: { ...noCheckpoint, manifest: 'damaged' as const },
+    findings: [{ partition, source: 'manifest' as const, code, file, offset: null, message }],
+  });
+  let manifest: Manifest | null;
+  try {
+    manifest = await readManifest(directory);
+  } catch (error) {
+    const code = findingCodeOf(error);
+    if (code === null) throw error;
+    return damaged(code, withoutCode(error as LightningError));
+  }
+  if (manifest !== null && manifest.partitions !== target.metadata.partitions) {
+    const expected = `${target.metadata.partitions} in ${metadataFileName}`;
+    return damaged('ERR_CORRUPTION', `${file}: says ${manifest.partitions} partitions, not ${expected}`);
+  }
+  return { manifest, check: noCheckpoint, findings: [] };
+}
+
+const noCheckpoint: CheckpointCheck = {
+  manifest: 'absent',
+  file: null,
+  startLsn: null,
+  entries: null,
+  bytes: null,
+  verified: false,
+};
+
+/**
+ * Checks the checkpoint the manifest names for `partition`: the whole file (header, every block,
+ * footer), that it is the file the manifest describes, and that the log still reaches back to where
+ * its replay must start. The extension point for any further per-partition file: add its check here.
+ */
+async function inspectCheckpoint(
+  path: string,
+  partition: number,
+  manifest: Manifest,
+  wal: WalVerifyReport,
+): Promise<{ check: CheckpointCheck; findings: Finding[] }> {
+  const record = manifest.checkpoints.find((checkpoint) => checkpoint.partition === partition);
+  const withManifest = { ...noCheckpoint, manifest: 'ok' as const };
+  if (record === undefined) return { check: withManifest, findings: [] };
+  // The manifest names its files relative to its own directory, the partition's.
+  const file = join(partitionDirectory(path, partition), record.file);
+  const finding = (code: Finding['code'], message: string, offset: number | null = null): Finding => ({
+    partition,
+    source: 'checkpoint',
+    code,
+    file,
+    offset,
+    message,
+  });
+  const named = { ...withManifest, file, startLsn: record.startLsn, entries: record.entries };
+  try {
+    const info = await verifyCheckpoint(file);
+    const findings: Finding[] = [];
+    if (
+      info.partition !== partition ||
+      info.startLsn !== record.startLsn ||
+      info.entryCount !== record.entries
+    ) {
+      const holds = `partition ${info.partition}, start LSN ${info.startLsn}, ${info.entryCount} entries`;
+      const says = `${partition}, ${record.startLsn}, ${record.entries}`;
+      findings.push(finding('ERR_CORRUPTION', `${file}: holds ${holds}; the manifest says ${says}`));
+    }
+    const walStartLsn = wal.segments[0]?.headerLsn ?? null;
+    if (walStartLsn !== null && BigInt(walStartLsn) > record.startLsn) {
+      const missing = `LSNs ${record.startLsn}-${walStartLsn - 1} are missing`;
+      const message = `${wal.segments[0]!.file}: the log starts at LSN ${walStartLsn}, but the checkpoint needs replay from LSN ${record.startLsn}: ${missing}`;
+      // Reported against the checkpoint: it is their pairing that is broken, and no cut of the log fixes it.
+      findings.push({ ...finding('ERR_CORRUPTION', message, 0), file: wal.segments[0]!.file });
+    }
+    const check = {
+      ...named,
+      entries: info.entryCount,
+      bytes: info.fileBytes,
+      verified: findings.length === 0,
+    };
+    return { check, findings };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      return {
+        check: named,
+        findings: [finding('ERR_CORRUPTION', `${file}: named by the manifest but missing`)],
+      };
+    }
+    const code = findingCodeOf(error);
+    if (code === null) throw error;
+    return { check: named, findings: [finding(code, withoutCode(error as LightningError))] };
+  }
+}
+
+/** The finding an error stands for: damage or a newer format, which are found, not failures. */
+function findingCodeOf(error: unknown): Finding['code'] | null {
+  if (isLightningError(error, 'ERR_CORRUPTION')) return 'ERR_CORRUPTION';
+  if (isLightningError(error, 'ERR_FORMAT_VERSION')) return 'ERR_FORMAT_VERSION';
+  return null;
+}
+
+/** A LightningError's message repeats its code in front; a finding keeps the code in its own field. */
+function withoutCode(error: LightningError): string {
+  const prefix = `${error.code}: `;
+  return error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
+}
+
+export interface Totals {
+  partitions: number;
+  segments: number;
+  records: number;
+  bytes: number;
+  tornTails: number;
+  problems: number;
+}
+
+export function totalsOf(inspection: DatabaseInspection): Totals {
+  const { partitions } = inspection;
+  const sum = (of: (partition: PartitionInspection) => number) =>
+    partitions.reduce((total, partition) => total + of(partition), 0);
+  return {
+    partitions: partitions.length,
+    segments: sum((partition) => partition.wal.segments.length),
+    records: sum((partition) => partition.wal.records),
+    bytes: sum((partition) => partition.wal.bytes),
+    tornTails: sum((partition) => (partition.wal.tornTail === null ? 0 : 1)),
+    problems: allFindings(inspection).length,
+  };
+}

@@ -247,6 +247,8 @@ export class WriteChannel {
     if (this.#waitingForSpace) return;
     const seen = Atomics.load(this.#ring.i32, kRingReadOffset);
     this.#sendBacklog();
+    // What was just sent (the last fragments of a large operation, say) needs a completion wait.
+    this.#waitForCompletion();
     if (this.#backlog.length === 0) return;
     this.#waitingForSpace = true;
     const wait = Atomics.waitAsync(this.#ring.i32, kRingReadOffset, seen);

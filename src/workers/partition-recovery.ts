@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { type BTree, LightningError } from '../shared-memory/index.js';
 import { readCheckpoint, readManifest } from '../storage/checkpoint/index.js';
 import { partitionDirectory, walDirectory } from '../storage/layout.js';
-import { readWal, truncateTornTail } from '../storage/wal/index.js';
+import { lsnFirst, readWal, truncateTornTail } from '../storage/wal/index.js';
 import { applyOperation } from './apply-operation.js';
 
 export interface PartitionRecovery {
@@ -36,10 +36,12 @@ export async function recoverPartition(
       checkpointEntries += batch.length;
     }
   }
-  const fromLsn = checkpoint === null ? undefined : Number(checkpoint.startLsn);
+  // Without a checkpoint the log must start at the first LSN: a missing first segment is lost data,
+  // not a shorter log.
+  const fromLsn = checkpoint === null ? lsnFirst : Number(checkpoint.startLsn);
   const directory = walDirectory(databaseDirectory, partition);
   const result = await readWal(directory, partition, {
-    ...(fromLsn === undefined ? {} : { fromLsn }),
+    fromLsn,
     onRecord: (record) => {
       const payload = record.payload;
       try {
@@ -55,7 +57,7 @@ export async function recoverPartition(
   });
   if (result.tornTail !== null) await truncateTornTail(result.tornTail.file, result.tornTail.offset);
   return {
-    nextLsn: result.nextLsn ?? fromLsn ?? 1,
+    nextLsn: result.nextLsn ?? fromLsn,
     checkpointEntries,
     replayedRecords: result.records,
     tornTail: result.tornTail,

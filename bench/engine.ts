@@ -211,8 +211,8 @@ async function runParent(options: Options): Promise<number> {
       `writes in windows of ${formatCount(writeWindow)}; range = ${formatCount(rangeScans)} scans x ${rangeRowsPerScan} rows`,
   );
   console.log(
-    `durability: lightning-db durability 'none' (${lightningPartitions} partitions): NOTHING IS PERSISTED YET (no WAL), ` +
-      'so its writes do no I/O;',
+    `durability: lightning-db durability 'none' (${lightningPartitions} partitions): writes go to the write-ahead log ` +
+      'with write(2) and are never synced by the engine (see bench:durability for synced writes);',
   );
   console.log(
     '            lmdb-js defaults (noSync unset, overlappingSync on): every commit is fsynced, ' +

@@ -82,14 +82,14 @@ function hex32(value: number): string {
 }
 
 /** A collection before each phase, so one phase's garbage is not collected on the next phase's clock. */
-function collect(): void {
+export function collect(): void {
   const gc = globalThis.gc;
   if (gc === undefined) throw new Error('run with --expose-gc (the parent passes it to every child)');
   gc();
 }
 
 /** Starts timing; the returned function reads the wall and CPU time since. */
-function stopwatch(): () => Elapsed {
+export function stopwatch(): () => Elapsed {
   const startMs = performance.now();
   const startCpu = process.cpuUsage();
   return () => {

@@ -31,7 +31,7 @@ export interface StoreSummary {
   first: ResultLine;
 }
 
-function median(values: number[]): number {
+export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const middle = sorted.length >> 1;
   return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
@@ -234,7 +234,7 @@ export function printTimings(summaries: StoreSummary[]): void {
   console.log(
     'flush wait: from the last acknowledged write of the phase until db.flushed resolved (lmdb-js);',
   );
-  console.log("            '-' = nothing to wait for (lightning-db persists nothing yet).");
+  console.log("            '-' = not measured for lightning-db (durability 'none' never waits for a sync).");
 }
 
 /** Every problem is a wrong answer or a failed store, never a slow one. */

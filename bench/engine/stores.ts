@@ -76,7 +76,7 @@ async function openLightning(dir: string, workers: number): Promise<EngineStore>
       `open(dir, { partitions: ${lightningPartitions}, workers: ${workers}, durability: 'none' }); ` +
       'keys/values are Buffer views; get() returns a copy; range({ gte, limit })',
     durability:
-      "durability 'none': nothing is persisted yet (no WAL in this build); a put resolves once applied",
+      "durability 'none': a put resolves once applied and written to its partition's log, without fdatasync",
     loadMethod: 'db.put() in windows of 10,000 outstanding promises, then await Promise.all',
     facts: { workers, partitions: lightningPartitions },
     loadChunk: putWindow,

@@ -1,18 +1,11 @@
 /**
  * comlink ships its Node adapter as an .mjs file whose declarations are in node-adapter.d.ts, which
- * NodeNext resolution does not pair with it. This states the one export used.
+ * NodeNext resolution does not pair with it. This states the one export used, for the two kinds of
+ * endpoint this project passes: a worker's parent port and a Worker.
  */
 declare module 'comlink/dist/esm/node-adapter.mjs' {
   import type { Endpoint } from 'comlink';
+  import type { MessagePort, Worker } from 'node:worker_threads';
 
-  interface NodeEndpoint {
-    postMessage(message: unknown, transfer?: readonly import('node:worker_threads').TransferListItem[]): void;
-    // biome-ignore lint/suspicious/noExplicitAny: listeners of MessagePort and Worker take differing argument types.
-    on(type: string, listener: (...args: any[]) => void): void;
-    // biome-ignore lint/suspicious/noExplicitAny: as above.
-    off(type: string, listener: (...args: any[]) => void): void;
-    start?: () => void;
-  }
-
-  export default function nodeEndpoint(endpoint: NodeEndpoint): Endpoint;
+  export default function nodeEndpoint(endpoint: MessagePort | Worker): Endpoint;
 }

@@ -4,8 +4,8 @@
  * endpoint this project passes: a worker's parent port and a Worker.
  */
 declare module 'comlink/dist/esm/node-adapter.mjs' {
-  import type { Endpoint } from 'comlink';
   import type { MessagePort, Worker } from 'node:worker_threads';
+  import type { Endpoint } from 'comlink';
 
   export default function nodeEndpoint(endpoint: MessagePort | Worker): Endpoint;
 }

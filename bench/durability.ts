@@ -11,7 +11,7 @@
  * data directory, once per round; the parent collects one JSON line per child, checks them and prints
  * the medians.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,8 +45,10 @@ import {
   putWindow,
   valueBytes,
 } from './durability/workload.js';
+import { parseArgumentsOrExit, parseOneOf, parsePositiveInteger } from './lib/args.js';
 import { diskUsage, filesystemName, findRepoRoot, gitRevision, packageVersion } from './lib/environment.js';
 import { formatCount, formatFixed } from './lib/format.js';
+import { printUntrustworthy, withoutFirst, writeResults } from './lib/results.js';
 
 const recordsDefault = 200_000;
 const recordsQuick = 20_000;
@@ -315,10 +317,7 @@ async function runParent(options: Options): Promise<number> {
 
   const problems = [...failures, ...checkResults(putRecords, recoveryRounds)];
   if (problems.length > 0) {
-    console.error('\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
-    console.error('!!! BENCHMARK RESULTS ARE NOT TRUSTWORTHY: a store lost or changed data, or failed');
-    for (const problem of problems) console.error(`!!! ${problem}`);
-    console.error('!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
+    printUntrustworthy('a store lost or changed data, or failed', problems);
   } else {
     console.log(
       `\nchecks: every store reported N entries and read back all ${putRecords[0]?.spot.sampled ?? 0} sampled keys ` +
@@ -326,54 +325,27 @@ async function runParent(options: Options): Promise<number> {
     );
   }
 
-  const outDir = path.join(repoRoot, 'bench', 'out');
-  mkdirSync(outDir, { recursive: true });
-  const outFile = path.join(outDir, `durability-${meta.startedAt.replace(/[:.]/g, '-')}.json`);
-  const summariesForJson = summaries.map(({ first: _first, ...summary }) => summary);
-  writeFileSync(
-    outFile,
-    `${JSON.stringify(
-      {
-        meta,
-        summaries: summariesForJson,
-        recovery: recovery ?? null,
-        targets: targetLines,
-        putResults: putRecords,
-        recoveryRounds,
-        problems,
-      },
-      null,
-      2,
-    )}\n`,
-  );
-  console.log(`\nresults written to ${path.relative(process.cwd(), outFile)}`);
+  writeResults(repoRoot, 'durability', meta.startedAt, {
+    meta,
+    summaries: withoutFirst(summaries),
+    recovery: recovery ?? null,
+    targets: targetLines,
+    putResults: putRecords,
+    recoveryRounds,
+    problems,
+  });
   return problems.length > 0 ? 1 : 0;
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Arguments.
 
-function parsePositiveInteger(flag: string, text: string | undefined): number {
-  const value = Number(text);
-  if (text === undefined || !Number.isSafeInteger(value) || value <= 0) {
-    throw new Error(`${flag} needs a positive integer, got ${text ?? 'nothing'}`);
-  }
-  return value;
-}
-
 function parseStore(text: string | undefined): StoreName {
-  const store = storeNames.find((name) => name === text);
-  if (store === undefined) {
-    throw new Error(`unknown store ${text ?? '(none)'}; stores: ${storeNames.join(', ')}`);
-  }
-  return store;
+  return parseOneOf('store', storeNames, text);
 }
 
 function parsePhase(text: string | undefined): PutPhase {
-  const phase = putPhases.find((name) => name === text);
-  if (phase === undefined)
-    throw new Error(`unknown phase ${text ?? '(none)'}; phases: ${putPhases.join(', ')}`);
-  return phase;
+  return parseOneOf('phase', putPhases, text);
 }
 
 const usage =
@@ -447,14 +419,7 @@ function parseArguments(argv: string[]): Options {
   return options;
 }
 
-let options: Options;
-try {
-  options = parseArguments(process.argv.slice(2));
-} catch (error) {
-  // A usage mistake, not a crash: one line, no stack trace.
-  console.error(error instanceof Error ? error.message : String(error));
-  process.exit(2);
-}
+const options = parseArgumentsOrExit(parseArguments);
 if (options.child === undefined) {
   process.exitCode = await runParent(options);
 } else {

@@ -10,11 +10,9 @@
  * threads, nothing left over from the previous store) once per round, collects the JSON lines each child
  * prints, checks that every store returned the same bytes, and prints the per-store medians.
  */
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { type ChildLine, type ResultLine, runChild } from './engine/child.js';
 import {
@@ -29,7 +27,11 @@ import {
 } from './engine/report.js';
 import { lightningPartitions, type StoreName, storeLabels, storeNames } from './engine/stores.js';
 import { keyBytes, rangeRowsPerScan, rangeScans, valueBytes, writeWindow } from './engine/workload.js';
+import { parseArgumentsOrExit, parseOneOf, parsePositiveInteger } from './lib/args.js';
+import { type ChildOutcome, exitGraceMs, runJsonChild } from './lib/child-process.js';
+import { filesystemName, findRepoRoot, packageVersion } from './lib/environment.js';
 import { formatCount, formatFixed } from './lib/format.js';
+import { printUntrustworthy, withoutFirst, writeResults } from './lib/results.js';
 
 const recordsDefault = 1_000_000;
 const recordsQuick = 100_000;
@@ -52,12 +54,6 @@ interface Options {
 
 const thisFile = fileURLToPath(import.meta.url);
 /** Runs as bench/engine.ts or as dist/bench/engine.js, so find the root by its package.json. */
-function findRepoRoot(start: string): string {
-  for (let dir = start; ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    if (path.dirname(dir) === dir) return path.resolve(start, '..');
-  }
-}
 const repoRoot = findRepoRoot(path.dirname(thisFile));
 /** TypeScript source needs tsx's loader in the child; the compiled file (the real benchmark) runs on plain node. */
 const childLoader = thisFile.endsWith('.ts') ? ['--import', 'tsx'] : [];
@@ -67,49 +63,13 @@ function childTimeoutMs(records: number): number {
   return Math.max(300, (records / 1_000_000) * 1200) * 1000;
 }
 
-/** Filesystem names for the statfs magic numbers that matter for an fsyncing store like lmdb-js. */
-function filesystemName(dir: string): string {
-  // A Map keeps the magic numbers in hex, as the kernel headers (and `stat -f`) spell them.
-  const names = new Map<number, string>([
-    [0xef53, 'ext4'],
-    [0x01021994, 'tmpfs'],
-    [0x58465342, 'xfs'],
-    [0x9123683e, 'btrfs'],
-    [0x794c7630, 'overlayfs'],
-  ]);
-  try {
-    const type = statfsSync(dir).type;
-    return names.get(type) ?? `fs type 0x${type.toString(16)}`;
-  } catch {
-    return 'unknown fs';
-  }
-}
-
-function packageVersion(name: string): string {
-  try {
-    const text = readFileSync(path.join(repoRoot, 'node_modules', name, 'package.json'), 'utf8');
-    return (JSON.parse(text) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
-
-/** What one child produced: its result if it printed one, and what went wrong if anything did. */
-interface ChildOutcome {
-  result: ResultLine | undefined;
-  problem: string | undefined;
-}
-
-/** After the result line, the child has this long to exit: close() must let the process end. */
-const exitGraceMs = 30_000;
-
 /** Runs one store in a fresh child, echoing its phases as they finish. */
 function runStoreInChild(
   store: StoreName,
   round: number,
   dir: string,
   options: Options,
-): Promise<ChildOutcome> {
+): Promise<ChildOutcome<ResultLine>> {
   const args = [
     ...childLoader,
     '--expose-gc',
@@ -123,56 +83,23 @@ function runStoreInChild(
     '--seed',
     String(options.seed),
   ];
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] });
-    let result: ResultLine | undefined;
-    let killedBecause: string | undefined;
-    const killAfter = (ms: number, reason: string): NodeJS.Timeout =>
-      setTimeout(() => {
-        killedBecause = reason;
-        child.kill('SIGKILL');
-      }, ms);
-    let timer = killAfter(
-      childTimeoutMs(options.records),
-      `killed after ${childTimeoutMs(options.records) / 1000} s without finishing`,
-    );
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      let parsed: ChildLine;
-      try {
-        parsed = JSON.parse(line) as ChildLine;
-      } catch {
-        // Not ours (a store printing to stdout): show it rather than lose it.
-        console.log(`    [${storeLabels[store]}] ${line}`);
-        return;
-      }
-      if (parsed.kind === 'phase') {
-        const unit = parsed.phase === 'range' ? 'rows/s' : 'ops/s';
-        console.log(
-          `  round ${round}  ${storeLabels[store].padEnd(17)} ${parsed.phase.padEnd(5)} ${formatFixed(parsed.seconds, 2).padStart(7)} s ` +
-            `${formatCount(parsed.perSecond).padStart(11)} ${unit}, ` +
-            `cpu ${formatFixed(parsed.cpuSeconds / parsed.seconds, 2)} cores`,
-        );
-      } else {
-        result = parsed;
-        clearTimeout(timer);
-        timer = killAfter(
-          exitGraceMs,
-          `printed its result but did not exit within ${exitGraceMs / 1000} s after close()`,
-        );
-      }
-    });
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      resolve({ result: undefined, problem: `could not start: ${error.message}` });
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      let problem: string | undefined;
-      if (killedBecause !== undefined) problem = killedBecause;
-      else if (code !== 0) problem = `exited with ${code ?? signal}`;
-      else if (result === undefined) problem = 'exited without printing a result';
-      resolve({ result, problem });
-    });
+  return runJsonChild<ChildLine, ResultLine>({
+    args,
+    cwd: repoRoot,
+    timeoutMs: childTimeoutMs(options.records),
+    timeoutProblem: `killed after ${childTimeoutMs(options.records) / 1000} s without finishing`,
+    exitGraceProblem: `printed its result but did not exit within ${exitGraceMs / 1000} s after close()`,
+    label: storeLabels[store],
+    onLine: (parsed) => {
+      if (parsed.kind !== 'phase') return parsed;
+      const unit = parsed.phase === 'range' ? 'rows/s' : 'ops/s';
+      console.log(
+        `  round ${round}  ${storeLabels[store].padEnd(17)} ${parsed.phase.padEnd(5)} ${formatFixed(parsed.seconds, 2).padStart(7)} s ` +
+          `${formatCount(parsed.perSecond).padStart(11)} ${unit}, ` +
+          `cpu ${formatFixed(parsed.cpuSeconds / parsed.seconds, 2)} cores`,
+      );
+      return undefined;
+    },
   });
 }
 
@@ -190,7 +117,7 @@ async function runParent(options: Options): Promise<number> {
     stores: options.stores,
     rounds: options.rounds,
     node: process.version,
-    lmdb: packageVersion('lmdb'),
+    lmdb: packageVersion(repoRoot, 'lmdb'),
     cpu: cpus[0]?.model.trim() ?? 'unknown CPU',
     cpus: os.availableParallelism(),
     memoryGiB: os.totalmem() / 2 ** 30,
@@ -267,42 +194,22 @@ async function runParent(options: Options): Promise<number> {
   }
 
   const problems = [...failures, ...checkAgreement(results, options.records)];
-  if (problems.length > 0) {
-    console.error('\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
-    console.error('!!! BENCHMARK RESULTS ARE NOT TRUSTWORTHY: the stores disagree or a store failed');
-    for (const problem of problems) console.error(`!!! ${problem}`);
-    console.error('!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
-  }
+  if (problems.length > 0) printUntrustworthy('the stores disagree or a store failed', problems);
 
-  const outDir = path.join(repoRoot, 'bench', 'out');
-  mkdirSync(outDir, { recursive: true });
-  const outFile = path.join(outDir, `engine-${meta.startedAt.replace(/[:.]/g, '-')}.json`);
-  const summariesForJson = summaries.map(({ first: _first, ...summary }) => summary);
-  writeFileSync(
-    outFile,
-    `${JSON.stringify({ meta, summaries: summariesForJson, results, problems }, null, 2)}\n`,
-  );
-  console.log(`\nresults written to ${path.relative(process.cwd(), outFile)}`);
+  writeResults(repoRoot, 'engine', meta.startedAt, {
+    meta,
+    summaries: withoutFirst(summaries),
+    results,
+    problems,
+  });
   return problems.length > 0 ? 1 : 0;
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Arguments.
 
-function parsePositiveInteger(flag: string, text: string | undefined): number {
-  const value = Number(text);
-  if (text === undefined || !Number.isSafeInteger(value) || value <= 0) {
-    throw new Error(`${flag} needs a positive integer, got ${text ?? 'nothing'}`);
-  }
-  return value;
-}
-
 function parseStore(text: string | undefined): StoreName {
-  const store = storeNames.find((name) => name === text);
-  if (store === undefined) {
-    throw new Error(`unknown store ${text ?? '(none)'}; stores: ${storeNames.join(', ')}`);
-  }
-  return store;
+  return parseOneOf('store', storeNames, text);
 }
 
 function parseArguments(argv: string[]): Options {
@@ -349,14 +256,7 @@ function parseArguments(argv: string[]): Options {
   return options;
 }
 
-let options: Options;
-try {
-  options = parseArguments(process.argv.slice(2));
-} catch (error) {
-  // A usage mistake, not a crash: one line, no stack trace.
-  console.error(error instanceof Error ? error.message : String(error));
-  process.exit(2);
-}
+const options = parseArgumentsOrExit(parseArguments);
 if (options.child === undefined) {
   process.exitCode = await runParent(options);
 } else {

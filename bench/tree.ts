@@ -11,13 +11,16 @@
  * children report.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import SortedBTreeModule from 'sorted-btree';
+import { parseArgumentsOrExit, parseOneOf, parsePositiveInteger } from './lib/args.js';
+import { findRepoRoot } from './lib/environment.js';
 import { formatCount, formatFixed, formatRatio, formatTable, hex32 } from './lib/format.js';
+import { printUntrustworthy, withoutFirst, writeResults } from './lib/results.js';
 import { permutation, randomRecords } from './lib/rng.js';
+import { median, spreadPercent } from './lib/stats.js';
 
 const keyBytes = 16;
 const valueBytes = 100;
@@ -444,12 +447,6 @@ const thisFile = fileURLToPath(import.meta.url);
  * This file runs either as bench/tree.ts under tsx or compiled as dist/bench/tree.js, so the repository
  * root is found by walking up to package.json rather than assumed to be the parent directory.
  */
-function findRepoRoot(start: string): string {
-  for (let dir = start; ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    if (path.dirname(dir) === dir) return path.resolve(start, '..');
-  }
-}
 const repoRoot = findRepoRoot(path.dirname(thisFile));
 /** TypeScript source needs tsx's loader in the child; the compiled file runs on plain node. */
 const childLoader = thisFile.endsWith('.ts') ? ['--import', 'tsx'] : [];
@@ -522,12 +519,6 @@ function checkAgreement(results: StoreResult[], records: number): string[] {
   return problems;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
-
 /** One store's rounds reduced to medians; `spread` makes run-to-run noise visible next to the ratios. */
 interface StoreSummary {
   store: StoreName;
@@ -548,10 +539,7 @@ function summarize(store: StoreName, results: StoreResult[]): StoreSummary | und
   const mine = results.filter((result) => result.store === store);
   const first = mine[0];
   if (first === undefined) return undefined;
-  const spread = (pick: (result: StoreResult) => number): number => {
-    const values = mine.map(pick);
-    return ((Math.max(...values) - Math.min(...values)) / median(values)) * 100;
-  };
+  const spread = (pick: (result: StoreResult) => number): number => spreadPercent(mine.map(pick));
   const reserved = mine.flatMap((result) =>
     result.reservedBytesPerKey === null ? [] : [result.reservedBytesPerKey],
   );
@@ -704,42 +692,22 @@ async function runParent(options: Options): Promise<number> {
   printSummaries(summaries, options.rounds);
 
   const problems = [...failures, ...checkAgreement(results, options.records)];
-  if (problems.length > 0) {
-    console.error('\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
-    console.error('!!! BENCHMARK RESULTS ARE NOT TRUSTWORTHY: the stores disagree or a store failed');
-    for (const problem of problems) console.error(`!!! ${problem}`);
-    console.error('!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!');
-  }
+  if (problems.length > 0) printUntrustworthy('the stores disagree or a store failed', problems);
 
-  const outDir = path.join(repoRoot, 'bench', 'out');
-  mkdirSync(outDir, { recursive: true });
-  const outFile = path.join(outDir, `tree-${meta.startedAt.replace(/[:.]/g, '-')}.json`);
-  const summariesForJson = summaries.map(({ first: _first, ...summary }) => summary);
-  writeFileSync(
-    outFile,
-    `${JSON.stringify({ meta, summaries: summariesForJson, results, problems }, null, 2)}\n`,
-  );
-  console.log(`\nresults written to ${path.relative(process.cwd(), outFile)}`);
+  writeResults(repoRoot, 'tree', meta.startedAt, {
+    meta,
+    summaries: withoutFirst(summaries),
+    results,
+    problems,
+  });
   return problems.length > 0 ? 1 : 0;
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Arguments.
 
-function parsePositiveInteger(flag: string, text: string | undefined): number {
-  const value = Number(text);
-  if (text === undefined || !Number.isSafeInteger(value) || value <= 0) {
-    throw new Error(`${flag} needs a positive integer, got ${text ?? 'nothing'}`);
-  }
-  return value;
-}
-
 function parseStore(text: string | undefined): StoreName {
-  const store = storeNames.find((name) => name === text);
-  if (store === undefined) {
-    throw new Error(`unknown store ${text ?? '(none)'}; stores: ${storeNames.join(', ')}`);
-  }
-  return store;
+  return parseOneOf('store', storeNames, text);
 }
 
 function parseArguments(argv: string[]): Options {
@@ -785,14 +753,7 @@ function parseArguments(argv: string[]): Options {
   return options;
 }
 
-let options: Options;
-try {
-  options = parseArguments(process.argv.slice(2));
-} catch (error) {
-  // A usage mistake, not a crash: one line, no stack trace.
-  console.error(error instanceof Error ? error.message : String(error));
-  process.exit(2);
-}
+const options = parseArgumentsOrExit(parseArguments);
 if (options.child === undefined) {
   process.exitCode = await runParent(options);
 } else {

@@ -3,51 +3,18 @@
  * damaged here: without --yes it lists exactly what a cut drops and changes nothing (exit 2); with
  * --yes it drops exactly that, reports it, and the database opens again with the records before it.
  */
-import { spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { open } from '../src/index.js';
 import { readManifest } from '../src/storage/checkpoint/index.js';
 import { partitionDirectory, walDirectory } from '../src/storage/layout.js';
 import { readWal, type WalDroppedRange, type WalRecord } from '../src/storage/wal/index.js';
 import { recordHeaderBytes } from '../src/storage/wal/wal-format.js';
+import { runCli } from './support/cli-runner.js';
+import { flipByte, useTemporaryDirectories } from './support/wal-fixtures.js';
 
-const root = fileURLToPath(new URL('..', import.meta.url));
-const cliPath = join(root, 'src/main/cli/lightning-cli.ts');
-
-interface CliRun {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: readonly string[]): Promise<CliRun> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', cliPath, ...args], { cwd: root });
-    const stdout: Buffer[] = [];
-    const stderr: Buffer[] = [];
-    child.stdout.on('data', (chunk: Buffer) => stdout.push(chunk));
-    child.stderr.on('data', (chunk: Buffer) => stderr.push(chunk));
-    child.on('error', reject);
-    child.on('close', (code) => {
-      resolve({ code, stdout: Buffer.concat(stdout).toString(), stderr: Buffer.concat(stderr).toString() });
-    });
-  });
-}
-
-const directories: string[] = [];
-afterEach(async () => {
-  for (const dir of directories.splice(0)) await rm(dir, { recursive: true, force: true });
-});
-
-async function temporaryDirectory(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'lightning-cli-repair-'));
-  directories.push(dir);
-  return dir;
-}
+const temporaryDirectory = useTemporaryDirectories('lightning-cli-repair-');
 
 const keyOf = (i: number) => `key:${String(i).padStart(4, '0')}`;
 
@@ -77,12 +44,6 @@ async function snapshotLog(dir: string): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>();
   for (const name of (await readdir(wal)).sort()) files.set(name, await readFile(join(wal, name)));
   return files;
-}
-
-async function flipByte(file: string, offset: number): Promise<void> {
-  const bytes = await readFile(file);
-  bytes[offset] = bytes[offset]! ^ 0x5a;
-  await writeFile(file, bytes);
 }
 
 interface RepairJson {

@@ -7,10 +7,9 @@
  *
  * Reproduce a failure with LIGHTNING_SEED=<seed printed in the test name>.
  */
-import { mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import xxhash from 'xxhash-wasm';
 import { isLightningError } from '../src/shared-memory/index.js';
 import {
@@ -28,57 +27,31 @@ import {
   kHeaderFormatVersion,
   recordBytes,
 } from '../src/storage/wal/wal-format.js';
+import { mulberry32, randomBytes, seedFromEnv } from './support/seeded-random.js';
+import { flipByte, readLog, segmentPaths, useTemporaryDirectories } from './support/wal-fixtures.js';
 
-const seed = seedFromEnv();
-
-function seedFromEnv(): number {
-  const raw = process.env.LIGHTNING_SEED;
-  if (raw === undefined || raw === '') return 0x0bad_f00d;
-  const parsed = Number(raw);
-  if (!Number.isSafeInteger(parsed)) throw new Error(`LIGHTNING_SEED must be an integer, got ${raw}`);
-  return parsed | 0;
-}
-
-function mulberry32(seed32: number): () => number {
-  let state = seed32 >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
-
-function randomPayload(random: () => number, length: number): Buffer {
-  const payload = Buffer.alloc(length);
-  for (let i = 0; i < length; i++) payload[i] = random() & 0xff;
-  return payload;
-}
+// Kept signed (seedFromEnv returns it unsigned): the test names have always printed it that way.
+const seed = seedFromEnv(0x0bad_f00d) | 0;
 
 const partition = 5;
-const directories: string[] = [];
-afterEach(async () => {
-  for (const dir of directories.splice(0)) await rm(dir, { recursive: true, force: true });
-});
+const temporaryDirectory = useTemporaryDirectories('lightning-wal-damage-');
 
 /**
  * A log of several 4 KiB segments whose newest holds at least the five records of the last flush,
  * the last one `lastPayloadBytes` long. Returns the records as read back (with file and offset).
  */
 async function buildLog(lastPayloadBytes = 100): Promise<{ dir: string; records: WalRecord[] }> {
-  const dir = await mkdtemp(join(tmpdir(), 'lightning-wal-damage-'));
-  directories.push(dir);
+  const dir = await temporaryDirectory();
   const random = mulberry32(seed);
   const writer = await WalWriter.open(dir, partition, 1, { segmentTargetBytes: 4096 });
   for (let batch = 0; batch < 40; batch++) {
-    const payloads = Array.from({ length: 1 + (random() % 5) }, () => randomPayload(random, random() % 300));
+    const payloads = Array.from({ length: 1 + (random() % 5) }, () => randomBytes(random, random() % 300));
     writer.append(recordTypeOperation, payloads);
     await writer.flush(false);
   }
   // The last batch goes in the newest segment whole: close() flushes without rotating.
-  const lastBatch = Array.from({ length: 4 }, () => randomPayload(random, random() % 64));
-  writer.append(recordTypeOperation, [...lastBatch, randomPayload(random, lastPayloadBytes)]);
+  const lastBatch = Array.from({ length: 4 }, () => randomBytes(random, random() % 64));
+  writer.append(recordTypeOperation, [...lastBatch, randomBytes(random, lastPayloadBytes)]);
   await writer.close();
   const { records, result } = await readAll(dir);
   expect(result.tornTail).toBeNull();
@@ -86,24 +59,7 @@ async function buildLog(lastPayloadBytes = 100): Promise<{ dir: string; records:
   return { dir, records };
 }
 
-async function readAll(dir: string) {
-  const records: WalRecord[] = [];
-  const result = await readWal(dir, partition, { onRecord: (record) => void records.push(record) });
-  return { records, result };
-}
-
-async function segmentPaths(dir: string): Promise<string[]> {
-  return (await readdir(dir))
-    .filter((name) => name.startsWith('wal-'))
-    .sort()
-    .map((name) => join(dir, name));
-}
-
-async function flipByte(file: string, offset: number): Promise<void> {
-  const bytes = await readFile(file);
-  bytes[offset] = bytes[offset]! ^ 0x5a;
-  await writeFile(file, bytes);
-}
+const readAll = (dir: string) => readLog(dir, partition);
 
 /** Expects ERR_CORRUPTION (or `code`) whose message names `file` and `at byte <offset>`. */
 async function expectDamage(

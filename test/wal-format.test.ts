@@ -5,10 +5,9 @@
  *
  * Reproduce a failure with LIGHTNING_SEED=<seed printed in the test name>.
  */
-import { mkdtemp, readdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { isLightningError } from '../src/shared-memory/index.js';
 import {
   readWal,
@@ -21,27 +20,11 @@ import {
   type WalRecordType,
   WalWriter,
 } from '../src/storage/wal/index.js';
+import { mulberry32, seedFromEnv } from './support/seeded-random.js';
+import { readLog, segmentNames, useTemporaryDirectories } from './support/wal-fixtures.js';
 
-const seed = seedFromEnv();
-
-function seedFromEnv(): number {
-  const raw = process.env.LIGHTNING_SEED;
-  if (raw === undefined || raw === '') return 0x5eed_0a11;
-  const parsed = Number(raw);
-  if (!Number.isSafeInteger(parsed)) throw new Error(`LIGHTNING_SEED must be an integer, got ${raw}`);
-  return parsed | 0;
-}
-
-function mulberry32(seed32: number): () => number {
-  let state = seed32 >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
+// Kept signed (seedFromEnv returns it unsigned): the test names have always printed it that way.
+const seed = seedFromEnv(0x5eed_0a11) | 0;
 
 /** Payload bytes that depend on the random stream, so a misplaced or stale record cannot pass. */
 function randomPayload(random: () => number, length: number): Buffer {
@@ -61,25 +44,13 @@ interface Expected {
   readonly payload: Buffer;
 }
 
-const directories: string[] = [];
+const temporaryDirectory = useTemporaryDirectories('lightning-wal-');
 async function temporaryLogDirectory(): Promise<string> {
-  const base = await mkdtemp(join(tmpdir(), 'lightning-wal-'));
-  directories.push(base);
+  const base = await temporaryDirectory();
   return join(base, 'partition-3', 'wal'); // Nested and missing: the writer creates it.
 }
-afterEach(async () => {
-  for (const dir of directories.splice(0)) await rm(dir, { recursive: true, force: true });
-});
 
-async function readAll(dir: string, partition: number, fromLsn?: number) {
-  const records: WalRecord[] = [];
-  const options = fromLsn === undefined ? {} : { fromLsn };
-  const result = await readWal(dir, partition, {
-    ...options,
-    onRecord: (record) => void records.push(record),
-  });
-  return { records, result };
-}
+const readAll = readLog;
 
 function expectSameRecords(actual: readonly WalRecord[], expected: readonly Expected[]): void {
   expect(actual.length).toBe(expected.length);
@@ -92,10 +63,6 @@ function expectSameRecords(actual: readonly WalRecord[], expected: readonly Expe
       );
     }
   }
-}
-
-async function segmentNames(dir: string): Promise<string[]> {
-  return (await readdir(dir)).filter((name) => name.startsWith('wal-')).sort();
 }
 
 describe('WAL round trip', () => {

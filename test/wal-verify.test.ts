@@ -5,14 +5,12 @@
  *
  * Reproduce a failure with LIGHTNING_SEED=<seed printed in the test name>.
  */
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import xxhash from 'xxhash-wasm';
 import { isLightningError } from '../src/shared-memory/index.js';
 import {
-  readWal,
   recordTypeOperation,
   repairWal,
   verifyWal,
@@ -20,37 +18,17 @@ import {
   WalWriter,
 } from '../src/storage/wal/index.js';
 import { kHeaderChecksum, kHeaderFormatVersion } from '../src/storage/wal/wal-format.js';
+import { mulberry32, seedFromEnv } from './support/seeded-random.js';
+import { flipByte, readLog, useTemporaryDirectories } from './support/wal-fixtures.js';
 
-const seed = seedFromEnv();
-
-function seedFromEnv(): number {
-  const raw = process.env.LIGHTNING_SEED;
-  if (raw === undefined || raw === '') return 0x7e57_0c0d;
-  const parsed = Number(raw);
-  if (!Number.isSafeInteger(parsed)) throw new Error(`LIGHTNING_SEED must be an integer, got ${raw}`);
-  return parsed | 0;
-}
-
-function mulberry32(seed32: number): () => number {
-  let state = seed32 >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return (t ^ (t >>> 14)) >>> 0;
-  };
-}
+// Kept signed (seedFromEnv returns it unsigned): the test names have always printed it that way.
+const seed = seedFromEnv(0x7e57_0c0d) | 0;
 
 const partition = 9;
-const directories: string[] = [];
-afterEach(async () => {
-  for (const dir of directories.splice(0)) await rm(dir, { recursive: true, force: true });
-});
+const temporaryDirectory = useTemporaryDirectories('lightning-wal-verify-');
 
 async function buildLog(): Promise<{ dir: string; records: WalRecord[]; paths: string[] }> {
-  const dir = await mkdtemp(join(tmpdir(), 'lightning-wal-verify-'));
-  directories.push(dir);
+  const dir = await temporaryDirectory();
   const random = mulberry32(seed);
   const writer = await WalWriter.open(dir, partition, 1, { segmentTargetBytes: 4096 });
   for (let batch = 0; batch < 90; batch++) {
@@ -67,17 +45,7 @@ async function buildLog(): Promise<{ dir: string; records: WalRecord[]; paths: s
   return { dir, records, paths };
 }
 
-async function readAll(dir: string) {
-  const records: WalRecord[] = [];
-  const result = await readWal(dir, partition, { onRecord: (record) => void records.push(record) });
-  return { records, result };
-}
-
-async function flipByte(file: string, offset: number): Promise<void> {
-  const bytes = await readFile(file);
-  bytes[offset] = bytes[offset]! ^ 0xff;
-  await writeFile(file, bytes);
-}
+const readAll = (dir: string) => readLog(dir, partition);
 
 describe('verifyWal', () => {
   it(`reports a clean log in full (seed ${seed})`, async () => {
@@ -108,7 +76,7 @@ describe('verifyWal', () => {
     const { dir, records, paths } = await buildLog();
     const damaged = [records.find((record) => record.file === paths[1])!, records.at(-2)!];
     expect(damaged[1]!.file).toBe(paths.at(-1));
-    for (const record of damaged) await flipByte(record.file, record.offset + 12); // Its LSN: always checksummed.
+    for (const record of damaged) await flipByte(record.file, record.offset + 12, 0xff); // Its LSN: always checksummed.
     await rm(paths[3]!);
     const report = await verifyWal(dir, partition);
     expect(report.ok).toBe(false);
@@ -146,7 +114,7 @@ describe('repairWal', () => {
     const bad = inSecond[1]!;
     const size = (await stat(bad.file)).size;
     const sizes = await Promise.all(paths.map(async (path) => (await stat(path)).size));
-    await flipByte(bad.file, bad.offset + 12); // Its LSN, which the checksum covers.
+    await flipByte(bad.file, bad.offset + 12, 0xff); // Its LSN, which the checksum covers.
     await expect(readAll(dir)).rejects.toSatisfy((error) => isLightningError(error, 'ERR_CORRUPTION'));
 
     const { dropped, nextLsn } = await repairWal(dir, partition);

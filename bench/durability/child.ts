@@ -6,9 +6,9 @@
  * durability 'none', close); 'recovery-open' (time open() of that directory, which replays the log).
  */
 import { collect, type Elapsed, stopwatch } from '../engine/child.js';
-import { median } from '../engine/report.js';
 import { foldBytes } from '../engine/workload.js';
 import { hex32 } from '../lib/format.js';
+import { median } from '../lib/stats.js';
 import { type DurabilityStore, openDurabilityStore, type StoreName } from './stores.js';
 import {
   buildPutWorkload,

@@ -1,7 +1,7 @@
 /** Turns the children's results into the tables bench:durability prints, and the checks. */
-import { median } from '../engine/report.js';
 import type { DiskUsage } from '../lib/environment.js';
 import { formatCount, formatFixed, formatRatio, formatTable } from '../lib/format.js';
+import { median, spreadPercent } from '../lib/stats.js';
 import type { PutResult, RecoveryLoadResult, RecoveryOpenResult } from './child.js';
 import { ackIsSynced, ackShort, type StoreName, storeLabels } from './stores.js';
 import { type PutPhase, putPhases, putWindow } from './workload.js';
@@ -59,10 +59,6 @@ export interface RecoverySummary {
   databaseBytes: number;
 }
 
-function spread(values: number[]): number {
-  return ((Math.max(...values) - Math.min(...values)) / median(values)) * 100;
-}
-
 export function summarizePuts(records: PutRecord[], stores: StoreName[]): PutSummary[] {
   return putPhases.flatMap((phase) =>
     stores.flatMap((store) => {
@@ -88,7 +84,7 @@ export function summarizePuts(records: PutRecord[], stores: StoreName[]): PutSum
           settleSeconds: settles.length === 0 ? null : median(settles),
           openSeconds: median(mine.map((record) => record.openSeconds)),
           closeSeconds: median(mine.map((record) => record.closeSeconds)),
-          spreadPercent: spread(rates),
+          spreadPercent: spreadPercent(rates),
           writesPerBatch: batched.length === 0 ? null : median(batched),
           diskAllocatedBytes: median(mine.map((record) => record.disk.allocatedBytes)),
           first,
@@ -107,7 +103,7 @@ export function summarizeRecovery(rounds: RecoveryRecord[]): RecoverySummary | u
     rounds: opened.length,
     records: first.load.records,
     openSeconds,
-    spreadPercent: spread(opened.map((open) => open.seconds)),
+    spreadPercent: spreadPercent(opened.map((open) => open.seconds)),
     recordsPerSecond: first.load.records / openSeconds,
     coresBusy: median(opened.map((open) => open.cpuSeconds / open.seconds)),
     openEmptySeconds: median(rounds.map((round) => round.load.openEmptySeconds)),

@@ -1,5 +1,6 @@
 /** Turns the children's results into the tables bench:engine prints, and the agreement checks. */
 import { formatCount, formatFixed, formatRatio, formatTable } from '../lib/format.js';
+import { median, spreadPercent } from '../lib/stats.js';
 import { type PhaseName, phaseNames, type ResultLine } from './child.js';
 import { type StoreName, storeLabels } from './stores.js';
 
@@ -31,19 +32,12 @@ export interface StoreSummary {
   first: ResultLine;
 }
 
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
-}
-
 function summarizePhase(mine: ResultLine[], phase: PhaseName): PhaseSummary {
   const rates = mine.map((result) => result.phases[phase].perSecond);
-  const perSecond = median(rates);
   return {
-    perSecond,
+    perSecond: median(rates),
     coresBusy: median(mine.map((result) => result.phases[phase].cpuSeconds / result.phases[phase].seconds)),
-    spreadPercent: ((Math.max(...rates) - Math.min(...rates)) / perSecond) * 100,
+    spreadPercent: spreadPercent(rates),
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * Facts about where a benchmark runs: the repository root, the filesystem under a directory, installed
- * package versions, and how much disk a directory takes. Used by bench:durability; bench:engine (which
- * must not change in the same step) still keeps private copies of the first three.
+ * package versions, and how much disk a directory takes. Used by bench:tree, bench:engine and
+ * bench:durability.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, lstatSync, readdirSync, readFileSync, statfsSync } from 'node:fs';

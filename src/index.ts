@@ -11,6 +11,7 @@ export {
   type BatchOperation,
   Database,
   type DatabaseStats,
+  type RecoveryStats,
   type WorkerStats,
 } from './main/database.js';
 export type { DatabaseHandle } from './main/database-handle.js';

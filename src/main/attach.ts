@@ -38,5 +38,6 @@ export async function attach(handle: unknown): Promise<Database> {
     databaseControl,
     release: async () => releaseThreadSlot(databaseControl, slot),
     checkpoint: null,
+    recovery: null,
   });
 }

@@ -46,6 +46,18 @@ export interface DatabaseStats {
   pendingWrites: number;
   partitionStats: TreeStats[];
   workerStats: WorkerStats[];
+  /** What open() recovered, on the thread that opened the database; null on attached threads. */
+  recovery: RecoveryStats | null;
+}
+
+export interface RecoveryStats {
+  /** Entries loaded from checkpoints. */
+  checkpointEntries: number;
+  /** Log records replayed after the checkpoints. */
+  replayedRecords: number;
+  /** Torn log tails cut: writes a crash interrupted, none of them acknowledged. */
+  tornTailsCut: number;
+  tornTailBytes: number;
 }
 
 /** Everything a Database is made of; built by `open()` or `attach()`. */
@@ -59,6 +71,8 @@ export interface DatabaseParts {
   databaseControl: Int32Array;
   /** Stops what this thread started: the workers (opener) or its thread slot (attached). */
   release: () => Promise<void>;
+  /** What open() recovered (the opener), or null (attached). */
+  recovery: RecoveryStats | null;
   /** Checkpoints every partition (the opener), or null where this thread cannot (attached). */
   checkpoint: (() => Promise<CheckpointResult[]>) | null;
 }
@@ -188,6 +202,7 @@ export class Database {
       pendingWrites: channels.reduce((sum, channel) => sum + channel.pending, 0),
       partitionStats,
       workerStats,
+      recovery: this.#parts.recovery,
     };
   }
 

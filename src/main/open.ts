@@ -74,7 +74,7 @@ export async function open(path: string, options?: OpenOptions): Promise<Databas
       },
     );
   }
-  const { pool, trees } = started;
+  const { pool, trees, recoveries } = started;
   // Recorded only once the database could start, so a refused open leaves the directory as it was.
   try {
     if (existing === null) {
@@ -121,6 +121,12 @@ export async function open(path: string, options?: OpenOptions): Promise<Databas
     workerControls: controls,
     databaseControl,
     checkpoint: () => pool.checkpoint(),
+    recovery: {
+      checkpointEntries: recoveries.reduce((sum, recovery) => sum + recovery.checkpointEntries, 0),
+      replayedRecords: recoveries.reduce((sum, recovery) => sum + recovery.replayedRecords, 0),
+      tornTailsCut: recoveries.filter((recovery) => recovery.tornTail !== null).length,
+      tornTailBytes: recoveries.reduce((sum, recovery) => sum + (recovery.tornTail?.bytesDropped ?? 0), 0),
+    },
     release: async () => {
       markClosed(databaseControl);
       await pool.stop();

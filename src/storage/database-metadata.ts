@@ -1,7 +1,7 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LightningError } from '../shared-memory/index.js';
-import { writeFileDurably } from './durable-file.js';
+import { readTextIfExists, writeFileDurably } from './durable-file.js';
 import { xxhashApi } from './xxhash.js';
 
 /** The file naming a directory as a lightning-db database, with what is fixed at creation. */
@@ -31,13 +31,8 @@ async function checksumOf(metadata: DatabaseMetadata): Promise<string> {
 /** Reads the metadata of the database at `path`, or null if the directory holds none yet. */
 export async function readMetadata(path: string): Promise<DatabaseMetadata | null> {
   const file = join(path, metadataFileName);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
+  const text = await readTextIfExists(file);
+  if (text === null) return null;
   let parsed: MetadataFile;
   try {
     parsed = JSON.parse(text) as MetadataFile;

@@ -1,4 +1,4 @@
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /**
@@ -49,5 +49,25 @@ export async function removeQuietly(file: string): Promise<boolean> {
     return true;
   } catch {
     return false;
+  }
+}
+
+/** A file's text, or null if it does not exist (a database not created yet, a partition never checkpointed). */
+export async function readTextIfExists(file: string): Promise<string | null> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+}
+
+/** The names in a directory, or none if it does not exist (a partition that has written nothing yet). */
+export async function readdirIfExists(directory: string): Promise<string[]> {
+  try {
+    return await readdir(directory);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw error;
   }
 }

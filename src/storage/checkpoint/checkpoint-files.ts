@@ -1,6 +1,6 @@
-import { open, readdir } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { removeQuietly } from '../durable-file.js';
+import { readdirIfExists, removeQuietly } from '../durable-file.js';
 import { xxhashApi } from '../xxhash.js';
 import { checkpointHeaderBytes, decodeHeader, parseCheckpointFileName } from './checkpoint-format.js';
 
@@ -21,13 +21,7 @@ export async function listCheckpoints(
   dir: string,
   options: { includeTemporary?: boolean } = {},
 ): Promise<CheckpointFileEntry[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
+  const names = await readdirIfExists(dir);
   const found: CheckpointFileEntry[] = [];
   for (const name of names) {
     const parsed = parseCheckpointFileName(name);

@@ -1,7 +1,7 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { LightningError } from '../../shared-memory/errors.js';
-import { writeFileDurably } from '../durable-file.js';
+import { readTextIfExists, writeFileDurably } from '../durable-file.js';
 import { xxhashApi } from '../xxhash.js';
 import { removeSupersededCheckpoints } from './checkpoint-files.js';
 import { lsnMax, parseCheckpointFileName, u32Max } from './checkpoint-format.js';
@@ -37,13 +37,8 @@ type Fail = (why: string) => never;
 /** Reads `dir/MANIFEST.json`: null if absent, ERR_CORRUPTION if damaged, ERR_FORMAT_VERSION if newer. */
 export async function readManifest(dir: string): Promise<Manifest | null> {
   const file = join(dir, manifestFileName);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
+  const text = await readTextIfExists(file);
+  if (text === null) return null;
   const fail: Fail = (why) => {
     throw new LightningError('ERR_CORRUPTION', `${file}: ${why}`);
   };

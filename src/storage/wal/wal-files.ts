@@ -1,8 +1,8 @@
-import { type FileHandle, mkdir, open as openFile, readdir } from 'node:fs/promises';
+import { type FileHandle, mkdir, open as openFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { assert } from '../../shared-memory/assert.js';
 import { LightningError } from '../../shared-memory/errors.js';
-import { syncDirectory } from '../durable-file.js';
+import { readdirIfExists, syncDirectory } from '../durable-file.js';
 import { parseSegmentFileName, segmentBytesMax } from './wal-format.js';
 
 /** Directory fsync is shared with the other on-disk formats. */
@@ -26,13 +26,7 @@ export interface SegmentFile {
  * not exist is an empty log.
  */
 export async function listSegments(dir: string): Promise<SegmentFile[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw error;
-  }
+  const names = await readdirIfExists(dir);
   const segments: SegmentFile[] = [];
   for (const name of names) {
     const nameLsn = parseSegmentFileName(name);

@@ -90,6 +90,21 @@ async function damageFirstSegment(dir: string, damagedKey: number) {
 }
 
 describe('lightning-cli repair', () => {
+  it('refuses a database that is open in a live process: exit 5, nothing changed', async () => {
+    const dir = await temporaryDirectory();
+    const db = await open(dir, { partitions: 1, workers: 1 });
+    try {
+      await db.put('k', 'v');
+      const before = await snapshotLog(dir);
+      const run = await runCli(['repair', '--yes', '-q', dir]);
+      expect(run.code).toBe(5);
+      expect(run.stderr).toContain('ERR_LOCKED');
+      expect(await snapshotLog(dir)).toEqual(before);
+    } finally {
+      await db.close();
+    }
+  });
+
   it('without --yes lists what it would drop, changes nothing and exits 2', async () => {
     const dir = await createDatabase();
     const { damaged, expected, lastLsn } = await damageFirstSegment(dir, 7);

@@ -1,3 +1,4 @@
+import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { planWorkers, readTopology } from '../numa/index.js';
 import {
@@ -11,10 +12,16 @@ import {
   TreeReader,
 } from '../shared-memory/index.js';
 import { metadataFormatVersion, readMetadata, writeMetadata } from '../storage/database-metadata.js';
+import { acquireLock } from '../storage/lock-file.js';
 import { Database } from './database.js';
 import { type DatabaseHandle, databaseHandleFormatVersion } from './database-handle.js';
 import { KeepAlive } from './keep-alive.js';
-import { type OpenOptions, partitionsDefault, resolveOpenOptions } from './open-options.js';
+import {
+  type OpenOptions,
+  partitionsDefault,
+  type ResolvedOptions,
+  resolveOpenOptions,
+} from './open-options.js';
 import { createPartitionRouter } from './partition-router.js';
 import { reviveLightningError } from './revive-error.js';
 import { claimThreadSlot, releaseThreadSlot } from './thread-slots.js';
@@ -35,6 +42,22 @@ export async function open(path: string, options?: OpenOptions): Promise<Databas
   }
   const resolved = resolveOpenOptions(options);
   const directory = resolve(path);
+  await mkdir(directory, { recursive: true });
+  const releaseLock = await acquireLock(directory);
+  try {
+    return await openLocked(directory, resolved, releaseLock);
+  } catch (error) {
+    await releaseLock();
+    throw error;
+  }
+}
+
+/** open() once this process holds the directory's lock; `releaseLock` is called when it closes. */
+async function openLocked(
+  directory: string,
+  resolved: ResolvedOptions,
+  releaseLock: () => Promise<void>,
+): Promise<Database> {
   const existing = await readMetadata(directory);
   if (existing !== null && resolved.partitions !== undefined && resolved.partitions !== existing.partitions) {
     throw new LightningError(
@@ -131,6 +154,7 @@ export async function open(path: string, options?: OpenOptions): Promise<Databas
       markClosed(databaseControl);
       await pool.stop();
       releaseThreadSlot(databaseControl, slot);
+      await releaseLock();
     },
   });
 }

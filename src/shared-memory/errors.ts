@@ -10,6 +10,7 @@ export type LightningErrorCode =
   | 'ERR_CORRUPTION'
   | 'ERR_FORMAT_VERSION'
   | 'ERR_CLOSED'
+  | 'ERR_LOCKED'
   | 'ERR_NOT_SUPPORTED'
   | 'ERR_TX_CONFLICT'
   | 'ERR_WORKER_CRASHED'

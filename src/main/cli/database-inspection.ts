@@ -23,6 +23,7 @@ export const exitFailure = 1;
 export const exitUsage = 2;
 export const exitDatabaseMissing = 3;
 export const exitCorruption = 4;
+export const exitLocked = 5;
 
 /**
  * The directory given is not a database. A class of its own because the CLI answers it with its own

@@ -11,6 +11,7 @@ import {
   exitCorruption,
   exitDatabaseMissing,
   exitFailure,
+  exitLocked,
   exitOk,
   exitUsage,
 } from './database-inspection.js';
@@ -24,6 +25,7 @@ Exit codes (all commands):
   2  bad arguments or usage (and: repair needs --yes)
   3  no database at the directory given
   4  corruption found
+  5  the database is open in a live process (repair)
 `;
 
 /**
@@ -36,6 +38,7 @@ function exitCodeOf(error: unknown): number {
   if (error instanceof DatabaseMissingError) return exitDatabaseMissing;
   if (isLightningError(error, 'ERR_BAD_ARGUMENT')) return exitUsage;
   if (isLightningError(error, 'ERR_CORRUPTION')) return exitCorruption;
+  if (isLightningError(error, 'ERR_LOCKED')) return exitLocked;
   return exitFailure;
 }
 

@@ -2,6 +2,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Command } from 'commander';
 import { LightningError } from '../../shared-memory/index.js';
 import { walDirectory } from '../../storage/layout.js';
+import { acquireLock } from '../../storage/lock-file.js';
 import { repairWal, type WalDroppedRange, type WalVerifyReport } from '../../storage/wal/index.js';
 import { formatTable, jsonText, lsnRange } from './cli-format.js';
 import {
@@ -278,6 +279,16 @@ async function decide(
 
 export async function runRepair(directory: string, flags: RepairFlags): Promise<number> {
   const target = await locateDatabase(directory);
+  // Cutting a log under a live owner would lose its next writes: hold the database's lock throughout.
+  const releaseLock = await acquireLock(target.path);
+  try {
+    return await repairLocked(target, flags);
+  } finally {
+    await releaseLock();
+  }
+}
+
+async function repairLocked(target: DatabaseTarget, flags: RepairFlags): Promise<number> {
   const inspection = await withProgress(
     'repair: verify',
     target.metadata.partitions,
@@ -299,7 +310,7 @@ because replaying them past a gap would apply later writes without earlier ones.
 
 Without --yes nothing changes: it prints exactly what it would drop (files, byte ranges, LSN ranges)
 and exits 2. With --yes it drops that and prints what it dropped. Byte ranges run from the first
-byte dropped to the file's end. Close the database first: no process may have it open.
+byte dropped to the file's end. A database open in a live process is refused (exit 5): close it first.
 
 Checkpoints and each partition's MANIFEST.json are verified but never changed: damage there is
 reported as NOT REPAIRED. A cut that would restart a log below its checkpoint's start LSN, and a
@@ -312,6 +323,7 @@ Exit codes:
   3  no database at <directory>
   4  damage a cut does not fix remains (a checkpoint, a manifest), or a cut below a checkpoint
      was refused (nothing changed then)
+  5  the database is open in a live process (nothing changed)
 `;
 
 export function registerRepairCommand(program: Command): void {

@@ -12,7 +12,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { attach, LightningError, open } from '../src/index.js';
+import { attach, type LightningError, open } from '../src/index.js';
+import { codeOf } from './support/async.js';
 
 type Database = Awaited<ReturnType<typeof open>>;
 type OpenOptions = NonNullable<Parameters<typeof open>[1]>;
@@ -25,10 +26,6 @@ type ErrorCode = LightningError['code'];
 
 const keyBytesMax = 1024;
 const valueBytesMax = 64 * 1024 * 1024;
-
-function codeOf(error: unknown): string {
-  return error instanceof LightningError ? error.code : `not a LightningError: ${String(error)}`;
-}
 
 /** The outcome of a call that must throw synchronously. */
 function syncOutcome(call: () => unknown): string {

@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LightningError, open } from '../src/index.js';
+import { open } from '../src/index.js';
+import { codeOf, within } from './support/async.js';
 import { mulberry32, seedFromEnv } from './support/seeded-random.js';
 
 type Database = Awaited<ReturnType<typeof open>>;
@@ -36,18 +37,6 @@ function patternValue(tag: number, length: number): Buffer {
     words[i] = (x >>> 0) ^ i;
   }
   return Buffer.from(words.buffer, 0, length);
-}
-
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function codeOf(error: unknown): string {
-  return error instanceof LightningError ? error.code : `not a LightningError: ${String(error)}`;
 }
 
 const openDatabases: Database[] = [];

@@ -22,6 +22,7 @@ import type {
   AttachedWorkerInput,
   WireValue,
 } from './fixtures/db-attached-worker.js';
+import { within } from './support/async.js';
 import { mulberry32, seedFromEnv } from './support/seeded-random.js';
 
 type Database = Awaited<ReturnType<typeof open>>;
@@ -70,14 +71,6 @@ function startTsWorker(url: URL, workerData: AttachedWorkerInput): Worker {
  */
 function bounded<T>(promise: Promise<T>, what: string): Promise<T> {
   return within(promise, 5000, `${what} never settled`);
-}
-
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**

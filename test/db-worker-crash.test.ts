@@ -14,7 +14,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { LightningError, open } from '../src/index.js';
+import { open } from '../src/index.js';
+import { codeOf, within } from './support/async.js';
 
 type Database = Awaited<ReturnType<typeof open>>;
 
@@ -23,18 +24,6 @@ const partitionCount = 4;
 const failFastMs = 2000;
 /** Everything that was pending when a worker died must settle within this. */
 const settleMs = 10_000;
-
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function codeOf(error: unknown): string {
-  return error instanceof LightningError ? error.code : `not a LightningError: ${String(error)}`;
-}
 
 /** 'resolved' or the rejection's code, never a rejection: for counting outcomes. */
 function outcome(promise: Promise<unknown>): Promise<string> {

@@ -1,4 +1,4 @@
-import { open, readdir, readFile, rename, unlink } from 'node:fs/promises';
+import { type FileHandle, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /**
@@ -23,12 +23,22 @@ export async function publishFile(temporary: string, file: string): Promise<void
   await syncDirectory(dirname(file));
 }
 
-/** Writes `data` to `file` atomically and durably: a temporary file, fsync, rename, fsync directory. */
-export async function writeFileDurably(file: string, data: string | Uint8Array): Promise<void> {
+/**
+ * Writes `file` atomically and durably: `<file>.tmp` (truncated if an earlier attempt left one), the
+ * content (bytes, or a function that writes through the handle, e.g. streaming blocks), fsync,
+ * rename over `file`, fsync of the directory. On failure the temporary file is removed. Returns what
+ * the write function returned.
+ */
+export async function writeFileDurably<T = void>(
+  file: string,
+  content: string | Uint8Array | ((handle: FileHandle) => Promise<T>),
+): Promise<T | undefined> {
   const temporary = `${file}.tmp`;
   const handle = await open(temporary, 'w');
+  let result: T | undefined;
   try {
-    await handle.writeFile(data);
+    if (typeof content === 'function') result = await content(handle);
+    else await handle.writeFile(content);
     await handle.sync();
   } catch (error) {
     await handle.close();
@@ -37,6 +47,7 @@ export async function writeFileDurably(file: string, data: string | Uint8Array):
   }
   await handle.close();
   await publishFile(temporary, file);
+  return result;
 }
 
 /**

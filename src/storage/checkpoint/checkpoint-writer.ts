@@ -1,11 +1,11 @@
-import { type FileHandle, mkdir, open } from 'node:fs/promises';
+import { type FileHandle, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { compress } from 'lz4-napi';
 import { assert } from '../../shared-memory/assert.js';
 import { compareBytes } from '../../shared-memory/bytes.js';
 import { LightningError } from '../../shared-memory/errors.js';
 import { keyBytesMax, valueBytesMax } from '../../shared-memory/limits.js';
-import { publishFile, removeQuietly } from '../durable-file.js';
+import { writeFileDurably } from '../durable-file.js';
 import { type XxhashApi, xxhashApi } from '../xxhash.js';
 import {
   blockTargetBytes,
@@ -17,7 +17,6 @@ import {
   entryHeaderBytes,
   kHeaderChecksum,
   lsnMax,
-  temporaryFileName,
   u32Max,
 } from './checkpoint-format.js';
 
@@ -67,26 +66,17 @@ export async function writeCheckpoint(
   const api = await xxhashApi();
   const file = checkpointFileName(startLsn);
   const path = join(dir, file);
-  const temporary = join(dir, temporaryFileName(startLsn));
-  // 'w' truncates a .tmp left by an earlier attempt that crashed at the same start LSN.
-  const handle = await open(temporary, 'w');
-  let writer: BlockWriter;
-  try {
-    writer = new BlockWriter(handle, api, encodeHeader(api, { partition, startLsn }));
+  // Written as `<file>.tmp` (the format's temporaryFileName), which readers ignore until the rename.
+  const summary = await writeFileDurably(path, async (handle) => {
+    const blocks = new BlockWriter(handle, api, encodeHeader(api, { partition, startLsn }));
     for await (const batch of entries) {
       if (!Array.isArray(batch)) throw badArgument('entries must yield arrays of [key, value] pairs');
-      await writer.addBatch(batch);
+      await blocks.addBatch(batch);
     }
-    await writer.finish();
-    await handle.sync();
-  } catch (error) {
-    await handle.close();
-    await removeQuietly(temporary);
-    throw error;
-  }
-  await handle.close();
-  await publishFile(temporary, path);
-  return { file, path, ...writer.summary() };
+    await blocks.finish();
+    return blocks.summary();
+  });
+  return { file, path, ...summary! };
 }
 
 function badArgument(message: string): LightningError {

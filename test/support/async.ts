@@ -1,0 +1,15 @@
+import { LightningError } from '../../src/index.js';
+
+/** Rejects naming `what` when `promise` has not settled within `ms`: a hang fails the test, with a reason. */
+export function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The code of a LightningError, or a description of anything else, for assertions that name it. */
+export function codeOf(error: unknown): string {
+  return error instanceof LightningError ? error.code : `not a LightningError: ${String(error)}`;
+}

@@ -1,22 +1,36 @@
 /**
  * lightning-db: an embedded key-value engine for Node.js whose data lives in SharedArrayBuffers.
  *
- * This build ships the foundation: the shared-memory B+Tree that holds one partition, readable from
- * any thread while its owner writes. The database API of the design (`open`, partitions owned by
- * worker threads, durability, transactions) is built on top of it.
+ * `open()` starts partition-owner workers; reads run synchronously from shared memory on any thread,
+ * writes are logged and group-committed by the owners, and transactions commit in one partition or
+ * across several (two-phase commit) with snapshot reads.
  */
 
+export { type AdminServer, type AdminServerOptions, startAdminServer } from './main/admin/admin-server.js';
 export { attach } from './main/attach.js';
+export type { BackupOptions, BackupProgress, BackupResult } from './main/backup.js';
 export {
   type BatchOperation,
   Database,
   type DatabaseStats,
+  type MvccStats,
   type RecoveryStats,
   type WorkerStats,
 } from './main/database.js';
 export type { DatabaseHandle } from './main/database-handle.js';
 export { open } from './main/open.js';
 export type { Durability, OpenOptions } from './main/open-options.js';
+export {
+  type RestoreOptions,
+  type RestoreProgress,
+  type RestoreResult,
+  restore,
+  type VerifyBackupResult,
+  verifyBackup,
+} from './main/restore.js';
+export type { Snapshot } from './main/snapshot.js';
+export type { Transaction } from './main/transaction.js';
+export type { TransactionOptions, TransactionStats } from './main/transaction-coordinator.js';
 export {
   BTree,
   type BTreeOptions,
@@ -33,4 +47,5 @@ export {
   type TreeStats,
   valueBytesMax,
 } from './shared-memory/index.js';
+export type { WorkerPlacement } from './workers/owner-protocol.js';
 export type { CheckpointResult } from './workers/partition-checkpoint.js';

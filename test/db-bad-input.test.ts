@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { attach, type LightningError, open } from '../src/index.js';
+import { createPartitionRouter } from '../src/main/partition-router.js';
 import { codeOf } from './support/async.js';
 
 type Database = Awaited<ReturnType<typeof open>>;
@@ -407,37 +408,30 @@ describe('methods of an open database', () => {
     }
   });
 
-  it('batch across partitions rejects with ERR_NOT_SUPPORTED and applies nothing', async () => {
-    // Find a pair of existing keys in different partitions: probing with two deletes of absent keys
-    // is side-effect free whichever way it goes.
-    let other: string | undefined;
-    for (let i = 1; i < 50 && other === undefined; i++) {
-      const result = await asyncOutcome(() =>
-        db.batch([
-          { type: 'del', key: 'absent:0' },
-          { type: 'del', key: `absent:${i}` },
-        ]),
-      );
-      if (result === 'ERR_NOT_SUPPORTED') other = `absent:${i}`;
-      else expect(result, 'a probe batch of two deletes').toBe('resolved');
-    }
-    if (other === undefined) expect.fail('49 keys all share a partition with absent:0 out of 16 partitions');
+  it('a batch across partitions applies all of its entries, or none when one is rejected', async () => {
+    const router = await createPartitionRouter(db.stats().partitions);
     const firstKey = 'absent:0';
-    const secondKey = other;
+    let secondKey: string | undefined;
+    for (let i = 1; i < 50 && secondKey === undefined; i++) {
+      if (router.partitionOf(Buffer.from(`absent:${i}`)) !== router.partitionOf(Buffer.from(firstKey)))
+        secondKey = `absent:${i}`;
+    }
+    if (secondKey === undefined)
+      expect.fail('49 keys all share a partition with absent:0 out of 16 partitions');
 
-    // Puts of both keys: neither may appear.
+    // A bad entry anywhere rejects the whole batch before anything is sent.
     expect(
       await asyncOutcome(() =>
         db.batch([
           { type: 'put', key: firstKey, value: '1' },
-          { type: 'put', key: secondKey, value: '2' },
+          { type: 'put', key: secondKey, value: 'x'.repeat(valueBytesMax + 1) },
         ]),
       ),
-    ).toBe('ERR_NOT_SUPPORTED');
+    ).toBe('ERR_VALUE_TOO_LARGE');
     expect(db.get(firstKey)).toBeUndefined();
     expect(db.get(secondKey)).toBeUndefined();
 
-    // A delete of an existing key alongside a put in another partition: the key must survive.
+    // A valid batch over both partitions: both entries, and a delete in one of them.
     await put(firstKey, 'kept');
     expect(
       await asyncOutcome(() =>
@@ -446,9 +440,11 @@ describe('methods of an open database', () => {
           { type: 'put', key: secondKey, value: '2' },
         ]),
       ),
-    ).toBe('ERR_NOT_SUPPORTED');
-    expect(db.getString(firstKey)).toBe('kept');
-    expect(db.get(secondKey)).toBeUndefined();
+    ).toBe('resolved');
+    expect(db.get(firstKey)).toBeUndefined();
+    expect(db.getString(secondKey)).toBe('2');
+    written.delete(firstKey);
+    await db.del(secondKey);
     expectUnchanged();
   });
 

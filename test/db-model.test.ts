@@ -16,7 +16,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LightningError, open } from '../src/index.js';
+import { open } from '../src/index.js';
+import { createPartitionRouter } from '../src/main/partition-router.js';
 import { mulberry32, randomBytes, seedFromEnv } from './support/seeded-random.js';
 
 type Database = Awaited<ReturnType<typeof open>>;
@@ -252,48 +253,32 @@ class Model {
 // Partition discovery
 // ---------------------------------------------------------------------------------------------------
 
-function isCode(error: unknown, code: LightningError['code']): boolean {
-  return error instanceof LightningError && error.code === code;
-}
-
 /**
- * Groups keys by partition without knowing the hash: a batch of two deletes is accepted only when
- * both keys are in one partition (otherwise ERR_NOT_SUPPORTED). The database must be empty, so the
- * accepted probes delete nothing. A key that matches two groups means routing is inconsistent.
+ * Groups keys by partition with the router's hash, then checks that the database routes the same way:
+ * one put per group must land in exactly that group's partition (its entry count), and the deletes
+ * after it must leave the database empty.
  */
 async function discoverPartitionGroups(db: Database, keys: readonly KeyInfo[]): Promise<KeyInfo[][]> {
-  const groups: KeyInfo[][] = [];
+  const partitions = db.stats().partitions;
+  const router = await createPartitionRouter(partitions);
+  const byPartition = new Map<number, KeyInfo[]>();
   for (const key of keys) {
-    const probes = groups.map((group) =>
-      db
-        .batch([
-          { type: 'del', key: group[0]!.bytes },
-          { type: 'del', key: key.bytes },
-        ])
-        .then(
-          () => true,
-          (error: unknown) => {
-            if (isCode(error, 'ERR_NOT_SUPPORTED')) return false;
-            throw error;
-          },
-        ),
-    );
-    const settled = await within(
-      Promise.all(probes),
-      writeDeadlineMs,
-      () => `probe batches for ${describeBytes(key.bytes)}`,
-    );
-    const same = settled.flatMap((match, index) => (match ? [index] : []));
-    if (same.length > 1) {
-      throw new Error(
-        `key ${describeBytes(key.bytes)} batches with keys of ${same.length} different groups: ` +
-          'a two-key batch was accepted for keys in different partitions',
-      );
-    }
-    if (same.length === 1) groups[same[0]!]!.push(key);
-    else groups.push([key]);
+    const partition = router.partitionOf(key.bytes);
+    byPartition.set(partition, [...(byPartition.get(partition) ?? []), key]);
   }
-  return groups;
+  for (const [partition, group] of byPartition) {
+    await within(db.put(group[0]!.bytes, 'probe'), writeDeadlineMs, () => 'probe put');
+    const entries = db.stats().partitionStats.map((stats) => stats.entries);
+    expect(entries[partition], `probe key ${describeBytes(group[0]!.bytes)} in partition ${partition}`).toBe(
+      1,
+    );
+    expect(
+      entries.reduce((sum, n) => sum + n, 0),
+      'one probe key in the whole database',
+    ).toBe(1);
+    await within(db.del(group[0]!.bytes), writeDeadlineMs, () => 'probe delete');
+  }
+  return [...byPartition.values()];
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -453,10 +438,19 @@ class Run {
     else this.#model.put(key, entry.value);
   }
 
-  /** 2–7 entries of one partition, sometimes repeating a key: entries apply in array order. */
+  /**
+   * 2–7 entries, sometimes repeating a key: entries apply in array order. Half of the batches take
+   * their keys from one partition (the owner applies them at once), half from any partition (a
+   * two-phase commit).
+   */
   async #groupBatch(): Promise<KeyInfo[]> {
     const candidates = this.#groups.filter((group) => group.length >= 2);
-    const group = candidates.length > 0 ? this.#rng.pick(candidates) : this.#rng.pick(this.#groups);
+    const group =
+      this.#rng.between(0, 1) === 0
+        ? this.#groups.flat()
+        : candidates.length > 0
+          ? this.#rng.pick(candidates)
+          : this.#rng.pick(this.#groups);
     const count = this.#rng.between(2, 7);
     const keys: KeyInfo[] = [];
     const ops: BatchOperation[] = [];
@@ -638,10 +632,8 @@ describe('database against an in-memory model', () => {
       const groups = await discoverPartitionGroups(db, keys);
       // With ≥ 150 keys a partition is left without a key with probability < 1e-5, so fewer groups
       // than partitions means keys are not spread over all partitions (or batches are misrouted).
-      expect(groups.length, `partition groups found by batch probes (seed ${seedText})`).toBe(
-        config.partitions,
-      );
-      expect(db.stats().entries, 'probe batches of deletes must leave the database empty').toBe(0);
+      expect(groups.length, `partition groups of the key space (seed ${seedText})`).toBe(config.partitions);
+      expect(db.stats().entries, 'probe writes must leave the database empty').toBe(0);
 
       const run = new Run(db, rng, keys, groups, config, seed);
       await run.run(operationCount);

@@ -110,6 +110,23 @@ function expectValidPlan(plan: WorkerPlan, topology: Topology, partitions: numbe
     previousNode = worker.node;
   }
   expect(plan.nodes).toBe(new Set(plan.workers.map((worker) => worker.node)).size);
+  expectNodeByNodePartitions(plan);
+}
+
+/**
+ * Partitions are assigned node by node: each node's workers together own one contiguous block, and the
+ * blocks follow node order, so a node's partitions (first-touched by its owners) sit in its memory.
+ */
+function expectNodeByNodePartitions(plan: WorkerPlan): void {
+  let nextPartition = 0;
+  for (const node of [...new Set(plan.workers.map((worker) => worker.node))]) {
+    const block = plan.workers
+      .filter((worker) => worker.node === node)
+      .flatMap((worker) => worker.partitions)
+      .sort((a, b) => a - b);
+    expect(block, `node ${node}`).toEqual(range(nextPartition, nextPartition + block.length - 1));
+    nextPartition += block.length;
+  }
 }
 
 function expectBadArgument(run: () => unknown, messagePart: string): void {
@@ -403,6 +420,31 @@ describe('planWorkers', () => {
     expect(structuredClone(plan)).toEqual(plan);
     plan.workers[0]!.cpus.push(99);
     expect(plan.workers[1]!.cpus).toEqual([0, 1, 2, 3]);
+  });
+
+  it("two sockets with interleaved cpulists and offline CPUs: workers get only their node's online CPUs", () => {
+    // Hyper-threaded two-socket numbering: siblings 8 apart; CPUs 5 and 13 taken offline.
+    const roots = fakeMachine({
+      nodes: { node0: '0-3,8-11\n', node1: '4-7,12-15\n' },
+      online: '0-4,6-12,14-15\n',
+    });
+    const topology = readTopology(roots);
+    expect(topology.nodes).toEqual([
+      { id: 0, cpus: [0, 1, 2, 3, 8, 9, 10, 11] },
+      { id: 1, cpus: [4, 6, 7, 12, 14, 15] },
+    ]);
+    const plan = planWorkers(topology, { partitions: 28 });
+    expectValidPlan(plan, topology, 28);
+    expect(workersPerNodeOf(plan, topology)).toEqual([8, 6]);
+    expect(plan.workers[8]!.cpus).toEqual([4, 6, 7, 12, 14, 15]);
+    expect(
+      plan.workers
+        .filter((worker) => worker.node === 1)
+        .flatMap((worker) => worker.partitions)
+        .sort((a, b) => a - b),
+    ).toEqual(range(16, 27));
+    expect(plan.workers.flatMap((worker) => worker.cpus)).not.toContain(5);
+    expect(plan.workers.flatMap((worker) => worker.cpus)).not.toContain(13);
   });
 
   it('plans from the real machine topology', () => {

@@ -5,6 +5,10 @@ import {
   kWorkerFieldCount,
   TreeReader,
 } from '../shared-memory/index.js';
+import { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
+import { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
+import { DecisionLog } from '../storage/decision-log.js';
+import { Failpoints } from '../workers/failpoints.js';
 import { Database } from './database.js';
 import { assertDatabaseHandle } from './database-handle.js';
 import { KeepAlive } from './keep-alive.js';
@@ -29,11 +33,25 @@ export async function attach(handle: unknown): Promise<Database> {
     (perWorker, worker) =>
       new WriteChannel(CommandRing.attach(perWorker[slot]), controls[worker]!, keepAlive),
   );
+  const transactionChannels = handle.rings.map(
+    (perWorker, worker) =>
+      new WriteChannel(CommandRing.attach(perWorker[handle.threadsMax + slot]), controls[worker]!, keepAlive),
+  );
+  const mvcc = MvccState.attach(handle.mvcc);
   return new Database({
     handle,
     router,
     readers,
+    versionedReaders: readers.map(
+      (reader, partition) =>
+        new VersionedReader(reader, TreeReader.attach(handle.versionTrees[partition]!), mvcc),
+    ),
+    mvcc,
+    slot,
+    decisionLog: new DecisionLog(handle.path, slot, handle.durability === 'sync'),
+    failpoints: new Failpoints(undefined),
     channels,
+    transactionChannels,
     workerControls: controls,
     databaseControl,
     release: async () => releaseThreadSlot(databaseControl, slot),

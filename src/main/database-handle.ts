@@ -1,7 +1,8 @@
 import { LightningError, type TreeHandle } from '../shared-memory/index.js';
+import type { WorkerPlacement } from '../workers/owner-protocol.js';
 import type { Durability } from './open-options.js';
 
-export const databaseHandleFormatVersion = 1;
+export const databaseHandleFormatVersion = 2;
 
 /**
  * What `db.share()` returns: everything another thread needs to read the database's memory and to
@@ -18,9 +19,18 @@ export interface DatabaseHandle {
   partitionWorkers: number[];
   /** Tree of each partition. */
   trees: TreeHandle[];
+  /** Version store of each partition (MVCC). */
+  versionTrees: TreeHandle[];
+  /** The MVCC block: timestamp oracle, commit windows, snapshot slots, transaction status table. */
+  mvcc: SharedArrayBuffer;
   /** Control block of each worker. */
   workerControls: SharedArrayBuffer[];
-  /** Command rings: rings[worker][thread slot]. */
+  /** Where each worker runs, as it reported at start (node, CPU mask, pinned or why not). */
+  workerPlacements: WorkerPlacement[];
+  /**
+   * Command rings: rings[worker][thread slot] carry plain writes, rings[worker][threadsMax + slot]
+   * transaction parts.
+   */
   rings: SharedArrayBuffer[][];
   databaseControl: SharedArrayBuffer;
 }
@@ -42,8 +52,13 @@ export function assertDatabaseHandle(handle: unknown): asserts handle is Databas
     Array.isArray(h.workerControls) &&
     Array.isArray(h.rings) &&
     h.trees.length === h.partitions &&
+    Array.isArray(h.versionTrees) &&
+    h.versionTrees.length === h.partitions &&
+    h.mvcc instanceof SharedArrayBuffer &&
     h.partitionWorkers.length === h.partitions &&
     h.rings.length === h.workerControls.length &&
+    Array.isArray(h.workerPlacements) &&
+    h.workerPlacements.length === h.workerControls.length &&
     h.databaseControl instanceof SharedArrayBuffer;
   if (!complete) throw new LightningError('ERR_BAD_ARGUMENT', 'database handle is incomplete');
 }

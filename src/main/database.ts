@@ -12,12 +12,26 @@ import {
   type TreeStats,
   valueToBytes,
 } from '../shared-memory/index.js';
+import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
+import { readLatest, type VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import { type BatchEntry, operationDel, operationPut } from '../shared-memory/ring/operation-codec.js';
+import type { DecisionLog } from '../storage/decision-log.js';
+import type { Failpoints } from '../workers/failpoints.js';
+import type { WorkerPlacement } from '../workers/owner-protocol.js';
 import type { CheckpointResult } from '../workers/partition-checkpoint.js';
+import type { AdminAttachment, AdminServer, AdminServerOptions } from './admin/admin-server.js';
+import type { OperationObserver } from './admin/operation-observer.js';
+import { type BackupOptions, type BackupResult, backupDatabase } from './backup.js';
 import type { DatabaseHandle } from './database-handle.js';
-import { MergedRange } from './merged-range.js';
 import type { Durability } from './open-options.js';
 import type { PartitionRouter } from './partition-router.js';
+import { Snapshot, SnapshotRange, SnapshotRegistry, type SnapshotSource } from './snapshot.js';
+import type { Transaction } from './transaction.js';
+import {
+  TransactionCoordinator,
+  type TransactionOptions,
+  type TransactionStats,
+} from './transaction-coordinator.js';
 import type { WriteChannel } from './write-channel.js';
 
 /** One operation of `db.batch()`. */
@@ -33,6 +47,8 @@ export interface WorkerStats {
   batches: number;
   operations: number;
   batchSizeMax: number;
+  /** The worker's NUMA node and CPU mask, and whether it is pinned there (or why not). */
+  placement: WorkerPlacement;
 }
 
 export interface DatabaseStats {
@@ -48,6 +64,20 @@ export interface DatabaseStats {
   workerStats: WorkerStats[];
   /** What open() recovered, on the thread that opened the database; null on attached threads. */
   recovery: RecoveryStats | null;
+  /** Transactions run by this thread. */
+  transactions: TransactionStats;
+  mvcc: MvccStats;
+}
+
+export interface MvccStats {
+  /** The commit-timestamp oracle now. */
+  timestamp: bigint;
+  /** Registered snapshots (including open transactions and scans), all threads. */
+  openSnapshots: number;
+  /** Snapshots of this thread garbage-collected without release() (and reclaimed then). */
+  leakedSnapshots: number;
+  /** Old versions kept in the version stores for snapshots and prepared transactions, all partitions. */
+  versionsRetained: number;
 }
 
 export interface RecoveryStats {
@@ -65,6 +95,16 @@ export interface DatabaseParts {
   handle: DatabaseHandle;
   router: PartitionRouter;
   readers: TreeReader[];
+  /** The same partitions read under MVCC (with their version stores). */
+  versionedReaders: VersionedReader[];
+  mvcc: MvccState;
+  /** This thread's slot: its snapshot slots, commit window and decision log. */
+  slot: number;
+  decisionLog: DecisionLog;
+  /** Coordinator-side fail-points (tests only). */
+  failpoints: Failpoints;
+  /** This thread's channel of transaction parts to each worker. */
+  transactionChannels: WriteChannel[];
   /** This thread's write channel to each worker. */
   channels: WriteChannel[];
   workerControls: Int32Array[];
@@ -89,15 +129,38 @@ export class Database {
   readonly #partitionWorkers: Int32Array;
   #closed = false;
   #closing: Promise<void> | null = null;
+  /** The admin server serving this database, if any; its observer times this thread's calls. */
+  #admin: AdminAttachment | null = null;
+  #observer: OperationObserver | null = null;
+  readonly #snapshots: SnapshotSource;
+  readonly #coordinator: TransactionCoordinator;
 
   /** @internal Built by open() and attach(). */
   constructor(parts: DatabaseParts) {
     this.#parts = parts;
     this.#partitionWorkers = Int32Array.from(parts.handle.partitionWorkers);
+    this.#snapshots = {
+      readers: parts.versionedReaders,
+      router: parts.router,
+      registry: new SnapshotRegistry(parts.mvcc, parts.slot),
+    };
+    this.#coordinator = new TransactionCoordinator({
+      source: this.#snapshots,
+      router: parts.router,
+      mvcc: parts.mvcc,
+      committer: parts.workerControls.length + parts.slot,
+      channelOf: (partition) => parts.transactionChannels[this.#partitionWorkers[partition]!]!,
+      workerOf: (partition) => this.#partitionWorkers[partition]!,
+      workerControls: parts.workerControls,
+      decisionLog: parts.decisionLog,
+      failpoints: parts.failpoints,
+      partitions: parts.handle.partitions,
+    });
   }
 
   /** Stores `value` under `key`. Resolves once applied; O(log n) in the owner. */
   put(key: Uint8Array | string, value: Uint8Array | string): Promise<void> {
+    const startedMs = this.#observer === null ? 0 : performance.now();
     let keyBytes: Uint8Array;
     let valueBytes: Uint8Array;
     try {
@@ -108,11 +171,13 @@ export class Database {
       return Promise.reject(error);
     }
     const partition = this.#parts.router.partitionOf(keyBytes);
-    return this.#channelOf(partition).put(partition, keyBytes, valueBytes);
+    const written = this.#channelOf(partition).put(partition, keyBytes, valueBytes);
+    return this.#observer === null ? written : this.#observer.write('put', partition, startedMs, written);
   }
 
   /** Removes `key` (a missing key is not an error). Resolves once applied. */
   del(key: Uint8Array | string): Promise<void> {
+    const startedMs = this.#observer === null ? 0 : performance.now();
     let keyBytes: Uint8Array;
     try {
       this.#assertOpen();
@@ -121,15 +186,17 @@ export class Database {
       return Promise.reject(error);
     }
     const partition = this.#parts.router.partitionOf(keyBytes);
-    return this.#channelOf(partition).del(partition, keyBytes);
+    const written = this.#channelOf(partition).del(partition, keyBytes);
+    return this.#observer === null ? written : this.#observer.write('del', partition, startedMs, written);
   }
 
   /**
-   * Applies puts and deletes atomically: all or none, and each page they change is seen by readers
-   * before or after the whole batch. In this release all keys must share one partition; a batch that
-   * spans partitions is rejected with ERR_NOT_SUPPORTED and nothing is applied.
+   * Applies puts and deletes atomically: all or none, and readers see the state before or after the
+   * whole batch. Keys in one partition go to its owner as one atomic change; keys in several
+   * partitions commit through a two-phase commit. Later entries win over earlier ones for a key.
    */
   batch(operations: readonly BatchOperation[]): Promise<void> {
+    const startedMs = this.#observer === null ? 0 : performance.now();
     let entries: BatchEntry[];
     let partition = -1;
     try {
@@ -140,25 +207,28 @@ export class Database {
       for (const entry of entries) {
         const owner = this.#parts.router.partitionOf(entry.key);
         if (partition === -1) partition = owner;
-        else if (owner !== partition) {
-          throw new LightningError(
-            'ERR_NOT_SUPPORTED',
-            'a batch whose keys fall in more than one partition is not supported yet; split it per partition',
-          );
-        }
+        else if (owner !== partition) partition = -2;
       }
     } catch (error) {
       return Promise.reject(error);
     }
     if (entries.length === 0) return Promise.resolve();
-    return this.#channelOf(partition).batch(partition, entries);
+    const written =
+      partition === -2
+        ? this.#coordinator.batch(entries)
+        : this.#channelOf(partition).batch(partition, entries);
+    return this.#observer === null ? written : this.#observer.write('batch', partition, startedMs, written);
   }
 
   /** The value under `key` (a copy), or undefined. Synchronous; O(log n). */
   get(key: Uint8Array | string): Buffer | undefined {
+    const startedMs = this.#observer === null ? 0 : performance.now();
     this.#assertOpen();
     const keyBytes = keyToBytes(key);
-    return this.#parts.readers[this.#parts.router.partitionOf(keyBytes)]!.get(keyBytes);
+    const partition = this.#parts.router.partitionOf(keyBytes);
+    const value = this.#parts.versionedReaders[partition]!.get(keyBytes, readLatest);
+    this.#observer?.read(partition, startedMs);
+    return value;
   }
 
   /** The value under `key` decoded as UTF-8, or undefined. */
@@ -167,15 +237,37 @@ export class Database {
   }
 
   /**
-   * Entries within the bounds, sorted by key bytes, merged from all partitions. Synchronous. Each
-   * partition is read leaf by leaf; a scan concurrent with writes is not a snapshot (snapshots come
-   * with MVCC).
+   * Entries within the bounds, sorted by key bytes, merged from all partitions, read at a snapshot
+   * taken now: a scan never mixes states, however long it runs. The snapshot is released when the
+   * scan ends (or is left with break/return).
    */
   range(options?: RangeOptions): IterableIterator<[Buffer, Buffer]> {
     this.#assertOpen();
-    const readers = this.#parts.readers;
-    const sources = readers.map((reader) => reader.range(options));
-    return new MergedRange(sources, options?.reverse === true, options?.limit ?? Infinity);
+    return new SnapshotRange(this.#snapshots, options);
+  }
+
+  /**
+   * A consistent view of the whole database at one read timestamp: it sees exactly the writes
+   * committed at or before it, across all partitions. Synchronous. Call `release()` when done.
+   */
+  snapshot(): Snapshot {
+    this.#assertOpen();
+    return new Snapshot(this.#snapshots);
+  }
+
+  /**
+   * Runs `fn` as a transaction: it reads from a snapshot (and its own writes), its writes are buffered
+   * and committed atomically, in one partition or across several (two-phase commit). On a conflict
+   * the transaction is retried from the start (`fn` runs again) up to `retries` times (default 16),
+   * then fails with ERR_TX_CONFLICT. An error thrown by `fn` aborts it: nothing is written.
+   */
+  transaction<T>(fn: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
+    try {
+      this.#assertOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#coordinator.run(fn, options);
   }
 
   stats(): DatabaseStats {
@@ -191,6 +283,7 @@ export class Database {
       batches: Atomics.load(control, kWorkerBatches),
       operations: Atomics.load(control, kWorkerOperations),
       batchSizeMax: Atomics.load(control, kWorkerBatchSizeMax),
+      placement: { ...handle.workerPlacements[worker]! },
     }));
     return {
       path: handle.path,
@@ -199,10 +292,23 @@ export class Database {
       threadsMax: handle.threadsMax,
       durability: handle.durability,
       entries: partitionStats.reduce((sum, stats) => sum + stats.entries, 0),
-      pendingWrites: channels.reduce((sum, channel) => sum + channel.pending, 0),
+      pendingWrites: [...channels, ...this.#parts.transactionChannels].reduce(
+        (sum, channel) => sum + channel.pending,
+        0,
+      ),
       partitionStats,
       workerStats,
       recovery: this.#parts.recovery,
+      transactions: { ...this.#coordinator.stats },
+      mvcc: {
+        timestamp: BigInt(this.#parts.mvcc.now()),
+        openSnapshots: this.#parts.mvcc.openSnapshots(),
+        leakedSnapshots: this.#snapshots.registry.leaked,
+        versionsRetained: this.#parts.versionedReaders.reduce(
+          (sum, reader) => sum + reader.versions.count,
+          0,
+        ),
+      },
     };
   }
 
@@ -225,10 +331,41 @@ export class Database {
     return checkpoint();
   }
 
+  /**
+   * Writes a consistent backup of one snapshot into `dir` (which must not exist or be empty) while
+   * reads and writes continue: a database directory of its own, plus BACKUP.json with the snapshot
+   * timestamp and every file's checksum, written last. `restore()` verifies and copies it back. See
+   * backup.ts; O(snapshot bytes).
+   */
+  async backup(dir: string, options?: BackupOptions): Promise<BackupResult> {
+    this.#assertOpen();
+    const { path, partitions } = this.#parts.handle;
+    return backupDatabase({ path, partitions, snapshot: () => this.snapshot() }, dir, options);
+  }
+
   /** A structured-cloneable handle: `await attach(handle)` in another worker thread. */
   share(): DatabaseHandle {
     this.#assertOpen();
     return this.#parts.handle;
+  }
+
+  /**
+   * Serves Prometheus metrics (/metrics), liveness (/health) and readiness (/ready) over HTTP on
+   * `host:port` (127.0.0.1 by default; a non-loopback host needs `allowRemote: true`). While it runs,
+   * this thread's put, del, batch and get are timed. Closing the database closes the server.
+   */
+  async serveAdmin(options: AdminServerOptions): Promise<AdminServer> {
+    this.#assertOpen();
+    const { serveDatabase } = await import('./admin/admin-server.js');
+    return serveDatabase(this, options);
+  }
+
+  /** @internal The admin server's hook: attaches it (one at a time) or, with null, detaches it. */
+  attachAdmin(admin: AdminAttachment | null): void {
+    if (admin !== null && this.#admin !== null && this.#admin !== admin)
+      throw new LightningError('ERR_BAD_ARGUMENT', 'this database is already served by an admin server');
+    this.#admin = admin;
+    this.#observer = admin?.observer ?? null;
   }
 
   /**
@@ -245,7 +382,12 @@ export class Database {
   }
 
   async #close(): Promise<void> {
-    await Promise.all(this.#parts.channels.map((channel) => channel.drained()));
+    await this.#admin?.detach();
+    await Promise.all(
+      [...this.#parts.channels, ...this.#parts.transactionChannels].map((channel) => channel.drained()),
+    );
+    this.#snapshots.registry.releaseAll();
+    await this.#parts.decisionLog.close();
     await this.#parts.release();
   }
 

@@ -1,3 +1,4 @@
+import type { PinWorkersMode } from '../numa/index.js';
 import {
   LightningError,
   pageSizeBytesDefault,
@@ -17,6 +18,11 @@ export interface OpenOptions {
   workers?: number | 'auto';
   /** With workers 'auto': this many workers on each NUMA node. */
   workersPerNode?: number;
+  /**
+   * Pin each owner worker to its NUMA node's CPUs (Linux, via util-linux `taskset`): 'auto' (default)
+   * pins only on machines with more than one node; true always; false never. See stats().workerStats.
+   */
+  pinWorkers?: PinWorkersMode;
   /**
    * When a write's promise resolves: 'sync' (default) after its batch is fdatasync'd; 'relaxed' after
    * write(2), with the log synced every `syncIntervalMs`; 'none' after write(2), never synced by us.
@@ -40,6 +46,7 @@ export interface ResolvedOptions {
   partitions: number | undefined;
   workers: number | 'auto';
   workersPerNode: number | undefined;
+  pinWorkers: PinWorkersMode;
   durability: Durability;
   syncIntervalMs: number;
   checkpointWalBytes: number;
@@ -60,6 +67,7 @@ const optionNames: readonly (keyof OpenOptions)[] = [
   'partitions',
   'workers',
   'workersPerNode',
+  'pinWorkers',
   'durability',
   'syncIntervalMs',
   'checkpointWalBytes',
@@ -94,6 +102,12 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
   }
   const workers = o.workers ?? 'auto';
   if (workers !== 'auto') integerIn(workers, 'workers', 1, 1024);
+  const pinWorkers = o.pinWorkers ?? 'auto';
+  if (pinWorkers !== 'auto' && typeof pinWorkers !== 'boolean') {
+    throw bad(
+      `pinWorkers must be true, false or 'auto', got ${JSON.stringify(pinWorkers) ?? String(pinWorkers)}`,
+    );
+  }
   for (const name of Object.keys(o)) {
     if (!optionNames.includes(name as keyof OpenOptions)) {
       throw bad(`unknown option ${JSON.stringify(name)}; the options are ${optionNames.join(', ')}`);
@@ -119,6 +133,7 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
     workers,
     workersPerNode:
       o.workersPerNode === undefined ? undefined : integerIn(o.workersPerNode, 'workersPerNode', 1, 1024),
+    pinWorkers,
     durability,
     syncIntervalMs:
       o.syncIntervalMs === undefined

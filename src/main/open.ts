@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { planWorkers, readTopology } from '../numa/index.js';
+import { decidePinning, planWorkers, readTopology } from '../numa/index.js';
 import {
   CommandRing,
   createControlBlock,
@@ -11,8 +11,16 @@ import {
   LightningError,
   TreeReader,
 } from '../shared-memory/index.js';
+import {
+  MvccState,
+  snapshotSlotsPerThreadDefault,
+  transactionEntriesDefault,
+} from '../shared-memory/mvcc/mvcc-state.js';
+import { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import { metadataFormatVersion, readMetadata, writeMetadata } from '../storage/database-metadata.js';
+import { DecisionLog, readCommittedTransactions, removeDecisionLogs } from '../storage/decision-log.js';
 import { acquireLock } from '../storage/lock-file.js';
+import { Failpoints } from '../workers/failpoints.js';
 import { Database } from './database.js';
 import { type DatabaseHandle, databaseHandleFormatVersion } from './database-handle.js';
 import { KeepAlive } from './keep-alive.js';
@@ -26,7 +34,7 @@ import { createPartitionRouter } from './partition-router.js';
 import { reviveLightningError } from './revive-error.js';
 import { claimThreadSlot, releaseThreadSlot } from './thread-slots.js';
 import { WorkerPool } from './worker-pool.js';
-import { WriteChannel } from './write-channel.js';
+import { transactionRingBytes, WriteChannel } from './write-channel.js';
 
 /**
  * Opens (creating if needed) the database in directory `path`: starts the partition-owner workers,
@@ -66,9 +74,11 @@ async function openLocked(
     );
   }
   const partitions = existing?.partitions ?? resolved.partitions ?? partitionsDefault;
+  let topology: ReturnType<typeof readTopology>;
   let plan: ReturnType<typeof planWorkers>;
   try {
-    plan = planWorkers(readTopology(), {
+    topology = readTopology();
+    plan = planWorkers(topology, {
       workers: resolved.workers,
       ...(resolved.workersPerNode === undefined ? {} : { workersPerNode: resolved.workersPerNode }),
       partitions,
@@ -78,14 +88,36 @@ async function openLocked(
   }
   const workerCount = plan.workers.length;
   const controls = plan.workers.map(() => createControlBlock(kWorkerFieldCount));
-  const rings = plan.workers.map(() =>
-    Array.from({ length: resolved.threadsMax }, () => CommandRing.create()),
-  );
+  // Per worker: each thread slot's ring of plain writes, then each slot's ring of transaction parts
+  // (transactions must never queue behind plain writes that wait for them).
+  const rings = plan.workers.map(() => [
+    ...Array.from({ length: resolved.threadsMax }, () => CommandRing.create()),
+    ...Array.from({ length: resolved.threadsMax }, () => CommandRing.create(transactionRingBytes)),
+  ]);
   const databaseControl = createControlBlock(kDatabaseSlots + resolved.threadsMax);
   const router = await createPartitionRouter(partitions);
+  const mvcc = MvccState.create({
+    committers: workerCount + resolved.threadsMax,
+    threads: resolved.threadsMax,
+    slotsPerThread: snapshotSlotsPerThreadDefault,
+    transactionEntries: transactionEntriesDefault,
+  });
+  // Decisions of two-phase commits a crash left in doubt: the owners resolve them while recovering.
+  const committedTransactions = [...(await readCommittedTransactions(directory))];
   let started: Awaited<ReturnType<typeof WorkerPool.start>>;
   try {
-    started = await WorkerPool.start(directory, plan, partitions, resolved, rings, controls);
+    const pinning = decidePinning(resolved.pinWorkers, topology);
+    started = await WorkerPool.start(
+      directory,
+      plan,
+      partitions,
+      resolved,
+      rings,
+      controls,
+      pinning,
+      mvcc,
+      committedTransactions,
+    );
   } catch (error) {
     const revived = reviveLightningError(error);
     if (revived !== null) throw revived;
@@ -97,9 +129,12 @@ async function openLocked(
       },
     );
   }
-  const { pool, trees, recoveries } = started;
+  const { pool, trees, versionTrees, recoveries, placements } = started;
   // Recorded only once the database could start, so a refused open leaves the directory as it was.
   try {
+    // Every partition logged and synced the outcome of its in-doubt transactions: the decisions
+    // that settled them are no longer needed.
+    await removeDecisionLogs(directory);
     if (existing === null) {
       await writeMetadata(directory, {
         format: 'lightning-db',
@@ -126,7 +161,10 @@ async function openLocked(
     threadsMax: resolved.threadsMax,
     partitionWorkers,
     trees,
+    versionTrees,
+    mvcc: mvcc.sab,
     workerControls: controls.map((control) => control.buffer as SharedArrayBuffer),
+    workerPlacements: placements,
     rings: rings.map((perWorker) => perWorker.map((ring) => ring.sab)),
     databaseControl: databaseControl.buffer as SharedArrayBuffer,
   };
@@ -136,11 +174,25 @@ async function openLocked(
     { length: workerCount },
     (_, worker) => new WriteChannel(rings[worker]![slot]!, controls[worker]!, keepAlive),
   );
+  const transactionChannels = Array.from(
+    { length: workerCount },
+    (_, worker) =>
+      new WriteChannel(rings[worker]![resolved.threadsMax + slot]!, controls[worker]!, keepAlive),
+  );
   return new Database({
     handle,
     router,
     readers: trees.map((tree) => TreeReader.attach(tree)),
+    versionedReaders: trees.map(
+      (tree, partition) =>
+        new VersionedReader(TreeReader.attach(tree), TreeReader.attach(versionTrees[partition]!), mvcc),
+    ),
+    mvcc,
+    slot,
+    decisionLog: new DecisionLog(directory, slot, resolved.durability === 'sync'),
+    failpoints: new Failpoints(resolved.failpoints),
     channels,
+    transactionChannels,
     workerControls: controls,
     databaseControl,
     checkpoint: () => pool.checkpoint(),

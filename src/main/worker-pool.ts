@@ -1,7 +1,7 @@
 import type { Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
-import type { WorkerPlan } from '../numa/index.js';
+import type { PinningDecision, WorkerPlan } from '../numa/index.js';
 import {
   type CommandRing,
   kWorkerState,
@@ -9,8 +9,9 @@ import {
   workerStateCrashed,
   workerStateStopped,
 } from '../shared-memory/index.js';
+import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { kRingCompletedSeq, kRingReadOffset } from '../shared-memory/ring/ring-layout.js';
-import type { OwnerApi } from '../workers/owner-protocol.js';
+import type { OwnerApi, WorkerPlacement } from '../workers/owner-protocol.js';
 import type { CheckpointResult } from '../workers/partition-checkpoint.js';
 import type { PartitionRecovery } from '../workers/partition-recovery.js';
 import type { ResolvedOptions } from './open-options.js';
@@ -30,13 +31,18 @@ interface OwnerWorker {
  */
 export class WorkerPool {
   readonly #workers: OwnerWorker[];
+  readonly #mvcc: MvccState;
   #stopping = false;
 
-  private constructor(workers: OwnerWorker[]) {
+  private constructor(workers: OwnerWorker[], mvcc: MvccState) {
     this.#workers = workers;
+    this.#mvcc = mvcc;
   }
 
-  /** Starts one worker per planned worker; resolves with the tree handle of every partition. */
+  /**
+   * Starts one worker per planned worker; resolves with the tree handle of every partition and where
+   * each worker was placed.
+   */
   static async start(
     path: string,
     plan: WorkerPlan,
@@ -44,7 +50,16 @@ export class WorkerPool {
     options: ResolvedOptions,
     rings: CommandRing[][],
     controls: Int32Array[],
-  ): Promise<{ pool: WorkerPool; trees: TreeHandle[]; recoveries: PartitionRecovery[] }> {
+    pinning: PinningDecision,
+    mvcc: MvccState,
+    committedTransactions: number[],
+  ): Promise<{
+    pool: WorkerPool;
+    trees: TreeHandle[];
+    versionTrees: TreeHandle[];
+    recoveries: PartitionRecovery[];
+    placements: WorkerPlacement[];
+  }> {
     const workers: OwnerWorker[] = plan.workers.map((planned) => {
       const thread = startOwnerWorker();
       return {
@@ -54,10 +69,12 @@ export class WorkerPool {
         rings: rings[planned.index]!,
       };
     });
-    const pool = new WorkerPool(workers);
+    const pool = new WorkerPool(workers, mvcc);
     for (const [index, worker] of workers.entries()) pool.#watch(worker, index);
     const trees: TreeHandle[] = new Array(partitions);
+    const versionTrees: TreeHandle[] = new Array(partitions);
     const recoveries: PartitionRecovery[] = new Array(partitions);
+    const placements: WorkerPlacement[] = new Array(plan.workers.length);
     try {
       await Promise.all(
         plan.workers.map(async (planned) => {
@@ -76,11 +93,16 @@ export class WorkerPool {
               rings: worker.rings.map((ring) => ring.sab),
               control: worker.control.buffer as SharedArrayBuffer,
               failpoints: options.failpoints,
+              placement: { node: planned.node, cpus: planned.cpus, pinning },
+              mvcc: mvcc.sab,
+              committedTransactions,
             }),
             pool.#exited(worker),
           ]);
+          placements[planned.index] = started.placement;
           planned.partitions.forEach((partition, i) => {
             trees[partition] = started.trees[i]!;
+            versionTrees[partition] = started.versionTrees[i]!;
             recoveries[partition] = started.recoveries[i]!;
           });
         }),
@@ -91,7 +113,7 @@ export class WorkerPool {
     }
     // An open database must not keep the process alive by itself; writes in flight do (KeepAlive).
     for (const worker of workers) worker.thread.unref();
-    return { pool, trees, recoveries };
+    return { pool, trees, versionTrees, recoveries, placements };
   }
 
   /** Checkpoints every partition, each worker its own, in parallel. */
@@ -134,6 +156,8 @@ export class WorkerPool {
       if (this.#stopping) return;
       if (Atomics.load(worker.control, kWorkerState) === workerStateCrashed) return;
       Atomics.store(worker.control, kWorkerState, workerStateCrashed);
+      // A commit window it left open would make every new snapshot wait for it.
+      this.#mvcc.abandonWindow(index);
       wakeRings(worker.rings);
       console.error(
         `lightning-db: partition-owner worker ${index} died (${reason}); its partitions refuse writes`,

@@ -24,9 +24,15 @@ import {
   kRingCompletedSeq,
   kRingReadOffset,
   kRingWriteOffset,
+  statusConflict,
   statusOk,
   statusPartitionFull,
 } from '../shared-memory/ring/ring-layout.js';
+import {
+  encodeTransaction,
+  type TransactionPart,
+  transactionEncodedBytes,
+} from '../shared-memory/ring/transaction-codec.js';
 import type { KeepAlive } from './keep-alive.js';
 
 interface Backlogged {
@@ -103,6 +109,11 @@ export class WriteChannel {
     return this.#send(batchEncodedBytes(entries), operationBatch, partition, null, null, entries);
   }
 
+  /** Sends one partition's part of a transaction (commit or prepare); rejects ERR_TX_CONFLICT. */
+  transaction(part: TransactionPart): Promise<void> {
+    return this.#send(transactionEncodedBytes(part), part.kind, part.partition, null, null, null, part);
+  }
+
   /** Resolves when every operation sent so far has settled. */
   drained(): Promise<void> {
     if (this.pending === 0) return Promise.resolve();
@@ -129,6 +140,7 @@ export class WriteChannel {
     key: Uint8Array | null,
     value: Uint8Array | null,
     entries: BatchEntry[] | null,
+    part: TransactionPart | null = null,
   ): Promise<void> {
     if (this.#failure === null) this.#checkWorkerAlive();
     if (this.#failure !== null) return Promise.reject(this.#failure);
@@ -141,7 +153,7 @@ export class WriteChannel {
     ) {
       const at = this.#producer.reserve(bytes);
       if (at >= 0) {
-        encode(this.#ring.u8, at, kind, partition, key, value, entries);
+        encode(this.#ring.u8, at, kind, partition, key, value, entries, part);
         this.#producer.publish();
         this.#lastSeq = (this.#lastSeq + 1) | 0;
         this.#resolvers.push(this.#capturedResolve);
@@ -151,7 +163,7 @@ export class WriteChannel {
       }
     }
     const encoded = new Uint8Array(bytes);
-    encode(encoded, 0, kind, partition, key, value, entries);
+    encode(encoded, 0, kind, partition, key, value, entries, part);
     this.#backlog.push({
       encoded,
       sentBytes: 0,
@@ -344,13 +356,24 @@ function encode(
   key: Uint8Array | null,
   value: Uint8Array | null,
   entries: BatchEntry[] | null,
+  part: TransactionPart | null,
 ): void {
-  if (kind === operationPut) encodePut(u8, at, partition, key!, value!);
+  if (part !== null) encodeTransaction(u8, at, part);
+  else if (kind === operationPut) encodePut(u8, at, partition, key!, value!);
   else if (kind === operationDel) encodeDel(u8, at, partition, key!);
   else encodeBatch(u8, at, partition, entries!);
 }
 
+/** Capacity of a ring of transaction parts: they are fewer and smaller than a stream of puts. */
+export const transactionRingBytes = 1 << 18;
+
 function statusError(status: number): LightningError {
+  if (status === statusConflict) {
+    return new LightningError(
+      'ERR_TX_CONFLICT',
+      'a transaction being committed holds a key of this write, or the transaction conflicted; retry',
+    );
+  }
   if (status === statusPartitionFull) {
     return new LightningError(
       'ERR_PARTITION_FULL',

@@ -1,7 +1,20 @@
 /**
  * Machine topology and worker placement: how many partition-owner workers to start, on which CPUs,
- * owning which partitions. Imports nothing from the rest of the engine.
+ * owning which partitions, and pinning a worker to its node's CPUs where Linux allows. Imports nothing
+ * from the rest of the engine.
  */
+export {
+  currentThreadId,
+  decidePinning,
+  formatCpuList,
+  type PinningDecision,
+  type PinThreadOptions,
+  type PinWorkersMode,
+  pinCurrentThread,
+  placeCurrentThread,
+  readThreadCpuList,
+  type ThreadPlacement,
+} from './affinity.js';
 export {
   NumaPlanError,
   type PlannedWorker,

@@ -12,7 +12,8 @@ import { LightningError } from './errors.js';
  * command ring per worker, so a thread that attaches claims a slot and then has its own rings.
  */
 export const controlMagic = 0x43_54_52_4c; // "CTRL"
-export const controlFormatVersion = 1;
+/** 2: the worker control block gained the owner's metrics (owner-metrics-layout.ts). */
+export const controlFormatVersion = 2;
 
 export const kControlMagic = 0;
 export const kControlFormatVersion = 1;
@@ -26,7 +27,13 @@ export const kWorkerState = 5;
 export const kWorkerBatches = 6;
 export const kWorkerOperations = 7;
 export const kWorkerBatchSizeMax = 8;
-export const kWorkerFieldCount = 9;
+/**
+ * The owner's metrics for the admin server, named word by word in owner-metrics-layout.ts. Word 9 is
+ * padding: the metrics start on an even word so their 64-bit totals are 8-byte aligned.
+ */
+export const kWorkerMetrics = 10;
+export const workerMetricsWords = 54;
+export const kWorkerFieldCount = kWorkerMetrics + workerMetricsWords;
 
 export const workerStateStarting = 0;
 export const workerStateRunning = 1;

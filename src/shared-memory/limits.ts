@@ -37,8 +37,13 @@ export const pageCountMax = 0xffff_ffff;
 
 /** Leaf cell header: flags u8, key length u16, value length u32. */
 export const leafCellHeaderBytes = 7;
-/** Optional MVCC fields a leaf cell may carry (commit timestamp u64, older-version pointer u32). */
-export const leafCellMvccBytesMax = 12;
+/** Optional MVCC field a leaf cell may carry (commit timestamp or transaction reference, u64). */
+export const leafCellMvccBytesMax = 8;
+/**
+ * Keys of the version store: the user key plus its length (u16) and an inverted timestamp (u64), so
+ * one key's versions sort together, newest first.
+ */
+export const versionKeyBytesMax = keyBytesMax + 10;
 /** Interior cell header: key length u16, child page id u32. */
 export const interiorCellHeaderBytes = 6;
 /** Bytes an overflowed value leaves in its leaf cell: the first overflow page id. */
@@ -74,6 +79,9 @@ export function assertLimitsConsistent(pageSizeBytes: number): void {
   const leafCellWorst = leafCellHeaderBytes + leafCellMvccBytesMax + keyBytesMax + overflowRefBytes;
   assert(leafCellWorst <= cellMax, 'a max-size key with an overflow ref fits a leaf cell');
   assert(interiorCellHeaderBytes + keyBytesMax <= cellMax, 'a max-size separator fits an interior cell');
+  const versionCellWorst = leafCellHeaderBytes + leafCellMvccBytesMax + versionKeyBytesMax + overflowRefBytes;
+  assert(versionCellWorst <= cellMax, 'a max-size version key with an overflow ref fits a leaf cell');
+  assert(interiorCellHeaderBytes + versionKeyBytesMax <= cellMax, 'a max-size version key fits as separator');
   assert(pageSizeBytes <= 65536, 'slot offsets are u16');
   assert(partitionBytesInitial % pageSizeBytesMax === 0, 'initial reservation is whole pages');
   assert(partitionBytesMax / pageSizeBytesMin <= pageCountMax, 'page ids fit u32');

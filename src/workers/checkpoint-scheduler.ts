@@ -15,13 +15,17 @@ export class CheckpointScheduler {
   readonly #baselines = new Map<number, number>();
   #running: Promise<unknown> = Promise.resolve();
   #busy = false;
+  /** Told of each checkpoint written (the owner's metrics). */
+  readonly #onCheckpoint: (result: CheckpointResult) => void;
 
   constructor(
     databaseDirectory: string,
     partitions: number,
     owned: Map<number, OwnedPartition>,
     walBytesThreshold: number,
+    onCheckpoint: (result: CheckpointResult) => void = () => {},
   ) {
+    this.#onCheckpoint = onCheckpoint;
     this.#databaseDirectory = databaseDirectory;
     this.#partitions = partitions;
     this.#owned = owned;
@@ -64,15 +68,15 @@ export class CheckpointScheduler {
           for (const partition of partitions) {
             const owned = this.#owned.get(partition)!;
             this.#baselines.set(partition, owned.log.stats.bytesWritten);
-            results.push(
-              await checkpointPartition(
-                this.#databaseDirectory,
-                partition,
-                this.#partitions,
-                owned.tree,
-                owned.log,
-              ),
+            const result = await checkpointPartition(
+              this.#databaseDirectory,
+              partition,
+              this.#partitions,
+              owned.versioned,
+              owned.log,
             );
+            this.#onCheckpoint(result);
+            results.push(result);
           }
           return results;
         } finally {

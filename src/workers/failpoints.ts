@@ -3,10 +3,10 @@
  * `failpoints: { 'owner.apply': 'crash-after:100' }` and the owner worker exits abruptly when it is
  * about to apply its 101st operation. Each fail-point is named at its call site. Testing only.
  */
-export type FailpointName = 'owner.apply';
+export type FailpointName = 'owner.apply' | 'tx.after-prepare' | 'tx.after-decision';
 export type FailpointSpec = Partial<Record<FailpointName, string>>;
 
-const failpointNames: readonly FailpointName[] = ['owner.apply'];
+const failpointNames: readonly FailpointName[] = ['owner.apply', 'tx.after-prepare', 'tx.after-decision'];
 
 export class Failpoints {
   readonly #crashAfter = new Map<FailpointName, number>();
@@ -32,7 +32,10 @@ export class Failpoints {
     if (limit === undefined) return;
     const hits = (this.#hits.get(name) ?? 0) + 1;
     this.#hits.set(name, hits);
+    if (hits <= limit) return;
+    // A coordinator's fail-point kills the whole process, as a crash would, whatever thread it runs on.
+    if (name.startsWith('tx.')) process.kill(process.pid, 'SIGKILL');
     // process.exit in a worker thread ends that thread only, without running its pending work.
-    if (hits > limit) process.exit(70);
+    process.exit(70);
   }
 }

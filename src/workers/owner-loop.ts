@@ -2,7 +2,6 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
   type BTree,
   type CommandRing,
-  isLightningError,
   kWorkerBatches,
   kWorkerBatchSizeMax,
   kWorkerDoorbell,
@@ -10,22 +9,25 @@ import {
   kWorkerSleeping,
   RingConsumer,
 } from '../shared-memory/index.js';
-import {
-  recordTypeFragment,
-  statusInternalError,
-  statusOk,
-  statusPartitionFull,
-} from '../shared-memory/ring/ring-layout.js';
-import { recordTypeOperation, type WalWriter } from '../storage/wal/index.js';
-import { applyOperation, operationPartition } from './apply-operation.js';
+import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
+import { recordTypeFragment, statusConflict } from '../shared-memory/ring/ring-layout.js';
+import type { WalWriter } from '../storage/wal/index.js';
 import type { Failpoints } from './failpoints.js';
+import { OperationApplier } from './operation-applier.js';
+import { observeLogs, recordBatch } from './owner-metrics.js';
+import type { VersionedPartition } from './versioned-partition.js';
 
 export type DurabilityMode = 'sync' | 'relaxed' | 'none';
+
+/** How often an idle owner looks whether the snapshots that kept old versions have closed. */
+const garbageCheckIntervalMs = 50;
 
 /** What an owner loop serves: its partitions' trees and logs. */
 export interface OwnedPartition {
   tree: BTree;
   log: WalWriter;
+  /** The partition under MVCC: its version store, prepared transactions and their locks. */
+  versioned: VersionedPartition;
 }
 
 /** Reassembles an operation that arrived in fragments. */
@@ -56,6 +58,14 @@ export class OwnerLoop {
   readonly #assemblies: (Assembly | null)[];
   readonly #control: Int32Array;
   readonly #failpoints: Failpoints;
+  readonly #applier: OperationApplier;
+  /**
+   * Per ring, plain writes waiting for a prepared transaction to release a key, in ring order. The
+   * first `#plainRings` rings carry plain writes (which wait); the others carry transaction parts
+   * (which fail fast with a conflict and are retried by their coordinator).
+   */
+  readonly #deferred: Uint8Array[][];
+  readonly #plainRings: number;
   #stopping = false;
   #finished: Promise<void> | null = null;
 
@@ -65,6 +75,8 @@ export class OwnerLoop {
     rings: CommandRing[],
     control: Int32Array,
     failpoints: Failpoints,
+    mvcc: MvccState,
+    committer: number,
   ) {
     this.#partitions = partitions;
     this.#durability = durability;
@@ -74,6 +86,10 @@ export class OwnerLoop {
     this.#assemblies = rings.map(() => null);
     this.#control = control;
     this.#failpoints = failpoints;
+    this.#applier = new OperationApplier(partitions, mvcc, committer);
+    this.#deferred = rings.map(() => []);
+    this.#plainRings = rings.length / 2;
+    observeLogs(control, partitions.values());
   }
 
   start(): void {
@@ -99,8 +115,10 @@ export class OwnerLoop {
       // caught by this check, one that appends after it sees the flag and rings the doorbell.
       const doorbell = Atomics.load(control, kWorkerDoorbell);
       Atomics.store(control, kWorkerSleeping, 1);
-      if (!this.#anyRecords() && !this.#stopping) {
-        const wait = Atomics.waitAsync(control, kWorkerDoorbell, doorbell);
+      if (!this.#anyRecords() && !this.#applier.hasDecisions() && !this.#stopping) {
+        // Versions waiting for snapshots to close are cleaned up on a timer while no writes come.
+        const timeout = this.#applier.hasGarbage() ? garbageCheckIntervalMs : undefined;
+        const wait = Atomics.waitAsync(control, kWorkerDoorbell, doorbell, timeout);
         if (wait.async) await wait.value;
       }
       Atomics.store(control, kWorkerSleeping, 0);
@@ -131,21 +149,49 @@ export class OwnerLoop {
     const consumers = this.#consumers;
     const finished: number[] = [];
     const touched = new Set<WalWriter>();
+    this.#applier.beginPass(touched);
     for (let r = 0; r < consumers.length; r++) {
       const consumer = consumers[r]!;
-      if (!consumer.hasRecords()) continue;
+      const deferred = this.#deferred[r]!;
+      if (!consumer.hasRecords() && deferred.length === 0) continue;
       let seq = this.#completedSeqs[r]!;
       let applied = 0;
+      // Writes that waited for a prepared transaction's locks go first, in their order.
+      while (deferred.length > 0) {
+        const operation = deferred[0]!;
+        const status = this.#apply(operation, 0, operation.length, touched);
+        if (status === statusConflict) break;
+        deferred.shift();
+        seq = (seq + 1) | 0;
+        consumer.setStatus(seq, status);
+        applied++;
+      }
+      const waits = r < this.#plainRings;
       const u8 = this.#rings[r]!.u8;
       while (consumer.next()) {
-        let status: number;
+        let operation: Uint8Array;
+        let start: number;
+        let end: number;
         if (consumer.recordType === recordTypeFragment) {
           const assembled = this.#assemble(r, consumer);
           if (assembled === null) continue;
-          status = this.#apply(assembled, 0, assembled.length, touched);
+          operation = assembled;
+          start = 0;
+          end = assembled.length;
         } else {
-          const start = consumer.payloadStart;
-          status = this.#apply(u8, start, start + consumer.payloadBytes, touched);
+          operation = u8;
+          start = consumer.payloadStart;
+          end = start + consumer.payloadBytes;
+        }
+        // Behind a waiting write, everything of its ring waits too: one thread's writes stay in order.
+        if (deferred.length > 0) {
+          deferred.push(operation.slice(start, end));
+          continue;
+        }
+        const status = this.#apply(operation, start, end, touched);
+        if (status === statusConflict && waits) {
+          deferred.push(operation.slice(start, end));
+          continue;
         }
         seq = (seq + 1) | 0;
         consumer.setStatus(seq, status);
@@ -159,7 +205,9 @@ export class OwnerLoop {
         total += applied;
       }
     }
-    if (total === 0) return 0;
+    // What this pass installed is complete: snapshots may now read at its timestamps.
+    this.#applier.closeWindow();
+    if (total === 0 && touched.size === 0) return 0;
     const sync = this.#durability === 'sync';
     try {
       await Promise.all([...touched].map((log) => log.flush(sync)));
@@ -170,11 +218,14 @@ export class OwnerLoop {
       console.error('lightning-db owner: writing the write-ahead log failed; stopping this worker', error);
       process.exit(74);
     }
+    this.#applier.endPass();
+    if (total === 0) return 0;
     const control = this.#control;
     Atomics.add(control, kWorkerBatches, 1);
     Atomics.add(control, kWorkerOperations, total);
     if (total > Atomics.load(control, kWorkerBatchSizeMax))
       Atomics.store(control, kWorkerBatchSizeMax, total);
+    recordBatch(control, total);
     for (const r of finished) consumers[r]!.complete(this.#completedSeqs[r]!);
     return total;
   }
@@ -200,25 +251,7 @@ export class OwnerLoop {
   /** Applies and logs the operation encoded in u8[start, end); returns its status. */
   #apply(u8: Uint8Array, start: number, end: number, touched: Set<WalWriter>): number {
     this.#failpoints.hit('owner.apply');
-    const partition = operationPartition(u8, start);
-    const owned = this.#partitions.get(partition);
-    if (owned === undefined) {
-      console.error(
-        `lightning-db owner: operation for partition ${partition}, which this worker does not own`,
-      );
-      return statusInternalError;
-    }
-    try {
-      const encodedEnd = applyOperation(owned.tree, u8, start, end);
-      // Only what was applied is logged, so replay never meets an operation that failed.
-      owned.log.append(recordTypeOperation, [u8.subarray(start, encodedEnd)]);
-      touched.add(owned.log);
-      return statusOk;
-    } catch (error) {
-      if (isLightningError(error, 'ERR_PARTITION_FULL')) return statusPartitionFull;
-      console.error('lightning-db owner: a write failed', error);
-      return statusInternalError;
-    }
+    return this.#applier.apply(u8, start, end, touched);
   }
 }
 

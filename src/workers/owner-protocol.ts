@@ -1,3 +1,4 @@
+import type { PinningDecision, ThreadPlacement } from '../numa/index.js';
 import type { TreeHandle } from '../shared-memory/index.js';
 import type { FailpointSpec } from './failpoints.js';
 import type { CheckpointResult } from './partition-checkpoint.js';
@@ -5,7 +6,15 @@ import type { PartitionRecovery } from './partition-recovery.js';
 
 export interface OwnerStarted {
   trees: TreeHandle[];
+  /** Each partition's version store, in the order of `trees`. */
+  versionTrees: TreeHandle[];
   recoveries: PartitionRecovery[];
+  placement: WorkerPlacement;
+}
+
+/** Where an owner worker runs: its planned NUMA node and the CPU mask it achieved (see src/numa). */
+export interface WorkerPlacement extends ThreadPlacement {
+  node: number;
 }
 
 /** What the coordinator sends an owner worker at start-up (structured-cloned; SABs are shared). */
@@ -29,6 +38,12 @@ export interface OwnerConfig {
   /** This worker's control block. */
   control: SharedArrayBuffer;
   failpoints: FailpointSpec | undefined;
+  /** The database's MVCC block (mvcc-state.ts); this worker's commit windows are at `workerIndex`. */
+  mvcc: SharedArrayBuffer;
+  /** Transactions the coordinators' decision logs record as committed, for in-doubt prepares. */
+  committedTransactions: number[];
+  /** The planned node and its CPUs, and whether to pin to them before any partition memory is touched. */
+  placement: { node: number; cpus: number[]; pinning: PinningDecision };
 }
 
 /** The control plane of an owner worker (comlink). The data plane never uses it. */

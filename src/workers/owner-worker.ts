@@ -6,6 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
+import { placeCurrentThread } from '../numa/index.js';
 import {
   attachControlBlock,
   BTree,
@@ -16,14 +17,18 @@ import {
   workerStateRunning,
   workerStateStopped,
 } from '../shared-memory/index.js';
+import { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { walDirectory } from '../storage/layout.js';
-import { WalWriter } from '../storage/wal/index.js';
+import { recordTypeDecision, WalWriter } from '../storage/wal/index.js';
 import { CheckpointScheduler } from './checkpoint-scheduler.js';
 import { Failpoints } from './failpoints.js';
 import { type OwnedPartition, OwnerLoop } from './owner-loop.js';
+import { checkpointRecorder } from './owner-metrics.js';
 import type { OwnerApi, OwnerConfig, OwnerStarted } from './owner-protocol.js';
 import type { CheckpointResult } from './partition-checkpoint.js';
 import { type PartitionRecovery, recoverPartition } from './partition-recovery.js';
+import { encodeDecisionRecord } from './transaction-records.js';
+import { VersionedPartition } from './versioned-partition.js';
 
 let loop: OwnerLoop | null = null;
 let control: Int32Array | null = null;
@@ -38,8 +43,14 @@ const api: OwnerApi = {
   async start(config: OwnerConfig): Promise<OwnerStarted> {
     if (loop !== null) throw new Error('owner worker started twice');
     control = attachControlBlock(config.control, kWorkerFieldCount);
+    // Pinned before any partition exists, so the pages this thread first touches land on its node.
+    const { node, cpus, pinning } = config.placement;
+    const placement = { node, ...placeCurrentThread(cpus, pinning) };
     const partitions = new Map<number, OwnedPartition>();
     const trees: TreeHandle[] = [];
+    const versionTrees: TreeHandle[] = [];
+    const mvcc = MvccState.attach(config.mvcc);
+    const committed = new Set(config.committedTransactions);
     const recoveries: PartitionRecovery[] = [];
     // Partitions recover concurrently: one waits on its files (reads, lz4 on the libuv pool) while
     // another replays on this thread.
@@ -49,19 +60,38 @@ const api: OwnerApi = {
           pageSizeBytes: config.pageSizeBytes,
           maxBytes: config.partitionBytesMax,
         });
-        const recovery = await recoverPartition(config.path, partition, tree);
+        const recovery = await recoverPartition(config.path, partition, tree, committed);
         const log = await WalWriter.open(walDirectory(config.path, partition), partition, recovery.nextLsn);
-        return { partition, tree, log, recovery };
+        if (recovery.resolved.length > 0) {
+          // Decided at recovery: logged and synced before the coordinators' decision logs are dropped.
+          for (const { transactionId, committed: wasCommitted } of recovery.resolved)
+            log.append(recordTypeDecision, [encodeDecisionRecord(transactionId, wasCommitted)]);
+          await log.flush(true);
+        }
+        const versions = BTree.create({
+          pageSizeBytes: config.pageSizeBytes,
+          maxBytes: config.partitionBytesMax,
+        });
+        return { partition, tree, versions, log, recovery };
       }),
     );
-    for (const { partition, tree, log, recovery } of recovered) {
+    for (const { partition, tree, versions, log, recovery } of recovered) {
       logs.push(log);
-      partitions.set(partition, { tree, log });
+      partitions.set(partition, { tree, log, versioned: new VersionedPartition(tree, versions, mvcc) });
       trees.push(tree.share());
+      versionTrees.push(versions.share());
       recoveries.push(recovery);
     }
     const rings = config.rings.map((sab) => CommandRing.attach(sab));
-    loop = new OwnerLoop(partitions, config.durability, rings, control, new Failpoints(config.failpoints));
+    loop = new OwnerLoop(
+      partitions,
+      config.durability,
+      rings,
+      control,
+      new Failpoints(config.failpoints),
+      mvcc,
+      config.workerIndex,
+    );
     loop.start();
     if (config.durability === 'relaxed') {
       // Writes were acknowledged after write(2); sync them within the interval.
@@ -75,11 +105,12 @@ const api: OwnerApi = {
       config.partitionCount,
       partitions,
       config.checkpointWalBytes,
+      checkpointRecorder(control),
     );
     checkpoints = scheduler;
     checkpointTimer = setInterval(() => scheduler.maybeStart(failCheckpoint), checkpointCheckIntervalMs);
     Atomics.store(control, kWorkerState, workerStateRunning);
-    return { trees, recoveries };
+    return { trees, versionTrees, recoveries, placement };
   },
 
   async checkpoint(): Promise<CheckpointResult[]> {

@@ -1,6 +1,5 @@
 import { unlink } from 'node:fs/promises';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import type { BTree } from '../shared-memory/index.js';
 import {
   type CheckpointBatch,
   readManifest,
@@ -11,6 +10,7 @@ import {
 import { partitionDirectory, walDirectory } from '../storage/layout.js';
 import type { WalWriter } from '../storage/wal/index.js';
 import { listSegments, syncDirectory } from '../storage/wal/wal-files.js';
+import { latestEntries, type VersionedPartition } from './versioned-partition.js';
 
 /** Entries handed to the checkpoint writer per step; the owner serves writes between steps. */
 const walkBatchEntries = 2048;
@@ -40,15 +40,21 @@ export async function checkpointPartition(
   databaseDirectory: string,
   partition: number,
   partitions: number,
-  tree: BTree,
+  partitionState: VersionedPartition,
   log: WalWriter,
 ): Promise<CheckpointResult> {
   const started = performance.now();
   const directory = partitionDirectory(databaseDirectory, partition);
   if ((await readManifest(directory)) === null)
     await writeManifest(directory, { partitions, checkpoints: [] });
-  const startLsn = log.nextLsn;
-  const written = await writeCheckpoint(directory, partition, BigInt(startLsn), walk(tree));
+  // A transaction prepared and not yet decided lives only in the log: replay must meet its prepare.
+  const startLsn = Math.min(log.nextLsn, partitionState.oldestPreparedLsn() ?? Number.POSITIVE_INFINITY);
+  const written = await writeCheckpoint(
+    directory,
+    partition,
+    BigInt(startLsn),
+    walk(latestEntries(partitionState)),
+  );
   await recordCheckpoint(directory, partition, written.file, BigInt(startLsn), written.entries);
   const walSegmentsRemoved = await removeCoveredSegments(
     walDirectory(databaseDirectory, partition),
@@ -64,9 +70,9 @@ export async function checkpointPartition(
   };
 }
 
-async function* walk(tree: BTree): AsyncGenerator<CheckpointBatch> {
+async function* walk(entries: Iterable<[Buffer, Buffer]>): AsyncGenerator<CheckpointBatch> {
   let batch: [Buffer, Buffer][] = [];
-  for (const entry of tree.range()) {
+  for (const entry of entries) {
     batch.push(entry);
     if (batch.length === walkBatchEntries) {
       yield batch;

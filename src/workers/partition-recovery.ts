@@ -2,8 +2,15 @@ import { join } from 'node:path';
 import { type BTree, LightningError } from '../shared-memory/index.js';
 import { readCheckpoint, readManifest } from '../storage/checkpoint/index.js';
 import { partitionDirectory, walDirectory } from '../storage/layout.js';
-import { lsnFirst, readWal, truncateTornTail } from '../storage/wal/index.js';
+import {
+  lsnFirst,
+  readWal,
+  recordTypeDecision,
+  recordTypePrepare,
+  truncateTornTail,
+} from '../storage/wal/index.js';
 import { applyOperation } from './apply-operation.js';
+import { decisionCommitted, recordTransactionId } from './transaction-records.js';
 
 export interface PartitionRecovery {
   /** Where the log continues. */
@@ -13,6 +20,11 @@ export interface PartitionRecovery {
   replayedRecords: number;
   /** A torn tail that was cut: a write the crash interrupted, never acknowledged. */
   tornTail: { file: string; offset: number; bytesDropped: number } | null;
+  /**
+   * Transactions that were prepared here and had no decision in this log, resolved from the
+   * coordinators' decision logs (presumed abort): the owner logs these decisions before serving.
+   */
+  resolved: { transactionId: number; committed: boolean }[];
 }
 
 /**
@@ -25,6 +37,7 @@ export async function recoverPartition(
   databaseDirectory: string,
   partition: number,
   tree: BTree,
+  committedTransactions: ReadonlySet<number>,
 ): Promise<PartitionRecovery> {
   const checkpointDirectory = partitionDirectory(databaseDirectory, partition);
   const manifest = await readManifest(checkpointDirectory);
@@ -40,12 +53,24 @@ export async function recoverPartition(
   // not a shorter log.
   const fromLsn = checkpoint === null ? lsnFirst : Number(checkpoint.startLsn);
   const directory = walDirectory(databaseDirectory, partition);
+  /** Prepared transactions without a decision yet: their writes, as batch operations. */
+  const prepared = new Map<number, Uint8Array>();
   const result = await readWal(directory, partition, {
     fromLsn,
     onRecord: (record) => {
       const payload = record.payload;
       try {
-        applyOperation(tree, payload, 0, payload.length);
+        if (record.type === recordTypePrepare) {
+          prepared.set(recordTransactionId(payload), payload.slice(8));
+        } else if (record.type === recordTypeDecision) {
+          const transactionId = recordTransactionId(payload);
+          const writes = prepared.get(transactionId);
+          prepared.delete(transactionId);
+          if (writes !== undefined && decisionCommitted(payload))
+            applyOperation(tree, writes, 0, writes.length);
+        } else {
+          applyOperation(tree, payload, 0, payload.length);
+        }
       } catch (error) {
         throw new LightningError(
           'ERR_CORRUPTION',
@@ -56,7 +81,16 @@ export async function recoverPartition(
     },
   });
   if (result.tornTail !== null) await truncateTornTail(result.tornTail.file, result.tornTail.offset);
+  // In doubt: prepared, then the process died before this partition logged a decision. A decision
+  // log naming the transaction means the coordinator decided to commit; otherwise it never did.
+  const resolved: PartitionRecovery['resolved'] = [];
+  for (const [transactionId, writes] of prepared) {
+    const committed = committedTransactions.has(transactionId);
+    if (committed) applyOperation(tree, writes, 0, writes.length);
+    resolved.push({ transactionId, committed });
+  }
   return {
+    resolved,
     nextLsn: result.nextLsn ?? fromLsn,
     checkpointEntries,
     replayedRecords: result.records,

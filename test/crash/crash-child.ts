@@ -19,6 +19,7 @@
  */
 import { fstatSync, writeSync } from 'node:fs';
 import { type BatchOperation, isLightningError, open } from '../../src/index.js';
+import { createPartitionRouter } from '../../src/main/partition-router.js';
 import { mulberry32 } from '../support/seeded-random.js';
 import {
   encodeValue,
@@ -98,49 +99,15 @@ function parseArgs(): {
 }
 
 /**
- * Which keys share a partition, as far as the child has found out: union-find over keys joined by a
- * batch that was accepted, plus the pairs of groups a rejected batch showed to be apart. The child
- * does not compute the hash on purpose: it learns routing the way a user would, from
- * ERR_NOT_SUPPORTED.
+ * Which keys share a partition, from the router: batches within one partition are what the parent's
+ * per-partition prefix check can judge (batches across partitions are checked by the bank crash test).
  */
-class PartitionDiscovery {
-  readonly #parent = Int32Array.from({ length: keyCount }, (_, i) => i);
-  readonly #apart = new Set<string>();
-
-  root(key: number): number {
-    let k = key;
-    while (this.#parent[k] !== k) {
-      this.#parent[k] = this.#parent[this.#parent[k]!]!;
-      k = this.#parent[k]!;
-    }
-    return k;
-  }
-
-  together(a: number, b: number): void {
-    this.#parent[this.root(a)] = this.root(b);
-  }
-
-  apart(a: number, b: number): void {
-    this.#apart.add(this.#pairKey(a, b));
-  }
-
-  /** True if a and b may share a partition as far as is known (neither proven together nor apart). */
-  unknown(a: number, b: number): boolean {
-    return this.root(a) !== this.root(b) && !this.#apart.has(this.#pairKey(a, b));
-  }
-
-  groupOf(key: number): number[] {
-    const root = this.root(key);
-    const group: number[] = [];
-    for (let k = 0; k < keyCount; k++) if (this.root(k) === root) group.push(k);
-    return group;
-  }
-
-  #pairKey(a: number, b: number): string {
-    const ra = this.root(a);
-    const rb = this.root(b);
-    return ra < rb ? `${ra}:${rb}` : `${rb}:${ra}`;
-  }
+async function partitionGroups(): Promise<{ groupOf: (key: number) => number[] }> {
+  const router = await createPartitionRouter(partitions);
+  const partitionOf = Array.from({ length: keyCount }, (_, k) => router.partitionOf(Buffer.from(keyName(k))));
+  const groups = new Map<number, number[]>();
+  partitionOf.forEach((partition, key) => groups.set(partition, [...(groups.get(partition) ?? []), key]));
+  return { groupOf: (key) => groups.get(partitionOf[key]!)! };
 }
 
 async function main(): Promise<void> {
@@ -155,7 +122,7 @@ async function main(): Promise<void> {
   const db = await open(args.dir, { partitions, workers: args.workers, durability: args.mode });
   report('R\n');
 
-  const discovery = new PartitionDiscovery();
+  const discovery = await partitionGroups();
   let seq = 0;
   let inFlight = 0;
   let inFlightTarget = 1;
@@ -194,25 +161,25 @@ async function main(): Promise<void> {
     });
   }
 
-  /** Chooses the next operation: its kind, entries, and for a probe the pair it tests. */
-  function nextOperation(): { kind: OpKind; entries: OpEntry[]; probe: [number, number] | null } {
+  /** Chooses the next operation: its kind and entries. */
+  function nextOperation(): { kind: OpKind; entries: OpEntry[] } {
     if (args.profile === 'huge') {
       // Huge values on a few keys, small writes around them so that batches of the log mix sizes.
-      if (chance(0.5)) return { kind: 'p', entries: [putEntry(below(8))], probe: null };
+      if (chance(0.5)) return { kind: 'p', entries: [putEntry(below(8))] };
       const key = 8 + below(keyCount - 8);
-      if (chance(0.2)) return { kind: 'd', entries: [{ key, length: null }], probe: null };
-      return { kind: 'p', entries: [{ key, length: below(4096) }], probe: null };
+      if (chance(0.2)) return { kind: 'd', entries: [{ key, length: null }] };
+      return { kind: 'p', entries: [{ key, length: below(4096) }] };
     }
     const r = random() / 2 ** 32;
-    if (r < 0.55) return { kind: 'p', entries: [putEntry(below(keyCount))], probe: null };
-    if (r < 0.67) return { kind: 'd', entries: [{ key: below(keyCount), length: null }], probe: null };
+    if (r < 0.55) return { kind: 'p', entries: [putEntry(below(keyCount))] };
+    if (r < 0.67) return { kind: 'd', entries: [{ key: below(keyCount), length: null }] };
     if (r < 0.77) {
       // Several operations on one key: one partition by construction; only the last may be visible.
       const key = below(keyCount);
       const entries = Array.from({ length: 2 + below(3) }, () =>
         chance(0.25) ? { key, length: null } : putEntry(key),
       );
-      return { kind: 'b', entries, probe: null };
+      return { kind: 'b', entries };
     }
     if (r < 0.91) {
       const group = discovery.groupOf(below(keyCount));
@@ -225,19 +192,11 @@ async function main(): Promise<void> {
           if (!keys.includes(key)) keys.push(key);
         }
         const entries = keys.map((key) => (chance(0.2) ? { key, length: null } : putEntry(key)));
-        return { kind: 'b', entries, probe: null };
+        return { kind: 'b', entries };
       }
-      if (r >= 0.8) return { kind: 'p', entries: [putEntry(below(keyCount))], probe: null };
+      if (r >= 0.8) return { kind: 'p', entries: [putEntry(below(keyCount))] };
     }
-    // A probe: two keys whose partitions are not known to differ. Rejected (ERR_NOT_SUPPORTED) means
-    // apart; acknowledged means together, and a real two-key atomic batch was written.
-    for (let attempt = 0; attempt < 16; attempt++) {
-      const a = below(keyCount);
-      const b = below(keyCount);
-      if (a === b || !discovery.unknown(a, b)) continue;
-      return { kind: 'b', entries: [putEntry(a), putEntry(b)], probe: [a, b] };
-    }
-    return { kind: 'p', entries: [putEntry(below(keyCount))], probe: null };
+    return { kind: 'p', entries: [putEntry(below(keyCount))] };
   }
 
   function issueNext(): void {
@@ -246,7 +205,7 @@ async function main(): Promise<void> {
       // The number in flight changes over the run: 1 (strictly sequential) up to 32 (group commit).
       inFlightTarget = args.profile === 'huge' ? 1 + below(2) : [1, 2, 4, 8, 16, 32][below(6)]!;
     }
-    const { kind, entries, probe } = nextOperation();
+    const { kind, entries } = nextOperation();
     // Build the values before reporting, so the report goes out right before the call.
     const operations = entries.map((entry, index) => entryOf(entry, opSeq, index));
     report(formatIssue(opSeq, kind, entries));
@@ -259,14 +218,12 @@ async function main(): Promise<void> {
     pending.then(
       () => {
         report(`A ${opSeq}\n`);
-        if (probe !== null) discovery.together(probe[0], probe[1]);
         inFlight--;
         pump();
       },
       (error: unknown) => {
         if (kind === 'b' && isLightningError(error, 'ERR_NOT_SUPPORTED')) {
           report(`X ${opSeq} ERR_NOT_SUPPORTED\n`);
-          if (probe !== null) discovery.apart(probe[0], probe[1]);
           inFlight--;
           pump();
           return;

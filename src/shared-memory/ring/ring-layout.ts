@@ -46,3 +46,5 @@ export const recordTypeFragment = 2;
 export const statusOk = 0;
 export const statusPartitionFull = 1;
 export const statusInternalError = 2;
+/** A prepared transaction holds a key of the write, or a transaction failed validation. */
+export const statusConflict = 3;

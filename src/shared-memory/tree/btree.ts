@@ -2,21 +2,24 @@ import { type ArenaOptions, PageArena } from '../arena.js';
 import { assert } from '../assert.js';
 import { compareBytes, keyToBytes, valueToBytes } from '../bytes.js';
 import { LightningError } from '../errors.js';
-import { cellBytesMax } from '../limits.js';
+import { cellBytesMax, pageHeaderBytes } from '../limits.js';
 import { PageAllocator } from '../page-allocator.js';
-import { pageTypeLeaf, pFragmented, pLink, pType } from '../page-layout.js';
+import { pageTypeLeaf, pChunkBytes, pFragmented, pLink, pType } from '../page-layout.js';
 import { checkTree } from './check-tree.js';
 import {
   kTreeEntryCount,
   kTreeHeight,
   kTreeOverflowPageCount,
   kTreeRootPageId,
+  kTreeTombstoneCount,
   treeHeightMax,
 } from './meta-layout.js';
 import { fragmentedBytes, initNode, removeCell } from './node-edit.js';
 import {
   cellAt,
   cellFlagOverflow,
+  cellFlagTimestamp,
+  cellFlagTombstone,
   get16,
   get32,
   interiorKeyOffset,
@@ -25,11 +28,17 @@ import {
   leafCellSizeAt,
   leafKeyAt,
   leafKeyLengthOffset,
+  leafTimestampAt,
+  leafValueLengthOffset,
   nodeCount,
   set16,
   set32,
+  setLeafTimestamp,
   slotHeadAt,
 } from './node-format.js';
+
+const emptyValue = new Uint8Array(0);
+
 import { overflowChainPages, overflowPagesFor, writeOverflowChain } from './overflow-chain.js';
 import { writeTreeMetaHeader } from './tree-handle.js';
 import { TreeReader } from './tree-reader.js';
@@ -60,6 +69,8 @@ export class BTree extends TreeReader {
   readonly #cellBuffer: Uint8Array;
   readonly #checkEveryWrite: boolean;
   #found = false;
+  /** Inside `group()`: latches are kept until the group ends. */
+  #grouped = false;
   /** Set when a write failed half-way because of a bug: the tree refuses further writes. */
   #failure: unknown = null;
 
@@ -103,22 +114,139 @@ export class BTree extends TreeReader {
 
   /** Inserts or overwrites. O(log n); throws ERR_PARTITION_FULL, leaving the tree unchanged, if full. */
   put(key: Uint8Array | string, value: Uint8Array | string): void {
-    const keyBytes = keyToBytes(key);
-    const valueBytes = valueToBytes(value);
+    this.putCell(keyToBytes(key), valueToBytes(value), 0, 0);
+  }
+
+  /**
+   * Inserts or overwrites a cell with MVCC flags (see node-format.ts): a tombstone when `value` is
+   * null, and a timestamp (or transaction reference) when `flags` has cellFlagTimestamp. Owner-only;
+   * the key's length is the caller's to check.
+   */
+  putCell(keyBytes: Uint8Array, value: Uint8Array | null, flags: number, timestamp: number): void {
+    const valueBytes = value ?? emptyValue;
+    const cellFlags = value === null ? flags | cellFlagTombstone : flags;
     this.#assertWritable();
     const overflow = this.#needsOverflow(keyBytes, valueBytes);
-    const overflowPages = overflow ? overflowPagesFor(valueBytes.length, this.#pageSizeBytes) : 0;
     // Worst case: the chain, a split at every level, and a new root.
-    this.#allocator.reserve(overflowPages + this.#height() + 1);
+    if (!this.#grouped) this.#allocator.reserve(this.pagesForPut(keyBytes, valueBytes));
     // Inline rather than through #write: a closure per put shows in the insert profile.
     try {
-      this.#put(keyBytes, valueBytes, overflow);
+      this.#put(keyBytes, valueBytes, overflow, cellFlags, timestamp);
     } catch (error) {
       this.#failure = error;
       throw error;
     } finally {
       this.#finishWrite();
     }
+  }
+
+  /** Pages one put may take in the worst case: its overflow chain, a split per level, a new root. */
+  pagesForPut(key: Uint8Array, value: Uint8Array): number {
+    const overflowPages = this.#needsOverflow(key, value)
+      ? overflowPagesFor(value.length, this.#pageSizeBytes)
+      : 0;
+    return overflowPages + this.#height() + 1;
+  }
+
+  /** Makes sure `pages` pages can be allocated, or throws ERR_PARTITION_FULL having changed nothing. */
+  reserve(pages: number): void {
+    this.#allocator.reserve(pages);
+  }
+
+  /**
+   * Runs several writes as one change for readers: every latch taken is held until `change` returns,
+   * so a reader sees each page before or after all of them. The caller reserves the pages the whole
+   * group may need first (`reserve`), so a full partition fails before anything changes.
+   */
+  group<T>(change: () => T): T {
+    if (this.#grouped) return change();
+    this.#assertWritable();
+    this.#grouped = true;
+    try {
+      return change();
+    } catch (error) {
+      this.#failure = error;
+      throw error;
+    } finally {
+      this.#grouped = false;
+      this.#finishWrite();
+    }
+  }
+
+  /**
+   * The cell under `key` as the owner sees it: its value (a copy; empty for a tombstone), or undefined
+   * if there is none; `cellFlags` and `cellTimestamp` describe it. Owner-only: no restarts needed.
+   */
+  readCell(key: Uint8Array): Buffer | undefined {
+    // Trusted and latch-blind: inside a group this thread holds latches an optimistic read would wait on.
+    const depth = this.#descend(key);
+    const base = this.#arena.pageOffset(this.#pathPages[depth]!);
+    const index = this.#leafSearch(base, key);
+    if (!this.#found) {
+      this.cellFlags = 0;
+      this.cellTimestamp = 0;
+      return undefined;
+    }
+    const u8 = this.#arena.u8;
+    const cell = cellAt(u8, base, index);
+    const flags = u8[cell]!;
+    this.cellFlags = flags;
+    this.cellTimestamp = (flags & cellFlagTimestamp) !== 0 ? leafTimestampAt(u8, cell) : 0;
+    const valueLength = get32(u8, cell + leafValueLengthOffset);
+    const valueStart = leafKeyAt(u8, cell) + get16(u8, cell + leafKeyLengthOffset);
+    const out = Buffer.allocUnsafe(valueLength);
+    if ((flags & cellFlagOverflow) === 0) {
+      out.set(u8.subarray(valueStart, valueStart + valueLength));
+      return out;
+    }
+    let copied = 0;
+    for (const page of overflowChainPages(this.#arena, get32(u8, valueStart))) {
+      const pageBase = this.#arena.pageOffset(page);
+      const chunk = get32(this.#arena.u8, pageBase + pChunkBytes);
+      out.set(
+        this.#arena.u8.subarray(pageBase + pageHeaderBytes, pageBase + pageHeaderBytes + chunk),
+        copied,
+      );
+      copied += chunk;
+    }
+    return out;
+  }
+
+  /**
+   * The first key at or after `key` (a copy), or undefined at the end of the tree. Trusted and
+   * latch-blind like `readCell`: owner-only.
+   */
+  firstKeyFrom(key: Uint8Array): Uint8Array | undefined {
+    const arena = this.#arena;
+    const depth = this.#descend(key);
+    let base = arena.pageOffset(this.#pathPages[depth]!);
+    let index = this.#leafSearch(base, key);
+    if (index >= nodeCount(arena.u8, base)) {
+      // Past the leaf's last key: climb to the first ancestor with a child to the right, then go down
+      // its leftmost path.
+      let level = depth - 1;
+      while (
+        level >= 0 &&
+        this.#pathIndexes[level]! >= nodeCount(arena.u8, arena.pageOffset(this.#pathPages[level]!))
+      )
+        level--;
+      if (level < 0) return undefined;
+      let node = this.#childAt(arena.pageOffset(this.#pathPages[level]!), this.#pathIndexes[level]! + 1);
+      for (let d = level + 1; d < depth; d++) node = this.#childAt(arena.pageOffset(node), 0);
+      base = arena.pageOffset(node);
+      index = 0;
+      if (nodeCount(arena.u8, base) === 0) return undefined;
+    }
+    const u8 = arena.u8;
+    const cell = cellAt(u8, base, index);
+    const start = leafKeyAt(u8, cell);
+    return u8.slice(start, start + get16(u8, cell + leafKeyLengthOffset));
+  }
+
+  /** Removes a cell by its raw key (owner-only; the key's length is the caller's to check). */
+  deleteCell(keyBytes: Uint8Array): boolean {
+    this.#assertWritable();
+    return this.#write(() => this.#delete(keyBytes));
   }
 
   /** Removes a key; true if it was there. O(log n). Never allocates, so it works in a full partition. */
@@ -162,16 +290,16 @@ export class BTree extends TreeReader {
       for (let i = 0; i < keys.length; i++) {
         const value = values[i]!;
         if (value === null) this.#delete(keys[i]!);
-        else this.#put(keys[i]!, value, this.#needsOverflow(keys[i]!, value));
+        else this.#put(keys[i]!, value, this.#needsOverflow(keys[i]!, value), 0, 0);
       }
     });
   }
 
   #needsOverflow(key: Uint8Array, value: Uint8Array): boolean {
-    return leafCellBytes(0, key.length, value.length) > this.#cellBytesMax;
+    return leafCellBytes(cellFlagTimestamp, key.length, value.length) > this.#cellBytesMax;
   }
 
-  #put(key: Uint8Array, value: Uint8Array, overflow: boolean): boolean {
+  #put(key: Uint8Array, value: Uint8Array, overflow: boolean, flags: number, timestamp: number): boolean {
     const depth = this.#descend(key);
     const leaf = this.#pathPages[depth]!;
     const base = this.#arena.pageOffset(leaf);
@@ -184,11 +312,14 @@ export class BTree extends TreeReader {
       firstOverflow = chain.firstPageId;
       Atomics.add(this.#arena.i32, this.#metaWord + kTreeOverflowPageCount, chain.pageCount);
     }
-    const cellLength = this.#encodeLeafCell(key, value, firstOverflow);
+    const cellLength = this.#encodeLeafCell(key, value, firstOverflow, flags, timestamp);
     this.#latches.lock(leaf);
     const u8 = this.#arena.u8;
     if (this.#found) {
       const cell = cellAt(u8, base, index);
+      const tombstones =
+        ((flags & cellFlagTombstone) !== 0 ? 1 : 0) - ((u8[cell]! & cellFlagTombstone) !== 0 ? 1 : 0);
+      if (tombstones !== 0) Atomics.add(this.#arena.i32, this.#metaWord + kTreeTombstoneCount, tombstones);
       const oldLength = leafCellSizeAt(u8, cell);
       this.#releaseOverflowOf(cell);
       if (cellLength <= oldLength) {
@@ -200,6 +331,8 @@ export class BTree extends TreeReader {
       removeCell(u8, base, index, oldLength);
     } else {
       Atomics.add(this.#arena.i32, this.#metaWord + kTreeEntryCount, 1);
+      if ((flags & cellFlagTombstone) !== 0)
+        Atomics.add(this.#arena.i32, this.#metaWord + kTreeTombstoneCount, 1);
     }
     this.#reshape.insertCell(depth, index, this.#cellBuffer, 0, cellLength, keyHead(key, 0, key.length));
     return true;
@@ -214,6 +347,8 @@ export class BTree extends TreeReader {
     this.#latches.lock(leaf);
     const u8 = this.#arena.u8;
     const cell = cellAt(u8, base, index);
+    if ((u8[cell]! & cellFlagTombstone) !== 0)
+      Atomics.sub(this.#arena.i32, this.#metaWord + kTreeTombstoneCount, 1);
     this.#releaseOverflowOf(cell);
     removeCell(u8, base, index, leafCellSizeAt(u8, cell));
     Atomics.sub(this.#arena.i32, this.#metaWord + kTreeEntryCount, 1);
@@ -224,6 +359,7 @@ export class BTree extends TreeReader {
 
   /** Runs one write, then releases its latches and frees its pages, even if it failed. */
   #write<T>(change: () => T): T {
+    if (this.#grouped) return change();
     try {
       return change();
     } catch (error) {
@@ -235,6 +371,7 @@ export class BTree extends TreeReader {
   }
 
   #finishWrite(): void {
+    if (this.#grouped) return;
     this.#latches.release(this.#allocator);
     if (this.#checkEveryWrite && this.#failure === null) {
       try {
@@ -329,15 +466,26 @@ export class BTree extends TreeReader {
   }
 
   /** Encodes a leaf cell into #cellBuffer; returns its length. */
-  #encodeLeafCell(key: Uint8Array, value: Uint8Array, firstOverflow: number): number {
+  #encodeLeafCell(
+    key: Uint8Array,
+    value: Uint8Array,
+    firstOverflow: number,
+    mvccFlags: number,
+    timestamp: number,
+  ): number {
     const out = this.#cellBuffer;
-    const flags = firstOverflow !== 0 ? cellFlagOverflow : 0;
+    const flags = (firstOverflow !== 0 ? cellFlagOverflow : 0) | mvccFlags;
     out[0] = flags;
     set16(out, 1, key.length);
     set32(out, 3, value.length);
-    out.set(key, 7);
-    if (firstOverflow !== 0) set32(out, 7 + key.length, firstOverflow);
-    else out.set(value, 7 + key.length);
+    let at = 7;
+    if ((flags & cellFlagTimestamp) !== 0) {
+      setLeafTimestamp(out, 0, timestamp);
+      at = 15;
+    }
+    out.set(key, at);
+    if (firstOverflow !== 0) set32(out, at + key.length, firstOverflow);
+    else out.set(value, at + key.length);
     return leafCellBytes(flags, key.length, value.length);
   }
 

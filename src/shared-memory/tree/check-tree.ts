@@ -16,11 +16,20 @@ import {
   pLink,
   pType,
 } from '../page-layout.js';
-import { kTreeEntryCount, kTreeHeight, kTreeOverflowPageCount, kTreeRootPageId } from './meta-layout.js';
+import {
+  kTreeEntryCount,
+  kTreeHeight,
+  kTreeOverflowPageCount,
+  kTreeRootPageId,
+  kTreeTombstoneCount,
+} from './meta-layout.js';
 import {
   cellAt,
+  cellFlagIntent,
   cellFlagOverflow,
   cellFlagsKnown,
+  cellFlagTimestamp,
+  cellFlagTombstone,
   get16,
   get32,
   interiorCellSizeAt,
@@ -175,6 +184,14 @@ export function checkTree(tree: TreeReader): TreeCheckReport {
       if (isLeaf) {
         const flags = u8[cell]!;
         if ((flags & ~cellFlagsKnown) !== 0) fail(page, `cell ${i} has unknown flags ${flags}`);
+        if ((flags & cellFlagTombstone) !== 0) tombstonesSeen++;
+        if (
+          (flags & cellFlagTombstone) !== 0 &&
+          ((flags & cellFlagOverflow) !== 0 || get32(u8, cell + leafValueLengthOffset) !== 0)
+        )
+          fail(page, `tombstone cell ${i} has a value`);
+        if ((flags & cellFlagIntent) !== 0 && (flags & cellFlagTimestamp) === 0)
+          fail(page, `intent cell ${i} has no transaction reference`);
         if ((flags & cellFlagOverflow) !== 0) {
           checkOverflow(page, get32(u8, key.start + key.length), get32(u8, cell + leafValueLengthOffset));
         }
@@ -205,11 +222,15 @@ export function checkTree(tree: TreeReader): TreeCheckReport {
   };
 
   if (height < 1 || height > 32) fail(metaPageId, `tree height ${height}`);
+  let tombstonesSeen = 0;
   walk(root, 0, null, null, 0);
 
   const entries = Atomics.load(i32, metaWord + kTreeEntryCount) >>> 0;
   if (entries !== report.entries)
     fail(metaPageId, `entry count says ${entries}, the leaves hold ${report.entries}`);
+  const tombstones = Atomics.load(i32, metaWord + kTreeTombstoneCount) >>> 0;
+  if (tombstones !== tombstonesSeen)
+    fail(metaPageId, `tombstone count says ${tombstones}, the leaves hold ${tombstonesSeen}`);
   const overflowPages = Atomics.load(i32, metaWord + kTreeOverflowPageCount);
   if (overflowPages !== report.overflowPages) {
     fail(metaPageId, `overflow page count says ${overflowPages}, the chains hold ${report.overflowPages}`);

@@ -6,19 +6,28 @@ import { pCellStart, pCount, pFragmented } from '../page-layout.js';
  * order), and cells grow down from the end of the page. Little-endian, byte-assembled: cells are not
  * aligned.
  *
- * Leaf cell:     flags u8 | key length u16 | value length u32 | [commit ts u64] | [older version u32]
- *                | key | value bytes, or the first overflow page id (u32) if flagged
+ * Leaf cell:     flags u8 | key length u16 | value length u32 | [timestamp u64, if flagged] | key
+ *                | value bytes, or the first overflow page id (u32) if flagged
+ *
+ * The timestamp is the commit timestamp of the version the cell holds, or, on a write intent, the
+ * reference of the transaction that installed it. A cell without one was written when no snapshot
+ * could tell its age, so every reader sees it. A tombstone has no value: the key was deleted at the
+ * timestamp, and the cell stays only while an open snapshot may still see the version before it.
  * Interior cell: key length u16 | child page id u32 | key
  *
  * An interior node with n cells has n + 1 children: cell i's child holds keys <= its key (and above
  * the previous cell's key); the page's link field is the upper child, for keys above the last cell.
  */
 export const cellFlagOverflow = 1;
-/** Reserved for MVCC: the cell carries its commit timestamp. */
+/** The cell carries a u64 timestamp (commit timestamp, or transaction reference with an intent). */
 export const cellFlagTimestamp = 2;
-/** Reserved for MVCC: the cell carries a pointer to an older version. */
-export const cellFlagOlderVersion = 4;
-export const cellFlagsKnown = cellFlagOverflow | cellFlagTimestamp | cellFlagOlderVersion;
+/** The key was deleted at the cell's timestamp; the cell has no value. */
+export const cellFlagTombstone = 4;
+/** A prepared transaction's write: its fate is in the transaction status table. */
+export const cellFlagIntent = 8;
+export const cellFlagsKnown = cellFlagOverflow | cellFlagTimestamp | cellFlagTombstone | cellFlagIntent;
+/** Flags that only the MVCC layer sets. */
+export const cellFlagsMvcc = cellFlagTimestamp | cellFlagTombstone | cellFlagIntent;
 
 export const leafFlagsOffset = 0;
 export const leafKeyLengthOffset = 1;
@@ -74,12 +83,22 @@ export function set32(u8: Uint8Array, offset: number, value: number): void {
 
 /** Bytes of optional MVCC fields a leaf cell with these flags carries. */
 export function leafMvccBytes(flags: number): number {
-  return ((flags & cellFlagTimestamp) << 2) + (flags & cellFlagOlderVersion);
+  return (flags & cellFlagTimestamp) << 2;
 }
 
 /** Size of a leaf cell holding a key and either an inline value or an overflow reference. */
 export function leafCellBytes(flags: number, keyBytes: number, valueBytes: number): number {
   return 7 + leafMvccBytes(flags) + keyBytes + (flags & cellFlagOverflow ? 4 : valueBytes);
+}
+
+/** Reads the u64 timestamp of a leaf cell that carries one, as a number (timestamps stay below 2^53). */
+export function leafTimestampAt(u8: Uint8Array, cell: number): number {
+  return get32(u8, cell + 7) + get32(u8, cell + 11) * 0x1_0000_0000;
+}
+
+export function setLeafTimestamp(u8: Uint8Array, cell: number, timestamp: number): void {
+  set32(u8, cell + 7, timestamp >>> 0);
+  set32(u8, cell + 11, Math.floor(timestamp / 0x1_0000_0000));
 }
 
 export function interiorCellBytes(keyBytes: number): number {

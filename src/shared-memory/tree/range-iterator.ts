@@ -1,4 +1,5 @@
 import { compareBytes } from '../bytes.js';
+import { cellFlagTimestamp, leafTimestampAt } from './node-format.js';
 import { type OptimisticView, RestartBudget, restart } from './optimistic-view.js';
 import type { RangeBounds } from './range-options.js';
 
@@ -34,7 +35,14 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
   #cursorExclusive: boolean;
   #finished = false;
   #batch: [Buffer, Buffer][] = [];
+  /** Flags and timestamps of the batch's cells, for the MVCC layer. */
+  #batchFlags: number[] = [];
+  #batchTimestamps: number[] = [];
   #batchIndex = 0;
+  /** The flags of the cell `next()` returned last (see node-format.ts). */
+  cellFlags = 0;
+  /** Its timestamp or transaction reference, 0 if it has none. */
+  cellTimestamp = 0;
 
   constructor(view: OptimisticView, bounds: RangeBounds) {
     this.#view = view;
@@ -58,11 +66,16 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
     while (this.#batchIndex >= this.#batch.length) {
       if (this.#finished) return { done: true, value: undefined };
       this.#batch = [];
+      this.#batchFlags = [];
+      this.#batchTimestamps = [];
       this.#batchIndex = 0;
       this.#readNextLeaf();
     }
-    const entry = this.#batch[this.#batchIndex]!;
-    this.#batch[this.#batchIndex++] = undefined as unknown as [Buffer, Buffer];
+    const index = this.#batchIndex++;
+    const entry = this.#batch[index]!;
+    this.#batch[index] = undefined as unknown as [Buffer, Buffer];
+    this.cellFlags = this.#batchFlags[index]!;
+    this.cellTimestamp = this.#batchTimestamps[index]!;
     return { done: false, value: entry };
   }
 
@@ -102,6 +115,8 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
     if (index === restart) return null;
     const { upper, upperInclusive } = this.#bounds;
     const batch: [Buffer, Buffer][] = [];
+    const flagsOut: number[] = [];
+    const timestampsOut: number[] = [];
     let batchBytes = 0;
     let reachedEnd = false;
     let lastCopied = -1;
@@ -121,6 +136,9 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
       const value = view.copyLeafValue(page, version, cell);
       if (value === null) return null;
       batch.push([key, value]);
+      const flags = view.arena.u8[cell]!;
+      flagsOut.push(flags);
+      timestampsOut.push((flags & cellFlagTimestamp) !== 0 ? leafTimestampAt(view.arena.u8, cell) : 0);
       lastCopied = index;
       batchBytes += key.length + value.length;
       if (batchBytes >= batchBytesMax) break;
@@ -128,6 +146,8 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
     const stoppedEarly = batchBytes >= batchBytesMax || batch.length === entriesMax;
     const fence = view.upperFence;
     if (!view.validate(page, version)) return null;
+    this.#batchFlags = flagsOut;
+    this.#batchTimestamps = timestampsOut;
     if (!reachedEnd && stoppedEarly && lastCopied + 1 < count) {
       // Stopped mid-leaf: resume just after the last key returned.
       this.#cursor = batch[batch.length - 1]![0];
@@ -156,6 +176,8 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
     index--;
     const { lower, lowerInclusive } = this.#bounds;
     const batch: [Buffer, Buffer][] = [];
+    const flagsOut: number[] = [];
+    const timestampsOut: number[] = [];
     let batchBytes = 0;
     let reachedEnd = false;
     let lastCopied = -1;
@@ -175,6 +197,9 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
       const value = view.copyLeafValue(page, version, cell);
       if (value === null) return null;
       batch.push([key, value]);
+      const flags = view.arena.u8[cell]!;
+      flagsOut.push(flags);
+      timestampsOut.push((flags & cellFlagTimestamp) !== 0 ? leafTimestampAt(view.arena.u8, cell) : 0);
       lastCopied = index;
       batchBytes += key.length + value.length;
       if (batchBytes >= batchBytesMax) break;
@@ -182,6 +207,8 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
     const stoppedEarly = batchBytes >= batchBytesMax || batch.length === entriesMax;
     const fence = view.lowerFence;
     if (!view.validate(page, version)) return null;
+    this.#batchFlags = flagsOut;
+    this.#batchTimestamps = timestampsOut;
     if (!reachedEnd && stoppedEarly && lastCopied > 0) {
       // Stopped mid-leaf: resume just before the last key returned.
       this.#cursor = batch[batch.length - 1]![0];

@@ -1,7 +1,14 @@
 import type { PageArena } from '../arena.js';
 import { kArenaFreePageCount } from '../arena-layout.js';
 import { keyToBytes } from '../bytes.js';
-import { kTreeEntryCount, kTreeHeight, kTreeOverflowPageCount, treeFormatVersion } from './meta-layout.js';
+import {
+  kTreeEntryCount,
+  kTreeHeight,
+  kTreeOverflowPageCount,
+  kTreeTombstoneCount,
+  treeFormatVersion,
+} from './meta-layout.js';
+import { cellFlagTimestamp, leafTimestampAt } from './node-format.js';
 import { OptimisticView, RestartBudget, restart } from './optimistic-view.js';
 import { RangeIterator } from './range-iterator.js';
 import { parseRangeOptions, type RangeOptions } from './range-options.js';
@@ -30,6 +37,10 @@ export interface TreeStats {
 export class TreeReader {
   /** @internal The arena and meta page, for the writer and the checker. */
   readonly view: OptimisticView;
+  /** Set by `getEntry`: the flags of the cell found (see node-format.ts), 0 if none. */
+  cellFlags = 0;
+  /** Set by `getEntry`: the cell's timestamp or transaction reference, 0 if it has none. */
+  cellTimestamp = 0;
 
   protected constructor(arena: PageArena, metaPageId: number) {
     this.view = new OptimisticView(arena, metaPageId);
@@ -52,7 +63,14 @@ export class TreeReader {
    * restarts until it sees one consistent version of the leaf.
    */
   get(key: Uint8Array | string): Buffer | undefined {
-    const bytes = keyToBytes(key);
+    return this.getEntry(keyToBytes(key));
+  }
+
+  /**
+   * Like `get`, for the MVCC layer: returns the raw cell's value (empty for a tombstone) and sets
+   * `cellFlags` and `cellTimestamp`. The key's length is the caller's to check.
+   */
+  getEntry(bytes: Uint8Array): Buffer | undefined {
     const value = this.#tryGet(bytes);
     if (value !== null) return value;
     const budget = new RestartBudget();
@@ -64,14 +82,18 @@ export class TreeReader {
   }
 
   /** Entries in key order (unsigned bytes) within the bounds; O(log n) to start, O(1) per entry. */
-  range(options?: RangeOptions): IterableIterator<[Buffer, Buffer]> {
+  range(options?: RangeOptions): RangeIterator {
     return new RangeIterator(this.view, parseRangeOptions(options));
   }
 
-  /** Number of entries. */
+  /** Number of entries (tombstones awaiting cleanup are not entries). */
   get count(): number {
     const { arena, metaPageId } = this.view;
-    return Atomics.load(arena.i32, metaPageId * arena.pageWords + kTreeEntryCount) >>> 0;
+    const metaWord = metaPageId * arena.pageWords;
+    return (
+      (Atomics.load(arena.i32, metaWord + kTreeEntryCount) >>> 0) -
+      (Atomics.load(arena.i32, metaWord + kTreeTombstoneCount) >>> 0)
+    );
   }
 
   stats(): TreeStats {
@@ -103,11 +125,20 @@ export class TreeReader {
     if (count === restart) return null;
     const index = view.leafSearch(page, count, key, false);
     if (index === restart) return null;
-    if (!view.found) return view.validate(page, version) ? undefined : null;
+    if (!view.found) {
+      this.cellFlags = 0;
+      this.cellTimestamp = 0;
+      return view.validate(page, version) ? undefined : null;
+    }
     const cell = view.leafCell(page, count, index);
     if (cell === restart) return null;
     const value = view.copyLeafValue(page, version, cell);
+    const u8 = view.arena.u8;
+    const flags = u8[cell]!;
+    const timestamp = (flags & cellFlagTimestamp) !== 0 ? leafTimestampAt(u8, cell) : 0;
     if (value === null || !view.validate(page, version)) return null;
+    this.cellFlags = flags;
+    this.cellTimestamp = timestamp;
     return value;
   }
 }

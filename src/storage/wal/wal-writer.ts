@@ -39,6 +39,12 @@ export interface WalWriterStats {
   lastSyncAtMs: number;
 }
 
+/** Told of each write and fdatasync as it completes (the owner's metrics); runs on the writer's thread. */
+export interface WalObserver {
+  written(bytes: number): void;
+  synced(durationMs: number): void;
+}
+
 /**
  * Appends records to ONE partition's log directory. Owner thread only: nothing here is shared.
  *
@@ -69,6 +75,8 @@ export class WalWriter {
   #flushChain: Promise<void> = Promise.resolve();
   #failure: { cause: unknown } | null = null;
   #closing: Promise<void> | null = null;
+  /** Set by the owner to feed its metrics; null costs nothing. */
+  observer: WalObserver | null = null;
   readonly #stats: WalWriterStats = {
     bytesWritten: 0,
     flushes: 0,
@@ -235,6 +243,7 @@ export class WalWriter {
         this.#stats.bytesWritten += batch.bytes;
         this.#stats.flushes++;
         this.#writtenNextLsn = batch.nextLsn;
+        this.observer?.written(batch.bytes);
       }
       if (sync) await this.#syncWritten(handle);
       // Only a segment that holds a record rotates, so the next name (its next LSN) is always new.
@@ -261,6 +270,7 @@ export class WalWriter {
     this.#stats.lastSyncDurationMs = performance.now() - startMs;
     this.#stats.lastSyncAtMs = Date.now();
     this.#stats.syncs++;
+    this.observer?.synced(this.#stats.lastSyncDurationMs);
   }
 
   /**
@@ -296,5 +306,6 @@ export class WalWriter {
     this.#segmentBytes = segmentHeaderBytes;
     this.#stats.bytesWritten += segmentHeaderBytes;
     this.#stats.segmentsCreated++;
+    this.observer?.written(segmentHeaderBytes);
   }
 }

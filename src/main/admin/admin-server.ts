@@ -1,0 +1,265 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { type AddressInfo, BlockList, isIP } from 'node:net';
+import { isLightningError, LightningError } from '../../shared-memory/index.js';
+import type { Database, DatabaseStats } from '../database.js';
+import type { AdminMetrics, MetricsSource } from './metrics.js';
+import { type OperationObserver, OperationRecorder } from './operation-observer.js';
+
+export interface AdminServerOptions {
+  /** TCP port; 0 picks a free one (read it back from `port`). */
+  port: number;
+  /** Address to bind; default 127.0.0.1. Anything but a loopback address needs `allowRemote: true`. */
+  host?: string;
+  /**
+   * Allow a non-loopback `host`. The endpoints have no authentication: bind beyond loopback only
+   * behind a firewall or a proxy that restricts who can reach them.
+   */
+  allowRemote?: boolean;
+}
+
+export interface AdminServer {
+  /** `http://host:port`, the base of /metrics, /health and /ready. */
+  readonly url: string;
+  readonly host: string;
+  readonly port: number;
+  /**
+   * Serves this database: /ready turns 200 and /metrics reports it, and its operations on this thread
+   * are timed. Until then (while it opens and recovers) /ready is 503. When the database closes the
+   * server stops serving it (and, if started by `db.serveAdmin()`, closes). One admin server per
+   * database at a time (ERR_BAD_ARGUMENT otherwise).
+   */
+  setDatabase(db: Database | null): void;
+  /** Stops listening and drops open connections; idempotent. */
+  close(): Promise<void>;
+}
+
+/** What a Database keeps of the admin server attached to it. */
+export interface AdminAttachment {
+  observer: OperationObserver;
+  /** Called when the database starts closing. */
+  detach(): Promise<void>;
+}
+
+const jsonType = 'application/json; charset=utf-8';
+const textType = 'text/plain; charset=utf-8';
+const endpoints = ['/metrics', '/health', '/ready'];
+
+/**
+ * Starts the admin HTTP server (node:http): Prometheus metrics on /metrics, liveness on /health and
+ * readiness on /ready, 404 for anything else. It can start before the database opens, so that /ready
+ * answers 503 during recovery; hand it the database with `setDatabase` once open() resolved.
+ */
+export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
+  const { port, host } = validateOptions(options);
+  const admin = await createAdminServer(host, false);
+  await admin.listen(port);
+  return admin;
+}
+
+/** `db.serveAdmin()`: a server bound to one database, closed when the database closes. */
+export async function serveDatabase(db: Database, options: AdminServerOptions): Promise<AdminServer> {
+  const { port, host } = validateOptions(options);
+  const admin = await createAdminServer(host, true);
+  await admin.listen(port);
+  try {
+    admin.setDatabase(db);
+  } catch (error) {
+    await admin.close();
+    throw error;
+  }
+  return admin;
+}
+
+/** prom-client is loaded only once an admin server starts, so that importing the engine stays light. */
+async function createAdminServer(host: string, closeWithDatabase: boolean): Promise<AdminHttpServer> {
+  const { AdminMetrics } = await import('./metrics.js');
+  return new AdminHttpServer(host, closeWithDatabase, new AdminMetrics());
+}
+
+class AdminHttpServer implements AdminServer {
+  readonly host: string;
+  readonly #closeWithDatabase: boolean;
+  readonly #server: Server;
+  readonly #metrics: AdminMetrics;
+  #source: MetricsSource | null = null;
+  #port = 0;
+  #closing: Promise<void> | null = null;
+
+  constructor(host: string, closeWithDatabase: boolean, metrics: AdminMetrics) {
+    this.host = host;
+    this.#metrics = metrics;
+    this.#closeWithDatabase = closeWithDatabase;
+    this.#server = createServer((request, response) => {
+      this.#respond(request, response).catch((error: unknown) => {
+        if (!response.headersSent) send(request, response, 500, textType, `${describe(error)}\n`);
+        else response.destroy();
+      });
+    });
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get url(): string {
+    const host = isIP(this.host) === 6 ? `[${this.host}]` : this.host;
+    return `http://${host}:${this.#port}`;
+  }
+
+  listen(port: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, this.host, () => {
+        this.#server.off('error', reject);
+        this.#port = (this.#server.address() as AddressInfo).port;
+        resolve();
+      });
+    });
+  }
+
+  setDatabase(db: Database | null): void {
+    if (this.#closing !== null) throw new LightningError('ERR_CLOSED', 'the admin server is closed');
+    if (db === (this.#source?.db ?? null)) return;
+    let source: MetricsSource | null = null;
+    if (db !== null) {
+      const recorder = new OperationRecorder(db.stats().partitions);
+      const workerControls = db.share().workerControls.map((sab) => new Int32Array(sab));
+      source = { db, recorder, workerControls };
+      db.attachAdmin({ observer: recorder, detach: () => this.#databaseClosing(db) });
+    }
+    this.#release();
+    this.#source = source;
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= new Promise<void>((resolve) => {
+      this.#release();
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+    return this.#closing;
+  }
+
+  /** Stops serving the current database and takes its observer back. */
+  #release(): void {
+    const source = this.#source;
+    this.#source = null;
+    source?.db.attachAdmin(null);
+  }
+
+  async #databaseClosing(db: Database): Promise<void> {
+    if (this.#source?.db !== db) return;
+    if (this.#closeWithDatabase) await this.close();
+    else this.#release();
+  }
+
+  async #respond(request: IncomingMessage, response: ServerResponse): Promise<void> {
+    const path = new URL(request.url ?? '/', 'http://admin').pathname;
+    if (!endpoints.includes(path)) {
+      send(request, response, 404, textType, `not found; endpoints: ${endpoints.join(', ')}\n`);
+      return;
+    }
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      response.setHeader('allow', 'GET, HEAD');
+      send(request, response, 405, textType, 'method not allowed\n');
+      return;
+    }
+    if (path === '/metrics') {
+      this.#metrics.collect(this.#source);
+      const body = await this.#metrics.registry.metrics();
+      send(request, response, 200, this.#metrics.registry.contentType, body);
+      return;
+    }
+    const stats = this.#stats();
+    if (path === '/ready') {
+      const ready = stats !== null;
+      const body = ready ? { ready } : { ready, reason: 'the database is not open yet, or is closing' };
+      send(request, response, ready ? 200 : 503, jsonType, `${JSON.stringify(body)}\n`);
+      return;
+    }
+    const { status, body } = health(stats);
+    send(request, response, status, jsonType, `${JSON.stringify(body)}\n`);
+  }
+
+  /** The served database's stats, or null when there is none or it closed. */
+  #stats(): DatabaseStats | null {
+    const db = this.#source?.db;
+    if (db === undefined) return null;
+    try {
+      return db.stats();
+    } catch (error) {
+      if (isLightningError(error, 'ERR_CLOSED')) return null;
+      throw error;
+    }
+  }
+}
+
+/**
+ * Liveness: 200 while every owner worker runs, 503 naming the ones that do not. A process whose
+ * database is still opening is alive (recovery can take a while; restarting it would start over).
+ */
+function health(stats: DatabaseStats | null): { status: number; body: object } {
+  if (stats === null) return { status: 200, body: { status: 'ok', database: 'not open' } };
+  const workers = stats.workerStats.map(({ worker, state, partitions }) => ({ worker, state, partitions }));
+  const down = workers.filter((worker) => worker.state !== 'running');
+  if (down.length === 0) return { status: 200, body: { status: 'ok', workers } };
+  const crashed = down.filter((worker) => worker.state === 'crashed').map((worker) => worker.worker);
+  const message = `owner worker(s) ${down.map((w) => `${w.worker} (${w.state})`).join(', ')} not running`;
+  return { status: 503, body: { status: 'unhealthy', message, crashed, workers } };
+}
+
+function send(
+  request: IncomingMessage,
+  response: ServerResponse,
+  status: number,
+  contentType: string,
+  body: string,
+): void {
+  response.writeHead(status, {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  });
+  response.end(request.method === 'HEAD' ? undefined : body);
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+const loopback = new BlockList();
+loopback.addSubnet('127.0.0.0', 8, 'ipv4');
+loopback.addAddress('::1', 'ipv6');
+loopback.addSubnet('::ffff:127.0.0.0', 104, 'ipv6');
+
+/** Whether `host` is this machine only: localhost, 127.0.0.0/8 or ::1. */
+export function isLoopbackHost(host: string): boolean {
+  if (host === 'localhost') return true;
+  const family = isIP(host);
+  if (family === 4) return loopback.check(host, 'ipv4');
+  if (family === 6) return loopback.check(host, 'ipv6');
+  return false;
+}
+
+function validateOptions(options: AdminServerOptions): Required<AdminServerOptions> {
+  if (typeof options !== 'object' || options === null)
+    throw new LightningError('ERR_BAD_ARGUMENT', 'the admin server takes an options object { port, host }');
+  const { port, host = '127.0.0.1', allowRemote = false } = options;
+  if (!Number.isInteger(port) || port < 0 || port > 65_535)
+    throw new LightningError(
+      'ERR_BAD_ARGUMENT',
+      `port must be an integer from 0 to 65535, got ${String(port)}`,
+    );
+  if (typeof host !== 'string' || host === '')
+    throw new LightningError('ERR_BAD_ARGUMENT', 'host must be a non-empty string');
+  if (typeof allowRemote !== 'boolean')
+    throw new LightningError('ERR_BAD_ARGUMENT', 'allowRemote must be a boolean');
+  if (!allowRemote && !isLoopbackHost(host)) {
+    throw new LightningError(
+      'ERR_BAD_ARGUMENT',
+      `host ${host} is not a loopback address: the admin endpoints have no authentication. ` +
+        'Pass allowRemote: true (lightning-cli serve --allow-remote) to bind it anyway',
+    );
+  }
+  return { port, host, allowRemote };
+}

@@ -1,0 +1,321 @@
+import { randomInt } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  isLightningError,
+  kWorkerDoorbell,
+  kWorkerSleeping,
+  LightningError,
+} from '../shared-memory/index.js';
+import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
+import { type BatchEntry, operationDel, operationPut } from '../shared-memory/ring/operation-codec.js';
+import {
+  isolationSerializable,
+  isolationSnapshot,
+  operationTxCommit,
+  operationTxPrepare,
+  type RangeRead,
+  type TransactionPart,
+} from '../shared-memory/ring/transaction-codec.js';
+import type { DecisionLog } from '../storage/decision-log.js';
+import type { Failpoints } from '../workers/failpoints.js';
+import type { PartitionRouter } from './partition-router.js';
+import { Snapshot, type SnapshotSource } from './snapshot.js';
+import { type BufferedWrite, Transaction } from './transaction.js';
+import type { WriteChannel } from './write-channel.js';
+
+export interface TransactionOptions {
+  /** Conflicts retried before the transaction fails with ERR_TX_CONFLICT. Default 16. */
+  retries?: number;
+  /** 'serializable' (default: reads validated at commit) or 'snapshot' (only write-write conflicts). */
+  isolation?: 'serializable' | 'snapshot';
+}
+
+export interface TransactionStats {
+  commits: number;
+  /** Attempts that failed validation (each is retried, or fails the transaction). */
+  conflicts: number;
+  retries: number;
+  /** Transactions that ran out of retries (ERR_TX_CONFLICT). */
+  failed: number;
+  crossPartitionCommits: number;
+}
+
+/** What a thread's coordinator works with. */
+export interface CoordinatorParts {
+  source: SnapshotSource;
+  router: PartitionRouter;
+  mvcc: MvccState;
+  /** This thread's committer index in the MVCC block (after the owner workers). */
+  committer: number;
+  channelOf: (partition: number) => WriteChannel;
+  workerOf: (partition: number) => number;
+  workerControls: Int32Array[];
+  decisionLog: DecisionLog;
+  failpoints: Failpoints;
+  partitions: number;
+}
+
+export const retriesDefault = 16;
+/**
+ * Backoff before retry n is uniform in [0, 2^n) ms, capped: short while conflicts are rare, long
+ * enough after several to let a thread whose event loop is busy (so its transactions run slowly and
+ * keep losing) get one through.
+ */
+const backoffMsMax = 1000;
+/** Read timestamp of a blind batch: nothing it writes is checked against a snapshot. */
+const blindReadTimestamp = 2 ** 53 - 1;
+/** The decision log is emptied, once nothing in it is still needed, when it grows past this. */
+const decisionLogBytesMax = 1 << 20;
+
+/**
+ * Runs transactions for one thread: optimistic execution at a snapshot, then validation and commit by
+ * the owners — one message to the owner of a single-partition transaction, two-phase commit across
+ * partitions — and automatic retries with backoff on conflicts.
+ */
+export class TransactionCoordinator {
+  readonly #parts: CoordinatorParts;
+  readonly stats: TransactionStats = {
+    commits: 0,
+    conflicts: 0,
+    retries: 0,
+    failed: 0,
+    crossPartitionCommits: 0,
+  };
+  /** Status references of committed transactions whose decisions are in the decision log. */
+  #logged: number[] = [];
+
+  constructor(parts: CoordinatorParts) {
+    this.#parts = parts;
+  }
+
+  async run<T>(fn: (tx: Transaction) => T | Promise<T>, options: TransactionOptions | undefined): Promise<T> {
+    if (typeof fn !== 'function')
+      throw new LightningError('ERR_BAD_ARGUMENT', 'transaction takes a function');
+    const { retries, isolation } = parseOptions(options);
+    for (let attempt = 0; ; attempt++) {
+      const snapshot = new Snapshot(this.#parts.source, false);
+      const tx = new Transaction(snapshot, attempt);
+      let result: T;
+      let committed: boolean;
+      try {
+        result = await fn(tx);
+        tx.finish();
+        committed = await this.#commit(tx.writes, tx.reads, tx.ranges, snapshot.readTimestamp, isolation);
+      } finally {
+        tx.finish();
+        snapshot.release();
+      }
+      if (committed) {
+        this.stats.commits++;
+        return result;
+      }
+      this.stats.conflicts++;
+      if (attempt >= retries) {
+        this.stats.failed++;
+        throw new LightningError(
+          'ERR_TX_CONFLICT',
+          `the transaction conflicted with concurrent writes ${attempt + 1} times; retries (${retries}) exhausted`,
+        );
+      }
+      this.stats.retries++;
+      await backoff(attempt);
+    }
+  }
+
+  /** Applies writes in any partitions atomically: one owner's batch, or a two-phase commit. */
+  async batch(entries: BatchEntry[]): Promise<void> {
+    const writes = new Map<string, BufferedWrite>();
+    for (const entry of entries) {
+      writes.set(Buffer.from(entry.key).toString('latin1'), { key: entry.key, value: entry.value });
+    }
+    for (let attempt = 0; ; attempt++) {
+      if (await this.#commit([...writes.values()], [], [], blindReadTimestamp, isolationSnapshot)) return;
+      if (attempt >= retriesDefault) {
+        throw new LightningError(
+          'ERR_TX_CONFLICT',
+          'the batch met prepared transactions on its keys too often',
+        );
+      }
+      await backoff(attempt);
+    }
+  }
+
+  /** Validates and commits; false on a conflict. */
+  async #commit(
+    writes: BufferedWrite[],
+    reads: Uint8Array[],
+    ranges: RangeRead[],
+    readTimestamp: number,
+    isolation: number,
+  ): Promise<boolean> {
+    if (writes.length === 0) return true; // Read-only: its snapshot is a serial point.
+    const parts = this.#split(
+      writes,
+      isolation === isolationSerializable ? reads : [],
+      isolation === isolationSerializable ? ranges : [],
+      readTimestamp,
+      isolation,
+    );
+    if (parts.size === 1) {
+      const [part] = parts.values();
+      part!.kind = operationTxCommit;
+      return settleOne(this.#parts.channelOf(part!.partition).transaction(part!));
+    }
+    return this.#twoPhaseCommit(parts);
+  }
+
+  #split(
+    writes: BufferedWrite[],
+    reads: Uint8Array[],
+    ranges: RangeRead[],
+    readTimestamp: number,
+    isolation: number,
+  ): Map<number, TransactionPart> {
+    const parts = new Map<number, TransactionPart>();
+    const partOf = (partition: number): TransactionPart => {
+      let part = parts.get(partition);
+      if (part === undefined) {
+        part = {
+          kind: operationTxPrepare,
+          isolation,
+          partition,
+          statusReference: 0,
+          transactionId: 0,
+          readTimestamp,
+          reads: [],
+          ranges: [],
+          writes: [],
+        };
+        parts.set(partition, part);
+      }
+      return part;
+    };
+    const router = this.#parts.router;
+    for (const write of writes) {
+      partOf(router.partitionOf(write.key)).writes.push({
+        kind: write.value === null ? operationDel : operationPut,
+        key: write.key,
+        value: write.value,
+      });
+    }
+    for (const key of reads) partOf(router.partitionOf(key)).reads.push(key);
+    // A range may hold keys of every partition: each validates its share.
+    if (ranges.length > 0) {
+      for (let partition = 0; partition < this.#parts.partitions; partition++)
+        partOf(partition).ranges.push(...ranges);
+    }
+    return parts;
+  }
+
+  /**
+   * PREPARE at every participant (each validates, installs intents and logs them durably), then the
+   * decision: commit only if all prepared, made durable in this thread's decision log before it is
+   * published in the status table, where readers and participants find it.
+   */
+  async #twoPhaseCommit(parts: Map<number, TransactionPart>): Promise<boolean> {
+    const { mvcc, decisionLog, failpoints } = this.#parts;
+    const reference = mvcc.allocateTransaction(randomInt(mvcc.transactionEntries));
+    if (reference < 0) return false; // Every status entry busy: retry after a backoff.
+    const transactionId = randomInt(2 ** 47) * 64 + randomInt(64);
+    for (const part of parts.values()) {
+      part.statusReference = reference;
+      part.transactionId = transactionId;
+    }
+    const outcomes = await Promise.allSettled(
+      [...parts.values()].map((part) => this.#parts.channelOf(part.partition).transaction(part)),
+    );
+    const prepared = outcomes.filter((outcome) => outcome.status === 'fulfilled').length;
+    let committed = prepared === parts.size;
+    let failure: unknown = null;
+    if (committed) {
+      failpoints.hit('tx.after-prepare');
+      try {
+        this.#logged.push(reference);
+        await decisionLog.append(transactionId);
+      } catch (error) {
+        committed = false;
+        failure = error;
+      }
+      if (committed) failpoints.hit('tx.after-decision');
+    } else {
+      for (const outcome of outcomes) {
+        if (outcome.status === 'rejected' && !isLightningError(outcome.reason, 'ERR_TX_CONFLICT')) {
+          failure = outcome.reason;
+          break;
+        }
+      }
+    }
+    mvcc.setParticipants(reference, prepared);
+    if (committed) {
+      const commitTimestamp = mvcc.openWindow(this.#parts.committer);
+      mvcc.decide(reference, true, commitTimestamp);
+      mvcc.closeWindow(this.#parts.committer);
+      this.stats.crossPartitionCommits++;
+    } else {
+      mvcc.decide(reference, false, 0);
+      if (prepared === 0) mvcc.freeTransaction(reference);
+    }
+    this.#wakeParticipants(parts);
+    if (failure !== null) throw failure;
+    if (committed) await this.#trimDecisionLog();
+    return committed;
+  }
+
+  #wakeParticipants(parts: Map<number, TransactionPart>): void {
+    const woken = new Set<number>();
+    for (const partition of parts.keys()) {
+      const worker = this.#parts.workerOf(partition);
+      if (woken.has(worker)) continue;
+      woken.add(worker);
+      const control = this.#parts.workerControls[worker]!;
+      Atomics.add(control, kWorkerDoorbell, 1);
+      if (Atomics.load(control, kWorkerSleeping) !== 0) Atomics.notify(control, kWorkerDoorbell);
+    }
+  }
+
+  /** Empties the decision log once every decision in it has been logged by all its participants. */
+  async #trimDecisionLog(): Promise<void> {
+    const { decisionLog, mvcc } = this.#parts;
+    if (decisionLog.bytes < decisionLogBytesMax) return;
+    this.#logged = this.#logged.filter((reference) => mvcc.transactionState(reference) !== 0);
+    if (this.#logged.length === 0) await decisionLog.truncate();
+  }
+}
+
+async function settleOne(sent: Promise<void>): Promise<boolean> {
+  try {
+    await sent;
+    return true;
+  } catch (error) {
+    if (isLightningError(error, 'ERR_TX_CONFLICT')) return false;
+    throw error;
+  }
+}
+
+function backoff(attempt: number): Promise<void> {
+  const ceiling = Math.min(backoffMsMax, 2 ** Math.min(attempt, 10));
+  return sleep(Math.random() * ceiling);
+}
+
+function parseOptions(options: TransactionOptions | undefined): { retries: number; isolation: number } {
+  if (options === undefined) return { retries: retriesDefault, isolation: isolationSerializable };
+  if (typeof options !== 'object' || options === null)
+    throw new LightningError('ERR_BAD_ARGUMENT', 'transaction options must be an object');
+  for (const key of Object.keys(options)) {
+    if (key !== 'retries' && key !== 'isolation')
+      throw new LightningError('ERR_BAD_ARGUMENT', `unknown transaction option ${JSON.stringify(key)}`);
+  }
+  const retries = options.retries ?? retriesDefault;
+  if (!Number.isInteger(retries) || retries < 0 || retries > 1000)
+    throw new LightningError(
+      'ERR_BAD_ARGUMENT',
+      `retries must be an integer from 0 to 1000, got ${String(retries)}`,
+    );
+  const isolation = options.isolation ?? 'serializable';
+  if (isolation !== 'serializable' && isolation !== 'snapshot')
+    throw new LightningError(
+      'ERR_BAD_ARGUMENT',
+      `isolation must be 'serializable' or 'snapshot', got ${String(isolation)}`,
+    );
+  return { retries, isolation: isolation === 'serializable' ? isolationSerializable : isolationSnapshot };
+}

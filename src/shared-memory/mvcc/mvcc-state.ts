@@ -1,0 +1,277 @@
+import { checksumWords } from '../checksum.js';
+import { LightningError } from '../errors.js';
+
+/**
+ * The database-wide MVCC state, one SharedArrayBuffer every thread maps: the timestamp oracle, the
+ * commit windows in progress, the snapshot (reader-slot) table, and the transaction status table.
+ * Every field is a 64-bit word, read and written with Atomics (sequentially consistent).
+ *
+ *   word 0: magic i32 | format version i32        word 1: checksum i32 | committers i32
+ *   word 2: snapshot slots per thread i32 | threads i32
+ *   word 3: transaction entries i32 | 0
+ *   word 4: the oracle: the last commit timestamp handed out
+ *   word 5: open snapshots, all threads
+ *   then: one commit window per committer (owners first, then thread slots): 0, or the lowest
+ *         timestamp the committer may be installing
+ *   then: the snapshot slots, `slotsPerThread` per thread: 0 free, 1 registering, else a read timestamp
+ *   then: three words per transaction entry: state i32 | generation i32, commit timestamp,
+ *         participants that have not applied the decision yet
+ *
+ * Why commit windows: a committer takes a timestamp, then installs its writes; a snapshot must not
+ * pick a read timestamp at or above a timestamp whose writes are half installed. A committer also
+ * decides, when it takes its timestamp, whether any snapshot could still need the versions it
+ * replaces; a snapshot that registered too late for that decision waits until the window closes,
+ * then reads at a timestamp that includes it. Windows are short (one chunk of a batch), so the wait is.
+ */
+const magic = 0x4d_56_43_43; // "MVCC"
+export const mvccFormatVersion = 1;
+const headerWords = 6;
+const wOracle = 4;
+const wOpenSnapshots = 5;
+const entryWords = 3;
+
+export const txFree = 0;
+export const txPreparing = 1;
+export const txCommitted = 2;
+export const txAborted = 3;
+
+export interface MvccSizes {
+  committers: number;
+  threads: number;
+  slotsPerThread: number;
+  transactionEntries: number;
+}
+
+export const snapshotSlotsPerThreadDefault = 1024;
+export const transactionEntriesDefault = 4096;
+/** A snapshot that cannot register for this long is facing a committer that died mid-window. */
+const windowWaitBudgetMs = 10_000;
+
+export class MvccState {
+  readonly sab: SharedArrayBuffer;
+  readonly #i64: BigInt64Array;
+  readonly #i32: Int32Array;
+  readonly committers: number;
+  readonly threads: number;
+  readonly slotsPerThread: number;
+  readonly transactionEntries: number;
+  readonly #windowsAt: number;
+  readonly #slotsAt: number;
+  readonly #entriesAt: number;
+
+  private constructor(sab: SharedArrayBuffer) {
+    this.sab = sab;
+    this.#i64 = new BigInt64Array(sab);
+    this.#i32 = new Int32Array(sab);
+    this.committers = this.#i32[3]!;
+    this.slotsPerThread = this.#i32[4]!;
+    this.threads = this.#i32[5]!;
+    this.transactionEntries = this.#i32[6]!;
+    this.#windowsAt = headerWords;
+    this.#slotsAt = this.#windowsAt + this.committers;
+    this.#entriesAt = this.#slotsAt + this.threads * this.slotsPerThread;
+  }
+
+  static create(sizes: MvccSizes): MvccState {
+    const words =
+      headerWords +
+      sizes.committers +
+      sizes.threads * sizes.slotsPerThread +
+      sizes.transactionEntries * entryWords;
+    const sab = new SharedArrayBuffer(words * 8);
+    const i32 = new Int32Array(sab);
+    i32[0] = magic;
+    i32[1] = mvccFormatVersion;
+    i32[3] = sizes.committers;
+    i32[4] = sizes.slotsPerThread;
+    i32[5] = sizes.threads;
+    i32[6] = sizes.transactionEntries;
+    i32[2] = checksumWords([i32[0]!, i32[1]!, i32[3]!, i32[4]!, i32[5]!, i32[6]!]) | 0;
+    const state = new MvccState(sab);
+    // Timestamp 1 is everything recovered at open; snapshots and commits start above it.
+    Atomics.store(state.#i64, wOracle, 1n);
+    return state;
+  }
+
+  static attach(sab: unknown): MvccState {
+    if (!(sab instanceof SharedArrayBuffer) || sab.byteLength < headerWords * 8) {
+      throw new LightningError('ERR_BAD_ARGUMENT', 'not an MVCC block: expected a SharedArrayBuffer');
+    }
+    const i32 = new Int32Array(sab, 0, headerWords * 2);
+    if (
+      i32[0] !== magic ||
+      i32[2] !== (checksumWords([i32[0]!, i32[1]!, i32[3]!, i32[4]!, i32[5]!, i32[6]!]) | 0)
+    ) {
+      throw new LightningError('ERR_CORRUPTION', 'MVCC block: bad magic number or checksum');
+    }
+    if (i32[1] !== mvccFormatVersion) {
+      throw new LightningError('ERR_FORMAT_VERSION', `MVCC block format version ${i32[1]}`);
+    }
+    return new MvccState(sab);
+  }
+
+  /** The last commit timestamp handed out. */
+  now(): number {
+    return Number(Atomics.load(this.#i64, wOracle));
+  }
+
+  /**
+   * Opens a commit window for `committer` and returns its commit timestamp. Until `closeWindow`, no
+   * snapshot reads at or above it.
+   */
+  openWindow(committer: number): number {
+    const i64 = this.#i64;
+    Atomics.store(i64, this.#windowsAt + committer, Atomics.load(i64, wOracle) + 1n);
+    return Number(Atomics.add(i64, wOracle, 1n) + 1n);
+  }
+
+  closeWindow(committer: number): void {
+    Atomics.store(this.#i64, this.#windowsAt + committer, 0n);
+  }
+
+  /**
+   * The oldest read timestamp any thread has registered (1 while one is registering), or Infinity if
+   * no snapshot is open. A committer calls it after `openWindow`.
+   */
+  oldestSnapshot(): number {
+    const i64 = this.#i64;
+    if (Atomics.load(i64, wOpenSnapshots) === 0n) return Number.POSITIVE_INFINITY;
+    let oldest = Number.POSITIVE_INFINITY;
+    const end = this.#slotsAt + this.threads * this.slotsPerThread;
+    for (let w = this.#slotsAt; w < end; w++) {
+      const value = Atomics.load(i64, w);
+      if (value !== 0n && Number(value) < oldest) oldest = Number(value);
+    }
+    return oldest;
+  }
+
+  openSnapshots(): number {
+    return Number(Atomics.load(this.#i64, wOpenSnapshots));
+  }
+
+  /**
+   * Registers a snapshot in slot `slot` of thread `thread` and returns its read timestamp: every
+   * commit at or below it is completely installed, and no committer that could still replace a
+   * version it needs without keeping it is running.
+   */
+  registerSnapshot(thread: number, slot: number): number {
+    const i64 = this.#i64;
+    const word = this.#slotWord(thread, slot);
+    Atomics.store(i64, word, 1n);
+    Atomics.add(i64, wOpenSnapshots, 1n);
+    // Windows open now may have decided before this registration was visible: let them close.
+    this.#waitForWindows(0);
+    const readTimestamp = Atomics.load(i64, wOracle);
+    // Windows opened since, at or below the read timestamp, may still be installing: let them close.
+    this.#waitForWindows(Number(readTimestamp));
+    Atomics.store(i64, word, readTimestamp);
+    return Number(readTimestamp);
+  }
+
+  releaseSnapshot(thread: number, slot: number): void {
+    const word = this.#slotWord(thread, slot);
+    if (Atomics.exchange(this.#i64, word, 0n) !== 0n) Atomics.sub(this.#i64, wOpenSnapshots, 1n);
+  }
+
+  /** Frees every snapshot slot of a thread (its owner released the thread slot). */
+  releaseThreadSnapshots(thread: number): void {
+    for (let slot = 0; slot < this.slotsPerThread; slot++) this.releaseSnapshot(thread, slot);
+  }
+
+  /** Closes a dead committer's window, so snapshots stop waiting for it. */
+  abandonWindow(committer: number): void {
+    this.closeWindow(committer);
+  }
+
+  /** Waits until every window open now whose low bound is <= `atMost` (0: any) has closed. */
+  #waitForWindows(atMost: number): void {
+    const i64 = this.#i64;
+    const from = this.#windowsAt;
+    let started = 0;
+    for (let c = 0; c < this.committers; c++) {
+      const seen = Atomics.load(i64, from + c);
+      if (seen === 0n || (atMost !== 0 && Number(seen) > atMost)) continue;
+      let spins = 0;
+      while (Atomics.load(i64, from + c) === seen) {
+        if (++spins % 4096 !== 0) continue;
+        const now = performance.now();
+        if (started === 0) started = now;
+        else if (now - started > windowWaitBudgetMs) {
+          throw new LightningError(
+            'ERR_INTERNAL',
+            `a commit window stayed open for ${windowWaitBudgetMs} ms: its committer died mid-commit`,
+          );
+        }
+      }
+    }
+  }
+
+  #slotWord(thread: number, slot: number): number {
+    return this.#slotsAt + thread * this.slotsPerThread + slot;
+  }
+
+  // The transaction status table.
+
+  /** Claims a free entry (state preparing) and returns its reference, or -1 if the table is full. */
+  allocateTransaction(hint: number): number {
+    const i32 = this.#i32;
+    const entries = this.transactionEntries;
+    for (let n = 0; n < entries; n++) {
+      const index = (hint + n) % entries;
+      const word = (this.#entriesAt + index * entryWords) * 2;
+      if (Atomics.compareExchange(i32, word, txFree, txPreparing) !== txFree) continue;
+      const generation = (Atomics.add(i32, word + 1, 1) + 1) >>> 0;
+      Atomics.store(this.#i64, this.#entriesAt + index * entryWords + 1, 0n);
+      Atomics.store(this.#i64, this.#entriesAt + index * entryWords + 2, 0n);
+      return generation * entries + index;
+    }
+    return -1;
+  }
+
+  /**
+   * The state of a transaction by reference: txPreparing, txCommitted or txAborted; txFree when the
+   * entry was freed (the transaction ended and its intents are gone: read again).
+   */
+  transactionState(reference: number): number {
+    const entries = this.transactionEntries;
+    const index = reference % entries;
+    const word = (this.#entriesAt + index * entryWords) * 2;
+    const state = Atomics.load(this.#i32, word);
+    const generation = Atomics.load(this.#i32, word + 1) >>> 0;
+    if (generation !== Math.floor(reference / entries)) return txFree;
+    return state;
+  }
+
+  /** The commit timestamp of a committed transaction (valid once its state reads txCommitted). */
+  commitTimestamp(reference: number): number {
+    const index = reference % this.transactionEntries;
+    return Number(Atomics.load(this.#i64, this.#entriesAt + index * entryWords + 1));
+  }
+
+  /** How many participants must apply the decision before the entry is freed. */
+  setParticipants(reference: number, count: number): void {
+    const index = reference % this.transactionEntries;
+    Atomics.store(this.#i64, this.#entriesAt + index * entryWords + 2, BigInt(count));
+  }
+
+  /** Publishes the decision. A commit timestamp is set before the state, so readers see both. */
+  decide(reference: number, committed: boolean, commitTimestamp: number): void {
+    const index = reference % this.transactionEntries;
+    const base = this.#entriesAt + index * entryWords;
+    if (committed) Atomics.store(this.#i64, base + 1, BigInt(commitTimestamp));
+    Atomics.store(this.#i32, base * 2, committed ? txCommitted : txAborted);
+  }
+
+  /** A participant applied the decision; the last one frees the entry. */
+  participantDone(reference: number): void {
+    const index = reference % this.transactionEntries;
+    const base = this.#entriesAt + index * entryWords;
+    if (Atomics.sub(this.#i64, base + 2, 1n) === 1n) Atomics.store(this.#i32, base * 2, txFree);
+  }
+
+  /** Frees an entry no participant holds (a transaction that prepared nowhere). */
+  freeTransaction(reference: number): void {
+    const index = reference % this.transactionEntries;
+    Atomics.store(this.#i32, (this.#entriesAt + index * entryWords) * 2, txFree);
+  }
+}

@@ -1,0 +1,113 @@
+import { cellFlagIntent, cellFlagsMvcc, cellFlagTombstone } from '../tree/node-format.js';
+import { RestartBudget } from '../tree/optimistic-view.js';
+import type { RangeIterator } from '../tree/range-iterator.js';
+import { parseRangeOptions, type RangeOptions } from '../tree/range-options.js';
+import type { TreeReader } from '../tree/tree-reader.js';
+import { type MvccState, txCommitted, txFree } from './mvcc-state.js';
+import { decodeVersionValue, isVersionOf, versionKey } from './version-key.js';
+
+/** Read timestamp of a read that wants the newest committed state, not a snapshot. */
+export const readLatest = Number.POSITIVE_INFINITY;
+
+const absent = 0;
+const older = 1;
+const again = 2;
+
+/**
+ * Reads one partition at a read timestamp: the head a key has in the main tree if it is visible at
+ * that timestamp, else the newest older version in the version store.
+ *
+ * A head is visible if it has no timestamp (written when no snapshot could tell its age), if its
+ * commit timestamp is at or below the read timestamp, or if it is an intent whose transaction the
+ * status table says committed at or below it. Reading the version store after the head is two reads
+ * of two trees, so the head is read again afterwards: if it changed, the version read may have raced
+ * with the owner's cleanup, and the whole read starts again.
+ */
+export class VersionedReader {
+  readonly main: TreeReader;
+  readonly versions: TreeReader;
+  readonly #mvcc: MvccState;
+
+  constructor(main: TreeReader, versions: TreeReader, mvcc: MvccState) {
+    this.main = main;
+    this.versions = versions;
+    this.#mvcc = mvcc;
+  }
+
+  /** The value of `key` at `readTimestamp` (readLatest: newest committed), or undefined. */
+  get(key: Uint8Array, readTimestamp: number): Buffer | undefined {
+    const main = this.main;
+    let budget: RestartBudget | null = null;
+    for (;;) {
+      const head = main.getEntry(key);
+      if (head === undefined) return undefined;
+      const flags = main.cellFlags;
+      if ((flags & cellFlagsMvcc) === 0) return head;
+      const timestamp = main.cellTimestamp;
+      const verdict = this.#judge(flags, timestamp, readTimestamp);
+      if (verdict === absent) return (flags & cellFlagTombstone) !== 0 ? undefined : head;
+      if (verdict === older) {
+        const found = this.olderVersion(key, readTimestamp);
+        main.getEntry(key);
+        if (main.cellFlags === flags && main.cellTimestamp === timestamp) return found ?? undefined;
+      }
+      budget ??= new RestartBudget();
+      budget.spend();
+    }
+  }
+
+  /**
+   * Entries within the bounds at `readTimestamp`, sorted. The read timestamp must belong to a
+   * registered snapshot (the versions it reads are then kept until it is released).
+   */
+  range(options: RangeOptions | undefined, readTimestamp: number): IterableIterator<[Buffer, Buffer]> {
+    const { limit } = parseRangeOptions(options);
+    const heads = this.main.range(options === undefined ? undefined : { ...options, limit: undefined });
+    return this.#visible(heads, readTimestamp, limit);
+  }
+
+  *#visible(heads: RangeIterator, readTimestamp: number, limit: number): Generator<[Buffer, Buffer]> {
+    let remaining = limit;
+    if (remaining <= 0) return;
+    for (const entry of heads) {
+      const flags = heads.cellFlags;
+      if ((flags & cellFlagsMvcc) !== 0) {
+        const verdict = this.#judge(flags, heads.cellTimestamp, readTimestamp);
+        if (verdict === absent) {
+          if ((flags & cellFlagTombstone) !== 0) continue;
+        } else {
+          // Older than the head, or the head changed meanwhile: a point read at the snapshot decides.
+          const value = this.get(entry[0], readTimestamp);
+          if (value === undefined) continue;
+          entry[1] = value;
+        }
+      }
+      yield entry;
+      if (--remaining <= 0) return;
+    }
+  }
+
+  /**
+   * Whether a head with these flags and timestamp is what a read at `readTimestamp` sees (`absent`,
+   * meaning: the head decides, value or tombstone), must look further back (`older`), or must read
+   * again (`again`: its transaction ended while we looked).
+   */
+  #judge(flags: number, timestamp: number, readTimestamp: number): number {
+    if ((flags & cellFlagIntent) !== 0) {
+      const state = this.#mvcc.transactionState(timestamp);
+      if (state === txFree) return again;
+      if (state === txCommitted && this.#mvcc.commitTimestamp(timestamp) <= readTimestamp) return absent;
+      return older;
+    }
+    return timestamp <= readTimestamp ? absent : older;
+  }
+
+  /** The newest version of `key` in the version store at or before `readTimestamp`, or null. */
+  olderVersion(key: Uint8Array, readTimestamp: number): Buffer | null {
+    for (const [stored, value] of this.versions.range({ gte: versionKey(key, readTimestamp), limit: 1 })) {
+      if (!isVersionOf(stored, key)) return null;
+      return decodeVersionValue(value);
+    }
+    return null;
+  }
+}

@@ -1,0 +1,440 @@
+import type { BTree } from '../shared-memory/index.js';
+import { type MvccState, txAborted, txCommitted } from '../shared-memory/mvcc/mvcc-state.js';
+import {
+  decodeVersionValue,
+  encodeVersionValue,
+  isVersionOf,
+  versionKey,
+  versionSupersededAt,
+} from '../shared-memory/mvcc/version-key.js';
+import { readLatest, VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
+import { type BatchEntry, operationDel } from '../shared-memory/ring/operation-codec.js';
+import {
+  type DecodedTransaction,
+  isolationSerializable,
+  type RangeRead,
+  rangeHasLower,
+  rangeHasUpper,
+  rangeLowerInclusive,
+  rangeUpperInclusive,
+} from '../shared-memory/ring/transaction-codec.js';
+import { cellFlagIntent, cellFlagTimestamp, cellFlagTombstone } from '../shared-memory/tree/node-format.js';
+import { LockTable } from './lock-table.js';
+
+/** The commit timestamp writes of the current window carry, and whether old versions must be kept. */
+export interface CommitWindow {
+  timestamp: number;
+  keepVersions: boolean;
+}
+
+interface PreparedWrite {
+  key: Uint8Array;
+  value: Uint8Array | null;
+  /** The head the intent replaced: kept in the version store until the decision. */
+  hadHead: boolean;
+  headFlags: number;
+  headTimestamp: number;
+}
+
+interface PreparedTransaction {
+  reference: number;
+  transactionId: number;
+  /** LSN of its prepare record: a checkpoint must replay from here while it is undecided. */
+  lsn: number;
+  writes: PreparedWrite[];
+  lockedKeys: Uint8Array[];
+}
+
+/** A replaced version to remove once no snapshot older than its replacement is open. */
+interface Garbage {
+  key: Uint8Array;
+  versionTimestamp: number;
+  supersededAt: number;
+  /** The replacement was a tombstone: remove it from the main tree too. */
+  tombstone: boolean;
+}
+
+export interface DecidedTransaction {
+  reference: number;
+  transactionId: number;
+  committed: boolean;
+}
+
+/**
+ * One partition as its owner writes it under MVCC: the main tree holds each key's newest version
+ * (the head); the version store holds what open snapshots may still need; prepared transactions hold
+ * intents and locks until their decision.
+ *
+ * When no snapshot older than the window's timestamp is open, nobody can see the version a write
+ * replaces, and writes go to the main tree in place, without timestamps: the cost of MVCC is paid
+ * only while snapshots or transactions are open.
+ */
+export class VersionedPartition {
+  readonly tree: BTree;
+  readonly versions: BTree;
+  readonly reader: VersionedReader;
+  readonly #mvcc: MvccState;
+  readonly #locks = new LockTable();
+  readonly #prepared = new Map<number, PreparedTransaction>();
+  #garbage: Garbage[] = [];
+  /** Items before this index were cleaned up; the array is compacted now and then. */
+  #garbageHead = 0;
+
+  constructor(tree: BTree, versions: BTree, mvcc: MvccState) {
+    this.tree = tree;
+    this.versions = versions;
+    this.#mvcc = mvcc;
+    this.reader = new VersionedReader(tree, versions, mvcc);
+  }
+
+  /** True while no lock is held: plain writes then need no conflict checks. */
+  get unlocked(): boolean {
+    return this.#locks.empty;
+  }
+
+  /** True if a prepared transaction holds a key of `entries`: the write must fail fast. */
+  writesConflict(entries: readonly BatchEntry[], reference = -1): boolean {
+    if (this.#locks.empty) return false;
+    for (const entry of entries) if (this.#locks.blocksWrite(entry.key, reference)) return true;
+    return false;
+  }
+
+  /** Applies puts and deletes atomically at the window's timestamp. Throws ERR_PARTITION_FULL first. */
+  applyWrites(entries: readonly BatchEntry[], window: CommitWindow): void {
+    this.#reserve(entries, window.keepVersions);
+    this.tree.group(() =>
+      this.versions.group(() => {
+        for (const entry of entries) {
+          this.#write(entry.key, entry.kind === operationDel ? null : entry.value, window);
+        }
+      }),
+    );
+  }
+
+  /**
+   * Validates a transaction part at the owner: its writes (under both isolations) and, under
+   * serializable isolation, its reads and ranges must not have changed since its read timestamp, and
+   * no other prepared transaction may hold them.
+   */
+  validate(part: DecodedTransaction): boolean {
+    const { readTimestamp, statusReference: reference } = part;
+    for (const entry of part.writes) {
+      if (this.#locks.blocksWrite(entry.key, reference) || this.#changedSince(entry.key, readTimestamp))
+        return false;
+    }
+    if (part.isolation !== isolationSerializable) return true;
+    for (const key of part.reads) {
+      if (this.#locks.blocksRead(key, reference) || this.#changedSince(key, readTimestamp)) return false;
+    }
+    for (const range of part.ranges) {
+      if (this.#locks.blocksRangeRead(range, reference) || this.#rangeChangedSince(range, readTimestamp))
+        return false;
+    }
+    return true;
+  }
+
+  /** Installs a validated prepared transaction: intents in the tree, old heads kept, locks taken. */
+  prepare(part: DecodedTransaction, lsn: number): void {
+    const reference = part.statusReference;
+    const writes: PreparedWrite[] = [];
+    this.#reserve(part.writes, true);
+    this.tree.group(() =>
+      this.versions.group(() => {
+        for (const entry of part.writes) {
+          const value = entry.kind === operationDel ? null : entry.value!.slice();
+          const key = entry.key.slice();
+          const head = this.tree.readCell(key);
+          const prepared: PreparedWrite = {
+            key,
+            value,
+            hadHead: head !== undefined,
+            headFlags: this.tree.cellFlags,
+            headTimestamp: this.tree.cellTimestamp,
+          };
+          if (head !== undefined && (prepared.headFlags & cellFlagIntent) === 0) {
+            const old = (prepared.headFlags & cellFlagTombstone) !== 0 ? null : head;
+            this.versions.putCell(versionKey(key, prepared.headTimestamp), encodeVersionValue(old, 0), 0, 0);
+          }
+          this.tree.putCell(key, value, cellFlagTimestamp | cellFlagIntent, reference);
+          writes.push(prepared);
+        }
+      }),
+    );
+    const lockedKeys: Uint8Array[] = [];
+    for (const write of writes) {
+      this.#locks.lockKey(write.key, reference, true);
+      lockedKeys.push(write.key);
+    }
+    if (part.isolation === isolationSerializable) {
+      for (const key of part.reads) {
+        const copy = key.slice();
+        this.#locks.lockKey(copy, reference, false);
+        lockedKeys.push(copy);
+      }
+      for (const range of part.ranges) {
+        this.#locks.lockRange(
+          { flags: range.flags, lower: range.lower.slice(), upper: range.upper.slice() },
+          reference,
+        );
+      }
+    }
+    this.#prepared.set(reference, {
+      reference,
+      transactionId: part.transactionId,
+      lsn,
+      writes,
+      lockedKeys,
+    });
+  }
+
+  /** True if some prepared transaction of this partition has been decided. */
+  hasDecisions(): boolean {
+    for (const reference of this.#prepared.keys()) {
+      const state = this.#mvcc.transactionState(reference);
+      if (state === txCommitted || state === txAborted) return true;
+    }
+    return false;
+  }
+
+  /** Applies every decision published since the last call; returns them, for the log. */
+  applyDecisions(): DecidedTransaction[] {
+    const decided: DecidedTransaction[] = [];
+    for (const prepared of this.#prepared.values()) {
+      const state = this.#mvcc.transactionState(prepared.reference);
+      if (state !== txCommitted && state !== txAborted) continue;
+      const committed = state === txCommitted;
+      if (committed) this.#commit(prepared, this.#mvcc.commitTimestamp(prepared.reference));
+      else this.#abort(prepared);
+      this.#locks.unlock(prepared.reference, prepared.lockedKeys);
+      this.#prepared.delete(prepared.reference);
+      decided.push({ reference: prepared.reference, transactionId: prepared.transactionId, committed });
+    }
+    return decided;
+  }
+
+  /** The lowest LSN a checkpoint must replay from to keep undecided prepares, or null. */
+  oldestPreparedLsn(): number | null {
+    let oldest: number | null = null;
+    for (const prepared of this.#prepared.values()) {
+      if (oldest === null || prepared.lsn < oldest) oldest = prepared.lsn;
+    }
+    return oldest;
+  }
+
+  /**
+   * Removes versions no open snapshot can see any more. The queue is in the order versions were
+   * replaced, which is commit order but for decisions of two-phase commits applied late: cleanup
+   * stops at the first version still needed, so such a version may wait a little longer.
+   */
+  collectGarbage(oldestSnapshot: number): void {
+    const garbage = this.#garbage;
+    let end = this.#garbageHead;
+    while (end < garbage.length && garbage[end]!.supersededAt <= oldestSnapshot) end++;
+    if (end === this.#garbageHead) return;
+    const removable = garbage.slice(this.#garbageHead, end);
+    this.#garbageHead = end;
+    if (end === garbage.length || end > 4096) {
+      this.#garbage = garbage.slice(end);
+      this.#garbageHead = 0;
+    }
+    // Removing never allocates, so there is nothing to reserve.
+    this.tree.group(() =>
+      this.versions.group(() => {
+        for (const item of removable) {
+          const stored = versionKey(item.key, item.versionTimestamp);
+          const version = this.versions.readCell(stored);
+          if (version !== undefined && versionSupersededAt(version) === item.supersededAt)
+            this.versions.deleteCell(stored);
+          if (!item.tombstone) continue;
+          const head = this.tree.readCell(item.key);
+          if (
+            head !== undefined &&
+            (this.tree.cellFlags & cellFlagTombstone) !== 0 &&
+            (this.tree.cellFlags & cellFlagIntent) === 0 &&
+            this.tree.cellTimestamp === item.supersededAt
+          ) {
+            this.tree.deleteCell(item.key);
+          }
+        }
+      }),
+    );
+  }
+
+  get hasGarbage(): boolean {
+    return this.#garbageHead < this.#garbage.length;
+  }
+
+  /** Versions kept for snapshots or prepared transactions. */
+  get versionsRetained(): number {
+    return this.versions.count;
+  }
+
+  #write(key: Uint8Array, value: Uint8Array | null, window: CommitWindow): void {
+    const tree = this.tree;
+    if (!window.keepVersions) {
+      if (value === null) tree.deleteCell(key);
+      else tree.putCell(key, value, 0, 0);
+      this.#dropVersions(key);
+      return;
+    }
+    const head = tree.readCell(key);
+    const flags = tree.cellFlags;
+    const timestamp = tree.cellTimestamp;
+    if (head === undefined) {
+      if (value !== null) tree.putCell(key, value, cellFlagTimestamp, window.timestamp);
+      return;
+    }
+    const headIsTombstone = (flags & cellFlagTombstone) !== 0;
+    if (value === null && headIsTombstone) return;
+    const sameVersion = (flags & cellFlagTimestamp) !== 0 && timestamp === window.timestamp;
+    if (!sameVersion) {
+      const old = headIsTombstone ? null : head;
+      this.versions.putCell(versionKey(key, timestamp), encodeVersionValue(old, window.timestamp), 0, 0);
+      this.#garbage.push({
+        key: key.slice(),
+        versionTimestamp: timestamp,
+        supersededAt: window.timestamp,
+        tombstone: value === null,
+      });
+    }
+    tree.putCell(key, value, cellFlagTimestamp, window.timestamp);
+  }
+
+  #commit(prepared: PreparedTransaction, commitTimestamp: number): void {
+    const keep = this.#mvcc.oldestSnapshot() < commitTimestamp;
+    const entries = prepared.writes.map((write) => ({
+      key: write.key,
+      value: write.value ?? new Uint8Array(0),
+    }));
+    this.#reserveRaw(entries, keep);
+    this.tree.group(() =>
+      this.versions.group(() => {
+        for (const write of prepared.writes) {
+          const stored = versionKey(write.key, write.headTimestamp);
+          if (!keep) {
+            if (write.value === null) this.tree.deleteCell(write.key);
+            else this.tree.putCell(write.key, write.value, 0, 0);
+            this.#dropVersions(write.key);
+            continue;
+          }
+          this.tree.putCell(write.key, write.value, cellFlagTimestamp, commitTimestamp);
+          if (!write.hadHead) continue;
+          // The kept head becomes an ordinary replaced version, cleaned up with the others.
+          const version = this.versions.readCell(stored);
+          if (version === undefined || versionSupersededAt(version) !== 0) continue;
+          this.versions.putCell(
+            stored,
+            encodeVersionValue(decodeVersionValue(version), commitTimestamp),
+            0,
+            0,
+          );
+          this.#garbage.push({
+            key: write.key,
+            versionTimestamp: write.headTimestamp,
+            supersededAt: commitTimestamp,
+            tombstone: write.value === null,
+          });
+        }
+      }),
+    );
+  }
+
+  #abort(prepared: PreparedTransaction): void {
+    this.tree.group(() =>
+      this.versions.group(() => {
+        for (const write of prepared.writes) {
+          if (!write.hadHead) {
+            this.tree.deleteCell(write.key);
+            continue;
+          }
+          const stored = versionKey(write.key, write.headTimestamp);
+          const version = this.versions.readCell(stored);
+          const old = version === undefined ? null : decodeVersionValue(version);
+          // Restoring the head in place: same key, and a cell no larger than the intent's or the old one.
+          this.tree.reserve(this.tree.pagesForPut(write.key, old ?? new Uint8Array(0)));
+          this.tree.putCell(write.key, old, write.headFlags & cellFlagTimestamp, write.headTimestamp);
+          if (version !== undefined) this.#removeIntentVersion(stored);
+        }
+      }),
+    );
+  }
+
+  /**
+   * Removes every stored version of `key`: called when a write replaced its head while no snapshot
+   * could see an older version. A head without a timestamp must never sit above stored versions, or
+   * "the newest stored version at or before T" would pick one older than that head.
+   */
+  #dropVersions(key: Uint8Array): void {
+    const versions = this.versions;
+    if (versions.count === 0) return;
+    const from = versionKey(key, readLatest);
+    for (;;) {
+      const stored = versions.firstKeyFrom(from);
+      if (stored === undefined || !isVersionOf(stored, key)) return;
+      versions.deleteCell(stored);
+    }
+  }
+
+  #removeIntentVersion(stored: Uint8Array): void {
+    const version = this.versions.readCell(stored);
+    if (version !== undefined && versionSupersededAt(version) === 0) this.versions.deleteCell(stored);
+  }
+
+  /** True if `key` has a version newer than `readTimestamp`, or an intent. */
+  #changedSince(key: Uint8Array, readTimestamp: number): boolean {
+    const head = this.tree.readCell(key);
+    if (head === undefined) return false;
+    const flags = this.tree.cellFlags;
+    if ((flags & cellFlagIntent) !== 0) return true;
+    return (flags & cellFlagTimestamp) !== 0 && this.tree.cellTimestamp > readTimestamp;
+  }
+
+  #rangeChangedSince(range: RangeRead, readTimestamp: number): boolean {
+    const heads = this.tree.range({
+      ...((range.flags & rangeHasLower) !== 0
+        ? (range.flags & rangeLowerInclusive) !== 0
+          ? { gte: range.lower }
+          : { gt: range.lower }
+        : {}),
+      ...((range.flags & rangeHasUpper) !== 0
+        ? (range.flags & rangeUpperInclusive) !== 0
+          ? { lte: range.upper }
+          : { lt: range.upper }
+        : {}),
+    });
+    for (const _ of heads) {
+      const flags = heads.cellFlags;
+      if ((flags & cellFlagIntent) !== 0) return true;
+      if ((flags & cellFlagTimestamp) !== 0 && heads.cellTimestamp > readTimestamp) return true;
+    }
+    return false;
+  }
+
+  #reserve(entries: readonly BatchEntry[], keepVersions: boolean): void {
+    this.#reserveRaw(
+      entries.map((entry) => ({ key: entry.key, value: entry.value ?? new Uint8Array(0) })),
+      keepVersions,
+    );
+  }
+
+  /**
+   * Reserves what a group of writes may allocate, in both trees: each put may split every level, and
+   * the tree may grow a level per doubling of the group.
+   */
+  #reserveRaw(entries: readonly { key: Uint8Array; value: Uint8Array }[], keepVersions: boolean): void {
+    const growth = Math.ceil(Math.log2(entries.length + 1));
+    let treePages = 0;
+    let versionPages = 0;
+    for (const { key, value } of entries) {
+      treePages += this.tree.pagesForPut(key, value) + growth;
+      if (keepVersions) versionPages += this.versions.pagesForPut(key, value) + growth + 1;
+    }
+    this.tree.reserve(treePages);
+    if (versionPages > 0) this.versions.reserve(versionPages);
+  }
+}
+
+/** Reads the newest committed state of a partition, for checkpoints. */
+export function latestEntries(partition: VersionedPartition): IterableIterator<[Buffer, Buffer]> {
+  return partition.reader.range(undefined, readLatest);
+}

@@ -22,6 +22,7 @@ export function formatTable(rows: readonly (readonly (string | number)[])[]): st
   );
 }
 
+/** Pretty JSON and a newline; bigints (timestamps, LSNs) become decimal strings, as JSON has no u64. */
 export function jsonText(value: unknown): string {
-  return `${JSON.stringify(value, null, 2)}\n`;
+  return `${JSON.stringify(value, (_, field: unknown) => (typeof field === 'bigint' ? field.toString() : field), 2)}\n`;
 }

@@ -24,6 +24,8 @@ export const exitUsage = 2;
 export const exitDatabaseMissing = 3;
 export const exitCorruption = 4;
 export const exitLocked = 5;
+/** `get` of a key that is not there: the command worked, the answer is "none". */
+export const exitNotFound = 6;
 
 /**
  * The directory given is not a database. A class of its own because the CLI answers it with its own

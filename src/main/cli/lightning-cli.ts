@@ -6,6 +6,10 @@
  */
 import { Command, CommanderError } from 'commander';
 import { isLightningError } from '../../shared-memory/index.js';
+import { registerBackupCommands } from './backup-commands.js';
+import { registerBenchCommand } from './bench-command.js';
+import { registerCheckpointCommand } from './checkpoint-command.js';
+import { registerDataCommands } from './data-commands.js';
 import {
   DatabaseMissingError,
   exitCorruption,
@@ -15,17 +19,23 @@ import {
   exitOk,
   exitUsage,
 } from './database-inspection.js';
+import { registerDumpCommand } from './dump-command.js';
+import { registerLoadCommand } from './load-command.js';
 import { registerRepairCommand } from './repair-command.js';
+import { registerScanCommand } from './scan-command.js';
+import { registerServeCommand } from './serve-command.js';
+import { registerStatsCommand } from './stats-command.js';
 import { registerVerifyCommand } from './verify-command.js';
 
 const exitCodesHelp = `
 Exit codes (all commands):
   0  success
-  1  another failure (I/O error, files of a newer format)
-  2  bad arguments or usage (and: repair needs --yes)
+  1  another failure (I/O error, a full partition, files of a newer format)
+  2  bad arguments or usage (and: repair needs --yes; load met a bad line)
   3  no database at the directory given
   4  corruption found
-  5  the database is open in a live process (repair)
+  5  the database is open in another live process
+  6  not found: get of a key that is not there
 `;
 
 /**
@@ -60,14 +70,23 @@ function report(error: unknown): void {
 
 function buildProgram(): Command {
   const program = new Command('lightning-cli')
-    .description('Maintenance commands for a lightning-db database directory.')
+    .description('Look at, load, dump and maintain a lightning-db database directory.')
     // Throw instead of calling process.exit, so every failure gets our exit code and stdout is flushed.
     .exitOverride()
     .showHelpAfterError('(add --help for usage)')
     .addHelpText('after', exitCodesHelp);
   // Subcommands inherit the settings above only if they are added after them.
+  registerDataCommands(program);
+  registerScanCommand(program);
+  registerStatsCommand(program);
+  registerLoadCommand(program);
+  registerDumpCommand(program);
+  registerCheckpointCommand(program);
   registerVerifyCommand(program);
   registerRepairCommand(program);
+  registerBackupCommands(program);
+  registerServeCommand(program);
+  registerBenchCommand(program);
   return program;
 }
 

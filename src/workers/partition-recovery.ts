@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { type BTree, LightningError } from '../shared-memory/index.js';
+import { type BTree, isLightningError, LightningError } from '../shared-memory/index.js';
 import { readCheckpoint, readManifest } from '../storage/checkpoint/index.js';
 import { partitionDirectory, walDirectory } from '../storage/layout.js';
 import {
@@ -72,6 +72,14 @@ export async function recoverPartition(
           applyOperation(tree, payload, 0, payload.length);
         }
       } catch (error) {
+        // Not damage: the files hold more than this open's partitionBytesMax lets the partition hold.
+        if (isLightningError(error, 'ERR_PARTITION_FULL')) {
+          throw new LightningError(
+            'ERR_PARTITION_FULL',
+            `partition ${partition} does not fit in partitionBytesMax while replaying ${record.file} (LSN ${record.lsn}); open with a larger partitionBytesMax`,
+            { cause: error },
+          );
+        }
         throw new LightningError(
           'ERR_CORRUPTION',
           `replaying ${record.file} at byte ${record.offset} (LSN ${record.lsn}) failed: ${String(error)}`,

@@ -61,6 +61,8 @@ export interface DatabaseStats {
   /** Writes of this thread not yet acknowledged. */
   pendingWrites: number;
   partitionStats: TreeStats[];
+  /** Each partition's version store (MVCC): the old versions kept for open snapshots. */
+  versionStoreStats: TreeStats[];
   workerStats: WorkerStats[];
   /** What open() recovered, on the thread that opened the database; null on attached threads. */
   recovery: RecoveryStats | null;
@@ -297,6 +299,7 @@ export class Database {
         0,
       ),
       partitionStats,
+      versionStoreStats: this.#parts.versionedReaders.map((reader) => reader.versions.stats()),
       workerStats,
       recovery: this.#parts.recovery,
       transactions: { ...this.#coordinator.stats },

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { open } from '../src/index.js';
 import { readBackupDescriptor } from '../src/storage/backup-descriptor.js';
+import { contentsOf } from './support/cli-databases.js';
 import { runCli } from './support/cli-runner.js';
 import { flipByte, useTemporaryDirectories } from './support/wal-fixtures.js';
 
@@ -29,20 +30,15 @@ async function createDatabase(root: string, keys = 500): Promise<string> {
   return dir;
 }
 
-async function contentsOf(dir: string): Promise<string[]> {
-  const db = await open(dir, { workers: 1 });
-  try {
-    return [...db.range()].map(([key, value]) => `${key.toString('hex')}=${value.toString('hex')}`);
-  } finally {
-    await db.close();
-  }
+async function hexContentsOf(dir: string): Promise<string[]> {
+  return (await contentsOf(dir)).map(([key, value]) => `${key.toString('hex')}=${value.toString('hex')}`);
 }
 
 describe('lightning-cli backup and restore', () => {
   it('backs up and restores a database that then opens to exactly its contents', async () => {
     const root = await temporaryDirectory();
     const db = await createDatabase(root);
-    const expected = await contentsOf(db);
+    const expected = await hexContentsOf(db);
 
     const backup = await runCli(['backup', '--json', db, join(root, 'backup')]);
     expect(backup.stderr).toContain('backup');
@@ -59,7 +55,7 @@ describe('lightning-cli backup and restore', () => {
     const restored = await runCli(['restore', join(root, 'backup'), join(root, 'restored')]);
     expect(restored.code, restored.stderr).toBe(0);
     expect(restored.stdout).toContain('500 entries');
-    expect(await contentsOf(join(root, 'restored'))).toEqual(expected);
+    expect(await hexContentsOf(join(root, 'restored'))).toEqual(expected);
   });
 
   it('exits 4 on a damaged backup and leaves no target', async () => {

@@ -9,25 +9,14 @@ import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { open } from '../src/index.js';
+import { databaseFactory } from './support/cli-databases.js';
 import { runCli, runCliEach } from './support/cli-runner.js';
 import { mulberry32, randomBytes, seedFromEnv } from './support/seeded-random.js';
 import { useTemporaryDirectories } from './support/wal-fixtures.js';
 
 const temporaryDirectory = useTemporaryDirectories('lightning-cli-commands-');
 
-/** A database made with open() in this process, holding `entries`, closed again. */
-async function createDatabase(
-  entries: Iterable<[string | Uint8Array, string | Uint8Array]>,
-): Promise<string> {
-  const dir = join(await temporaryDirectory(), 'db');
-  const db = await open(dir, { partitions: 4, workers: 1 });
-  try {
-    for (const [key, value] of entries) await db.put(key, value);
-  } finally {
-    await db.close();
-  }
-  return dir;
-}
+const createDatabase = databaseFactory(temporaryDirectory, 'db');
 
 /** The pid of a process that has exited, for a lock left behind by a dead holder. */
 async function deadPid(): Promise<number> {

@@ -7,6 +7,7 @@ import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { open } from '../src/index.js';
+import { contentsOf, databaseFactory } from './support/cli-databases.js';
 import { runCli } from './support/cli-runner.js';
 import { mulberry32, randomBytes, seedFromEnv } from './support/seeded-random.js';
 import { useTemporaryDirectories } from './support/wal-fixtures.js';
@@ -15,26 +16,7 @@ const temporaryDirectory = useTemporaryDirectories('lightning-cli-load-dump-');
 
 type Entry = [Buffer, Buffer];
 
-/** Every entry of the database at `dir`, in key order, read with open() in this process. */
-async function contentsOf(dir: string): Promise<Entry[]> {
-  const db = await open(dir, { workers: 1 });
-  try {
-    return [...db.range()];
-  } finally {
-    await db.close();
-  }
-}
-
-async function createDatabase(entries: readonly Entry[]): Promise<string> {
-  const dir = join(await temporaryDirectory(), 'source');
-  const db = await open(dir, { partitions: 4, workers: 1 });
-  try {
-    for (const [key, value] of entries) await db.put(key, value);
-  } finally {
-    await db.close();
-  }
-  return dir;
-}
+const createDatabase = databaseFactory(temporaryDirectory, 'source');
 
 function sorted(entries: readonly Entry[]): Entry[] {
   const byKey = new Map(entries.map(([key, value]) => [key.toString('hex'), [key, value] as Entry]));

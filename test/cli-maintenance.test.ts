@@ -8,22 +8,13 @@ import { describe, expect, it } from 'vitest';
 import { open } from '../src/index.js';
 import { walDirectory } from '../src/storage/layout.js';
 import { recordHeaderBytes } from '../src/storage/wal/wal-format.js';
+import { databaseFactory } from './support/cli-databases.js';
 import { runCli, runCliEach } from './support/cli-runner.js';
 import { flipByte, readLog, useTemporaryDirectories } from './support/wal-fixtures.js';
 
 const temporaryDirectory = useTemporaryDirectories('lightning-cli-maintenance-');
 
-/** A four-partition database made with open() in this process, holding `entries`, closed again. */
-async function createDatabase(entries: Iterable<[string, string]>): Promise<string> {
-  const dir = join(await temporaryDirectory(), 'db');
-  const db = await open(dir, { partitions: 4, workers: 1 });
-  try {
-    for (const [key, value] of entries) await db.put(key, value);
-  } finally {
-    await db.close();
-  }
-  return dir;
-}
+const createDatabase = databaseFactory(temporaryDirectory, 'db');
 
 describe('lightning-cli on a damaged database', () => {
   it('exits 4 naming the damaged file, and points at verify', async () => {

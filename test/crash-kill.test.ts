@@ -24,6 +24,7 @@
 import { randomInt } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { KillPlan } from './crash/child-runner.js';
+import { positiveFromEnv, runLanes } from './crash/kill-lanes.js';
 import { type KillLoopTotals, runKillLoop } from './crash/kill-loop.js';
 import { seedFromEnv } from './support/seeded-random.js';
 
@@ -31,15 +32,6 @@ const seed = seedFromEnv(randomInt(2 ** 32));
 const rounds = positiveFromEnv('LIGHTNING_CRASH_ROUNDS', 6);
 const roundsPerDir = positiveFromEnv('LIGHTNING_CRASH_ROUNDS_PER_DIR', 6);
 const lanes = Math.min(rounds, positiveFromEnv('LIGHTNING_CRASH_LANES', 1));
-
-function positiveFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1)
-    throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return value;
-}
 
 /**
  * Most kills land 100-800 ms into the writing; about one in eight (never the first run of a
@@ -77,24 +69,15 @@ describe('SIGKILL at random points', () => {
   it(`keeps every acknowledged write, exactly, over ${rounds} kills (seed ${seed})`, {
     timeout: 60_000 + rounds * 20_000,
   }, async () => {
-    // Lanes split the rounds; lane i runs with seed + i, so each lane replays alone from its seed.
-    const perLane = Array.from(
-      { length: lanes },
-      (_, lane) => Math.floor(rounds / lanes) + (lane < rounds % lanes ? 1 : 0),
-    );
-    const results = await Promise.all(
-      perLane.map((laneRounds, lane) => {
-        const laneSeed = (seed + lane) >>> 0;
-        const tag = lanes > 1 ? `crash-kill lane ${lane} (seed ${laneSeed})` : 'crash-kill';
-        return runKillLoop({
-          seed: laneSeed,
-          rounds: laneRounds,
-          roundsPerDir,
-          profile: 'mixed',
-          plan,
-          mode,
-          log: (line) => console.log(`${tag}: ${line}`),
-        });
+    const results = await runLanes({ name: 'crash-kill', seed, rounds, lanes }, (lane) =>
+      runKillLoop({
+        seed: lane.seed,
+        rounds: lane.rounds,
+        roundsPerDir,
+        profile: 'mixed',
+        plan,
+        mode,
+        log: lane.log,
       }),
     );
     const totals = sumTotals(results);

@@ -26,24 +26,18 @@ import { open } from '../src/index.js';
 import { type BankFailpoint, bankPartitions } from './crash/bank-protocol.js';
 import { type BankKillPlan, describeBankPlan, runBankChild } from './crash/bank-runner.js';
 import { type BankRoundResult, verifyBankAfterKill } from './crash/bank-verify.js';
-import { keepEvidence } from './crash/evidence.js';
+import { keepEvidenceAndThrow } from './crash/evidence.js';
+import { positiveFromEnv, runLanes } from './crash/kill-lanes.js';
 import { within } from './support/async.js';
 import { checkBank, loadAccounts } from './support/bank.js';
-import { mulberry32, seedFromEnv } from './support/seeded-random.js';
+import { mulberry32, seedFromEnv, shuffle } from './support/seeded-random.js';
 
 const seed = seedFromEnv(randomInt(2 ** 32));
 const rounds = positiveFromEnv('LIGHTNING_BANK_CRASH_ROUNDS', 6);
 const roundsPerDir = positiveFromEnv('LIGHTNING_BANK_CRASH_ROUNDS_PER_DIR', 6);
 const lanes = Math.min(rounds, positiveFromEnv('LIGHTNING_BANK_CRASH_LANES', 1));
-
-function positiveFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1)
-    throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return value;
-}
+/** How a failed round heads its error. */
+const bankFailure = { title: 'BANK CRASH TEST FAILURE', leftBy: 'the kill' };
 
 /**
  * The first three kills of a lane are one of each kind (in a seeded order), so even a short run
@@ -103,10 +97,7 @@ async function runLane(
 ): Promise<LaneTotals> {
   const random = mulberry32(laneSeed);
   const firstKinds = ['prepare', 'decision', 'ready'];
-  for (let i = firstKinds.length - 1; i > 0; i--) {
-    const j = random() % (i + 1);
-    [firstKinds[i], firstKinds[j]] = [firstKinds[j]!, firstKinds[i]!];
-  }
+  shuffle(firstKinds, random);
   const totals: LaneTotals = {
     rounds: 0,
     issued: 0,
@@ -157,11 +148,12 @@ async function runLane(
         result = await verifyBankAfterKill(lines, { dir, gen, plan, workers: verifyWorkers, random, known });
       } catch (error) {
         const message = error instanceof Error ? `${error.message}\n${error.stack ?? ''}` : String(error);
-        return await keepAndThrow(evidence, laneSeed, what, message, lines);
+        return await keepEvidenceAndThrow(bankFailure, evidence, laneSeed, what, message, lines);
       }
       if (result.problems.length > 0) {
         const listed = result.problems.slice(0, 30).join('\n  ');
-        await keepAndThrow(
+        await keepEvidenceAndThrow(
+          bankFailure,
           evidence,
           laneSeed,
           what,
@@ -195,19 +187,6 @@ async function runLane(
   return totals;
 }
 
-async function keepAndThrow(
-  evidence: string,
-  seed: number,
-  what: string,
-  message: string,
-  lines: readonly string[],
-): Promise<never> {
-  const kept = await keepEvidence(evidence, seed, `${what}\n${message}`, lines).catch(
-    (error: unknown) => `(could not keep the evidence: ${String(error)})`,
-  );
-  throw new Error(`BANK CRASH TEST FAILURE, ${what}\n${message}\nthe directory as the kill left it: ${kept}`);
-}
-
 console.log(
   `tx-bank-crash: seed ${seed} (LIGHTNING_SEED=${seed} replays it), ${rounds} kill point(s), ${lanes} lane(s)`,
 );
@@ -216,20 +195,8 @@ describe('the bank under SIGKILL, including between PREPARE and COMMIT', () => {
   it(`keeps the total exact and every acknowledged transfer over ${rounds} kills (seed ${seed})`, {
     timeout: 60_000 + rounds * 25_000,
   }, async () => {
-    const perLane = Array.from(
-      { length: lanes },
-      (_, lane) => Math.floor(rounds / lanes) + (lane < rounds % lanes ? 1 : 0),
-    );
-    const results = await Promise.all(
-      perLane.map((laneRounds, lane) => {
-        const laneSeed = (seed + lane) >>> 0;
-        const tag = lanes > 1 ? `tx-bank-crash lane ${lane} (seed ${laneSeed})` : 'tx-bank-crash';
-        return within(
-          runLane(laneSeed, laneRounds, (line) => console.log(`${tag}: ${line}`)),
-          50_000 + laneRounds * 25_000,
-          `lane ${lane}`,
-        );
-      }),
+    const results = await runLanes({ name: 'tx-bank-crash', seed, rounds, lanes }, (lane) =>
+      within(runLane(lane.seed, lane.rounds, lane.log), 50_000 + lane.rounds * 25_000, `lane ${lane.index}`),
     );
     const sum = (field: keyof LaneTotals): number => results.reduce((total, lane) => total + lane[field], 0);
     console.log(

@@ -1,7 +1,15 @@
 import { open } from 'node:fs/promises';
 import { isAbsolute, join } from 'node:path';
 import { LightningError } from '../shared-memory/index.js';
-import { readTextIfExists, writeFileDurably } from './durable-file.js';
+import {
+  type ChecksummedJsonKind,
+  checksumOf,
+  decimalU64Pattern,
+  type Fail,
+  isRecord,
+  readChecksummedJson,
+  writeChecksummedJson,
+} from './checksummed-json.js';
 import { xxhashApi } from './xxhash.js';
 
 /**
@@ -42,15 +50,19 @@ export interface BackupDescriptor {
   files: BackupFile[];
 }
 
-type Fail = (why: string) => never;
+const backupKind: ChecksummedJsonKind = {
+  format: backupFormat,
+  formatVersion: backupFormatVersion,
+  description: 'a lightning-db backup descriptor',
+  versionName: 'backup format',
+};
 
 /** Writes `dir/BACKUP.json` durably: temporary file, fsync, rename, fsync of `dir`. */
 export async function writeBackupDescriptor(dir: string, descriptor: BackupDescriptor): Promise<void> {
   checkDescriptor(descriptor, (why) => {
     throw new LightningError('ERR_BAD_ARGUMENT', `BACKUP.json: ${why}`);
   });
-  const content = { ...canonicalObject(descriptor), checksum: await checksumOf(descriptor) };
-  await writeFileDurably(join(dir, backupDescriptorFileName), `${JSON.stringify(content, null, 2)}\n`);
+  await writeChecksummedJson(join(dir, backupDescriptorFileName), canonicalObject(descriptor));
 }
 
 /**
@@ -58,28 +70,12 @@ export async function writeBackupDescriptor(dir: string, descriptor: BackupDescr
  * ERR_CORRUPTION if damaged, ERR_FORMAT_VERSION if written by a newer format.
  */
 export async function readBackupDescriptor(dir: string): Promise<BackupDescriptor | null> {
-  const file = join(dir, backupDescriptorFileName);
-  const text = await readTextIfExists(file);
-  if (text === null) return null;
-  const fail: Fail = (why) => {
-    throw new LightningError('ERR_CORRUPTION', `${file}: ${why}`);
-  };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new LightningError('ERR_CORRUPTION', `${file}: not valid JSON`, { cause: error });
-  }
-  if (!isRecord(parsed) || parsed.format !== backupFormat) fail('not a lightning-db backup descriptor');
-  if (parsed.formatVersion !== backupFormatVersion) {
-    throw new LightningError(
-      'ERR_FORMAT_VERSION',
-      `${file}: backup format version ${String(parsed.formatVersion)}; this build reads version ${backupFormatVersion}`,
-    );
-  }
-  const descriptor = fromJson(parsed, fail);
+  const read = await readChecksummedJson(join(dir, backupDescriptorFileName), backupKind);
+  if (read === null) return null;
+  const { fields, fail } = read;
+  const descriptor = fromJson(fields, fail);
   checkDescriptor(descriptor, fail);
-  if (parsed.checksum !== (await checksumOf(descriptor))) fail('checksum mismatch');
+  if (fields.checksum !== (await checksumOf(canonicalObject(descriptor)))) fail('checksum mismatch');
   return descriptor;
 }
 
@@ -131,14 +127,9 @@ function canonicalObject(descriptor: BackupDescriptor) {
   };
 }
 
-async function checksumOf(descriptor: BackupDescriptor): Promise<string> {
-  const { h64ToString } = await xxhashApi();
-  return h64ToString(JSON.stringify(canonicalObject(descriptor)));
-}
-
 function fromJson(parsed: Record<string, unknown>, fail: Fail): BackupDescriptor {
   const { timestamp, createdAt, source, partitions, contents, files } = parsed;
-  if (typeof timestamp !== 'string' || !/^(0|[1-9][0-9]{0,19})$/.test(timestamp)) {
+  if (typeof timestamp !== 'string' || !decimalU64Pattern.test(timestamp)) {
     fail('timestamp is not a decimal u64');
   }
   if (typeof createdAt !== 'string' || typeof source !== 'string') fail('createdAt or source missing');
@@ -204,8 +195,4 @@ function checkDescriptor(descriptor: BackupDescriptor, fail: Fail): void {
 function isSafeRelativePath(path: string): boolean {
   if (path.length === 0 || isAbsolute(path) || path.includes('\\') || path.includes('\0')) return false;
   return path.split('/').every((part) => part !== '' && part !== '.' && part !== '..');
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -11,47 +11,17 @@
  * itself during a cross-partition commit; every transfer then moves between accounts of different
  * partitions, one at a time, so the transfer in flight at the kill is the one the fail-point hit.
  */
-import { fstatSync, writeSync } from 'node:fs';
 import { type OpenOptions, open } from '../../src/index.js';
 import { createPartitionRouter } from '../../src/main/partition-router.js';
 import { accountKey, planTransfer, type TransferPlan } from '../support/bank.js';
 import { runTransfers } from '../support/bank-driver.js';
 import { mulberry32 } from '../support/seeded-random.js';
 import { type BankFailpoint, bankPartitions, failpointNames } from './bank-protocol.js';
+import { fail, report } from './report-pipe.js';
 
 /** A child whose parent vanished must not write forever. */
 const lifetimeMaxMs = 10 * 60 * 1000;
 const transfersMax = 10_000_000;
-const reportFd = hasFd(3) ? 3 : 1;
-
-function hasFd(fd: number): boolean {
-  try {
-    fstatSync(fd);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** EAGAIN (the parent has not read yet) is retried; EPIPE means the parent is gone. */
-function report(line: string): void {
-  const bytes = Buffer.from(line);
-  let offset = 0;
-  while (offset < bytes.length) {
-    try {
-      offset += writeSync(reportFd, bytes, offset, bytes.length - offset);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN') continue;
-      process.exit(code === 'EPIPE' ? 2 : 3);
-    }
-  }
-}
-
-function fail(message: string): never {
-  report(`F ${message.replace(/\s+/g, ' ')}\n`);
-  process.exit(1);
-}
 
 function integerArg(text: string | undefined, name: string, min: number): number {
   const value = Number(text);

@@ -4,14 +4,11 @@
  * exits any other way, reports a failure, or never reaches its kill point is an error (with its
  * output), never a silent pass.
  */
-import { spawn } from 'node:child_process';
-import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { BankFailpoint } from './bank-protocol.js';
+import { runUntilKilled } from './kill-harness.js';
 
 const childPath = fileURLToPath(new URL('./bank-child.ts', import.meta.url));
-/** The package root: `--import tsx` resolves tsx from the working directory. */
-const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 export interface BankChildOptions {
   readonly dir: string;
@@ -49,87 +46,38 @@ export function describeBankPlan(plan: BankKillPlan): string {
 }
 
 export function runBankChild(options: BankChildOptions, plan: BankKillPlan): Promise<BankChildOutcome> {
-  const args = [
-    '--import',
-    'tsx',
-    childPath,
-    options.dir,
-    String(options.seed),
-    String(options.gen),
-    String(options.workers),
-    String(options.concurrency),
-    ...(plan.kind === 'failpoint' ? [plan.failpoint, String(plan.after)] : []),
-  ];
-  const started = performance.now();
-  const child = spawn(process.execPath, args, {
-    cwd: packageRoot,
-    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-  });
-  const reports = child.stdio[3] as Readable;
-  const lines: string[] = [];
-  let partial = '';
-  let output = '';
   let ready = false;
-  let killedAtMs: number | null = null;
-  let killTimer: NodeJS.Timeout | null = null;
-  let failure: string | null = null;
-
-  const kill = (): void => {
-    if (killedAtMs !== null) return;
-    killedAtMs = performance.now() - started;
-    if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-  };
-  const killAfter = (delayMs: number): void => {
-    if (killTimer === null && killedAtMs === null) killTimer = setTimeout(kill, delayMs);
-  };
-  const giveUp = setTimeout(() => {
-    failure ??= `the child did not reach its kill point (${describeBankPlan(plan)}) within ${reachKillPointMs} ms`;
-    kill();
-  }, reachKillPointMs);
-
-  const onLine = (line: string): void => {
-    lines.push(line);
-    const tag = line[0];
-    if (tag === 'F') failure ??= `the child failed: ${line.slice(2)}`;
-    if (tag === 'O' && plan.kind === 'during-open') killAfter(plan.delayMs);
-    if (tag === 'R') {
-      ready = true;
-      if (plan.kind === 'after-ready') killAfter(plan.delayMs);
-    }
-  };
-  reports.setEncoding('utf8');
-  reports.on('data', (chunk: string) => {
-    const parts = (partial + chunk).split('\n');
-    partial = parts.pop()!;
-    for (const line of parts) if (line.length > 0) onLine(line);
-  });
-  for (const stream of [child.stdout!, child.stderr!]) {
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      output = `${output}${chunk}`.slice(-8192);
-    });
-  }
-
-  return new Promise<BankChildOutcome>((resolve, reject) => {
-    child.on('error', (error) => {
-      failure ??= `could not run the child: ${String(error)}`;
-    });
-    // 'close' comes after the process exited and every pipe delivered its last bytes. A partial last
-    // line is a report the kill cut in half: it announced nothing the parent relies on.
-    child.on('close', (code, signal) => {
-      clearTimeout(giveUp);
-      if (killTimer !== null) clearTimeout(killTimer);
-      if (failure === null && signal !== 'SIGKILL') {
-        failure = `the child exited on its own (code ${code}, signal ${signal})`;
+  return runUntilKilled({
+    script: childPath,
+    args: [
+      options.dir,
+      String(options.seed),
+      String(options.gen),
+      String(options.workers),
+      String(options.concurrency),
+      ...(plan.kind === 'failpoint' ? [plan.failpoint, String(plan.after)] : []),
+    ],
+    reachKillPointMs,
+    planText: describeBankPlan(plan),
+    onLine: (line, control) => {
+      const tag = line[0];
+      if (tag === 'O' && plan.kind === 'during-open') control.killAfter(plan.delayMs);
+      if (tag === 'R') {
+        ready = true;
+        if (plan.kind === 'after-ready') control.killAfter(plan.delayMs);
       }
-      if (failure === null && plan.kind === 'failpoint' && killedAtMs !== null) {
-        failure = 'the fail-point never killed the child';
-      }
-      if (failure !== null) {
-        reject(new Error(`${failure}\n--- child output (tail) ---\n${output}`));
-        return;
-      }
-      resolve({ lines, ready, killedAtMs: killedAtMs ?? performance.now() - started, stderr: output });
-    });
-  });
+    },
+    // Every death must be a SIGKILL; under a fail-point the child sends it, so a kill from here (the
+    // give-up timer) means the fail-point never fired.
+    judgeExit: (code, signal, killedAtMs) => {
+      if (signal !== 'SIGKILL') return `the child exited on its own (code ${code}, signal ${signal})`;
+      if (plan.kind === 'failpoint' && killedAtMs !== null) return 'the fail-point never killed the child';
+      return null;
+    },
+  }).then((run) => ({
+    lines: run.lines,
+    ready,
+    killedAtMs: run.killedAtMs ?? run.closedAtMs,
+    stderr: run.output,
+  }));
 }

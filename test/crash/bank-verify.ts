@@ -145,19 +145,19 @@ export async function verifyBankAfterKill(
         }
       }
     }
+    // The counts a failed and a passed round report alike; the record count and the parent's transfers
+    // differ, since the transfers after recovery run only when recovery passed.
+    const counts = {
+      issued: issued.size,
+      acked: acked.size,
+      rejected: rejected.size,
+      inFlight,
+      inFlightApplied,
+      failpointTransfer,
+      openMs,
+    };
     if (problems.length > 0) {
-      return result(
-        problems,
-        issued,
-        acked,
-        rejected,
-        inFlight,
-        inFlightApplied,
-        failpointTransfer,
-        state,
-        openMs,
-        0,
-      );
+      return { problems, ...counts, records: state.records.size, parentTransfers: 0 };
     }
 
     // The recovered bank takes transfers, half of them on the accounts of the transfers in flight.
@@ -196,18 +196,7 @@ export async function verifyBankAfterKill(
       for (const [key, record] of after.records)
         known.set(key, encodeXfer(record.from, record.to, record.moved));
     }
-    return result(
-      problems,
-      issued,
-      acked,
-      rejected,
-      inFlight,
-      inFlightApplied,
-      failpointTransfer,
-      after,
-      openMs,
-      run.committed,
-    );
+    return { problems, ...counts, records: after.records.size, parentTransfers: run.committed };
   } finally {
     if (!closed) await within(db.close(), 30_000, 'close() of the recovered bank');
   }
@@ -235,30 +224,4 @@ function checkRecordOrigins(
   for (const key of known.keys())
     if (!state.records.has(key)) problems.push(`record ${key} of an earlier run is gone`);
   return problems.slice(0, 30);
-}
-
-function result(
-  problems: string[],
-  issued: Map<number, unknown>,
-  acked: Map<number, number>,
-  rejected: Map<number, string>,
-  inFlight: number,
-  inFlightApplied: number,
-  failpointTransfer: BankRoundResult['failpointTransfer'],
-  state: BankState,
-  openMs: number,
-  parentTransfers: number,
-): BankRoundResult {
-  return {
-    problems,
-    issued: issued.size,
-    acked: acked.size,
-    rejected: rejected.size,
-    inFlight,
-    inFlightApplied,
-    failpointTransfer,
-    records: state.records.size,
-    openMs,
-    parentTransfers,
-  };
 }

@@ -3,13 +3,10 @@
  * line it wrote. A child that exits on its own, reports a failure, or never reaches its kill point is
  * an error (with its stderr), never a silent pass.
  */
-import { spawn } from 'node:child_process';
-import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { runUntilKilled } from './kill-harness.js';
 
 const childPath = fileURLToPath(new URL('./crash-child.ts', import.meta.url));
-/** The package root: `--import tsx` resolves tsx from the working directory. */
-const packageRoot = fileURLToPath(new URL('../../', import.meta.url));
 
 export interface ChildOptions {
   readonly dir: string;
@@ -51,97 +48,43 @@ export function describePlan(plan: KillPlan): string {
 }
 
 export function runChildUntilKilled(options: ChildOptions, plan: KillPlan): Promise<ChildOutcome> {
-  const args = [
-    '--import',
-    'tsx',
-    childPath,
-    options.dir,
-    String(options.seed),
-    options.mode,
-    String(options.workers),
-    String(options.gen),
-    options.profile,
-  ];
-  const started = performance.now();
-  const child = spawn(process.execPath, args, {
-    cwd: packageRoot,
-    stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
-  });
-  const reports = child.stdio[3] as Readable;
-  const lines: string[] = [];
-  let partial = '';
-  let stderr = '';
   let readyMs: number | null = null;
-  let killedAtMs: number | null = null;
-  let killTimer: NodeJS.Timeout | null = null;
-  let failure: string | null = null;
-
-  const kill = (): void => {
-    if (killedAtMs !== null) return;
-    killedAtMs = performance.now() - started;
-    if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
-  };
-  const killAfter = (delayMs: number): void => {
-    if (killTimer === null && killedAtMs === null) killTimer = setTimeout(kill, delayMs);
-  };
-  const giveUp = setTimeout(() => {
-    failure ??= `the child did not reach its kill point (${describePlan(plan)}) within ${reachKillPointMs} ms`;
-    kill();
-  }, reachKillPointMs);
-
-  const onLine = (line: string): void => {
-    lines.push(line);
-    const tag = line[0];
-    if (tag === 'F') failure ??= `the child failed: ${line.slice(2)}`;
-    if (tag === 'O' && plan.kind === 'during-open') killAfter(plan.delayMs);
-    if (tag === 'R') {
-      readyMs = performance.now() - started;
-      if (plan.kind === 'after-ready') killAfter(plan.delayMs);
-    }
-    if (tag === 'I' && plan.kind === 'after-large-put' && killTimer === null) {
-      const lengths = line.split(' ')[3]?.split(',') ?? [];
-      if (lengths.some((entry) => Number(entry.split('.')[1]) >= plan.minLength)) killAfter(plan.delayMs);
-    }
-  };
-
-  reports.setEncoding('utf8');
-  reports.on('data', (chunk: string) => {
-    const text = partial + chunk;
-    const parts = text.split('\n');
-    partial = parts.pop()!;
-    for (const line of parts) if (line.length > 0) onLine(line);
-  });
-  child.stdout!.setEncoding('utf8');
-  child.stdout!.on('data', (chunk: string) => {
-    stderr = keepTail(`${stderr}${chunk}`);
-  });
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (chunk: string) => {
-    stderr = keepTail(`${stderr}${chunk}`);
-  });
-
-  return new Promise<ChildOutcome>((resolve, reject) => {
-    child.on('error', (error) => {
-      failure ??= `could not run the child: ${String(error)}`;
-    });
-    // 'close' comes after the process exited and every pipe delivered its last bytes.
-    child.on('close', (code, signal) => {
-      clearTimeout(giveUp);
-      if (killTimer !== null) clearTimeout(killTimer);
-      // A partial last line is a report the kill cut in half: ignore it (the parent treats what it
-      // describes as never issued, which is safe: the child writes the whole line before the call).
-      if (failure === null && (killedAtMs === null || signal !== 'SIGKILL')) {
-        failure = `the child exited on its own (code ${code}, signal ${signal}) before the kill`;
+  return runUntilKilled({
+    script: childPath,
+    args: [
+      options.dir,
+      String(options.seed),
+      options.mode,
+      String(options.workers),
+      String(options.gen),
+      options.profile,
+    ],
+    reachKillPointMs,
+    planText: describePlan(plan),
+    onLine: (line, control) => {
+      const tag = line[0];
+      if (tag === 'O' && plan.kind === 'during-open') control.killAfter(plan.delayMs);
+      if (tag === 'R') {
+        readyMs = control.elapsedMs();
+        if (plan.kind === 'after-ready') control.killAfter(plan.delayMs);
       }
-      if (failure !== null) {
-        reject(new Error(`${failure}\n--- child output (tail) ---\n${stderr}`));
-        return;
+      if (tag === 'I' && plan.kind === 'after-large-put') {
+        const lengths = line.split(' ')[3]?.split(',') ?? [];
+        if (lengths.some((entry) => Number(entry.split('.')[1]) >= plan.minLength)) {
+          control.killAfter(plan.delayMs);
+        }
       }
-      resolve({ lines, ready: readyMs !== null, readyMs, killedAtMs: killedAtMs ?? 0, stderr });
-    });
-  });
-}
-
-function keepTail(text: string): string {
-  return text.length > 8192 ? text.slice(-8192) : text;
+    },
+    // Every plan here is a kill sent by the parent: a child that ended before it is a failure.
+    judgeExit: (code, signal, killedAtMs) =>
+      killedAtMs === null || signal !== 'SIGKILL'
+        ? `the child exited on its own (code ${code}, signal ${signal}) before the kill`
+        : null,
+  }).then((run) => ({
+    lines: run.lines,
+    ready: readyMs !== null,
+    readyMs,
+    killedAtMs: run.killedAtMs ?? 0,
+    stderr: run.output,
+  }));
 }

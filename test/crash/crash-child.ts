@@ -17,10 +17,10 @@
  * the "ack" line is written in the promise's reaction, before any later write is issued. A killed
  * process loses nothing it already wrote to a pipe.
  */
-import { fstatSync, writeSync } from 'node:fs';
 import { type BatchOperation, isLightningError, open } from '../../src/index.js';
 import { createPartitionRouter } from '../../src/main/partition-router.js';
 import { mulberry32 } from '../support/seeded-random.js';
+import { fail, report } from './report-pipe.js';
 import {
   encodeValue,
   formatIssue,
@@ -39,40 +39,6 @@ const partitions = 8;
 const hugeValueBytes = 5 * 1024 * 1024;
 /** A child whose parent vanished must not write forever: it stops on its own after this. */
 const lifetimeMaxMs = 10 * 60 * 1000;
-
-const reportFd = hasFd(3) ? 3 : 1;
-
-function hasFd(fd: number): boolean {
-  try {
-    fstatSync(fd);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Writes one report line synchronously. The pipe may be non-blocking, so EAGAIN (the parent has not
- * read yet) is retried; EPIPE means the parent is gone, and then there is nobody to write for.
- */
-function report(line: string): void {
-  const bytes = Buffer.from(line);
-  let offset = 0;
-  while (offset < bytes.length) {
-    try {
-      offset += writeSync(reportFd, bytes, offset, bytes.length - offset);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'EAGAIN') continue;
-      process.exit(code === 'EPIPE' ? 2 : 3);
-    }
-  }
-}
-
-function fail(message: string): never {
-  report(`F ${message.replace(/\s+/g, ' ')}\n`);
-  process.exit(1);
-}
 
 function parseArgs(): {
   dir: string;
@@ -106,7 +72,9 @@ async function partitionGroups(): Promise<{ groupOf: (key: number) => number[] }
   const router = await createPartitionRouter(partitions);
   const partitionOf = Array.from({ length: keyCount }, (_, k) => router.partitionOf(Buffer.from(keyName(k))));
   const groups = new Map<number, number[]>();
-  partitionOf.forEach((partition, key) => groups.set(partition, [...(groups.get(partition) ?? []), key]));
+  partitionOf.forEach((partition, key) => {
+    groups.set(partition, [...(groups.get(partition) ?? []), key]);
+  });
   return { groupOf: (key) => groups.get(partitionOf[key]!)! };
 }
 

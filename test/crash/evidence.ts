@@ -60,3 +60,24 @@ async function exists(path: string): Promise<boolean> {
     () => false,
   );
 }
+
+/**
+ * Fails a round: keeps the evidence (or says why it could not) and throws an error that names the
+ * round (`what`), the failure, and where the directory was kept. `title` heads the message, e.g.
+ * "CRASH TEST FAILURE"; `leftBy` says what left the directory so ("the crash", "the kill").
+ */
+export async function keepEvidenceAndThrow(
+  failure: { readonly title: string; readonly leftBy: string },
+  snapshot: string,
+  seed: number,
+  what: string,
+  message: string,
+  reports: readonly string[],
+): Promise<never> {
+  const kept = await keepEvidence(snapshot, seed, `${what}\n${message}`, reports).catch(
+    (error: unknown) => `(could not keep the evidence: ${String(error)})`,
+  );
+  throw new Error(
+    `${failure.title}, ${what}\n${message}\nthe directory as ${failure.leftBy} left it: ${kept}`,
+  );
+}

@@ -14,10 +14,13 @@ import { join } from 'node:path';
 import { mulberry32 } from '../support/seeded-random.js';
 import { type ChildOptions, describePlan, type KillPlan, runChildUntilKilled } from './child-runner.js';
 import { CrashModel, crashPartitions } from './crash-model.js';
-import { keepEvidence, snapshotBeforeRecovery } from './evidence.js';
+import { keepEvidenceAndThrow, snapshotBeforeRecovery } from './evidence.js';
 import { type VerifyResult, verifyAfterCrash } from './verify.js';
 import { recordsOf, segmentsOf } from './wal-inspect.js';
 import { peekValueHeader, valueMagicBytes } from './workload.js';
+
+/** How a failed round of the kill loop heads its error. */
+const crashFailure = { title: 'CRASH TEST FAILURE', leftBy: 'the crash' };
 
 export interface KillLoopOptions {
   readonly seed: number;
@@ -121,7 +124,7 @@ export async function runKillLoop(options: KillLoopOptions): Promise<KillLoopTot
       } catch (error) {
         await snapshotBeforeRecovery(dir, snapshot);
         const message = error instanceof Error ? error.message : String(error);
-        return await keepAndThrow(snapshot, options.seed, what, message, lines);
+        return await keepEvidenceAndThrow(crashFailure, snapshot, options.seed, what, message, lines);
       }
 
       // A SIGKILL rarely tears a write (the kernel finishes most write calls), so a third of the
@@ -146,7 +149,8 @@ export async function runKillLoop(options: KillLoopOptions): Promise<KillLoopTot
         });
       } catch (error) {
         const detail = error instanceof Error ? `${error.message}\n${error.stack ?? ''}` : String(error);
-        return await keepAndThrow(
+        return await keepEvidenceAndThrow(
+          crashFailure,
           snapshot,
           options.seed,
           what,
@@ -157,7 +161,8 @@ export async function runKillLoop(options: KillLoopOptions): Promise<KillLoopTot
       if (result.problems.length > 0) {
         const listed = result.problems.slice(0, 30).join('\n  ');
         const more = result.problems.length > 30 ? `\n  ... ${result.problems.length - 30} more` : '';
-        await keepAndThrow(
+        await keepEvidenceAndThrow(
+          crashFailure,
           snapshot,
           options.seed,
           what,
@@ -197,19 +202,6 @@ export async function runKillLoop(options: KillLoopOptions): Promise<KillLoopTot
     for (const path of cleanup) await rm(path, { recursive: true, force: true });
   }
   return totals;
-}
-
-async function keepAndThrow(
-  snapshot: string,
-  seed: number,
-  what: string,
-  message: string,
-  reports: readonly string[],
-): Promise<never> {
-  const kept = await keepEvidence(snapshot, seed, `${what}\n${message}`, reports).catch(
-    (error: unknown) => `(could not keep the evidence: ${String(error)})`,
-  );
-  throw new Error(`CRASH TEST FAILURE, ${what}\n${message}\nthe directory as the crash left it: ${kept}`);
 }
 
 /**

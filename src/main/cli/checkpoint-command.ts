@@ -1,13 +1,8 @@
 import type { Command } from 'commander';
 import type { CheckpointResult } from '../../workers/partition-checkpoint.js';
-import {
-  addOpenOptions,
-  type OpenFlags,
-  openExitCodesHelp,
-  openHowOf,
-  withDatabase,
-} from './cli-database.js';
+import { type OpenFlags, openExitCodesHelp, openHowOf, withDatabase } from './cli-database.js';
 import { formatTable, jsonText } from './cli-format.js';
+import { finishDatabaseCommand } from './database-command.js';
 import { exitOk, partitionName } from './database-inspection.js';
 import { count, humanBytes } from './transfer-progress.js';
 
@@ -80,9 +75,5 @@ export function registerCheckpointCommand(program: Command): void {
     .description('checkpoint every partition and drop the log segments it covers')
     .argument('<directory>', 'the database directory')
     .option('--json', "print each partition's checkpoint as JSON");
-  addOpenOptions(command, { create: false })
-    .addHelpText('after', checkpointHelp)
-    .action(async (directory: string, flags: CheckpointFlags) => {
-      process.exitCode = await runCheckpoint(directory, flags);
-    });
+  finishDatabaseCommand(command, { create: false, help: checkpointHelp }, runCheckpoint);
 }

@@ -8,13 +8,8 @@ import {
   encodeBytes,
   entryEncodings,
 } from './byte-encoding.js';
-import {
-  addOpenOptions,
-  type OpenFlags,
-  openExitCodesHelp,
-  openHowOf,
-  withDatabase,
-} from './cli-database.js';
+import { type OpenFlags, openExitCodesHelp, openHowOf, withDatabase } from './cli-database.js';
+import { finishDatabaseCommand } from './database-command.js';
 import { exitNotFound, exitOk } from './database-inspection.js';
 import { jsonLine } from './entry-format.js';
 
@@ -149,11 +144,7 @@ export function registerDataCommands(program: Command): void {
     .option('--json', 'print {"key": ..., "value": ...} as one JSON line')
     .option('-n, --no-newline', 'no newline after the value');
   addEncodingOptions(get, 'are written (values: how they are printed)');
-  addOpenOptions(get, { create: false })
-    .addHelpText('after', getHelp)
-    .action(async (directory: string, key: string, flags: GetFlags) => {
-      process.exitCode = await runGet(directory, key, flags);
-    });
+  finishDatabaseCommand(get, { create: false, help: getHelp }, runGet);
 
   const put = program
     .command('put')
@@ -163,11 +154,7 @@ export function registerDataCommands(program: Command): void {
     .argument('[value]', 'the value (or use --file)')
     .option('-f, --file <path>', 'read the value from a file, or from stdin with -');
   addEncodingOptions(put, 'are given on the command line');
-  addOpenOptions(put, { create: true })
-    .addHelpText('after', putHelp)
-    .action(async (directory: string, key: string, value: string | undefined, flags: PutFlags) => {
-      process.exitCode = await runPut(directory, key, value, flags);
-    });
+  finishDatabaseCommand(put, { create: true, help: putHelp }, runPut);
 
   const del = program
     .command('del')
@@ -175,9 +162,5 @@ export function registerDataCommands(program: Command): void {
     .argument('<directory>', 'the database directory')
     .argument('<key>', keyHelp);
   addEncodingOptions(del, 'are given on the command line');
-  addOpenOptions(del, { create: false })
-    .addHelpText('after', delHelp)
-    .action(async (directory: string, key: string, flags: EncodingFlags & OpenFlags) => {
-      process.exitCode = await runDel(directory, key, flags);
-    });
+  finishDatabaseCommand(del, { create: false, help: delHelp }, runDel);
 }

@@ -1,13 +1,8 @@
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { addEncodingOptions, type EncodingFlags, entryEncodings } from './byte-encoding.js';
-import {
-  addOpenOptions,
-  type OpenFlags,
-  openExitCodesHelp,
-  openHowOf,
-  withDatabase,
-} from './cli-database.js';
+import { type OpenFlags, openExitCodesHelp, openHowOf, withDatabase } from './cli-database.js';
+import { finishDatabaseCommand } from './database-command.js';
 import { exitOk } from './database-inspection.js';
 import { formatOfFileName, type LoadFormat, loadFormats } from './entry-reader.js';
 import { entryLineFormatter } from './scan-command.js';
@@ -109,9 +104,5 @@ export function registerDumpCommand(program: Command): void {
     .option('--force', 'replace [file] if it exists')
     .option('-q, --quiet', 'no progress on stderr');
   addEncodingOptions(dump, 'are written');
-  addOpenOptions(dump, { create: false })
-    .addHelpText('after', dumpHelp)
-    .action(async (directory: string, file: string | undefined, flags: DumpFlags) => {
-      process.exitCode = await runDump(directory, file, flags);
-    });
+  finishDatabaseCommand(dump, { create: false, help: dumpHelp }, runDump);
 }

@@ -4,14 +4,9 @@ import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { LightningError } from '../../shared-memory/index.js';
 import { addEncodingOptions, type EncodingFlags, entryEncodings } from './byte-encoding.js';
-import {
-  addOpenOptions,
-  type OpenFlags,
-  openExitCodesHelp,
-  openHowOf,
-  withDatabase,
-} from './cli-database.js';
+import { type OpenFlags, openExitCodesHelp, openHowOf, withDatabase } from './cli-database.js';
 import { jsonText } from './cli-format.js';
+import { finishDatabaseCommand } from './database-command.js';
 import { exitOk } from './database-inspection.js';
 import { formatOfFileName, type LoadFormat, loadFormats, readEntries } from './entry-reader.js';
 import { PartitionLoader } from './partition-loader.js';
@@ -213,9 +208,5 @@ export function registerLoadCommand(program: Command): void {
     .option('--json', 'print the summary as JSON')
     .option('-q, --quiet', 'no progress on stderr');
   addEncodingOptions(load, 'are written in the file (for lines that do not say)');
-  addOpenOptions(load, { create: true })
-    .addHelpText('after', loadHelp)
-    .action(async (directory: string, file: string, flags: LoadFlags) => {
-      process.exitCode = await runLoad(directory, file, flags);
-    });
+  finishDatabaseCommand(load, { create: true, help: loadHelp }, runLoad);
 }

@@ -8,14 +8,8 @@ import {
   encodeBytes,
   entryEncodings,
 } from './byte-encoding.js';
-import {
-  addOpenOptions,
-  type OpenFlags,
-  openExitCodesHelp,
-  openHowOf,
-  parseCount,
-  withDatabase,
-} from './cli-database.js';
+import { type OpenFlags, openExitCodesHelp, openHowOf, parseCount, withDatabase } from './cli-database.js';
+import { finishDatabaseCommand } from './database-command.js';
 import { exitOk } from './database-inspection.js';
 import { csvLine, jsonLine } from './entry-format.js';
 import { LineWriter, stdoutSink } from './text-output.js';
@@ -148,9 +142,5 @@ export function registerScanCommand(program: Command): void {
     )
     .option('-k, --keys-only', 'print keys without values');
   addEncodingOptions(scan, 'are written (bounds and output)');
-  addOpenOptions(scan, { create: false })
-    .addHelpText('after', scanHelp)
-    .action(async (directory: string, flags: ScanFlags) => {
-      process.exitCode = await runScan(directory, flags);
-    });
+  finishDatabaseCommand(scan, { create: false, help: scanHelp }, runScan);
 }

@@ -3,14 +3,9 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { partitionDirectory } from '../../storage/layout.js';
 import type { DatabaseStats } from '../database.js';
-import {
-  addOpenOptions,
-  type OpenFlags,
-  openExitCodesHelp,
-  openHowOf,
-  withDatabase,
-} from './cli-database.js';
+import { type OpenFlags, openExitCodesHelp, openHowOf, withDatabase } from './cli-database.js';
 import { formatTable, jsonText } from './cli-format.js';
+import { finishDatabaseCommand } from './database-command.js';
 import { exitOk, partitionName } from './database-inspection.js';
 import { count, humanBytes } from './transfer-progress.js';
 
@@ -152,9 +147,5 @@ export function registerStatsCommand(program: Command): void {
     .description('entries, tree shape, memory and disk usage per partition')
     .argument('<directory>', 'the database directory')
     .option('--json', 'print the statistics as JSON');
-  addOpenOptions(command, { create: false })
-    .addHelpText('after', statsHelp)
-    .action(async (directory: string, flags: StatsFlags) => {
-      process.exitCode = await runStats(directory, flags);
-    });
+  finishDatabaseCommand(command, { create: false, help: statsHelp }, runStats);
 }

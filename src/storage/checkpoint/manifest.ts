@@ -1,8 +1,15 @@
 import { mkdir } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { LightningError } from '../../shared-memory/errors.js';
-import { readTextIfExists, writeFileDurably } from '../durable-file.js';
-import { xxhashApi } from '../xxhash.js';
+import {
+  type ChecksummedJsonKind,
+  checksumOf,
+  decimalU64Pattern,
+  type Fail,
+  isRecord,
+  readChecksummedJson,
+  writeChecksummedJson,
+} from '../checksummed-json.js';
 import { removeSupersededCheckpoints } from './checkpoint-files.js';
 import { lsnMax, parseCheckpointFileName, u32Max } from './checkpoint-format.js';
 import { readCheckpointHeader } from './checkpoint-reader.js';
@@ -32,32 +39,20 @@ export interface Manifest {
   checkpoints: CheckpointRecord[];
 }
 
-type Fail = (why: string) => never;
+const manifestKind: ChecksummedJsonKind = {
+  format: manifestFormat,
+  formatVersion: manifestFormatVersion,
+  description: 'a lightning-db manifest',
+  versionName: 'manifest format',
+};
 
 /** Reads `dir/MANIFEST.json`: null if absent, ERR_CORRUPTION if damaged, ERR_FORMAT_VERSION if newer. */
 export async function readManifest(dir: string): Promise<Manifest | null> {
-  const file = join(dir, manifestFileName);
-  const text = await readTextIfExists(file);
-  if (text === null) return null;
-  const fail: Fail = (why) => {
-    throw new LightningError('ERR_CORRUPTION', `${file}: ${why}`);
-  };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (error) {
-    throw new LightningError('ERR_CORRUPTION', `${file}: not valid JSON`, { cause: error });
-  }
-  if (!isRecord(parsed) || parsed.format !== manifestFormat) fail('not a lightning-db manifest');
-  // The version is checked before anything else: a later version may change every other field.
-  if (parsed.formatVersion !== manifestFormatVersion) {
-    throw new LightningError(
-      'ERR_FORMAT_VERSION',
-      `${file}: manifest format version ${String(parsed.formatVersion)}; this build reads version ${manifestFormatVersion}`,
-    );
-  }
-  const manifest = fromJson(parsed, fail);
-  if (parsed.checksum !== (await checksumOf(manifest))) fail('checksum mismatch');
+  const read = await readChecksummedJson(join(dir, manifestFileName), manifestKind);
+  if (read === null) return null;
+  const { fields, fail } = read;
+  const manifest = fromJson(fields, fail);
+  if (fields.checksum !== (await checksumOf(canonicalObject(manifest)))) fail('checksum mismatch');
   return manifest;
 }
 
@@ -142,8 +137,7 @@ async function recordUnserialized(dir: string, record: CheckpointRecord): Promis
 
 async function writeUnserialized(dir: string, manifest: Manifest): Promise<void> {
   await mkdir(dir, { recursive: true });
-  const content = { ...canonicalObject(manifest), checksum: await checksumOf(manifest) };
-  await writeFileDurably(join(dir, manifestFileName), `${JSON.stringify(content, null, 2)}\n`);
+  await writeChecksummedJson(join(dir, manifestFileName), canonicalObject(manifest));
 }
 
 /**
@@ -166,12 +160,6 @@ function canonicalObject(manifest: Manifest) {
   };
 }
 
-/** xxh64 (hex) of the canonical JSON of everything but the checksum. */
-async function checksumOf(manifest: Manifest): Promise<string> {
-  const { h64ToString } = await xxhashApi();
-  return h64ToString(JSON.stringify(canonicalObject(manifest)));
-}
-
 function fromJson(parsed: Record<string, unknown>, fail: Fail): Manifest {
   const { partitions, checkpoints } = parsed;
   if (typeof partitions !== 'number' || !Array.isArray(checkpoints))
@@ -182,7 +170,7 @@ function fromJson(parsed: Record<string, unknown>, fail: Fail): Manifest {
     if (typeof partition !== 'number' || typeof file !== 'string' || typeof entries !== 'number') {
       fail(`checkpoint ${i} has fields of the wrong type`);
     }
-    if (typeof startLsn !== 'string' || !/^(0|[1-9][0-9]{0,19})$/.test(startLsn)) {
+    if (typeof startLsn !== 'string' || !decimalU64Pattern.test(startLsn)) {
       fail(`checkpoint ${i} start LSN is not a decimal u64`);
     }
     return { partition, file, startLsn: BigInt(startLsn), entries };
@@ -226,10 +214,6 @@ function checkRecord(record: CheckpointRecord, fail: Fail): void {
   ) {
     fail(`file ${JSON.stringify(file)} is not a relative checkpoint name for start LSN ${startLsn}`);
   }
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 const queues = new Map<string, Promise<unknown>>();

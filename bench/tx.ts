@@ -1,0 +1,233 @@
+/**
+ * bench:tx — transactions per second: bank transfers between two accounts of one lightning-db
+ * partition ('local') and of two ('cross', a two-phase commit), and YCSB workload F's read-modify-write
+ * of one zipfian-chosen account ('rmw'), on 100,000 accounts; lightning-db (durability 'sync' and
+ * 'relaxed', many transactions outstanding) next to lmdb-js transactionSync and better-sqlite3
+ * db.transaction (WAL, synchronous NORMAL and FULL), same transactions, same run.
+ *
+ *   npm run bench:tx                       # 100,000 accounts, 5 s per phase, 3 rounds
+ *   npm run bench:tx -- --quick            # 10,000 accounts, 1 s per phase, 1 round
+ *   npm run bench:tx -- --stores lightning-sync,sqlite-full --seconds 10 --concurrency 128
+ *
+ * Each phase runs for --seconds or until its --transactions run out. The parent measures nothing
+ * itself: every store runs in a fresh child process with a fresh directory, once per round, and the
+ * parent prints the medians. After each phase the child checks the balances (transfers keep the total,
+ * a read-modify-write adds one), so a store that answers fast and wrong makes the run untrustworthy.
+ * Failed transactions (retries exhausted) are counted and listed, not counted as throughput.
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgumentsOrExit, parseOneOf, parsePositiveInteger } from './lib/args.js';
+import { runJsonChild } from './lib/child-process.js';
+import { filesystemName, findRepoRoot, gitRevision, packageVersion } from './lib/environment.js';
+import { formatCount, formatFixed } from './lib/format.js';
+import { printUntrustworthy, withoutFirst, writeResults } from './lib/results.js';
+import { type ChildLine, type ChildOptions, type ResultLine, runChild } from './tx/child.js';
+import {
+  collectProblems,
+  printDetails,
+  printFailures,
+  printRatios,
+  printThroughput,
+  summarize,
+} from './tx/report.js';
+import { type StoreName, storeLabels, storeNames } from './tx/stores.js';
+import { lightningPartitions } from './tx/workload.js';
+
+interface Options {
+  accounts: number;
+  transactions: number;
+  seconds: number;
+  concurrency: number;
+  seed: number;
+  rounds: number;
+  stores: StoreName[];
+  child: StoreName | undefined;
+  dir: string | undefined;
+}
+
+const defaults = {
+  accounts: 100_000,
+  transactions: 200_000,
+  seconds: 5,
+  concurrency: 64,
+  seed: 0x5eed,
+  rounds: 3,
+};
+const quick = { accounts: 10_000, transactions: 20_000, seconds: 1, rounds: 1 };
+
+const thisFile = fileURLToPath(import.meta.url);
+const repoRoot = findRepoRoot(path.dirname(thisFile));
+/** TypeScript source needs tsx's loader in the child; the compiled file (the real benchmark) runs on plain node. */
+const childLoader = thisFile.endsWith('.ts') ? ['--import', 'tsx'] : [];
+
+/**
+ * Where the data directories go: os.tmpdir() when it is on a disk. On tmpfs an fsync costs nothing and
+ * the durable stores would look free, so then .bench-tmp in the repository.
+ */
+function dataRoot(): string {
+  if (filesystemName(os.tmpdir()) !== 'tmpfs') return os.tmpdir();
+  const fallback = path.join(repoRoot, '.bench-tmp');
+  mkdirSync(fallback, { recursive: true });
+  return fallback;
+}
+
+function childTimeoutMs(options: Options): number {
+  // Load, three phases and their checks; generous, so only a hang trips it.
+  return (120 + 3 * options.seconds * 4) * 1000;
+}
+
+async function runParent(options: Options): Promise<number> {
+  const root = dataRoot();
+  const meta = {
+    ...options,
+    child: undefined,
+    dir: undefined,
+    lightningPartitions,
+    node: process.version,
+    lmdb: packageVersion(repoRoot, 'lmdb'),
+    betterSqlite3: packageVersion(repoRoot, 'better-sqlite3'),
+    revision: gitRevision(repoRoot),
+    cpu: os.cpus()[0]?.model.trim() ?? 'unknown CPU',
+    cpus: os.availableParallelism(),
+    platform: `${process.platform} ${process.arch}`,
+    dataRoot: root,
+    dataFilesystem: filesystemName(root),
+    loadAverage1m: os.loadavg()[0],
+    startedAt: new Date().toISOString(),
+  };
+  console.log(
+    'bench:tx — transactions/s: lightning-db vs lmdb-js transactionSync vs better-sqlite3 db.transaction',
+  );
+  console.log(
+    `machine: ${meta.cpu}, ${meta.cpus} CPUs, ${meta.platform}, node ${meta.node}, lmdb-js ${meta.lmdb}, ` +
+      `better-sqlite3 ${meta.betterSqlite3}, revision ${meta.revision}, load average ${formatFixed(meta.loadAverage1m ?? 0, 2)}`,
+  );
+  console.log(
+    `${formatCount(options.accounts)} accounts; each phase ${options.seconds} s or ${formatCount(options.transactions)} transactions; ` +
+      `lightning-db: ${lightningPartitions} partitions, ${options.concurrency} transactions outstanding; seed ${options.seed}; ` +
+      `data in ${root} (${meta.dataFilesystem})`,
+  );
+  console.log(
+    `each store runs in a fresh child process, ${options.rounds} round(s), store order rotated per round\n`,
+  );
+
+  const results: ResultLine[] = [];
+  const failures: string[] = [];
+  for (let round = 1; round <= options.rounds; round++) {
+    for (let i = 0; i < options.stores.length; i++) {
+      const store = options.stores[(i + round - 1) % options.stores.length]!;
+      const tempDir = mkdtempSync(path.join(root, `lightning-bench-tx-${store}-`));
+      try {
+        const args = [
+          ...childLoader,
+          '--expose-gc',
+          thisFile,
+          '--child',
+          store,
+          '--dir',
+          path.join(tempDir, 'db'),
+          '--accounts',
+          String(options.accounts),
+          '--transactions',
+          String(options.transactions),
+          '--seconds',
+          String(options.seconds),
+          '--concurrency',
+          String(options.concurrency),
+          '--seed',
+          String(options.seed),
+        ];
+        const { result, problem } = await runJsonChild<ChildLine, ResultLine>({
+          args,
+          cwd: repoRoot,
+          timeoutMs: childTimeoutMs(options),
+          timeoutProblem: `killed after ${childTimeoutMs(options) / 1000} s without finishing`,
+          exitGraceProblem: 'printed its result but did not exit within 30 s after close()',
+          label: storeLabels[store],
+          onLine: (line) => {
+            if (line.kind === 'result') return line;
+            console.log(
+              `  round ${round}  ${storeLabels[store].padEnd(22)} ${line.phase.padEnd(5)} ${formatCount(line.perSecond).padStart(8)} tx/s ` +
+                `(${formatCount(line.committed)} in ${formatFixed(line.seconds, 2)} s` +
+                `${line.failed > 0 ? `, ${line.failed} failed` : ''}` +
+                `${line.counters === null ? '' : `, ${formatCount(line.counters.retries)} retries`})`,
+            );
+            return undefined;
+          },
+        });
+        if (result !== undefined) results.push({ ...result, round });
+        if (problem !== undefined) {
+          failures.push(`${storeLabels[store]} (round ${round}): ${problem}`);
+          console.log(`  ${storeLabels[store]} round ${round}: FAILED, ${problem}`);
+        }
+      } finally {
+        rmSync(tempDir, { recursive: true, force: true });
+      }
+    }
+  }
+
+  const summaries = summarize(results, options.stores);
+  console.log('');
+  printThroughput(summaries, options.rounds);
+  printRatios(summaries);
+  printDetails(summaries);
+  printFailures(results);
+  const problems = [...failures, ...collectProblems(results)];
+  if (problems.length > 0) printUntrustworthy('a store failed or gave a wrong answer', problems);
+  writeResults(repoRoot, 'tx', meta.startedAt, {
+    meta,
+    summaries: withoutFirst(summaries),
+    results,
+    problems,
+  });
+  return problems.length > 0 ? 1 : 0;
+}
+
+function parseArguments(argv: string[]): Options {
+  const options: Options = { ...defaults, stores: [...storeNames], child: undefined, dir: undefined };
+  const parseStore = (text: string | undefined): StoreName => parseOneOf('store', storeNames, text);
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]!;
+    switch (flag) {
+      case '--quick':
+        Object.assign(options, quick);
+        break;
+      case '--accounts':
+      case '--transactions':
+      case '--seconds':
+      case '--concurrency':
+      case '--seed':
+      case '--rounds':
+        options[flag.slice(2) as 'accounts'] = parsePositiveInteger(flag, argv[++i]);
+        break;
+      case '--stores':
+        options.stores = (argv[++i] ?? '').split(',').map(parseStore);
+        break;
+      case '--child':
+        options.child = parseStore(argv[++i]);
+        break;
+      case '--dir':
+        options.dir = argv[++i];
+        break;
+      default:
+        throw new Error(
+          `unknown argument ${flag}; usage: tx.js [--quick] [--accounts N] [--transactions N] [--seconds S] ` +
+            `[--concurrency N] [--seed S] [--rounds R] [--stores ${storeNames.join(',')}]`,
+        );
+    }
+  }
+  if (options.accounts < 100) throw new Error('--accounts must be at least 100');
+  if (options.child !== undefined && options.dir === undefined) throw new Error('--child needs --dir');
+  return options;
+}
+
+const options = parseArgumentsOrExit(parseArguments);
+if (options.child === undefined) {
+  process.exitCode = await runParent(options);
+} else {
+  const childOptions: ChildOptions = { ...options, store: options.child, dir: options.dir! };
+  await runChild(childOptions);
+}

@@ -1,0 +1,25 @@
+/**
+ * The part of better-sqlite3's API the YCSB adapter uses. The package ships no type declarations and
+ * @types/better-sqlite3 is not a dependency, so the calls are typed here.
+ */
+declare module 'better-sqlite3' {
+  interface Statement<Parameters extends unknown[], Row> {
+    run(...parameters: Parameters): { changes: number };
+    get(...parameters: Parameters): Row | undefined;
+    all(...parameters: Parameters): Row[];
+    /** Return the first column of each row instead of an object. */
+    pluck(): Statement<Parameters, Row>;
+    /** Return each row as an array of its columns. */
+    raw(): Statement<Parameters, Row>;
+  }
+
+  class Database {
+    constructor(filename: string);
+    pragma(source: string): unknown;
+    exec(source: string): this;
+    prepare<Parameters extends unknown[] = [], Row = unknown>(source: string): Statement<Parameters, Row>;
+    close(): this;
+  }
+
+  export default Database;
+}

@@ -1,7 +1,7 @@
 import { cellFlagIntent, cellFlagsMvcc, cellFlagTombstone } from '../tree/node-format.js';
 import { RestartBudget } from '../tree/optimistic-view.js';
 import type { RangeIterator } from '../tree/range-iterator.js';
-import { parseRangeOptions, type RangeOptions } from '../tree/range-options.js';
+import { parseRangeOptions, type RangeBounds, type RangeOptions } from '../tree/range-options.js';
 import type { TreeReader } from '../tree/tree-reader.js';
 import { type MvccState, txCommitted, txFree } from './mvcc-state.js';
 import { decodeVersionValue, isVersionOf, versionKey } from './version-key.js';
@@ -61,30 +61,34 @@ export class VersionedReader {
    * registered snapshot (the versions it reads are then kept until it is released).
    */
   range(options: RangeOptions | undefined, readTimestamp: number): IterableIterator<[Buffer, Buffer]> {
-    const { limit } = parseRangeOptions(options);
-    const heads = this.main.range(options === undefined ? undefined : { ...options, limit: undefined });
-    return this.#visible(heads, readTimestamp, limit);
+    return this.rangeWithin(parseRangeOptions(options), readTimestamp);
   }
 
-  *#visible(heads: RangeIterator, readTimestamp: number, limit: number): Generator<[Buffer, Buffer]> {
-    let remaining = limit;
-    if (remaining <= 0) return;
-    for (const entry of heads) {
-      const flags = heads.cellFlags;
-      if ((flags & cellFlagsMvcc) !== 0) {
-        const verdict = this.#judge(flags, heads.cellTimestamp, readTimestamp);
-        if (verdict === absent) {
-          if ((flags & cellFlagTombstone) !== 0) continue;
-        } else {
-          // Older than the head, or the head changed meanwhile: a point read at the snapshot decides.
-          const value = this.get(entry[0], readTimestamp);
-          if (value === undefined) continue;
-          entry[1] = value;
-        }
-      }
-      yield entry;
-      if (--remaining <= 0) return;
-    }
+  /** `range` for bounds parsed already; `firstBatchEntries` sizes the tree scan's first step. */
+  rangeWithin(
+    bounds: RangeBounds,
+    readTimestamp: number,
+    firstBatchEntries?: number,
+  ): IterableIterator<[Buffer, Buffer]> {
+    // The limit counts visible entries: tombstones and versions from after the snapshot don't count.
+    const heads = this.main.rangeWithin({ ...bounds, limit: Number.POSITIVE_INFINITY }, firstBatchEntries);
+    return new VisibleEntries(this, heads, readTimestamp, bounds.limit);
+  }
+
+  /**
+   * What a read at `readTimestamp` makes of a head with these MVCC flags: its value (or undefined
+   * for a deleted key), decided by the head or by an older version.
+   */
+  resolve(
+    entry: [Buffer, Buffer],
+    flags: number,
+    timestamp: number,
+    readTimestamp: number,
+  ): Buffer | undefined {
+    const verdict = this.#judge(flags, timestamp, readTimestamp);
+    if (verdict === absent) return (flags & cellFlagTombstone) !== 0 ? undefined : entry[1];
+    // Older than the head, or the head changed meanwhile: a point read at the snapshot decides.
+    return this.get(entry[0], readTimestamp);
   }
 
   /**
@@ -109,5 +113,43 @@ export class VersionedReader {
       return decodeVersionValue(value);
     }
     return null;
+  }
+}
+
+/** The visible entries of a scan of heads: heads without MVCC flags pass as they are. */
+class VisibleEntries implements IterableIterator<[Buffer, Buffer]> {
+  readonly #reader: VersionedReader;
+  readonly #heads: RangeIterator;
+  readonly #readTimestamp: number;
+  #remaining: number;
+
+  constructor(reader: VersionedReader, heads: RangeIterator, readTimestamp: number, limit: number) {
+    this.#reader = reader;
+    this.#heads = heads;
+    this.#readTimestamp = readTimestamp;
+    this.#remaining = limit;
+  }
+
+  [Symbol.iterator](): this {
+    return this;
+  }
+
+  next(): IteratorResult<[Buffer, Buffer]> {
+    const heads = this.#heads;
+    while (this.#remaining > 0) {
+      const step = heads.next();
+      if (step.done === true) break;
+      const entry = step.value;
+      const flags = heads.cellFlags;
+      if ((flags & cellFlagsMvcc) !== 0) {
+        const value = this.#reader.resolve(entry, flags, heads.cellTimestamp, this.#readTimestamp);
+        if (value === undefined) continue;
+        entry[1] = value;
+      }
+      this.#remaining--;
+      return step;
+    }
+    this.#remaining = 0;
+    return { done: true, value: undefined };
   }
 }

@@ -44,10 +44,15 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
   /** Its timestamp or transaction reference, 0 if it has none. */
   cellTimestamp = 0;
 
-  constructor(view: OptimisticView, bounds: RangeBounds) {
+  /**
+   * `firstBatchEntries` sizes the first step: a merge of many partitions that wants a few rows from
+   * each passes its share, so each partition copies about what it will return.
+   */
+  constructor(view: OptimisticView, bounds: RangeBounds, firstBatchEntries = batchEntriesFirst) {
     this.#view = view;
     this.#bounds = bounds;
     this.#remaining = bounds.limit;
+    this.#batchEntriesMax = Math.max(1, firstBatchEntries);
     if (bounds.reverse) {
       this.#cursor = bounds.upper;
       this.#cursorExclusive = bounds.upper !== null && !bounds.upperInclusive;

@@ -11,7 +11,7 @@ import {
 import { cellFlagTimestamp, leafTimestampAt } from './node-format.js';
 import { OptimisticView, RestartBudget, restart } from './optimistic-view.js';
 import { RangeIterator } from './range-iterator.js';
-import { parseRangeOptions, type RangeOptions } from './range-options.js';
+import { parseRangeOptions, type RangeBounds, type RangeOptions } from './range-options.js';
 import { openTreeHandle, type TreeHandle } from './tree-handle.js';
 
 export interface TreeStats {
@@ -84,6 +84,11 @@ export class TreeReader {
   /** Entries in key order (unsigned bytes) within the bounds; O(log n) to start, O(1) per entry. */
   range(options?: RangeOptions): RangeIterator {
     return new RangeIterator(this.view, parseRangeOptions(options));
+  }
+
+  /** `range` for bounds parsed already (once for many partitions), with the first step's size. */
+  rangeWithin(bounds: RangeBounds, firstBatchEntries?: number): RangeIterator {
+    return new RangeIterator(this.view, bounds, firstBatchEntries);
   }
 
   /** Number of entries (tombstones awaiting cleanup are not entries). */

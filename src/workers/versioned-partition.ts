@@ -19,6 +19,7 @@ import {
   rangeUpperInclusive,
 } from '../shared-memory/ring/transaction-codec.js';
 import { cellFlagIntent, cellFlagTimestamp, cellFlagTombstone } from '../shared-memory/tree/node-format.js';
+import { CleanupQueue } from './cleanup-queue.js';
 import { LockTable } from './lock-table.js';
 
 /** The commit timestamp writes of the current window carry, and whether old versions must be kept. */
@@ -45,15 +46,6 @@ interface PreparedTransaction {
   lockedKeys: Uint8Array[];
 }
 
-/** A replaced version to remove once no snapshot older than its replacement is open. */
-interface Garbage {
-  key: Uint8Array;
-  versionTimestamp: number;
-  supersededAt: number;
-  /** The replacement was a tombstone: remove it from the main tree too. */
-  tombstone: boolean;
-}
-
 export interface DecidedTransaction {
   reference: number;
   transactionId: number;
@@ -76,9 +68,7 @@ export class VersionedPartition {
   readonly #mvcc: MvccState;
   readonly #locks = new LockTable();
   readonly #prepared = new Map<number, PreparedTransaction>();
-  #garbage: Garbage[] = [];
-  /** Items before this index were cleaned up; the array is compacted now and then. */
-  #garbageHead = 0;
+  readonly #cleanup = new CleanupQueue();
 
   constructor(tree: BTree, versions: BTree, mvcc: MvccState) {
     this.tree = tree;
@@ -227,16 +217,8 @@ export class VersionedPartition {
    * stops at the first version still needed, so such a version may wait a little longer.
    */
   collectGarbage(oldestSnapshot: number): void {
-    const garbage = this.#garbage;
-    let end = this.#garbageHead;
-    while (end < garbage.length && garbage[end]!.supersededAt <= oldestSnapshot) end++;
-    if (end === this.#garbageHead) return;
-    const removable = garbage.slice(this.#garbageHead, end);
-    this.#garbageHead = end;
-    if (end === garbage.length || end > 4096) {
-      this.#garbage = garbage.slice(end);
-      this.#garbageHead = 0;
-    }
+    const removable = this.#cleanup.takeUpTo(oldestSnapshot);
+    if (removable.length === 0) return;
     // Removing never allocates, so there is nothing to reserve.
     this.tree.group(() =>
       this.versions.group(() => {
@@ -261,7 +243,7 @@ export class VersionedPartition {
   }
 
   get hasGarbage(): boolean {
-    return this.#garbageHead < this.#garbage.length;
+    return !this.#cleanup.empty;
   }
 
   /** Versions kept for snapshots or prepared transactions. */
@@ -290,7 +272,7 @@ export class VersionedPartition {
     if (!sameVersion) {
       const old = headIsTombstone ? null : head;
       this.versions.putCell(versionKey(key, timestamp), encodeVersionValue(old, window.timestamp), 0, 0);
-      this.#garbage.push({
+      this.#cleanup.push({
         key: key.slice(),
         versionTimestamp: timestamp,
         supersededAt: window.timestamp,
@@ -328,7 +310,7 @@ export class VersionedPartition {
             0,
             0,
           );
-          this.#garbage.push({
+          this.#cleanup.push({
             key: write.key,
             versionTimestamp: write.headTimestamp,
             supersededAt: commitTimestamp,

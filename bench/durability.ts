@@ -11,7 +11,7 @@
  * data directory, once per round; the parent collects one JSON line per child, checks them and prints
  * the medians.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,10 +45,19 @@ import {
   putWindow,
   valueBytes,
 } from './durability/workload.js';
-import { parseArgumentsOrExit, parseOneOf, parsePositiveInteger } from './lib/args.js';
-import { diskUsage, filesystemName, findRepoRoot, gitRevision, packageVersion } from './lib/environment.js';
+import { parseArgumentsOrExit, parseListOf, parseOneOf, parsePositiveInteger } from './lib/args.js';
+import { childScriptArgs } from './lib/child-process.js';
+import {
+  benchDataRoot,
+  diskUsage,
+  filesystemName,
+  findRepoRoot,
+  gitRevision,
+  packageVersion,
+} from './lib/environment.js';
 import { formatCount, formatFixed } from './lib/format.js';
-import { printUntrustworthy, withoutFirst, writeResults } from './lib/results.js';
+import { finishRun, withoutFirst } from './lib/results.js';
+import { rotation } from './lib/rounds.js';
 
 const recordsDefault = 200_000;
 const recordsQuick = 20_000;
@@ -72,8 +81,6 @@ interface Options {
 
 const thisFile = fileURLToPath(import.meta.url);
 const repoRoot = findRepoRoot(path.dirname(thisFile));
-/** TypeScript source needs tsx's loader in the child; the compiled file (the real benchmark) runs on plain node. */
-const childLoader = thisFile.endsWith('.ts') ? ['--import', 'tsx'] : [];
 
 /**
  * Generous limits, so a write that never settles fails the run instead of stalling it. A synced put
@@ -86,26 +93,13 @@ function recoveryTimeoutMs(records: number): number {
   return Math.max(300, (records / 1_000_000) * 1200) * 1000;
 }
 
-/**
- * Where the data directories go: os.tmpdir() when it is on a disk. On tmpfs an fsync costs nothing and
- * the comparison would be meaningless, so then use .bench-tmp in the repository (gitignore it).
- */
-function dataRoot(): string {
-  if (filesystemName(os.tmpdir()) !== 'tmpfs') return os.tmpdir();
-  const fallback = path.join(repoRoot, '.bench-tmp');
-  mkdirSync(fallback, { recursive: true });
-  return fallback;
-}
-
 function childArgs(task: ChildTask, dir: string, records: number, seed: number): string[] {
   const what =
     task.kind === 'put'
       ? ['--child', 'put', '--store', task.store, '--phase', task.phase]
       : ['--child', task.kind];
   return [
-    ...childLoader,
-    '--expose-gc',
-    thisFile,
+    ...childScriptArgs(thisFile),
     ...what,
     '--dir',
     dir,
@@ -211,7 +205,7 @@ async function runRecoveryRound(
 
 async function runParent(options: Options): Promise<number> {
   const cpus = os.cpus();
-  const root = dataRoot();
+  const root = benchDataRoot(repoRoot);
   const meta = {
     records: options.records,
     recoveryRecords: options.recovery ? options.recoveryRecords : null,
@@ -278,9 +272,7 @@ async function runParent(options: Options): Promise<number> {
   const failures: string[] = [];
   for (let round = 1; round <= options.rounds; round++) {
     for (const phase of putPhases) {
-      // Rotating the order spreads slow moments of the machine (and any first-child effects) over all stores.
-      for (let i = 0; i < options.stores.length; i++) {
-        const store = options.stores[(i + round - 1) % options.stores.length];
+      for (const store of rotation(options.stores, round)) {
         await runPutRound(store, phase, round, root, options, putRecords, failures);
       }
     }
@@ -316,33 +308,31 @@ async function runParent(options: Options): Promise<number> {
   }
 
   const problems = [...failures, ...checkResults(putRecords, recoveryRounds)];
-  if (problems.length > 0) {
-    printUntrustworthy('a store lost or changed data, or failed', problems);
-  } else {
+  if (problems.length === 0) {
     console.log(
       `\nchecks: every store reported N entries and read back all ${putRecords[0]?.spot.sampled ?? 0} sampled keys ` +
         'with the bytes written; the sampled-value checksums agree across stores and rounds',
     );
   }
-
-  writeResults(repoRoot, 'durability', meta.startedAt, {
-    meta,
-    summaries: withoutFirst(summaries),
-    recovery: recovery ?? null,
-    targets: targetLines,
-    putResults: putRecords,
-    recoveryRounds,
+  return finishRun(
+    repoRoot,
+    'durability',
+    meta.startedAt,
+    'a store lost or changed data, or failed',
     problems,
-  });
-  return problems.length > 0 ? 1 : 0;
+    {
+      meta,
+      summaries: withoutFirst(summaries),
+      recovery: recovery ?? null,
+      targets: targetLines,
+      putResults: putRecords,
+      recoveryRounds,
+    },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Arguments.
-
-function parseStore(text: string | undefined): StoreName {
-  return parseOneOf('store', storeNames, text);
-}
 
 function parsePhase(text: string | undefined): PutPhase {
   return parseOneOf('phase', putPhases, text);
@@ -389,13 +379,13 @@ function parseArguments(argv: string[]): Options {
         options.rounds = parsePositiveInteger(flag, argv[++i]);
         break;
       case '--stores':
-        options.stores = (argv[++i] ?? '').split(',').map(parseStore);
+        options.stores = parseListOf('store', storeNames, argv[++i]);
         break;
       case '--child':
         childKind = argv[++i];
         break;
       case '--store':
-        store = parseStore(argv[++i]);
+        store = parseOneOf('store', storeNames, argv[++i]);
         break;
       case '--phase':
         phase = parsePhase(argv[++i]);

@@ -10,7 +10,6 @@
  * threads, nothing left over from the previous store) once per round, collects the JSON lines each child
  * prints, checks that every store returned the same bytes, and prints the per-store medians.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,11 +26,12 @@ import {
 } from './engine/report.js';
 import { lightningPartitions, type StoreName, storeLabels, storeNames } from './engine/stores.js';
 import { keyBytes, rangeRowsPerScan, rangeScans, valueBytes, writeWindow } from './engine/workload.js';
-import { parseArgumentsOrExit, parseOneOf, parsePositiveInteger } from './lib/args.js';
-import { type ChildOutcome, exitGraceMs, runJsonChild } from './lib/child-process.js';
+import { parseArgumentsOrExit, parseListOf, parseOneOf, parsePositiveInteger } from './lib/args.js';
+import { type ChildOutcome, childScriptArgs, runJsonChild } from './lib/child-process.js';
 import { filesystemName, findRepoRoot, packageVersion } from './lib/environment.js';
 import { formatCount, formatFixed } from './lib/format.js';
-import { printUntrustworthy, withoutFirst, writeResults } from './lib/results.js';
+import { finishRun, withoutFirst } from './lib/results.js';
+import { runStoreRounds } from './lib/rounds.js';
 
 const recordsDefault = 1_000_000;
 const recordsQuick = 100_000;
@@ -55,8 +55,6 @@ interface Options {
 const thisFile = fileURLToPath(import.meta.url);
 /** Runs as bench/engine.ts or as dist/bench/engine.js, so find the root by its package.json. */
 const repoRoot = findRepoRoot(path.dirname(thisFile));
-/** TypeScript source needs tsx's loader in the child; the compiled file (the real benchmark) runs on plain node. */
-const childLoader = thisFile.endsWith('.ts') ? ['--import', 'tsx'] : [];
 
 /** A generous per-child limit, so a hung write (a promise that never settles) fails the run instead of stalling it. */
 function childTimeoutMs(records: number): number {
@@ -71,9 +69,7 @@ function runStoreInChild(
   options: Options,
 ): Promise<ChildOutcome<ResultLine>> {
   const args = [
-    ...childLoader,
-    '--expose-gc',
-    thisFile,
+    ...childScriptArgs(thisFile),
     '--child',
     store,
     '--dir',
@@ -87,8 +83,6 @@ function runStoreInChild(
     args,
     cwd: repoRoot,
     timeoutMs: childTimeoutMs(options.records),
-    timeoutProblem: `killed after ${childTimeoutMs(options.records) / 1000} s without finishing`,
-    exitGraceProblem: `printed its result but did not exit within ${exitGraceMs / 1000} s after close()`,
     label: storeLabels[store],
     onLine: (parsed) => {
       if (parsed.kind !== 'phase') return parsed;
@@ -154,27 +148,14 @@ async function runParent(options: Options): Promise<number> {
     `each store runs in a fresh child process, ${options.rounds} round(s), store order rotated per round\n`,
   );
 
-  const results: ResultLine[] = [];
-  const failures: string[] = [];
-  for (let round = 1; round <= options.rounds; round++) {
-    // Rotating the order spreads slow moments of the machine (and any first-child effects) over all stores.
-    for (let i = 0; i < options.stores.length; i++) {
-      const store = options.stores[(i + round - 1) % options.stores.length];
-      // The parent owns the data directory, so it is removed even if the child crashes or is killed.
-      const tempDir = mkdtempSync(path.join(os.tmpdir(), `lightning-bench-${store}-`));
-      try {
-        const { result, problem } = await runStoreInChild(store, round, path.join(tempDir, 'db'), options);
-        // A result is kept even with a problem (e.g. the process would not exit): its numbers are real.
-        if (result !== undefined) results.push({ ...result, round });
-        if (problem !== undefined) {
-          failures.push(`${storeLabels[store]} (round ${round}): ${problem}`);
-          console.log(`  ${storeLabels[store]} round ${round}: FAILED, ${problem}`);
-        }
-      } finally {
-        rmSync(tempDir, { recursive: true, force: true });
-      }
-    }
-  }
+  const { results, failures } = await runStoreRounds({
+    rounds: options.rounds,
+    stores: options.stores,
+    labels: storeLabels,
+    tempParent: os.tmpdir(),
+    tempPrefix: 'lightning-bench-',
+    run: (store, round, dir) => runStoreInChild(store, round, dir, options),
+  });
 
   const summaries = summarize(results, options.stores);
   console.log('');
@@ -194,23 +175,15 @@ async function runParent(options: Options): Promise<number> {
   }
 
   const problems = [...failures, ...checkAgreement(results, options.records)];
-  if (problems.length > 0) printUntrustworthy('the stores disagree or a store failed', problems);
-
-  writeResults(repoRoot, 'engine', meta.startedAt, {
+  return finishRun(repoRoot, 'engine', meta.startedAt, 'the stores disagree or a store failed', problems, {
     meta,
     summaries: withoutFirst(summaries),
     results,
-    problems,
   });
-  return problems.length > 0 ? 1 : 0;
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Arguments.
-
-function parseStore(text: string | undefined): StoreName {
-  return parseOneOf('store', storeNames, text);
-}
 
 function parseArguments(argv: string[]): Options {
   const options: Options = {
@@ -237,10 +210,10 @@ function parseArguments(argv: string[]): Options {
         options.rounds = parsePositiveInteger(flag, argv[++i]);
         break;
       case '--stores':
-        options.stores = (argv[++i] ?? '').split(',').map(parseStore);
+        options.stores = parseListOf('store', storeNames, argv[++i]);
         break;
       case '--child':
-        options.child = parseStore(argv[++i]);
+        options.child = parseOneOf('store', storeNames, argv[++i]);
         break;
       case '--dir':
         options.dir = argv[++i];

@@ -15,11 +15,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import SortedBTreeModule from 'sorted-btree';
-import { parseArgumentsOrExit, parseOneOf, parsePositiveInteger } from './lib/args.js';
+import { parseArgumentsOrExit, parseListOf, parseOneOf, parsePositiveInteger } from './lib/args.js';
+import { childScriptArgs } from './lib/child-process.js';
 import { findRepoRoot } from './lib/environment.js';
 import { formatCount, formatFixed, formatRatio, formatTable, hex32 } from './lib/format.js';
-import { printUntrustworthy, withoutFirst, writeResults } from './lib/results.js';
+import { finishRun, withoutFirst } from './lib/results.js';
 import { permutation, randomRecords } from './lib/rng.js';
+import { rotation } from './lib/rounds.js';
 import { median, spreadPercent } from './lib/stats.js';
 
 const keyBytes = 16;
@@ -448,14 +450,10 @@ const thisFile = fileURLToPath(import.meta.url);
  * root is found by walking up to package.json rather than assumed to be the parent directory.
  */
 const repoRoot = findRepoRoot(path.dirname(thisFile));
-/** TypeScript source needs tsx's loader in the child; the compiled file runs on plain node. */
-const childLoader = thisFile.endsWith('.ts') ? ['--import', 'tsx'] : [];
 
 function runStoreInChild(store: StoreName, round: number, options: Options): StoreResult | string {
   const args = [
-    ...childLoader,
-    '--expose-gc',
-    thisFile,
+    ...childScriptArgs(thisFile),
     '--child',
     store,
     '--records',
@@ -669,9 +667,7 @@ async function runParent(options: Options): Promise<number> {
   const results: StoreResult[] = [];
   const failures: string[] = [];
   for (let round = 1; round <= options.rounds; round++) {
-    // Rotating the order spreads slow phases of the machine (and any first-child effects) over all stores.
-    for (let i = 0; i < options.stores.length; i++) {
-      const store = options.stores[(i + round - 1) % options.stores.length];
+    for (const store of rotation(options.stores, round)) {
       const outcome = runStoreInChild(store, round, options);
       if (typeof outcome === 'string') {
         failures.push(`${storeLabels[store]} (round ${round}): ${outcome}`);
@@ -692,23 +688,15 @@ async function runParent(options: Options): Promise<number> {
   printSummaries(summaries, options.rounds);
 
   const problems = [...failures, ...checkAgreement(results, options.records)];
-  if (problems.length > 0) printUntrustworthy('the stores disagree or a store failed', problems);
-
-  writeResults(repoRoot, 'tree', meta.startedAt, {
+  return finishRun(repoRoot, 'tree', meta.startedAt, 'the stores disagree or a store failed', problems, {
     meta,
     summaries: withoutFirst(summaries),
     results,
-    problems,
   });
-  return problems.length > 0 ? 1 : 0;
 }
 
 // ---------------------------------------------------------------------------------------------------
 // Arguments.
-
-function parseStore(text: string | undefined): StoreName {
-  return parseOneOf('store', storeNames, text);
-}
 
 function parseArguments(argv: string[]): Options {
   const options: Options = {
@@ -738,10 +726,10 @@ function parseArguments(argv: string[]): Options {
         options.rounds = parsePositiveInteger(flag, argv[++i]);
         break;
       case '--stores':
-        options.stores = (argv[++i] ?? '').split(',').map(parseStore);
+        options.stores = parseListOf('store', storeNames, argv[++i]);
         break;
       case '--child':
-        options.child = parseStore(argv[++i]);
+        options.child = parseOneOf('store', storeNames, argv[++i]);
         break;
       default:
         throw new Error(

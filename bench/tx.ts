@@ -15,15 +15,21 @@
  * a read-modify-write adds one), so a store that answers fast and wrong makes the run untrustworthy.
  * Failed transactions (retries exhausted) are counted and listed, not counted as throughput.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgumentsOrExit, parseOneOf, parsePositiveInteger } from './lib/args.js';
-import { runJsonChild } from './lib/child-process.js';
-import { filesystemName, findRepoRoot, gitRevision, packageVersion } from './lib/environment.js';
+import { parseArgumentsOrExit, parseListOf, parseOneOf, parsePositiveInteger } from './lib/args.js';
+import { childScriptArgs, runJsonChild } from './lib/child-process.js';
+import {
+  benchDataRoot,
+  filesystemName,
+  findRepoRoot,
+  gitRevision,
+  packageVersion,
+} from './lib/environment.js';
 import { formatCount, formatFixed } from './lib/format.js';
-import { printUntrustworthy, withoutFirst, writeResults } from './lib/results.js';
+import { finishRun, withoutFirst } from './lib/results.js';
+import { runStoreRounds } from './lib/rounds.js';
 import { type ChildLine, type ChildOptions, type ResultLine, runChild } from './tx/child.js';
 import {
   collectProblems,
@@ -60,19 +66,6 @@ const quick = { accounts: 10_000, transactions: 20_000, seconds: 1, rounds: 1 };
 
 const thisFile = fileURLToPath(import.meta.url);
 const repoRoot = findRepoRoot(path.dirname(thisFile));
-/** TypeScript source needs tsx's loader in the child; the compiled file (the real benchmark) runs on plain node. */
-const childLoader = thisFile.endsWith('.ts') ? ['--import', 'tsx'] : [];
-
-/**
- * Where the data directories go: os.tmpdir() when it is on a disk. On tmpfs an fsync costs nothing and
- * the durable stores would look free, so then .bench-tmp in the repository.
- */
-function dataRoot(): string {
-  if (filesystemName(os.tmpdir()) !== 'tmpfs') return os.tmpdir();
-  const fallback = path.join(repoRoot, '.bench-tmp');
-  mkdirSync(fallback, { recursive: true });
-  return fallback;
-}
 
 function childTimeoutMs(options: Options): number {
   // Load, three phases and their checks; generous, so only a hang trips it.
@@ -80,7 +73,7 @@ function childTimeoutMs(options: Options): number {
 }
 
 async function runParent(options: Options): Promise<number> {
-  const root = dataRoot();
+  const root = benchDataRoot(repoRoot);
   const meta = {
     ...options,
     child: undefined,
@@ -114,21 +107,20 @@ async function runParent(options: Options): Promise<number> {
     `each store runs in a fresh child process, ${options.rounds} round(s), store order rotated per round\n`,
   );
 
-  const results: ResultLine[] = [];
-  const failures: string[] = [];
-  for (let round = 1; round <= options.rounds; round++) {
-    for (let i = 0; i < options.stores.length; i++) {
-      const store = options.stores[(i + round - 1) % options.stores.length]!;
-      const tempDir = mkdtempSync(path.join(root, `lightning-bench-tx-${store}-`));
-      try {
-        const args = [
-          ...childLoader,
-          '--expose-gc',
-          thisFile,
+  const { results, failures } = await runStoreRounds<StoreName, ResultLine>({
+    rounds: options.rounds,
+    stores: options.stores,
+    labels: storeLabels,
+    tempParent: root,
+    tempPrefix: 'lightning-bench-tx-',
+    run: (store, round, dir) =>
+      runJsonChild<ChildLine, ResultLine>({
+        args: [
+          ...childScriptArgs(thisFile),
           '--child',
           store,
           '--dir',
-          path.join(tempDir, 'db'),
+          dir,
           '--accounts',
           String(options.accounts),
           '--transactions',
@@ -139,35 +131,22 @@ async function runParent(options: Options): Promise<number> {
           String(options.concurrency),
           '--seed',
           String(options.seed),
-        ];
-        const { result, problem } = await runJsonChild<ChildLine, ResultLine>({
-          args,
-          cwd: repoRoot,
-          timeoutMs: childTimeoutMs(options),
-          timeoutProblem: `killed after ${childTimeoutMs(options) / 1000} s without finishing`,
-          exitGraceProblem: 'printed its result but did not exit within 30 s after close()',
-          label: storeLabels[store],
-          onLine: (line) => {
-            if (line.kind === 'result') return line;
-            console.log(
-              `  round ${round}  ${storeLabels[store].padEnd(22)} ${line.phase.padEnd(5)} ${formatCount(line.perSecond).padStart(8)} tx/s ` +
-                `(${formatCount(line.committed)} in ${formatFixed(line.seconds, 2)} s` +
-                `${line.failed > 0 ? `, ${line.failed} failed` : ''}` +
-                `${line.counters === null ? '' : `, ${formatCount(line.counters.retries)} retries`})`,
-            );
-            return undefined;
-          },
-        });
-        if (result !== undefined) results.push({ ...result, round });
-        if (problem !== undefined) {
-          failures.push(`${storeLabels[store]} (round ${round}): ${problem}`);
-          console.log(`  ${storeLabels[store]} round ${round}: FAILED, ${problem}`);
-        }
-      } finally {
-        rmSync(tempDir, { recursive: true, force: true });
-      }
-    }
-  }
+        ],
+        cwd: repoRoot,
+        timeoutMs: childTimeoutMs(options),
+        label: storeLabels[store],
+        onLine: (line) => {
+          if (line.kind === 'result') return line;
+          console.log(
+            `  round ${round}  ${storeLabels[store].padEnd(22)} ${line.phase.padEnd(5)} ${formatCount(line.perSecond).padStart(8)} tx/s ` +
+              `(${formatCount(line.committed)} in ${formatFixed(line.seconds, 2)} s` +
+              `${line.failed > 0 ? `, ${line.failed} failed` : ''}` +
+              `${line.counters === null ? '' : `, ${formatCount(line.counters.retries)} retries`})`,
+          );
+          return undefined;
+        },
+      }),
+  });
 
   const summaries = summarize(results, options.stores);
   console.log('');
@@ -176,19 +155,15 @@ async function runParent(options: Options): Promise<number> {
   printDetails(summaries);
   printFailures(results);
   const problems = [...failures, ...collectProblems(results)];
-  if (problems.length > 0) printUntrustworthy('a store failed or gave a wrong answer', problems);
-  writeResults(repoRoot, 'tx', meta.startedAt, {
+  return finishRun(repoRoot, 'tx', meta.startedAt, 'a store failed or gave a wrong answer', problems, {
     meta,
     summaries: withoutFirst(summaries),
     results,
-    problems,
   });
-  return problems.length > 0 ? 1 : 0;
 }
 
 function parseArguments(argv: string[]): Options {
   const options: Options = { ...defaults, stores: [...storeNames], child: undefined, dir: undefined };
-  const parseStore = (text: string | undefined): StoreName => parseOneOf('store', storeNames, text);
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]!;
     switch (flag) {
@@ -204,10 +179,10 @@ function parseArguments(argv: string[]): Options {
         options[flag.slice(2) as 'accounts'] = parsePositiveInteger(flag, argv[++i]);
         break;
       case '--stores':
-        options.stores = (argv[++i] ?? '').split(',').map(parseStore);
+        options.stores = parseListOf('store', storeNames, argv[++i]);
         break;
       case '--child':
-        options.child = parseStore(argv[++i]);
+        options.child = parseOneOf('store', storeNames, argv[++i]);
         break;
       case '--dir':
         options.dir = argv[++i];

@@ -19,6 +19,7 @@ import { parseArgumentsOrExit } from './lib/args.js';
 import { findRepoRoot } from './lib/environment.js';
 import { formatCount, formatFixed } from './lib/format.js';
 import { printUntrustworthy, writeResults } from './lib/results.js';
+import { rotation } from './lib/rounds.js';
 import { type ResultLine, runChild } from './ycsb/child.js';
 import { machineFacts, printMachine } from './ycsb/machine.js';
 import { help, type Options, parseOptions, settingsArguments } from './ycsb/options.js';
@@ -68,9 +69,7 @@ async function runComparison(options: Options): Promise<number> {
   const failures: string[] = [];
   const timeoutMs = childTimeoutMs(options.records, options.operations, options.workloads.length);
   for (let round = 1; round <= options.rounds; round++) {
-    // Rotating the order spreads slow moments of the machine over all stores.
-    for (let i = 0; i < options.stores.length; i++) {
-      const store = options.stores[(i + round - 1) % options.stores.length]!;
+    for (const store of rotation(options.stores, round)) {
       const label = options.rounds > 1 ? `${storeLabels[store]} #${round}` : storeLabels[store];
       console.error(`${label}: starting (${storeDurability[store]})`);
       const { result, problem } = await spawnChild<ResultLine>(

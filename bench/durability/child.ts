@@ -5,8 +5,9 @@
  * Tasks: a put phase (sequential or random keys) on any store; 'recovery-load' (fill lightning-db with
  * durability 'none', close); 'recovery-open' (time open() of that directory, which replays the log).
  */
-import { collect, type Elapsed, stopwatch } from '../engine/child.js';
+import { type Elapsed, stopwatch } from '../engine/child.js';
 import { foldBytes } from '../engine/workload.js';
+import { collectGarbage, emitLine } from '../lib/child-output.js';
 import { hex32 } from '../lib/format.js';
 import { median } from '../lib/stats.js';
 import { type DurabilityStore, openDurabilityStore, type StoreName } from './stores.js';
@@ -82,13 +83,12 @@ export interface RecoveryOpenResult extends Elapsed {
 
 export type ChildResult = PutResult | RecoveryLoadResult | RecoveryOpenResult;
 
+/** Typed, so every line the parent reads has the shape it expects. */
+const emit: (line: ChildResult) => void = emitLine;
+
 export type ChildTask =
   | { kind: 'put'; store: StoreName; phase: PutPhase }
   | { kind: 'recovery-load' | 'recovery-open' };
-
-function emit(result: ChildResult): void {
-  process.stdout.write(`${JSON.stringify(result)}\n`);
-}
 
 function percentile(sorted: Float64Array, fraction: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1)];
@@ -120,7 +120,7 @@ async function writeAll(
 ): Promise<{ elapsed: Elapsed; windowMs: Float64Array }> {
   const { keys, values, records } = workload;
   const windowMs = new Float64Array(Math.ceil(records / window));
-  collect();
+  collectGarbage();
   const elapsed = stopwatch();
   for (let from = 0, w = 0; from < records; from += window, w++) {
     const start = performance.now();
@@ -206,7 +206,7 @@ async function runRecoveryLoad(dir: string, records: number, seed: number): Prom
 async function runRecoveryOpen(dir: string, records: number, seed: number): Promise<void> {
   // Built before the clock starts: only open() is timed.
   const workload = buildPutWorkload('random', records, seed);
-  collect();
+  collectGarbage();
   const openElapsed = stopwatch();
   const db = await openDurabilityStore('lightning-sync', dir);
   const elapsed = openElapsed();

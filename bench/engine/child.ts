@@ -2,6 +2,8 @@
  * One child process: opens one store in the directory the parent made, runs the four phases and prints
  * JSON lines on stdout (one per finished phase, then the result). Errors go to stderr.
  */
+import { collectGarbage, emitLine } from '../lib/child-output.js';
+import { hex32 } from '../lib/format.js';
 import { type BatchCounters, type EngineStore, openStore, type StoreName } from './stores.js';
 import {
   buildWorkload,
@@ -73,20 +75,8 @@ export interface ResultLine {
 
 export type ChildLine = PhaseLine | ResultLine;
 
-function emit(line: ChildLine): void {
-  process.stdout.write(`${JSON.stringify(line)}\n`);
-}
-
-function hex32(value: number): string {
-  return (value >>> 0).toString(16).padStart(8, '0');
-}
-
-/** A collection before each phase, so one phase's garbage is not collected on the next phase's clock. */
-export function collect(): void {
-  const gc = globalThis.gc;
-  if (gc === undefined) throw new Error('run with --expose-gc (the parent passes it to every child)');
-  gc();
-}
+/** Typed, so every line the parent reads has the shape it expects. */
+const emit: (line: ChildLine) => void = emitLine;
 
 /** Starts timing; the returned function reads the wall and CPU time since. */
 export function stopwatch(): () => Elapsed {
@@ -102,7 +92,7 @@ export function stopwatch(): () => Elapsed {
 async function timeLoad(store: EngineStore, workload: Workload): Promise<Elapsed> {
   const n = workload.records;
   const values = valueViews(workload.loadValues, null, n);
-  collect();
+  collectGarbage();
   const elapsed = stopwatch();
   for (let from = 0; from < n; from += writeWindow) {
     await store.loadChunk(workload.keys, values, from, Math.min(n, from + writeWindow));
@@ -117,7 +107,7 @@ async function timePuts(store: EngineStore, workload: Workload): Promise<Elapsed
   // Value i is the one for key order[i], so each key's final value does not depend on the order.
   const values = valueViews(workload.putValues, order, n);
   const keys = workload.keys;
-  collect();
+  collectGarbage();
   const elapsed = stopwatch();
   const pending = new Array<Promise<unknown>>(writeWindow);
   for (let from = 0; from < n; from += writeWindow) {
@@ -143,7 +133,7 @@ function timeGets(
     if (value !== undefined) warmupHash = foldBytes(warmupHash, value);
   }
   const order = workload.getOrder;
-  collect();
+  collectGarbage();
   let checksum = 0;
   let missing = 0;
   const elapsed = stopwatch();
@@ -163,7 +153,7 @@ function timeRanges(
   for (const start of workload.warmupStarts) store.scan(start, rangeRowsPerScan, warmup);
   const starts = workload.rangeStarts;
   const totals: ScanTotals = { rows: 0, hash: 0 };
-  collect();
+  collectGarbage();
   const elapsed = stopwatch();
   for (let i = 0; i < starts.length; i++) store.scan(starts[i], rangeRowsPerScan, totals);
   return { elapsed: elapsed(), totals, warmupChecksum: warmup.hash };

@@ -26,3 +26,12 @@ export function parseOneOf<T extends string>(what: string, names: readonly T[], 
   }
   return name;
 }
+
+/** A comma-separated list of `names` (e.g. --stores a,b), each checked as parseOneOf checks one. */
+export function parseListOf<T extends string>(
+  what: string,
+  names: readonly T[],
+  text: string | undefined,
+): T[] {
+  return (text ?? '').split(',').map((name) => parseOneOf(what, names, name));
+}

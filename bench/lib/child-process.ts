@@ -13,15 +13,24 @@ export interface ChildOutcome<R> {
 /** After its result line a child has this long to exit: close() must let the process end. */
 export const exitGraceMs = 30_000;
 
+/**
+ * The node arguments that run benchmark `script` as a child with a collectable heap. TypeScript source
+ * needs tsx's loader; the compiled file (the real benchmark) runs on plain node.
+ */
+export function childScriptArgs(script: string): string[] {
+  const loader = script.endsWith('.ts') ? ['--import', 'tsx'] : [];
+  return [...loader, '--expose-gc', script];
+}
+
 export interface ChildProcessOptions<L, R> {
   args: string[];
   cwd: string;
   /** A child still running after this long (a write that never settles) is killed. */
   timeoutMs: number;
-  /** The problem reported when the child is killed for running past `timeoutMs`. */
-  timeoutProblem: string;
+  /** The problem reported when the child is killed for running past `timeoutMs`; by default how long that was. */
+  timeoutProblem?: string;
   /** The problem reported when the child is killed for not exiting within `exitGraceMs` of its result. */
-  exitGraceProblem: string;
+  exitGraceProblem?: string;
   /** Shown before a stdout line that is not JSON (a store printing to stdout). */
   label: string;
   /** Called with every JSON line: returns the result if this line is it, undefined for a progress line. */
@@ -41,7 +50,10 @@ export function runJsonChild<L, R>(options: ChildProcessOptions<L, R>): Promise<
         killedBecause = reason;
         child.kill('SIGKILL');
       }, ms);
-    let timer = killAfter(options.timeoutMs, options.timeoutProblem);
+    let timer = killAfter(
+      options.timeoutMs,
+      options.timeoutProblem ?? `killed after ${options.timeoutMs / 1000} s without finishing`,
+    );
     createInterface({ input: child.stdout }).on('line', (line) => {
       let parsed: L;
       try {
@@ -55,7 +67,11 @@ export function runJsonChild<L, R>(options: ChildProcessOptions<L, R>): Promise<
       if (lineResult === undefined) return;
       result = lineResult;
       clearTimeout(timer);
-      timer = killAfter(exitGraceMs, options.exitGraceProblem);
+      timer = killAfter(
+        exitGraceMs,
+        options.exitGraceProblem ??
+          `printed its result but did not exit within ${exitGraceMs / 1000} s after close()`,
+      );
     });
     child.on('error', (error) => {
       clearTimeout(timer);

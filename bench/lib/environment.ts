@@ -4,7 +4,8 @@
  * bench:durability.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, readdirSync, readFileSync, statfsSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statfsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 /** A benchmark runs as bench/x.ts or as dist/bench/x.js, so find the root by its package.json. */
@@ -87,4 +88,15 @@ export function diskUsage(dir: string): DiskUsage {
   };
   walk(dir);
   return usage;
+}
+
+/**
+ * Where the data directories of a benchmark that syncs go: os.tmpdir() when it is on a disk. On tmpfs an
+ * fsync costs nothing and the durable stores would look free, so then .bench-tmp in the repository.
+ */
+export function benchDataRoot(repoRoot: string): string {
+  if (filesystemName(os.tmpdir()) !== 'tmpfs') return os.tmpdir();
+  const fallback = path.join(repoRoot, '.bench-tmp');
+  mkdirSync(fallback, { recursive: true });
+  return fallback;
 }

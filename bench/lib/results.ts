@@ -25,3 +25,20 @@ export function writeResults(repoRoot: string, bench: string, startedAt: string,
   writeFileSync(outFile, `${JSON.stringify(data, null, 2)}\n`);
   console.log(`\nresults written to ${path.relative(process.cwd(), outFile)}`);
 }
+
+/**
+ * The end of a comparison: the banner for any `problems`, then `data` saved with them (as writeResults
+ * does). Returns the exit code: 1 when there is a problem, so a run that cannot be trusted fails.
+ */
+export function finishRun(
+  repoRoot: string,
+  bench: string,
+  startedAt: string,
+  untrustworthyReason: string,
+  problems: string[],
+  data: object,
+): number {
+  if (problems.length > 0) printUntrustworthy(untrustworthyReason, problems);
+  writeResults(repoRoot, bench, startedAt, { ...data, problems });
+  return problems.length > 0 ? 1 : 0;
+}

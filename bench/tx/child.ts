@@ -3,6 +3,7 @@
  * runs the three phases (each for a fixed time or until its transactions run out) and checks the
  * balances after each. Prints JSON lines on stdout: one per phase, then the result. Errors go to stderr.
  */
+import { collectGarbage, emitLine } from '../lib/child-output.js';
 import { openTxStore, type StoreName, type TxCounters, type TxStore } from './stores.js';
 import { buildWorkload, initialBalance, type PhaseName, phaseNames, type Workload } from './workload.js';
 
@@ -49,6 +50,9 @@ export interface ResultLine {
 
 export type ChildLine = PhaseLine | ResultLine;
 
+/** Typed, so every line the parent reads has the shape it expects. */
+const emit: (line: ChildLine) => void = emitLine;
+
 export interface ChildOptions {
   store: StoreName;
   dir: string;
@@ -57,16 +61,6 @@ export interface ChildOptions {
   seconds: number;
   concurrency: number;
   seed: number;
-}
-
-function emit(line: ChildLine): void {
-  process.stdout.write(`${JSON.stringify(line)}\n`);
-}
-
-function collect(): void {
-  const gc = globalThis.gc;
-  if (gc === undefined) throw new Error('run with --expose-gc (the parent passes it to every child)');
-  gc();
 }
 
 function describeError(error: unknown): string {
@@ -185,7 +179,7 @@ export async function runChild(options: ChildOptions): Promise<void> {
   const phases = {} as Record<PhaseName, PhaseResult>;
 
   for (const phase of phaseNames) {
-    collect();
+    collectGarbage();
     const before = store.counters();
     const startMs = performance.now();
     const startCpu = process.cpuUsage();

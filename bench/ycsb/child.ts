@@ -3,6 +3,7 @@
  * directory the parent made, runs the load and then each workload in order, and prints JSON lines on
  * stdout (one per finished stream, then the result). Progress goes to stderr.
  */
+import { collectGarbage, emitLine } from '../lib/child-output.js';
 import { randomRecords } from '../lib/rng.js';
 import { runStream, type StreamOutcome, type ValuePool } from './driver.js';
 import { KeyTable } from './keys.js';
@@ -52,18 +53,11 @@ export interface ResultLine {
 
 export type ChildLine = StreamLine | ResultLine;
 
+/** Typed, so every line the parent reads has the shape it expects. */
+const emit: (line: ChildLine) => void = emitLine;
+
 /** Value bytes come from a 64 KiB pool of random bytes, at an offset that depends on key and window. */
 const poolBytesLog2 = 16;
-
-function emit(line: ChildLine): void {
-  process.stdout.write(`${JSON.stringify(line)}\n`);
-}
-
-function collect(): void {
-  const gc = globalThis.gc;
-  if (gc === undefined) throw new Error('run with --expose-gc (the parent passes it to every child)');
-  gc();
-}
 
 /** The load and the workload streams of a run, and the keys they will have created. */
 export function buildStreams(settings: RunSettings): { streams: OpStream[]; keyCount: number } {
@@ -105,7 +99,7 @@ export async function runChild(
 
   const outcomes: StreamOutcome[] = [];
   for (const stream of streams) {
-    collect();
+    collectGarbage();
     const outcome = await runStream(store, stream, keys, pool, (done, seconds) => {
       const percent = ((done / stream.count) * 100).toFixed(0);
       process.stderr.write(

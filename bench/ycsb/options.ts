@@ -1,5 +1,5 @@
 /** The YCSB suite's command line. */
-import { parseOneOf, parsePositiveInteger } from '../lib/args.js';
+import { parseListOf, parseOneOf, parsePositiveInteger } from '../lib/args.js';
 import { formatCount } from '../lib/format.js';
 import type { RunSettings } from './child.js';
 import { type StoreName, storeNames } from './stores.js';
@@ -114,13 +114,10 @@ export function parseOptions(argv: string[], cores: number): Options {
         options.concurrency = parsePositiveInteger(flag, value());
         break;
       case '--workloads':
-        options.workloads = (value() ?? '')
-          .toUpperCase()
-          .split(',')
-          .map((name) => parseOneOf('workload', workloadNames, name));
+        options.workloads = parseListOf('workload', workloadNames, value()?.toUpperCase());
         break;
       case '--stores':
-        options.stores = (value() ?? '').split(',').map((name) => parseOneOf('store', storeNames, name));
+        options.stores = parseListOf('store', storeNames, value());
         break;
       case '--rounds':
         options.rounds = parsePositiveInteger(flag, value());

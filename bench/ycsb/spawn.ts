@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { type ChildOutcome, exitGraceMs, runJsonChild } from '../lib/child-process.js';
+import { type ChildOutcome, childScriptArgs, runJsonChild } from '../lib/child-process.js';
 import { formatCount, formatFixed } from '../lib/format.js';
 
 export interface SpawnTarget {
@@ -39,17 +39,13 @@ export async function spawnChild<R>(
   timeoutMs: number,
   isResult: (line: StreamProgress) => R | undefined,
 ): Promise<ChildOutcome<R>> {
-  // TypeScript source needs tsx's loader in the child; the compiled file runs on plain node.
-  const loader = target.script.endsWith('.ts') ? ['--import', 'tsx'] : [];
   const tempDir = mkdtempSync(path.join(os.tmpdir(), 'lightning-ycsb-'));
   const startMs = performance.now();
   try {
     return await runJsonChild<StreamProgress, R>({
-      args: [...loader, '--expose-gc', target.script, ...childArgs, '--dir', path.join(tempDir, 'db')],
+      args: [...childScriptArgs(target.script), ...childArgs, '--dir', path.join(tempDir, 'db')],
       cwd: target.repoRoot,
       timeoutMs,
-      timeoutProblem: `killed after ${timeoutMs / 1000} s without finishing`,
-      exitGraceProblem: `printed its result but did not exit within ${exitGraceMs / 1000} s after close()`,
       label,
       onLine: (line) => {
         const outcome = line.outcome;

@@ -25,7 +25,6 @@ export async function attach(handle: unknown): Promise<Database> {
   assertDatabaseHandle(handle);
   const databaseControl = attachControlBlock(handle.databaseControl, kDatabaseSlots + handle.threadsMax);
   const controls = handle.workerControls.map((sab) => attachControlBlock(sab, kWorkerFieldCount));
-  const readers = handle.trees.map((tree) => TreeReader.attach(tree));
   const router = await createPartitionRouter(handle.partitions);
   const slot = claimThreadSlot(databaseControl, handle.threadsMax);
   const keepAlive = new KeepAlive();
@@ -41,10 +40,13 @@ export async function attach(handle: unknown): Promise<Database> {
   return new Database({
     handle,
     router,
-    readers,
-    versionedReaders: readers.map(
-      (reader, partition) =>
-        new VersionedReader(reader, TreeReader.attach(handle.versionTrees[partition]!), mvcc),
+    versionedReaders: handle.trees.map(
+      (tree, partition) =>
+        new VersionedReader(
+          TreeReader.attach(tree),
+          TreeReader.attach(handle.versionTrees[partition]!),
+          mvcc,
+        ),
     ),
     mvcc,
     slot,

@@ -2,14 +2,8 @@ import {
   databaseStateOpen,
   kDatabaseState,
   keyToBytes,
-  kWorkerBatches,
-  kWorkerBatchSizeMax,
-  kWorkerOperations,
-  kWorkerState,
   LightningError,
   type RangeOptions,
-  type TreeReader,
-  type TreeStats,
   valueToBytes,
 } from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
@@ -17,87 +11,30 @@ import { readLatest, type VersionedReader } from '../shared-memory/mvcc/versione
 import { type BatchEntry, operationDel, operationPut } from '../shared-memory/ring/operation-codec.js';
 import type { DecisionLog } from '../storage/decision-log.js';
 import type { Failpoints } from '../workers/failpoints.js';
-import type { WorkerPlacement } from '../workers/owner-protocol.js';
 import type { CheckpointResult } from '../workers/partition-checkpoint.js';
 import type { AdminAttachment, AdminServer, AdminServerOptions } from './admin/admin-server.js';
 import type { OperationObserver } from './admin/operation-observer.js';
 import { type BackupOptions, type BackupResult, backupDatabase } from './backup.js';
 import type { DatabaseHandle } from './database-handle.js';
-import type { Durability } from './open-options.js';
+import { collectStats, type DatabaseStats, type RecoveryStats } from './database-stats.js';
 import type { PartitionRouter } from './partition-router.js';
 import { Snapshot, SnapshotRange, SnapshotRegistry, type SnapshotSource } from './snapshot.js';
 import type { Transaction } from './transaction.js';
-import {
-  TransactionCoordinator,
-  type TransactionOptions,
-  type TransactionStats,
-} from './transaction-coordinator.js';
+import { TransactionCoordinator, type TransactionOptions } from './transaction-coordinator.js';
 import type { WriteChannel } from './write-channel.js';
+
+export type { DatabaseStats, MvccStats, RecoveryStats, WorkerStats } from './database-stats.js';
 
 /** One operation of `db.batch()`. */
 export type BatchOperation =
   | { type: 'put'; key: Uint8Array | string; value: Uint8Array | string }
   | { type: 'del'; key: Uint8Array | string };
 
-export interface WorkerStats {
-  worker: number;
-  partitions: number[];
-  state: 'starting' | 'running' | 'stopped' | 'crashed';
-  /** Batches the owner has applied: each is one pass over its rings. */
-  batches: number;
-  operations: number;
-  batchSizeMax: number;
-  /** The worker's NUMA node and CPU mask, and whether it is pinned there (or why not). */
-  placement: WorkerPlacement;
-}
-
-export interface DatabaseStats {
-  path: string;
-  partitions: number;
-  workers: number;
-  threadsMax: number;
-  durability: Durability;
-  entries: number;
-  /** Writes of this thread not yet acknowledged. */
-  pendingWrites: number;
-  partitionStats: TreeStats[];
-  /** Each partition's version store (MVCC): the old versions kept for open snapshots. */
-  versionStoreStats: TreeStats[];
-  workerStats: WorkerStats[];
-  /** What open() recovered, on the thread that opened the database; null on attached threads. */
-  recovery: RecoveryStats | null;
-  /** Transactions run by this thread. */
-  transactions: TransactionStats;
-  mvcc: MvccStats;
-}
-
-export interface MvccStats {
-  /** The commit-timestamp oracle now. */
-  timestamp: bigint;
-  /** Registered snapshots (including open transactions and scans), all threads. */
-  openSnapshots: number;
-  /** Snapshots of this thread garbage-collected without release() (and reclaimed then). */
-  leakedSnapshots: number;
-  /** Old versions kept in the version stores for snapshots and prepared transactions, all partitions. */
-  versionsRetained: number;
-}
-
-export interface RecoveryStats {
-  /** Entries loaded from checkpoints. */
-  checkpointEntries: number;
-  /** Log records replayed after the checkpoints. */
-  replayedRecords: number;
-  /** Torn log tails cut: writes a crash interrupted, none of them acknowledged. */
-  tornTailsCut: number;
-  tornTailBytes: number;
-}
-
 /** Everything a Database is made of; built by `open()` or `attach()`. */
 export interface DatabaseParts {
   handle: DatabaseHandle;
   router: PartitionRouter;
-  readers: TreeReader[];
-  /** The same partitions read under MVCC (with their version stores). */
+  /** Each partition's reader: its tree and its version store (MVCC). */
   versionedReaders: VersionedReader[];
   mvcc: MvccState;
   /** This thread's slot: its snapshot slots, commit window and decision log. */
@@ -118,8 +55,6 @@ export interface DatabaseParts {
   /** Checkpoints every partition (the opener), or null where this thread cannot (attached). */
   checkpoint: (() => Promise<CheckpointResult[]>) | null;
 }
-
-const workerStateNames = ['starting', 'running', 'stopped', 'crashed'] as const;
 
 /**
  * A lightning-db database as seen from one thread. Reads run synchronously on the calling thread,
@@ -274,45 +209,7 @@ export class Database {
 
   stats(): DatabaseStats {
     this.#assertOpen();
-    const { handle, readers, workerControls, channels } = this.#parts;
-    const partitionStats = readers.map((reader) => reader.stats());
-    const workerStats = workerControls.map((control, worker) => ({
-      worker,
-      partitions: handle.partitionWorkers.flatMap((owner, partition) =>
-        owner === worker ? [partition] : [],
-      ),
-      state: workerStateNames[Atomics.load(control, kWorkerState)] ?? 'crashed',
-      batches: Atomics.load(control, kWorkerBatches),
-      operations: Atomics.load(control, kWorkerOperations),
-      batchSizeMax: Atomics.load(control, kWorkerBatchSizeMax),
-      placement: { ...handle.workerPlacements[worker]! },
-    }));
-    return {
-      path: handle.path,
-      partitions: handle.partitions,
-      workers: workerControls.length,
-      threadsMax: handle.threadsMax,
-      durability: handle.durability,
-      entries: partitionStats.reduce((sum, stats) => sum + stats.entries, 0),
-      pendingWrites: [...channels, ...this.#parts.transactionChannels].reduce(
-        (sum, channel) => sum + channel.pending,
-        0,
-      ),
-      partitionStats,
-      versionStoreStats: this.#parts.versionedReaders.map((reader) => reader.versions.stats()),
-      workerStats,
-      recovery: this.#parts.recovery,
-      transactions: { ...this.#coordinator.stats },
-      mvcc: {
-        timestamp: BigInt(this.#parts.mvcc.now()),
-        openSnapshots: this.#parts.mvcc.openSnapshots(),
-        leakedSnapshots: this.#snapshots.registry.leaked,
-        versionsRetained: this.#parts.versionedReaders.reduce(
-          (sum, reader) => sum + reader.versions.count,
-          0,
-        ),
-      },
-    };
+    return collectStats(this.#parts, this.#coordinator.stats, this.#snapshots.registry.leaked);
   }
 
   /**

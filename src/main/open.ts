@@ -182,7 +182,6 @@ async function openLocked(
   return new Database({
     handle,
     router,
-    readers: trees.map((tree) => TreeReader.attach(tree)),
     versionedReaders: trees.map(
       (tree, partition) =>
         new VersionedReader(TreeReader.attach(tree), TreeReader.attach(versionTrees[partition]!), mvcc),

@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
+  bytesName,
   isLightningError,
   kWorkerDoorbell,
   kWorkerSleeping,
@@ -13,9 +14,9 @@ import {
   isolationSnapshot,
   operationTxCommit,
   operationTxPrepare,
-  type RangeRead,
   type TransactionPart,
 } from '../shared-memory/ring/transaction-codec.js';
+import type { KeyInterval } from '../shared-memory/tree/range-options.js';
 import type { DecisionLog } from '../storage/decision-log.js';
 import type { Failpoints } from '../workers/failpoints.js';
 import type { PartitionRouter } from './partition-router.js';
@@ -126,7 +127,7 @@ export class TransactionCoordinator {
   async batch(entries: BatchEntry[]): Promise<void> {
     const writes = new Map<string, BufferedWrite>();
     for (const entry of entries) {
-      writes.set(Buffer.from(entry.key).toString('latin1'), { key: entry.key, value: entry.value });
+      writes.set(bytesName(entry.key), { key: entry.key, value: entry.value });
     }
     for (let attempt = 0; ; attempt++) {
       if (await this.#commit([...writes.values()], [], [], blindReadTimestamp, isolationSnapshot)) return;
@@ -144,7 +145,7 @@ export class TransactionCoordinator {
   async #commit(
     writes: BufferedWrite[],
     reads: Uint8Array[],
-    ranges: RangeRead[],
+    ranges: KeyInterval[],
     readTimestamp: number,
     isolation: number,
   ): Promise<boolean> {
@@ -167,7 +168,7 @@ export class TransactionCoordinator {
   #split(
     writes: BufferedWrite[],
     reads: Uint8Array[],
-    ranges: RangeRead[],
+    ranges: KeyInterval[],
     readTimestamp: number,
     isolation: number,
   ): Map<number, TransactionPart> {

@@ -1,28 +1,18 @@
 import {
+  bytesName,
   compareBytes,
   keyToBytes,
   LightningError,
   type RangeOptions,
   valueToBytes,
 } from '../shared-memory/index.js';
-import {
-  type RangeRead,
-  rangeHasLower,
-  rangeHasUpper,
-  rangeLowerInclusive,
-  rangeUpperInclusive,
-} from '../shared-memory/ring/transaction-codec.js';
-import { parseRangeOptions } from '../shared-memory/tree/range-options.js';
+import { type KeyInterval, keyWithin, parseRangeOptions } from '../shared-memory/tree/range-options.js';
 import type { Snapshot } from './snapshot.js';
 
 /** A write buffered by a transaction: a put (value) or a delete (null). */
 export interface BufferedWrite {
   key: Uint8Array;
   value: Uint8Array | null;
-}
-
-function keyName(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
 }
 
 /**
@@ -36,7 +26,7 @@ export class Transaction {
   readonly #snapshot: Snapshot;
   readonly #writes = new Map<string, BufferedWrite>();
   readonly #reads = new Map<string, Uint8Array>();
-  readonly #ranges: RangeRead[] = [];
+  readonly #ranges: KeyInterval[] = [];
   #finished = false;
 
   /** @internal Made by db.transaction(). */
@@ -53,7 +43,7 @@ export class Transaction {
   get(key: Uint8Array | string): Buffer | undefined {
     this.#assertActive();
     const bytes = keyToBytes(key);
-    const name = keyName(bytes);
+    const name = bytesName(bytes);
     const own = this.#writes.get(name);
     if (own !== undefined) return own.value === null ? undefined : Buffer.from(own.value);
     if (!this.#reads.has(name)) this.#reads.set(name, bytes.slice());
@@ -67,31 +57,28 @@ export class Transaction {
   put(key: Uint8Array | string, value: Uint8Array | string): void {
     this.#assertActive();
     const keyBytes = keyToBytes(key).slice();
-    this.#writes.set(keyName(keyBytes), { key: keyBytes, value: valueToBytes(value).slice() });
+    this.#writes.set(bytesName(keyBytes), { key: keyBytes, value: valueToBytes(value).slice() });
   }
 
   del(key: Uint8Array | string): void {
     this.#assertActive();
     const keyBytes = keyToBytes(key).slice();
-    this.#writes.set(keyName(keyBytes), { key: keyBytes, value: null });
+    this.#writes.set(bytesName(keyBytes), { key: keyBytes, value: null });
   }
 
   /** Entries within the bounds at the snapshot, with this transaction's own writes applied. */
   range(options?: RangeOptions): IterableIterator<[Buffer, Buffer]> {
     this.#assertActive();
     const bounds = parseRangeOptions(options);
-    let flags = 0;
-    if (bounds.lower !== null) flags |= rangeHasLower | (bounds.lowerInclusive ? rangeLowerInclusive : 0);
-    if (bounds.upper !== null) flags |= rangeHasUpper | (bounds.upperInclusive ? rangeUpperInclusive : 0);
-    const empty = new Uint8Array(0);
     this.#ranges.push({
-      flags,
-      lower: bounds.lower?.slice() ?? empty,
-      upper: bounds.upper?.slice() ?? empty,
+      lower: bounds.lower?.slice() ?? null,
+      lowerInclusive: bounds.lowerInclusive,
+      upper: bounds.upper?.slice() ?? null,
+      upperInclusive: bounds.upperInclusive,
     });
     const direction = bounds.reverse ? -1 : 1;
     const own = [...this.#writes.values()]
-      .filter((write) => withinBounds(write.key, bounds))
+      .filter((write) => keyWithin(write.key, bounds))
       .sort((a, b) => direction * compareBytes(a.key, 0, a.key.length, b.key, 0, b.key.length));
     const stored = this.#snapshot.range({ ...options, limit: undefined });
     return mergeOwnWrites(stored, own, direction, bounds.limit);
@@ -106,7 +93,7 @@ export class Transaction {
     return [...this.#reads.values()];
   }
 
-  get ranges(): RangeRead[] {
+  get ranges(): KeyInterval[] {
     return this.#ranges;
   }
 
@@ -120,26 +107,6 @@ export class Transaction {
       throw new LightningError('ERR_CLOSED', 'the transaction has finished: use tx only inside its function');
     }
   }
-}
-
-function withinBounds(
-  key: Uint8Array,
-  bounds: {
-    lower: Uint8Array | null;
-    lowerInclusive: boolean;
-    upper: Uint8Array | null;
-    upperInclusive: boolean;
-  },
-): boolean {
-  if (bounds.lower !== null) {
-    const order = compareBytes(key, 0, key.length, bounds.lower, 0, bounds.lower.length);
-    if (order < 0 || (order === 0 && !bounds.lowerInclusive)) return false;
-  }
-  if (bounds.upper !== null) {
-    const order = compareBytes(key, 0, key.length, bounds.upper, 0, bounds.upper.length);
-    if (order > 0 || (order === 0 && !bounds.upperInclusive)) return false;
-  }
-  return true;
 }
 
 /** Merges a sorted scan with sorted own writes: own puts replace or add entries, own deletes hide them. */

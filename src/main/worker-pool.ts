@@ -157,7 +157,7 @@ export class WorkerPool {
       if (Atomics.load(worker.control, kWorkerState) === workerStateCrashed) return;
       Atomics.store(worker.control, kWorkerState, workerStateCrashed);
       // A commit window it left open would make every new snapshot wait for it.
-      this.#mvcc.abandonWindow(index);
+      this.#mvcc.closeWindow(index);
       wakeRings(worker.rings);
       console.error(
         `lightning-db: partition-owner worker ${index} died (${reason}); its partitions refuse writes`,

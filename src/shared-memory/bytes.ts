@@ -22,6 +22,14 @@ export function compareBytes(
   return aLength - bLength;
 }
 
+/**
+ * A string naming a byte sequence one-to-one (each byte one latin1 character), to use bytes as
+ * Map keys.
+ */
+export function bytesName(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
+
 /** Converts a caller's key to bytes, checking its type and size. Strings are UTF-8. */
 export function keyToBytes(key: unknown, what = 'key'): Uint8Array {
   const bytes = toBytes(key, what);

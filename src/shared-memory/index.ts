@@ -1,6 +1,6 @@
 /** The shared-memory layer: what lives in SharedArrayBuffers and is safe to use from any thread. */
 export { type ArenaOptions, PageArena } from './arena.js';
-export { compareBytes, keyToBytes, valueToBytes } from './bytes.js';
+export { bytesName, compareBytes, keyToBytes, valueToBytes } from './bytes.js';
 export * from './control-layout.js';
 export { isLightningError, LightningError, type LightningErrorCode } from './errors.js';
 export {

@@ -1,15 +1,10 @@
-import { compareBytes } from '../shared-memory/index.js';
-import {
-  type RangeRead,
-  rangeHasLower,
-  rangeHasUpper,
-  rangeLowerInclusive,
-  rangeUpperInclusive,
-} from '../shared-memory/ring/transaction-codec.js';
+import { bytesName } from '../shared-memory/index.js';
+import { type KeyInterval, keyWithin } from '../shared-memory/tree/range-options.js';
 
 interface KeyLock {
   reference: number;
   write: boolean;
+  key: Uint8Array;
 }
 
 /**
@@ -20,26 +15,26 @@ interface KeyLock {
  */
 export class LockTable {
   readonly #keys = new Map<string, KeyLock>();
-  readonly #ranges: { reference: number; range: RangeRead }[] = [];
+  readonly #ranges: { reference: number; range: KeyInterval }[] = [];
 
   get empty(): boolean {
     return this.#keys.size === 0 && this.#ranges.length === 0;
   }
 
   lockKey(key: Uint8Array, reference: number, write: boolean): void {
-    const name = keyName(key);
+    const name = bytesName(key);
     const held = this.#keys.get(name);
-    if (held === undefined || write) this.#keys.set(name, { reference, write });
+    if (held === undefined || write) this.#keys.set(name, { reference, write, key });
   }
 
-  lockRange(range: RangeRead, reference: number): void {
+  lockRange(range: KeyInterval, reference: number): void {
     this.#ranges.push({ reference, range });
   }
 
   /** Drops every lock of a transaction. */
   unlock(reference: number, keys: readonly Uint8Array[]): void {
     for (const key of keys) {
-      const name = keyName(key);
+      const name = bytesName(key);
       if (this.#keys.get(name)?.reference === reference) this.#keys.delete(name);
     }
     for (let i = this.#ranges.length - 1; i >= 0; i--) {
@@ -50,10 +45,10 @@ export class LockTable {
   /** True if another transaction holds `key` in a way that forbids writing it. */
   blocksWrite(key: Uint8Array, reference: number): boolean {
     if (this.empty) return false;
-    const held = this.#keys.get(keyName(key));
+    const held = this.#keys.get(bytesName(key));
     if (held !== undefined && held.reference !== reference) return true;
     for (const { reference: holder, range } of this.#ranges) {
-      if (holder !== reference && rangeContains(range, key)) return true;
+      if (holder !== reference && keyWithin(key, range)) return true;
     }
     return false;
   }
@@ -61,32 +56,15 @@ export class LockTable {
   /** True if another transaction will write `key`, so a read of it cannot be validated. */
   blocksRead(key: Uint8Array, reference: number): boolean {
     if (this.#keys.size === 0) return false;
-    const held = this.#keys.get(keyName(key));
+    const held = this.#keys.get(bytesName(key));
     return held?.write === true && held.reference !== reference;
   }
 
   /** True if another transaction will write some key within `range`. */
-  blocksRangeRead(range: RangeRead, reference: number): boolean {
-    for (const [name, held] of this.#keys) {
-      if (held.write && held.reference !== reference && rangeContains(range, Buffer.from(name, 'latin1')))
-        return true;
+  blocksRangeRead(range: KeyInterval, reference: number): boolean {
+    for (const held of this.#keys.values()) {
+      if (held.write && held.reference !== reference && keyWithin(held.key, range)) return true;
     }
     return false;
   }
-}
-
-function keyName(key: Uint8Array): string {
-  return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('latin1');
-}
-
-export function rangeContains(range: RangeRead, key: Uint8Array): boolean {
-  if ((range.flags & rangeHasLower) !== 0) {
-    const order = compareBytes(key, 0, key.length, range.lower, 0, range.lower.length);
-    if (order < 0 || (order === 0 && (range.flags & rangeLowerInclusive) === 0)) return false;
-  }
-  if ((range.flags & rangeHasUpper) !== 0) {
-    const order = compareBytes(key, 0, key.length, range.upper, 0, range.upper.length);
-    if (order > 0 || (order === 0 && (range.flags & rangeUpperInclusive) === 0)) return false;
-  }
-  return true;
 }

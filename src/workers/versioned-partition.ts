@@ -9,18 +9,11 @@ import {
 } from '../shared-memory/mvcc/version-key.js';
 import { readLatest, VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import { type BatchEntry, operationDel } from '../shared-memory/ring/operation-codec.js';
-import {
-  type DecodedTransaction,
-  isolationSerializable,
-  type RangeRead,
-  rangeHasLower,
-  rangeHasUpper,
-  rangeLowerInclusive,
-  rangeUpperInclusive,
-} from '../shared-memory/ring/transaction-codec.js';
+import { type DecodedTransaction, isolationSerializable } from '../shared-memory/ring/transaction-codec.js';
 import { cellFlagIntent, cellFlagTimestamp, cellFlagTombstone } from '../shared-memory/tree/node-format.js';
 import { CleanupQueue } from './cleanup-queue.js';
 import { LockTable } from './lock-table.js';
+import { validateTransactionPart } from './transaction-validation.js';
 
 /** The commit timestamp writes of the current window carry, and whether old versions must be kept. */
 export interface CommitWindow {
@@ -101,26 +94,9 @@ export class VersionedPartition {
     );
   }
 
-  /**
-   * Validates a transaction part at the owner: its writes (under both isolations) and, under
-   * serializable isolation, its reads and ranges must not have changed since its read timestamp, and
-   * no other prepared transaction may hold them.
-   */
+  /** Validates a transaction part against this partition's heads and locks (transaction-validation.ts). */
   validate(part: DecodedTransaction): boolean {
-    const { readTimestamp, statusReference: reference } = part;
-    for (const entry of part.writes) {
-      if (this.#locks.blocksWrite(entry.key, reference) || this.#changedSince(entry.key, readTimestamp))
-        return false;
-    }
-    if (part.isolation !== isolationSerializable) return true;
-    for (const key of part.reads) {
-      if (this.#locks.blocksRead(key, reference) || this.#changedSince(key, readTimestamp)) return false;
-    }
-    for (const range of part.ranges) {
-      if (this.#locks.blocksRangeRead(range, reference) || this.#rangeChangedSince(range, readTimestamp))
-        return false;
-    }
-    return true;
+    return validateTransactionPart(part, this.tree, this.#locks);
   }
 
   /** Installs a validated prepared transaction: intents in the tree, old heads kept, locks taken. */
@@ -163,7 +139,7 @@ export class VersionedPartition {
       }
       for (const range of part.ranges) {
         this.#locks.lockRange(
-          { flags: range.flags, lower: range.lower.slice(), upper: range.upper.slice() },
+          { ...range, lower: range.lower?.slice() ?? null, upper: range.upper?.slice() ?? null },
           reference,
         );
       }
@@ -360,36 +336,6 @@ export class VersionedPartition {
   #removeIntentVersion(stored: Uint8Array): void {
     const version = this.versions.readCell(stored);
     if (version !== undefined && versionSupersededAt(version) === 0) this.versions.deleteCell(stored);
-  }
-
-  /** True if `key` has a version newer than `readTimestamp`, or an intent. */
-  #changedSince(key: Uint8Array, readTimestamp: number): boolean {
-    const head = this.tree.readCell(key);
-    if (head === undefined) return false;
-    const flags = this.tree.cellFlags;
-    if ((flags & cellFlagIntent) !== 0) return true;
-    return (flags & cellFlagTimestamp) !== 0 && this.tree.cellTimestamp > readTimestamp;
-  }
-
-  #rangeChangedSince(range: RangeRead, readTimestamp: number): boolean {
-    const heads = this.tree.range({
-      ...((range.flags & rangeHasLower) !== 0
-        ? (range.flags & rangeLowerInclusive) !== 0
-          ? { gte: range.lower }
-          : { gt: range.lower }
-        : {}),
-      ...((range.flags & rangeHasUpper) !== 0
-        ? (range.flags & rangeUpperInclusive) !== 0
-          ? { lte: range.upper }
-          : { lt: range.upper }
-        : {}),
-    });
-    for (const _ of heads) {
-      const flags = heads.cellFlags;
-      if ((flags & cellFlagIntent) !== 0) return true;
-      if ((flags & cellFlagTimestamp) !== 0 && heads.cellTimestamp > readTimestamp) return true;
-    }
-    return false;
   }
 
   #reserve(entries: readonly BatchEntry[], keepVersions: boolean): void {

@@ -178,12 +178,7 @@ export class MvccState {
     for (let slot = 0; slot < this.slotsPerThread; slot++) this.releaseSnapshot(thread, slot);
   }
 
-  /** Closes a dead committer's window, so snapshots stop waiting for it. */
-  abandonWindow(committer: number): void {
-    this.closeWindow(committer);
-  }
-
-  /** Waits until every window open now whose low bound is <= `atMost` (0: any) has closed. */
+  /** Waits until every window open now whose low bound is <= `atMost` (0: every window) has closed. */
   #waitForWindows(atMost: number): void {
     const i64 = this.#i64;
     const from = this.#windowsAt;

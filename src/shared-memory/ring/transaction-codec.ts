@@ -1,4 +1,5 @@
 import { assert } from '../assert.js';
+import type { KeyInterval } from '../tree/range-options.js';
 import {
   type BatchEntry,
   batchEncodedBytes,
@@ -27,16 +28,11 @@ export const operationTxPrepare = 5;
 export const isolationSerializable = 0;
 export const isolationSnapshot = 1;
 
-export const rangeHasLower = 1;
-export const rangeLowerInclusive = 2;
-export const rangeHasUpper = 4;
-export const rangeUpperInclusive = 8;
-
-export interface RangeRead {
-  flags: number;
-  lower: Uint8Array;
-  upper: Uint8Array;
-}
+const rangeHasLower = 1;
+const rangeLowerInclusive = 2;
+const rangeHasUpper = 4;
+const rangeUpperInclusive = 8;
+const noKey = new Uint8Array(0);
 
 export interface TransactionPart {
   kind: typeof operationTxCommit | typeof operationTxPrepare;
@@ -46,7 +42,8 @@ export interface TransactionPart {
   transactionId: number;
   readTimestamp: number;
   reads: Uint8Array[];
-  ranges: RangeRead[];
+  /** Ranges scanned, as key intervals. */
+  ranges: KeyInterval[];
   writes: BatchEntry[];
 }
 
@@ -55,7 +52,7 @@ const headerBytes = 36;
 export function transactionEncodedBytes(part: TransactionPart): number {
   let bytes = headerBytes;
   for (const key of part.reads) bytes += 2 + key.length;
-  for (const range of part.ranges) bytes += 5 + range.lower.length + range.upper.length;
+  for (const range of part.ranges) bytes += 5 + (range.lower?.length ?? 0) + (range.upper?.length ?? 0);
   return bytes + batchEncodedBytes(part.writes);
 }
 
@@ -76,13 +73,17 @@ export function encodeTransaction(u8: Uint8Array, at: number, part: TransactionP
     offset += 2 + key.length;
   }
   for (const range of part.ranges) {
-    u8[offset] = range.flags;
-    view.setUint16(offset + 1, range.lower.length, true);
-    u8.set(range.lower, offset + 3);
-    offset += 3 + range.lower.length;
-    view.setUint16(offset, range.upper.length, true);
-    u8.set(range.upper, offset + 2);
-    offset += 2 + range.upper.length;
+    const lower = range.lower ?? noKey;
+    const upper = range.upper ?? noKey;
+    u8[offset] =
+      (range.lower === null ? 0 : rangeHasLower | (range.lowerInclusive ? rangeLowerInclusive : 0)) |
+      (range.upper === null ? 0 : rangeHasUpper | (range.upperInclusive ? rangeUpperInclusive : 0));
+    view.setUint16(offset + 1, lower.length, true);
+    u8.set(lower, offset + 3);
+    offset += 3 + lower.length;
+    view.setUint16(offset, upper.length, true);
+    u8.set(upper, offset + 2);
+    offset += 2 + upper.length;
   }
   encodeBatch(u8, offset, part.partition, part.writes);
 }
@@ -106,7 +107,7 @@ export function decodeTransaction(u8: Uint8Array, at: number, end: number): Deco
     reads.push(u8.subarray(offset + 2, offset + 2 + length));
     offset += 2 + length;
   }
-  const ranges: RangeRead[] = [];
+  const ranges: KeyInterval[] = [];
   for (let i = 0; i < rangeCount; i++) {
     const flags = u8[offset]!;
     const lowerLength = read16(u8, offset + 1);
@@ -115,7 +116,12 @@ export function decodeTransaction(u8: Uint8Array, at: number, end: number): Deco
     const upperLength = read16(u8, offset);
     const upper = u8.subarray(offset + 2, offset + 2 + upperLength);
     offset += 2 + upperLength;
-    ranges.push({ flags, lower, upper });
+    ranges.push({
+      lower: (flags & rangeHasLower) === 0 ? null : lower,
+      lowerInclusive: (flags & rangeLowerInclusive) !== 0,
+      upper: (flags & rangeHasUpper) === 0 ? null : upper,
+      upperInclusive: (flags & rangeUpperInclusive) !== 0,
+    });
   }
   assert(offset <= end, 'transaction header fits its record');
   const writes = decodeOperation(u8, offset, end);

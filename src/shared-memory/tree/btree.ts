@@ -1,10 +1,9 @@
 import { type ArenaOptions, PageArena } from '../arena.js';
-import { assert } from '../assert.js';
-import { compareBytes, keyToBytes, valueToBytes } from '../bytes.js';
+import { keyToBytes, valueToBytes } from '../bytes.js';
 import { LightningError } from '../errors.js';
 import { cellBytesMax, pageHeaderBytes } from '../limits.js';
 import { PageAllocator } from '../page-allocator.js';
-import { pageTypeLeaf, pChunkBytes, pFragmented, pLink, pType } from '../page-layout.js';
+import { pageTypeLeaf, pChunkBytes, pFragmented } from '../page-layout.js';
 import { checkTree } from './check-tree.js';
 import {
   kTreeEntryCount,
@@ -12,7 +11,6 @@ import {
   kTreeOverflowPageCount,
   kTreeRootPageId,
   kTreeTombstoneCount,
-  treeHeightMax,
 } from './meta-layout.js';
 import { fragmentedBytes, initNode, removeCell } from './node-edit.js';
 import {
@@ -22,7 +20,6 @@ import {
   cellFlagTombstone,
   get16,
   get32,
-  interiorKeyOffset,
   keyHead,
   leafCellBytes,
   leafCellSizeAt,
@@ -34,12 +31,12 @@ import {
   set16,
   set32,
   setLeafTimestamp,
-  slotHeadAt,
 } from './node-format.js';
 
 const emptyValue = new Uint8Array(0);
 
 import { overflowChainPages, overflowPagesFor, writeOverflowChain } from './overflow-chain.js';
+import { OwnerPath } from './owner-path.js';
 import { writeTreeMetaHeader } from './tree-handle.js';
 import { TreeReader } from './tree-reader.js';
 import { TreeReshape } from './tree-reshape.js';
@@ -62,13 +59,11 @@ export class BTree extends TreeReader {
   readonly #pageSizeBytes: number;
   readonly #cellBytesMax: number;
   /** The pages and child indexes of the last descent, root first. */
-  readonly #pathPages = new Int32Array(treeHeightMax);
-  readonly #pathIndexes = new Int32Array(treeHeightMax);
+  readonly #path: OwnerPath;
   readonly #latches: WriteLatches;
   readonly #reshape: TreeReshape;
   readonly #cellBuffer: Uint8Array;
   readonly #checkEveryWrite: boolean;
-  #found = false;
   /** Inside `group()`: latches are kept until the group ends. */
   #grouped = false;
   /** Set when a write failed half-way because of a bug: the tree refuses further writes. */
@@ -82,13 +77,14 @@ export class BTree extends TreeReader {
     this.#pageSizeBytes = arena.pageSizeBytes;
     this.#cellBytesMax = cellBytesMax(arena.pageSizeBytes);
     this.#latches = new WriteLatches(arena);
+    this.#path = new OwnerPath(arena, this.#metaWord);
     this.#reshape = new TreeReshape(
       arena,
       allocator,
       this.#latches,
       metaPageId,
-      this.#pathPages,
-      this.#pathIndexes,
+      this.#path.pages,
+      this.#path.indexes,
     );
     this.#cellBuffer = new Uint8Array(arena.pageSizeBytes);
     this.#checkEveryWrite = process.env.LIGHTNING_CHECK_TREE === '1';
@@ -179,10 +175,11 @@ export class BTree extends TreeReader {
    */
   readCell(key: Uint8Array): Buffer | undefined {
     // Trusted and latch-blind: inside a group this thread holds latches an optimistic read would wait on.
-    const depth = this.#descend(key);
-    const base = this.#arena.pageOffset(this.#pathPages[depth]!);
-    const index = this.#leafSearch(base, key);
-    if (!this.#found) {
+    const path = this.#path;
+    const depth = path.descend(key);
+    const base = this.#arena.pageOffset(path.pages[depth]!);
+    const index = path.leafSearch(base, key);
+    if (!path.found) {
       this.cellFlags = 0;
       this.cellTimestamp = 0;
       return undefined;
@@ -218,22 +215,14 @@ export class BTree extends TreeReader {
    */
   firstKeyFrom(key: Uint8Array): Uint8Array | undefined {
     const arena = this.#arena;
-    const depth = this.#descend(key);
-    let base = arena.pageOffset(this.#pathPages[depth]!);
-    let index = this.#leafSearch(base, key);
+    const path = this.#path;
+    const depth = path.descend(key);
+    let base = arena.pageOffset(path.pages[depth]!);
+    let index = path.leafSearch(base, key);
     if (index >= nodeCount(arena.u8, base)) {
-      // Past the leaf's last key: climb to the first ancestor with a child to the right, then go down
-      // its leftmost path.
-      let level = depth - 1;
-      while (
-        level >= 0 &&
-        this.#pathIndexes[level]! >= nodeCount(arena.u8, arena.pageOffset(this.#pathPages[level]!))
-      )
-        level--;
-      if (level < 0) return undefined;
-      let node = this.#childAt(arena.pageOffset(this.#pathPages[level]!), this.#pathIndexes[level]! + 1);
-      for (let d = level + 1; d < depth; d++) node = this.#childAt(arena.pageOffset(node), 0);
-      base = arena.pageOffset(node);
+      const next = path.nextLeaf(depth);
+      if (next === 0) return undefined;
+      base = arena.pageOffset(next);
       index = 0;
       if (nodeCount(arena.u8, base) === 0) return undefined;
     }
@@ -300,10 +289,11 @@ export class BTree extends TreeReader {
   }
 
   #put(key: Uint8Array, value: Uint8Array, overflow: boolean, flags: number, timestamp: number): boolean {
-    const depth = this.#descend(key);
-    const leaf = this.#pathPages[depth]!;
+    const path = this.#path;
+    const depth = path.descend(key);
+    const leaf = path.pages[depth]!;
     const base = this.#arena.pageOffset(leaf);
-    const index = this.#leafSearch(base, key);
+    const index = path.leafSearch(base, key);
     let firstOverflow = 0;
     if (overflow) {
       const chain = writeOverflowChain(this.#arena, this.#allocator, value, (page) =>
@@ -315,7 +305,7 @@ export class BTree extends TreeReader {
     const cellLength = this.#encodeLeafCell(key, value, firstOverflow, flags, timestamp);
     this.#latches.lock(leaf);
     const u8 = this.#arena.u8;
-    if (this.#found) {
+    if (path.found) {
       const cell = cellAt(u8, base, index);
       const tombstones =
         ((flags & cellFlagTombstone) !== 0 ? 1 : 0) - ((u8[cell]! & cellFlagTombstone) !== 0 ? 1 : 0);
@@ -339,11 +329,12 @@ export class BTree extends TreeReader {
   }
 
   #delete(key: Uint8Array): boolean {
-    const depth = this.#descend(key);
-    const leaf = this.#pathPages[depth]!;
+    const path = this.#path;
+    const depth = path.descend(key);
+    const leaf = path.pages[depth]!;
     const base = this.#arena.pageOffset(leaf);
-    const index = this.#leafSearch(base, key);
-    if (!this.#found) return false;
+    const index = path.leafSearch(base, key);
+    if (!path.found) return false;
     this.#latches.lock(leaf);
     const u8 = this.#arena.u8;
     const cell = cellAt(u8, base, index);
@@ -395,76 +386,6 @@ export class BTree extends TreeReader {
     return Atomics.load(this.#arena.i32, this.#metaWord + kTreeHeight);
   }
 
-  /** Walks from the root to the leaf for `key`, recording the path. Returns the leaf's depth. */
-  #descend(key: Uint8Array): number {
-    const arena = this.#arena;
-    const u8 = arena.u8;
-    const height = this.#height();
-    const head = keyHead(key, 0, key.length);
-    let node = Atomics.load(arena.i32, this.#metaWord + kTreeRootPageId);
-    for (let depth = 0; depth < height - 1; depth++) {
-      const base = arena.pageOffset(node);
-      const count = nodeCount(u8, base);
-      let low = 0;
-      let high = count;
-      while (low < high) {
-        const mid = (low + high) >>> 1;
-        const slotHead = slotHeadAt(u8, base, mid);
-        let order = slotHead - head;
-        if (order === 0) {
-          const cell = cellAt(u8, base, mid);
-          order = compareBytes(u8, cell + interiorKeyOffset, get16(u8, cell), key, 0, key.length);
-        }
-        if (order < 0) low = mid + 1;
-        else high = mid;
-      }
-      this.#pathPages[depth] = node;
-      this.#pathIndexes[depth] = low;
-      node = this.#childAt(base, low);
-    }
-    assert(arena.u8[arena.pageOffset(node) + pType] === pageTypeLeaf, 'descent ends at a leaf');
-    this.#pathPages[height - 1] = node;
-    return height - 1;
-  }
-
-  /** First index whose key is >= `key`; sets #found if it is equal. */
-  #leafSearch(base: number, key: Uint8Array): number {
-    const u8 = this.#arena.u8;
-    const count = nodeCount(u8, base);
-    const head = keyHead(key, 0, key.length);
-    let low = 0;
-    let high = count;
-    let equal = false;
-    while (low < high) {
-      const mid = (low + high) >>> 1;
-      let order = slotHeadAt(u8, base, mid) - head;
-      if (order === 0) {
-        const cell = cellAt(u8, base, mid);
-        order = compareBytes(
-          u8,
-          leafKeyAt(u8, cell),
-          get16(u8, cell + leafKeyLengthOffset),
-          key,
-          0,
-          key.length,
-        );
-      }
-      if (order < 0) {
-        low = mid + 1;
-      } else {
-        high = mid;
-        equal = order === 0;
-      }
-    }
-    this.#found = equal && low < count;
-    return low;
-  }
-
-  #childAt(base: number, index: number): number {
-    const u8 = this.#arena.u8;
-    return index < nodeCount(u8, base) ? get32(u8, cellAt(u8, base, index) + 2) : get32(u8, base + pLink);
-  }
-
   /** Encodes a leaf cell into #cellBuffer; returns its length. */
   #encodeLeafCell(
     key: Uint8Array,
@@ -489,7 +410,7 @@ export class BTree extends TreeReader {
     return leafCellBytes(flags, key.length, value.length);
   }
 
-  /** Queues the overflow chain of a leaf cell (if any) to be freed when this write ends. */
+  /** Queues the overflow chain of a leaf cell, if it has one, to be freed when this write ends. */
   #releaseOverflowOf(cell: number): void {
     const arena = this.#arena;
     const u8 = arena.u8;

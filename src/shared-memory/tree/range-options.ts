@@ -1,4 +1,4 @@
-import { keyToBytes } from '../bytes.js';
+import { compareBytes, keyToBytes } from '../bytes.js';
 import { LightningError } from '../errors.js';
 
 /** Bounds and direction of a range scan, as callers write them. */
@@ -20,6 +20,23 @@ export interface RangeBounds {
   upperInclusive: boolean;
   reverse: boolean;
   limit: number;
+}
+
+/** The bounds of a range without its direction and limit. */
+export type KeyInterval = Pick<RangeBounds, 'lower' | 'lowerInclusive' | 'upper' | 'upperInclusive'>;
+
+/** True if `key` lies within the interval. */
+export function keyWithin(key: Uint8Array, interval: KeyInterval): boolean {
+  const { lower, upper } = interval;
+  if (lower !== null) {
+    const order = compareBytes(key, 0, key.length, lower, 0, lower.length);
+    if (order < 0 || (order === 0 && !interval.lowerInclusive)) return false;
+  }
+  if (upper !== null) {
+    const order = compareBytes(key, 0, key.length, upper, 0, upper.length);
+    if (order > 0 || (order === 0 && !interval.upperInclusive)) return false;
+  }
+  return true;
 }
 
 /** Validates and encodes range options; throws ERR_BAD_ARGUMENT on anything malformed. */

@@ -1,0 +1,112 @@
+import {
+  kWorkerBatches,
+  kWorkerBatchSizeMax,
+  kWorkerOperations,
+  kWorkerState,
+  type TreeStats,
+} from '../shared-memory/index.js';
+import type { WorkerPlacement } from '../workers/owner-protocol.js';
+import type { DatabaseParts } from './database.js';
+import type { Durability } from './open-options.js';
+import type { TransactionStats } from './transaction-coordinator.js';
+
+export interface WorkerStats {
+  worker: number;
+  partitions: number[];
+  state: 'starting' | 'running' | 'stopped' | 'crashed';
+  /** Batches the owner has applied: each is one pass over its rings. */
+  batches: number;
+  operations: number;
+  batchSizeMax: number;
+  /** The worker's NUMA node and CPU mask, and whether it is pinned there (or why not). */
+  placement: WorkerPlacement;
+}
+
+export interface DatabaseStats {
+  path: string;
+  partitions: number;
+  workers: number;
+  threadsMax: number;
+  durability: Durability;
+  entries: number;
+  /** Writes of this thread not yet acknowledged. */
+  pendingWrites: number;
+  partitionStats: TreeStats[];
+  /** Each partition's version store (MVCC): the old versions kept for open snapshots. */
+  versionStoreStats: TreeStats[];
+  workerStats: WorkerStats[];
+  /** What open() recovered, on the thread that opened the database; null on attached threads. */
+  recovery: RecoveryStats | null;
+  /** Transactions run by this thread. */
+  transactions: TransactionStats;
+  mvcc: MvccStats;
+}
+
+export interface MvccStats {
+  /** The commit-timestamp oracle now. */
+  timestamp: bigint;
+  /** Registered snapshots (including open transactions and scans), all threads. */
+  openSnapshots: number;
+  /** Snapshots of this thread garbage-collected without release() (and reclaimed then). */
+  leakedSnapshots: number;
+  /** Old versions kept in the version stores for snapshots and prepared transactions, all partitions. */
+  versionsRetained: number;
+}
+
+export interface RecoveryStats {
+  /** Entries loaded from checkpoints. */
+  checkpointEntries: number;
+  /** Log records replayed after the checkpoints. */
+  replayedRecords: number;
+  /** Torn log tails cut: writes a crash interrupted, none of them acknowledged. */
+  tornTailsCut: number;
+  tornTailBytes: number;
+}
+
+const workerStateNames = ['starting', 'running', 'stopped', 'crashed'] as const;
+
+/**
+ * What `db.stats()` returns, read synchronously: tree statistics from the partitions' shared memory,
+ * batch counters from the workers' control blocks, MVCC state from the MVCC block, and this thread's
+ * own counters.
+ */
+export function collectStats(
+  parts: DatabaseParts,
+  transactions: TransactionStats,
+  leakedSnapshots: number,
+): DatabaseStats {
+  const { handle, versionedReaders, workerControls, mvcc } = parts;
+  const partitionStats = versionedReaders.map((reader) => reader.main.stats());
+  const workerStats = workerControls.map((control, worker) => ({
+    worker,
+    partitions: handle.partitionWorkers.flatMap((owner, partition) => (owner === worker ? [partition] : [])),
+    state: workerStateNames[Atomics.load(control, kWorkerState)] ?? 'crashed',
+    batches: Atomics.load(control, kWorkerBatches),
+    operations: Atomics.load(control, kWorkerOperations),
+    batchSizeMax: Atomics.load(control, kWorkerBatchSizeMax),
+    placement: { ...handle.workerPlacements[worker]! },
+  }));
+  return {
+    path: handle.path,
+    partitions: handle.partitions,
+    workers: workerControls.length,
+    threadsMax: handle.threadsMax,
+    durability: handle.durability,
+    entries: partitionStats.reduce((sum, stats) => sum + stats.entries, 0),
+    pendingWrites: [...parts.channels, ...parts.transactionChannels].reduce(
+      (sum, channel) => sum + channel.pending,
+      0,
+    ),
+    partitionStats,
+    versionStoreStats: versionedReaders.map((reader) => reader.versions.stats()),
+    workerStats,
+    recovery: parts.recovery,
+    transactions: { ...transactions },
+    mvcc: {
+      timestamp: BigInt(mvcc.now()),
+      openSnapshots: mvcc.openSnapshots(),
+      leakedSnapshots,
+      versionsRetained: versionedReaders.reduce((sum, reader) => sum + reader.versions.count, 0),
+    },
+  };
+}

@@ -21,7 +21,7 @@ import { syncDirectory } from '../storage/durable-file.js';
 import { partitionDirectory } from '../storage/layout.js';
 import { lsnFirst } from '../storage/wal/index.js';
 import { BatchFeed } from './batch-feed.js';
-import { createPartitionRouter, type PartitionRouter } from './partition-router.js';
+import type { PartitionRouter } from './partition-router.js';
 
 /**
  * Online backup: the contents of one snapshot, written as a database directory of its own.
@@ -39,6 +39,8 @@ export interface BackupSource {
   /** The database directory (absolute). */
   path: string;
   partitions: number;
+  /** The database's key-to-partition routing. */
+  router: PartitionRouter;
   snapshot(): BackupSnapshot;
 }
 
@@ -113,7 +115,7 @@ export async function backupDatabase(
     if (metadata === null) {
       throw new LightningError('ERR_CORRUPTION', `${join(source.path, metadataFileName)} is missing`);
     }
-    const router = await createPartitionRouter(source.partitions);
+    const { router } = source;
     const snapshot = source.snapshot();
     const timestamp = snapshot.timestamp;
     let contents: BackupPartition[];

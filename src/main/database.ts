@@ -240,7 +240,8 @@ export class Database {
   async backup(dir: string, options?: BackupOptions): Promise<BackupResult> {
     this.#assertOpen();
     const { path, partitions } = this.#parts.handle;
-    return backupDatabase({ path, partitions, snapshot: () => this.snapshot() }, dir, options);
+    const source = { path, partitions, router: this.#parts.router, snapshot: () => this.snapshot() };
+    return backupDatabase(source, dir, options);
   }
 
   /** A structured-cloneable handle: `await attach(handle)` in another worker thread. */

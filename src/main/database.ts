@@ -66,7 +66,7 @@ export class Database {
   readonly #partitionWorkers: Int32Array;
   #closed = false;
   #closing: Promise<void> | null = null;
-  /** The admin server serving this database, if any; its observer times this thread's calls. */
+  /** The admin server serving this database, or null; its observer times this thread's calls. */
   #admin: AdminAttachment | null = null;
   #observer: OperationObserver | null = null;
   readonly #snapshots: SnapshotSource;

@@ -28,10 +28,11 @@ export interface PartitionRecovery {
 }
 
 /**
- * Rebuilds one partition's tree from its files: the checkpoint the partition's manifest names (if
- * any), then the write-ahead log from the checkpoint's start LSN, replayed in LSN order. A torn tail (the last write of a run that died mid-write, which no caller was told
- * had succeeded) is cut; any other damage is ERR_CORRUPTION naming the file and offset, and the
- * database does not open with data silently missing.
+ * Rebuilds one partition's tree from its files: the checkpoint the partition's manifest names, when
+ * there is one, then the write-ahead log from the checkpoint's start LSN, replayed in LSN order. A
+ * torn tail (the last write of a run that died mid-write, which no caller was told had succeeded) is
+ * cut; other damage is ERR_CORRUPTION naming the file and offset, and the database does not open
+ * with data silently missing.
  */
 export async function recoverPartition(
   databaseDirectory: string,

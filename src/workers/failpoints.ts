@@ -15,6 +15,22 @@ const failpointNames: readonly FailpointName[] = [
   'tx.after-decision',
 ];
 
+/** Called where a coordinator reaches a gated fail-point; it goes on once the promise settles. */
+export type FailpointGate = () => Promise<void>;
+
+/**
+ * Gates of this thread's coordinators, set by in-process tests that must hold a transaction at a
+ * fail-point (between PREPARE and its decision, say) for as long as they need. A gate cannot travel
+ * in open options to another thread, so it lives here, per thread. Testing only.
+ */
+const gates = new Map<FailpointName, FailpointGate>();
+
+/** Sets (or, with null, removes) the gate of `name` for every coordinator of this thread. */
+export function setFailpointGate(name: FailpointName, gate: FailpointGate | null): void {
+  if (gate === null) gates.delete(name);
+  else gates.set(name, gate);
+}
+
 export class Failpoints {
   readonly #crashAfter = new Map<FailpointName, number>();
   readonly #delayMs = new Map<FailpointName, number>();
@@ -44,6 +60,11 @@ export class Failpoints {
     const delayMs = this.#delayMs.get(name);
     if (delayMs === undefined) return;
     await new Promise((resolve) => setTimeout(resolve, delayMs));
+  }
+
+  /** The gate a test set on `name`, called: the coordinator awaits it. Null when no gate is set. */
+  gate(name: FailpointName): Promise<void> | null {
+    return gates.get(name)?.() ?? null;
   }
 
   /** Counts a hit of `name` and ends the thread if its crash point is reached. */

@@ -24,7 +24,8 @@ const put = (key: string, value = 'v'): BatchEntry => ({
 
 function stagingWith(partition: number, entries: BatchEntry[]): PassStaging {
   const staging: PassStaging = new PassStaging(
-    (operation): readonly BatchEntry[] => decodeOperation(staging.bytes, operation.start, operation.end).entries,
+    (operation): readonly BatchEntry[] =>
+      decodeOperation(staging.bytes, operation.start, operation.end).entries,
   );
   const bytes = new Uint8Array(1 << 12);
   encodeBatch(bytes, 0, partition, entries);

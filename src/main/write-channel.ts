@@ -51,8 +51,6 @@ export class WriteChannel {
   readonly #keepAlive: KeepAlive;
   readonly #inFlightMax: number;
   readonly #recordPayloadMax: number;
-  /** Sequence number of the last operation sent. */
-  #lastSeq: number;
   /** Sequence number of the oldest operation in flight. */
   #headSeq: number;
   /** Operations sent to the ring and not yet settled. */
@@ -75,8 +73,7 @@ export class WriteChannel {
     this.#keepAlive = keepAlive;
     this.#inFlightMax = ring.statusSlots - 1;
     this.#recordPayloadMax = ring.recordBytesMax - 16;
-    this.#lastSeq = ring.completedSeq();
-    this.#headSeq = (this.#lastSeq + 1) | 0;
+    this.#headSeq = (ring.completedSeq() + 1) | 0;
   }
 
   /** Operations sent or waiting whose promise has not settled. */
@@ -141,7 +138,6 @@ export class WriteChannel {
       if (at >= 0) {
         encode(this.#ring.u8, at, kind, partition, key, value, entries, part);
         this.#producer.publish();
-        this.#lastSeq = (this.#lastSeq + 1) | 0;
         this.#inFlight++;
         this.#afterPublish();
         return promise;
@@ -206,7 +202,6 @@ export class WriteChannel {
         if (this.#backlogSentBytes < encoded.length) break;
         this.#backlogSentBytes = 0;
       }
-      this.#lastSeq = (this.#lastSeq + 1) | 0;
       this.#inFlight++;
       sent++;
     }

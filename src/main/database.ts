@@ -95,7 +95,11 @@ export class Database {
     });
   }
 
-  /** Stores `value` under `key`. Resolves once applied; O(log n) in the owner. */
+  /**
+   * Stores `value` under `key`. Resolves once applied; O(log n) in the owner. Puts and deletes issued
+   * in one turn to one owner worker share one promise (see WriteChannel): it rejects if any of them
+   * failed in the owner. Bad input rejects this call's own promise, and nothing is queued.
+   */
   put(key: Uint8Array | string, value: Uint8Array | string): Promise<void> {
     const startedMs = this.#observer === null ? 0 : performance.now();
     let keyBytes: Uint8Array;
@@ -112,7 +116,10 @@ export class Database {
     return this.#observer === null ? written : this.#observer.write('put', partition, startedMs, written);
   }
 
-  /** Removes `key` (a missing key is not an error). Resolves once applied. */
+  /**
+   * Removes `key` (a missing key is not an error). Resolves once applied; shares its turn's promise
+   * with the other puts and deletes to the same owner, as `put` does.
+   */
   del(key: Uint8Array | string): Promise<void> {
     const startedMs = this.#observer === null ? 0 : performance.now();
     let keyBytes: Uint8Array;

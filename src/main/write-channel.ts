@@ -20,39 +20,29 @@ import {
   operationPut,
   putEncodedBytes,
 } from '../shared-memory/ring/operation-codec.js';
-import {
-  kRingCompletedSeq,
-  kRingReadOffset,
-  kRingWriteOffset,
-  statusConflict,
-  statusOk,
-  statusPartitionFull,
-} from '../shared-memory/ring/ring-layout.js';
+import { kRingCompletedSeq, kRingReadOffset, kRingWriteOffset } from '../shared-memory/ring/ring-layout.js';
 import {
   encodeTransaction,
   type TransactionPart,
   transactionEncodedBytes,
 } from '../shared-memory/ring/transaction-codec.js';
 import type { KeepAlive } from './keep-alive.js';
-
-interface Backlogged {
-  encoded: Uint8Array;
-  sentBytes: number;
-  resolve: () => void;
-  reject: (error: unknown) => void;
-}
+import { TurnPromises } from './turn-promises.js';
 
 /**
  * One thread's path to one partition-owner worker: appends encoded operations to this thread's
- * command ring for that worker, rings the worker's doorbell, and resolves each operation's promise
- * when the owner publishes its completion.
+ * command ring for that worker, rings the worker's doorbell, and settles the operations' promises
+ * when the owner publishes their completion. Puts and deletes issued in one turn share one promise
+ * (see TurnPromises): the turn ends at the channel's end-of-turn microtask, queued by the turn's
+ * first write.
  *
  * Operations that do not fit the ring now (it is full, too many are in flight, or one is larger than
  * a record) wait in a backlog, in order, and are sent as the owner frees space: a full ring slows
  * callers down, it never drops or throws.
  *
- * The write path allocates nothing per operation but its promise: operations in flight have
- * consecutive sequence numbers, so they are kept as two arrays of settle functions from `#headSeq`.
+ * The write path allocates nothing per put or delete but one promise per turn: operations in flight
+ * have consecutive sequence numbers from `#headSeq`, so a count is all they need here; their
+ * statuses are in the ring.
  */
 export class WriteChannel {
   readonly #ring: CommandRing;
@@ -61,25 +51,20 @@ export class WriteChannel {
   readonly #keepAlive: KeepAlive;
   readonly #inFlightMax: number;
   readonly #recordPayloadMax: number;
-  /** Sequence number of the last operation sent. */
-  #lastSeq: number;
-  /** Sequence number of the operation at #head. */
+  /** Sequence number of the oldest operation in flight. */
   #headSeq: number;
-  #head = 0;
-  #resolvers: (() => void)[] = [];
-  #rejecters: ((error: unknown) => void)[] = [];
-  #backlog: Backlogged[] = [];
-  #doorbellThisTick = false;
+  /** Operations sent to the ring and not yet settled. */
+  #inFlight = 0;
+  readonly #promises = new TurnPromises();
+  /** Encoded operations waiting for ring space, in order; the first may be partly sent. */
+  #backlog: Uint8Array[] = [];
+  #backlogSentBytes = 0;
+  /** True from a turn's first write until its end-of-turn microtask runs. */
+  #turnOpen = false;
   #waitingForCompletion = false;
   #waitingForSpace = false;
   #failure: LightningError | null = null;
   #drainWaiters: (() => void)[] = [];
-  #capturedResolve: () => void = noop;
-  #capturedReject: (error: unknown) => void = noop;
-  readonly #capture = (resolve: () => void, reject: (error: unknown) => void): void => {
-    this.#capturedResolve = resolve;
-    this.#capturedReject = reject;
-  };
 
   constructor(ring: CommandRing, control: Int32Array, keepAlive: KeepAlive) {
     this.#ring = ring;
@@ -88,25 +73,27 @@ export class WriteChannel {
     this.#keepAlive = keepAlive;
     this.#inFlightMax = ring.statusSlots - 1;
     this.#recordPayloadMax = ring.recordBytesMax - 16;
-    this.#lastSeq = ring.completedSeq();
-    this.#headSeq = (this.#lastSeq + 1) | 0;
+    this.#headSeq = (ring.completedSeq() + 1) | 0;
   }
 
   /** Operations sent or waiting whose promise has not settled. */
   get pending(): number {
-    return this.#resolvers.length - this.#head + this.#backlog.length;
+    return this.#inFlight + this.#backlog.length;
   }
 
+  /** Sends a put; its promise is shared with the other puts and deletes of this turn. */
   put(partition: number, key: Uint8Array, value: Uint8Array): Promise<void> {
-    return this.#send(putEncodedBytes(key, value), operationPut, partition, key, value, null);
+    return this.#send(putEncodedBytes(key, value), operationPut, partition, key, value, null, null);
   }
 
+  /** Sends a delete; its promise is shared with the other puts and deletes of this turn. */
   del(partition: number, key: Uint8Array): Promise<void> {
-    return this.#send(delEncodedBytes(key), operationDel, partition, key, null, null);
+    return this.#send(delEncodedBytes(key), operationDel, partition, key, null, null, null);
   }
 
+  /** Sends an atomic batch of one partition, with a promise of its own. */
   batch(partition: number, entries: BatchEntry[]): Promise<void> {
-    return this.#send(batchEncodedBytes(entries), operationBatch, partition, null, null, entries);
+    return this.#send(batchEncodedBytes(entries), operationBatch, partition, null, null, entries, null);
   }
 
   /** Sends one partition's part of a transaction (commit or prepare); rejects ERR_TX_CONFLICT. */
@@ -124,12 +111,10 @@ export class WriteChannel {
   fail(error: LightningError): void {
     if (this.#failure === null) this.#failure = error;
     const hadPending = this.pending > 0;
-    for (let i = this.#head; i < this.#rejecters.length; i++) this.#rejecters[i]!(error);
-    for (const waiting of this.#backlog) waiting.reject(error);
-    this.#resolvers = [];
-    this.#rejecters = [];
-    this.#head = 0;
+    this.#inFlight = 0;
     this.#backlog = [];
+    this.#backlogSentBytes = 0;
+    this.#promises.failAll(error);
     if (hadPending) this.#settledAll();
   }
 
@@ -140,43 +125,30 @@ export class WriteChannel {
     key: Uint8Array | null,
     value: Uint8Array | null,
     entries: BatchEntry[] | null,
-    part: TransactionPart | null = null,
+    part: TransactionPart | null,
   ): Promise<void> {
     if (this.#failure === null) this.#checkWorkerAlive();
     if (this.#failure !== null) return Promise.reject(this.#failure);
-    const promise = new Promise<void>(this.#capture);
     if (this.pending === 0) this.#keepAlive.hold();
-    if (
-      this.#backlog.length === 0 &&
-      this.#inFlightCount() < this.#inFlightMax &&
-      bytes <= this.#recordPayloadMax
-    ) {
+    // Puts and deletes share their turn's promise; batches and transaction parts need their own.
+    const shared = entries === null && part === null;
+    const promise = shared ? this.#promises.join() : this.#promises.alone();
+    if (this.#backlog.length === 0 && this.#inFlight < this.#inFlightMax && bytes <= this.#recordPayloadMax) {
       const at = this.#producer.reserve(bytes);
       if (at >= 0) {
         encode(this.#ring.u8, at, kind, partition, key, value, entries, part);
         this.#producer.publish();
-        this.#lastSeq = (this.#lastSeq + 1) | 0;
-        this.#resolvers.push(this.#capturedResolve);
-        this.#rejecters.push(this.#capturedReject);
+        this.#inFlight++;
         this.#afterPublish();
         return promise;
       }
     }
     const encoded = new Uint8Array(bytes);
     encode(encoded, 0, kind, partition, key, value, entries, part);
-    this.#backlog.push({
-      encoded,
-      sentBytes: 0,
-      resolve: this.#capturedResolve,
-      reject: this.#capturedReject,
-    });
+    this.#backlog.push(encoded);
     this.#sendBacklog();
     this.#afterPublish();
     return promise;
-  }
-
-  #inFlightCount(): number {
-    return this.#resolvers.length - this.#head;
   }
 
   #afterPublish(): void {
@@ -186,18 +158,23 @@ export class WriteChannel {
   }
 
   /**
-   * Wakes the owner if it sleeps: at the first write of a tick, so it starts applying while the caller
-   * is still writing, and again at the end of the tick, for whatever it has not seen yet.
+   * Wakes the owner if it sleeps: at the first write of a turn, so it starts applying while the caller
+   * is still writing, and again at the end of the turn, for whatever it has not seen yet. The end of
+   * the turn also closes the turn's shared promise: every write goes through here, so while a group
+   * is open, the microtask that closes it is queued.
    */
   #ringDoorbell(): void {
-    if (this.#doorbellThisTick) return;
-    this.#doorbellThisTick = true;
+    if (this.#turnOpen) return;
+    this.#turnOpen = true;
     this.#notifyOwner();
-    queueMicrotask(() => {
-      this.#doorbellThisTick = false;
-      this.#notifyOwner();
-    });
+    queueMicrotask(this.#endTurn);
   }
+
+  readonly #endTurn = (): void => {
+    this.#turnOpen = false;
+    this.#promises.closeTurn();
+    this.#notifyOwner();
+  };
 
   #notifyOwner(): void {
     const control = this.#control;
@@ -213,20 +190,19 @@ export class WriteChannel {
     const backlog = this.#backlog;
     const writeBefore = Atomics.load(this.#ring.i32, kRingWriteOffset);
     let sent = 0;
-    while (sent < backlog.length && this.#inFlightCount() < this.#inFlightMax) {
-      const item = backlog[sent]!;
-      if (item.encoded.length <= this.#recordPayloadMax) {
-        const at = this.#producer.reserve(item.encoded.length);
+    while (sent < backlog.length && this.#inFlight < this.#inFlightMax) {
+      const encoded = backlog[sent]!;
+      if (encoded.length <= this.#recordPayloadMax) {
+        const at = this.#producer.reserve(encoded.length);
         if (at < 0) break;
-        this.#ring.u8.set(item.encoded, at);
+        this.#ring.u8.set(encoded, at);
         this.#producer.publish();
       } else {
-        item.sentBytes = this.#producer.sendFragments(item.encoded, item.sentBytes);
-        if (item.sentBytes < item.encoded.length) break;
+        this.#backlogSentBytes = this.#producer.sendFragments(encoded, this.#backlogSentBytes);
+        if (this.#backlogSentBytes < encoded.length) break;
+        this.#backlogSentBytes = 0;
       }
-      this.#lastSeq = (this.#lastSeq + 1) | 0;
-      this.#resolvers.push(item.resolve);
-      this.#rejecters.push(item.reject);
+      this.#inFlight++;
       sent++;
     }
     if (sent > 0) backlog.splice(0, sent);
@@ -239,7 +215,7 @@ export class WriteChannel {
    * for a completion that may never come.
    */
   #waitForCompletion(): void {
-    if (this.#waitingForCompletion || this.#inFlightCount() === 0) return;
+    if (this.#waitingForCompletion || this.#inFlight === 0) return;
     this.#waitingForCompletion = true;
     const completed = this.#ring.completedSeq();
     if (((completed - this.#headSeq) | 0) >= 0) {
@@ -278,28 +254,29 @@ export class WriteChannel {
     this.#waitForCompletion();
   };
 
-  /** Settles every operation the owner has completed, then sends more and waits again if needed. */
+  /**
+   * Settles every operation the owner has completed, then sends more and waits again if needed. The
+   * current turn's group is closed first: a group is settled only once no operation can join it.
+   */
   readonly #onCompletion = (): void => {
     this.#waitingForCompletion = false;
     if (this.#failure !== null) return;
+    this.#promises.closeTurn();
     const ring = this.#ring;
     const completed = ring.completedSeq();
-    const settled = ((completed - this.#headSeq) | 0) + 1;
+    const settled = Math.min(((completed - this.#headSeq) | 0) + 1, this.#inFlight);
     if (settled > 0) {
       const u8 = ring.u8;
       const statusStart = ring.statusStart;
       const statusMask = ring.statusSlots - 1;
-      const end = this.#head + Math.min(settled, this.#inFlightCount());
+      const promises = this.#promises;
       let seq = this.#headSeq;
-      for (let i = this.#head; i < end; i++) {
-        const status = u8[statusStart + (seq & statusMask)]!;
-        if (status === statusOk) this.#resolvers[i]!();
-        else this.#rejecters[i]!(statusError(status));
+      for (let i = 0; i < settled; i++) {
+        promises.completed(u8[statusStart + (seq & statusMask)]!);
         seq = (seq + 1) | 0;
       }
       this.#headSeq = seq;
-      this.#head = end;
-      this.#compactInFlight();
+      this.#inFlight -= settled;
     }
     this.#checkWorkerAlive();
     if (this.#failure !== null) return;
@@ -311,20 +288,6 @@ export class WriteChannel {
     this.#waitForCompletion();
     if (this.#backlog.length > 0) this.#waitForSpace();
   };
-
-  /** Drops settled entries from the front of the in-flight arrays once they dominate. */
-  #compactInFlight(): void {
-    const head = this.#head;
-    if (head === this.#resolvers.length) {
-      this.#resolvers = [];
-      this.#rejecters = [];
-      this.#head = 0;
-    } else if (head > 1024 && head * 2 > this.#resolvers.length) {
-      this.#resolvers = this.#resolvers.slice(head);
-      this.#rejecters = this.#rejecters.slice(head);
-      this.#head = 0;
-    }
-  }
 
   #settledAll(): void {
     this.#keepAlive.release();
@@ -346,8 +309,6 @@ export class WriteChannel {
   }
 }
 
-function noop(): void {}
-
 function encode(
   u8: Uint8Array,
   at: number,
@@ -366,19 +327,3 @@ function encode(
 
 /** Capacity of a ring of transaction parts: they are fewer and smaller than a stream of puts. */
 export const transactionRingBytes = 1 << 18;
-
-function statusError(status: number): LightningError {
-  if (status === statusConflict) {
-    return new LightningError(
-      'ERR_TX_CONFLICT',
-      'a transaction being committed holds a key of this write, or the transaction conflicted; retry',
-    );
-  }
-  if (status === statusPartitionFull) {
-    return new LightningError(
-      'ERR_PARTITION_FULL',
-      "the key's partition reached partitionBytesMax; delete data or reopen with a larger partitionBytesMax",
-    );
-  }
-  return new LightningError('ERR_INTERNAL', 'the partition owner failed to apply the write; see its log');
-}

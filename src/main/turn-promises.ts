@@ -1,0 +1,164 @@
+import { assert } from '../shared-memory/assert.js';
+import { LightningError } from '../shared-memory/index.js';
+import { statusConflict, statusOk, statusPartitionFull } from '../shared-memory/ring/ring-layout.js';
+
+/**
+ * The promises of one write channel's operations: one promise per group of consecutive operations
+ * instead of one per operation. Puts and deletes issued in one turn (the caller's synchronous run,
+ * until the channel's end-of-turn microtask) join one group and share its promise, as lmdb-js shares
+ * one promise per write transaction: they reach the owner together and share its log write, so the
+ * caller pays for one promise, two settle functions and their garbage per turn, not per put. Batches
+ * and transaction parts get a group of their own: their caller needs their own outcome.
+ *
+ * Operations complete in the order they were issued, so a group is settled when its last operation
+ * completes: resolved if every one of them succeeded, otherwise rejected with the error of its first
+ * failed operation. Each operation keeps its own status in the ring: a write that failed (its
+ * partition was full, say) changed nothing, and its siblings that succeeded stay applied. The error
+ * says how many of the group's writes failed; a caller that needs each write's own outcome issues it
+ * in a turn of its own (awaiting between writes) or uses `batch()`, which is all or nothing.
+ *
+ * Groups live in parallel arrays from `#head`, so the write path allocates nothing per operation.
+ */
+export class TurnPromises {
+  /** Per group: operations not yet completed, operations in all, failed operations, first failure. */
+  #remaining: number[] = [];
+  #operations: number[] = [];
+  #failed: number[] = [];
+  #firstFailure: number[] = [];
+  #resolvers: (() => void)[] = [];
+  #rejecters: ((error: unknown) => void)[] = [];
+  #head = 0;
+  /** The promise of the last group while later operations of this turn may still join it. */
+  #open: Promise<void> | null = null;
+  #capturedResolve: () => void = noop;
+  #capturedReject: (error: unknown) => void = noop;
+  readonly #capture = (resolve: () => void, reject: (error: unknown) => void): void => {
+    this.#capturedResolve = resolve;
+    this.#capturedReject = reject;
+  };
+
+  /** Groups not yet settled. */
+  get groups(): number {
+    return this.#resolvers.length - this.#head;
+  }
+
+  /** Adds one operation to this turn's group (a new group at the turn's first operation). */
+  join(): Promise<void> {
+    const open = this.#open;
+    if (open !== null) {
+      const last = this.#resolvers.length - 1;
+      this.#remaining[last]!++;
+      this.#operations[last]!++;
+      return open;
+    }
+    const promise = this.#add();
+    this.#open = promise;
+    return promise;
+  }
+
+  /** Adds one operation in a group of its own, which ends this turn's group: order stays issue order. */
+  alone(): Promise<void> {
+    this.#open = null;
+    return this.#add();
+  }
+
+  /** The turn ended: later operations start a new group. */
+  closeTurn(): void {
+    this.#open = null;
+  }
+
+  /**
+   * Records that the oldest uncompleted operation completed with `status`, and settles its group if
+   * that was the group's last operation. The group must be closed: a group still open could grow.
+   */
+  completed(status: number): void {
+    const head = this.#head;
+    assert(head < this.#resolvers.length, 'a completed operation belongs to a group');
+    if (status !== statusOk && this.#failed[head]!++ === 0) this.#firstFailure[head] = status;
+    if (--this.#remaining[head]! > 0) return;
+    assert(this.#open === null || head < this.#resolvers.length - 1, 'a settled group is closed');
+    this.#head = head + 1;
+    if (this.#failed[head] === 0) this.#resolvers[head]!();
+    else
+      this.#rejecters[head]!(
+        statusError(this.#firstFailure[head]!, this.#failed[head]!, this.#operations[head]!),
+      );
+    this.#compact();
+  }
+
+  /** Rejects every unsettled group with `error` (the owner died or the database closed). */
+  failAll(error: LightningError): void {
+    const rejecters = this.#rejecters;
+    const from = this.#head;
+    this.#open = null;
+    this.#remaining = [];
+    this.#operations = [];
+    this.#failed = [];
+    this.#firstFailure = [];
+    this.#resolvers = [];
+    this.#rejecters = [];
+    this.#head = 0;
+    for (let i = from; i < rejecters.length; i++) rejecters[i]!(error);
+  }
+
+  #add(): Promise<void> {
+    const promise = new Promise<void>(this.#capture);
+    this.#remaining.push(1);
+    this.#operations.push(1);
+    this.#failed.push(0);
+    this.#firstFailure.push(statusOk);
+    this.#resolvers.push(this.#capturedResolve);
+    this.#rejecters.push(this.#capturedReject);
+    return promise;
+  }
+
+  /** Drops settled groups from the front of the arrays once they dominate. */
+  #compact(): void {
+    const head = this.#head;
+    const length = this.#resolvers.length;
+    if (head === length) {
+      this.#remaining.length = 0;
+      this.#operations.length = 0;
+      this.#failed.length = 0;
+      this.#firstFailure.length = 0;
+      this.#resolvers.length = 0;
+      this.#rejecters.length = 0;
+      this.#head = 0;
+    } else if (head > 1024 && head * 2 > length) {
+      this.#remaining = this.#remaining.slice(head);
+      this.#operations = this.#operations.slice(head);
+      this.#failed = this.#failed.slice(head);
+      this.#firstFailure = this.#firstFailure.slice(head);
+      this.#resolvers = this.#resolvers.slice(head);
+      this.#rejecters = this.#rejecters.slice(head);
+      this.#head = 0;
+    }
+  }
+}
+
+function noop(): void {}
+
+/** The error of a group whose first failed operation had `status`. */
+function statusError(status: number, failed: number, operations: number): LightningError {
+  const shared =
+    operations === 1
+      ? ''
+      : ` (${failed} of the ${operations} writes issued in one turn to this partition owner failed` +
+        ' and share this error; the others were applied)';
+  if (status === statusConflict) {
+    return new LightningError(
+      'ERR_TX_CONFLICT',
+      `a transaction being committed holds a key of this write, or the transaction conflicted; retry${shared}`,
+    );
+  }
+  if (status === statusPartitionFull) {
+    return new LightningError(
+      'ERR_PARTITION_FULL',
+      `the key's partition reached partitionBytesMax; delete data or reopen with a larger partitionBytesMax${shared}`,
+    );
+  }
+  return new LightningError(
+    'ERR_INTERNAL',
+    `the partition owner failed to apply the write; see its log${shared}`,
+  );
+}

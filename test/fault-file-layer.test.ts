@@ -6,7 +6,7 @@
  * synced state; with everything kept, it is what the process saw; at random, every unsynced change
  * is as the image's own account of its choices says.
  */
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -26,7 +26,6 @@ beforeAll(async () => {
   base = await mkdtemp(join(tmpdir(), 'lightning-fault-layer-'));
   root = join(base, 'db');
   journal = join(base, 'journal');
-  const { mkdir } = await import('node:fs/promises');
   await mkdir(root);
   // C exists before the run: durable as it stands.
   await writeFile(join(root, 'C'), 'CCCC');

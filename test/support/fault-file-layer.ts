@@ -13,7 +13,7 @@
  * The journal path comes from LIGHTNING_FAULT_JOURNAL (worker threads share the environment).
  */
 import * as fs from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { threadId } from 'node:worker_threads';
 import type { FileLayer, LayerFileHandle, LayerOpenFlags } from '../../src/storage/file-layer.js';
 import { JournalAppender, journalEnvName } from './fault-journal.js';
@@ -163,15 +163,10 @@ export const faultFileLayer: FileLayer = {
   },
   async mkdir(path, options) {
     const first = await fs.mkdir(path, options);
-    if (first !== undefined) {
-      // Every directory from the top-most created one down to `path` is new, parents first.
-      const created: string[] = [];
-      for (let at = resolve(path); ; at = dirname(at)) {
-        created.unshift(at);
-        if (at === resolve(first) || dirname(at) === at) break;
-      }
-      for (const dir of created) journalOf().append({ op: 'mkdir', path: dir });
-    }
+    // Recorded whether or not this call created anything: another thread may have made the same
+    // directories a moment earlier and not yet journaled them, and this thread's next records
+    // (files created in there) must not come before any record of the directory.
+    journalOf().append({ op: 'mkdir', path: resolve(path) });
     return first;
   },
   async rm(path, options) {

@@ -30,7 +30,7 @@ export type JournalHeader =
   | { readonly op: 'sync'; readonly h: string }
   | { readonly op: 'rename'; readonly from: string; readonly to: string }
   | { readonly op: 'unlink'; readonly path: string }
-  /** One directory mkdir created (a recursive mkdir logs each, top-most first). */
+  /** A recursive mkdir: the directory and its parents exist; those the replay has not seen are new. */
   | { readonly op: 'mkdir'; readonly path: string }
   /** A file or a directory tree removed. */
   | { readonly op: 'rm'; readonly path: string }

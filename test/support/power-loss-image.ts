@@ -28,7 +28,8 @@ interface Inode {
   pending: DataOp[];
 }
 
-type Entry = { readonly kind: 'dir' } | { readonly kind: 'file'; readonly inode: Inode };
+/** A directory has an identity of its own: removed and made again under one name, it is another. */
+type Entry = { readonly kind: 'dir'; readonly id: number } | { readonly kind: 'file'; readonly inode: Inode };
 
 /** A change of one directory's entries, pending until that directory is synced. */
 type EntryOp =
@@ -78,34 +79,33 @@ function childPath(dir: string, name: string): string {
   return dir === '' ? name : `${dir}/${name}`;
 }
 
-/** Relative paths ('' is the root) → entry; a namespace of the live or of the durable tree. */
-type Namespace = Map<string, Entry>;
+/** Directory id → its entries by name; the root is directory 0. One for the live tree, one durable. */
+type Tree = Map<number, Map<string, Entry>>;
+const rootId = 0;
 
-function removeTree(namespace: Namespace, path: string): void {
-  namespace.delete(path);
-  const prefix = `${path}/`;
-  for (const key of [...namespace.keys()]) if (key.startsWith(prefix)) namespace.delete(key);
-}
-
-function reachable(namespace: Namespace, path: string): boolean {
-  for (let dir = parentOf(path); ; dir = parentOf(dir)) {
-    if (namespace.get(dir)?.kind !== 'dir') return false;
-    if (dir === '') return true;
+function entriesOf(tree: Tree, dirId: number): Map<string, Entry> {
+  let entries = tree.get(dirId);
+  if (entries === undefined) {
+    entries = new Map();
+    tree.set(dirId, entries);
   }
+  return entries;
 }
 
-function applyEntryOp(namespace: Namespace, dir: string, op: EntryOp): void {
-  if (op.kind === 'link') {
-    removeTree(namespace, childPath(dir, op.name));
-    namespace.set(childPath(dir, op.name), op.entry);
-  } else if (op.kind === 'unlink') {
-    removeTree(namespace, childPath(dir, op.name));
-  } else {
-    const entry = namespace.get(childPath(dir, op.from));
+function applyEntryOp(tree: Tree, dirId: number, op: EntryOp): void {
+  const entries = entriesOf(tree, dirId);
+  if (op.kind === 'link') entries.set(op.name, op.entry);
+  else if (op.kind === 'unlink') entries.delete(op.name);
+  else {
+    const entry = entries.get(op.from);
     if (entry === undefined) return; // Its creation did not survive: the rename has nothing to move.
-    namespace.delete(childPath(dir, op.from));
-    namespace.set(childPath(dir, op.to), entry);
+    entries.delete(op.from);
+    entries.set(op.to, entry);
   }
+}
+
+function copyTree(tree: Tree): Tree {
+  return new Map([...tree].map(([id, entries]) => [id, new Map(entries)]));
 }
 
 /**
@@ -115,38 +115,35 @@ function applyEntryOp(namespace: Namespace, dir: string, op: EntryOp): void {
 export class PowerLossReplay {
   readonly #root: string;
   #nextInode = 1;
-  readonly #live: Namespace = new Map();
-  readonly #durable: Namespace = new Map();
-  readonly #pendingEntries = new Map<string, EntryOp[]>();
+  #nextDirectory = rootId + 1;
+  readonly #live: Tree = new Map();
+  readonly #durable: Tree = new Map();
+  readonly #pendingEntries = new Map<number, EntryOp[]>();
   readonly #handles = new Map<string, Inode>();
   /** Records applied so far. */
   applied = 0;
 
   private constructor(root: string) {
     this.#root = root;
-    this.#live.set('', { kind: 'dir' });
-    this.#durable.set('', { kind: 'dir' });
   }
 
   /** Starts from the directory `root` as it is now, all of it durable. */
   static async fromDirectory(root: string): Promise<PowerLossReplay> {
     const replay = new PowerLossReplay(root);
-    const walk = async (dir: string): Promise<void> => {
+    const walk = async (dir: string, dirId: number): Promise<void> => {
       for (const dirent of await readdir(join(root, dir), { withFileTypes: true })) {
         const path = childPath(dir, dirent.name);
-        if (dirent.isDirectory()) {
-          replay.#live.set(path, { kind: 'dir' });
-          replay.#durable.set(path, { kind: 'dir' });
-          await walk(path);
-        } else if (dirent.isFile()) {
-          const content = await readFile(join(root, path));
-          const entry: Entry = { kind: 'file', inode: replay.#newInode(content) };
-          replay.#live.set(path, entry);
-          replay.#durable.set(path, entry);
-        }
+        let entry: Entry | null = null;
+        if (dirent.isDirectory()) entry = { kind: 'dir', id: replay.#nextDirectory++ };
+        else if (dirent.isFile())
+          entry = { kind: 'file', inode: replay.#newInode(await readFile(join(root, path))) };
+        if (entry === null) continue;
+        entriesOf(replay.#live, dirId).set(dirent.name, entry);
+        entriesOf(replay.#durable, dirId).set(dirent.name, entry);
+        if (entry.kind === 'dir') await walk(path, entry.id);
       }
     };
-    await walk('');
+    await walk('', rootId);
     return replay;
   }
 
@@ -156,17 +153,36 @@ export class PowerLossReplay {
 
   #relative(path: string): string {
     const inside = relative(this.#root, path);
+    if (inside === '') return '';
     if (inside.startsWith('..') || inside.startsWith(sep)) {
       throw new Error(`journal names ${path}, outside the database directory ${this.#root}`);
     }
     return inside.split(sep).join('/');
   }
 
+  /** The live entry at a relative path ('' is the root directory). */
+  #lookUp(path: string): Entry | undefined {
+    let entry: Entry | undefined = { kind: 'dir', id: rootId };
+    if (path === '') return entry;
+    for (const name of path.split('/')) {
+      if (entry?.kind !== 'dir') return undefined;
+      entry = this.#live.get(entry.id)?.get(name);
+    }
+    return entry;
+  }
+
+  #directoryId(path: string): number {
+    const entry = this.#lookUp(path);
+    if (entry?.kind !== 'dir') throw new Error(`journal: ${path} is not a known directory`);
+    return entry.id;
+  }
+
   #pendIn(dir: string, op: EntryOp): void {
-    const list = this.#pendingEntries.get(dir) ?? [];
+    const dirId = this.#directoryId(dir);
+    const list = this.#pendingEntries.get(dirId) ?? [];
     list.push(op);
-    this.#pendingEntries.set(dir, list);
-    applyEntryOp(this.#live, dir, op);
+    this.#pendingEntries.set(dirId, list);
+    applyEntryOp(this.#live, dirId, op);
   }
 
   #inodeOf(handle: string): Inode {
@@ -187,7 +203,7 @@ export class PowerLossReplay {
     switch (header.op) {
       case 'open': {
         const path = this.#relative(header.path);
-        const existing = this.#live.get(path);
+        const existing = this.#lookUp(path);
         if (existing?.kind === 'dir') throw new Error(`journal: open of directory ${path}`);
         let inode: Inode;
         if (existing === undefined) {
@@ -222,28 +238,36 @@ export class PowerLossReplay {
         const to = this.#relative(header.to);
         if (parentOf(from) !== parentOf(to))
           throw new Error(`journal: rename across directories ${from} → ${to}`);
-        if (!this.#live.has(from)) throw new Error(`journal: rename of unknown ${from}`);
+        if (this.#lookUp(from) === undefined) throw new Error(`journal: rename of unknown ${from}`);
         this.#pendIn(parentOf(from), { kind: 'rename', from: nameOf(from), to: nameOf(to) });
         break;
       }
       case 'unlink':
       case 'rm': {
         const path = this.#relative(header.path);
-        if (!this.#live.has(path)) throw new Error(`journal: ${header.op} of unknown ${path}`);
+        if (this.#lookUp(path) === undefined) throw new Error(`journal: ${header.op} of unknown ${path}`);
         this.#pendIn(parentOf(path), { kind: 'unlink', name: nameOf(path) });
         break;
       }
       case 'mkdir': {
+        // Each directory of the path not seen yet is new, with a pending entry in its parent.
         const path = this.#relative(header.path);
-        if (!this.#live.has(parentOf(path)))
-          throw new Error(`journal: mkdir of ${path} in an unknown directory`);
-        this.#pendIn(parentOf(path), { kind: 'link', name: nameOf(path), entry: { kind: 'dir' } });
+        let at = '';
+        for (const name of path === '' ? [] : path.split('/')) {
+          const next = childPath(at, name);
+          const existing = this.#lookUp(next);
+          if (existing === undefined) {
+            const entry: Entry = { kind: 'dir', id: this.#nextDirectory++ };
+            this.#pendIn(at, { kind: 'link', name, entry });
+          } else if (existing.kind !== 'dir') throw new Error(`journal: mkdir over file ${next}`);
+          at = next;
+        }
         break;
       }
       case 'dirsync': {
-        const dir = this.#relative(header.path);
-        for (const op of this.#pendingEntries.get(dir) ?? []) applyEntryOp(this.#durable, dir, op);
-        this.#pendingEntries.delete(dir);
+        const dirId = this.#directoryId(this.#relative(header.path));
+        for (const op of this.#pendingEntries.get(dirId) ?? []) applyEntryOp(this.#durable, dirId, op);
+        this.#pendingEntries.delete(dirId);
         break;
       }
       case 'note':
@@ -259,57 +283,69 @@ export class PowerLossReplay {
   image(random: () => number, policy: LossPolicy): CrashImage {
     const choices: string[] = [];
     const chance = (p: number): boolean => p >= 1 || (p > 0 && random() / 2 ** 32 < p);
-    const namespace: Namespace = new Map(this.#durable);
-    for (const [dir, ops] of this.#pendingEntries) {
+    const tree = copyTree(this.#durable);
+    for (const [dirId, ops] of this.#pendingEntries) {
       for (const op of ops) {
         const kept = chance(policy.keep);
-        const what =
-          op.kind === 'rename'
-            ? `rename ${childPath(dir, op.from)} → ${op.to}`
-            : `${op.kind} ${childPath(dir, op.name)}`;
+        const what = op.kind === 'rename' ? `rename ${op.from} → ${op.to}` : `${op.kind} ${op.name}`;
         choices.push(`${kept ? 'kept' : 'undone'}: ${what}`);
-        if (kept) applyEntryOp(namespace, dir, op);
+        if (kept) applyEntryOp(tree, dirId, op);
       }
     }
     const files = new Map<string, Buffer>();
     const directories: string[] = [];
     const contents = new Map<number, Buffer>();
-    const paths = [...namespace.keys()].sort();
-    for (const path of paths) {
-      // An entry whose directory did not survive went with it.
-      if (path === '' || !reachable(namespace, path)) continue;
-      const entry = namespace.get(path)!;
-      if (entry.kind === 'dir') {
-        directories.push(path);
+    // Only what the root still reaches: a directory whose entry was lost took its contents along.
+    const walk = (dir: string, dirId: number): void => {
+      for (const [name, entry] of tree.get(dirId) ?? []) {
+        const path = childPath(dir, name);
+        if (entry.kind === 'dir') {
+          directories.push(path);
+          walk(path, entry.id);
+          continue;
+        }
+        let content = contents.get(entry.inode.id);
+        if (content === undefined) {
+          content = this.#survivingData(entry.inode, path, random, policy, chance, choices);
+          contents.set(entry.inode.id, content);
+        }
+        files.set(path, content);
+      }
+    };
+    walk('', rootId);
+    return { choices, files, directories };
+  }
+
+  /** An inode's synced bytes, then each later change kept, torn or dropped. */
+  #survivingData(
+    inode: Inode,
+    path: string,
+    random: () => number,
+    policy: LossPolicy,
+    chance: (p: number) => boolean,
+    choices: string[],
+  ): Buffer {
+    let content: Buffer = Buffer.from(inode.durable);
+    for (const op of inode.pending) {
+      if (!chance(policy.keep)) {
+        choices.push(
+          `dropped: ${op.kind} of ${path}${op.kind === 'write' ? ` at ${op.pos}, ${op.bytes.length} B` : ''}`,
+        );
         continue;
       }
-      let content = contents.get(entry.inode.id);
-      if (content === undefined) {
-        content = Buffer.from(entry.inode.durable);
-        for (const op of entry.inode.pending) {
-          if (!chance(policy.keep)) {
-            choices.push(
-              `dropped: ${op.kind} of ${path}${op.kind === 'write' ? ` at ${op.pos}, ${op.bytes.length} B` : ''}`,
-            );
-            continue;
-          }
-          if (op.kind === 'truncate') {
-            choices.push(`kept: truncate of ${path} to ${op.length}`);
-            content = truncateTo(content, op.length);
-          } else if (op.bytes.length > 1 && chance(policy.tear)) {
-            const cut = 1 + (random() % (op.bytes.length - 1));
-            choices.push(`torn: write of ${path} at ${op.pos}, ${cut} of ${op.bytes.length} B`);
-            content = writeInto(content, op.pos, op.bytes.subarray(0, cut));
-          } else {
-            choices.push(`kept: write of ${path} at ${op.pos}, ${op.bytes.length} B`);
-            content = writeInto(content, op.pos, op.bytes);
-          }
-        }
-        contents.set(entry.inode.id, content);
+      if (op.kind === 'truncate') {
+        choices.push(`kept: truncate of ${path} to ${op.length}`);
+        content = truncateTo(content, op.length);
+      } else if (op.bytes.length > 1 && chance(policy.tear)) {
+        const cut = 1 + (random() % (op.bytes.length - 1));
+        choices.push(`torn: write of ${path} at ${op.pos}, ${cut} of ${op.bytes.length} B`);
+        content = writeInto(content, op.pos, op.bytes.subarray(0, cut));
+      } else {
+        choices.push(`kept: write of ${path} at ${op.pos}, ${op.bytes.length} B`);
+        content = writeInto(content, op.pos, op.bytes);
       }
-      files.set(path, content);
     }
-    return { choices, files, directories };
+    return content;
   }
 }
 

@@ -16,7 +16,7 @@
  *     thread's ring keeps in order) a lost plain write on its partition issued before it.
  */
 import type { EntryType, OpKind, ParsedNote } from './workload.js';
-import { valueOf } from './workload.js';
+import { valueOfKey } from './workload.js';
 
 export interface NotedOp {
   readonly seq: number;
@@ -94,7 +94,7 @@ export function checkRecovered(
   for (const [key, value] of observed) {
     if (!baseline.has(key) && !created.has(key))
       problems.push(`key ${key} present but never written before the crash point`);
-    else if (!value.equals(valueOf(key)))
+    else if (!value.equals(valueOfKey(key)))
       problems.push(`key ${key} holds ${value.length} B that are not its value`);
   }
   for (const key of baseline) {

@@ -15,7 +15,7 @@ import { type BatchOperation, isLightningError, open } from '../../src/index.js'
 import { fail, report } from '../crash/report-pipe.js';
 import { noteInJournal } from '../support/fault-file-layer.js';
 import { mulberry32 } from '../support/seeded-random.js';
-import { issueNote, type OpEntry, type OpKind, powerLossPartitions, valueOf } from './workload.js';
+import { issueNote, type OpEntry, type OpKind, powerLossPartitions, valueOfKey } from './workload.js';
 
 const faultLayerPath = fileURLToPath(new URL('../support/fault-file-layer.ts', import.meta.url));
 const inFlightMax = 8;
@@ -67,14 +67,16 @@ function entriesFor(opSeq: number, count: number, deletes: number): OpEntry[] {
 function run(kind: OpKind, entries: OpEntry[]): Promise<void> {
   switch (kind) {
     case 'put':
-      return db.put(entries[0]!.key, valueOf(entries[0]!.key));
+      return db.put(entries[0]!.key, valueOfKey(entries[0]!.key));
     case 'del':
       return db.del(entries[0]!.key);
     case 'batch':
       return db.batch(
         entries.map(
           (e): BatchOperation =>
-            e.type === 'p' ? { type: 'put', key: e.key, value: valueOf(e.key) } : { type: 'del', key: e.key },
+            e.type === 'p'
+              ? { type: 'put', key: e.key, value: valueOfKey(e.key) }
+              : { type: 'del', key: e.key },
         ),
       );
     case 'tx':
@@ -82,7 +84,7 @@ function run(kind: OpKind, entries: OpEntry[]): Promise<void> {
         for (const e of entries) {
           // A read of each key first: the transaction validates what it read at commit.
           tx.get(e.key);
-          if (e.type === 'p') tx.put(e.key, valueOf(e.key));
+          if (e.type === 'p') tx.put(e.key, valueOfKey(e.key));
           else tx.del(e.key);
         }
       });

@@ -27,7 +27,7 @@ function keyHash(key: string): number {
 }
 
 /** The one value a key ever holds: the key, then bytes derived from it; mostly small, some large. */
-export function valueOf(key: string): Buffer {
+export function valueOfKey(key: string): Buffer {
   const hash = keyHash(key);
   const length = hash % 16 === 0 ? 6000 + (hash % 20_000) : hash % 600;
   const value = Buffer.alloc(key.length + 1 + length);

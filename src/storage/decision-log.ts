@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { checksumWords } from '../shared-memory/checksum.js';
 import { syncDirectory } from './durable-file.js';
 import { fileLayer, type LayerFileHandle } from './file-layer.js';
+import { ensureDirectory } from './wal/wal-files.js';
 
 /**
  * The decision logs of two-phase commits: one file per thread slot, `<db>/transactions/slot-NN.log`,
@@ -150,7 +151,8 @@ export class DecisionLog {
   async #open(): Promise<LayerFileHandle> {
     if (this.#handle !== null) return this.#handle;
     const directory = decisionDirectory(this.#databaseDirectory);
-    await fileLayer().mkdir(directory, { recursive: true });
+    // A new directory's own entry must survive a crash too: ensureDirectory syncs its parent.
+    await ensureDirectory(directory);
     const file = decisionFile(this.#databaseDirectory, this.#slot);
     // Appending: a thread that held this slot before may have left decisions still needed.
     this.#handle = await fileLayer().open(file, 'a');

@@ -9,7 +9,7 @@
  * tree and version store. Worker counts change between the child's opens and the checks'.
  *
  *   LIGHTNING_SEED=<n>                replay a seed (printed at the start and with every problem)
- *   LIGHTNING_POWER_LOSS_ROUNDS=<n>   simulated power losses per durability mode (default 90;
+ *   LIGHTNING_POWER_LOSS_ROUNDS=<n>   simulated power losses per durability mode (default 80;
  *                                     `npm run test:power-loss` runs thousands)
  */
 import { randomInt } from 'node:crypto';
@@ -19,8 +19,8 @@ import { runPowerLoss } from './power-loss/power-loss-loop.js';
 import { seedFromEnv } from './support/seeded-random.js';
 
 const seed = seedFromEnv(randomInt(2 ** 32));
-const crashes = positiveFromEnv('LIGHTNING_POWER_LOSS_ROUNDS', 90);
-const crashesPerRun = 30;
+const crashes = positiveFromEnv('LIGHTNING_POWER_LOSS_ROUNDS', 80);
+const crashesPerRun = 40;
 const problemsShownMax = 40;
 
 console.log(

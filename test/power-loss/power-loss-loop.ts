@@ -107,6 +107,7 @@ export async function runPowerLoss(options: PowerLossOptions): Promise<PowerLoss
       const workers = 1 + (random() % 3);
       const killDelayMs = 150 + (random() % 900);
       const where = `seed ${options.seed}, ${options.mode}, run ${run} (child seed ${childSeed}, ${workers} worker(s), killed ${killDelayMs} ms after ready)`;
+      const childStarted = performance.now();
       await runUntilKilled({
         script: childPath,
         args: [dir, String(childSeed), options.mode, String(workers), String(runInDir + 1)],
@@ -124,6 +125,8 @@ export async function runPowerLoss(options: PowerLossOptions): Promise<PowerLoss
         throw new Error(`${where}: ${error instanceof Error ? error.message : String(error)}`);
       });
       totals.runs++;
+      const childMs = performance.now() - childStarted;
+      const checksStarted = performance.now();
       const records = readJournal(journal);
       const points = new Set<number>([records.length]);
       const wanted = Math.min(options.crashesPerRun, options.crashes - totals.crashes);
@@ -181,7 +184,8 @@ export async function runPowerLoss(options: PowerLossOptions): Promise<PowerLoss
       }
       options.log(
         `${options.mode} run ${run}: ${records.length} journal records, ${points.size} crash points, ` +
-          `${notes.filter((n) => n.tag === 'I').length} operations issued by the kill, ${problems.length} problem(s) so far`,
+          `${notes.filter((n) => n.tag === 'I').length} operations issued by the kill, ${problems.length} problem(s) so far ` +
+          `(child ${childMs.toFixed(0)} ms, images and checks ${(performance.now() - checksStarted).toFixed(0)} ms)`,
       );
       await rm(journal, { force: true });
       await rm(dir, { recursive: true, force: true });

@@ -20,7 +20,7 @@ const seed = seedFromEnv(Date.now() % 2 ** 31);
 let base = '';
 let root = '';
 let journal = '';
-let image: (random: () => number, keep: number, tear: number) => CrashImage;
+let image: (random: () => number, keep: number, tear: number, order?: 'subset' | 'prefix') => CrashImage;
 
 beforeAll(async () => {
   base = await mkdtemp(join(tmpdir(), 'lightning-fault-layer-'));
@@ -56,7 +56,7 @@ beforeAll(async () => {
     delete process.env[journalEnvName];
   }
   for (const record of readJournal(journal)) replay.apply(record);
-  image = (random, keep, tear) => replay.image(random, { keep, tear });
+  image = (random, keep, tear, order = 'subset') => replay.image(random, { order, keep, tear });
 });
 
 afterAll(async () => {
@@ -121,6 +121,26 @@ describe(`fault file layer and power-loss image (seed ${seed})`, () => {
     }
     // Two hundred draws at one half see every kind of outcome.
     for (const outcome of ['B kept', 'B dropped', 'B torn', 'rename kept', 'rename undone'])
+      expect(seen.has(outcome), outcome).toBe(true);
+  });
+
+  it("in 'prefix' order, a later change of a file or directory survives only with every earlier one", () => {
+    const random = mulberry32(seed);
+    const seen = new Set<string>();
+    for (let round = 0; round < 200; round++) {
+      const result = image(random, 0.5, 0.5, 'prefix');
+      // The root's changes in order: B created, A renamed to A2, old unlinked.
+      const unlinked = !result.files.has('old');
+      const renamed = result.files.has('A2');
+      const created = result.files.has('B');
+      if (unlinked) expect(renamed).toBe(true);
+      if (renamed) expect(created).toBe(true);
+      expect(result.files.has('A')).toBe(!renamed);
+      const c = text(result, 'C')!;
+      expect(c.startsWith('CCCCcc') && 'CCCCccdddd'.startsWith(c)).toBe(true);
+      seen.add(`${created}${renamed}${unlinked}`);
+    }
+    for (const outcome of ['falsefalsefalse', 'truefalsefalse', 'truetruefalse', 'truetruetrue'])
       expect(seen.has(outcome), outcome).toBe(true);
   });
 });

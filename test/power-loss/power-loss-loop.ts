@@ -66,10 +66,12 @@ export interface PowerLossReport {
 }
 
 const policies: readonly LossPolicy[] = [
-  { keep: 0, tear: 0 },
-  { keep: 0.5, tear: 0.3 },
-  { keep: 0.9, tear: 0.3 },
-  { keep: 1, tear: 0 },
+  { order: 'prefix', keep: 0, tear: 0 },
+  { order: 'prefix', keep: 0.5, tear: 0.5 },
+  { order: 'prefix', keep: 0.9, tear: 0.5 },
+  { order: 'subset', keep: 0.5, tear: 0.3 },
+  { order: 'subset', keep: 0.9, tear: 0.3 },
+  { order: 'prefix', keep: 1, tear: 0 },
 ];
 
 export async function runPowerLoss(options: PowerLossOptions): Promise<PowerLossReport> {
@@ -141,7 +143,7 @@ export async function runPowerLoss(options: PowerLossOptions): Promise<PowerLoss
         }
         const policy = policies[random() % policies.length]!;
         const last = point === records.length;
-        const at = `${where}, crash at journal record ${point} of ${records.length}, keep ${policy.keep} tear ${policy.tear}`;
+        const at = `${where}, crash at journal record ${point} of ${records.length}, ${policy.order} keep ${policy.keep} tear ${policy.tear}`;
         const image = replay.image(random, policy);
         const target = last ? join(base, `dir-${run + 1}`) : join(base, `image-${run}-${point}`);
         await writeImage(image, target);

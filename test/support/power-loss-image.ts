@@ -39,10 +39,33 @@ type EntryOp =
 
 /** How much of what was not synced survives. */
 export interface LossPolicy {
-  /** Chance that an unsynced write, truncate or directory change reaches the disk. */
+  /**
+   * 'subset': each unsynced change of a file (or of a directory's entries) survives or not on its
+   * own, as when the page cache writes pages back in any order. 'prefix': the changes of each file
+   * (and of each directory) survive in the order they were made, up to a random point, as a file
+   * system that writes back in order would leave them (RocksDB's FaultInjectionTestFS keeps such
+   * a prefix: the file cut at a position at or after its last sync).
+   */
+  readonly order: 'subset' | 'prefix';
+  /** 'subset': the chance that each unsynced change survives; 'prefix': that all of them do. */
   readonly keep: number;
-  /** Of the unsynced writes that reach the disk, the chance that one is torn at a random byte. */
+  /** The chance that a surviving ('subset') or the first lost ('prefix') write is torn at a random byte. */
   readonly tear: number;
+}
+
+/**
+ * Which of `count` unsynced changes survive. 'prefix' keeps all with chance `keep`, else a random
+ * number of the first; keep 0 keeps nothing and keep 1 everything, in both orders.
+ */
+function survivors(
+  count: number,
+  policy: LossPolicy,
+  chance: (p: number) => boolean,
+  random: () => number,
+): boolean[] {
+  if (policy.order === 'subset') return Array.from({ length: count }, () => chance(policy.keep));
+  const kept = policy.keep <= 0 ? 0 : chance(policy.keep) ? count : random() % (count + 1);
+  return Array.from({ length: count }, (_, i) => i < kept);
 }
 
 export interface CrashImage {
@@ -285,11 +308,11 @@ export class PowerLossReplay {
     const chance = (p: number): boolean => p >= 1 || (p > 0 && random() / 2 ** 32 < p);
     const tree = copyTree(this.#durable);
     for (const [dirId, ops] of this.#pendingEntries) {
-      for (const op of ops) {
-        const kept = chance(policy.keep);
+      const kept = survivors(ops.length, policy, chance, random);
+      for (const [i, op] of ops.entries()) {
         const what = op.kind === 'rename' ? `rename ${op.from} → ${op.to}` : `${op.kind} ${op.name}`;
-        choices.push(`${kept ? 'kept' : 'undone'}: ${what}`);
-        if (kept) applyEntryOp(tree, dirId, op);
+        choices.push(`${kept[i] ? 'kept' : 'undone'}: ${what}`);
+        if (kept[i]) applyEntryOp(tree, dirId, op);
       }
     }
     const files = new Map<string, Buffer>();
@@ -326,20 +349,24 @@ export class PowerLossReplay {
     choices: string[],
   ): Buffer {
     let content: Buffer = Buffer.from(inode.durable);
-    for (const op of inode.pending) {
-      if (!chance(policy.keep)) {
-        choices.push(
-          `dropped: ${op.kind} of ${path}${op.kind === 'write' ? ` at ${op.pos}, ${op.bytes.length} B` : ''}`,
-        );
-        continue;
-      }
-      if (op.kind === 'truncate') {
-        choices.push(`kept: truncate of ${path} to ${op.length}`);
-        content = truncateTo(content, op.length);
-      } else if (op.bytes.length > 1 && chance(policy.tear)) {
+    const kept = survivors(inode.pending.length, policy, chance, random);
+    for (const [i, op] of inode.pending.entries()) {
+      // A write that did not survive whole may have reached the disk in part: in 'prefix' order only
+      // the first one lost, in 'subset' order any one that survived.
+      const firstLost = !kept[i] && (i === 0 || kept[i - 1]!);
+      const tearable = op.kind === 'write' && op.bytes.length > 1;
+      const torn = tearable && (policy.order === 'prefix' ? firstLost : kept[i]!) && chance(policy.tear);
+      if (op.kind === 'write' && torn) {
         const cut = 1 + (random() % (op.bytes.length - 1));
         choices.push(`torn: write of ${path} at ${op.pos}, ${cut} of ${op.bytes.length} B`);
         content = writeInto(content, op.pos, op.bytes.subarray(0, cut));
+      } else if (!kept[i]) {
+        choices.push(
+          `dropped: ${op.kind} of ${path}${op.kind === 'write' ? ` at ${op.pos}, ${op.bytes.length} B` : ''}`,
+        );
+      } else if (op.kind === 'truncate') {
+        choices.push(`kept: truncate of ${path} to ${op.length}`);
+        content = truncateTo(content, op.length);
       } else {
         choices.push(`kept: write of ${path} at ${op.pos}, ${op.bytes.length} B`);
         content = writeInto(content, op.pos, op.bytes);

@@ -13,6 +13,9 @@
  *                                     `npm run test:power-loss` runs thousands)
  */
 import { randomInt } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { positiveFromEnv } from './crash/kill-lanes.js';
 import { runPowerLoss } from './power-loss/power-loss-loop.js';
@@ -22,6 +25,17 @@ const seed = seedFromEnv(randomInt(2 ** 32));
 const crashes = positiveFromEnv('LIGHTNING_POWER_LOSS_ROUNDS', 80);
 const crashesPerRun = 40;
 const problemsShownMax = 40;
+const tornShownMax = 20;
+
+/** A problem's kind and the loss order of its image, for the summary. */
+function problemKind(problem: string): string {
+  const order = /, (prefix|subset) keep/.exec(problem)?.[1] ?? '';
+  const detail = problem.slice(problem.indexOf(': ', problem.indexOf(' tear ')) + 2);
+  const kind = /^recovery \((.*?)\) failed: (\w+)/.exec(detail);
+  const name =
+    kind !== null ? `recovery failed (${kind[2]}, ${kind[1].split(' ')[0]})` : detail.split(/[: ]/)[0]!;
+  return `${name} [${order}]`;
+}
 
 console.log(
   `power-loss: seed ${seed} (LIGHTNING_SEED=${seed} replays it), ${crashes} simulated power losses per mode`,
@@ -48,7 +62,20 @@ describe('simulated power loss', () => {
           `${t.checkpoints} checkpoints issued; ${t.treesChecked} trees checked; ` +
           `${report.torn.length} torn cross-partition operations; ${report.problems.length} problem(s)`,
       );
-      for (const line of report.torn) console.log(`power-loss: TORN ${line}`);
+      const kinds = new Map<string, number>();
+      for (const problem of report.problems) {
+        const kind = problemKind(problem);
+        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
+      }
+      if (kinds.size > 0) {
+        const listed = [...kinds].map(([kind, count]) => `${count} × ${kind}`).join('; ');
+        console.log(`power-loss: seed ${seed}, ${mode}: problems by kind: ${listed}`);
+        const file = join(tmpdir(), `power-loss-report-${seed}-${mode}.txt`);
+        await writeFile(file, `${report.problems.join('\n')}\n`);
+        console.log(`power-loss: every problem, one a line: ${file}`);
+        console.log(`power-loss: the first failing image of each kind, with its journal: ${report.evidence}`);
+      }
+      for (const line of report.torn.slice(0, tornShownMax)) console.log(`power-loss: TORN ${line}`);
       const shown = report.problems.slice(0, problemsShownMax).join('\n  ');
       const more =
         report.problems.length > problemsShownMax

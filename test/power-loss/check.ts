@@ -78,6 +78,12 @@ export interface PowerLossCheck {
   };
 }
 
+/** "tx 12 (partitions 0,2)": what kind of commit an operation took, for messages. */
+function describeOp(op: NotedOp): string {
+  const partitions = [...new Set(op.entries.map((e) => e.partition))].sort();
+  return `${op.kind} ${op.seq} (partition${partitions.length > 1 ? 's' : ''} ${partitions.join(',')})`;
+}
+
 export function checkRecovered(
   ops: readonly NotedOp[],
   baseline: ReadonlySet<string>,
@@ -191,14 +197,14 @@ export function checkRecovered(
       if (!survivedHere(op, partition)) continue;
       if (lostAcked !== null && lostAcked.ackedAt! < op.issuedAt) {
         problems.push(
-          `hole in partition ${partition}: ${op.kind} ${op.seq} survived, but ${lostAcked.kind} ${lostAcked.seq}, ` +
+          `hole in partition ${partition}: ${op.kind} ${op.seq} survived, but ${describeOp(lostAcked)}, ` +
             `acknowledged before it was issued, is ${outcomes.get(lostAcked.seq)}`,
         );
         break;
       }
       if (lostPlain !== null && plain(op) && lostPlain.issuedAt < op.issuedAt) {
         problems.push(
-          `hole in partition ${partition}: ${op.kind} ${op.seq} survived, but ${lostPlain.kind} ${lostPlain.seq}, ` +
+          `hole in partition ${partition}: ${op.kind} ${op.seq} survived, but ${describeOp(lostPlain)}, ` +
             'a plain write to the same partition issued before it, is lost',
         );
         break;

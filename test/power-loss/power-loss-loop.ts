@@ -10,7 +10,7 @@
  * Problems do not stop the loop: every crash point is checked and every problem reported with the
  * seed, run, crash point and loss policy that replay it.
  */
-import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -63,6 +63,8 @@ export interface PowerLossReport {
   readonly problems: string[];
   /** Torn cross-partition operations, with where they were found. */
   readonly torn: string[];
+  /** Where the first failing image of each kind of problem and its journal were kept, if one failed. */
+  readonly evidence: string | null;
 }
 
 const policies: readonly LossPolicy[] = [
@@ -93,7 +95,8 @@ export async function runPowerLoss(options: PowerLossOptions): Promise<PowerLoss
   };
   const problems: string[] = [];
   const torn: string[] = [];
-  let evidenceKept = false;
+  const evidenceKinds = new Set<string>();
+  let evidenceDir: string | null = null;
   let dir = '';
   let baseline = new Set<string>();
   try {
@@ -172,14 +175,18 @@ export async function runPowerLoss(options: PowerLossOptions): Promise<PowerLoss
         }
         if (here.length > 0) {
           problems.push(...here.map((p) => `${at}: ${p}`));
-          if (!evidenceKept) {
-            evidenceKept = true;
-            const evidence = join(tmpdir(), `power-loss-evidence-${options.seed}-${options.mode}`);
-            await rm(evidence, { recursive: true, force: true });
-            // The image as the power loss left it, before recovery cut anything.
-            await writeImage(image, join(evidence, 'image'));
-            await cp(journal, join(evidence, 'journal'));
-            problems.push(`(the first failing image and its journal are kept in ${evidence})`);
+          // The first image of each kind of problem is kept as the power loss left it (before
+          // recovery cut anything), with its journal: the crash point is its first `record` records.
+          const evidence = join(tmpdir(), `power-loss-evidence-${options.seed}-${options.mode}`);
+          for (const kind of new Set(here.map((p) => p.split(/[: ]/)[0]!))) {
+            if (evidenceKinds.has(kind)) continue;
+            if (evidenceKinds.size === 0) await rm(evidence, { recursive: true, force: true });
+            evidenceKinds.add(kind);
+            const kept = join(evidence, `${kind}-run${run}-record${point}`);
+            await writeImage(image, join(kept, 'image'));
+            await cp(journal, join(kept, 'journal'));
+            await writeFile(join(kept, 'problems.txt'), `${here.map((p) => `${at}: ${p}`).join('\n')}\n`);
+            evidenceDir = evidence;
           }
         }
         if (!last) await rm(target, { recursive: true, force: true });
@@ -197,7 +204,7 @@ export async function runPowerLoss(options: PowerLossOptions): Promise<PowerLoss
   } finally {
     await rm(base, { recursive: true, force: true });
   }
-  return { totals, problems, torn };
+  return { totals, problems, torn, evidence: evidenceDir };
 }
 
 async function ensureDir(dir: string): Promise<string> {

@@ -40,8 +40,8 @@ type EntryOp =
 /** How much of what was not synced survives. */
 export interface LossPolicy {
   /**
-   * 'subset': each unsynced change of a file (or of a directory's entries) survives or not on its
-   * own, as when the page cache writes pages back in any order. 'prefix': the changes of each file
+   * 'subset': each page of a file (4 KiB) and each change of a directory's entries survives or not on
+   * its own, as when the page cache writes pages back in any order. 'prefix': the changes of each file
    * (and of each directory) survive in the order they were made, up to a random point, as a file
    * system that writes back in order would leave them (RocksDB's FaultInjectionTestFS keeps such
    * a prefix: the file cut at a position at or after its last sync).
@@ -348,14 +348,25 @@ export class PowerLossReplay {
     chance: (p: number) => boolean,
     choices: string[],
   ): Buffer {
+    return policy.order === 'prefix'
+      ? this.#survivingPrefix(inode, path, random, policy, chance, choices)
+      : survivingPages(inode, path, random, policy, chance, choices);
+  }
+
+  #survivingPrefix(
+    inode: Inode,
+    path: string,
+    random: () => number,
+    policy: LossPolicy,
+    chance: (p: number) => boolean,
+    choices: string[],
+  ): Buffer {
     let content: Buffer = Buffer.from(inode.durable);
     const kept = survivors(inode.pending.length, policy, chance, random);
     for (const [i, op] of inode.pending.entries()) {
-      // A write that did not survive whole may have reached the disk in part: in 'prefix' order only
-      // the first one lost, in 'subset' order any one that survived.
+      // The first write that did not survive whole may have reached the disk in part.
       const firstLost = !kept[i] && (i === 0 || kept[i - 1]!);
-      const tearable = op.kind === 'write' && op.bytes.length > 1;
-      const torn = tearable && (policy.order === 'prefix' ? firstLost : kept[i]!) && chance(policy.tear);
+      const torn = op.kind === 'write' && op.bytes.length > 1 && firstLost && chance(policy.tear);
       if (op.kind === 'write' && torn) {
         const cut = 1 + (random() % (op.bytes.length - 1));
         choices.push(`torn: write of ${path} at ${op.pos}, ${cut} of ${op.bytes.length} B`);
@@ -374,6 +385,82 @@ export class PowerLossReplay {
     }
     return content;
   }
+}
+
+/** Page cache pages: the unit in which unsynced data reaches the disk in 'subset' order. */
+const pageBytes = 4096;
+
+/**
+ * 'subset' order: each page of the file reaches the disk (or not) on its own, as write-back in any
+ * order leaves it, but a page holds its writes as of one moment: the changes to it up to a random
+ * one, the next of them possibly torn at a random byte. So a later write survives without an earlier
+ * one only when they lie in different pages. The file's size is its size after the newest change
+ * any page shows whole, or more to hold a torn piece.
+ */
+function survivingPages(
+  inode: Inode,
+  path: string,
+  random: () => number,
+  policy: LossPolicy,
+  chance: (p: number) => boolean,
+  choices: string[],
+): Buffer {
+  const ops = inode.pending;
+  if (ops.length === 0) return Buffer.from(inode.durable);
+  // The file's size after each change, and the pages each change touches (a truncate: all of them).
+  const sizes: number[] = [inode.durable.length];
+  for (const op of ops) {
+    const before = sizes[sizes.length - 1]!;
+    sizes.push(op.kind === 'write' ? Math.max(before, op.pos + op.bytes.length) : op.length);
+  }
+  const pageCount = Math.ceil(Math.max(...sizes) / pageBytes);
+  const opsOfPage: number[][] = Array.from({ length: pageCount }, () => []);
+  ops.forEach((op, i) => {
+    if (op.kind === 'truncate') {
+      for (const list of opsOfPage) list.push(i);
+      return;
+    }
+    const last = Math.floor((op.pos + op.bytes.length - 1) / pageBytes);
+    for (let page = Math.floor(op.pos / pageBytes); page <= last; page++) opsOfPage[page]!.push(i);
+  });
+  const content = Buffer.alloc(pageCount * pageBytes);
+  inode.durable.copy(content);
+  // The newest change some page shows whole, and the end of any torn piece: the size covers both.
+  let newest = -1;
+  let tornEnd = 0;
+  opsOfPage.forEach((list, page) => {
+    if (list.length === 0) return;
+    const start = page * pageBytes;
+    const end = start + pageBytes;
+    const keptCount = survivors(list.length, policy, chance, random).filter(Boolean).length;
+    const tornAt = keptCount < list.length && chance(policy.tear) ? keptCount : -1;
+    for (let k = 0; k < list.length; k++) {
+      const i = list[k]!;
+      const op = ops[i]!;
+      const what =
+        op.kind === 'write'
+          ? `write of ${path} at ${Math.max(op.pos, start)}`
+          : `truncate of ${path} to ${op.length}`;
+      if (k >= keptCount && k !== tornAt) {
+        choices.push(`dropped: ${what} (page ${page})`);
+        continue;
+      }
+      if (k !== tornAt || op.kind === 'truncate') newest = Math.max(newest, i);
+      if (op.kind === 'truncate') {
+        if (op.length < end) content.fill(0, Math.max(start, op.length), end);
+        choices.push(`kept: ${what} (page ${page})`);
+        continue;
+      }
+      const from = Math.max(op.pos, start);
+      const to = Math.min(op.pos + op.bytes.length, end);
+      const piece = to - from;
+      const cut = k === tornAt && piece > 1 ? 1 + (random() % (piece - 1)) : piece;
+      content.set(op.bytes.subarray(from - op.pos, from - op.pos + cut), from);
+      if (cut < piece) tornEnd = Math.max(tornEnd, from + cut);
+      choices.push(cut < piece ? `torn: ${what}, ${cut} of ${piece} B` : `kept: ${what}, ${piece} B`);
+    }
+  });
+  return Buffer.from(content.subarray(0, Math.max(sizes[newest + 1]!, tornEnd)));
 }
 
 /** Writes an image into `target` (a directory that does not exist yet). */

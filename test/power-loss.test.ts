@@ -8,9 +8,18 @@
  * mode; each partition a prefix of its order; every value exact; checkTree clean on every recovered
  * tree and version store. Worker counts change between the child's opens and the checks'.
  *
- *   LIGHTNING_SEED=<n>                replay a seed (printed at the start and with every problem)
+ *   LIGHTNING_SEED=<n>                replay a seed's choices (printed at the start and with every
+ *                                     problem): workloads, kill times, crash points and losses; thread
+ *                                     timing still varies, so each kind of problem also keeps its first
+ *                                     image (as the power loss left it) and journal in
+ *                                     /tmp/power-loss-evidence-<seed>-<mode>, and every problem is
+ *                                     listed in /tmp/power-loss-report-<seed>-<mode>.txt
  *   LIGHTNING_POWER_LOSS_ROUNDS=<n>   simulated power losses per durability mode (default 80;
  *                                     `npm run test:power-loss` runs thousands)
+ *   LIGHTNING_POWER_LOSS_ORDERS=<list> how unsynced data may survive (default prefix,subset):
+ *                                     'prefix', each file's and directory's changes in the order made,
+ *                                     up to a random point (in-order write-back); 'subset', each 4 KiB
+ *                                     page and each directory change on its own (write-back in any order)
  */
 import { randomInt } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
@@ -24,6 +33,14 @@ import { seedFromEnv } from './support/seeded-random.js';
 const seed = seedFromEnv(randomInt(2 ** 32));
 const crashes = positiveFromEnv('LIGHTNING_POWER_LOSS_ROUNDS', 80);
 const crashesPerRun = 40;
+const orders = (process.env.LIGHTNING_POWER_LOSS_ORDERS ?? 'prefix,subset').split(',') as (
+  | 'prefix'
+  | 'subset'
+)[];
+for (const order of orders) {
+  if (order !== 'prefix' && order !== 'subset')
+    throw new Error(`LIGHTNING_POWER_LOSS_ORDERS: unknown order ${order}`);
+}
 const problemsShownMax = 40;
 const tornShownMax = 20;
 
@@ -38,7 +55,8 @@ function problemKind(problem: string): string {
 }
 
 console.log(
-  `power-loss: seed ${seed} (LIGHTNING_SEED=${seed} replays it), ${crashes} simulated power losses per mode`,
+  `power-loss: seed ${seed} (LIGHTNING_SEED=${seed} replays its choices), ${crashes} simulated power losses ` +
+    `per mode, loss orders ${orders.join(',')}`,
 );
 
 describe('simulated power loss', () => {
@@ -52,6 +70,7 @@ describe('simulated power loss', () => {
         crashes,
         crashesPerRun,
         runsPerDir: 3,
+        orders,
         log: (line) => console.log(`power-loss: ${line}`),
       });
       const t = report.totals;

@@ -40,6 +40,8 @@ export interface PowerLossOptions {
   /** Crash points taken from one run's journal. */
   readonly crashesPerRun: number;
   readonly runsPerDir: number;
+  /** The loss orders to draw images from (see LossPolicy): both by default. */
+  readonly orders: readonly LossPolicy['order'][];
   readonly log: (line: string) => void;
 }
 
@@ -78,6 +80,8 @@ const policies: readonly LossPolicy[] = [
 
 export async function runPowerLoss(options: PowerLossOptions): Promise<PowerLossReport> {
   const random = mulberry32(options.seed);
+  const usable = policies.filter((policy) => options.orders.includes(policy.order));
+  if (usable.length === 0) throw new Error(`no loss policy in the orders ${options.orders.join(', ')}`);
   const router = await createPartitionRouter(powerLossPartitions);
   const partitionOf = (key: string) => router.partitionOf(Buffer.from(key));
   const base = await mkdtemp(join(tmpdir(), 'lightning-power-loss-'));
@@ -144,7 +148,7 @@ export async function runPowerLoss(options: PowerLossOptions): Promise<PowerLoss
           replay.apply(record);
           if (record.header.op === 'note') notes.push(parseNote(record.header.text));
         }
-        const policy = policies[random() % policies.length]!;
+        const policy = usable[random() % usable.length]!;
         const last = point === records.length;
         const at = `${where}, crash at journal record ${point} of ${records.length}, ${policy.order} keep ${policy.keep} tear ${policy.tear}`;
         const image = replay.image(random, policy);

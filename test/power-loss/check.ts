@@ -177,13 +177,10 @@ export function checkRecovered(
     }
   }
   const plain = (op: NotedOp) => op.kind !== 'tx' && new Set(op.entries.map((e) => e.partition)).size === 1;
-  // A torn operation counts as lost where its writes are missing and as survived where they are.
-  const lostHere = (op: NotedOp, partition: number) =>
-    outcomes.get(op.seq) === 'lost' ||
-    (outcomes.get(op.seq) === 'torn' && lostPartitions.get(op.seq)!.has(partition));
-  const survivedHere = (op: NotedOp, partition: number) =>
-    outcomes.get(op.seq) === 'survived' ||
-    (outcomes.get(op.seq) === 'torn' && survivedPartitions.get(op.seq)!.has(partition));
+  // Judged by what each partition shows of an operation: a cross-partition one whose atomicity
+  // failed (or that shows nothing decidable in a partition) is not inferred there from the others.
+  const lostHere = (op: NotedOp, partition: number) => lostPartitions.get(op.seq)!.has(partition);
+  const survivedHere = (op: NotedOp, partition: number) => survivedPartitions.get(op.seq)!.has(partition);
   for (const [partition, list] of byPartition) {
     // The first lost operation by acknowledgement, and the first lost plain write by issue.
     let lostAcked: NotedOp | null = null;

@@ -47,6 +47,8 @@ const tornShownMax = 20;
 /** A problem's kind and the loss order of its image, for the summary. */
 function problemKind(problem: string): string {
   const order = /, (prefix|subset) keep/.exec(problem)?.[1] ?? '';
+  if (!problem.includes(' tear '))
+    return `the child failed (${/ERR_\w+/.exec(problem)?.[0] ?? 'no error code'})`;
   const detail = problem.slice(problem.indexOf(': ', problem.indexOf(' tear ')) + 2);
   const kind = /^recovery \((.*?)\) failed: (\w+)/.exec(detail);
   const name =

@@ -10,6 +10,7 @@
  * Problems do not stop the loop: every crash point is checked and every problem reported with the
  * seed, run, crash point and loss policy that replay it.
  */
+import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,12 +132,15 @@ export async function runPowerLoss(options: PowerLossOptions): Promise<PowerLoss
             ? `the child exited on its own (code ${code}, signal ${signal})`
             : null,
       }).catch((error: unknown) => {
-        throw new Error(`${where}: ${error instanceof Error ? error.message : String(error)}`);
+        // The engine failed in the child (a write or checkpoint rejected, a failed open): that is a
+        // problem found, and what it journaled until then can still lose power.
+        const message = error instanceof Error ? error.message : String(error);
+        problems.push(`${where}: ${message.split('\n')[0]}`);
       });
       totals.runs++;
       const childMs = performance.now() - childStarted;
       const checksStarted = performance.now();
-      const records = readJournal(journal);
+      const records = existsSync(journal) ? readJournal(journal) : [];
       const points = new Set<number>([records.length]);
       const wanted = Math.min(options.crashesPerRun, options.crashes - totals.crashes);
       while (points.size < Math.min(wanted, records.length)) points.add(1 + (random() % records.length));
@@ -188,7 +192,7 @@ export async function runPowerLoss(options: PowerLossOptions): Promise<PowerLoss
             evidenceKinds.add(kind);
             const kept = join(evidence, `${kind}-run${run}-record${point}`);
             await writeImage(image, join(kept, 'image'));
-            await cp(journal, join(kept, 'journal'));
+            if (existsSync(journal)) await cp(journal, join(kept, 'journal'));
             await writeFile(join(kept, 'problems.txt'), `${here.map((p) => `${at}: ${p}`).join('\n')}\n`);
             evidenceDir = evidence;
           }

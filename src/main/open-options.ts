@@ -40,6 +40,12 @@ export interface OpenOptions {
   threadsMax?: number;
   /** Testing only: named fail-points in the owner workers, e.g. { 'owner.apply': 'crash-after:100' }. */
   failpoints?: FailpointSpec;
+  /**
+   * @internal Testing only, not part of the public API: an absolute path (or file URL) of a module
+   * whose `createFileLayer()` supplies the file layer of the durable writers (src/storage/file-layer.ts)
+   * in the opening thread and in every owner worker, e.g. one that simulates power loss.
+   */
+  fileLayer?: string;
 }
 
 export interface ResolvedOptions {
@@ -54,6 +60,7 @@ export interface ResolvedOptions {
   partitionBytesMax: number;
   threadsMax: number;
   failpoints: FailpointSpec | undefined;
+  fileLayer: string | undefined;
 }
 
 export const partitionsDefault = 16;
@@ -76,6 +83,8 @@ const optionNames: readonly (keyof OpenOptions)[] = [
   'threadsMax',
   'failpoints',
 ];
+/** Accepted but left out of the documented list (see OpenOptions.fileLayer). */
+const internalOptionNames: readonly (keyof OpenOptions)[] = ['fileLayer'];
 
 function bad(message: string): LightningError {
   return new LightningError('ERR_BAD_ARGUMENT', message);
@@ -109,7 +118,8 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
     );
   }
   for (const name of Object.keys(o)) {
-    if (!optionNames.includes(name as keyof OpenOptions)) {
+    const known = optionNames.includes(name as keyof OpenOptions);
+    if (!known && !internalOptionNames.includes(name as keyof OpenOptions)) {
       throw bad(`unknown option ${JSON.stringify(name)}; the options are ${optionNames.join(', ')}`);
     }
   }
@@ -120,6 +130,9 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
     } catch (error) {
       throw bad((error as Error).message);
     }
+  }
+  if (o.fileLayer !== undefined && (typeof o.fileLayer !== 'string' || o.fileLayer.length === 0)) {
+    throw bad('fileLayer must be a module path');
   }
   const pageSizeBytes =
     o.pageSizeBytes === undefined
@@ -153,5 +166,6 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
         ? threadsMaxDefault
         : integerIn(o.threadsMax, 'threadsMax', 1, threadsMaxLimit),
     failpoints: o.failpoints,
+    fileLayer: o.fileLayer,
   };
 }

@@ -19,6 +19,7 @@ import {
 import { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import { metadataFormatVersion, readMetadata, writeMetadata } from '../storage/database-metadata.js';
 import { DecisionLog, readCommittedTransactions, removeDecisionLogs } from '../storage/decision-log.js';
+import { installFileLayerModule } from '../storage/file-layer.js';
 import { acquireLock } from '../storage/lock-file.js';
 import { Failpoints } from '../workers/failpoints.js';
 import { Database } from './database.js';
@@ -49,6 +50,7 @@ export async function open(path: string, options?: OpenOptions): Promise<Databas
     throw new LightningError('ERR_BAD_ARGUMENT', 'path must be a non-empty string');
   }
   const resolved = resolveOpenOptions(options);
+  if (resolved.fileLayer !== undefined) await installFileLayerModule(resolved.fileLayer);
   const directory = resolve(path);
   await mkdir(directory, { recursive: true });
   const releaseLock = await acquireLock(directory);

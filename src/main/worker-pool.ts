@@ -93,6 +93,7 @@ export class WorkerPool {
               rings: worker.rings.map((ring) => ring.sab),
               control: worker.control.buffer as SharedArrayBuffer,
               failpoints: options.failpoints,
+              fileLayer: options.fileLayer,
               placement: { node: planned.node, cpus: planned.cpus, pinning },
               mvcc: mvcc.sab,
               committedTransactions,

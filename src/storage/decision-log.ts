@@ -1,7 +1,8 @@
-import { type FileHandle, mkdir, open as openFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checksumWords } from '../shared-memory/checksum.js';
 import { syncDirectory } from './durable-file.js';
+import { fileLayer, type LayerFileHandle } from './file-layer.js';
+import { ensureDirectory } from './wal/wal-files.js';
 
 /**
  * The decision logs of two-phase commits: one file per thread slot, `<db>/transactions/slot-NN.log`,
@@ -43,13 +44,13 @@ export async function readCommittedTransactions(databaseDirectory: string): Prom
   const directory = decisionDirectory(databaseDirectory);
   let names: string[];
   try {
-    names = await readdir(directory);
+    names = await fileLayer().readdir(directory);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return committed;
     throw error;
   }
   for (const name of names.filter((n) => n.endsWith('.log'))) {
-    const handle = await openFile(join(directory, name), 'r');
+    const handle = await fileLayer().open(join(directory, name), 'r');
     try {
       const bytes = await handle.readFile();
       const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -69,7 +70,7 @@ export async function readCommittedTransactions(databaseDirectory: string): Prom
 /** Removes every decision log: done at open, once every partition logged its in-doubt outcomes. */
 export async function removeDecisionLogs(databaseDirectory: string): Promise<void> {
   const directory = decisionDirectory(databaseDirectory);
-  await rm(directory, { recursive: true, force: true });
+  await fileLayer().rm(directory, { recursive: true, force: true });
 }
 
 /**
@@ -85,7 +86,7 @@ export async function removeDecisionLogs(databaseDirectory: string): Promise<voi
 export class DecisionLog {
   readonly #databaseDirectory: string;
   readonly #slot: number;
-  #handle: FileHandle | null = null;
+  #handle: LayerFileHandle | null = null;
   #bytes = 0;
   #waiting: { transactionId: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
   #writing = false;
@@ -151,13 +152,14 @@ export class DecisionLog {
     this.#writing = false;
   }
 
-  async #open(): Promise<FileHandle> {
+  async #open(): Promise<LayerFileHandle> {
     if (this.#handle !== null) return this.#handle;
     const directory = decisionDirectory(this.#databaseDirectory);
-    await mkdir(directory, { recursive: true });
+    // A new directory's own entry must survive a crash too: ensureDirectory syncs its parent.
+    await ensureDirectory(directory);
     const file = decisionFile(this.#databaseDirectory, this.#slot);
     // Appending: a thread that held this slot before may have left decisions still needed.
-    this.#handle = await openFile(file, 'a');
+    this.#handle = await fileLayer().open(file, 'a');
     // The new file's entry must survive a crash for its records to.
     await syncDirectory(directory);
     this.#bytes = (await this.#handle.stat()).size;

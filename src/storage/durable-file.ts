@@ -1,17 +1,12 @@
-import { type FileHandle, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { fileLayer, type LayerFileHandle } from './file-layer.js';
 
 /**
  * fsync of a directory. A rename (or a new file) is only durable once the directory entry that names
  * it is on disk: without this, power loss after rename() can bring back the old name, or no file.
  */
 export async function syncDirectory(path: string): Promise<void> {
-  const directory = await open(path, 'r');
-  try {
-    await directory.sync();
-  } finally {
-    await directory.close();
-  }
+  await fileLayer().syncDirectory(path);
 }
 
 /**
@@ -19,7 +14,7 @@ export async function syncDirectory(path: string): Promise<void> {
  * atomic, so a reader (or recovery after a crash) sees either the old file or the new one, whole.
  */
 export async function publishFile(temporary: string, file: string): Promise<void> {
-  await rename(temporary, file);
+  await fileLayer().rename(temporary, file);
   await syncDirectory(dirname(file));
 }
 
@@ -31,10 +26,10 @@ export async function publishFile(temporary: string, file: string): Promise<void
  */
 export async function writeFileDurably<T = void>(
   file: string,
-  content: string | Uint8Array | ((handle: FileHandle) => Promise<T>),
+  content: string | Uint8Array | ((handle: LayerFileHandle) => Promise<T>),
 ): Promise<T | undefined> {
   const temporary = `${file}.tmp`;
-  const handle = await open(temporary, 'w');
+  const handle = await fileLayer().open(temporary, 'w');
   let result: T | undefined;
   try {
     if (typeof content === 'function') result = await content(handle);
@@ -56,7 +51,7 @@ export async function writeFileDurably<T = void>(
  */
 export async function removeQuietly(file: string): Promise<boolean> {
   try {
-    await unlink(file);
+    await fileLayer().unlink(file);
     return true;
   } catch {
     return false;
@@ -66,7 +61,7 @@ export async function removeQuietly(file: string): Promise<boolean> {
 /** A file's text, or null if it does not exist (a database not created yet, a partition never checkpointed). */
 export async function readTextIfExists(file: string): Promise<string | null> {
   try {
-    return await readFile(file, 'utf8');
+    return await fileLayer().readFile(file, 'utf8');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw error;
@@ -76,7 +71,7 @@ export async function readTextIfExists(file: string): Promise<string | null> {
 /** The names in a directory, or none if it does not exist (a partition that has written nothing yet). */
 export async function readdirIfExists(directory: string): Promise<string[]> {
   try {
-    return await readdir(directory);
+    return await fileLayer().readdir(directory);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw error;

@@ -38,6 +38,8 @@ export interface OwnerConfig {
   /** This worker's control block. */
   control: SharedArrayBuffer;
   failpoints: FailpointSpec | undefined;
+  /** Testing only: the module that supplies this thread's file layer (see storage/file-layer.ts). */
+  fileLayer: string | undefined;
   /** The database's MVCC block (mvcc-state.ts); this worker's commit windows are at `workerIndex`. */
   mvcc: SharedArrayBuffer;
   /** Transactions the coordinators' decision logs record as committed, for in-doubt prepares. */

@@ -18,6 +18,7 @@ import {
   workerStateStopped,
 } from '../shared-memory/index.js';
 import { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
+import { installFileLayerModule } from '../storage/file-layer.js';
 import { walDirectory } from '../storage/layout.js';
 import { recordTypeDecision, WalWriter } from '../storage/wal/index.js';
 import { CheckpointScheduler } from './checkpoint-scheduler.js';
@@ -42,6 +43,7 @@ const logs: WalWriter[] = [];
 const api: OwnerApi = {
   async start(config: OwnerConfig): Promise<OwnerStarted> {
     if (loop !== null) throw new Error('owner worker started twice');
+    if (config.fileLayer !== undefined) await installFileLayerModule(config.fileLayer);
     control = attachControlBlock(config.control, kWorkerFieldCount);
     // Pinned before any partition exists, so the pages this thread first touches land on its node.
     const { node, cpus, pinning } = config.placement;

@@ -1,4 +1,3 @@
-import { unlink } from 'node:fs/promises';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
   type CheckpointBatch,
@@ -7,6 +6,7 @@ import {
   writeCheckpoint,
   writeManifest,
 } from '../storage/checkpoint/index.js';
+import { fileLayer } from '../storage/file-layer.js';
 import { partitionDirectory, walDirectory } from '../storage/layout.js';
 import type { WalWriter } from '../storage/wal/index.js';
 import { listSegments, syncDirectory } from '../storage/wal/wal-files.js';
@@ -92,7 +92,7 @@ async function removeCoveredSegments(directory: string, startLsn: number): Promi
   let removed = 0;
   for (let i = 0; i + 1 < segments.length; i++) {
     if (segments[i + 1]!.nameLsn > startLsn) break;
-    await unlink(segments[i]!.path);
+    await fileLayer().unlink(segments[i]!.path);
     removed++;
   }
   if (removed > 0) await syncDirectory(directory);

@@ -27,6 +27,8 @@ export interface KillHarnessOptions {
   /** The child script, run as `node --import tsx <script> ...args`. */
   readonly script: string;
   readonly args: readonly string[];
+  /** The child's environment, if not this process's. */
+  readonly env?: NodeJS.ProcessEnv;
   /** Longest the child may take to reach its kill point before it is killed and the run fails. */
   readonly reachKillPointMs: number;
   /** The kill point, for the message when it is not reached. */
@@ -59,6 +61,7 @@ export function runUntilKilled(options: KillHarnessOptions): Promise<KilledChild
   const started = performance.now();
   const child = spawn(process.execPath, ['--import', 'tsx', options.script, ...options.args], {
     cwd: packageRoot,
+    ...(options.env === undefined ? {} : { env: options.env }),
     stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
   });
   const reports = child.stdio[3] as Readable;

@@ -1,4 +1,3 @@
-import { type FileHandle, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { compress } from 'lz4-napi';
 import { assert } from '../../shared-memory/assert.js';
@@ -6,6 +5,7 @@ import { compareBytes } from '../../shared-memory/bytes.js';
 import { LightningError } from '../../shared-memory/errors.js';
 import { keyBytesMax, valueBytesMax } from '../../shared-memory/limits.js';
 import { writeFileDurably } from '../durable-file.js';
+import { fileLayer, type LayerFileHandle } from '../file-layer.js';
 import { type XxhashApi, xxhashApi } from '../xxhash.js';
 import {
   blockTargetBytes,
@@ -62,7 +62,7 @@ export async function writeCheckpoint(
   if (typeof startLsn !== 'bigint' || startLsn < 0n || startLsn > lsnMax) {
     throw badArgument(`startLsn must be a bigint in [0, 2^64), got ${String(startLsn)}`);
   }
-  await mkdir(dir, { recursive: true });
+  await fileLayer().mkdir(dir, { recursive: true });
   const api = await xxhashApi();
   const file = checkpointFileName(startLsn);
   const path = join(dir, file);
@@ -85,7 +85,7 @@ function badArgument(message: string): LightningError {
 
 /** Packs entries into blocks, compresses and appends them; one per checkpoint being written. */
 class BlockWriter {
-  readonly #handle: FileHandle;
+  readonly #handle: LayerFileHandle;
   readonly #api: XxhashApi;
   readonly #headerChecksum: number;
   /** The block being filled; reused after each flush because compression is awaited before reuse. */
@@ -101,7 +101,7 @@ class BlockWriter {
   #uncompressedBytes = 0;
   #headerPending: Buffer | null;
 
-  constructor(handle: FileHandle, api: XxhashApi, header: Buffer) {
+  constructor(handle: LayerFileHandle, api: XxhashApi, header: Buffer) {
     assert(header.length === checkpointHeaderBytes, 'header encoded whole');
     this.#handle = handle;
     this.#api = api;

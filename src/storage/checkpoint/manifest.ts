@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { LightningError } from '../../shared-memory/errors.js';
 import {
@@ -10,6 +9,7 @@ import {
   readChecksummedJson,
   writeChecksummedJson,
 } from '../checksummed-json.js';
+import { fileLayer } from '../file-layer.js';
 import { removeSupersededCheckpoints } from './checkpoint-files.js';
 import { lsnMax, parseCheckpointFileName, u32Max } from './checkpoint-format.js';
 import { readCheckpointHeader } from './checkpoint-reader.js';
@@ -136,7 +136,7 @@ async function recordUnserialized(dir: string, record: CheckpointRecord): Promis
 }
 
 async function writeUnserialized(dir: string, manifest: Manifest): Promise<void> {
-  await mkdir(dir, { recursive: true });
+  await fileLayer().mkdir(dir, { recursive: true });
   await writeChecksummedJson(join(dir, manifestFileName), canonicalObject(manifest));
 }
 

@@ -1,8 +1,8 @@
-import { type FileHandle, mkdir, open as openFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { assert } from '../../shared-memory/assert.js';
 import { LightningError } from '../../shared-memory/errors.js';
 import { readdirIfExists, syncDirectory } from '../durable-file.js';
+import { fileLayer, type LayerFileHandle } from '../file-layer.js';
 import { parseSegmentFileName, segmentBytesMax } from './wal-format.js';
 
 /** Directory fsync is shared with the other on-disk formats. */
@@ -41,7 +41,7 @@ export async function listSegments(dir: string): Promise<SegmentFile[]> {
  * the log directory itself survives a power loss.
  */
 export async function ensureDirectory(dir: string): Promise<void> {
-  const firstCreated = await mkdir(dir, { recursive: true });
+  const firstCreated = await fileLayer().mkdir(dir, { recursive: true });
   if (firstCreated === undefined) return;
   // mkdir returns the top-most directory it created; every directory from there down to `dir` is
   // new, so the parent of each needs a sync.
@@ -54,7 +54,7 @@ export async function ensureDirectory(dir: string): Promise<void> {
 /** Size of a file in bytes, or -1 if it does not exist. */
 export async function fileSizeBytes(path: string): Promise<number> {
   try {
-    const handle = await openFile(path, 'r');
+    const handle = await fileLayer().open(path, 'r');
     try {
       return (await handle.stat()).size;
     } finally {
@@ -74,7 +74,7 @@ export async function fileSizeBytes(path: string): Promise<number> {
  * before anything is allocated.
  */
 export async function readSegmentFile(path: string): Promise<Buffer> {
-  const handle = await openFile(path, 'r');
+  const handle = await fileLayer().open(path, 'r');
   try {
     const sizeBytes = (await handle.stat()).size;
     if (sizeBytes > segmentBytesMax) {
@@ -98,7 +98,7 @@ export async function readSegmentFile(path: string): Promise<Buffer> {
 
 /** Reads at most `bytes` bytes from the start of a file (a segment header). */
 export async function readFilePrefix(path: string, bytes: number): Promise<Buffer> {
-  const handle = await openFile(path, 'r');
+  const handle = await fileLayer().open(path, 'r');
   try {
     const prefix = Buffer.alloc(bytes);
     const { bytesRead } = await handle.read(prefix, 0, bytes, 0);
@@ -114,7 +114,7 @@ export async function readFilePrefix(path: string, bytes: number): Promise<Buffe
  * goes in further calls, which fail with the real error if the condition persists.
  */
 export async function writeFully(
-  handle: FileHandle,
+  handle: LayerFileHandle,
   buffer: Buffer,
   bytes: number,
   position: number,

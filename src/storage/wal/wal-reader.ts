@@ -1,6 +1,6 @@
-import { open as openFile, unlink } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { LightningError } from '../../shared-memory/errors.js';
+import { fileLayer } from '../file-layer.js';
 import { listSegments, readSegmentFile, type SegmentFile, syncDirectory } from './wal-files.js';
 import {
   decodeSegmentHeader,
@@ -217,7 +217,7 @@ export async function truncateTornTail(file: string, offset: number): Promise<vo
   if (!aligned || (offset !== 0 && offset < segmentHeaderBytes)) {
     throw new LightningError('ERR_BAD_ARGUMENT', `${file}: ${offset} is not a record boundary`);
   }
-  const handle = await openFile(file, 'r+');
+  const handle = await fileLayer().open(file, 'r+');
   try {
     const sizeBytes = (await handle.stat()).size;
     if (offset > sizeBytes) {
@@ -235,7 +235,7 @@ export async function truncateTornTail(file: string, offset: number): Promise<vo
     await handle.close();
   }
   if (offset === 0) {
-    await unlink(file);
+    await fileLayer().unlink(file);
     await syncDirectory(dirname(file));
   }
 }

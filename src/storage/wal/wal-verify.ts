@@ -1,6 +1,6 @@
-import { unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { LightningError } from '../../shared-memory/errors.js';
+import { fileLayer } from '../file-layer.js';
 import { listSegments, readSegmentFile, type SegmentFile, syncDirectory } from './wal-files.js';
 import {
   decodeSegmentHeader,
@@ -225,7 +225,7 @@ export async function repairWal(dir: string, partition: number): Promise<WalRepa
   const dropped: WalDroppedRange[] = [];
   for (let i = report.segments.length - 1; i > cut.segmentIndex; i--) {
     const segment = report.segments[i]!;
-    await unlink(segment.file);
+    await fileLayer().unlink(segment.file);
     const { file, records, firstLsn, lastLsn } = segment;
     dropped.unshift({
       file,
@@ -242,7 +242,7 @@ export async function repairWal(dir: string, partition: number): Promise<WalRepa
   const cutSegment = report.segments[cut.segmentIndex]!;
   const toOffset = Math.max(0, cutSegment.bytes);
   if (cut.offset === 0) {
-    await unlink(cut.file);
+    await fileLayer().unlink(cut.file);
     await syncDirectory(dirname(cut.file));
   } else {
     await truncateTornTail(cut.file, cut.offset);

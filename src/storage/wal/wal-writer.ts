@@ -1,8 +1,8 @@
-import { type FileHandle, open as openFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { assert } from '../../shared-memory/assert.js';
 import { LightningError } from '../../shared-memory/errors.js';
+import { fileLayer, type LayerFileHandle } from '../file-layer.js';
 import { ensureDirectory, fileSizeBytes, listSegments, syncDirectory, writeFully } from './wal-files.js';
 import {
   encodeSegmentHeader,
@@ -66,7 +66,7 @@ export class WalWriter {
   readonly #h32Raw: H32Raw;
   readonly #segmentTargetBytes: number;
   readonly #framer: RecordFramer;
-  #handle: FileHandle | null = null;
+  #handle: LayerFileHandle | null = null;
   #segmentFirstLsn = 0;
   #segmentBytes = 0;
   /** One past the last record handed to write(2), and one past the last record fdatasync covered. */
@@ -136,7 +136,7 @@ export class WalWriter {
           `${segment.path} already holds records from LSN ${nextLsn}`,
         );
       }
-      await unlink(segment.path); // This change of the directory is synced with the new segment's entry.
+      await fileLayer().unlink(segment.path); // This change of the directory is synced with the new segment's entry.
     }
     const writer = new WalWriter(dir, partition, nextLsn, h32Raw, target);
     await writer.#openSegment(nextLsn);
@@ -257,14 +257,14 @@ export class WalWriter {
     }
   }
 
-  async #syncWritten(handle: FileHandle): Promise<void> {
+  async #syncWritten(handle: LayerFileHandle): Promise<void> {
     if (this.#syncedNextLsn === this.#writtenNextLsn) return;
     const nextLsn = this.#writtenNextLsn;
     await this.#datasync(handle);
     this.#syncedNextLsn = nextLsn;
   }
 
-  async #datasync(handle: FileHandle): Promise<void> {
+  async #datasync(handle: LayerFileHandle): Promise<void> {
     const startMs = performance.now();
     await handle.datasync();
     this.#stats.lastSyncDurationMs = performance.now() - startMs;
@@ -278,7 +278,7 @@ export class WalWriter {
    * first even when flushes do not sync: once a later segment exists, a reader takes every earlier
    * one as complete, so an earlier segment must never lose its end in a power loss.
    */
-  async #rotate(old: FileHandle): Promise<void> {
+  async #rotate(old: LayerFileHandle): Promise<void> {
     await this.#syncWritten(old);
     await this.#openSegment(this.#writtenNextLsn);
     await old.close();
@@ -290,7 +290,7 @@ export class WalWriter {
    * no records or a partial header, which a reader reports as a torn tail.
    */
   async #openSegment(firstLsn: number): Promise<void> {
-    const handle = await openFile(join(this.dir, segmentFileName(firstLsn)), 'wx');
+    const handle = await fileLayer().open(join(this.dir, segmentFileName(firstLsn)), 'wx');
     try {
       const header = encodeSegmentHeader(this.#h32Raw, this.partition, firstLsn);
       await writeFully(handle, header, segmentHeaderBytes, 0);

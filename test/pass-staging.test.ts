@@ -86,7 +86,7 @@ describe('reserveForPass', () => {
     let error: unknown = null;
     for (let i = 0; i < 1000 && error === null; i++) {
       try {
-        const reserved = reserveForPass(tree, versions, [put(`key-${i}`)], staged);
+        const reserved = reserveForPass(tree, versions, [put(`key-${i}`)], staged, true);
         staged.entries += reserved.entries;
         staged.treePages += reserved.treePages;
         staged.versionPages += reserved.versionPages;

@@ -207,7 +207,7 @@ export class OperationApplier {
       // A coordinator that gave up on this transaction (it aborted) must not find it installed.
       if (this.#mvcc.transactionState(part.statusReference) !== txPreparing) return statusConflict;
       if (staging.touchesStaged(part) || !state.validate(part)) return statusConflict;
-      const reserved = this.#reserve(owned, partition, part.writes);
+      const reserved = this.#reserve(owned, partition, part.writes, true);
       const { firstLsn } = owned.log.append(recordTypePrepare, [
         encodePrepareRecord(part.transactionId, u8.subarray(part.writesStart, part.end)),
       ]);
@@ -220,13 +220,27 @@ export class OperationApplier {
     return statusInternalError;
   }
 
-  #reserve(owned: OwnedPartition, partition: number, entries: readonly BatchEntry[]): PassReservation {
+  #reserve(
+    owned: OwnedPartition,
+    partition: number,
+    entries: readonly BatchEntry[],
+    kindIsPrepare = false,
+  ): PassReservation {
     const staging = this.#staging;
-    return reserveForPass(owned.tree, owned.versioned.versions, entries, {
-      entries: staging.entriesStaged(partition),
-      treePages: staging.reservedTreePages(partition),
-      versionPages: staging.reservedVersionPages(partition),
-    });
+    const state = owned.versioned;
+    const mayKeepVersions =
+      this.#mvcc.openSnapshots() > 0 || !state.unlocked || state.versionsRetained > 0 || kindIsPrepare;
+    return reserveForPass(
+      owned.tree,
+      state.versions,
+      entries,
+      {
+        entries: staging.entriesStaged(partition),
+        treePages: staging.reservedTreePages(partition),
+        versionPages: staging.reservedVersionPages(partition),
+      },
+      mayKeepVersions,
+    );
   }
 
   #openWindow(): CommitWindow {

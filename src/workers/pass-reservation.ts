@@ -18,15 +18,20 @@ const noValue = new Uint8Array(0);
  *
  * The bound is the one each write path reserves when it applies (a split per level plus a new root per
  * entry, the group's height growth, overflow pages), plus a margin for the height the entries staged
- * earlier in the pass may add, since this pass's estimate is made before any of them is applied. The
- * version store is counted as if every replaced version had to be kept (whether it must is decided only
- * when the write applies). It checks only: the buffers grow when the writes apply.
+ * earlier in the pass may add, since this pass's estimate is made before any of them is applied. It
+ * checks only: the buffers grow when the writes apply.
+ *
+ * The version store is counted, as if every replaced version had to be kept, when `mayKeepVersions`:
+ * whether a write keeps the version it replaces is decided only when it applies. When no snapshot is
+ * open, nothing is locked and the version store is empty, it is not counted: a snapshot that opens
+ * before the pass applies finds an empty version store, which holds as many pages as the tree.
  */
 export function reserveForPass(
   tree: BTree,
   versions: BTree,
   entries: readonly BatchEntry[],
   staged: { entries: number; treePages: number; versionPages: number },
+  mayKeepVersions: boolean,
 ): PassReservation {
   const count = entries.length;
   const margin = Math.ceil(Math.log2(count + 1)) + Math.ceil(Math.log2(staged.entries + count + 1));
@@ -35,10 +40,10 @@ export function reserveForPass(
   for (const entry of entries) {
     const value = entry.value ?? noValue;
     treePages += tree.pagesForPut(entry.key, value) + margin;
-    versionPages += versions.pagesForPut(entry.key, value) + margin + 1;
+    if (mayKeepVersions) versionPages += versions.pagesForPut(entry.key, value) + margin + 1;
   }
   requirePages(tree, staged.treePages + treePages, 'tree');
-  requirePages(versions, staged.versionPages + versionPages, 'version store');
+  if (mayKeepVersions) requirePages(versions, staged.versionPages + versionPages, 'version store');
   return { entries: count, treePages, versionPages };
 }
 

@@ -24,7 +24,10 @@ const noValue = new Uint8Array(0);
  * The version store is counted, as if every replaced version had to be kept, when `mayKeepVersions`:
  * whether a write keeps the version it replaces is decided only when it applies. When no snapshot is
  * open, nothing is locked and the version store is empty, it is not counted: a snapshot that opens
- * before the pass applies finds an empty version store, which holds as many pages as the tree.
+ * before the pass applies finds an empty version store, which holds as many pages as the tree. Nor
+ * are deletes then counted in the tree. The one gap: a snapshot that opens between staging and
+ * applying makes such a delete leave a tombstone, which a partition filled to its last pages may not
+ * hold; the owner then stops (ERR_WORKER_CRASHED for its writers), and reopening replays the delete.
  */
 export function reserveForPass(
   tree: BTree,
@@ -39,6 +42,9 @@ export function reserveForPass(
   let versionPages = 0;
   for (const entry of entries) {
     const value = entry.value ?? noValue;
+    // A delete allocates only when it leaves a tombstone for snapshots; otherwise it frees pages, so a
+    // full partition can always be made room in.
+    if (entry.value === null && !mayKeepVersions) continue;
     treePages += tree.pagesForPut(entry.key, value) + margin;
     if (mayKeepVersions) versionPages += versions.pagesForPut(entry.key, value) + margin + 1;
   }

@@ -153,6 +153,7 @@ export class OperationApplier {
         encodePrepareRecord(part.transactionId, u8.subarray(part.writesStart, part.end)),
       ]);
       state.prepare(part, firstLsn);
+      this.#mvcc.joinTransaction(part.statusReference);
       return statusOk;
     }
     console.error(`lightning-db owner: unknown operation kind ${kind}`);

@@ -128,7 +128,7 @@ export class ThreadReclaimer {
           const state = Atomics.load(workerControls[worker]!, kWorkerState);
           if (state === workerStateCrashed || state === workerStateStopped) break;
           const wait = Atomics.waitAsync(ring.i32, kRingResetRequest, 1, ownerWaitSliceMs);
-          if (wait.async) await wait.value;
+          if (wait.async && (await wait.value) === 'timed-out') ringDoorbell(workerControls[worker]!);
         }
       }
     }

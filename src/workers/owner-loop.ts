@@ -115,7 +115,12 @@ export class OwnerLoop {
       // caught by this check, one that appends after it sees the flag and rings the doorbell.
       const doorbell = Atomics.load(control, kWorkerDoorbell);
       Atomics.store(control, kWorkerSleeping, 1);
-      if (!this.#anyRecords() && !this.#applier.hasDecisions() && !this.#stopping) {
+      if (
+        !this.#anyRecords() &&
+        !this.#applier.hasDecisions() &&
+        !this.#anyResetRequested() &&
+        !this.#stopping
+      ) {
         // Versions waiting for snapshots to close are cleaned up on a timer while no writes come.
         const timeout = this.#applier.hasGarbage() ? garbageCheckIntervalMs : undefined;
         const wait = Atomics.waitAsync(control, kWorkerDoorbell, doorbell, timeout);
@@ -137,6 +142,11 @@ export class OwnerLoop {
 
   #anyRecords(): boolean {
     for (const consumer of this.#consumers) if (consumer.hasRecords()) return true;
+    return false;
+  }
+
+  #anyResetRequested(): boolean {
+    for (const ring of this.#rings) if (Atomics.load(ring.i32, kRingResetRequest) !== 0) return true;
     return false;
   }
 

@@ -231,7 +231,7 @@ describe('threads attaching and dying over and over', () => {
     const lane = async (): Promise<void> => {
       while (started < loopRounds) {
         started++;
-        const death = deaths[Math.floor(random() * deaths.length)]!;
+        const death = deaths[random() % deaths.length]!;
         counts.set(death, counts.get(death)! + 1);
         // Its slot may still be being reclaimed from the thread before: retry attach until it works.
         let dying: Dying;

@@ -171,7 +171,7 @@ export class MvccState {
   /**
    * Registers a snapshot in slot `slot` of thread `thread` and returns its read timestamp: every
    * commit at or below it is completely installed, and no committer that could still replace a
-   * version it needs without keeping it is running.
+   * version it needs without keeping it is running. If it throws, the slot is left free.
    */
   registerSnapshot(thread: number, slot: number): number {
     const i64 = this.#i64;
@@ -191,6 +191,8 @@ export class MvccState {
       // Windows opened since, at or below the read timestamp, may still be installing: let them close.
       this.#waitForWindows(Number(readTimestamp));
     } catch (error) {
+      // The registration never happened: undo it here, so a release always names a real snapshot.
+      if (Atomics.exchange(i64, word, 0n) !== 0n) Atomics.sub(i64, wOpenSnapshots, 1n);
       if (first) Atomics.store(i64, this.#oldestAt + thread, 0n);
       throw error;
     }
@@ -205,7 +207,6 @@ export class MvccState {
     const held = Atomics.exchange(i64, this.#slotWord(thread, slot), 0n);
     if (held === 0n) return;
     Atomics.sub(i64, wOpenSnapshots, 1n);
-    if (held === 1n) return; // A registration that failed: it never joined the open timestamps.
     const open = this.#openReadsOf(thread);
     open.remove(Number(held));
     Atomics.store(i64, this.#oldestAt + thread, BigInt(open.minimum));

@@ -132,15 +132,26 @@ async function letDie(dying: Dying, death: Death): Promise<void> {
   await within(dying.exited, deadlineMs, 'the worker thread ending');
 }
 
-/** attach() from this thread succeeds (the slot is free again); the attached database is closed. */
-async function attachSucceeds(db: Database): Promise<boolean> {
+/**
+ * attach() from this thread succeeds (the slot is free again); when `writeKey` is given, the attached
+ * database writes 'next thread' under it and reads it back. The attached database is closed.
+ */
+async function attachSucceeds(db: Database, writeKey?: string): Promise<boolean> {
+  let attached: Database;
   try {
-    const attached = await attach(db.share());
-    await attached.close();
-    return true;
+    attached = await attach(db.share());
   } catch {
     return false;
   }
+  try {
+    if (writeKey !== undefined) {
+      await within(attached.put(writeKey, 'next thread'), deadlineMs, "a write by the slot's next thread");
+      expect(attached.get(writeKey)?.toString()).toBe('next thread');
+    }
+  } finally {
+    await attached.close();
+  }
+  return true;
 }
 
 describe('a thread that dies without close()', () => {
@@ -179,17 +190,33 @@ describe('a thread that dies without close()', () => {
       // Sixteen keys over four partitions: a cross-partition transaction (all in one has odds 4^-15).
       const keys = Array.from({ length: 16 }, (_, i) => `undecided:${i}`);
       await db.batch(keys.map((key) => ({ type: 'put', key, value: 'before' })));
-      const dying = startDying({ handle: db.share(), death, scenario: 'undecided', keys, value: 'tx' });
+      // A thread whose event loop must empty cannot have a write in flight.
+      const orphanWrite = death !== 'empty';
+      const dying = startDying({
+        handle: db.share(),
+        death,
+        scenario: 'undecided',
+        keys,
+        value: 'tx',
+        orphanWrite,
+      });
       await dying.next('prepared');
       await letDie(dying, death);
       // A plain write to a key the transaction holds waits for its decision: it must come.
+      const [orphaned, ...others] = keys;
       await within(
-        Promise.all(keys.map((key) => db.put(key, 'plain'))),
+        Promise.all(others.map((key) => db.put(key, 'plain'))),
         deadlineMs,
         "plain writes to the keys of the dead thread's transaction",
       );
-      for (const key of keys) expect(db.get(key)?.toString()).toBe('plain');
-      await eventually('attach() succeeding in its slot', () => attachSucceeds(db));
+      for (const key of others) expect(db.get(key)?.toString()).toBe('plain');
+      // Every partition applied the abort; the dead thread's own write, left waiting in its ring
+      // behind its transaction's lock, was dropped with its ring, not applied afterwards.
+      expect(db.get(orphaned!)?.toString()).toBe('before');
+      await within(db.put(orphaned!, 'plain'), deadlineMs, 'a plain write to the last key');
+      // The slot's next thread starts on clean rings: its writes complete as its own.
+      await eventually('attach() succeeding in its slot', () => attachSucceeds(db, orphaned!));
+      expect(db.get(orphaned!)?.toString()).toBe('next thread');
       expect(db.stats().mvcc.versionsRetained).toBeLessThanOrEqual(keys.length);
     });
   }

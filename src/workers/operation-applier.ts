@@ -76,7 +76,7 @@ export class OperationApplier {
         this.#decided.push(decision.reference);
       }
     }
-    // Finding the oldest snapshot scans every snapshot slot: only when there is something to clean.
+    // Cleanup needs the oldest snapshot (one word per thread): only when there is something to clean.
     if (!this.hasGarbage()) return;
     const oldest = this.#mvcc.oldestSnapshot();
     for (const owned of this.#partitions.values()) owned.versioned.collectGarbage(oldest);

@@ -236,6 +236,8 @@ export class TransactionCoordinator {
     let failure: unknown = null;
     if (committed) {
       failpoints.hit('tx.after-prepare');
+      const gate = failpoints.gate('tx.after-prepare');
+      if (gate !== null) await gate;
       // Should this thread die before publishing the decision, whoever reclaims its slot reads the
       // decision logs; this flag tells it a write may still be reaching one.
       mvcc.setDecisionLogging(reference, true);

@@ -26,7 +26,7 @@ function singleEntryState(): MvccState {
 
 /** Commits `reference` at a fresh timestamp, with one participant to apply it; returns the timestamp. */
 function commit(mvcc: MvccState, reference: number): number {
-  mvcc.setParticipants(reference, 1);
+  mvcc.joinTransaction(reference);
   const commitTimestamp = mvcc.openWindow(0);
   mvcc.decide(reference, true, commitTimestamp);
   mvcc.closeWindow(0);

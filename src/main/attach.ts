@@ -1,8 +1,9 @@
 import {
   attachControlBlock,
   CommandRing,
-  kDatabaseSlots,
+  databaseControlWords,
   kWorkerFieldCount,
+  LightningError,
   TreeReader,
 } from '../shared-memory/index.js';
 import { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
@@ -13,6 +14,7 @@ import { Database } from './database.js';
 import { assertDatabaseHandle } from './database-handle.js';
 import { KeepAlive } from './keep-alive.js';
 import { createPartitionRouter } from './partition-router.js';
+import { watchThreadLiveness } from './thread-liveness.js';
 import { claimThreadSlot, releaseThreadSlot } from './thread-slots.js';
 import { WriteChannel } from './write-channel.js';
 
@@ -20,13 +22,22 @@ import { WriteChannel } from './write-channel.js';
  * Gives another thread (an app's worker) its own Database over the same memory: synchronous reads
  * from the partitions' shared buffers, writes through rings of its own to the same owner workers.
  * `close()` on it releases this thread's slot; the workers keep running for the other threads.
+ *
+ * A thread that ends without `close()` loses its slot all the same, with its open snapshots, its
+ * commit window and its undecided two-phase transactions (aborted, unless their decision reached the
+ * decision log): its end is reported when Node runs its 'exit' handlers (process.exit(), an uncaught
+ * exception, an event loop that empties) or when the thread that started it sees it exit (also
+ * `worker.terminate()`), and the thread that opened the database reclaims the slot within about a
+ * second of that report, when its event loop gets to it. Writes the thread appended and the owners
+ * had not yet applied are dropped, since nobody alive awaits them. See "Threads" in the README.
  */
 export async function attach(handle: unknown): Promise<Database> {
   assertDatabaseHandle(handle);
-  const databaseControl = attachControlBlock(handle.databaseControl, kDatabaseSlots + handle.threadsMax);
+  const databaseControl = attachControlBlock(handle.databaseControl, databaseControlWords(handle.threadsMax));
   const controls = handle.workerControls.map((sab) => attachControlBlock(sab, kWorkerFieldCount));
   const router = await createPartitionRouter(handle.partitions);
-  const slot = claimThreadSlot(databaseControl, handle.threadsMax);
+  const claim = claimThreadSlot(databaseControl, handle.threadsMax);
+  const slot = claim.slot;
   const keepAlive = new KeepAlive();
   const channels = handle.rings.map(
     (perWorker, worker) =>
@@ -37,6 +48,14 @@ export async function attach(handle: unknown): Promise<Database> {
       new WriteChannel(CommandRing.attach(perWorker[handle.threadsMax + slot]), controls[worker]!, keepAlive),
   );
   const mvcc = MvccState.attach(handle.mvcc);
+  const liveness = watchThreadLiveness(databaseControl, handle.threadsMax, claim, () => {
+    // Exit listeners that run after this one must not reach a ring the slot's next thread will use.
+    const exiting = new LightningError(
+      'ERR_CLOSED',
+      'this thread is exiting: its thread slot is being reclaimed',
+    );
+    for (const channel of [...channels, ...transactionChannels]) channel.fail(exiting);
+  });
   return new Database({
     handle,
     router,
@@ -56,7 +75,10 @@ export async function attach(handle: unknown): Promise<Database> {
     transactionChannels,
     workerControls: controls,
     databaseControl,
-    release: async () => releaseThreadSlot(databaseControl, slot),
+    release: async () => {
+      liveness.stop();
+      releaseThreadSlot(databaseControl, claim);
+    },
     checkpoint: null,
     recovery: null,
   });

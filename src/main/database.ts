@@ -86,6 +86,7 @@ export class Database {
       router: parts.router,
       mvcc: parts.mvcc,
       committer: parts.workerControls.length + parts.slot,
+      thread: parts.slot,
       channelOf: (partition) => parts.transactionChannels[this.#partitionWorkers[partition]!]!,
       workerOf: (partition) => this.#partitionWorkers[partition]!,
       workerControls: parts.workerControls,

@@ -4,8 +4,8 @@ import { decidePinning, planWorkers, readTopology } from '../numa/index.js';
 import {
   CommandRing,
   createControlBlock,
+  databaseControlWords,
   databaseStateClosed,
-  kDatabaseSlots,
   kDatabaseState,
   kWorkerFieldCount,
   LightningError,
@@ -33,6 +33,8 @@ import {
 } from './open-options.js';
 import { createPartitionRouter } from './partition-router.js';
 import { reviveLightningError } from './revive-error.js';
+import { watchThreadLiveness } from './thread-liveness.js';
+import { ThreadReclaimer } from './thread-reclaimer.js';
 import { claimThreadSlot, releaseThreadSlot } from './thread-slots.js';
 import { WorkerPool } from './worker-pool.js';
 import { transactionRingBytes, WriteChannel } from './write-channel.js';
@@ -96,7 +98,7 @@ async function openLocked(
     ...Array.from({ length: resolved.threadsMax }, () => CommandRing.create()),
     ...Array.from({ length: resolved.threadsMax }, () => CommandRing.create(transactionRingBytes)),
   ]);
-  const databaseControl = createControlBlock(kDatabaseSlots + resolved.threadsMax);
+  const databaseControl = createControlBlock(databaseControlWords(resolved.threadsMax));
   const router = await createPartitionRouter(partitions);
   const mvcc = MvccState.create({
     committers: workerCount + resolved.threadsMax,
@@ -170,7 +172,20 @@ async function openLocked(
     rings: rings.map((perWorker) => perWorker.map((ring) => ring.sab)),
     databaseControl: databaseControl.buffer as SharedArrayBuffer,
   };
-  const slot = claimThreadSlot(databaseControl, resolved.threadsMax);
+  const claim = claimThreadSlot(databaseControl, resolved.threadsMax);
+  const slot = claim.slot;
+  // Threads that die holding a slot: watched from here (the workers this thread starts), and their
+  // slots reclaimed here.
+  const liveness = watchThreadLiveness(databaseControl, resolved.threadsMax, null, () => {});
+  const reclaimer = new ThreadReclaimer({
+    path: directory,
+    threadsMax: resolved.threadsMax,
+    databaseControl,
+    workerControls: controls,
+    rings,
+    mvcc,
+  });
+  reclaimer.start();
   const keepAlive = new KeepAlive();
   const channels = Array.from(
     { length: workerCount },
@@ -205,8 +220,10 @@ async function openLocked(
     },
     release: async () => {
       markClosed(databaseControl);
+      liveness.stop();
+      await reclaimer.stop();
       await pool.stop();
-      releaseThreadSlot(databaseControl, slot);
+      releaseThreadSlot(databaseControl, claim);
       await releaseLock();
     },
   });

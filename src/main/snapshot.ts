@@ -22,7 +22,10 @@ export class SnapshotRegistry {
   readonly #thread: number;
   readonly #free: number[] = [];
   #leaked = 0;
+  /** Set once the thread closed its database: its slot (and snapshot slots) may be another's now. */
+  #closed = false;
   readonly #finalizer = new FinalizationRegistry<{ slot: number; counted: boolean }>((held) => {
+    if (this.#closed) return;
     if (held.counted) this.#leaked++;
     this.release(held.slot);
   });
@@ -49,13 +52,14 @@ export class SnapshotRegistry {
     try {
       return { slot, timestamp: this.#mvcc.registerSnapshot(this.#thread, slot) };
     } catch (error) {
-      this.#mvcc.releaseSnapshot(this.#thread, slot);
+      // registerSnapshot left the shared slot free.
       this.#free.push(slot);
       throw error;
     }
   }
 
   release(slot: number): void {
+    if (this.#closed) return;
     this.#mvcc.releaseSnapshot(this.#thread, slot);
     this.#free.push(slot);
   }
@@ -69,8 +73,9 @@ export class SnapshotRegistry {
     this.#finalizer.unregister(owner);
   }
 
-  /** Frees every slot of this thread (it is closing). */
+  /** Frees every slot of this thread (it is closing); later releases of its snapshots do nothing. */
   releaseAll(): void {
+    this.#closed = true;
     this.#mvcc.releaseThreadSnapshots(this.#thread);
   }
 }

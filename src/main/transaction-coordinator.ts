@@ -48,6 +48,8 @@ export interface CoordinatorParts {
   mvcc: MvccState;
   /** This thread's committer index in the MVCC block (after the owner workers). */
   committer: number;
+  /** This thread's slot: transactions it coordinates are marked with it, for reclaiming it if it dies. */
+  thread: number;
   channelOf: (partition: number) => WriteChannel;
   workerOf: (partition: number) => number;
   workerControls: Int32Array[];
@@ -215,9 +217,13 @@ export class TransactionCoordinator {
    */
   async #twoPhaseCommit(parts: Map<number, TransactionPart>): Promise<boolean> {
     const { mvcc, decisionLog, failpoints } = this.#parts;
-    const reference = mvcc.allocateTransaction(randomInt(mvcc.transactionEntries));
-    if (reference < 0) return false; // Every status entry busy: retry after a backoff.
     const transactionId = randomInt(2 ** 47) * 64 + randomInt(64);
+    const reference = mvcc.allocateTransaction(
+      randomInt(mvcc.transactionEntries),
+      this.#parts.thread,
+      transactionId,
+    );
+    if (reference < 0) return false; // Every status entry busy: retry after a backoff.
     for (const part of parts.values()) {
       part.statusReference = reference;
       part.transactionId = transactionId;
@@ -232,6 +238,9 @@ export class TransactionCoordinator {
       failpoints.hit('tx.after-prepare');
       const gate = failpoints.gate('tx.after-prepare');
       if (gate !== null) await gate;
+      // Should this thread die before publishing the decision, whoever reclaims its slot reads the
+      // decision logs; this flag tells it a write may still be reaching one.
+      mvcc.setDecisionLogging(reference, true);
       try {
         this.#logged.push(reference);
         await decisionLog.append(transactionId);
@@ -239,6 +248,7 @@ export class TransactionCoordinator {
         committed = false;
         failure = error;
       }
+      mvcc.setDecisionLogging(reference, false);
       if (committed) failpoints.hit('tx.after-decision');
     } else {
       for (const outcome of outcomes) {
@@ -248,7 +258,7 @@ export class TransactionCoordinator {
         }
       }
     }
-    mvcc.setParticipants(reference, prepared);
+    // The participants counted themselves when they prepared (mvcc.joinTransaction).
     if (committed) {
       const commitTimestamp = mvcc.openWindow(this.#parts.committer);
       mvcc.decide(reference, true, commitTimestamp);

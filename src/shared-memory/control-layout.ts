@@ -8,12 +8,16 @@ import { LightningError } from './errors.js';
  * appending to the worker's rings, whether the owner is asleep on it, the worker's state, and the
  * batch counters `stats()` reads synchronously.
  *
- * The database control block (one per database): which thread slots are taken. Each slot owns one
- * command ring per worker, so a thread that attaches claims a slot and then has its own rings.
+ * The database control block (one per database): which thread slots are taken, by which thread, and
+ * which holders died. Each slot owns one command ring per worker, so a thread that attaches claims a
+ * slot and then has its own rings.
  */
 export const controlMagic = 0x43_54_52_4c; // "CTRL"
-/** 2: the worker control block gained the owner's metrics (owner-metrics-layout.ts). */
-export const controlFormatVersion = 2;
+/**
+ * 2: the worker control block gained the owner's metrics (owner-metrics-layout.ts).
+ * 3: the database control block's slot table records each slot's holder and its death.
+ */
+export const controlFormatVersion = 3;
 
 export const kControlMagic = 0;
 export const kControlFormatVersion = 1;
@@ -41,8 +45,30 @@ export const workerStateStopped = 2;
 export const workerStateCrashed = 3;
 
 export const kDatabaseState = 3;
-/** First word of the slot table: word kDatabaseSlots + i is 1 while thread slot i is taken. */
-export const kDatabaseSlots = 4;
+/** Bumped, and notified, each time a thread holding a slot is reported dead. */
+export const kDatabaseDeaths = 4;
+/** The last claim generation handed out: each claim of a slot gets a new one. */
+export const kDatabaseGenerations = 5;
+/** First word of the slot table: `databaseSlotWords` words per thread slot, fields below. */
+export const kDatabaseSlots = 6;
+export const databaseSlotWords = 3;
+/** Slot field: 0 free, the claim generation while held, slotReclaiming while a dead holder's is undone. */
+export const kSlotClaim = 0;
+/** Slot field: the worker_threads threadId of the holder. */
+export const kSlotThread = 1;
+/** Slot field: the claim generation reported dead, or 0. */
+export const kSlotDead = 2;
+export const slotReclaiming = -1;
+
+/** Words of the database control block of a database with `threadsMax` thread slots. */
+export function databaseControlWords(threadsMax: number): number {
+  return kDatabaseSlots + databaseSlotWords * threadsMax;
+}
+
+/** Index of field `field` of thread slot `slot` in the database control block. */
+export function slotWord(slot: number, field: number): number {
+  return kDatabaseSlots + databaseSlotWords * slot + field;
+}
 
 export const databaseStateOpen = 0;
 export const databaseStateClosed = 1;

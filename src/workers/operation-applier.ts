@@ -92,7 +92,7 @@ export class OperationApplier {
         this.#transactionRecords = true;
       }
     }
-    // Finding the oldest snapshot scans every snapshot slot: only when there is something to clean.
+    // Cleanup needs the oldest snapshot (one word per thread): only when there is something to clean.
     if (!this.hasGarbage()) return;
     const oldest = this.#mvcc.oldestSnapshot();
     for (const owned of this.#partitions.values()) owned.versioned.collectGarbage(oldest);
@@ -156,7 +156,12 @@ export class OperationApplier {
       const owned = this.#partitions.get(operation.partition)!;
       const kind = bytes[operation.start]!;
       if (kind === operationTxPrepare) {
-        owned.versioned.installPrepared(decodeTransaction(bytes, operation.start, operation.end));
+        const part = decodeTransaction(bytes, operation.start, operation.end);
+        owned.versioned.installPrepared(part);
+        // A participant: it applies the decision and calls participantDone. Counted here, before its
+        // completion is published, so the count is whole once the coordinator (or whoever reclaims a
+        // dead coordinator's slot, after its rings are reset) decides.
+        this.#mvcc.joinTransaction(part.statusReference);
       } else {
         this.#applyWrites(owned, bytes, operation.start, operation.end);
       }

@@ -10,7 +10,7 @@ import {
   RingConsumer,
 } from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
-import { recordTypeFragment, statusConflict } from '../shared-memory/ring/ring-layout.js';
+import { kRingResetRequest, recordTypeFragment, statusConflict } from '../shared-memory/ring/ring-layout.js';
 import type { WalWriter } from '../storage/wal/index.js';
 import type { Failpoints } from './failpoints.js';
 import { OperationApplier } from './operation-applier.js';
@@ -117,7 +117,12 @@ export class OwnerLoop {
       // caught by this check, one that appends after it sees the flag and rings the doorbell.
       const doorbell = Atomics.load(control, kWorkerDoorbell);
       Atomics.store(control, kWorkerSleeping, 1);
-      if (!this.#anyRecords() && !this.#applier.hasDecisions() && !this.#stopping) {
+      if (
+        !this.#anyRecords() &&
+        !this.#applier.hasDecisions() &&
+        !this.#anyResetRequested() &&
+        !this.#stopping
+      ) {
         // Versions waiting for snapshots to close are cleaned up on a timer while no writes come.
         const timeout = this.#applier.hasGarbage() ? garbageCheckIntervalMs : undefined;
         const wait = Atomics.waitAsync(control, kWorkerDoorbell, doorbell, timeout);
@@ -142,6 +147,11 @@ export class OwnerLoop {
     return false;
   }
 
+  #anyResetRequested(): boolean {
+    for (const ring of this.#rings) if (Atomics.load(ring.i32, kRingResetRequest) !== 0) return true;
+    return false;
+  }
+
   /**
    * One pass: stages everything in every ring (validate, reserve, append to the log), writes the log
    * (and syncs it, in 'sync' mode), applies what was staged to the trees, and publishes completion.
@@ -152,6 +162,7 @@ export class OwnerLoop {
     const consumers = this.#consumers;
     const finished: number[] = [];
     const touched = new Set<WalWriter>();
+    this.#honorResets();
     this.#applier.beginPass(touched);
     for (let r = 0; r < consumers.length; r++) {
       const consumer = consumers[r]!;
@@ -241,6 +252,23 @@ export class OwnerLoop {
     recordBatch(control, total);
     for (const r of finished) consumers[r]!.complete(this.#completedSeqs[r]!);
     return total;
+  }
+
+  /**
+   * Forgets what a dead producer left in its rings, when the thread reclaiming its slot asks
+   * (kRingResetRequest): records not applied yet, writes waiting for a lock, an operation half sent
+   * in fragments. Runs between passes, when every completion of the ring is published.
+   */
+  #honorResets(): void {
+    for (let r = 0; r < this.#rings.length; r++) {
+      const i32 = this.#rings[r]!.i32;
+      if (Atomics.load(i32, kRingResetRequest) === 0) continue;
+      this.#consumers[r]!.skipPublished();
+      this.#deferred[r]!.length = 0;
+      this.#assemblies[r] = null;
+      Atomics.store(i32, kRingResetRequest, 0);
+      Atomics.notify(i32, kRingResetRequest);
+    }
   }
 
   /** Adds the current fragment to its operation; returns the operation's bytes once complete. */

@@ -1,5 +1,6 @@
 import { checksumWords } from '../checksum.js';
 import { LightningError } from '../errors.js';
+import { OpenReadTimestamps } from './open-read-timestamps.js';
 
 /**
  * The database-wide MVCC state, one SharedArrayBuffer every thread maps: the timestamp oracle, the
@@ -13,22 +14,35 @@ import { LightningError } from '../errors.js';
  *   word 5: open snapshots, all threads
  *   then: one commit window per committer (owners first, then thread slots): 0, or the lowest
  *         timestamp the committer may be installing
+ *   then: one oldest-snapshot word per thread: 0 none open, 1 registering, else the oldest read
+ *         timestamp among the thread's open snapshots (the thread alone writes it)
  *   then: the snapshot slots, `slotsPerThread` per thread: 0 free, 1 registering, else a read timestamp
- *   then: three words per transaction entry: state i32 | generation i32, commit timestamp,
- *         participants that have not applied the decision yet
+ *   then: five words per transaction entry: state i32 | generation i32, commit timestamp,
+ *         participants that have not applied the decision yet, coordinating thread slot + 1 (0: none)
+ *         with the decision-logging flag in bit 32, transaction id
  *
  * Why commit windows: a committer takes a timestamp, then installs its writes; a snapshot must not
  * pick a read timestamp at or above a timestamp whose writes are half installed. A committer also
  * decides, when it takes its timestamp, whether any snapshot could still need the versions it
  * replaces; a snapshot that registered too late for that decision waits until the window closes,
  * then reads at a timestamp that includes it. Windows are short (one chunk of a batch), so the wait is.
+ *
+ * A committer learns the oldest open snapshot from the per-thread oldest-snapshot words, one per
+ * thread: each thread keeps its open read timestamps to itself (OpenReadTimestamps) and publishes
+ * their minimum, set to 1 (registering) before a registration's waits begin when the thread had none
+ * open, so the argument above holds word by word.
  */
 const magic = 0x4d_56_43_43; // "MVCC"
-export const mvccFormatVersion = 1;
+/** 2: per-thread oldest-snapshot words; transaction entries record their coordinator and id. */
+export const mvccFormatVersion = 2;
 const headerWords = 6;
 const wOracle = 4;
 const wOpenSnapshots = 5;
-const entryWords = 3;
+const entryWords = 5;
+const entryCoordinator = 3;
+const entryTransactionId = 4;
+/** In the coordinator word: the coordinator is making the decision durable in its decision log. */
+const decisionLoggingFlag = 1n << 32n;
 
 export const txFree = 0;
 export const txPreparing = 1;
@@ -61,8 +75,11 @@ export class MvccState {
   readonly slotsPerThread: number;
   readonly transactionEntries: number;
   readonly #windowsAt: number;
+  readonly #oldestAt: number;
   readonly #slotsAt: number;
   readonly #entriesAt: number;
+  /** Open read timestamps of the threads this instance registers snapshots for (its own thread). */
+  readonly #openReads = new Map<number, OpenReadTimestamps>();
 
   private constructor(sab: SharedArrayBuffer) {
     this.sab = sab;
@@ -73,7 +90,8 @@ export class MvccState {
     this.threads = this.#i32[5]!;
     this.transactionEntries = this.#i32[6]!;
     this.#windowsAt = headerWords;
-    this.#slotsAt = this.#windowsAt + this.committers;
+    this.#oldestAt = this.#windowsAt + this.committers;
+    this.#slotsAt = this.#oldestAt + this.threads;
     this.#entriesAt = this.#slotsAt + this.threads * this.slotsPerThread;
   }
 
@@ -81,6 +99,7 @@ export class MvccState {
     const words =
       headerWords +
       sizes.committers +
+      sizes.threads +
       sizes.threads * sizes.slotsPerThread +
       sizes.transactionEntries * entryWords;
     const sab = new SharedArrayBuffer(words * 8);
@@ -136,14 +155,14 @@ export class MvccState {
 
   /**
    * The oldest read timestamp any thread has registered (1 while one is registering), or Infinity if
-   * no snapshot is open. A committer calls it after `openWindow`.
+   * no snapshot is open. A committer calls it after `openWindow`. Reads one word per thread.
    */
   oldestSnapshot(): number {
     const i64 = this.#i64;
     if (Atomics.load(i64, wOpenSnapshots) === 0n) return Number.POSITIVE_INFINITY;
     let oldest = Number.POSITIVE_INFINITY;
-    const end = this.#slotsAt + this.threads * this.slotsPerThread;
-    for (let w = this.#slotsAt; w < end; w++) {
+    const end = this.#oldestAt + this.threads;
+    for (let w = this.#oldestAt; w < end; w++) {
       const value = Atomics.load(i64, w);
       if (value !== 0n && Number(value) < oldest) oldest = Number(value);
     }
@@ -157,30 +176,73 @@ export class MvccState {
   /**
    * Registers a snapshot in slot `slot` of thread `thread` and returns its read timestamp: every
    * commit at or below it is completely installed, and no committer that could still replace a
-   * version it needs without keeping it is running.
+   * version it needs without keeping it is running. If it throws, the slot is left free.
    */
   registerSnapshot(thread: number, slot: number): number {
     const i64 = this.#i64;
     const word = this.#slotWord(thread, slot);
+    const open = this.#openReadsOf(thread);
+    // The thread's oldest-snapshot word says "registering" before the count makes owners look at it.
+    // A thread with a snapshot open already publishes an older timestamp than this one will get.
+    const first = open.empty;
+    if (first) Atomics.store(i64, this.#oldestAt + thread, 1n);
     Atomics.store(i64, word, 1n);
     Atomics.add(i64, wOpenSnapshots, 1n);
-    // Windows open now may have decided before this registration was visible: let them close.
-    this.#waitForWindows(0);
-    const readTimestamp = Atomics.load(i64, wOracle);
-    // Windows opened since, at or below the read timestamp, may still be installing: let them close.
-    this.#waitForWindows(Number(readTimestamp));
+    let readTimestamp: bigint;
+    try {
+      // Windows open now may have decided before this registration was visible: let them close.
+      this.#waitForWindows(0);
+      readTimestamp = Atomics.load(i64, wOracle);
+      // Windows opened since, at or below the read timestamp, may still be installing: let them close.
+      this.#waitForWindows(Number(readTimestamp));
+    } catch (error) {
+      // The registration never happened: undo it here, so a release always names a real snapshot.
+      if (Atomics.exchange(i64, word, 0n) !== 0n) Atomics.sub(i64, wOpenSnapshots, 1n);
+      if (first) Atomics.store(i64, this.#oldestAt + thread, 0n);
+      throw error;
+    }
     Atomics.store(i64, word, readTimestamp);
+    open.add(Number(readTimestamp));
+    Atomics.store(i64, this.#oldestAt + thread, BigInt(open.minimum));
     return Number(readTimestamp);
   }
 
   releaseSnapshot(thread: number, slot: number): void {
-    const word = this.#slotWord(thread, slot);
-    if (Atomics.exchange(this.#i64, word, 0n) !== 0n) Atomics.sub(this.#i64, wOpenSnapshots, 1n);
+    const i64 = this.#i64;
+    const held = Atomics.exchange(i64, this.#slotWord(thread, slot), 0n);
+    if (held === 0n) return;
+    Atomics.sub(i64, wOpenSnapshots, 1n);
+    const open = this.#openReadsOf(thread);
+    open.remove(Number(held));
+    Atomics.store(i64, this.#oldestAt + thread, BigInt(open.minimum));
   }
 
-  /** Frees every snapshot slot of a thread (its owner released the thread slot). */
+  /**
+   * Frees every snapshot slot of a thread: the thread is closing its database, or it died and
+   * another thread reclaims its slot (its own bookkeeping died with it).
+   */
   releaseThreadSnapshots(thread: number): void {
-    for (let slot = 0; slot < this.slotsPerThread; slot++) this.releaseSnapshot(thread, slot);
+    const i64 = this.#i64;
+    for (let slot = 0; slot < this.slotsPerThread; slot++) {
+      if (Atomics.exchange(i64, this.#slotWord(thread, slot), 0n) !== 0n)
+        Atomics.sub(i64, wOpenSnapshots, 1n);
+    }
+    this.#openReads.get(thread)?.clear();
+    Atomics.store(i64, this.#oldestAt + thread, 0n);
+  }
+
+  /** The oldest read timestamp thread `thread` publishes: 0 none open, 1 registering. */
+  threadOldestSnapshot(thread: number): number {
+    return Number(Atomics.load(this.#i64, this.#oldestAt + thread));
+  }
+
+  #openReadsOf(thread: number): OpenReadTimestamps {
+    let open = this.#openReads.get(thread);
+    if (open === undefined) {
+      open = new OpenReadTimestamps();
+      this.#openReads.set(thread, open);
+    }
+    return open;
   }
 
   /** Waits until every window open now whose low bound is <= `atMost` (0: every window) has closed. */
@@ -212,8 +274,11 @@ export class MvccState {
 
   // The transaction status table.
 
-  /** Claims a free entry (state preparing) and returns its reference, or -1 if the table is full. */
-  allocateTransaction(hint: number): number {
+  /**
+   * Claims a free entry (state preparing) for transaction `transactionId`, coordinated by thread slot
+   * `coordinator`, and returns its reference, or -1 if the table is full.
+   */
+  allocateTransaction(hint: number, coordinator = -1, transactionId = 0): number {
     const i32 = this.#i32;
     const entries = this.transactionEntries;
     for (let n = 0; n < entries; n++) {
@@ -223,6 +288,9 @@ export class MvccState {
       const generation = (Atomics.add(i32, word + 1, 1) + 1) >>> 0;
       Atomics.store(this.#i64, this.#entriesAt + index * entryWords + 1, 0n);
       Atomics.store(this.#i64, this.#entriesAt + index * entryWords + 2, 0n);
+      const entry = this.#entriesAt + index * entryWords;
+      Atomics.store(this.#i64, entry + entryTransactionId, BigInt(transactionId));
+      Atomics.store(this.#i64, entry + entryCoordinator, BigInt(coordinator + 1));
       return generation * entries + index;
     }
     return -1;
@@ -266,12 +334,6 @@ export class MvccState {
     return timestamp;
   }
 
-  /** How many participants must apply the decision before the entry is freed. */
-  setParticipants(reference: number, count: number): void {
-    const index = reference % this.transactionEntries;
-    Atomics.store(this.#i64, this.#entriesAt + index * entryWords + 2, BigInt(count));
-  }
-
   /** Publishes the decision. A commit timestamp is set before the state, so readers see both. */
   decide(reference: number, committed: boolean, commitTimestamp: number): void {
     const index = reference % this.transactionEntries;
@@ -284,12 +346,70 @@ export class MvccState {
   participantDone(reference: number): void {
     const index = reference % this.transactionEntries;
     const base = this.#entriesAt + index * entryWords;
-    if (Atomics.sub(this.#i64, base + 2, 1n) === 1n) Atomics.store(this.#i32, base * 2, txFree);
+    if (Atomics.sub(this.#i64, base + 2, 1n) === 1n) {
+      Atomics.store(this.#i64, base + entryCoordinator, 0n);
+      Atomics.store(this.#i32, base * 2, txFree);
+    }
   }
 
   /** Frees an entry no participant holds (a transaction that prepared nowhere). */
   freeTransaction(reference: number): void {
     const index = reference % this.transactionEntries;
+    // A free entry names no coordinator, so one being claimed never shows its previous coordinator.
+    Atomics.store(this.#i64, this.#entriesAt + index * entryWords + entryCoordinator, 0n);
     Atomics.store(this.#i32, (this.#entriesAt + index * entryWords) * 2, txFree);
+  }
+
+  /**
+   * A participant prepared the transaction: it will apply the decision and call `participantDone`.
+   * Participants count themselves, so a coordinator that dies mid-commit leaves the count exact.
+   */
+  joinTransaction(reference: number): void {
+    const index = reference % this.transactionEntries;
+    Atomics.add(this.#i64, this.#entriesAt + index * entryWords + 2, 1n);
+  }
+
+  /** Participants that prepared the transaction and have not applied its decision yet. */
+  participants(reference: number): number {
+    const index = reference % this.transactionEntries;
+    return Number(Atomics.load(this.#i64, this.#entriesAt + index * entryWords + 2));
+  }
+
+  /** The id the coordinator gave the transaction (the one its decision log records). */
+  transactionId(reference: number): number {
+    const index = reference % this.transactionEntries;
+    return Number(Atomics.load(this.#i64, this.#entriesAt + index * entryWords + entryTransactionId));
+  }
+
+  /**
+   * Marks that the coordinator is writing the decision to its decision log (or has finished): a
+   * thread that died with such a write in flight may still see it reach the file.
+   */
+  setDecisionLogging(reference: number, logging: boolean): void {
+    const index = reference % this.transactionEntries;
+    const word = this.#entriesAt + index * entryWords + entryCoordinator;
+    if (logging) Atomics.or(this.#i64, word, decisionLoggingFlag);
+    else Atomics.and(this.#i64, word, ~decisionLoggingFlag);
+  }
+
+  /**
+   * The undecided transactions thread slot `thread` coordinates: references in state preparing that
+   * name it, each with whether its decision was being logged.
+   */
+  undecidedTransactionsOf(thread: number): { reference: number; decisionLogging: boolean }[] {
+    const found: { reference: number; decisionLogging: boolean }[] = [];
+    const entries = this.transactionEntries;
+    for (let index = 0; index < entries; index++) {
+      const base = this.#entriesAt + index * entryWords;
+      if (Atomics.load(this.#i32, base * 2) !== txPreparing) continue;
+      const generation = Atomics.load(this.#i32, base * 2 + 1) >>> 0;
+      const coordinator = Atomics.load(this.#i64, base + entryCoordinator);
+      if ((coordinator & 0xffff_ffffn) !== BigInt(thread + 1)) continue;
+      found.push({
+        reference: generation * entries + index,
+        decisionLogging: (coordinator & decisionLoggingFlag) !== 0n,
+      });
+    }
+    return found;
   }
 }

@@ -226,6 +226,18 @@ export class RingConsumer {
     return false;
   }
 
+  /**
+   * Skips every record published and not yet consumed (their producer died) and frees their space.
+   * Returns how many bytes were skipped.
+   */
+  skipPublished(): number {
+    const write = Atomics.load(this.ring.i32, kRingWriteOffset);
+    const skipped = (write - this.#read) | 0;
+    this.#read = write;
+    this.release();
+    return skipped;
+  }
+
   /** Frees the space of every record consumed so far. */
   release(): void {
     Atomics.store(this.ring.i32, kRingReadOffset, this.#read);

@@ -7,7 +7,8 @@
  * difference (`(a - b) | 0`), so wrapping is harmless as long as fewer than 2^31 are in flight.
  */
 export const ringMagic = 0x52_49_4e_47; // "RING"
-export const ringFormatVersion = 1;
+/** 2: the reset request word. */
+export const ringFormatVersion = 2;
 
 export const kRingMagic = 0;
 export const kRingFormatVersion = 1;
@@ -21,7 +22,13 @@ export const kRingWriteOffset = 5;
 export const kRingReadOffset = 6;
 /** Sequence number of the last operation the owner has applied. The producer waits on this word. */
 export const kRingCompletedSeq = 7;
-export const kRingFieldCount = 8;
+/**
+ * Set to 1 by the thread reclaiming a dead producer's slot; the owner then forgets every record of
+ * the ring it has not applied (and an operation half sent in fragments), and stores 0 once the ring
+ * is empty and its completed sequence final, so the slot's next thread starts on a clean ring.
+ */
+export const kRingResetRequest = 8;
+export const kRingFieldCount = 9;
 
 export const ringHeaderBytes = 64;
 /** Record area: a power of two, so offsets map to positions with a mask. */

@@ -20,6 +20,7 @@ import { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import { metadataFormatVersion, readMetadata, writeMetadata } from '../storage/database-metadata.js';
 import { DecisionLog, readCommittedTransactions, removeDecisionLogs } from '../storage/decision-log.js';
 import { acquireLock } from '../storage/lock-file.js';
+import { startWalRun } from '../storage/wal/index.js';
 import { Failpoints } from '../workers/failpoints.js';
 import { Database } from './database.js';
 import { type DatabaseHandle, databaseHandleFormatVersion } from './database-handle.js';
@@ -104,6 +105,8 @@ async function openLocked(
   });
   // Decisions of two-phase commits a crash left in doubt: the owners resolve them while recovering.
   const committedTransactions = [...(await readCommittedTransactions(directory))];
+  // Refuses an old log layout, cuts the torn tails a crash left and names this run's logs.
+  const walRun = await startWalRun(directory);
   let started: Awaited<ReturnType<typeof WorkerPool.start>>;
   try {
     const pinning = decidePinning(resolved.pinWorkers, topology);
@@ -117,6 +120,7 @@ async function openLocked(
       pinning,
       mvcc,
       committedTransactions,
+      walRun.epoch,
     );
   } catch (error) {
     const revived = reviveLightningError(error);
@@ -198,8 +202,8 @@ async function openLocked(
     recovery: {
       checkpointEntries: recoveries.reduce((sum, recovery) => sum + recovery.checkpointEntries, 0),
       replayedRecords: recoveries.reduce((sum, recovery) => sum + recovery.replayedRecords, 0),
-      tornTailsCut: recoveries.filter((recovery) => recovery.tornTail !== null).length,
-      tornTailBytes: recoveries.reduce((sum, recovery) => sum + (recovery.tornTail?.bytesDropped ?? 0), 0),
+      tornTailsCut: walRun.tornTails.length,
+      tornTailBytes: walRun.tornTails.reduce((sum, torn) => sum + torn.bytesDropped, 0),
     },
     release: async () => {
       markClosed(databaseControl);

@@ -53,6 +53,7 @@ export class WorkerPool {
     pinning: PinningDecision,
     mvcc: MvccState,
     committedTransactions: number[],
+    walEpoch: number,
   ): Promise<{
     pool: WorkerPool;
     trees: TreeHandle[];
@@ -96,6 +97,7 @@ export class WorkerPool {
               placement: { node: planned.node, cpus: planned.cpus, pinning },
               mvcc: mvcc.sab,
               committedTransactions,
+              walEpoch,
             }),
             pool.#exited(worker),
           ]);

@@ -19,10 +19,10 @@ import {
   operationTxPrepare,
 } from '../shared-memory/ring/transaction-codec.js';
 import {
+  type PartitionLog,
   recordTypeDecision,
   recordTypeOperation,
   recordTypePrepare,
-  type WalWriter,
 } from '../storage/wal/index.js';
 import { applyOperation, operationPartition } from './apply-operation.js';
 import type { OwnedPartition } from './owner-loop.js';
@@ -66,7 +66,7 @@ export class OperationApplier {
   }
 
   /** Applies published decisions and removes versions no snapshot can see; logs the decisions. */
-  beginPass(touched: Set<WalWriter>): void {
+  beginPass(touched: Set<PartitionLog>): void {
     for (const owned of this.#partitions.values()) {
       for (const decision of owned.versioned.applyDecisions()) {
         owned.log.append(recordTypeDecision, [
@@ -97,7 +97,7 @@ export class OperationApplier {
   }
 
   /** Applies and logs the operation encoded in u8[start, end); returns its status. */
-  apply(u8: Uint8Array, start: number, end: number, touched: Set<WalWriter>): number {
+  apply(u8: Uint8Array, start: number, end: number, touched: Set<PartitionLog>): number {
     const partition = operationPartition(u8, start);
     const owned = this.#partitions.get(partition);
     if (owned === undefined) {

@@ -11,7 +11,7 @@ import {
 } from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { recordTypeFragment, statusConflict } from '../shared-memory/ring/ring-layout.js';
-import type { WalWriter } from '../storage/wal/index.js';
+import { flushOwnerLogs, type PartitionLog } from '../storage/wal/index.js';
 import type { Failpoints } from './failpoints.js';
 import { OperationApplier } from './operation-applier.js';
 import { observeLogs, recordBatch } from './owner-metrics.js';
@@ -25,7 +25,8 @@ const garbageCheckIntervalMs = 50;
 /** What an owner loop serves: its partitions' trees and logs. */
 export interface OwnedPartition {
   tree: BTree;
-  log: WalWriter;
+  /** The partition's view of its owner's one log: its LSN sequence, records tagged with it. */
+  log: PartitionLog;
   /** The partition under MVCC: its version store, prepared transactions and their locks. */
   versioned: VersionedPartition;
 }
@@ -41,17 +42,18 @@ interface Assembly {
  * log it, publish completions, and sleep on the doorbell when there is nothing to do.
  *
  * One pass over the rings is one batch: everything callers appended since the last pass is applied,
- * appended to its partition's write-ahead log, and written with one write per partition; in 'sync'
- * mode each of those is followed by one fdatasync (group commit). Only then is completion published,
- * so a caller's promise resolves after its write is on disk. While a batch syncs, callers keep
- * appending, and the next batch is as large as the disk is slow. Between batches the loop yields to
- * the event loop, so control messages (stats, checkpoint, shutdown) are served while writes stream in.
+ * appended to the owner's write-ahead log (each record tagged with its partition), and written with
+ * one write; in 'sync' mode it is followed by one fdatasync (group commit), however many partitions
+ * the batch touched. Only then is completion published, so a caller's promise resolves after its
+ * write is on disk. While a batch syncs, callers keep appending, and the next batch is as large as
+ * the disk is slow. Between batches the loop yields to the event loop, so control messages (stats,
+ * checkpoint, shutdown) are served while writes stream in.
  */
 export class OwnerLoop {
   readonly #partitions: Map<number, OwnedPartition>;
   readonly #durability: DurabilityMode;
   /** Logs written without a sync since the last `takeUnsynced()` ('relaxed' and 'none' modes). */
-  #unsynced = new Set<WalWriter>();
+  #unsynced = new Set<PartitionLog>();
   readonly #rings: CommandRing[];
   readonly #consumers: RingConsumer[];
   readonly #completedSeqs: number[];
@@ -125,11 +127,14 @@ export class OwnerLoop {
     }
     while ((await this.drainOnce()) > 0) {}
     // A clean stop leaves nothing unsynced, whatever the durability mode.
-    await Promise.all([...this.#partitions.values()].map((owned) => owned.log.flush(true)));
+    await flushOwnerLogs(
+      [...this.#partitions.values()].map((owned) => owned.log),
+      true,
+    );
   }
 
   /** Logs written but not synced since the last call; the caller syncs them. */
-  takeUnsynced(): WalWriter[] {
+  takeUnsynced(): PartitionLog[] {
     const logs = [...this.#unsynced];
     this.#unsynced.clear();
     return logs;
@@ -148,7 +153,7 @@ export class OwnerLoop {
     let total = 0;
     const consumers = this.#consumers;
     const finished: number[] = [];
-    const touched = new Set<WalWriter>();
+    const touched = new Set<PartitionLog>();
     this.#applier.beginPass(touched);
     for (let r = 0; r < consumers.length; r++) {
       const consumer = consumers[r]!;
@@ -210,7 +215,7 @@ export class OwnerLoop {
     if (total === 0 && touched.size === 0) return 0;
     const sync = this.#durability === 'sync';
     try {
-      await Promise.all([...touched].map((log) => log.flush(sync)));
+      await flushOwnerLogs(touched, sync);
       if (!sync) for (const log of touched) this.#unsynced.add(log);
     } catch (error) {
       // The batch is applied in memory but may not be on disk, and the log cannot be trusted to take
@@ -249,7 +254,7 @@ export class OwnerLoop {
   }
 
   /** Applies and logs the operation encoded in u8[start, end); returns its status. */
-  #apply(u8: Uint8Array, start: number, end: number, touched: Set<WalWriter>): number {
+  #apply(u8: Uint8Array, start: number, end: number, touched: Set<PartitionLog>): number {
     this.#failpoints.hit('owner.apply');
     return this.#applier.apply(u8, start, end, touched);
   }

@@ -42,6 +42,8 @@ export interface OwnerConfig {
   mvcc: SharedArrayBuffer;
   /** Transactions the coordinators' decision logs record as committed, for in-doubt prepares. */
   committedTransactions: number[];
+  /** This run's epoch: names this worker's new log (storage/wal/wal-startup.ts). */
+  walEpoch: number;
   /** The planned node and its CPUs, and whether to pin to them before any partition memory is touched. */
   placement: { node: number; cpus: number[]; pinning: PinningDecision };
 }

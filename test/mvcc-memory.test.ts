@@ -1,13 +1,21 @@
 /**
- * Version cleanup keeps memory flat: the same 100 keys are overwritten without end (puts and
- * cross-partition batches) for a bounded time while snapshots open and close all along, each living
- * tens of milliseconds, so every overwrite replaces a version some open snapshot can see. The
- * partitions' page counts must stop growing after a warm-up (a leaked version store grows them
- * steadily), every snapshot must keep reading the values of its moment, and once every snapshot is
- * released stats().mvcc.versionsRetained must return to zero.
+ * Version cleanup keeps memory flat: the same 100 keys are overwritten round after round (puts and
+ * cross-partition batches) while snapshots open and close all along, each living a few rounds, so
+ * every overwrite replaces a version some open snapshot can see. Everything is counted in rounds, not
+ * milliseconds, so a loaded machine changes how long the test takes, never what it asserts:
  *
- *   LIGHTNING_SEED=<n>         replay a seed (printed in the test name)
- *   LIGHTNING_MVCC_MS=<ms>     how long the overwrites run (default 5,000)
+ * - after every round, the versions retained are at most keys × (the rounds a snapshot lives + 2): a
+ *   snapshot that is never released (or cleanup that stops) makes them grow by a round of keys each
+ *   round and breaks the bound within a few rounds;
+ * - every snapshot keeps reading the values of its round;
+ * - the rounds come in identical cycles, each ending at a quiet point (every snapshot released and
+ *   stats().mvcc.versionsRetained back to zero, waited for by polling with a generous deadline), and
+ *   from the second quiet point on the pages in use are exactly the same at every quiet point and
+ *   the pages allocated rise by less than one round's versions: a leaked version store, or pages
+ *   freed and never reused, grows them from cycle to cycle.
+ *
+ *   LIGHTNING_SEED=<n>           replay a seed (printed in the test name)
+ *   LIGHTNING_MVCC_CYCLES=<n>    how many cycles of rounds run (default 6)
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,19 +30,22 @@ type Database = Awaited<ReturnType<typeof open>>;
 type Snapshot = ReturnType<Database['snapshot']>;
 
 const seed = seedFromEnv(0x3e3_0001);
-const durationMs = positiveFromEnv('LIGHTNING_MVCC_MS', 5000);
+const cycles = positiveFromEnv('LIGHTNING_MVCC_CYCLES', 6, 3);
+const roundsPerCycle = 40;
+/** A snapshot lives 1 to this many rounds: the versions it keeps span at most this many rounds. */
+const snapshotRoundsMax = 5;
 const keyCount = 100;
 const valueBytes = 200;
 const partitions = 4;
-/** How often every snapshot is released and the retained versions must all be cleaned up. */
-const quietEveryMs = 1000;
+/** How long a quiet point may wait for cleanup: far beyond what a loaded machine needs. */
+const quietDeadlineMs = 60_000;
 
-function positiveFromEnv(name: string, fallback: number): number {
+function positiveFromEnv(name: string, fallback: number, least: number): number {
   const raw = process.env[name];
   if (raw === undefined || raw.trim() === '') return fallback;
   const value = Number(raw);
-  if (!Number.isInteger(value) || value < 500)
-    throw new Error(`${name} must be an integer >= 500, got ${raw}`);
+  if (!Number.isInteger(value) || value < least)
+    throw new Error(`${name} must be an integer >= ${least}, got ${raw}`);
   return value;
 }
 
@@ -56,7 +67,7 @@ afterAll(async () => {
 });
 
 interface Sample {
-  atMs: number;
+  round: number;
   /** Pages of the partitions' trees and of their version stores. */
   pagesAllocated: number;
   pagesInUse: number;
@@ -65,13 +76,13 @@ interface Sample {
   openSnapshots: number;
 }
 
-function sample(startedMs: number): Sample {
+function sample(round: number): Sample {
   const stats = db.stats();
   // The version stores are trees in arenas of their own, reported apart from the partitions' trees.
   const versions = stats.versionStoreStats;
   const all = [...stats.partitionStats, ...versions];
   return {
-    atMs: performance.now() - startedMs,
+    round,
     pagesAllocated: all.reduce((sum, p) => sum + p.pagesAllocated, 0),
     pagesInUse: all.reduce((sum, p) => sum + p.pagesInUse, 0),
     versionPagesInUse: versions.reduce((sum, p) => sum + p.pagesInUse, 0),
@@ -80,16 +91,26 @@ function sample(startedMs: number): Sample {
   };
 }
 
-const maxOf = (
-  samples: Sample[],
-  field: 'pagesAllocated' | 'pagesInUse' | 'versionPagesInUse' | 'versionsRetained',
-): number => Math.max(...samples.map((s) => s[field]));
+const line = (s: Sample): string =>
+  `round ${s.round}: ${s.pagesAllocated} pages allocated, ${s.pagesInUse} in use (${s.versionPagesInUse} by versions), ${s.versionsRetained} versions, ${s.openSnapshots} snapshots`;
+
+/**
+ * How many rounds each snapshot of a cycle lives, by the round it opens in (0 when none opens):
+ * drawn once from the seed, so every cycle does exactly the same work.
+ */
+function cycleSchedule(random: () => number): number[] {
+  return Array.from({ length: roundsPerCycle }, (_, n) =>
+    // The last rounds of a cycle open none, so every cycle ends the same way.
+    n + snapshotRoundsMax < roundsPerCycle && random() % 4 !== 0 ? 1 + (random() % snapshotRoundsMax) : 0,
+  );
+}
 
 describe(`version cleanup under endless overwrites (seed ${seed})`, () => {
-  it(`page counts stop growing over ${durationMs} ms and versions are reclaimed after release`, {
-    timeout: durationMs + 40_000,
+  it(`versions stay bounded by keys × snapshot rounds and page counts are flat over ${cycles} cycles`, {
+    timeout: 120_000 + cycles * 60_000,
   }, async () => {
     const random = mulberry32(seed);
+    const schedule = cycleSchedule(random);
     let round = 0;
     const overwriteAll = async (): Promise<void> => {
       round++;
@@ -108,17 +129,17 @@ describe(`version cleanup under endless overwrites (seed ${seed})`, () => {
     };
     await overwriteAll();
 
-    const live: Array<{ snapshot: Snapshot; round: number; closeAtMs: number }> = [];
+    /** Open snapshots: the round whose values each sees, and the round after which it is released. */
+    const live: Array<{ snapshot: Snapshot; round: number; releaseAfterRound: number }> = [];
     const problems: string[] = [];
     const samples: Sample[] = [];
     /** Samples taken at quiet points: every snapshot released and the versions cleaned up. */
     const quiet: Sample[] = [];
     let snapshotsTaken = 0;
     let snapshotReads = 0;
-    const started = performance.now();
-    let nextSampleMs = 0;
-    let nextSnapshotMs = 0;
-    let nextQuietMs = quietEveryMs;
+    // Two rounds beyond the snapshots' own: cleanup runs as an owner starts a pass, and its queue
+    // stops at the first version still needed, so a batch decided late can hold back the round after.
+    const versionsBound = keyCount * (snapshotRoundsMax + 2);
 
     /** Reads a few keys at every open snapshot: each must still show its round's values. */
     const checkSnapshots = (): void => {
@@ -136,81 +157,75 @@ describe(`version cleanup under endless overwrites (seed ${seed})`, () => {
       }
     };
 
-    /** Releases every snapshot, then overwrites until cleanup has taken every retained version. */
+    /** Releases every snapshot, then polls until cleanup has taken every retained version. */
     const quietPoint = async (): Promise<Sample> => {
       for (const entry of live.splice(0)) entry.snapshot.release();
-      let now = sample(started);
-      for (let waited = 0; now.versionsRetained > 0 && waited < 3000; waited += 20) {
-        // The owner cleans up as it writes: keep it writing (no snapshot is open, nothing is kept).
-        await overwriteAll();
-        await sleep(20);
-        now = sample(started);
+      const deadline = performance.now() + quietDeadlineMs;
+      let now = sample(round);
+      while ((now.versionsRetained > 0 || now.openSnapshots > 0) && performance.now() < deadline) {
+        await sleep(10);
+        now = sample(round);
       }
       return now;
     };
 
-    while (performance.now() - started < durationMs) {
-      let nowMs = performance.now() - started;
-      if (nowMs >= nextQuietMs) {
-        quiet.push(await quietPoint());
-        nowMs = performance.now() - started;
-        nextQuietMs = nowMs + quietEveryMs;
+    for (let cycle = 0; cycle < cycles; cycle++) {
+      for (const lifetime of schedule) {
+        // Snapshots whose rounds are over are released before the next overwrite.
+        for (let i = live.length - 1; i >= 0; i--) {
+          if (live[i]!.releaseAfterRound <= round) live.splice(i, 1)[0]!.snapshot.release();
+        }
+        if (lifetime > 0) {
+          live.push({ snapshot: db.snapshot(), round, releaseAfterRound: round + lifetime });
+          snapshotsTaken++;
+        }
+        await overwriteAll();
+        checkSnapshots();
+        const now = sample(round);
+        samples.push(now);
+        // Every version retained was replaced in one of the last few rounds, which an open snapshot
+        // can still see, or just before them: a snapshot never released breaks this within rounds.
+        expect(now.versionsRetained, `${line(now)}, at most ${versionsBound}`).toBeLessThanOrEqual(
+          versionsBound,
+        );
       }
-      // A snapshot opens every 15 ms and lives 20-100 ms: a few are open at any time.
-      for (let i = live.length - 1; i >= 0; i--) {
-        if (live[i]!.closeAtMs <= nowMs) live.splice(i, 1)[0]!.snapshot.release();
-      }
-      if (nowMs >= nextSnapshotMs) {
-        live.push({ snapshot: db.snapshot(), round, closeAtMs: nowMs + 20 + (random() % 81) });
-        snapshotsTaken++;
-        nextSnapshotMs = nowMs + 15;
-      }
-      await overwriteAll();
-      checkSnapshots();
-      if (nowMs >= nextSampleMs) {
-        samples.push(sample(started));
-        nextSampleMs = nowMs + 50;
-      }
+      quiet.push(await quietPoint());
     }
-    quiet.push(await quietPoint());
 
-    const half = samples.findIndex((s) => s.atMs >= durationMs / 2);
-    const first = samples.slice(0, half);
-    const second = samples.slice(half);
-    const line = (s: Sample): string =>
-      `${s.atMs.toFixed(0)} ms: ${s.pagesAllocated} pages allocated, ${s.pagesInUse} in use (${s.versionPagesInUse} by versions), ${s.versionsRetained} versions, ${s.openSnapshots} snapshots`;
+    const peak = (field: 'pagesAllocated' | 'versionPagesInUse' | 'versionsRetained'): number =>
+      Math.max(...samples.map((s) => s[field]));
     console.log(
       `mvcc-memory: seed ${seed}: ${round} rounds (${round * keyCount} overwrites), ${snapshotsTaken} snapshots, ` +
-        `${snapshotReads} snapshot reads; peaks first half / second half: ${maxOf(first, 'pagesInUse')} / ${maxOf(second, 'pagesInUse')} pages in use, ` +
-        `${maxOf(first, 'versionsRetained')} / ${maxOf(second, 'versionsRetained')} versions; at the quiet points:\n  ` +
-        quiet.map(line).join('\n  '),
+        `${snapshotReads} snapshot reads; peak ${peak('versionsRetained')} versions retained (bound ${versionsBound}), ` +
+        `${peak('versionPagesInUse')} version pages; at the quiet points:\n  ${quiet.map(line).join('\n  ')}`,
     );
 
     expect(problems).toEqual([]);
-    // Enough work that a leak of even a few bytes per overwrite would show in whole pages.
-    expect(round * keyCount).toBeGreaterThan(50 * keyCount);
-    expect(snapshotsTaken).toBeGreaterThan(20);
     // While snapshots were open, overwrites had to keep versions: the version store was exercised.
-    expect(maxOf(samples, 'versionsRetained')).toBeGreaterThan(0);
-    expect(maxOf(samples, 'versionPagesInUse')).toBeGreaterThan(0);
+    expect(peak('versionsRetained')).toBeGreaterThan(keyCount);
+    expect(peak('versionPagesInUse')).toBeGreaterThan(0);
 
-    // At every quiet point all versions are gone and the pages in use are back where the first quiet
-    // point left them: nothing accumulates from one second to the next.
-    expect(quiet.length).toBeGreaterThanOrEqual(3);
+    // At every quiet point all versions are gone; from the second on, the pages allocated and in use
+    // are exactly where the second left them: identical cycles leave nothing behind.
+    expect(quiet.length).toBe(cycles);
     for (const point of quiet) {
       expect(point.openSnapshots, line(point)).toBe(0);
       expect(point.versionsRetained, line(point)).toBe(0);
-      expect(point.pagesInUse, `${line(point)} vs ${line(quiet[0]!)}`).toBeLessThanOrEqual(
-        quiet[0]!.pagesInUse + 2 * partitions,
+    }
+    const pageSizeBytes = db.stats().versionStoreStats[0]!.pageSizeBytes;
+    // A round's versions, packed into pages, plus a partly filled page in every version store.
+    const oneRoundOfVersionPages =
+      Math.ceil((keyCount * (valueBytes + keyName(0).length)) / pageSizeBytes) + partitions;
+    const settled = quiet[1]!;
+    for (const point of quiet.slice(2)) {
+      expect(point.pagesInUse, `${line(point)} vs ${line(settled)}`).toBe(settled.pagesInUse);
+      // The arenas' high-water marks may still rise a little: which pass cleanup runs in decides how
+      // close to the bound a cycle's busiest moment comes, by a fraction of a round of keys in every
+      // run measured. Pages freed but never reused would instead add a cycle's version pages every cycle.
+      expect(point.pagesAllocated, `${line(point)} vs ${line(settled)}`).toBeLessThanOrEqual(
+        settled.pagesAllocated + oneRoundOfVersionPages,
       );
     }
-    // And the arenas stop growing: the high-water mark of the second half stays within the first
-    // half's plus a margin for a busier moment (how many versions the open snapshots hold varies).
-    const peakFirst = maxOf(first, 'pagesAllocated');
-    expect(
-      maxOf(second, 'pagesAllocated'),
-      `pages allocated, first half peak ${peakFirst}`,
-    ).toBeLessThanOrEqual(Math.ceil(peakFirst * 1.5) + 16 * partitions);
     for (let i = 0; i < keyCount; i++) expect(db.getString(keyName(i))).toBe(valueAt(round, i));
   });
 });

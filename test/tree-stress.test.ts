@@ -47,10 +47,23 @@ const keySpace = checkEveryOp ? 400 : 2000;
 /** Two readers on small machines (the writer and the readers must all get a core to overlap). */
 const readerCount = availableParallelism() >= 4 ? 3 : 2;
 
+/**
+ * Proof that the readers raced the writer: reads that restarted (a page changed under them) and
+ * reader operations during which a write completed. The writer waits for them past its duration, as
+ * for its first drain, so a slow machine shortens no coverage. Default runs on a loaded two-core
+ * machine saw hundreds to thousands of restarts and dozens of overlaps per reader.
+ */
+const restartsWanted = 100;
+const overlapsWanted = 20;
+/** The writer gives up waiting for the race after this many more operations (several runs' worth). */
+const extraOpsMax = 40_000;
+/** Time those extra operations may take on a slow, loaded machine, added to the writer's margin. */
+const extraOpsMarginMs = 150_000;
+
 /** Worker start-up includes tsx compiling the tree sources; generous because CI machines are slow. */
 const startupMs = 60_000;
 /** Slack after the duration for the writer's last operation, final checkTree and full verification. */
-const writerMarginMs = 20_000 + Math.round(durationMs * 0.25);
+const writerMarginMs = 20_000 + Math.round(durationMs * 0.25) + extraOpsMarginMs;
 /** Readers must notice the stop flag within one operation and then do one full pass. */
 const readerMarginMs = 20_000;
 /** Less work than this means the readers were starved, so the run proved little. */
@@ -145,6 +158,9 @@ it(
       const writerInput: WriterInput = {
         seed,
         durationMs,
+        restartsWanted,
+        overlapsWanted,
+        extraOpsMax,
         checkEveryOp,
         keySpace,
         readerCount,
@@ -252,6 +268,17 @@ it(
         }
       }
       if (w.largeValues === 0) problems.push('writer wrote no overflow-sized value');
+      // Readers that never restarted, or never read while a write completed, ran beside the writer
+      // rather than against it, and proved nothing about concurrent reads.
+      const restarts = readerResults.reduce((sum, r) => sum + r.restarts, 0);
+      const overlaps = readerResults.reduce((sum, r) => sum + r.opsOverlappingWrites, 0);
+      if (restarts === 0)
+        problems.push(`no reader restarted in ${w.ops} writer ops (${w.extraOps} past the duration)`);
+      if (overlaps === 0) {
+        problems.push(
+          `no reader operation overlapped a write in ${w.ops} writer ops (${w.extraOps} past the duration)`,
+        );
+      }
       for (const r of readerResults) {
         if (r.gets < minGets) problems.push(`reader ${r.readerId} did only ${r.gets} gets (< ${minGets})`);
         if (r.scans < minScans)
@@ -272,6 +299,7 @@ it(
     for (const { samples: _, type: __, ...counts } of readerResults) {
       console.log(`[tree-stress] reader ${JSON.stringify(counts)}`);
     }
+    if (problems.length > 0) console.log(`[tree-stress] problems:\n  ${problems.join('\n  ')}`);
     expect(problems, `[tree-stress] seed=${seedText}; replay: ${replay}`).toEqual([]);
   },
   startupMs * 2 + durationMs + writerMarginMs + readerMarginMs + 10_000,

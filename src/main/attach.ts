@@ -50,7 +50,7 @@ export async function attach(handle: unknown): Promise<Database> {
     ),
     mvcc,
     slot,
-    decisionLog: new DecisionLog(handle.path, slot, handle.durability === 'sync'),
+    decisionLog: new DecisionLog(handle.path, slot),
     failpoints: new Failpoints(undefined),
     channels,
     transactionChannels,

@@ -192,7 +192,7 @@ async function openLocked(
     ),
     mvcc,
     slot,
-    decisionLog: new DecisionLog(directory, slot, resolved.durability === 'sync'),
+    decisionLog: new DecisionLog(directory, slot),
     failpoints: new Failpoints(resolved.failpoints),
     channels,
     transactionChannels,

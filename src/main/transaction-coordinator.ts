@@ -230,6 +230,8 @@ export class TransactionCoordinator {
     let failure: unknown = null;
     if (committed) {
       failpoints.hit('tx.after-prepare');
+      const gate = failpoints.gate('tx.after-prepare');
+      if (gate !== null) await gate;
       try {
         this.#logged.push(reference);
         await decisionLog.append(transactionId);

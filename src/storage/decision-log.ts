@@ -75,23 +75,27 @@ export async function removeDecisionLogs(databaseDirectory: string): Promise<voi
 /**
  * One thread's decision log. Appends from concurrent commits of the thread are grouped: one write and
  * one fdatasync for every decision waiting when the previous sync ends.
+ *
+ * Decisions are synced in every durability mode: a participant applies a decision once it is
+ * published, and may log it, checkpoint it and report itself done with it; if the decision could
+ * then vanish in a power loss, presumed abort would undo the transaction in the partitions that had
+ * not logged it and keep it in the others. 'relaxed' and 'none' may lose the newest transactions,
+ * never half of one.
  */
 export class DecisionLog {
   readonly #databaseDirectory: string;
   readonly #slot: number;
-  readonly #sync: boolean;
   #handle: FileHandle | null = null;
   #bytes = 0;
   #waiting: { transactionId: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
   #writing = false;
 
-  constructor(databaseDirectory: string, slot: number, sync: boolean) {
+  constructor(databaseDirectory: string, slot: number) {
     this.#databaseDirectory = databaseDirectory;
     this.#slot = slot;
-    this.#sync = sync;
   }
 
-  /** Resolves once the decision is durable (written, in the non-sync durability modes). */
+  /** Resolves once the decision is durable. */
   append(transactionId: number): Promise<void> {
     return new Promise((resolve, reject) => {
       this.#waiting.push({ transactionId, resolve, reject });
@@ -138,7 +142,7 @@ export class DecisionLog {
         });
         await handle.write(bytes, 0, bytes.length);
         this.#bytes += bytes.length;
-        if (this.#sync) await handle.datasync();
+        await handle.datasync();
         for (const waiter of batch) waiter.resolve();
       } catch (error) {
         for (const waiter of batch) waiter.reject(error);

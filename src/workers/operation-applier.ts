@@ -2,6 +2,7 @@ import { isLightningError } from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { txPreparing } from '../shared-memory/mvcc/mvcc-state.js';
 import {
+  type BatchEntry,
   decodeOperation,
   operationBatch,
   operationDel,
@@ -26,8 +27,17 @@ import {
 } from '../storage/wal/index.js';
 import { applyOperation, operationPartition } from './apply-operation.js';
 import type { OwnedPartition } from './owner-loop.js';
+import { type PassReservation, reserveForPass } from './pass-reservation.js';
+import { PassStaging, type StagedOperation } from './pass-staging.js';
 import { encodeDecisionRecord, encodePrepareRecord } from './transaction-records.js';
 import type { CommitWindow } from './versioned-partition.js';
+
+/** The entries a staged operation writes (a prepare's writes, for a prepare). */
+function stagedEntries(bytes: Uint8Array, operation: StagedOperation): readonly BatchEntry[] {
+  if (bytes[operation.start] === operationTxPrepare)
+    return decodeTransaction(bytes, operation.start, operation.end).writes;
+  return decodeOperation(bytes, operation.start, operation.end).entries;
+}
 
 /** Operations one commit window covers: snapshots that arrive meanwhile wait at most this long. */
 const windowOperationsMax = 256;
@@ -46,6 +56,11 @@ export class OperationApplier {
   #windowOperations = 0;
   /** Decisions applied and logged, not yet synced: their participants are released after the sync. */
   #decided: number[] = [];
+  /** True once this pass logged a prepare or a decision record (see `passNeedsSync`). */
+  #transactionRecords = false;
+  readonly #staging: PassStaging = new PassStaging((operation): readonly BatchEntry[] =>
+    stagedEntries(this.#staging.bytes, operation),
+  );
 
   constructor(partitions: Map<number, OwnedPartition>, mvcc: MvccState, committer: number) {
     this.#partitions = partitions;
@@ -74,6 +89,7 @@ export class OperationApplier {
         ]);
         touched.add(owned.log);
         this.#decided.push(decision.reference);
+        this.#transactionRecords = true;
       }
     }
     // Finding the oldest snapshot scans every snapshot slot: only when there is something to clean.
@@ -86,6 +102,7 @@ export class OperationApplier {
   endPass(): void {
     for (const reference of this.#decided) this.#mvcc.participantDone(reference);
     this.#decided = [];
+    this.#transactionRecords = false;
   }
 
   /** Closes the commit window, if one is open: snapshots may read what it installed. */
@@ -96,8 +113,12 @@ export class OperationApplier {
     this.#windowOperations = 0;
   }
 
-  /** Applies and logs the operation encoded in u8[start, end); returns its status. */
-  apply(u8: Uint8Array, start: number, end: number, touched: Set<PartitionLog>): number {
+  /**
+   * Stages the operation encoded in u8[start, end): validates it (locks, transaction conflicts, room
+   * in its partition), appends it to its partition's log and keeps it for `applyStaged`. Nothing is
+   * visible to readers yet. Returns its status; only an operation staged with statusOk was logged.
+   */
+  stage(u8: Uint8Array, start: number, end: number, touched: Set<PartitionLog>): number {
     const partition = operationPartition(u8, start);
     const owned = this.#partitions.get(partition);
     if (owned === undefined) {
@@ -107,56 +128,105 @@ export class OperationApplier {
       return statusInternalError;
     }
     try {
-      const status = this.#applyTo(owned, u8, start, end);
+      const status = this.#stageTo(owned, partition, u8, start, end);
       if (status === statusOk) touched.add(owned.log);
       return status;
     } catch (error) {
       if (isLightningError(error, 'ERR_PARTITION_FULL')) return statusPartitionFull;
       console.error('lightning-db owner: a write failed', error);
       return statusInternalError;
-    } finally {
-      if (++this.#windowOperations >= windowOperationsMax) this.closeWindow();
     }
   }
 
-  #applyTo(owned: OwnedPartition, u8: Uint8Array, start: number, end: number): number {
+  /** True if this pass staged a prepare or logged a decision: records the log must sync in every mode. */
+  get passNeedsSync(): boolean {
+    return this.#transactionRecords;
+  }
+
+  /**
+   * Applies everything staged in this pass to the trees, in order, under commit windows of at most
+   * `windowOperationsMax` operations. Called once the pass's log records are written (and synced, where
+   * the mode or the records ask for it): from here on readers may see them. Nothing here can fail for
+   * want of room (staging reserved it); a failure is a bug, and the caller stops the worker.
+   */
+  applyStaged(): void {
+    const staging = this.#staging;
+    const bytes = staging.bytes;
+    for (const operation of staging.operations) {
+      const owned = this.#partitions.get(operation.partition)!;
+      const kind = bytes[operation.start]!;
+      if (kind === operationTxPrepare) {
+        owned.versioned.installPrepared(decodeTransaction(bytes, operation.start, operation.end));
+      } else {
+        this.#applyWrites(owned, bytes, operation.start, operation.end);
+      }
+      if (++this.#windowOperations >= windowOperationsMax) this.closeWindow();
+    }
+    this.closeWindow();
+    for (const owned of this.#partitions.values()) owned.versioned.stagedFromLsn = null;
+    staging.clear();
+  }
+
+  #applyWrites(owned: OwnedPartition, u8: Uint8Array, start: number, end: number): void {
+    const window = this.#openWindow();
+    const state = owned.versioned;
+    if (!window.keepVersions && state.unlocked && state.versionsRetained === 0) {
+      // No snapshot can see what these writes replace: write in place, as without MVCC.
+      applyOperation(owned.tree, u8, start, end);
+      return;
+    }
+    state.applyWrites(decodeOperation(u8, start, end).entries, window);
+  }
+
+  #stageTo(owned: OwnedPartition, partition: number, u8: Uint8Array, start: number, end: number): number {
     const kind = u8[start]!;
     const state = owned.versioned;
+    const staging = this.#staging;
     if (kind === operationPut || kind === operationDel || kind === operationBatch) {
-      const window = this.#openWindow();
-      if (!window.keepVersions && state.unlocked && state.versionsRetained === 0) {
-        // No snapshot can see what these writes replace: write in place, as without MVCC.
-        const encodedEnd = applyOperation(owned.tree, u8, start, end);
-        owned.log.append(recordTypeOperation, [u8.subarray(start, encodedEnd)]);
-        return statusOk;
-      }
       const decoded = decodeOperation(u8, start, end);
       if (state.writesConflict(decoded.entries)) return statusConflict;
-      state.applyWrites(decoded.entries, window);
-      owned.log.append(recordTypeOperation, [u8.subarray(start, decoded.end)]);
+      const reserved = this.#reserve(owned, partition, decoded.entries);
+      const { firstLsn } = owned.log.append(recordTypeOperation, [u8.subarray(start, decoded.end)]);
+      staging.add(partition, u8, start, decoded.end, firstLsn, reserved);
+      state.stagedFromLsn ??= firstLsn;
       return statusOk;
     }
     if (kind === operationTxCommit) {
       const part = decodeTransaction(u8, start, end);
-      if (!state.validate(part)) return statusConflict;
+      if (staging.touchesStaged(part) || !state.validate(part)) return statusConflict;
       if (part.writes.length === 0) return statusOk;
-      state.applyWrites(part.writes, this.#openWindow());
-      owned.log.append(recordTypeOperation, [u8.subarray(part.writesStart, part.end)]);
+      const reserved = this.#reserve(owned, partition, part.writes);
+      // The writes are encoded as one batch operation: logged, and later applied, as a plain batch.
+      const { firstLsn } = owned.log.append(recordTypeOperation, [u8.subarray(part.writesStart, part.end)]);
+      staging.add(partition, u8, part.writesStart, part.end, firstLsn, reserved);
+      state.stagedFromLsn ??= firstLsn;
       return statusOk;
     }
     if (kind === operationTxPrepare) {
       const part = decodeTransaction(u8, start, end);
       // A coordinator that gave up on this transaction (it aborted) must not find it installed.
       if (this.#mvcc.transactionState(part.statusReference) !== txPreparing) return statusConflict;
-      if (!state.validate(part)) return statusConflict;
+      if (staging.touchesStaged(part) || !state.validate(part)) return statusConflict;
+      const reserved = this.#reserve(owned, partition, part.writes);
       const { firstLsn } = owned.log.append(recordTypePrepare, [
         encodePrepareRecord(part.transactionId, u8.subarray(part.writesStart, part.end)),
       ]);
-      state.prepare(part, firstLsn);
+      state.lockPrepared(part, firstLsn);
+      staging.add(partition, u8, start, part.end, firstLsn, reserved);
+      this.#transactionRecords = true;
       return statusOk;
     }
     console.error(`lightning-db owner: unknown operation kind ${kind}`);
     return statusInternalError;
+  }
+
+  #reserve(owned: OwnedPartition, partition: number, entries: readonly BatchEntry[]): PassReservation {
+    const staging = this.#staging;
+    return reserveForPass(owned.tree, owned.versioned.versions, entries, {
+      entries: staging.entriesStaged(partition),
+      treePages: staging.reservedTreePages(partition),
+      versionPages: staging.reservedVersionPages(partition),
+    });
   }
 
   #openWindow(): CommitWindow {

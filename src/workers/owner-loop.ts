@@ -41,13 +41,15 @@ interface Assembly {
  * The partition owner's loop: drain every ring of this worker, apply what was drained to the trees,
  * log it, publish completions, and sleep on the doorbell when there is nothing to do.
  *
- * One pass over the rings is one batch: everything callers appended since the last pass is applied,
- * appended to the owner's write-ahead log (each record tagged with its partition), and written with
- * one write; in 'sync' mode it is followed by one fdatasync (group commit), however many partitions
- * the batch touched. Only then is completion published, so a caller's promise resolves after its
- * write is on disk. While a batch syncs, callers keep appending, and the next batch is as large as
- * the disk is slow. Between batches the loop yields to the event loop, so control messages (stats,
- * checkpoint, shutdown) are served while writes stream in.
+ * One pass over the rings is one batch, durable before visible: everything callers appended since the
+ * last pass is validated and reserved (all that can fail fails here), appended to the owner's
+ * write-ahead log (each record tagged with its partition), and written with one write; in 'sync' mode
+ * it is followed by one fdatasync (group commit), however many partitions the batch touched. Only
+ * then is the batch applied to the trees, where readers on any thread see it, and completion
+ * published, so a caller's promise resolves after its write is on disk and no reader sees a 'sync'
+ * write a crash can take back. While a batch syncs, callers keep appending, and the next batch is as
+ * large as the disk is slow. Between batches the loop yields to the event loop, so control messages
+ * (stats, checkpoint, shutdown) are served while writes stream in.
  */
 export class OwnerLoop {
   readonly #partitions: Map<number, OwnedPartition>;
@@ -146,8 +148,9 @@ export class OwnerLoop {
   }
 
   /**
-   * Applies everything in every ring once, logs it, and publishes completion once it is written (and
-   * synced, in 'sync' mode). Returns the number of operations applied.
+   * One pass: stages everything in every ring (validate, reserve, append to the log), writes the log
+   * (and syncs it, in 'sync' mode), applies what was staged to the trees, and publishes completion.
+   * Returns the number of operations completed.
    */
   async drainOnce(): Promise<number> {
     let total = 0;
@@ -210,18 +213,28 @@ export class OwnerLoop {
         total += applied;
       }
     }
-    // What this pass installed is complete: snapshots may now read at its timestamps.
-    this.#applier.closeWindow();
     if (total === 0 && touched.size === 0) return 0;
-    const sync = this.#durability === 'sync';
+    // Durable, then visible: the pass's records reach the log (and the disk, in 'sync' mode) before
+    // anything of it is applied. Prepares and decisions of two-phase commits are synced in every mode:
+    // a decision may be made durable only once every prepare is, or presumed abort could keep half of
+    // a transaction after a power loss.
+    const sync = this.#durability === 'sync' || this.#applier.passNeedsSync;
     try {
+      await this.#failpoints.pause('owner.before-sync');
       await flushOwnerLogs(touched, sync);
       if (!sync) for (const log of touched) this.#unsynced.add(log);
     } catch (error) {
-      // The batch is applied in memory but may not be on disk, and the log cannot be trusted to take
+      // Nothing of the batch is visible, but the log may hold part of it and cannot be trusted to take
       // more: stop this worker. Its writers fail with ERR_WORKER_CRASHED; reopening recovers from disk.
       console.error('lightning-db owner: writing the write-ahead log failed; stopping this worker', error);
       process.exit(74);
+    }
+    try {
+      this.#applier.applyStaged();
+    } catch (error) {
+      // Staging reserved room for everything it accepted: a failure here is a bug.
+      console.error('lightning-db owner: applying a logged batch failed; stopping this worker', error);
+      process.exit(70);
     }
     this.#applier.endPass();
     if (total === 0) return 0;
@@ -253,10 +266,10 @@ export class OwnerLoop {
     return assembly.buffer;
   }
 
-  /** Applies and logs the operation encoded in u8[start, end); returns its status. */
+  /** Stages (validates, reserves and logs) the operation encoded in u8[start, end); returns its status. */
   #apply(u8: Uint8Array, start: number, end: number, touched: Set<PartitionLog>): number {
     this.#failpoints.hit('owner.apply');
-    return this.#applier.apply(u8, start, end, touched);
+    return this.#applier.stage(u8, start, end, touched);
   }
 }
 

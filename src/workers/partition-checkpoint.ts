@@ -48,7 +48,7 @@ export async function checkpointPartition(
   if ((await readManifest(directory)) === null)
     await writeManifest(directory, { partitions, checkpoints: [] });
   // A transaction prepared and not yet decided lives only in the log: replay must meet its prepare.
-  const startLsn = Math.min(log.nextLsn, partitionState.oldestPreparedLsn() ?? Number.POSITIVE_INFINITY);
+  const startLsn = Math.min(log.nextLsn, partitionState.oldestLsnToReplay() ?? Number.POSITIVE_INFINITY);
   const written = await writeCheckpoint(
     directory,
     partition,

@@ -1,3 +1,4 @@
+import { assert } from '../shared-memory/assert.js';
 import type { BTree } from '../shared-memory/index.js';
 import { type MvccState, txAborted, txCommitted } from '../shared-memory/mvcc/mvcc-state.js';
 import {
@@ -61,6 +62,8 @@ export class VersionedPartition {
   readonly #mvcc: MvccState;
   readonly #locks = new LockTable();
   readonly #prepared = new Map<number, PreparedTransaction>();
+  /** Prepared transactions whose records are logged and locks taken, intents not installed yet. */
+  readonly #locked = new Map<number, { transactionId: number; lsn: number; lockedKeys: Uint8Array[] }>();
   readonly #cleanup = new CleanupQueue();
 
   constructor(tree: BTree, versions: BTree, mvcc: MvccState) {
@@ -99,9 +102,42 @@ export class VersionedPartition {
     return validateTransactionPart(part, this.tree, this.#locks);
   }
 
-  /** Installs a validated prepared transaction: intents in the tree, old heads kept, locks taken. */
-  prepare(part: DecodedTransaction, lsn: number): void {
+  /**
+   * Takes the locks of a validated prepared transaction whose prepare record was just logged (at
+   * `lsn`): from now on, writes and transactions that touch its keys conflict, even before its intents
+   * are installed (`installPrepared`, once the record is durable). The locks live in this owner only,
+   * so taking them early shows readers nothing.
+   */
+  lockPrepared(part: DecodedTransaction, lsn: number): void {
     const reference = part.statusReference;
+    const lockedKeys: Uint8Array[] = [];
+    for (const entry of part.writes) {
+      const key = entry.key.slice();
+      this.#locks.lockKey(key, reference, true);
+      lockedKeys.push(key);
+    }
+    if (part.isolation === isolationSerializable) {
+      for (const key of part.reads) {
+        const copy = key.slice();
+        this.#locks.lockKey(copy, reference, false);
+        lockedKeys.push(copy);
+      }
+      for (const range of part.ranges) {
+        this.#locks.lockRange(
+          { ...range, lower: range.lower?.slice() ?? null, upper: range.upper?.slice() ?? null },
+          reference,
+        );
+      }
+    }
+    this.#locked.set(reference, { transactionId: part.transactionId, lsn, lockedKeys });
+  }
+
+  /** Installs a locked prepared transaction's intents once its prepare record is durable; old heads are kept. */
+  installPrepared(part: DecodedTransaction): void {
+    const reference = part.statusReference;
+    const locked = this.#locked.get(reference);
+    assert(locked !== undefined, 'a prepared transaction is locked before it is installed');
+    this.#locked.delete(reference);
     const writes: PreparedWrite[] = [];
     this.#reserve(part.writes, true);
     this.tree.group(() =>
@@ -126,30 +162,12 @@ export class VersionedPartition {
         }
       }),
     );
-    const lockedKeys: Uint8Array[] = [];
-    for (const write of writes) {
-      this.#locks.lockKey(write.key, reference, true);
-      lockedKeys.push(write.key);
-    }
-    if (part.isolation === isolationSerializable) {
-      for (const key of part.reads) {
-        const copy = key.slice();
-        this.#locks.lockKey(copy, reference, false);
-        lockedKeys.push(copy);
-      }
-      for (const range of part.ranges) {
-        this.#locks.lockRange(
-          { ...range, lower: range.lower?.slice() ?? null, upper: range.upper?.slice() ?? null },
-          reference,
-        );
-      }
-    }
     this.#prepared.set(reference, {
       reference,
-      transactionId: part.transactionId,
-      lsn,
+      transactionId: locked.transactionId,
+      lsn: locked.lsn,
       writes,
-      lockedKeys,
+      lockedKeys: locked.lockedKeys,
     });
   }
 
@@ -178,11 +196,23 @@ export class VersionedPartition {
     return decided;
   }
 
-  /** The lowest LSN a checkpoint must replay from to keep undecided prepares, or null. */
-  oldestPreparedLsn(): number | null {
-    let oldest: number | null = null;
+  /**
+   * The first LSN of this partition that the owner's current pass logged and has not applied yet, or
+   * null: a checkpoint walking the tree meanwhile does not see those writes, so it must replay them.
+   */
+  stagedFromLsn: number | null = null;
+
+  /**
+   * The lowest LSN a checkpoint must replay from, or null: undecided prepares (their intents are not
+   * checkpointed) and writes logged but not yet applied.
+   */
+  oldestLsnToReplay(): number | null {
+    let oldest: number | null = this.stagedFromLsn;
     for (const prepared of this.#prepared.values()) {
       if (oldest === null || prepared.lsn < oldest) oldest = prepared.lsn;
+    }
+    for (const locked of this.#locked.values()) {
+      if (oldest === null || locked.lsn < oldest) oldest = locked.lsn;
     }
     return oldest;
   }

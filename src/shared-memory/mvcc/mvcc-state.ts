@@ -34,6 +34,11 @@ export const txFree = 0;
 export const txPreparing = 1;
 export const txCommitted = 2;
 export const txAborted = 3;
+/**
+ * What commitTimestamp returns for a transaction whose status entry was freed: every participant had
+ * applied its decision, so its intents are gone and a reader must read the head again.
+ */
+export const transactionEnded = -1;
 
 export interface MvccSizes {
   committers: number;
@@ -229,18 +234,36 @@ export class MvccState {
    */
   transactionState(reference: number): number {
     const entries = this.transactionEntries;
-    const index = reference % entries;
-    const word = (this.#entriesAt + index * entryWords) * 2;
+    const word = (this.#entriesAt + (reference % entries) * entryWords) * 2;
+    const generation = Math.floor(reference / entries);
+    // Read as a seqlock: the generation, the state, the generation again. A state read while the
+    // generation is the reference's, before and after, is this transaction's (or, for the instant a
+    // new claim takes a free entry before bumping its generation, txPreparing, which only makes a
+    // reader look further back and check the head again).
+    if (Atomics.load(this.#i32, word + 1) >>> 0 !== generation) return txFree;
     const state = Atomics.load(this.#i32, word);
-    const generation = Atomics.load(this.#i32, word + 1) >>> 0;
-    if (generation !== Math.floor(reference / entries)) return txFree;
+    if (Atomics.load(this.#i32, word + 1) >>> 0 !== generation) return txFree;
     return state;
   }
 
-  /** The commit timestamp of a committed transaction (valid once its state reads txCommitted). */
+  /**
+   * The commit timestamp of a committed transaction (valid once its state reads txCommitted), or
+   * transactionEnded if its entry was freed and claimed again meanwhile.
+   *
+   * The generation is checked before and after the timestamp is read, as a seqlock: a claim bumps
+   * the generation before it resets the timestamp to 0, and the new transaction's decision sets
+   * another, so a timestamp read between two matching generations is this transaction's. Without
+   * the second check a reader could take the reset 0 for the commit timestamp and see a write
+   * committed after its snapshot.
+   */
   commitTimestamp(reference: number): number {
-    const index = reference % this.transactionEntries;
-    return Number(Atomics.load(this.#i64, this.#entriesAt + index * entryWords + 1));
+    const entries = this.transactionEntries;
+    const base = this.#entriesAt + (reference % entries) * entryWords;
+    const generation = Math.floor(reference / entries);
+    if (Atomics.load(this.#i32, base * 2 + 1) >>> 0 !== generation) return transactionEnded;
+    const timestamp = Number(Atomics.load(this.#i64, base + 1));
+    if (Atomics.load(this.#i32, base * 2 + 1) >>> 0 !== generation) return transactionEnded;
+    return timestamp;
   }
 
   /** How many participants must apply the decision before the entry is freed. */

@@ -3,7 +3,7 @@ import { RestartBudget } from '../tree/optimistic-view.js';
 import type { RangeIterator } from '../tree/range-iterator.js';
 import { parseRangeOptions, type RangeBounds, type RangeOptions } from '../tree/range-options.js';
 import type { TreeReader } from '../tree/tree-reader.js';
-import { type MvccState, txCommitted, txFree } from './mvcc-state.js';
+import { type MvccState, transactionEnded, txCommitted, txFree } from './mvcc-state.js';
 import { decodeVersionValue, isVersionOf, versionKey } from './version-key.js';
 
 /** Read timestamp of a read that wants the newest committed state, not a snapshot. */
@@ -100,8 +100,13 @@ export class VersionedReader {
     if ((flags & cellFlagIntent) !== 0) {
       const state = this.#mvcc.transactionState(timestamp);
       if (state === txFree) return again;
-      if (state === txCommitted && this.#mvcc.commitTimestamp(timestamp) <= readTimestamp) return absent;
-      return older;
+      if (state !== txCommitted) return older;
+      const committedAt = this.#mvcc.commitTimestamp(timestamp);
+      // The entry was freed (and claimed again) after its state was read: every participant had
+      // applied the decision by then, so the head read is no longer this intent. Whether the commit
+      // was before or after the read timestamp is now told by the head, which must be read again.
+      if (committedAt === transactionEnded) return again;
+      return committedAt <= readTimestamp ? absent : older;
     }
     return timestamp <= readTimestamp ? absent : older;
   }

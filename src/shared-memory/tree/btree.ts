@@ -144,6 +144,11 @@ export class BTree extends TreeReader {
     return overflowPages + this.#height() + 1;
   }
 
+  /** Pages that can still be allocated: free ones plus those the buffer may still grow by. O(1). */
+  pagesAvailable(): number {
+    return this.#allocator.pagesAvailable();
+  }
+
   /** Makes sure `pages` pages can be allocated, or throws ERR_PARTITION_FULL having changed nothing. */
   reserve(pages: number): void {
     this.#allocator.reserve(pages);

@@ -54,6 +54,11 @@ export class OptimisticView {
   lowerFence: Uint8Array | null = null;
   /** Output of `leafSearch()`: whether the key at the returned index equals the search key. */
   found = false;
+  /**
+   * Reads through this view that started over because the writer changed what they read: a plain
+   * counter of this thread, counted only on the restart path, so tests can see readers race the writer.
+   */
+  restarts = 0;
 
   constructor(arena: PageArena, metaPageId: number) {
     this.arena = arena;

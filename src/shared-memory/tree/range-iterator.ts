@@ -102,6 +102,7 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
         this.#batchEntriesMax *= 2;
         return;
       }
+      this.#view.restarts++;
       budget ??= new RestartBudget();
       budget.spend();
     }

@@ -75,6 +75,7 @@ export class TreeReader {
     if (value !== null) return value;
     const budget = new RestartBudget();
     for (;;) {
+      this.view.restarts++;
       budget.spend();
       const retried = this.#tryGet(bytes);
       if (retried !== null) return retried;

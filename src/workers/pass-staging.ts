@@ -1,0 +1,141 @@
+import { bytesName } from '../shared-memory/index.js';
+import type { BatchEntry } from '../shared-memory/ring/operation-codec.js';
+import { type DecodedTransaction, isolationSerializable } from '../shared-memory/ring/transaction-codec.js';
+import { keyWithin } from '../shared-memory/tree/range-options.js';
+
+/** Where one staged operation's bytes lie in the staging buffer, and what it is. */
+export interface StagedOperation {
+  partition: number;
+  start: number;
+  end: number;
+  /** LSN of the log record that carries it (the prepare record, for a prepare). */
+  lsn: number;
+}
+
+const initialBytes = 1 << 16;
+
+/**
+ * The operations an owner's pass has accepted, logged and not yet applied.
+ *
+ * The pass is: stage (validate, reserve, append to the log) → write and sync the log → apply what was
+ * staged to the trees → publish. Between staging and applying, the operations live here: their bytes
+ * are copied out of the command rings (so ring space is reused while the log syncs) into one buffer
+ * per pass, which is reused, so staging allocates nothing per operation in the steady state.
+ *
+ * Staged writes are not in the trees yet, so a transaction validated later in the same pass cannot
+ * see them there: the keys staged so far are kept per partition for it (built only once a transaction
+ * is validated, so passes of plain writes pay nothing for them).
+ */
+export class PassStaging {
+  #buffer = new Uint8Array(initialBytes);
+  #filled = 0;
+  readonly operations: StagedOperation[] = [];
+  /** Entries staged per partition in this pass: the reservation check's height margin grows with them. */
+  readonly #entries = new Map<number, number>();
+  /** Pages reserved per partition in this pass, in the tree and in the version store. */
+  readonly #treePages = new Map<number, number>();
+  readonly #versionPages = new Map<number, number>();
+  /** Per partition, the names of keys staged so far; null until a transaction needs them. */
+  #stagedKeys: Map<number, Set<string>> | null = null;
+  /** How many of `operations` the key sets cover. */
+  #keysCovered = 0;
+  /** Decodes a staged operation's entries, for the key sets. */
+  readonly #entriesOf: (operation: StagedOperation) => readonly BatchEntry[];
+
+  constructor(entriesOf: (operation: StagedOperation) => readonly BatchEntry[]) {
+    this.#entriesOf = entriesOf;
+  }
+
+  get empty(): boolean {
+    return this.operations.length === 0;
+  }
+
+  /** The bytes of a staged operation; valid until `clear()`. */
+  get bytes(): Uint8Array {
+    return this.#buffer;
+  }
+
+  entriesStaged(partition: number): number {
+    return this.#entries.get(partition) ?? 0;
+  }
+
+  reservedTreePages(partition: number): number {
+    return this.#treePages.get(partition) ?? 0;
+  }
+
+  reservedVersionPages(partition: number): number {
+    return this.#versionPages.get(partition) ?? 0;
+  }
+
+  /** Copies an accepted operation in; `reserved` is what its application may allocate. */
+  add(
+    partition: number,
+    source: Uint8Array,
+    start: number,
+    end: number,
+    lsn: number,
+    reserved: { entries: number; treePages: number; versionPages: number },
+  ): void {
+    const length = end - start;
+    if (this.#filled + length > this.#buffer.length) {
+      const grown = new Uint8Array(Math.max(this.#buffer.length * 2, this.#filled + length));
+      grown.set(this.#buffer.subarray(0, this.#filled));
+      this.#buffer = grown;
+    }
+    this.#buffer.set(source.subarray(start, end), this.#filled);
+    this.operations.push({ partition, start: this.#filled, end: this.#filled + length, lsn });
+    this.#filled += length;
+    this.#entries.set(partition, this.entriesStaged(partition) + reserved.entries);
+    this.#treePages.set(partition, this.reservedTreePages(partition) + reserved.treePages);
+    this.#versionPages.set(partition, this.reservedVersionPages(partition) + reserved.versionPages);
+  }
+
+  /**
+   * True if a write staged earlier in this pass touches what the transaction part depends on: its
+   * writes, and under serializable isolation its reads and scanned ranges. Such a write commits after
+   * the part's read timestamp, so the part conflicts, exactly as if the write were already applied.
+   */
+  touchesStaged(part: DecodedTransaction): boolean {
+    if (this.operations.length === 0) return false;
+    const keys = this.#keysOf(part.partition);
+    if (keys.size === 0) return false;
+    for (const entry of part.writes) if (keys.has(bytesName(entry.key))) return true;
+    if (part.isolation !== isolationSerializable) return false;
+    for (const key of part.reads) if (keys.has(bytesName(key))) return true;
+    if (part.ranges.length === 0) return false;
+    for (const name of keys) {
+      const key = Buffer.from(name, 'latin1');
+      for (const range of part.ranges) if (keyWithin(key, range)) return true;
+    }
+    return false;
+  }
+
+  /** Forgets everything staged: called once the pass applied it. The buffer is kept for reuse. */
+  clear(): void {
+    this.operations.length = 0;
+    this.#filled = 0;
+    this.#entries.clear();
+    this.#treePages.clear();
+    this.#versionPages.clear();
+    this.#stagedKeys = null;
+    this.#keysCovered = 0;
+  }
+
+  #keysOf(partition: number): ReadonlySet<string> {
+    this.#stagedKeys ??= new Map();
+    const all = this.#stagedKeys;
+    const operations = this.operations;
+    for (; this.#keysCovered < operations.length; this.#keysCovered++) {
+      const operation = operations[this.#keysCovered]!;
+      let keys = all.get(operation.partition);
+      if (keys === undefined) {
+        keys = new Set();
+        all.set(operation.partition, keys);
+      }
+      for (const entry of this.#entriesOf(operation)) keys.add(bytesName(entry.key));
+    }
+    return all.get(partition) ?? emptyKeys;
+  }
+}
+
+const emptyKeys: ReadonlySet<string> = new Set();

@@ -11,6 +11,7 @@ import {
 } from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { kRingCompletedSeq, kRingReadOffset } from '../shared-memory/ring/ring-layout.js';
+import type { TornTail } from '../storage/wal/index.js';
 import type { OwnerApi, WorkerPlacement } from '../workers/owner-protocol.js';
 import type { CheckpointResult } from '../workers/partition-checkpoint.js';
 import type { PartitionRecovery } from '../workers/partition-recovery.js';
@@ -59,6 +60,7 @@ export class WorkerPool {
     trees: TreeHandle[];
     versionTrees: TreeHandle[];
     recoveries: PartitionRecovery[];
+    tornTails: TornTail[];
     placements: WorkerPlacement[];
   }> {
     const workers: OwnerWorker[] = plan.workers.map((planned) => {
@@ -75,6 +77,7 @@ export class WorkerPool {
     const trees: TreeHandle[] = new Array(partitions);
     const versionTrees: TreeHandle[] = new Array(partitions);
     const recoveries: PartitionRecovery[] = new Array(partitions);
+    const tornTails: TornTail[] = [];
     const placements: WorkerPlacement[] = new Array(plan.workers.length);
     try {
       await Promise.all(
@@ -102,6 +105,7 @@ export class WorkerPool {
             pool.#exited(worker),
           ]);
           placements[planned.index] = started.placement;
+          tornTails.push(...started.tornTails);
           planned.partitions.forEach((partition, i) => {
             trees[partition] = started.trees[i]!;
             versionTrees[partition] = started.versionTrees[i]!;
@@ -115,7 +119,7 @@ export class WorkerPool {
     }
     // An open database must not keep the process alive by itself; writes in flight do (KeepAlive).
     for (const worker of workers) worker.thread.unref();
-    return { pool, trees, versionTrees, recoveries, placements };
+    return { pool, trees, versionTrees, recoveries, tornTails, placements };
   }
 
   /** Checkpoints every partition, each worker its own, in parallel. */

@@ -118,7 +118,7 @@ const api: OwnerApi = {
     checkpoints = scheduler;
     checkpointTimer = setInterval(() => scheduler.maybeStart(failCheckpoint), checkpointCheckIntervalMs);
     Atomics.store(control, kWorkerState, workerStateRunning);
-    return { trees, versionTrees, recoveries, placement };
+    return { trees, versionTrees, recoveries, tornTails: recovered.tornTails, placement };
   },
 
   async checkpoint(): Promise<CheckpointResult[]> {

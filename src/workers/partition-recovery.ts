@@ -8,6 +8,7 @@ import {
   recordTypeDecision,
   recordTypePrepare,
   type SegmentContents,
+  type TornTail,
   type WalRecord,
 } from '../storage/wal/index.js';
 import { applyOperation } from './apply-operation.js';
@@ -32,6 +33,8 @@ export interface OwnerRecovery {
   partitions: PartitionRecovery[];
   /** Every segment of the earlier runs, with the partitions in it: candidates for removal. */
   segments: readonly SegmentContents[];
+  /** Torn tails met at the ends of earlier logs: not replayed, cut by the opener once all owners read. */
+  tornTails: TornTail[];
 }
 
 /** Replay state of one partition. */
@@ -51,7 +54,7 @@ interface Replay {
  * logs; each owner reads all of them and keeps its own partitions' records (the logs of this run,
  * `epoch`, are not read: they are being written). A partition whose sequence has a gap is
  * ERR_CORRUPTION naming what is missing, and the database does not open with data silently missing.
- * Torn tails were cut before the owners started (`startWalRun`).
+ * A torn tail is not replayed and is returned: the opener cuts it once every owner has read.
  */
 export async function recoverPartitions(
   databaseDirectory: string,
@@ -84,6 +87,7 @@ export async function recoverPartitions(
   return {
     partitions: owned.map(({ partition }) => replays.get(partition)!.recovery),
     segments: result.contents,
+    tornTails: [...result.tornTails],
   };
 }
 

@@ -39,7 +39,7 @@ export {
   type WalRepairResult,
 } from './wal-repair.js';
 export { type CheckpointStart, SegmentRemoval } from './wal-segment-removal.js';
-export { refusePerPartitionLayout, startWalRun, type WalRunStart } from './wal-startup.js';
+export { cutTornTails, refusePerPartitionLayout, startWalRun } from './wal-startup.js';
 export {
   type VerifyWalOptions,
   verifyWal,

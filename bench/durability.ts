@@ -176,7 +176,8 @@ async function runRecoveryRound(
       return;
     }
     const load = loaded.result;
-    const wal = diskUsage(path.join(dir, 'partitions'));
+    // The owners' logs: every segment under <db>/wal (the layout in src/storage/layout.ts).
+    const wal = diskUsage(path.join(dir, 'wal'));
     const database = diskUsage(dir);
     const opened = await runChildProcess(
       childArgs({ kind: 'recovery-open' }, dir, records, options.seed),
@@ -303,7 +304,7 @@ async function runParent(options: Options): Promise<number> {
     console.log(
       `  recovery: load with open(dir, { partitions: ${lightningPartitions}, workers: ${lightningWorkers}, durability: 'none' }), ` +
         `put() in windows of ${formatCount(loadWindow)}, close(); then in a new process the timed ${open?.setup ?? 'open()'}, ` +
-        'which replays every partition log into its tree (the log files are in the page cache: a warm open)',
+        'which reads every owner log and replays each partition into its tree (the log files are in the page cache: a warm open)',
     );
   }
 

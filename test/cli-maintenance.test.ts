@@ -25,7 +25,7 @@ describe('lightning-cli on a damaged database', () => {
       for (let i = 0; i < 10; i++) await db.put(`k${run}:${i}`, 'v');
       await db.close();
     }
-    const { records } = await readLog(walDirectory(dir, 0), 0);
+    const { records } = await readLog(walDirectory(dir), 0);
     const damaged = records[3]!;
     await flipByte(damaged.file, damaged.offset + recordHeaderBytes);
     for (const args of [

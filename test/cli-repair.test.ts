@@ -2,6 +2,8 @@
  * `lightning-cli repair`, end to end in a child process against databases made with open() and
  * damaged here: without --yes it lists exactly what a cut drops and changes nothing (exit 2); with
  * --yes it drops exactly that, reports it, and the database opens again with the records before it.
+ * A partition's sequence runs on in later runs' logs, so a cut in one log also cuts a later log where
+ * the partition continues; what a checkpoint already holds is not lost.
  */
 import { readdir, readFile, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -9,7 +11,12 @@ import { describe, expect, it } from 'vitest';
 import { open } from '../src/index.js';
 import { readManifest } from '../src/storage/checkpoint/index.js';
 import { partitionDirectory, walDirectory } from '../src/storage/layout.js';
-import { readWal, type WalDroppedRange, type WalRecord } from '../src/storage/wal/index.js';
+import {
+  readWal,
+  type WalDroppedRange,
+  type WalLogRepair,
+  type WalRecord,
+} from '../src/storage/wal/index.js';
 import { recordHeaderBytes } from '../src/storage/wal/wal-format.js';
 import { runCli } from './support/cli-runner.js';
 import { flipByte, useTemporaryDirectories } from './support/wal-fixtures.js';
@@ -19,8 +26,8 @@ const temporaryDirectory = useTemporaryDirectories('lightning-cli-repair-');
 const keyOf = (i: number) => `key:${String(i).padStart(4, '0')}`;
 
 /**
- * A one-partition database opened twice, `keysPerOpen` puts each time, so its log has two segments
- * (every open starts a new one) and key i is the record with LSN i + 1.
+ * A one-partition database opened twice, `keysPerOpen` puts each time, so it has two logs (every
+ * open starts a new one) and key i is the record with LSN i + 1.
  */
 async function createDatabase(keysPerOpen = 20): Promise<string> {
   const dir = join(await temporaryDirectory(), 'db');
@@ -32,15 +39,18 @@ async function createDatabase(keysPerOpen = 20): Promise<string> {
   return dir;
 }
 
-async function recordsOf(dir: string): Promise<WalRecord[]> {
+async function recordsOf(dir: string, fromLsn = 1): Promise<WalRecord[]> {
   const records: WalRecord[] = [];
-  await readWal(walDirectory(dir, 0), 0, { onRecord: (record) => void records.push(record) });
+  await readWal(walDirectory(dir), {
+    partitions: new Map([[0, fromLsn]]),
+    onRecord: (record) => void records.push(record),
+  });
   return records;
 }
 
-/** Every file of the log with its bytes, to prove that a dry run changed nothing. */
+/** Every file of the logs with its bytes, to prove that a dry run changed nothing. */
 async function snapshotLog(dir: string): Promise<Map<string, Buffer>> {
-  const wal = walDirectory(dir, 0);
+  const wal = walDirectory(dir);
   const files = new Map<string, Buffer>();
   for (const name of (await readdir(wal)).sort()) files.set(name, await readFile(join(wal, name)));
   return files;
@@ -49,16 +59,25 @@ async function snapshotLog(dir: string): Promise<Map<string, Buffer>> {
 interface RepairJson {
   applied: boolean;
   exitCode: number;
-  totals: { partitions: number; files: number; filesDeleted: number; bytes: number; records: number };
-  partitions: { partition: number; dropped: WalDroppedRange[]; nextLsn: number | null }[];
+  totals: {
+    logs: number;
+    partitions: number;
+    files: number;
+    filesDeleted: number;
+    bytes: number;
+    records: number;
+  };
+  logs: WalLogRepair[];
+  lost: { partition: number; fromLsn: number }[];
   notRepaired: unknown[];
 }
 
 /**
- * Damages the record of key `damagedKey` in the first of two segments and returns exactly what a
- * cut there must drop: the rest of that segment, and the whole second segment.
+ * Damages the record of key `damagedKey` in the first run's log and returns exactly what a cut
+ * there must drop: the rest of that log, and the second run's log from its first record on (the
+ * partition's sequence would otherwise continue past the records it lost).
  */
-async function damageFirstSegment(dir: string, damagedKey: number) {
+async function damageFirstLog(dir: string, damagedKey: number) {
   const records = await recordsOf(dir);
   const first = records.filter((record) => record.file === records[0]!.file);
   const second = records.filter((record) => record.file !== records[0]!.file);
@@ -66,27 +85,32 @@ async function damageFirstSegment(dir: string, damagedKey: number) {
   expect(second.length).toBeGreaterThan(0);
   const damaged = first[damagedKey]!;
   await flipByte(damaged.file, damaged.offset + recordHeaderBytes);
-  const expected: WalDroppedRange[] = [
-    {
-      file: damaged.file,
-      fromOffset: damaged.offset,
-      toOffset: (await stat(damaged.file)).size,
-      fileDeleted: false,
-      records: first.length - damagedKey - 1,
-      firstLsn: damaged.lsn + 1,
-      lastLsn: first.at(-1)!.lsn,
-    },
-    {
-      file: second[0]!.file,
-      fromOffset: 0,
-      toOffset: (await stat(second[0]!.file)).size,
-      fileDeleted: true,
-      records: second.length,
-      firstLsn: second[0]!.lsn,
-      lastLsn: second.at(-1)!.lsn,
-    },
+  const afterDamage = first.slice(damagedKey + 1);
+  const cut: WalDroppedRange = {
+    file: damaged.file,
+    fromOffset: damaged.offset,
+    toOffset: (await stat(damaged.file)).size,
+    fileDeleted: false,
+    records: afterDamage.length,
+    partitions: [
+      { partition: 0, records: afterDamage.length, firstLsn: damaged.lsn + 1, lastLsn: first.at(-1)!.lsn },
+    ],
+  };
+  const continued: WalDroppedRange = {
+    file: second[0]!.file,
+    fromOffset: second[0]!.offset,
+    toOffset: (await stat(second[0]!.file)).size,
+    fileDeleted: false,
+    records: second.length,
+    partitions: [
+      { partition: 0, records: second.length, firstLsn: second[0]!.lsn, lastLsn: second.at(-1)!.lsn },
+    ],
+  };
+  const logs: WalLogRepair[] = [
+    { log: { epoch: 1, worker: 0 }, dropped: [cut] },
+    { log: { epoch: 2, worker: 0 }, dropped: [continued] },
   ];
-  return { damaged, expected, lastLsn: second.at(-1)!.lsn };
+  return { damaged, expected: [cut, continued], logs };
 }
 
 describe('lightning-cli repair', () => {
@@ -96,6 +120,7 @@ describe('lightning-cli repair', () => {
     try {
       await db.put('k', 'v');
       const before = await snapshotLog(dir);
+      expect(before.size).toBe(1);
       const run = await runCli(['repair', '--yes', '-q', dir]);
       expect(run.code).toBe(5);
       expect(run.stderr).toContain('ERR_LOCKED');
@@ -107,56 +132,58 @@ describe('lightning-cli repair', () => {
 
   it('without --yes lists what it would drop, changes nothing and exits 2', async () => {
     const dir = await createDatabase();
-    const { damaged, expected, lastLsn } = await damageFirstSegment(dir, 7);
+    const { damaged, expected, logs } = await damageFirstLog(dir, 7);
     const before = await snapshotLog(dir);
 
     const run = await runCli(['repair', '-q', dir]);
     expect(run.code).toBe(2);
     expect(run.stdout).toContain('A repair would drop:');
+    expect(run.stdout).toContain('log of run 1, worker 0:');
+    expect(run.stdout).toContain('log of run 2, worker 0:');
     expect(run.stdout).toContain(
-      `partition 0000: drops LSNs ${damaged.lsn}-${lastLsn}; the log continues at LSN ${damaged.lsn}`,
+      `partition 0000: loses LSNs from ${damaged.lsn} on; its log continues at LSN ${damaged.lsn}`,
     );
-    const [cut, deleted] = expected;
-    expect(run.stdout).toMatch(
-      new RegExp(
-        `${cut!.file}\\s+truncated: bytes ${cut!.fromOffset} to ${cut!.toOffset}\\s+${cut!.toOffset - cut!.fromOffset} bytes\\s+${cut!.records} verified record\\(s\\), LSNs ${cut!.firstLsn}-${cut!.lastLsn}`,
-      ),
-    );
-    expect(run.stdout).toMatch(
-      new RegExp(
-        `${deleted!.file}\\s+whole file deleted, bytes 0 to ${deleted!.toOffset}\\s+${deleted!.toOffset} bytes\\s+${deleted!.records} verified record\\(s\\), LSNs ${deleted!.firstLsn}-${deleted!.lastLsn}`,
-      ),
-    );
+    for (const range of expected) {
+      const span = range.partitions[0]!;
+      expect(run.stdout).toMatch(
+        new RegExp(
+          `${range.file}\\s+truncated: bytes ${range.fromOffset} to ${range.toOffset}\\s+${range.toOffset - range.fromOffset} bytes\\s+${range.records} verified record\\(s\\): partition 0000 LSNs ${span.firstLsn}-${span.lastLsn}`,
+        ),
+      );
+    }
     expect(run.stdout).toContain('Nothing was changed. Run again with --yes');
 
     const json = await runCli(['repair', '--json', '-q', dir]);
     expect(json.code).toBe(2);
     const plan = JSON.parse(json.stdout) as RepairJson;
     expect(plan.applied).toBe(false);
-    expect(plan.partitions).toEqual([{ partition: 0, dropped: expected, nextLsn: damaged.lsn }]);
+    expect(plan.logs).toEqual(logs);
+    expect(plan.lost).toEqual([{ partition: 0, fromLsn: damaged.lsn }]);
     expect(await snapshotLog(dir)).toEqual(before);
   });
 
   it('with --yes drops exactly what it listed, reports it, and open() then succeeds', async () => {
     const dir = await createDatabase();
-    const { damaged, expected } = await damageFirstSegment(dir, 7);
+    const { damaged, expected, logs } = await damageFirstLog(dir, 7);
     await expect(open(dir, { partitions: 1, workers: 1 })).rejects.toThrow(/ERR_CORRUPTION/);
 
     const run = await runCli(['repair', '--yes', '--json', dir]);
     expect(run.code).toBe(0);
-    expect(run.stderr).toContain('repair: [1/1] partition 0000');
+    // After the cut the whole database is verified again.
+    expect(run.stderr).toContain('repair: verify again: [1/1] partition 0000');
     const result = JSON.parse(run.stdout) as RepairJson;
     expect(result).toMatchObject({ applied: true, exitCode: 0, changedSincePlan: false, notRepaired: [] });
-    expect(result.partitions).toEqual([{ partition: 0, dropped: expected, nextLsn: damaged.lsn }]);
+    expect(result.logs).toEqual(logs);
     expect(result.totals).toEqual({
+      logs: 2,
       partitions: 1,
       files: 2,
-      filesDeleted: 1,
+      filesDeleted: 0,
       bytes: expected.reduce((sum, range) => sum + range.toOffset - range.fromOffset, 0),
       records: expected[0]!.records + expected[1]!.records,
     });
     expect((await stat(damaged.file)).size).toBe(damaged.offset);
-    await expect(stat(expected[1]!.file)).rejects.toThrow(/ENOENT/);
+    expect((await stat(expected[1]!.file)).size).toBe(expected[1]!.fromOffset);
 
     const verify = await runCli(['verify', '-q', dir]);
     expect(verify.code).toBe(0);
@@ -175,7 +202,7 @@ describe('lightning-cli repair', () => {
 
   it('prints the drops as text with --yes', async () => {
     const dir = await createDatabase(10);
-    const { expected } = await damageFirstSegment(dir, 3);
+    const { expected } = await damageFirstLog(dir, 3);
     const run = await runCli(['repair', '--yes', '-q', dir]);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('Dropped:');
@@ -191,26 +218,26 @@ describe('lightning-cli repair', () => {
 
     const dry = await runCli(['repair', '-q', dir]);
     expect(dry.code).toBe(2);
-    expect(dry.stdout).toContain(
-      `drops only a torn or damaged write, no record that verified; the log continues at LSN ${last.lsn}`,
-    );
+    expect(dry.stdout).toContain('no partition loses a record it needs (only torn or damaged writes go)');
     const run = await runCli(['repair', '--yes', '--json', '-q', dir]);
     expect(run.code).toBe(0);
     const result = JSON.parse(run.stdout) as RepairJson;
-    expect(result.partitions[0]!.dropped).toEqual([
-      {
-        file: last.file,
-        fromOffset: last.offset,
-        toOffset: last.offset + 9,
-        fileDeleted: false,
-        records: 0,
-        firstLsn: null,
-        lastLsn: null,
-      },
+    expect(result.lost).toEqual([]);
+    expect(result.logs.map((log) => log.dropped)).toEqual([
+      [
+        {
+          file: last.file,
+          fromOffset: last.offset,
+          toOffset: last.offset + 9,
+          fileDeleted: false,
+          records: 0,
+          partitions: [],
+        },
+      ],
     ]);
   });
 
-  it('never cuts below a checkpoint, and reports a damaged checkpoint as not repaired (exit 4)', async () => {
+  it('loses only what a checkpoint does not hold, and reports a damaged checkpoint as not repaired (exit 4)', async () => {
     const dir = join(await temporaryDirectory(), 'db');
     for (let run = 0; run < 2; run++) {
       const db = await open(dir, { partitions: 1, workers: 1 });
@@ -223,19 +250,36 @@ describe('lightning-cli repair', () => {
     }
     const manifest = await readManifest(partitionDirectory(dir, 0));
     const { startLsn, file } = manifest!.checkpoints[0]!;
-    const records = await recordsOf(dir);
-    // Damage a record the checkpoint already holds: a cut there would restart the log below it.
-    const covered = records.find((record) => BigInt(record.lsn) < startLsn - 2n)!;
+    const records = await recordsOf(dir, Number(startLsn));
+    // The checkpoint removed the first run's log; the second run's holds LSNs below and past it.
+    const all: WalRecord[] = [];
+    await readWal(walDirectory(dir), {
+      partitions: new Map([[0, 21]]),
+      onRecord: (record) => void all.push(record),
+    });
+    expect(all[0]!.lsn).toBe(21);
+    expect(records.length).toBe(5);
+    // Damage a record the checkpoint already holds: only the records past the checkpoint are lost.
+    const covered = all.find((record) => BigInt(record.lsn) < startLsn - 2n)!;
     await flipByte(covered.file, covered.offset + recordHeaderBytes);
     const before = await snapshotLog(dir);
-    const refused = await runCli(['repair', '--yes', '-q', dir]);
-    expect(refused.code).toBe(4);
-    expect(refused.stderr).toContain(
-      `the cut would restart its log at LSN ${covered.lsn}, below the start LSN ${startLsn}`,
-    );
+    const dry = await runCli(['repair', '--json', '-q', dir]);
+    expect(dry.code).toBe(2);
+    expect((JSON.parse(dry.stdout) as RepairJson).lost).toEqual([
+      { partition: 0, fromLsn: Number(startLsn) },
+    ]);
     expect(await snapshotLog(dir)).toEqual(before);
+    const repaired = await runCli(['repair', '--yes', '-q', dir]);
+    expect(repaired.code).toBe(0);
+    expect(repaired.stdout).toContain(`partition 0000: loses LSNs from ${startLsn} on`);
+    const db = await open(dir, { workers: 1 });
+    try {
+      for (let i = 0; i < 40; i++) expect(db.getString(keyOf(i)), keyOf(i)).toBe(`value ${i % 20}`);
+      for (let i = 0; i < 5; i++) expect(db.getString(`after:${i}`)).toBeUndefined();
+    } finally {
+      await db.close();
+    }
 
-    await flipByte(covered.file, covered.offset + recordHeaderBytes); // Undo: only the checkpoint is damaged now.
     const restored = await snapshotLog(dir);
     const checkpointFile = join(partitionDirectory(dir, 0), file);
     await flipByte(checkpointFile, Math.floor((await stat(checkpointFile)).size / 2));

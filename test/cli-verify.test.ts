@@ -1,9 +1,11 @@
 /**
  * `lightning-cli verify`, end to end: the CLI runs in a child process, as an operator runs it, against
- * databases made with open() and then damaged here. Checks the summary, that damage is named by file
- * and byte offset with exit code 4, that a torn tail is a note with exit 0, and the usage errors.
+ * databases made with open() and then damaged here. Checks the summary (per log and per partition),
+ * that damage is named by file and byte offset with exit code 4, that a partition's missing records
+ * are named, that a torn tail is a note with exit 0, that the per-partition log layout of an earlier
+ * version is named with what to do, and the usage errors.
  */
-import { mkdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { open } from '../src/index.js';
@@ -12,13 +14,13 @@ import { partitionDirectory, walDirectory } from '../src/storage/layout.js';
 import { readWal, type WalRecord } from '../src/storage/wal/index.js';
 import { recordHeaderBytes } from '../src/storage/wal/wal-format.js';
 import { type CliRun, runCli } from './support/cli-runner.js';
-import { flipByte, useTemporaryDirectories } from './support/wal-fixtures.js';
+import { flipByte, segmentPaths, useTemporaryDirectories } from './support/wal-fixtures.js';
 
 const temporaryDirectory = useTemporaryDirectories('lightning-cli-verify-');
 
 const partitions = 2;
 
-/** A database of `partitions` partitions with `keys` puts, one WAL record each. */
+/** A database of `partitions` partitions with `keys` puts, one WAL record each, in one open. */
 async function createDatabase(keys = 40): Promise<string> {
   const dir = join(await temporaryDirectory(), 'db');
   const db = await open(dir, { partitions, workers: 1 });
@@ -27,27 +29,25 @@ async function createDatabase(keys = 40): Promise<string> {
   return dir;
 }
 
-async function recordsOf(dir: string, partition: number): Promise<WalRecord[]> {
+/** Every record of every partition, in log order. */
+async function allRecords(dir: string): Promise<WalRecord[]> {
   const records: WalRecord[] = [];
-  await readWal(walDirectory(dir, partition), partition, { onRecord: (record) => void records.push(record) });
+  const starts = new Map(Array.from({ length: partitions }, (_, partition) => [partition, 1]));
+  await readWal(walDirectory(dir), { partitions: starts, onRecord: (record) => void records.push(record) });
   return records;
-}
-
-/** The partition whose log holds the most records, so that damage can sit in the middle of it. */
-async function busiestPartition(dir: string): Promise<{ partition: number; records: WalRecord[] }> {
-  const logs = await Promise.all(
-    Array.from({ length: partitions }, async (_, partition) => ({
-      partition,
-      records: await recordsOf(dir, partition),
-    })),
-  );
-  return logs.sort((a, b) => b.records.length - a.records.length)[0]!;
 }
 
 interface VerifyJson {
   ok: boolean;
   exitCode: number;
-  totals: { partitions: number; segments: number; records: number; bytes: number; tornTails: number };
+  totals: {
+    partitions: number;
+    logs: number;
+    segments: number;
+    records: number;
+    bytes: number;
+    tornTails: number;
+  };
   findings: {
     partition: number | null;
     code: string;
@@ -55,12 +55,12 @@ interface VerifyJson {
     offset: number | null;
     message: string;
   }[];
+  logs: { tornTail: { file: string; offset: number; bytesDropped: number } | null }[];
   partitions: {
     partition: number;
     firstLsn: number | null;
     records: number;
     bytes: number;
-    tornTail: { file: string; offset: number; bytesDropped: number } | null;
     checkpoint: { manifest: string; file: string | null; verified: boolean };
   }[];
 }
@@ -71,49 +71,53 @@ async function verifyJson(dir: string): Promise<{ run: CliRun; report: VerifyJso
 }
 
 describe('lightning-cli verify', () => {
-  it('exits 0 on a clean database and prints segments, records and bytes per partition and in total', async () => {
+  it('exits 0 on a clean database and prints segments, records and bytes per log, records per partition, and totals', async () => {
     const dir = await createDatabase();
-    const expected = { records: 0, bytes: 0 };
-    for (let partition = 0; partition < partitions; partition++) {
-      const records = await recordsOf(dir, partition);
-      expected.records += records.length;
-      expected.bytes += (await stat(records[0]!.file)).size;
-    }
-    expect(expected.records).toBe(40);
+    const records = await allRecords(dir);
+    expect(records.length).toBe(40);
+    const [file] = await segmentPaths(walDirectory(dir));
+    const bytes = (await stat(file!)).size;
 
     const run = await runCli(['verify', dir]);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`database ${dir}: ${partitions} partitions`);
-    expect(run.stdout).toMatch(/partition\s+segments\s+records\s+bytes/);
-    expect(run.stdout).toMatch(/^0000\s+1\s+\d+\s+\d+/m);
-    expect(run.stdout).toMatch(/^0001\s+1\s+\d+\s+\d+/m);
-    expect(run.stdout).toMatch(
-      new RegExp(`^total\\s+${partitions}\\s+${expected.records}\\s+${expected.bytes}$`, 'm'),
-    );
-    expect(run.stdout).toContain('OK: 2 partition(s) verified, no corruption.');
+    expect(run.stdout).toMatch(/log \(run\/worker\)\s+segments\s+records\s+bytes\s+status/);
+    expect(run.stdout).toMatch(new RegExp(`^1/0\\s+1\\s+40\\s+${bytes}\\s+ok$`, 'm'));
+    expect(run.stdout).toMatch(new RegExp(`^total\\s+1\\s+40\\s+${bytes}`, 'm'));
+    expect(run.stdout).toMatch(/partition\s+records\s+log bytes\s+LSNs/);
+    for (let partition = 0; partition < partitions; partition++) {
+      const count = records.filter((record) => record.partition === partition).length;
+      expect(run.stdout).toMatch(new RegExp(`^000${partition}\\s+${count}\\s+\\d+\\s+1-${count}\\s`, 'm'));
+    }
+    expect(run.stdout).toContain('OK: 1 log(s) and 2 partition(s) verified, no corruption.');
     // stderr is not a terminal here: progress is one plain line per partition.
     expect(run.stderr).toContain('verify: [1/2] partition 0000\nverify: [2/2] partition 0001\n');
 
     const { run: jsonRun, report } = await verifyJson(dir);
     expect(jsonRun.code).toBe(0);
     expect(report).toMatchObject({ ok: true, exitCode: 0, findings: [] });
-    expect(report.totals).toMatchObject({ partitions, segments: partitions, tornTails: 0, ...expected });
-    expect(report.partitions.map((p) => p.records).reduce((a, b) => a + b)).toBe(expected.records);
+    expect(report.totals).toMatchObject({
+      partitions,
+      logs: 1,
+      segments: 1,
+      tornTails: 0,
+      records: 40,
+      bytes,
+    });
+    expect(report.partitions.map((p) => p.records).reduce((a, b) => a + b)).toBe(40);
   });
 
   it('exits 4 on a flipped byte in the middle of a segment, naming the file and the byte offset', async () => {
     const dir = await createDatabase();
-    const { partition, records } = await busiestPartition(dir);
+    const records = await allRecords(dir);
     const damaged = records[Math.floor(records.length / 2)]!;
     await flipByte(damaged.file, damaged.offset + recordHeaderBytes);
 
     const run = await runCli(['verify', '--quiet', dir]);
     expect(run.code).toBe(4);
     expect(run.stderr).toBe('');
-    expect(run.stdout).toContain(
-      `CORRUPTION (partition 000${partition}, wal): ${damaged.file} at byte ${damaged.offset}:`,
-    );
-    expect(run.stdout).toMatch(new RegExp(`^000${partition}\\s.*CORRUPT$`, 'm'));
+    expect(run.stdout).toContain(`CORRUPTION (log, wal): ${damaged.file} at byte ${damaged.offset}:`);
+    expect(run.stdout).toMatch(/^1\/0\s.*CORRUPT$/m);
     expect(run.stdout).toContain('CORRUPTION FOUND');
 
     const { run: jsonRun, report } = await verifyJson(dir);
@@ -121,7 +125,7 @@ describe('lightning-cli verify', () => {
     expect(report.ok).toBe(false);
     expect(report.findings).toEqual([
       expect.objectContaining({
-        partition,
+        partition: null,
         code: 'ERR_CORRUPTION',
         file: damaged.file,
         offset: damaged.offset,
@@ -129,31 +133,88 @@ describe('lightning-cli verify', () => {
     ]);
   });
 
+  // Three opens and a CLI run: allowed more than the default on a loaded machine.
+  it("exits 4 naming the partition and the LSNs it lost when a run's log is gone", {
+    timeout: 180_000,
+  }, async () => {
+    const dir = join(await temporaryDirectory(), 'db');
+    for (let run = 0; run < 3; run++) {
+      const db = await open(dir, { partitions, workers: 1 });
+      for (let i = 0; i < 10; i++) await db.put(`key:${run}:${i}`, 'v');
+      await db.close();
+    }
+    const paths = await segmentPaths(walDirectory(dir));
+    const records = await allRecords(dir);
+    const lost = new Set(
+      records.filter((record) => record.file === paths[1]).map((record) => record.partition),
+    );
+    // Each partition that lost records is named at its next record, in the third run's log.
+    const next = [...lost]
+      .sort((a, b) => a - b)
+      .map((partition) =>
+        records.find((record) => record.file === paths[2] && record.partition === partition),
+      )
+      .filter((record) => record !== undefined);
+    expect(next.length).toBeGreaterThan(0);
+    await rm(paths[1]!);
+    const { run, report } = await verifyJson(dir);
+    expect(run.code).toBe(4);
+    expect(report.findings).toEqual(
+      next.map((record) =>
+        expect.objectContaining({
+          partition: record.partition,
+          code: 'ERR_CORRUPTION',
+          file: record.file,
+          offset: record.offset,
+        }),
+      ),
+    );
+    next.forEach((record, i) => {
+      expect(report.findings[i]!.message).toMatch(
+        new RegExp(`partition ${record.partition}: records \\d+\\.\\.${record.lsn - 1} are missing`),
+      );
+    });
+  });
+
   it('reports a torn tail as a note and exits 0, since recovery cuts it', async () => {
     const dir = await createDatabase();
-    const { partition, records } = await busiestPartition(dir);
-    const last = records.at(-1)!;
+    const last = (await allRecords(dir)).at(-1)!;
     await truncate(last.file, last.offset + 5);
 
     const run = await runCli(['verify', '-q', dir]);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(
-      `note: partition 000${partition} ends in a torn tail: ${last.file} at byte ${last.offset}, 5 bytes.`,
+      `note: a log ends in a torn tail: ${last.file} at byte ${last.offset}, 5 bytes.`,
     );
     expect(run.stdout).toContain('ok (torn tail)');
     const { report } = await verifyJson(dir);
     expect(report.totals.tornTails).toBe(1);
-    expect(report.partitions[partition]!.tornTail).toEqual({
-      file: last.file,
-      offset: last.offset,
-      bytesDropped: 5,
-    });
+    expect(report.logs[0]!.tornTail).toEqual({ file: last.file, offset: last.offset, bytesDropped: 5 });
+  });
+
+  it('names the per-partition log layout of an earlier version, and what to do', async () => {
+    const dir = await createDatabase(4);
+    await mkdir(join(partitionDirectory(dir, 0), 'wal'), { recursive: true });
+    const run = await runCli(['verify', '-q', dir]);
+    expect(run.code).toBe(1);
+    expect(run.stdout).toMatch(
+      /OTHER FORMAT \(log, wal\): .*WAL format version 1.*lightning-cli dump.*lightning-cli load/,
+    );
+    const opened = await open(dir, { workers: 1 }).then(
+      async (db) => {
+        await db.close();
+        return null;
+      },
+      (error: unknown) => error,
+    );
+    expect(opened).toMatchObject({ code: 'ERR_FORMAT_VERSION' });
+    expect((opened as Error).message).toMatch(/lightning-cli dump/);
   });
 
   it('verifies each partition manifest and the checkpoint it names, and names a damaged one', async () => {
     const dir = join(await temporaryDirectory(), 'db');
-    // Two opens, then a checkpoint: the log segment of the first open is covered and dropped, so the
-    // log no longer starts at LSN 1.
+    // Two opens, then a checkpoint: the log of the first open is covered and dropped, so the
+    // partition's records in the logs no longer start at LSN 1.
     for (let run = 0; run < 2; run++) {
       const db = await open(dir, { partitions, workers: 1 });
       for (let i = 0; i < 20; i++) await db.put(`key:${run}:${i}`, `value ${i}`);
@@ -258,6 +319,7 @@ describe('lightning-cli verify', () => {
     expect(run.stdout).toContain('Usage: lightning-cli verify [options] <directory>');
     expect(run.stdout).toContain('--json');
     expect(run.stdout).toContain('verify reports it as a note and still exits 0');
+    expect(run.stdout).toContain('one log per owner worker per run');
     expect(run.stdout).toMatch(/Exit codes:\n\s+0 .*\n\s+1 .*\n\s+2 .*\n\s+3 .*\n\s+4 /);
 
     const top = await runCli(['--help']);

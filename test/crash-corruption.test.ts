@@ -9,9 +9,10 @@
  * The last case kills a writer while it writes 5 MB values, and checks the reopened database like
  * the kill loop does.
  *
- * Segments: a writer starts a new segment at every open, and rotates by size only past 64 MiB (not
- * configurable through open()), so most cases get several segments by reopening; one case writes
- * 70 MB into one partition to exercise a rotation by size.
+ * Logs: each open starts one new log per owner worker (one worker here), holding the records of all
+ * its partitions, and a log rotates to a new segment by size only past 64 MiB (not configurable
+ * through open()), so most cases get several logs by reopening; one case writes 70 MB to exercise
+ * a rotation by size within one log.
  *
  * LIGHTNING_SEED=<n> replays the random choices (printed in the test names).
  */
@@ -22,10 +23,23 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isLightningError, open } from '../src/index.js';
 import { createPartitionRouter, type PartitionRouter } from '../src/main/partition-router.js';
-import { kHeaderChecksum, kHeaderFormatVersion, segmentFileName } from '../src/storage/wal/wal-format.js';
+import {
+  encodeSegmentHeader,
+  kHeaderChecksum,
+  kHeaderFormatVersion,
+  segmentFileName,
+} from '../src/storage/wal/wal-format.js';
 import { runKillLoop } from './crash/kill-loop.js';
 import { within } from './crash/verify.js';
-import { hasCheckpoint, recordsOf, type Segment, segmentsOf, WrittenData } from './crash/wal-inspect.js';
+import {
+  hasCheckpoint,
+  type RecordPosition,
+  recordsOf,
+  type Segment,
+  sameLog,
+  segmentsOf,
+  WrittenData,
+} from './crash/wal-inspect.js';
 import { loadH32 } from './crash/workload.js';
 import { mulberry32, randomBytes, seedFromEnv } from './support/seeded-random.js';
 
@@ -122,25 +136,14 @@ async function expectDamage(
   expect(message).toMatch(reason);
 }
 
-/** Segments of a partition that hold records, and the partition with the most records. */
-async function busiestPartition(dir: string): Promise<{ partition: number; segments: Segment[] }> {
-  let best = { partition: -1, segments: [] as Segment[], records: -1 };
-  for (let partition = 0; partition < partitions; partition++) {
-    const segments: Segment[] = [];
-    let records = 0;
-    for (const segment of await segmentsOf(dir, partition)) {
-      const count = (await recordsOf(segment.path)).length;
-      if (count > 0) segments.push(segment);
-      records += count;
-    }
-    if (
-      segments.length > best.segments.length ||
-      (segments.length === best.segments.length && records > best.records)
-    ) {
-      best = { partition, segments, records };
-    }
+/** The segments that hold records, oldest log first, with their records. */
+async function segmentsWithRecords(dir: string): Promise<{ segment: Segment; records: RecordPosition[] }[]> {
+  const found: { segment: Segment; records: RecordPosition[] }[] = [];
+  for (const segment of await segmentsOf(dir)) {
+    const records = await recordsOf(segment.path);
+    if (records.length > 0) found.push({ segment, records });
   }
-  return best;
+  return found;
 }
 
 async function flipByte(file: string, offset: number): Promise<void> {
@@ -155,17 +158,17 @@ describe(`damaged write-ahead logs (seed ${seed})`, () => {
     const dir = await newDir();
     const data = new WrittenData(router, partitions);
     await session(dir, data, random, 80);
-    const { segments } = await busiestPartition(dir);
-    const file = segments[0]!.path;
-    const records = await recordsOf(file);
+    const { segment, records } = (await segmentsWithRecords(dir))[0]!;
+    const file = segment.path;
     expect(records.length).toBeGreaterThanOrEqual(5);
     const victim = records[1 + (random() % (records.length - 2))]!;
     const places = {
       'payload length': victim.offset + 1,
       checksum: victim.offset + 5,
       LSN: victim.offset + 9,
-      type: victim.offset + 16,
-      payload: victim.offset + 17 + Math.floor(victim.payloadBytes / 2),
+      partition: victim.offset + 16,
+      type: victim.offset + 20,
+      payload: victim.offset + 21 + Math.floor(victim.payloadBytes / 2),
     };
     for (const [what, at] of Object.entries(places)) {
       const pristine = await readFile(file);
@@ -184,9 +187,9 @@ describe(`damaged write-ahead logs (seed ${seed})`, () => {
     const dir = await newDir();
     const data = new WrittenData(router, partitions);
     await session(dir, data, random, 60);
-    const { partition, segments } = await busiestPartition(dir);
-    const segment = segments.at(-1)!;
-    const last = (await recordsOf(segment.path)).at(-1)!;
+    const { segment, records } = (await segmentsWithRecords(dir)).at(-1)!;
+    const last = records.at(-1)!;
+    const partition = last.partition;
     const pristine = await readFile(segment.path);
     expect(last.end).toBe(pristine.length);
     const size = last.end - last.offset;
@@ -195,9 +198,8 @@ describe(`damaged write-ahead logs (seed ${seed})`, () => {
     );
     const lastWrite = data.perPartition[partition]!.at(-1)!;
     for (const cut of cuts) {
-      // Back to the pristine segment, without the segment the previous reopen started after it.
-      for (const later of await segmentsOf(dir, partition))
-        if (later.firstLsn > segment.firstLsn) await rm(later.path);
+      // Back to the pristine segment, without the log the previous reopen started after it.
+      for (const later of await segmentsOf(dir)) if (later.epoch > segment.epoch) await rm(later.path);
       await writeFile(segment.path, pristine);
       await truncate(segment.path, last.offset + cut);
       const db = await openDb(dir);
@@ -222,18 +224,26 @@ describe(`damaged write-ahead logs (seed ${seed})`, () => {
     await expectIntact(dir, data, random);
   });
 
-  it('a deleted middle segment: ERR_CORRUPTION naming the segment after the gap', async () => {
+  it('a deleted middle log: ERR_CORRUPTION naming the next record of a partition that lost records', async () => {
     const random = mulberry32(seed + 2);
     const dir = await newDir();
     const data = new WrittenData(router, partitions);
     for (let i = 0; i < 3; i++) await session(dir, data, random, 40);
-    const { partition, segments } = await busiestPartition(dir);
-    expect(segments.length).toBeGreaterThanOrEqual(3);
-    const middle = segments[1]!;
-    const all = await segmentsOf(dir, partition);
-    const next = all[all.findIndex((segment) => segment.path === middle.path) + 1]!;
-    await rm(middle.path);
-    await expectDamage(dir, 'ERR_CORRUPTION', next.path, 0, /a segment is missing/);
+    const logs = await segmentsWithRecords(dir);
+    expect(logs.length).toBeGreaterThanOrEqual(3);
+    const middle = logs[1]!;
+    const after = logs[2]!;
+    const lostPartitions = new Set(middle.records.map((record) => record.partition));
+    const next = after.records.find((record) => lostPartitions.has(record.partition));
+    expect(next, 'the third session wrote no partition that the second wrote').toBeDefined();
+    await rm(middle.segment.path);
+    await expectDamage(
+      dir,
+      'ERR_CORRUPTION',
+      after.segment.path,
+      next!.offset,
+      /records \d+\.\.\d+ are missing/,
+    );
   });
 
   it('a deleted first segment: ERR_CORRUPTION, not an open that silently lost the oldest writes', async () => {
@@ -242,13 +252,14 @@ describe(`damaged write-ahead logs (seed ${seed})`, () => {
     const data = new WrittenData(router, partitions);
     // The first session's keys are never written again, so what its segment held stays visible.
     for (let i = 0; i < 3; i++) await session(dir, data, random, 40, `session-${i}`);
-    const { partition, segments } = await busiestPartition(dir);
-    const first = (await segmentsOf(dir, partition))[0]!;
-    expect(first.path).toBe(segments[0]!.path);
-    expect(
-      await hasCheckpoint(dir, partition),
-      'small writes made a checkpoint: this case needs rethinking',
-    ).toBe(false);
+    const first = (await segmentsOf(dir))[0]!;
+    expect((await recordsOf(first.path)).length).toBeGreaterThan(0);
+    for (let partition = 0; partition < partitions; partition++) {
+      expect(
+        await hasCheckpoint(dir, partition),
+        'small writes made a checkpoint: this case needs rethinking',
+      ).toBe(false);
+    }
     await rm(first.path);
     const error = await openError(dir);
     if (error === null) {
@@ -256,7 +267,7 @@ describe(`damaged write-ahead logs (seed ${seed})`, () => {
       const lost = data.mismatches(db);
       await db.close();
       expect.fail(
-        `open() succeeded without the first segment of partition ${partition} (${first.name}); ` +
+        `open() succeeded without the first log segment (${first.name}); ` +
           `${lost.length} key(s) silently differ from what was acknowledged, e.g. ${lost.slice(0, 3).join('; ')}`,
       );
     }
@@ -283,12 +294,14 @@ describe(`damaged write-ahead logs (seed ${seed})`, () => {
     inFlight.push(data.put(db, 'small-last', randomBytes(random, 10)));
     await within(Promise.all(inFlight), 30_000, 'the last puts');
     await db.close();
-    const rotated = (await segmentsOf(dir, 0)).filter((segment) => segment.firstLsn > 1);
+    const rotated = (await segmentsOf(dir)).filter((segment) => segment.ordinal > 0);
     expect(rotated.length, 'no rotation by size').toBeGreaterThanOrEqual(1);
     await expectIntact(dir, data, random, 1);
-    const segments = await segmentsOf(dir, 0);
+    const segments = await segmentsOf(dir);
     const target = rotated[0]!;
-    const next = segments[segments.findIndex((segment) => segment.path === target.path) + 1];
+    // The segment after it in its own log: the reader finds the hole there.
+    const following = segments[segments.findIndex((segment) => segment.path === target.path) + 1];
+    const next = following !== undefined && sameLog(following, target) ? following : undefined;
     await rm(target.path);
     const error = await openError(dir, 1);
     if (!(await hasCheckpoint(dir, 0)) && next !== undefined) {
@@ -310,7 +323,7 @@ describe(`damaged write-ahead logs (seed ${seed})`, () => {
     const dir = await newDir();
     const data = new WrittenData(router, partitions);
     for (let i = 0; i < 2; i++) await session(dir, data, random, 40);
-    const { segments } = await busiestPartition(dir);
+    const segments = (await segmentsWithRecords(dir)).map(({ segment }) => segment);
     expect(segments.length).toBeGreaterThanOrEqual(2);
     const older = segments[0]!.path;
     const newest = segments.at(-1)!.path;
@@ -357,47 +370,65 @@ describe(`damaged write-ahead logs (seed ${seed})`, () => {
     await damage(
       newest,
       (h) => {
-        h.writeUInt32LE(2, kHeaderFormatVersion);
+        h.writeUInt32LE(3, kHeaderFormatVersion);
         h.writeUInt32LE(h32(h.subarray(0, kHeaderChecksum), 0), kHeaderChecksum);
       },
       'ERR_FORMAT_VERSION',
-      /format version 2/,
+      /format version 3/,
+    );
+    // The per-partition format this one replaced: the message says how to upgrade.
+    await damage(
+      older,
+      (h) => {
+        h.writeUInt32LE(1, kHeaderFormatVersion);
+        h.writeUInt32LE(h32(h.subarray(0, kHeaderChecksum), 0), kHeaderChecksum);
+      },
+      'ERR_FORMAT_VERSION',
+      /WAL format version 1.*lightning-cli dump.*lightning-cli load/,
     );
     await expectIntact(dir, data, random);
   });
 
   it('a zero-length or header-less trailing segment opens fine; a zero-length one in the middle does not', async () => {
     const random = mulberry32(seed + 6);
+    const h32 = await loadH32();
     const dir = await newDir();
     const data = new WrittenData(router, partitions);
     await session(dir, data, random, 40);
-    const { partition, segments } = await busiestPartition(dir);
-    const lastLsn = (await recordsOf(segments.at(-1)!.path)).at(-1)!.lsn;
-    const wal = join(segments[0]!.path, '..');
-    // What a crash between creating a segment and writing its header leaves: nothing, or part of it.
-    const header = (await readFile(segments[0]!.path)).subarray(0, 20);
-    for (const content of [Buffer.alloc(0), header]) {
-      for (const later of await segmentsOf(dir, partition))
-        if (later.firstLsn > lastLsn) await rm(later.path);
-      const trailing = join(wal, segmentFileName(lastLsn + 1));
-      await writeFile(trailing, content);
-      const db = await openDb(dir);
-      try {
-        expect(data.mismatches(db)).toEqual([]);
-      } finally {
-        await db.close();
+    const { segment } = (await segmentsWithRecords(dir)).at(-1)!;
+    const wal = join(segment.path, '..');
+    // What a crash between creating a segment and writing its header leaves: nothing, or part of it,
+    // as the next segment of a rotating log and as the first segment of a starting run's log.
+    const header = (await readFile(segment.path)).subarray(0, 20);
+    const trailingNames = [
+      segmentFileName(segment, segment.ordinal + 1),
+      segmentFileName({ epoch: segment.epoch + 1, worker: 0 }, 0),
+    ];
+    for (const trailingName of trailingNames) {
+      for (const content of [Buffer.alloc(0), header]) {
+        for (const later of await segmentsOf(dir))
+          if (later.epoch > segment.epoch || (sameLog(later, segment) && later.ordinal > segment.ordinal))
+            await rm(later.path);
+        await writeFile(join(wal, trailingName), content);
+        const db = await openDb(dir);
+        try {
+          expect(data.mismatches(db)).toEqual([]);
+        } finally {
+          await db.close();
+        }
       }
     }
     await session(dir, data, random, 30);
     await expectIntact(dir, data, random);
 
-    // Not the last segment: that is damage, not an interrupted creation.
-    const now = await segmentsOf(dir, partition);
-    const withRecords: Segment[] = [];
-    for (const segment of now) if ((await recordsOf(segment.path)).length > 0) withRecords.push(segment);
-    expect(withRecords.length).toBeGreaterThanOrEqual(2);
-    const gap = join(wal, segmentFileName(withRecords[1]!.firstLsn - 1));
+    // Not the last segment of its log: that is damage, not an interrupted creation.
+    const now = (await segmentsWithRecords(dir)).at(-1)!.segment;
+    const gap = join(wal, segmentFileName(now, now.ordinal + 1));
     await writeFile(gap, Buffer.alloc(0));
+    await writeFile(
+      join(wal, segmentFileName(now, now.ordinal + 2)),
+      encodeSegmentHeader(h32, now, now.ordinal + 2),
+    );
     await expectDamage(dir, 'ERR_CORRUPTION', gap, 0, /shorter than a header/);
   });
 });

@@ -10,15 +10,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isLightningError } from '../src/shared-memory/index.js';
-import { recordTypeOperation, WalWriter } from '../src/storage/wal/index.js';
+import { PartitionLog, recordTypeOperation, WalWriter } from '../src/storage/wal/index.js';
 
 describe('WAL writer after an I/O failure', () => {
   it('rejects the failing flush with the cause, then everything with ERR_CLOSED', async () => {
     const base = await mkdtemp(join(tmpdir(), 'lightning-wal-failure-'));
     try {
       const dir = join(base, 'wal');
-      const writer = await WalWriter.open(dir, 0, 1, { segmentTargetBytes: 4096 });
-      writer.append(recordTypeOperation, [Buffer.alloc(5000)]);
+      const writer = await WalWriter.open(dir, { epoch: 1, worker: 0 }, { segmentTargetBytes: 4096 });
+      const log = new PartitionLog(writer, 0, 1);
+      log.append(recordTypeOperation, [Buffer.alloc(5000)]);
       await rm(dir, { recursive: true });
       const failed = writer.flush(true);
       const queued = writer.flush(false); // Chained behind the failing one: it must not write.
@@ -26,7 +27,7 @@ describe('WAL writer after an I/O failure', () => {
       await expect(queued).rejects.toSatisfy((error) => isLightningError(error, 'ERR_CLOSED'));
       let caught: unknown;
       try {
-        writer.append(recordTypeOperation, [Buffer.alloc(1)]);
+        log.append(recordTypeOperation, [Buffer.alloc(1)]);
       } catch (error) {
         caught = error;
       }

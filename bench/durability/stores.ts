@@ -109,7 +109,7 @@ export async function openDurabilityStore(store: StoreName, dir: string): Promis
 type LightningDurability = 'sync' | 'relaxed' | 'none';
 
 const lightningDurabilityText: Record<LightningDurability, string> = {
-  sync: "durability 'sync' (the default): a put resolves after its owner batch is written to the partition logs and fdatasync'd (group commit: per owner batch, one write and one fdatasync for each partition log it touched)",
+  sync: "durability 'sync' (the default): a put resolves after its owner batch is written to the owner's log and fdatasync'd (group commit: per owner batch, one write and one fdatasync, however many partitions it touched)",
   relaxed:
     "durability 'relaxed', syncIntervalMs 100 (the default): a put resolves after write(2) of its batch; the owner fdatasyncs the logs every 100 ms",
   none: "durability 'none': a put resolves after write(2) of its batch; the engine does not sync after writes (only when it starts or rotates a log segment, and at close); the OS writes the pages back when it likes",

@@ -21,6 +21,7 @@ import { metadataFormatVersion, readMetadata, writeMetadata } from '../storage/d
 import { DecisionLog, readCommittedTransactions, removeDecisionLogs } from '../storage/decision-log.js';
 import { installFileLayerModule } from '../storage/file-layer.js';
 import { acquireLock } from '../storage/lock-file.js';
+import { cutTornTails, startWalRun, type TornTail } from '../storage/wal/index.js';
 import { Failpoints } from '../workers/failpoints.js';
 import { Database } from './database.js';
 import { type DatabaseHandle, databaseHandleFormatVersion } from './database-handle.js';
@@ -108,6 +109,8 @@ async function openLocked(
   });
   // Decisions of two-phase commits a crash left in doubt: the owners resolve them while recovering.
   const committedTransactions = [...(await readCommittedTransactions(directory))];
+  // Refuses an old log layout and names this run's logs.
+  const walRun = await startWalRun(directory);
   let started: Awaited<ReturnType<typeof WorkerPool.start>>;
   try {
     const pinning = decidePinning(resolved.pinWorkers, topology);
@@ -121,6 +124,7 @@ async function openLocked(
       pinning,
       mvcc,
       committedTransactions,
+      walRun.epoch,
     );
   } catch (error) {
     const revived = reviveLightningError(error);
@@ -135,7 +139,10 @@ async function openLocked(
   }
   const { pool, trees, versionTrees, recoveries, placements } = started;
   // Recorded only once the database could start, so a refused open leaves the directory as it was.
+  let tornTails: TornTail[];
   try {
+    // Every owner has read the earlier logs: the torn tails a crash left can be cut now.
+    tornTails = await cutTornTails(started.tornTails);
     // Every partition logged and synced the outcome of its in-doubt transactions: the decisions
     // that settled them are no longer needed.
     await removeDecisionLogs(directory);
@@ -215,8 +222,8 @@ async function openLocked(
     recovery: {
       checkpointEntries: recoveries.reduce((sum, recovery) => sum + recovery.checkpointEntries, 0),
       replayedRecords: recoveries.reduce((sum, recovery) => sum + recovery.replayedRecords, 0),
-      tornTailsCut: recoveries.filter((recovery) => recovery.tornTail !== null).length,
-      tornTailBytes: recoveries.reduce((sum, recovery) => sum + (recovery.tornTail?.bytesDropped ?? 0), 0),
+      tornTailsCut: tornTails.length,
+      tornTailBytes: tornTails.reduce((sum, torn) => sum + torn.bytesDropped, 0),
     },
     release: async () => {
       markClosed(databaseControl);

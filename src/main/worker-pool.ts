@@ -11,6 +11,7 @@ import {
 } from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { kRingCompletedSeq, kRingReadOffset } from '../shared-memory/ring/ring-layout.js';
+import type { TornTail } from '../storage/wal/index.js';
 import type { OwnerApi, WorkerPlacement } from '../workers/owner-protocol.js';
 import type { CheckpointResult } from '../workers/partition-checkpoint.js';
 import type { PartitionRecovery } from '../workers/partition-recovery.js';
@@ -53,11 +54,13 @@ export class WorkerPool {
     pinning: PinningDecision,
     mvcc: MvccState,
     committedTransactions: number[],
+    walEpoch: number,
   ): Promise<{
     pool: WorkerPool;
     trees: TreeHandle[];
     versionTrees: TreeHandle[];
     recoveries: PartitionRecovery[];
+    tornTails: TornTail[];
     placements: WorkerPlacement[];
   }> {
     const workers: OwnerWorker[] = plan.workers.map((planned) => {
@@ -74,6 +77,7 @@ export class WorkerPool {
     const trees: TreeHandle[] = new Array(partitions);
     const versionTrees: TreeHandle[] = new Array(partitions);
     const recoveries: PartitionRecovery[] = new Array(partitions);
+    const tornTails: TornTail[] = [];
     const placements: WorkerPlacement[] = new Array(plan.workers.length);
     try {
       await Promise.all(
@@ -97,10 +101,12 @@ export class WorkerPool {
               placement: { node: planned.node, cpus: planned.cpus, pinning },
               mvcc: mvcc.sab,
               committedTransactions,
+              walEpoch,
             }),
             pool.#exited(worker),
           ]);
           placements[planned.index] = started.placement;
+          tornTails.push(...started.tornTails);
           planned.partitions.forEach((partition, i) => {
             trees[partition] = started.trees[i]!;
             versionTrees[partition] = started.versionTrees[i]!;
@@ -114,7 +120,7 @@ export class WorkerPool {
     }
     // An open database must not keep the process alive by itself; writes in flight do (KeepAlive).
     for (const worker of workers) worker.thread.unref();
-    return { pool, trees, versionTrees, recoveries, placements };
+    return { pool, trees, versionTrees, recoveries, tornTails, placements };
   }
 
   /** Checkpoints every partition, each worker its own, in parallel. */

@@ -20,10 +20,10 @@ import {
   operationTxPrepare,
 } from '../shared-memory/ring/transaction-codec.js';
 import {
+  type PartitionLog,
   recordTypeDecision,
   recordTypeOperation,
   recordTypePrepare,
-  type WalWriter,
 } from '../storage/wal/index.js';
 import { applyOperation, operationPartition } from './apply-operation.js';
 import type { OwnedPartition } from './owner-loop.js';
@@ -81,7 +81,7 @@ export class OperationApplier {
   }
 
   /** Applies published decisions and removes versions no snapshot can see; logs the decisions. */
-  beginPass(touched: Set<WalWriter>): void {
+  beginPass(touched: Set<PartitionLog>): void {
     for (const owned of this.#partitions.values()) {
       for (const decision of owned.versioned.applyDecisions()) {
         owned.log.append(recordTypeDecision, [
@@ -118,7 +118,7 @@ export class OperationApplier {
    * in its partition), appends it to its partition's log and keeps it for `applyStaged`. Nothing is
    * visible to readers yet. Returns its status; only an operation staged with statusOk was logged.
    */
-  stage(u8: Uint8Array, start: number, end: number, touched: Set<WalWriter>): number {
+  stage(u8: Uint8Array, start: number, end: number, touched: Set<PartitionLog>): number {
     const partition = operationPartition(u8, start);
     const owned = this.#partitions.get(partition);
     if (owned === undefined) {

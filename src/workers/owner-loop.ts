@@ -11,7 +11,7 @@ import {
 } from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { kRingResetRequest, recordTypeFragment, statusConflict } from '../shared-memory/ring/ring-layout.js';
-import type { WalWriter } from '../storage/wal/index.js';
+import { flushOwnerLogs, type PartitionLog } from '../storage/wal/index.js';
 import type { Failpoints } from './failpoints.js';
 import { OperationApplier } from './operation-applier.js';
 import { observeLogs, recordBatch } from './owner-metrics.js';
@@ -25,7 +25,8 @@ const garbageCheckIntervalMs = 50;
 /** What an owner loop serves: its partitions' trees and logs. */
 export interface OwnedPartition {
   tree: BTree;
-  log: WalWriter;
+  /** The partition's view of its owner's one log: its LSN sequence, records tagged with it. */
+  log: PartitionLog;
   /** The partition under MVCC: its version store, prepared transactions and their locks. */
   versioned: VersionedPartition;
 }
@@ -41,19 +42,20 @@ interface Assembly {
  * log it, publish completions, and sleep on the doorbell when there is nothing to do.
  *
  * One pass over the rings is one batch, durable before visible: everything callers appended since the
- * last pass is validated and reserved (all that can fail fails here), appended to its partition's
- * write-ahead log, and written with one write per partition; in 'sync' mode each of those is followed
- * by one fdatasync (group commit). Only then is the batch applied to the trees, where readers on any
- * thread see it, and completion published, so a caller's promise resolves after its write is on disk
- * and no reader sees a 'sync' write a crash can take back. While a batch syncs, callers keep
- * appending, and the next batch is as large as the disk is slow. Between batches the loop yields to
- * the event loop, so control messages (stats, checkpoint, shutdown) are served while writes stream in.
+ * last pass is validated and reserved (all that can fail fails here), appended to the owner's
+ * write-ahead log (each record tagged with its partition), and written with one write; in 'sync' mode
+ * it is followed by one fdatasync (group commit), however many partitions the batch touched. Only
+ * then is the batch applied to the trees, where readers on any thread see it, and completion
+ * published, so a caller's promise resolves after its write is on disk and no reader sees a 'sync'
+ * write a crash can take back. While a batch syncs, callers keep appending, and the next batch is as
+ * large as the disk is slow. Between batches the loop yields to the event loop, so control messages
+ * (stats, checkpoint, shutdown) are served while writes stream in.
  */
 export class OwnerLoop {
   readonly #partitions: Map<number, OwnedPartition>;
   readonly #durability: DurabilityMode;
   /** Logs written without a sync since the last `takeUnsynced()` ('relaxed' and 'none' modes). */
-  #unsynced = new Set<WalWriter>();
+  #unsynced = new Set<PartitionLog>();
   readonly #rings: CommandRing[];
   readonly #consumers: RingConsumer[];
   readonly #completedSeqs: number[];
@@ -132,11 +134,14 @@ export class OwnerLoop {
     }
     while ((await this.drainOnce()) > 0) {}
     // A clean stop leaves nothing unsynced, whatever the durability mode.
-    await Promise.all([...this.#partitions.values()].map((owned) => owned.log.flush(true)));
+    await flushOwnerLogs(
+      [...this.#partitions.values()].map((owned) => owned.log),
+      true,
+    );
   }
 
   /** Logs written but not synced since the last call; the caller syncs them. */
-  takeUnsynced(): WalWriter[] {
+  takeUnsynced(): PartitionLog[] {
     const logs = [...this.#unsynced];
     this.#unsynced.clear();
     return logs;
@@ -161,7 +166,7 @@ export class OwnerLoop {
     let total = 0;
     const consumers = this.#consumers;
     const finished: number[] = [];
-    const touched = new Set<WalWriter>();
+    const touched = new Set<PartitionLog>();
     this.#honorResets();
     this.#applier.beginPass(touched);
     for (let r = 0; r < consumers.length; r++) {
@@ -227,7 +232,7 @@ export class OwnerLoop {
     const sync = this.#durability === 'sync' || this.#applier.passNeedsSync;
     try {
       await this.#failpoints.pause('owner.before-sync');
-      await Promise.all([...touched].map((log) => log.flush(sync)));
+      await flushOwnerLogs(touched, sync);
       if (!sync) for (const log of touched) this.#unsynced.add(log);
     } catch (error) {
       // Nothing of the batch is visible, but the log may hold part of it and cannot be trusted to take
@@ -290,7 +295,7 @@ export class OwnerLoop {
   }
 
   /** Stages (validates, reserves and logs) the operation encoded in u8[start, end); returns its status. */
-  #apply(u8: Uint8Array, start: number, end: number, touched: Set<WalWriter>): number {
+  #apply(u8: Uint8Array, start: number, end: number, touched: Set<PartitionLog>): number {
     this.#failpoints.hit('owner.apply');
     return this.#applier.stage(u8, start, end, touched);
   }

@@ -12,7 +12,7 @@ import {
   syncDurationBoundsMicros,
   totals64Of,
 } from '../shared-memory/owner-metrics-layout.js';
-import type { WalWriter } from '../storage/wal/index.js';
+import type { PartitionLog, WalWriter } from '../storage/wal/index.js';
 
 /**
  * The owner's side of the metrics the admin server exports: it records into its worker control block
@@ -28,12 +28,15 @@ export function recordBatch(control: Int32Array, operations: number): void {
 }
 
 /**
- * Makes every log of these partitions report its writes and syncs into the control block. Bytes the
- * log wrote before (its first segment's header, written when it opened) are counted now.
+ * Makes the owner log behind these partitions report its writes and syncs into the control block
+ * (once, however many partitions share it). Bytes the log wrote before (its first segment's header,
+ * written when it opened) are counted now.
  */
-export function observeLogs(control: Int32Array, partitions: Iterable<{ log: WalWriter }>): void {
+export function observeLogs(control: Int32Array, partitions: Iterable<{ log: PartitionLog }>): void {
   const totals = totals64Of(control);
-  for (const { log } of partitions) {
+  const writers = new Set<WalWriter>();
+  for (const { log: partitionLog } of partitions) writers.add(partitionLog.writer);
+  for (const log of writers) {
     Atomics.add(totals, kMetricsWalBytes64, BigInt(log.stats.bytesWritten));
     log.observer = {
       written(bytes: number): void {

@@ -1,5 +1,6 @@
 import type { PinningDecision, ThreadPlacement } from '../numa/index.js';
 import type { TreeHandle } from '../shared-memory/index.js';
+import type { TornTail } from '../storage/wal/index.js';
 import type { FailpointSpec } from './failpoints.js';
 import type { CheckpointResult } from './partition-checkpoint.js';
 import type { PartitionRecovery } from './partition-recovery.js';
@@ -9,6 +10,8 @@ export interface OwnerStarted {
   /** Each partition's version store, in the order of `trees`. */
   versionTrees: TreeHandle[];
   recoveries: PartitionRecovery[];
+  /** Torn tails at the ends of earlier logs, which the opener cuts once every owner has read them. */
+  tornTails: TornTail[];
   placement: WorkerPlacement;
 }
 
@@ -44,6 +47,8 @@ export interface OwnerConfig {
   mvcc: SharedArrayBuffer;
   /** Transactions the coordinators' decision logs record as committed, for in-doubt prepares. */
   committedTransactions: number[];
+  /** This run's epoch: names this worker's new log (storage/wal/wal-startup.ts). */
+  walEpoch: number;
   /** The planned node and its CPUs, and whether to pin to them before any partition memory is touched. */
   placement: { node: number; cpus: number[]; pinning: PinningDecision };
 }

@@ -20,14 +20,20 @@ import {
 import { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { installFileLayerModule } from '../storage/file-layer.js';
 import { walDirectory } from '../storage/layout.js';
-import { recordTypeDecision, WalWriter } from '../storage/wal/index.js';
+import {
+  flushOwnerLogs,
+  PartitionLog,
+  recordTypeDecision,
+  SegmentRemoval,
+  WalWriter,
+} from '../storage/wal/index.js';
 import { CheckpointScheduler } from './checkpoint-scheduler.js';
 import { Failpoints } from './failpoints.js';
 import { type OwnedPartition, OwnerLoop } from './owner-loop.js';
 import { checkpointRecorder } from './owner-metrics.js';
 import type { OwnerApi, OwnerConfig, OwnerStarted } from './owner-protocol.js';
 import type { CheckpointResult } from './partition-checkpoint.js';
-import { type PartitionRecovery, recoverPartition } from './partition-recovery.js';
+import { recoverPartitions } from './partition-recovery.js';
 import { encodeDecisionRecord } from './transaction-records.js';
 import { VersionedPartition } from './versioned-partition.js';
 
@@ -38,7 +44,8 @@ let checkpointTimer: NodeJS.Timeout | null = null;
 let checkpoints: CheckpointScheduler | null = null;
 /** How often the worker looks at its logs' growth to decide on a checkpoint. */
 const checkpointCheckIntervalMs = 250;
-const logs: WalWriter[] = [];
+/** This worker's log for this run. */
+let ownerLog: WalWriter | null = null;
 
 const api: OwnerApi = {
   async start(config: OwnerConfig): Promise<OwnerStarted> {
@@ -53,37 +60,37 @@ const api: OwnerApi = {
     const versionTrees: TreeHandle[] = [];
     const mvcc = MvccState.attach(config.mvcc);
     const committed = new Set(config.committedTransactions);
-    const recoveries: PartitionRecovery[] = [];
-    // Partitions recover concurrently: one waits on its files (reads, lz4 on the libuv pool) while
-    // another replays on this thread.
-    const recovered = await Promise.all(
-      config.partitions.map(async (partition) => {
-        const tree = BTree.create({
-          pageSizeBytes: config.pageSizeBytes,
-          maxBytes: config.partitionBytesMax,
-        });
-        const recovery = await recoverPartition(config.path, partition, tree, committed);
-        const log = await WalWriter.open(walDirectory(config.path, partition), partition, recovery.nextLsn);
-        if (recovery.resolved.length > 0) {
-          // Decided at recovery: logged and synced before the coordinators' decision logs are dropped.
-          for (const { transactionId, committed: wasCommitted } of recovery.resolved)
-            log.append(recordTypeDecision, [encodeDecisionRecord(transactionId, wasCommitted)]);
-          await log.flush(true);
-        }
-        const versions = BTree.create({
-          pageSizeBytes: config.pageSizeBytes,
-          maxBytes: config.partitionBytesMax,
-        });
-        return { partition, tree, versions, log, recovery };
-      }),
-    );
-    for (const { partition, tree, versions, log, recovery } of recovered) {
-      logs.push(log);
+    const owned = config.partitions.map((partition) => ({
+      partition,
+      tree: BTree.create({ pageSizeBytes: config.pageSizeBytes, maxBytes: config.partitionBytesMax }),
+    }));
+    const recovered = await recoverPartitions(config.path, owned, committed, config.walEpoch);
+    // One log for all of this worker's partitions, new for this run: a batch is one write and one
+    // fdatasync however many partitions it touched.
+    const writer = await WalWriter.open(walDirectory(config.path), {
+      epoch: config.walEpoch,
+      worker: config.workerIndex,
+    });
+    ownerLog = writer;
+    const recoveries = recovered.partitions;
+    let anyResolved = false;
+    owned.forEach(({ partition, tree }, i) => {
+      const recovery = recoveries[i]!;
+      const log = new PartitionLog(writer, partition, recovery.nextLsn);
+      // Decided at recovery: logged and synced before the coordinators' decision logs are dropped.
+      for (const { transactionId, committed: wasCommitted } of recovery.resolved) {
+        log.append(recordTypeDecision, [encodeDecisionRecord(transactionId, wasCommitted)]);
+        anyResolved = true;
+      }
+      const versions = BTree.create({
+        pageSizeBytes: config.pageSizeBytes,
+        maxBytes: config.partitionBytesMax,
+      });
       partitions.set(partition, { tree, log, versioned: new VersionedPartition(tree, versions, mvcc) });
       trees.push(tree.share());
       versionTrees.push(versions.share());
-      recoveries.push(recovery);
-    }
+    });
+    if (anyResolved) await writer.flush(true);
     const rings = config.rings.map((sab) => CommandRing.attach(sab));
     loop = new OwnerLoop(
       partitions,
@@ -99,7 +106,7 @@ const api: OwnerApi = {
       // Writes were acknowledged after write(2); sync them within the interval.
       const running = loop;
       syncTimer = setInterval(() => {
-        for (const log of running.takeUnsynced()) log.flush(true).catch(failLog);
+        flushOwnerLogs(running.takeUnsynced(), true).catch(failLog);
       }, config.syncIntervalMs);
     }
     const scheduler = new CheckpointScheduler(
@@ -107,12 +114,13 @@ const api: OwnerApi = {
       config.partitionCount,
       partitions,
       config.checkpointWalBytes,
+      new SegmentRemoval(recovered.segments, writer),
       checkpointRecorder(control),
     );
     checkpoints = scheduler;
     checkpointTimer = setInterval(() => scheduler.maybeStart(failCheckpoint), checkpointCheckIntervalMs);
     Atomics.store(control, kWorkerState, workerStateRunning);
-    return { trees, versionTrees, recoveries, placement };
+    return { trees, versionTrees, recoveries, tornTails: recovered.tornTails, placement };
   },
 
   async checkpoint(): Promise<CheckpointResult[]> {
@@ -126,7 +134,7 @@ const api: OwnerApi = {
     if (checkpointTimer !== null) clearInterval(checkpointTimer);
     await checkpoints?.idle();
     await loop.stop();
-    await Promise.all(logs.map((log) => log.close()));
+    await ownerLog?.close();
     Atomics.store(control, kWorkerState, workerStateStopped);
   },
 };

@@ -6,10 +6,8 @@ import {
   writeCheckpoint,
   writeManifest,
 } from '../storage/checkpoint/index.js';
-import { fileLayer } from '../storage/file-layer.js';
-import { partitionDirectory, walDirectory } from '../storage/layout.js';
-import type { WalWriter } from '../storage/wal/index.js';
-import { listSegments, syncDirectory } from '../storage/wal/wal-files.js';
+import { partitionDirectory } from '../storage/layout.js';
+import type { PartitionLog, SegmentRemoval } from '../storage/wal/index.js';
 import { latestEntries, type VersionedPartition } from './versioned-partition.js';
 
 /** Entries handed to the checkpoint writer per step; the owner serves writes between steps. */
@@ -25,7 +23,8 @@ export interface CheckpointResult {
 }
 
 /**
- * Writes a checkpoint of one partition and drops the log segments it makes unnecessary.
+ * Writes a checkpoint of one partition and drops the log segments it makes unnecessary: those whose
+ * partitions have now all checkpointed past their records (SegmentRemoval).
  *
  * The walk is fuzzy: it reads the live tree a step at a time while the owner keeps applying writes
  * in between, so writes stop for no longer than one step. That is sound because replay starts at
@@ -41,7 +40,8 @@ export async function checkpointPartition(
   partition: number,
   partitions: number,
   partitionState: VersionedPartition,
-  log: WalWriter,
+  log: PartitionLog,
+  segmentRemoval: SegmentRemoval,
 ): Promise<CheckpointResult> {
   const started = performance.now();
   const directory = partitionDirectory(databaseDirectory, partition);
@@ -56,9 +56,8 @@ export async function checkpointPartition(
     walk(latestEntries(partitionState)),
   );
   await recordCheckpoint(directory, partition, written.file, BigInt(startLsn), written.entries);
-  const walSegmentsRemoved = await removeCoveredSegments(
-    walDirectory(databaseDirectory, partition),
-    startLsn,
+  const walSegmentsRemoved = await segmentRemoval.removeObsolete((other) =>
+    checkpointStartLsn(databaseDirectory, other),
   );
   return {
     partition,
@@ -84,17 +83,11 @@ async function* walk(entries: Iterable<[Buffer, Buffer]>): AsyncGenerator<Checkp
 }
 
 /**
- * Deletes the segments whose records all precede `startLsn`: a segment is covered when the next
- * segment starts at or before it. The newest segment is never deleted (the writer appends to it).
+ * The LSN a partition's replay starts at, from its durable manifest (0 without a checkpoint). The
+ * manifest, not this owner's memory, decides: the partition may belong to another owner this run.
  */
-async function removeCoveredSegments(directory: string, startLsn: number): Promise<number> {
-  const segments = await listSegments(directory);
-  let removed = 0;
-  for (let i = 0; i + 1 < segments.length; i++) {
-    if (segments[i + 1]!.nameLsn > startLsn) break;
-    await fileLayer().unlink(segments[i]!.path);
-    removed++;
-  }
-  if (removed > 0) await syncDirectory(directory);
-  return removed;
+async function checkpointStartLsn(databaseDirectory: string, partition: number): Promise<number> {
+  const manifest = await readManifest(partitionDirectory(databaseDirectory, partition));
+  const checkpoint = manifest?.checkpoints.find((record) => record.partition === partition);
+  return checkpoint === undefined ? 0 : Number(checkpoint.startLsn);
 }

@@ -7,102 +7,154 @@ import {
   readWal,
   recordTypeDecision,
   recordTypePrepare,
-  truncateTornTail,
+  type SegmentContents,
+  type TornTail,
+  type WalRecord,
 } from '../storage/wal/index.js';
 import { applyOperation } from './apply-operation.js';
 import { decisionCommitted, recordTransactionId } from './transaction-records.js';
 
 export interface PartitionRecovery {
-  /** Where the log continues. */
+  /** Where the partition's LSN sequence continues. */
   nextLsn: number;
   /** Entries loaded from the partition's checkpoint (0 without one). */
   checkpointEntries: number;
   replayedRecords: number;
-  /** A torn tail that was cut: a write the crash interrupted, never acknowledged. */
-  tornTail: { file: string; offset: number; bytesDropped: number } | null;
   /**
-   * Transactions that were prepared here and had no decision in this log, resolved from the
+   * Transactions that were prepared here and had no decision in the logs, resolved from the
    * coordinators' decision logs (presumed abort): the owner logs these decisions before serving.
    */
   resolved: { transactionId: number; committed: boolean }[];
 }
 
+/** What an owner recovered: each partition's state, and the earlier runs' segments it read. */
+export interface OwnerRecovery {
+  /** In the order of the partitions asked for. */
+  partitions: PartitionRecovery[];
+  /** Every segment of the earlier runs, with the partitions in it: candidates for removal. */
+  segments: readonly SegmentContents[];
+  /** Torn tails met at the ends of earlier logs: not replayed, cut by the opener once all owners read. */
+  tornTails: TornTail[];
+}
+
+/** Replay state of one partition. */
+interface Replay {
+  readonly partition: number;
+  readonly tree: BTree;
+  readonly recovery: PartitionRecovery;
+  /** Prepared transactions without a decision yet: their writes, as batch operations. */
+  readonly prepared: Map<number, Uint8Array>;
+}
+
 /**
- * Rebuilds one partition's tree from its files: the checkpoint the partition's manifest names, when
- * there is one, then the write-ahead log from the checkpoint's start LSN, replayed in LSN order. A
- * torn tail (the last write of a run that died mid-write, which no caller was told had succeeded) is
- * cut; other damage is ERR_CORRUPTION naming the file and offset, and the database does not open
- * with data silently missing.
+ * Rebuilds an owner's partitions from the files: each partition's checkpoint (the one its manifest
+ * names, when there is one), then every earlier run's log, replayed record by record into the
+ * partition each record names, each partition in its own LSN order from its checkpoint's start LSN.
+ * The worker count may have changed between runs, so one partition's records may lie in several
+ * logs; each owner reads all of them and keeps its own partitions' records (the logs of this run,
+ * `epoch`, are not read: they are being written). A partition whose sequence has a gap is
+ * ERR_CORRUPTION naming what is missing, and the database does not open with data silently missing.
+ * A torn tail is not replayed and is returned: the opener cuts it once every owner has read.
  */
-export async function recoverPartition(
+export async function recoverPartitions(
+  databaseDirectory: string,
+  owned: readonly { partition: number; tree: BTree }[],
+  committedTransactions: ReadonlySet<number>,
+  epoch: number,
+): Promise<OwnerRecovery> {
+  // Checkpoints load concurrently: one waits on its file (reads, lz4 on the libuv pool) while
+  // another fills its tree on this thread.
+  const starts = await Promise.all(
+    owned.map(({ partition, tree }) => loadCheckpoint(databaseDirectory, partition, tree)),
+  );
+  const replays = new Map<number, Replay>();
+  const fromLsns = new Map<number, number>();
+  owned.forEach(({ partition, tree }, i) => {
+    const { fromLsn, entries } = starts[i]!;
+    fromLsns.set(partition, fromLsn);
+    const recovery = { nextLsn: fromLsn, checkpointEntries: entries, replayedRecords: 0, resolved: [] };
+    replays.set(partition, { partition, tree, recovery, prepared: new Map() });
+  });
+  const result = await readWal(walDirectory(databaseDirectory), {
+    beforeEpoch: epoch,
+    partitions: fromLsns,
+    onRecord: (record) => replayRecord(replays.get(record.partition)!, record),
+  });
+  for (const replay of replays.values()) {
+    // A checkpoint can cover records that never reached the disk ('relaxed', 'none': the checkpoint
+    // is synced, the log tail it covers may not be): the sequence then continues after the
+    // checkpoint, never below it, or new records would take LSNs the next recovery skips.
+    const fromLsn = fromLsns.get(replay.partition)!;
+    replay.recovery.nextLsn = Math.max(result.nextLsns.get(replay.partition) ?? fromLsn, fromLsn);
+    resolveInDoubt(replay, committedTransactions);
+  }
+  return {
+    partitions: owned.map(({ partition }) => replays.get(partition)!.recovery),
+    segments: result.contents,
+    tornTails: [...result.tornTails],
+  };
+}
+
+/** Loads the partition's checkpoint into `tree`; returns where its log replay starts. */
+async function loadCheckpoint(
   databaseDirectory: string,
   partition: number,
   tree: BTree,
-  committedTransactions: ReadonlySet<number>,
-): Promise<PartitionRecovery> {
+): Promise<{ fromLsn: number; entries: number }> {
   const checkpointDirectory = partitionDirectory(databaseDirectory, partition);
   const manifest = await readManifest(checkpointDirectory);
   const checkpoint = manifest?.checkpoints.find((record) => record.partition === partition) ?? null;
-  let checkpointEntries = 0;
-  if (checkpoint !== null) {
-    for await (const batch of readCheckpoint(join(checkpointDirectory, checkpoint.file))) {
-      for (const [key, value] of batch) tree.put(key, value);
-      checkpointEntries += batch.length;
+  // Without a checkpoint the sequence must start at the first LSN: a missing first record is lost
+  // data, not a shorter log.
+  if (checkpoint === null) return { fromLsn: lsnFirst, entries: 0 };
+  let entries = 0;
+  for await (const batch of readCheckpoint(join(checkpointDirectory, checkpoint.file))) {
+    for (const [key, value] of batch) tree.put(key, value);
+    entries += batch.length;
+  }
+  return { fromLsn: Number(checkpoint.startLsn), entries };
+}
+
+function replayRecord(replay: Replay, record: WalRecord): void {
+  const { tree, prepared } = replay;
+  const payload = record.payload;
+  try {
+    if (record.type === recordTypePrepare) {
+      prepared.set(recordTransactionId(payload), payload.slice(8));
+    } else if (record.type === recordTypeDecision) {
+      const transactionId = recordTransactionId(payload);
+      const writes = prepared.get(transactionId);
+      prepared.delete(transactionId);
+      if (writes !== undefined && decisionCommitted(payload)) applyOperation(tree, writes, 0, writes.length);
+    } else {
+      applyOperation(tree, payload, 0, payload.length);
     }
+    replay.recovery.replayedRecords++;
+  } catch (error) {
+    // Not damage: the files hold more than this open's partitionBytesMax lets the partition hold.
+    if (isLightningError(error, 'ERR_PARTITION_FULL')) {
+      throw new LightningError(
+        'ERR_PARTITION_FULL',
+        `partition ${replay.partition} does not fit in partitionBytesMax while replaying ${record.file} (LSN ${record.lsn}); open with a larger partitionBytesMax`,
+        { cause: error },
+      );
+    }
+    throw new LightningError(
+      'ERR_CORRUPTION',
+      `replaying ${record.file} at byte ${record.offset} (partition ${replay.partition}, LSN ${record.lsn}) failed: ${String(error)}`,
+      { cause: error },
+    );
   }
-  // Without a checkpoint the log must start at the first LSN: a missing first segment is lost data,
-  // not a shorter log.
-  const fromLsn = checkpoint === null ? lsnFirst : Number(checkpoint.startLsn);
-  const directory = walDirectory(databaseDirectory, partition);
-  /** Prepared transactions without a decision yet: their writes, as batch operations. */
-  const prepared = new Map<number, Uint8Array>();
-  const result = await readWal(directory, partition, {
-    fromLsn,
-    onRecord: (record) => {
-      const payload = record.payload;
-      try {
-        if (record.type === recordTypePrepare) {
-          prepared.set(recordTransactionId(payload), payload.slice(8));
-        } else if (record.type === recordTypeDecision) {
-          const transactionId = recordTransactionId(payload);
-          const writes = prepared.get(transactionId);
-          prepared.delete(transactionId);
-          if (writes !== undefined && decisionCommitted(payload))
-            applyOperation(tree, writes, 0, writes.length);
-        } else {
-          applyOperation(tree, payload, 0, payload.length);
-        }
-      } catch (error) {
-        // Not damage: the files hold more than this open's partitionBytesMax lets the partition hold.
-        if (isLightningError(error, 'ERR_PARTITION_FULL')) {
-          throw new LightningError(
-            'ERR_PARTITION_FULL',
-            `partition ${partition} does not fit in partitionBytesMax while replaying ${record.file} (LSN ${record.lsn}); open with a larger partitionBytesMax`,
-            { cause: error },
-          );
-        }
-        throw new LightningError(
-          'ERR_CORRUPTION',
-          `replaying ${record.file} at byte ${record.offset} (LSN ${record.lsn}) failed: ${String(error)}`,
-          { cause: error },
-        );
-      }
-    },
-  });
-  if (result.tornTail !== null) await truncateTornTail(result.tornTail.file, result.tornTail.offset);
-  // In doubt: prepared, then the process died before this partition logged a decision. A decision
-  // log naming the transaction means the coordinator decided to commit; otherwise it never did.
-  const resolved: PartitionRecovery['resolved'] = [];
-  for (const [transactionId, writes] of prepared) {
+}
+
+/**
+ * In doubt: prepared, then the process died before this partition logged a decision. A decision
+ * log naming the transaction means the coordinator decided to commit; otherwise it never did.
+ */
+function resolveInDoubt(replay: Replay, committedTransactions: ReadonlySet<number>): void {
+  for (const [transactionId, writes] of replay.prepared) {
     const committed = committedTransactions.has(transactionId);
-    if (committed) applyOperation(tree, writes, 0, writes.length);
-    resolved.push({ transactionId, committed });
+    if (committed) applyOperation(replay.tree, writes, 0, writes.length);
+    replay.recovery.resolved.push({ transactionId, committed });
   }
-  return {
-    resolved,
-    nextLsn: result.nextLsn ?? fromLsn,
-    checkpointEntries,
-    replayedRecords: result.records,
-    tornTail: result.tornTail,
-  };
 }

@@ -5,8 +5,7 @@
  */
 import { copyFile, cp, link, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { walDirectory } from '../../src/storage/layout.js';
-import { crashPartitions } from './crash-model.js';
+import { newestSegments } from './wal-inspect.js';
 
 /**
  * Keeps the directory as the crash left it, before recovery changes it: files are hard-linked (cheap,
@@ -15,15 +14,7 @@ import { crashPartitions } from './crash-model.js';
  */
 export async function snapshotBeforeRecovery(dir: string, snapshot: string): Promise<void> {
   await rm(snapshot, { recursive: true, force: true });
-  const newest = new Set<string>();
-  for (let partition = 0; partition < crashPartitions; partition++) {
-    const wal = walDirectory(dir, partition);
-    const names = (await readdir(wal).catch(() => [] as string[]))
-      .filter((name) => name.startsWith('wal-'))
-      .sort();
-    const last = names.at(-1);
-    if (last !== undefined) newest.add(join(wal, last));
-  }
+  const newest = new Set((await newestSegments(dir)).map((segment) => segment.path));
   await copyTree(dir, snapshot, newest);
 }
 

@@ -13,10 +13,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mulberry32 } from '../support/seeded-random.js';
 import { type ChildOptions, describePlan, type KillPlan, runChildUntilKilled } from './child-runner.js';
-import { CrashModel, crashPartitions } from './crash-model.js';
+import { CrashModel } from './crash-model.js';
 import { keepEvidenceAndThrow, snapshotBeforeRecovery } from './evidence.js';
 import { type VerifyResult, verifyAfterCrash } from './verify.js';
-import { recordsOf, segmentsOf } from './wal-inspect.js';
+import { newestSegments, recordsOf } from './wal-inspect.js';
 import { peekValueHeader, valueMagicBytes } from './workload.js';
 
 /** How a failed round of the kill loop heads its error. */
@@ -205,9 +205,9 @@ export async function runKillLoop(options: KillLoopOptions): Promise<KillLoopTot
 }
 
 /**
- * Cuts the newest record of one partition's log short, if that record belongs to an operation that
- * was issued but not acknowledged (found by the value header inside the record: the value carries
- * its generation and sequence number). Returns what was done, or null if no partition qualified.
+ * Cuts the newest record of one owner log short, if that record belongs to an operation that was
+ * issued but not acknowledged (found by the value header inside the record: the value carries its
+ * generation and sequence number). Returns what was done, or null if no log qualified.
  * A cut there is exactly what a kill inside the write call leaves, and the model allows the operation
  * to be lost; everything before it in the log must survive.
  */
@@ -216,11 +216,10 @@ async function tearUnacknowledgedTail(
   model: CrashModel,
   random: () => number,
 ): Promise<string | null> {
-  const start = random() % crashPartitions;
-  for (let i = 0; i < crashPartitions; i++) {
-    const partition = (start + i) % crashPartitions;
-    const newest = (await segmentsOf(dir, partition)).at(-1);
-    if (newest === undefined) continue;
+  const logs = await newestSegments(dir);
+  const start = random() % Math.max(1, logs.length);
+  for (let i = 0; i < logs.length; i++) {
+    const newest = logs[(start + i) % logs.length]!;
     const record = (await recordsOf(newest.path)).at(-1);
     if (record === undefined) continue;
     const bytes = await readFile(newest.path);
@@ -234,7 +233,7 @@ async function tearUnacknowledgedTail(
     const size = record.end - record.offset;
     const cut = record.offset + 1 + (random() % (size - 1));
     await truncate(newest.path, cut);
-    return `partition ${partition}: ${newest.name} cut at byte ${cut}, inside the record (bytes ${record.offset}..${record.end}) of in-flight operation ${op.seq}`;
+    return `partition ${record.partition}: ${newest.name} cut at byte ${cut}, inside the record (bytes ${record.offset}..${record.end}) of in-flight operation ${op.seq}`;
   }
   return null;
 }

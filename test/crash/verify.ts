@@ -4,12 +4,10 @@
  * them back exactly, and close cleanly, leaving logs that read back with no torn tail. What was found
  * (plus the parent's writes) becomes the model's baseline for the next run on the directory.
  */
-import { readdir } from 'node:fs/promises';
 import { open } from '../../src/index.js';
 import { createPartitionRouter, type PartitionRouter } from '../../src/main/partition-router.js';
 import { walDirectory } from '../../src/storage/layout.js';
 import { readWal } from '../../src/storage/wal/index.js';
-import { parseSegmentFileName } from '../../src/storage/wal/wal-format.js';
 import { type CheckStats, checkRecoveredState, describeVersion, holds } from './check-state.js';
 import { absent, type CrashModel, crashPartitions, type KeyVersion } from './crash-model.js';
 import { encodeValue, type H32, keyCount, keyIndexOf, keyName, loadH32, type ValueSpec } from './workload.js';
@@ -97,15 +95,10 @@ export async function verifyAfterCrash(
     }
     closed = true;
     await within(db.close(), closeTimeoutMs, 'close() of the recovered database');
-    // A clean close leaves every partition's log readable to its end, with nothing to cut.
-    for (let partition = 0; partition < crashPartitions; partition++) {
-      const log = await readWal(walDirectory(dir, partition), partition, { onRecord: () => {} });
-      if (log.tornTail !== null) {
-        problems.push(
-          `partition ${partition}: after a clean close the log has a torn tail at ${log.tornTail.file}:${log.tornTail.offset}`,
-        );
-      }
-    }
+    // A clean close leaves every log readable to its end, with nothing to cut.
+    const logs = await readWal(walDirectory(dir), { partitions: new Map(), onRecord: () => {} });
+    for (const torn of logs.tornTails)
+      problems.push(`after a clean close a log has a torn tail at ${torn.file}:${torn.offset}`);
     if (problems.length === 0) for (let key = 0; key < keyCount; key++) model.baseline[key] = found[key]!;
     return { problems, stats: result.stats, ...torn, openMs, parentWrites: writes };
   } finally {
@@ -116,27 +109,18 @@ export async function verifyAfterCrash(
 type Database = Awaited<ReturnType<typeof open>>;
 
 /**
- * Reads (without changing anything) the newest segment of every partition's log, where a crash can
- * leave a torn tail, to count how many the kill produced. Damage is left for open() to report.
+ * Reads (without changing anything) every log, where a crash can leave a torn tail at the end of
+ * each, to count how many the kill produced. Damage is left for open() to report.
  */
 async function findTornTails(dir: string): Promise<{ tornTails: number; tornBytes: number }> {
-  let tornTails = 0;
-  let tornBytes = 0;
-  for (let partition = 0; partition < crashPartitions; partition++) {
-    const wal = walDirectory(dir, partition);
-    const names = (await readdir(wal).catch(() => [] as string[])).filter(
-      (name) => parseSegmentFileName(name) !== null,
-    );
-    const newest = names.sort().at(-1);
-    if (newest === undefined) continue;
-    const fromLsn = Math.max(1, parseSegmentFileName(newest)!);
-    const log = await readWal(wal, partition, { fromLsn, onRecord: () => {} }).catch(() => null);
-    if (log?.tornTail != null) {
-      tornTails++;
-      tornBytes += log.tornTail.bytesDropped;
-    }
-  }
-  return { tornTails, tornBytes };
+  const logs = await readWal(walDirectory(dir), { partitions: new Map(), onRecord: () => {} }).catch(
+    () => null,
+  );
+  const tornTails = logs?.tornTails ?? [];
+  return {
+    tornTails: tornTails.length,
+    tornBytes: tornTails.reduce((sum, torn) => sum + torn.bytesDropped, 0),
+  };
 }
 
 async function writeAfterRecovery(

@@ -12,7 +12,9 @@ import {
   kRecordPayloadLength,
   parseSegmentFileName,
   readRecordLsn,
+  readRecordPartition,
   recordBytes,
+  recordHeaderBytes,
   segmentHeaderBytes,
 } from '../../src/storage/wal/wal-format.js';
 
@@ -21,26 +23,43 @@ type Database = Awaited<ReturnType<typeof open>>;
 export interface Segment {
   readonly path: string;
   readonly name: string;
-  readonly firstLsn: number;
+  readonly epoch: number;
+  readonly worker: number;
+  readonly ordinal: number;
 }
 
 export interface RecordPosition {
   readonly offset: number;
   readonly end: number;
+  readonly partition: number;
   readonly lsn: number;
   readonly payloadBytes: number;
 }
 
-/** A partition's segments in LSN order. */
-export async function segmentsOf(dir: string, partition: number): Promise<Segment[]> {
-  const wal = walDirectory(dir, partition);
+/** Every segment of the database's logs, by run, worker and ordinal. */
+export async function segmentsOf(dir: string): Promise<Segment[]> {
+  const wal = walDirectory(dir);
   const names = await readdir(wal).catch(() => [] as string[]);
   const segments: Segment[] = [];
   for (const name of names) {
-    const firstLsn = parseSegmentFileName(name);
-    if (firstLsn !== null) segments.push({ path: join(wal, name), name, firstLsn });
+    const parsed = parseSegmentFileName(name);
+    if (parsed !== null) segments.push({ path: join(wal, name), name, ...parsed });
   }
-  return segments.sort((a, b) => a.firstLsn - b.firstLsn);
+  return segments.sort((a, b) => a.epoch - b.epoch || a.worker - b.worker || a.ordinal - b.ordinal);
+}
+
+/** True if both segments belong to one log (one run's worker). */
+export function sameLog(a: Segment, b: Segment): boolean {
+  return a.epoch === b.epoch && a.worker === b.worker;
+}
+
+/** The newest segment of each log. */
+export async function newestSegments(dir: string): Promise<Segment[]> {
+  const segments = await segmentsOf(dir);
+  return segments.filter((segment, i) => {
+    const next = segments[i + 1];
+    return next === undefined || !sameLog(segment, next);
+  });
 }
 
 /** The records of an undamaged segment, walked by their length fields. */
@@ -48,11 +67,12 @@ export async function recordsOf(path: string): Promise<RecordPosition[]> {
   const bytes = await readFile(path);
   const records: RecordPosition[] = [];
   let offset = segmentHeaderBytes;
-  while (offset + 17 <= bytes.length) {
+  while (offset + recordHeaderBytes <= bytes.length) {
     const payloadBytes = bytes.readUInt32LE(offset + kRecordPayloadLength);
     const end = offset + recordBytes(payloadBytes);
     if (end > bytes.length) break;
-    records.push({ offset, end, lsn: readRecordLsn(bytes, offset), payloadBytes });
+    const partition = readRecordPartition(bytes, offset);
+    records.push({ offset, end, partition, lsn: readRecordLsn(bytes, offset), payloadBytes });
     offset = end;
   }
   return records;

@@ -20,7 +20,7 @@ import { createPartitionRouter } from '../../src/main/partition-router.js';
 import { BTree, checkTree, TreeReader } from '../../src/shared-memory/index.js';
 import { readMetadata } from '../../src/storage/database-metadata.js';
 import { readCommittedTransactions } from '../../src/storage/decision-log.js';
-import { recoverPartition } from '../../src/workers/partition-recovery.js';
+import { recoverPartitions } from '../../src/workers/partition-recovery.js';
 import { runUntilKilled } from '../crash/kill-harness.js';
 import { journalEnvName, readJournal } from '../support/fault-journal.js';
 import { type LossPolicy, PowerLossReplay, writeImage } from '../support/power-loss-image.js';
@@ -161,7 +161,7 @@ export async function runPowerLoss(options: PowerLossOptions): Promise<PowerLoss
         // The image the next run starts from goes through open() with another worker count; the
         // others through the owners' recovery itself, in this thread, which costs no worker start-up.
         const verifyWorkers = 1 + (random() % 3);
-        const how = last ? `open() with ${verifyWorkers} worker(s)` : 'recoverPartition';
+        const how = last ? `open() with ${verifyWorkers} worker(s)` : 'recoverPartitions';
         const recovery = last ? recoverAndRead(target, verifyWorkers) : recoverInProcess(target);
         const found = await recovery.catch((error: unknown) => ({
           error: error instanceof Error ? `${error.message}\n${error.stack ?? ''}` : String(error),
@@ -244,9 +244,13 @@ async function recoverInProcess(
   const committed = await readCommittedTransactions(dir);
   const observed = new Map<string, Buffer>();
   const problems: string[] = [];
-  for (let partition = 0; partition < powerLossPartitions; partition++) {
-    const tree = BTree.create({ maxBytes: recoveredTreeBytesMax });
-    await recoverPartition(dir, partition, tree, committed);
+  const owned = Array.from({ length: powerLossPartitions }, (_, partition) => ({
+    partition,
+    tree: BTree.create({ maxBytes: recoveredTreeBytesMax }),
+  }));
+  // Every log on disk is an earlier run's: read them all, as one owner of every partition would.
+  await recoverPartitions(dir, owned, committed, Number.MAX_SAFE_INTEGER);
+  for (const { partition, tree } of owned) {
     try {
       checkTree(tree);
     } catch (error) {

@@ -1,12 +1,13 @@
 /**
  * Helpers the WAL and CLI tests share: temporary directories removed after each test, reading a
- * partition's whole log, listing its segment files, and damaging a byte in place.
+ * partition's records from the logs, opening a log with one partition's view, listing segment
+ * files, and damaging a byte in place.
  */
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach } from 'vitest';
-import { readWal, type WalRecord } from '../../src/storage/wal/index.js';
+import { PartitionLog, readWal, type WalRecord, WalWriter } from '../../src/storage/wal/index.js';
 
 /**
  * Call at the top level of a test file: returns a function that makes a fresh directory under the OS
@@ -25,15 +26,36 @@ export function useTemporaryDirectories(prefix: string): () => Promise<string> {
   };
 }
 
-/** Every record of the log in `dir` (from `fromLsn` when given), and what readWal returned. */
-export async function readLog(dir: string, partition: number, fromLsn?: number) {
+/**
+ * Every record of `partition` in the logs in `dir` (from `fromLsn`, 1 unless given: the partition's
+ * sequence must be gap-free from there), and what readWal returned.
+ */
+export async function readLog(dir: string, partition: number, fromLsn = 1) {
   const records: WalRecord[] = [];
-  const options = fromLsn === undefined ? {} : { fromLsn };
-  const result = await readWal(dir, partition, {
-    ...options,
+  const result = await readWal(dir, {
+    partitions: new Map([[partition, fromLsn]]),
     onRecord: (record) => void records.push(record),
   });
   return { records, result };
+}
+
+/**
+ * A log of run `epoch` (worker 0 unless given) with one partition's view on it, for tests of one
+ * partition's records: what an owner that owns only `partition` would write.
+ */
+export async function openPartitionLog(
+  dir: string,
+  partition: number,
+  nextLsn: number,
+  options: { epoch?: number; worker?: number; segmentTargetBytes?: number } = {},
+): Promise<{ writer: WalWriter; log: PartitionLog }> {
+  const { epoch = 1, worker = 0, segmentTargetBytes } = options;
+  const writer = await WalWriter.open(
+    dir,
+    { epoch, worker },
+    segmentTargetBytes === undefined ? {} : { segmentTargetBytes },
+  );
+  return { writer, log: new PartitionLog(writer, partition, nextLsn) };
 }
 
 /** The log's segment file names (`wal-*`), oldest first. */

@@ -9,12 +9,18 @@ import {
 } from '../../storage/checkpoint/index.js';
 import { type DatabaseMetadata, metadataFileName, readMetadata } from '../../storage/database-metadata.js';
 import { partitionDirectory, walDirectory } from '../../storage/layout.js';
-import { verifyWal, type WalVerifyReport } from '../../storage/wal/index.js';
+import {
+  lsnFirst,
+  refusePerPartitionLayout,
+  verifyWal,
+  type WalPartitionReport,
+  type WalVerifyReport,
+} from '../../storage/wal/index.js';
 import type { Progress } from './progress.js';
 
 /**
- * What `verify` finds and `repair` acts on: the database located on disk and every partition's log,
- * checkpoint and manifest checked, without changing anything.
+ * What `verify` finds and `repair` acts on: the database located on disk, every owner log, and every
+ * partition's records in them, checkpoint and manifest checked, without changing anything.
  */
 
 /** Exit codes of every command. Scripts branch on them, so they never change meaning. */
@@ -43,9 +49,10 @@ export interface DatabaseTarget {
   readonly metadata: DatabaseMetadata;
 }
 
-/** One piece of damage (or of a newer format), with the file and, when known, the byte offset. */
+/** One piece of damage (or of another format), with the file and, when known, the byte offset. */
 export interface Finding {
-  readonly partition: number;
+  /** The partition it concerns, or null for damage in a log that is not about one partition. */
+  readonly partition: number | null;
   readonly source: 'wal' | 'checkpoint' | 'manifest';
   readonly code: 'ERR_CORRUPTION' | 'ERR_FORMAT_VERSION';
   readonly file: string;
@@ -68,13 +75,21 @@ export interface CheckpointCheck {
 
 export interface PartitionInspection {
   readonly partition: number;
-  readonly wal: WalVerifyReport;
+  /** Its records across the logs, or null if the logs hold none. */
+  readonly wal: WalPartitionReport | null;
   readonly checkpoint: CheckpointCheck;
+  /** Findings about its checkpoint and manifest. */
   readonly findings: readonly Finding[];
 }
 
 export interface DatabaseInspection {
   readonly target: DatabaseTarget;
+  /** Every owner log of the database. */
+  readonly wal: WalVerifyReport;
+  /** Where each partition's replay starts, as its manifest says (1 without a checkpoint). */
+  readonly replayStarts: ReadonlyMap<number, number>;
+  /** Findings about the logs. */
+  readonly walFindings: readonly Finding[];
   readonly partitions: readonly PartitionInspection[];
 }
 
@@ -106,51 +121,91 @@ export async function locateDatabase(directory: string): Promise<DatabaseTarget>
 }
 
 /**
- * Verifies every partition's log and checkpoint, one partition per progress step. Damage is
- * collected, never thrown, so one run shows all of it; I/O failures other than damage still throw.
- * Reads each file once; O(database bytes).
+ * Verifies every partition's checkpoint and manifest (one progress step each), then every log, each
+ * partition's records checked from where its checkpoint's replay starts. Damage is collected, never
+ * thrown, so one run shows all of it; I/O failures other than damage still throw. Reads each file
+ * once; O(database bytes).
  */
 export async function inspectDatabase(
   target: DatabaseTarget,
   progress: Progress,
 ): Promise<DatabaseInspection> {
+  const { path } = target;
   const partitions: PartitionInspection[] = [];
+  const replayStarts = new Map<number, number>();
   for (let partition = 0; partition < target.metadata.partitions; partition++) {
     progress.step(`partition ${partitionName(partition)}`);
-    partitions.push(await inspectPartition(target, partition));
+    const inspected = await inspectPartitionFiles(target, partition);
+    partitions.push(inspected.partition);
+    if (inspected.replayStart !== null) replayStarts.set(partition, inspected.replayStart);
   }
-  return { target, partitions };
-}
-
-export async function inspectPartition(
-  target: DatabaseTarget,
-  partition: number,
-): Promise<PartitionInspection> {
-  const { path } = target;
-  const wal = await verifyWal(walDirectory(path, partition), partition);
-  const walFindings = wal.problems.map(
-    (problem): Finding => ({
-      partition,
+  const walFindings: Finding[] = [];
+  try {
+    await refusePerPartitionLayout(path);
+  } catch (error) {
+    if (!isLightningError(error, 'ERR_FORMAT_VERSION')) throw error;
+    const file = walDirectory(path);
+    const message = withoutCode(error);
+    walFindings.push({
+      partition: null,
+      source: 'wal',
+      code: 'ERR_FORMAT_VERSION',
+      file,
+      offset: null,
+      message,
+    });
+  }
+  const wal = await verifyWal(walDirectory(path), { replayStarts });
+  for (const problem of wal.problems) {
+    walFindings.push({
+      partition: problem.partition,
       source: 'wal',
       code: problem.code,
       file: problem.file,
       offset: problem.offset,
       message: `${problem.file} at byte ${problem.offset}: ${problem.message}`,
-    }),
-  );
+    });
+  }
+  const byPartition = new Map(wal.partitions.map((report) => [report.partition, report]));
+  return {
+    target,
+    wal,
+    replayStarts,
+    walFindings,
+    partitions: partitions.map((inspection) => ({
+      ...inspection,
+      wal: byPartition.get(inspection.partition) ?? null,
+    })),
+  };
+}
+
+/** A partition's manifest and checkpoint, and where its replay starts (null if the manifest is damaged). */
+async function inspectPartitionFiles(
+  target: DatabaseTarget,
+  partition: number,
+): Promise<{ partition: PartitionInspection; replayStart: number | null }> {
   const { manifest, check, findings } = await readPartitionManifest(target, partition);
   const checkpoint =
-    manifest === null ? { check, findings } : await inspectCheckpoint(path, partition, manifest, wal);
+    manifest === null ? { check, findings: [] } : await inspectCheckpoint(target.path, partition, manifest);
+  const damaged = check.manifest === 'damaged';
+  const replayStart = damaged
+    ? null
+    : checkpoint.check.startLsn === null
+      ? lsnFirst
+      : Number(checkpoint.check.startLsn);
   return {
-    partition,
-    wal,
-    checkpoint: checkpoint.check,
-    findings: [...walFindings, ...findings, ...checkpoint.findings],
+    partition: {
+      partition,
+      wal: null,
+      checkpoint: checkpoint.check,
+      findings: [...findings, ...checkpoint.findings],
+    },
+    replayStart,
   };
 }
 
 export function allFindings(inspection: DatabaseInspection): Finding[] {
-  return inspection.partitions.flatMap((partition) => partition.findings);
+  return [...inspection.walFindings, ...inspection.partitions.flatMap((partition) => partition.findings)];
 }
 
 /** Corruption outranks a newer format: it needs an operator whatever build reads the files. */
@@ -200,14 +255,12 @@ const noCheckpoint: CheckpointCheck = {
 
 /**
  * Checks the checkpoint the manifest names for `partition`: the whole file (header, every block,
- * footer), that it is the file the manifest describes, and that the log still reaches back to where
- * its replay must start. The extension point for any further per-partition file: add its check here.
+ * footer) and that it is the file the manifest describes. The extension point for any further per-partition file: add its check here.
  */
 async function inspectCheckpoint(
   path: string,
   partition: number,
   manifest: Manifest,
-  wal: WalVerifyReport,
 ): Promise<{ check: CheckpointCheck; findings: Finding[] }> {
   const record = manifest.checkpoints.find((checkpoint) => checkpoint.partition === partition);
   const withManifest = { ...noCheckpoint, manifest: 'ok' as const };
@@ -235,13 +288,8 @@ async function inspectCheckpoint(
       const says = `${partition}, ${record.startLsn}, ${record.entries}`;
       findings.push(finding('ERR_CORRUPTION', `${file}: holds ${holds}; the manifest says ${says}`));
     }
-    const walStartLsn = wal.segments[0]?.headerLsn ?? null;
-    if (walStartLsn !== null && BigInt(walStartLsn) > record.startLsn) {
-      const missing = `LSNs ${record.startLsn}-${walStartLsn - 1} are missing`;
-      const message = `${wal.segments[0]!.file}: the log starts at LSN ${walStartLsn}, but the checkpoint needs replay from LSN ${record.startLsn}: ${missing}`;
-      // Reported against the checkpoint: it is their pairing that is broken, and no cut of the log fixes it.
-      findings.push({ ...finding('ERR_CORRUPTION', message, 0), file: wal.segments[0]!.file });
-    }
+    // That the logs reach back to the checkpoint's start is checked with the logs (verifyWal's
+    // replay starts): a partition's records past it must be gap-free.
     const check = {
       ...named,
       entries: info.entryCount,
@@ -277,6 +325,7 @@ function withoutCode(error: LightningError): string {
 
 export interface Totals {
   partitions: number;
+  logs: number;
   segments: number;
   records: number;
   bytes: number;
@@ -285,15 +334,14 @@ export interface Totals {
 }
 
 export function totalsOf(inspection: DatabaseInspection): Totals {
-  const { partitions } = inspection;
-  const sum = (of: (partition: PartitionInspection) => number) =>
-    partitions.reduce((total, partition) => total + of(partition), 0);
+  const { wal } = inspection;
   return {
-    partitions: partitions.length,
-    segments: sum((partition) => partition.wal.segments.length),
-    records: sum((partition) => partition.wal.records),
-    bytes: sum((partition) => partition.wal.bytes),
-    tornTails: sum((partition) => (partition.wal.tornTail === null ? 0 : 1)),
+    partitions: inspection.partitions.length,
+    logs: wal.logs.length,
+    segments: wal.segments,
+    records: wal.records,
+    bytes: wal.bytes,
+    tornTails: wal.tornTails.length,
     problems: allFindings(inspection).length,
   };
 }

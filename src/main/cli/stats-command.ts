@@ -1,7 +1,8 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { partitionDirectory } from '../../storage/layout.js';
+import { partitionDirectory, walDirectory } from '../../storage/layout.js';
+import { verifyWal } from '../../storage/wal/index.js';
 import type { DatabaseStats } from '../database.js';
 import { type OpenFlags, openExitCodesHelp, openHowOf, withDatabase } from './cli-database.js';
 import { formatTable, jsonText } from './cli-format.js';
@@ -20,17 +21,25 @@ interface StatsFlags extends OpenFlags {
 }
 
 export interface DiskUsage {
-  /** Write-ahead log segments. */
+  /** The partition's records in the write-ahead logs (which all partitions of an owner share). */
   walBytes: number;
   /** Checkpoints, manifest and anything else in the partition's directory. */
   checkpointBytes: number;
 }
 
-/** Bytes under a partition's directory, split into its log and the rest; O(files). */
-export async function diskUsageOf(databasePath: string, partition: number): Promise<DiskUsage> {
-  const directory = partitionDirectory(databasePath, partition);
-  const walBytes = await bytesUnder(join(directory, 'wal'));
-  return { walBytes, checkpointBytes: (await bytesUnder(directory)) - walBytes };
+/**
+ * Bytes each partition takes on disk: its records in the logs (read and verified once for all
+ * partitions; segment headers belong to no partition) and its own directory. O(log bytes + files).
+ */
+export async function diskUsageOf(databasePath: string, partitions: number): Promise<DiskUsage[]> {
+  const wal = await verifyWal(walDirectory(databasePath));
+  const walBytes = new Map(wal.partitions.map((report) => [report.partition, report.bytes]));
+  const usage: DiskUsage[] = [];
+  for (let partition = 0; partition < partitions; partition++) {
+    const checkpointBytes = await bytesUnder(partitionDirectory(databasePath, partition));
+    usage.push({ walBytes: walBytes.get(partition) ?? 0, checkpointBytes });
+  }
+  return usage;
 }
 
 async function bytesUnder(directory: string): Promise<number> {
@@ -108,10 +117,7 @@ export function renderStatsText(stats: DatabaseStats, disk: readonly DiskUsage[]
 export async function runStats(directory: string, flags: StatsFlags): Promise<number> {
   const { stats, disk } = await withDatabase(directory, openHowOf(flags), async (db) => {
     const stats = db.stats();
-    const disk: DiskUsage[] = [];
-    for (let partition = 0; partition < stats.partitions; partition++)
-      disk.push(await diskUsageOf(stats.path, partition));
-    return { stats, disk };
+    return { stats, disk: await diskUsageOf(stats.path, stats.partitions) };
   });
   if (flags.json === true) {
     const partitions = stats.partitionStats.map((tree, partition) => ({

@@ -29,61 +29,85 @@ function checkpointCell(partition: PartitionInspection): string {
   return `from LSN ${checkpoint.startLsn}, ${checkpoint.entries} entries`;
 }
 
-function statusCell(partition: PartitionInspection): string {
-  if (partition.findings.some((finding) => finding.code === 'ERR_CORRUPTION')) return 'CORRUPT';
-  if (partition.findings.length > 0) return 'NEWER FORMAT';
-  return partition.wal.tornTail === null ? 'ok' : 'ok (torn tail)';
+function statusCell(inspection: DatabaseInspection, partition: PartitionInspection): string {
+  const findings = [
+    ...partition.findings,
+    ...inspection.walFindings.filter((finding) => finding.partition === partition.partition),
+  ];
+  if (findings.some((finding) => finding.code === 'ERR_CORRUPTION')) return 'CORRUPT';
+  if (findings.length > 0) return 'OTHER FORMAT';
+  return 'ok';
 }
 
-function summaryTable(inspection: DatabaseInspection, totals: Totals): string[] {
+function partitionTable(inspection: DatabaseInspection): string[] {
   const rows: (string | number)[][] = [
-    ['partition', 'segments', 'records', 'bytes', 'LSNs', 'checkpoint', 'status'],
+    ['partition', 'records', 'log bytes', 'LSNs', 'checkpoint', 'status'],
     ...inspection.partitions.map((partition) => [
       partitionName(partition.partition),
-      partition.wal.segments.length,
-      partition.wal.records,
-      partition.wal.bytes,
-      lsnRange(partition.wal.firstLsn, partition.wal.lastLsn),
+      partition.wal?.records ?? 0,
+      partition.wal?.bytes ?? 0,
+      lsnRange(partition.wal?.firstLsn ?? null, partition.wal?.lastLsn ?? null),
       checkpointCell(partition),
-      statusCell(partition),
+      statusCell(inspection, partition),
     ]),
-    ['total', totals.segments, totals.records, totals.bytes, '', '', ''],
   ];
   return formatTable(rows);
 }
 
+function logTable(inspection: DatabaseInspection, totals: Totals): string[] {
+  const rows: (string | number)[][] = [
+    ['log (run/worker)', 'segments', 'records', 'bytes', 'status'],
+    ...inspection.wal.logs.map((log) => [
+      `${log.log.epoch}/${log.log.worker}`,
+      log.segments.length,
+      log.records,
+      log.bytes,
+      logStatus(
+        inspection,
+        log.segments.map((segment) => segment.file),
+        log.tornTail !== null,
+      ),
+    ]),
+    ['total', totals.segments, totals.records, totals.bytes, ''],
+  ];
+  return formatTable(rows);
+}
+
+function logStatus(inspection: DatabaseInspection, files: readonly string[], torn: boolean): string {
+  const findings = inspection.walFindings.filter((finding) => files.includes(finding.file));
+  if (findings.some((finding) => finding.code === 'ERR_CORRUPTION')) return 'CORRUPT';
+  if (findings.length > 0) return 'OTHER FORMAT';
+  return torn ? 'ok (torn tail)' : 'ok';
+}
+
 function tornTailNotes(inspection: DatabaseInspection): string[] {
-  return inspection.partitions.flatMap(({ partition, wal }) => {
-    const torn = wal.tornTail;
-    if (torn === null) return [];
-    return [
-      `note: partition ${partitionName(partition)} ends in a torn tail: ${torn.file} at byte ${torn.offset}, ` +
-        `${torn.bytesDropped} bytes. A crash during a write leaves this (that write was never acknowledged); ` +
-        'the next open cuts it. Not an error.',
-    ];
-  });
+  return inspection.wal.tornTails.map(
+    (torn) =>
+      `note: a log ends in a torn tail: ${torn.file} at byte ${torn.offset}, ` +
+      `${torn.bytesDropped} bytes. A crash during a write leaves this (that write was never acknowledged); ` +
+      'the next open cuts it. Not an error.',
+  );
 }
 
 function findingLines(findings: readonly Finding[]): string[] {
   return findings.map((finding) => {
-    const where = `partition ${partitionName(finding.partition)}`;
-    const what = finding.code === 'ERR_CORRUPTION' ? 'CORRUPTION' : 'NEWER FORMAT';
+    const where = finding.partition === null ? 'log' : `partition ${partitionName(finding.partition)}`;
+    const what = finding.code === 'ERR_CORRUPTION' ? 'CORRUPTION' : 'OTHER FORMAT';
     return `${what} (${where}, ${finding.source}): ${finding.message}`;
   });
 }
 
 function verdictLine(inspection: DatabaseInspection, exitCode: number): string {
   const findings = allFindings(inspection);
-  const partitions = new Set(findings.map((finding) => finding.partition)).size;
   if (exitCode === exitCorruption) {
     return (
-      `CORRUPTION FOUND: ${findings.length} problem(s) in ${partitions} partition(s). ` +
+      `CORRUPTION FOUND: ${findings.length} problem(s). ` +
       `"lightning-cli repair ${inspection.target.path}" shows what a repair would drop.`
     );
   }
   if (exitCode !== exitOk)
-    return 'NOT VERIFIED: files of a newer format than this build reads; use a newer lightning-cli.';
-  return `OK: ${inspection.partitions.length} partition(s) verified, no corruption.`;
+    return 'NOT VERIFIED: files of a format this build does not read; the findings say what to do.';
+  return `OK: ${inspection.wal.logs.length} log(s) and ${inspection.partitions.length} partition(s) verified, no corruption.`;
 }
 
 export function renderVerifyText(inspection: DatabaseInspection, exitCode: number): string {
@@ -91,7 +115,9 @@ export function renderVerifyText(inspection: DatabaseInspection, exitCode: numbe
   const lines = [
     `database ${path}: ${metadata.partitions} partitions, created ${metadata.createdAt}`,
     '',
-    ...summaryTable(inspection, totalsOf(inspection)),
+    ...logTable(inspection, totalsOf(inspection)),
+    '',
+    ...partitionTable(inspection),
   ];
   const notes = [...findingLines(allFindings(inspection)), ...tornTailNotes(inspection)];
   if (notes.length > 0) lines.push('', ...notes);
@@ -110,15 +136,13 @@ export function verifyJson(inspection: DatabaseInspection, exitCode: number) {
     exitCode,
     totals: totalsOf(inspection),
     findings: allFindings(inspection),
+    logs: inspection.wal.logs,
     partitions: inspection.partitions.map(({ partition, wal, checkpoint }) => ({
       partition,
-      segments: wal.segments,
-      records: wal.records,
-      bytes: wal.bytes,
-      firstLsn: wal.firstLsn,
-      lastLsn: wal.lastLsn,
-      tornTail: wal.tornTail,
-      cut: wal.cut,
+      records: wal?.records ?? 0,
+      bytes: wal?.bytes ?? 0,
+      firstLsn: wal?.firstLsn ?? null,
+      lastLsn: wal?.lastLsn ?? null,
       checkpoint: { ...checkpoint, startLsn: checkpoint.startLsn?.toString() ?? null },
     })),
   };
@@ -145,16 +169,18 @@ export async function runVerify(directory: string, flags: OutputFlags): Promise<
 }
 
 const verifyHelp = `
-Reads every write-ahead log segment (headers, record checksums, LSN continuity) and, for each
-partition, its MANIFEST.json and the whole checkpoint it names, and changes nothing. Prints segments, records and bytes per
-partition and in total, then each problem with its file and byte offset.
+Reads every write-ahead log segment in <directory>/wal (one log per owner worker per run: headers,
+record checksums, each log's segment sequence) and checks each partition's LSN sequence across the
+logs from where its checkpoint's replay starts; reads each partition's MANIFEST.json and the whole
+checkpoint it names. Changes nothing. Prints segments, records and bytes per log and in total, and
+records, log bytes, LSNs and checkpoint per partition, then each problem with its file and byte offset.
 
-A torn tail (the newest segment ends in a partial record) is what a crash during a write leaves: that
-write was never acknowledged, and the next open cuts it. verify reports it as a note and still exits 0.
+A torn tail (a log's newest segment ends in a partial record) is what a crash during a write leaves:
+that write was never acknowledged, and the next open cuts it. verify reports it as a note and still exits 0.
 
 Exit codes:
   0  no corruption (torn tails are noted, not counted)
-  1  another failure: an I/O error, or files of a newer format than this build reads
+  1  another failure: an I/O error, or files of a format this build does not read
   2  bad arguments
   3  no database at <directory>
   4  corruption found

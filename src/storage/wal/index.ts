@@ -1,12 +1,17 @@
-/** The write-ahead log of one partition: its file format, writer, reader, verifier and repair tool. */
+/**
+ * The owners' write-ahead logs: the file format, the writer (one log per owner worker per run), the
+ * per-partition views the owner loop appends through, the reader, run start, segment removal, and
+ * the verifier and repair tool.
+ */
+
+export type { SegmentContents } from './wal-files.js';
 export {
-  flushBytesMax,
+  type LogId,
   lsnFirst,
   recordPayloadBytesMax,
   recordTypeDecision,
   recordTypeOperation,
   recordTypePrepare,
-  segmentBytesMax,
   segmentFileName,
   segmentHeaderBytes,
   segmentTargetBytesDefault,
@@ -15,6 +20,7 @@ export {
   type WalRecordType,
   walFormatVersion,
 } from './wal-format.js';
+export { flushOwnerLogs, PartitionLog, type PartitionLogStats } from './wal-partition-log.js';
 export {
   type ReadWalOptions,
   type ReadWalResult,
@@ -24,12 +30,23 @@ export {
   type WalRecord,
 } from './wal-reader.js';
 export {
+  planWalRepair,
   repairWal,
+  type WalDroppedRange,
+  type WalDroppedRecords,
+  type WalLogRepair,
+  type WalRepairPlan,
+  type WalRepairResult,
+} from './wal-repair.js';
+export { type CheckpointStart, SegmentRemoval } from './wal-segment-removal.js';
+export { cutTornTails, refusePerPartitionLayout, startWalRun } from './wal-startup.js';
+export {
+  type VerifyWalOptions,
   verifyWal,
   type WalCutPoint,
-  type WalDroppedRange,
+  type WalLogReport,
+  type WalPartitionReport,
   type WalProblem,
-  type WalRepairResult,
   type WalSegmentReport,
   type WalVerifyReport,
 } from './wal-verify.js';

@@ -3,37 +3,74 @@ import { assert } from '../../shared-memory/assert.js';
 import { LightningError } from '../../shared-memory/errors.js';
 import { readdirIfExists, syncDirectory } from '../durable-file.js';
 import { fileLayer, type LayerFileHandle } from '../file-layer.js';
-import { parseSegmentFileName, segmentBytesMax } from './wal-format.js';
+import { type LogId, parseSegmentFileName, type SegmentName, segmentBytesMax } from './wal-format.js';
 
 /** Directory fsync is shared with the other on-disk formats. */
 export { syncDirectory };
 
 /**
- * The file-system side of a log directory: listing its segments, reading one whole, and making
- * directory entries durable. Nothing here knows about records.
+ * The file-system side of the log directory: listing its segments by log, reading one whole, and
+ * making directory entries durable. Nothing here knows about records.
  */
 
 export interface SegmentFile {
-  /** Absolute or caller-relative path: `join(dir, name)`. */
+  /** Absolute or caller-relative path: `join(dir, fileName)`. */
   readonly path: string;
-  readonly name: string;
-  /** The first LSN the file name claims; the header must agree. */
-  readonly nameLsn: number;
+  readonly fileName: string;
+  /** The log and ordinal the file name claims; the header must agree. */
+  readonly name: SegmentName;
+}
+
+/** One log's segments in the directory, in ordinal order. */
+export interface LogFiles {
+  readonly log: LogId;
+  readonly segments: readonly SegmentFile[];
 }
 
 /**
- * The segments of a log directory, sorted by LSN. Other files are ignored. A directory that does
- * not exist is an empty log.
+ * What a segment holds, as far as removing it is concerned: the last LSN of each partition with
+ * records in it. A segment can go once every one of those partitions checkpointed past that LSN.
+ */
+export interface SegmentContents {
+  readonly path: string;
+  readonly log: LogId;
+  readonly ordinal: number;
+  readonly lastLsns: ReadonlyMap<number, number>;
+}
+
+/**
+ * The segments of a log directory, sorted by run epoch, worker and ordinal. Other files are
+ * ignored. A directory that does not exist holds no log.
  */
 export async function listSegments(dir: string): Promise<SegmentFile[]> {
   const names = await readdirIfExists(dir);
   const segments: SegmentFile[] = [];
-  for (const name of names) {
-    const nameLsn = parseSegmentFileName(name);
-    if (nameLsn !== null) segments.push({ path: join(dir, name), name, nameLsn });
+  for (const fileName of names) {
+    const name = parseSegmentFileName(fileName);
+    if (name !== null) segments.push({ path: join(dir, fileName), fileName, name });
   }
-  // Fixed-width hex names sort like their LSNs, but compare the numbers to say what is meant.
-  return segments.sort((a, b) => a.nameLsn - b.nameLsn);
+  // Fixed-width hex names sort like their numbers, but compare the numbers to say what is meant.
+  return segments.sort(
+    (a, b) => a.name.epoch - b.name.epoch || a.name.worker - b.name.worker || a.name.ordinal - b.name.ordinal,
+  );
+}
+
+/** The logs of a directory, oldest run first, each with its segments in order. */
+export async function listLogs(dir: string): Promise<LogFiles[]> {
+  const logs: { log: LogId; segments: SegmentFile[] }[] = [];
+  for (const segment of await listSegments(dir)) {
+    const last = logs.at(-1);
+    if (
+      last !== undefined &&
+      last.log.epoch === segment.name.epoch &&
+      last.log.worker === segment.name.worker
+    ) {
+      last.segments.push(segment);
+    } else {
+      logs.push({ log: { epoch: segment.name.epoch, worker: segment.name.worker }, segments: [segment] });
+    }
+  }
+  return logs;
 }
 
 /**
@@ -48,6 +85,17 @@ export async function ensureDirectory(dir: string): Promise<void> {
   for (let path = dir; ; path = dirname(path)) {
     await syncDirectory(dirname(path));
     if (path === firstCreated || dirname(path) === path) break;
+  }
+}
+
+/** Deletes a file; one that is already gone is fine (another owner may have removed it first). */
+export async function removeFileIfExists(path: string): Promise<boolean> {
+  try {
+    await fileLayer().unlink(path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw error;
   }
 }
 

@@ -16,15 +16,20 @@ const framedBytesInitial = 64 * 1024;
 /** A buffer that grew past this for a large batch is dropped after its write instead of kept. */
 const framedBytesRetainMax = 8 * 1024 * 1024;
 
-/** What `take` hands the writer: `bytes` bytes of `buffer` to write, holding records up to `nextLsn - 1`. */
+/**
+ * What `take` hands the writer: `bytes` bytes of `buffer` to write, holding `records` records, and
+ * the last LSN of each partition among them.
+ */
 export interface FramedBatch {
   readonly buffer: Buffer;
   readonly bytes: number;
-  readonly nextLsn: number;
+  readonly records: number;
+  readonly lastLsns: ReadonlyMap<number, number>;
 }
 
 /**
- * Frames appended records in memory, assigning LSNs, until the writer takes them for one write call.
+ * Frames appended records in memory until the writer takes them for one write call. The LSNs are the
+ * caller's (each partition keeps its own sequence); the framer only checks they are safe integers.
  * Two buffers take turns: the one being written is out of reach of `append`, so appends go on while
  * a write is in flight, and no record is copied twice.
  */
@@ -33,15 +38,11 @@ export class RecordFramer {
   #buffer: Buffer = Buffer.allocUnsafe(framedBytesInitial);
   #bytes = 0;
   #spare: Buffer | null = null;
-  #nextLsn: number;
+  #records = 0;
+  #lastLsns = new Map<number, number>();
 
-  constructor(h32Raw: H32Raw, nextLsn: number) {
+  constructor(h32Raw: H32Raw) {
     this.#h32Raw = h32Raw;
-    this.#nextLsn = nextLsn;
-  }
-
-  get nextLsn(): number {
-    return this.#nextLsn;
   }
 
   get pendingBytes(): number {
@@ -49,10 +50,16 @@ export class RecordFramer {
   }
 
   /**
-   * Frames one record per payload, all of `type`, with consecutive LSNs. All-or-nothing: arguments
-   * are checked before anything is framed. O(total payload bytes) for the copy and the checksums.
+   * Frames one record per payload for `partition`, all of `type`, with consecutive LSNs from
+   * `firstLsn`. All-or-nothing: arguments are checked before anything is framed. O(total payload
+   * bytes) for the copy and the checksums.
    */
-  append(type: WalRecordType, payloads: readonly Uint8Array[]): { firstLsn: number; lastLsn: number } {
+  append(
+    partition: number,
+    firstLsn: number,
+    type: WalRecordType,
+    payloads: readonly Uint8Array[],
+  ): { firstLsn: number; lastLsn: number } {
     if (!isWalRecordType(type))
       throw new LightningError('ERR_BAD_ARGUMENT', `unknown WAL record type ${type}`);
     if (!Array.isArray(payloads) || payloads.length === 0) {
@@ -78,28 +85,35 @@ export class RecordFramer {
         `appending ${bytes} bytes would leave more than ${flushBytesMax} bytes unflushed: flush first`,
       );
     }
-    const firstLsn = this.#nextLsn;
     const lastLsn = firstLsn + payloads.length - 1;
-    assert(lastLsn <= lsnMax, 'LSNs stay safe integers');
+    assert(Number.isSafeInteger(firstLsn) && firstLsn >= 1 && lastLsn <= lsnMax, 'LSNs stay safe integers');
     this.#reserve(bytes);
     let offset = this.#bytes;
     let lsn = firstLsn;
     for (const payload of payloads) {
-      offset = encodeRecord(this.#h32Raw, this.#buffer, offset, lsn++, type, payload);
+      offset = encodeRecord(this.#h32Raw, this.#buffer, offset, partition, lsn++, type, payload);
     }
     assert(offset === this.#bytes + bytes, 'records framed where reserved');
     this.#bytes = offset;
-    this.#nextLsn = lastLsn + 1;
+    this.#records += payloads.length;
+    this.#lastLsns.set(partition, lastLsn);
     return { firstLsn, lastLsn };
   }
 
   /** Hands over everything framed so far (null if nothing) and starts framing into the other buffer. */
   take(): FramedBatch | null {
     if (this.#bytes === 0) return null;
-    const batch = { buffer: this.#buffer, bytes: this.#bytes, nextLsn: this.#nextLsn };
+    const batch = {
+      buffer: this.#buffer,
+      bytes: this.#bytes,
+      records: this.#records,
+      lastLsns: this.#lastLsns,
+    };
     this.#buffer = this.#spare ?? Buffer.allocUnsafe(framedBytesInitial);
     this.#spare = null;
     this.#bytes = 0;
+    this.#records = 0;
+    this.#lastLsns = new Map();
     return batch;
   }
 

@@ -1,24 +1,33 @@
 import { basename, dirname } from 'node:path';
 import { LightningError } from '../../shared-memory/errors.js';
 import { fileLayer } from '../file-layer.js';
-import { listSegments, readSegmentFile, type SegmentFile, syncDirectory } from './wal-files.js';
+import {
+  type LogFiles,
+  listLogs,
+  readSegmentFile,
+  type SegmentContents,
+  type SegmentFile,
+  syncDirectory,
+} from './wal-files.js';
 import {
   decodeSegmentHeader,
+  describeLog,
   type H32Raw,
   isSegmentHeaderProblem,
   loadH32Raw,
   lsnFirst,
   parseSegmentFileName,
   recordAlignBytes,
-  type SegmentHeader,
   segmentHeaderBytes,
   validatePartition,
   type WalRecordType,
 } from './wal-format.js';
 import { recordsIn, scanSegment } from './wal-segment-scan.js';
 
-/** One record of the log, as `readWal` delivers it. */
+/** One record of a log, as `readWal` delivers it. */
 export interface WalRecord {
+  readonly partition: number;
+  /** The partition's LSN. */
   readonly lsn: number;
   readonly type: WalRecordType;
   /**
@@ -30,7 +39,7 @@ export interface WalRecord {
   readonly offset: number;
 }
 
-/** An incomplete or damaged end of the last segment with nothing valid after it: a crash mid-write. */
+/** An incomplete or damaged end of a log's last segment with nothing valid after it: a crash mid-write. */
 export interface TornTail {
   readonly file: string;
   /** Where the valid records end; `truncateTornTail(file, offset)` cuts the file there. */
@@ -39,119 +48,186 @@ export interface TornTail {
 }
 
 export interface ReadWalOptions {
+  /** Logs of this run and later are not read: the current run's writers append to them. */
+  readonly beforeEpoch?: number;
   /**
-   * Deliver records with an LSN at or above this one. Segments wholly before it are not opened.
-   * When given, the log must reach back to it: a log that starts later has lost records and is
-   * ERR_CORRUPTION. When omitted, the log is read from its first segment, wherever that starts.
+   * The partitions whose records to deliver, each with the LSN its replay starts at (its
+   * checkpoint's start LSN, or `lsnFirst` without one). Each partition's records from there on must
+   * be gap-free across all the logs, or the read fails with ERR_CORRUPTION naming what is missing.
+   * Records of other partitions are verified and counted, not delivered.
    */
-  readonly fromLsn?: number;
-  /** Called for each record in LSN order; a returned promise is awaited before the next record. */
+  readonly partitions: ReadonlyMap<number, number>;
+  /**
+   * Called for each delivered record, each partition's in LSN order (records of different
+   * partitions interleave as the logs hold them); a returned promise is awaited before the next.
+   */
   readonly onRecord: (record: WalRecord) => void | Promise<void>;
 }
 
 export interface ReadWalResult {
+  readonly logs: number;
   /** Segments opened and verified. */
   readonly segments: number;
   /** Records delivered to `onRecord`. */
   readonly records: number;
-  /** LSN of the last valid record in the segments read, or null if they hold none. */
-  readonly lastLsn: number | null;
   /**
-   * Where a writer must continue: one past the last valid record, or the start of the last segment
-   * if the log holds no record. Null if the directory holds no segment.
+   * For each partition asked for: one past its last record in the logs, or its start LSN if the
+   * logs hold no record at or past it. Where the partition's sequence continues.
    */
-  readonly nextLsn: number | null;
-  readonly tornTail: TornTail | null;
+  readonly nextLsns: Map<number, number>;
+  /** Torn tails met, at most one per log (in its last segment); their records are not delivered. */
+  readonly tornTails: readonly TornTail[];
+  /** Every segment read, with the last LSN of each partition in its valid records. */
+  readonly contents: readonly SegmentContents[];
 }
 
-function corruption(partition: number, file: string, offset: number, reason: string): LightningError {
-  return new LightningError(
-    'ERR_CORRUPTION',
-    `WAL of partition ${partition}: ${file} at byte ${offset}: ${reason}`,
-  );
+function corruption(file: string, offset: number, reason: string): LightningError {
+  return new LightningError('ERR_CORRUPTION', `WAL: ${file} at byte ${offset}: ${reason}`);
+}
+
+/** Where a partition's replay stands while the logs are read. */
+interface PartitionCursor {
+  readonly fromLsn: number;
+  nextLsn: number;
+  /** Where the previous delivered record was, for messages about a gap after it. */
+  previous: string | null;
 }
 
 /**
- * Reads the log of one partition in LSN order across its segments, verifying every segment header
- * and record checksum, and the LSN sequence within and across segments.
+ * Reads every log in `dir` (of runs before `beforeEpoch`), oldest run first, verifying every
+ * segment header and record checksum, each log's segment sequence and each partition's LSN
+ * sequence within a log, and delivers the records of the partitions asked for, each checked to
+ * continue its partition's sequence from its start LSN across the logs: the worker count may have
+ * changed between runs, so one partition's records may lie in several logs.
  *
- * A torn tail (the last segment ends in a partial or failing record with no valid record after it)
- * is not delivered and is reported in the result; recovery cuts it with `truncateTornTail`. Anything
- * else wrong is an ERR_CORRUPTION naming the file and byte offset (ERR_FORMAT_VERSION for a segment
- * of a newer format).
+ * A torn tail (a log's last segment ends in a partial or failing record with no valid record after
+ * it) is not delivered and is reported in the result; opening cuts it with `truncateTornTail`.
+ * Anything else wrong is an ERR_CORRUPTION naming the file and byte offset (ERR_FORMAT_VERSION for
+ * a segment of another format).
  *
- * Memory: one segment at a time is read whole (at most `segmentBytesMax`, normally about its 64 MiB
- * target); its records are delivered only after the whole segment verified. Records of earlier
- * segments may have been delivered when a later segment turns out damaged: a caller that must be
- * all-or-nothing discards what it applied on error (recovery fails the open anyway).
+ * Memory: one segment at a time is read whole (at most `segmentBytesMax`); its records are
+ * delivered only after the whole segment verified. Records of earlier segments may have been
+ * delivered when a later one turns out damaged: recovery fails the open then anyway.
  *
- * Cost: one xxh32 pass over every byte read; O(segment) memory.
+ * Cost: one xxh32 pass over every byte of every log; O(segment) memory.
  */
-export async function readWal(
-  dir: string,
-  partition: number,
-  options: ReadWalOptions,
-): Promise<ReadWalResult> {
-  validatePartition(partition);
-  const { fromLsn, onRecord } = options;
-  if (fromLsn !== undefined && (!Number.isSafeInteger(fromLsn) || fromLsn < lsnFirst)) {
+export async function readWal(dir: string, options: ReadWalOptions): Promise<ReadWalResult> {
+  const { beforeEpoch, partitions, onRecord } = options;
+  if (beforeEpoch !== undefined && (!Number.isSafeInteger(beforeEpoch) || beforeEpoch < 1)) {
     throw new LightningError(
       'ERR_BAD_ARGUMENT',
-      `fromLsn must be a safe integer >= ${lsnFirst}, got ${fromLsn}`,
+      `beforeEpoch must be a safe integer >= 1, got ${beforeEpoch}`,
     );
+  }
+  if (!(partitions instanceof Map)) throw new LightningError('ERR_BAD_ARGUMENT', 'partitions must be a Map');
+  const cursors = new Map<number, PartitionCursor>();
+  for (const [partition, fromLsn] of partitions) {
+    validatePartition(partition);
+    if (!Number.isSafeInteger(fromLsn) || fromLsn < lsnFirst) {
+      throw new LightningError(
+        'ERR_BAD_ARGUMENT',
+        `the start LSN of partition ${partition} must be a safe integer >= ${lsnFirst}, got ${fromLsn}`,
+      );
+    }
+    cursors.set(partition, { fromLsn, nextLsn: fromLsn, previous: null });
   }
   if (typeof onRecord !== 'function')
     throw new LightningError('ERR_BAD_ARGUMENT', 'onRecord must be a function');
   const h32Raw = await loadH32Raw();
-  const segments = await listSegments(dir);
-  const first = segments[0];
-  if (first === undefined) return { segments: 0, records: 0, lastLsn: null, nextLsn: null, tornTail: null };
-  if (fromLsn !== undefined && first.nameLsn > fromLsn) {
-    throw corruption(
-      partition,
-      first.path,
-      0,
-      `the log starts at LSN ${first.nameLsn}, so records ${fromLsn}..${first.nameLsn - 1} are missing`,
-    );
-  }
-  // Segments before the last one starting at or below fromLsn hold only LSNs below fromLsn.
-  let start = 0;
-  if (fromLsn !== undefined)
-    while (start + 1 < segments.length && segments[start + 1]!.nameLsn <= fromLsn) start++;
+  const logs = (await listLogs(dir)).filter(
+    (log) => beforeEpoch === undefined || log.log.epoch < beforeEpoch,
+  );
+  const state: ReadState = { records: 0, segments: 0, tornTails: [], contents: [] };
+  for (const log of logs) await readLog(h32Raw, log, cursors, onRecord, state);
+  const nextLsns = new Map<number, number>();
+  for (const [partition, cursor] of cursors) nextLsns.set(partition, cursor.nextLsn);
+  return {
+    logs: logs.length,
+    segments: state.segments,
+    records: state.records,
+    nextLsns,
+    tornTails: state.tornTails,
+    contents: state.contents,
+  };
+}
 
-  let expectedLsn: number | null = null;
-  let lastLsn: number | null = null;
-  let records = 0;
-  let tornTail: TornTail | null = null;
-  for (let i = start; i < segments.length; i++) {
-    const segment = segments[i]!;
-    const isLast = i === segments.length - 1;
+interface ReadState {
+  records: number;
+  segments: number;
+  tornTails: TornTail[];
+  contents: SegmentContents[];
+}
+
+/** Reads one log's segments in order; see `readWal`. */
+async function readLog(
+  h32Raw: H32Raw,
+  log: LogFiles,
+  cursors: Map<number, PartitionCursor>,
+  onRecord: ReadWalOptions['onRecord'],
+  state: ReadState,
+): Promise<void> {
+  /** The last LSN of each partition in this log so far: a log's records of a partition go +1 each. */
+  const lastLsns = new Map<number, number>();
+  for (let i = 0; i < log.segments.length; i++) {
+    const segment = log.segments[i]!;
+    const isLast = i === log.segments.length - 1;
+    checkSegmentOrder(log, i);
     const bytes = await readSegmentFile(segment.path);
+    state.segments++;
     if (bytes.length < segmentHeaderBytes) {
-      // A crash while a segment was being created leaves a file without a whole header; only the
-      // newest segment can be in that state, because a writer syncs each header before it writes on.
-      if (!isLast)
-        throw corruption(partition, segment.path, 0, `${bytes.length} bytes, shorter than a header`);
-      tornTail = { file: segment.path, offset: 0, bytesDropped: bytes.length };
-      expectedLsn ??= segment.nameLsn;
+      // A crash while a segment was being created leaves a file without a whole header; only a
+      // log's newest segment can be in that state, because a writer syncs each header before it
+      // writes on.
+      if (!isLast) throw corruption(segment.path, 0, `${bytes.length} bytes, shorter than a header`);
+      state.tornTails.push({ file: segment.path, offset: 0, bytesDropped: bytes.length });
       break;
     }
-    const header = checkHeader(h32Raw, bytes, partition, segment, expectedLsn, segments[i - 1]);
-    const scan = scanSegment(h32Raw, bytes, { firstLsn: header.firstLsn, breaksMax: 1 });
+    checkHeader(h32Raw, bytes, segment);
+    const scan = scanSegment(h32Raw, bytes, { lastLsns, breaksMax: 1 });
     const broken = scan.breaks[0];
     if (broken !== undefined) {
-      // Only the newest segment can end in a torn write: a writer syncs a segment before it starts
-      // the next one. A failing record followed by a valid one is damage, never a torn write.
+      // Only a log's newest segment can end in a torn write: a writer syncs a segment before it
+      // starts the next one. A failing record followed by a valid one is damage, never a torn write.
       if (broken.verified || broken.resumeOffset !== null || !isLast) {
         const where =
-          isLast || broken.resumeOffset !== null ? '' : ' (not the last segment, so not a torn tail)';
-        throw corruption(partition, segment.path, broken.offset, `${broken.reason}${where}`);
+          isLast || broken.resumeOffset !== null
+            ? ''
+            : ' (not the last segment of its log, so not a torn tail)';
+        throw corruption(segment.path, broken.offset, `${broken.reason}${where}`);
       }
-      tornTail = { file: segment.path, offset: broken.offset, bytesDropped: bytes.length - broken.offset };
+      state.tornTails.push({
+        file: segment.path,
+        offset: broken.offset,
+        bytesDropped: bytes.length - broken.offset,
+      });
     }
+    const contents = new Map<number, number>();
     for (const view of recordsIn(bytes, segmentHeaderBytes, scan.prefixEnd)) {
-      if (fromLsn !== undefined && view.lsn < fromLsn) continue;
+      contents.set(view.partition, view.lsn);
+      const cursor = cursors.get(view.partition);
+      if (cursor === undefined) continue;
+      if (view.lsn < cursor.nextLsn) {
+        // Below the replay start: the checkpoint holds it. Past it: the same LSN twice.
+        if (cursor.previous === null) continue;
+        throw corruption(
+          segment.path,
+          view.offset,
+          `partition ${view.partition}: LSN ${view.lsn} again, after LSN ${cursor.nextLsn - 1} ${cursor.previous}`,
+        );
+      }
+      if (view.lsn > cursor.nextLsn) {
+        const after =
+          cursor.previous === null
+            ? `its replay starts at LSN ${cursor.fromLsn}`
+            : `its previous record, LSN ${cursor.nextLsn - 1}, is ${cursor.previous}`;
+        throw corruption(
+          segment.path,
+          view.offset,
+          `partition ${view.partition}: records ${cursor.nextLsn}..${view.lsn - 1} are missing: this record has LSN ${view.lsn}, and ${after}`,
+        );
+      }
       const delivered = onRecord({
+        partition: view.partition,
         lsn: view.lsn,
         type: view.type as WalRecordType,
         payload: bytes.subarray(view.payloadOffset, view.payloadOffset + view.payloadBytes),
@@ -159,48 +235,42 @@ export async function readWal(
         offset: view.offset,
       });
       if (delivered !== undefined) await delivered;
-      records++;
+      cursor.nextLsn = view.lsn + 1;
+      cursor.previous = `in ${segment.fileName}`;
+      state.records++;
     }
-    expectedLsn = scan.prefixNextLsn;
-    if (scan.prefixRecords > 0) lastLsn = scan.prefixNextLsn - 1;
+    state.contents.push({
+      path: segment.path,
+      log: log.log,
+      ordinal: segment.name.ordinal,
+      lastLsns: contents,
+    });
   }
-  return { segments: segments.length - start, records, lastLsn, nextLsn: expectedLsn, tornTail };
 }
 
-/** Checks a segment's header, its agreement with the file name and its place after the previous segment. */
-function checkHeader(
-  h32Raw: H32Raw,
-  bytes: Buffer,
-  partition: number,
-  segment: SegmentFile,
-  expectedLsn: number | null,
-  previous: SegmentFile | undefined,
-): SegmentHeader {
-  const header = decodeSegmentHeader(h32Raw, bytes, partition);
+/**
+ * A log loses segments only from its start (segment removal goes oldest first), so from its first
+ * segment on the ordinals must run without a hole.
+ */
+function checkSegmentOrder(log: LogFiles, index: number): void {
+  if (index === 0) return;
+  const previous = log.segments[index - 1]!;
+  const segment = log.segments[index]!;
+  if (segment.name.ordinal !== previous.name.ordinal + 1) {
+    throw corruption(
+      segment.path,
+      0,
+      `segment ${segment.name.ordinal} of the ${describeLog(log.log)} follows segment ${previous.name.ordinal}: segments ${previous.name.ordinal + 1}..${segment.name.ordinal - 1} are missing`,
+    );
+  }
+}
+
+/** Checks a segment's header and its agreement with the file name. */
+function checkHeader(h32Raw: H32Raw, bytes: Buffer, segment: SegmentFile): void {
+  const header = decodeSegmentHeader(h32Raw, bytes, segment.name);
   if (isSegmentHeaderProblem(header)) {
-    throw new LightningError(
-      header.code,
-      `WAL of partition ${partition}: ${segment.path} at byte 0: ${header.reason}`,
-    );
+    throw new LightningError(header.code, `WAL: ${segment.path} at byte 0: ${header.reason}`);
   }
-  if (header.firstLsn !== segment.nameLsn) {
-    throw corruption(
-      partition,
-      segment.path,
-      0,
-      `header says first LSN ${header.firstLsn}, the name says ${segment.nameLsn}`,
-    );
-  }
-  if (expectedLsn !== null && header.firstLsn !== expectedLsn) {
-    const what = header.firstLsn > expectedLsn ? 'a segment is missing' : 'segments overlap';
-    throw corruption(
-      partition,
-      segment.path,
-      0,
-      `segment starts at LSN ${header.firstLsn} but ${previous?.name ?? 'the previous segment'} ends before LSN ${expectedLsn}: ${what}`,
-    );
-  }
-  return header;
 }
 
 /**

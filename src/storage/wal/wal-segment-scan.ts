@@ -6,7 +6,9 @@ import {
   kRecordPayload,
   kRecordPayloadLength,
   kRecordType,
+  lsnFirst,
   readRecordLsn,
+  readRecordPartition,
   recordAlignBytes,
   recordBytes,
   recordBytesMin,
@@ -17,47 +19,57 @@ import {
 } from './wal-format.js';
 
 /**
- * Verifies the records of one segment held in memory, and says where and how the valid records stop.
+ * Verifies the records of one segment held in memory, and says where and how the valid records stop:
+ * checksums, record types, and that each partition's LSNs go up by one within the log.
  * It decides nothing about errors: the reader turns breaks into a torn tail or ERR_CORRUPTION, the
  * verifier into a report. The header was checked by the caller.
  */
 
-/** A place where the segment stops being a valid, gap-free sequence of records. */
+/** A place where the segment stops being a valid sequence of records. */
 export interface ScanBreak {
   /** Byte offset in the segment of the first byte that is not part of a valid record. */
   readonly offset: number;
   readonly reason: string;
   /**
-   * True if the record at `offset` itself verifies but does not belong there (wrong LSN, unknown
-   * type): that is never a torn write.
+   * True if the record at `offset` itself verifies but does not belong there (an LSN that does not
+   * follow its partition's previous one, an unknown type): that is never a torn write.
    */
   readonly verified: boolean;
   /**
-   * The next record after `offset` whose checksum verifies and whose LSN is higher than the last
-   * valid one, or null if nothing valid follows in this segment. Null is what makes a bad record at
-   * the end of the last segment a torn tail rather than damage.
+   * The next record after `offset` whose checksum verifies and that can follow what came before,
+   * or null if nothing valid follows in this segment. Null is what makes a bad record at the end of
+   * a log's last segment a torn tail rather than damage.
    */
   readonly resumeOffset: number | null;
-  readonly resumeLsn: number | null;
+}
+
+/** The records of one partition in a segment (or a log). */
+export interface PartitionSpan {
+  records: number;
+  /** Offset in the segment of the partition's first record in it. */
+  firstOffset: number;
+  /** Bytes on disk, padding included. */
+  bytes: number;
+  firstLsn: number;
+  lastLsn: number;
 }
 
 export interface SegmentScan {
   readonly sizeBytes: number;
   /** Records that verified anywhere in the segment (past breaks too, when the scan went on). */
   readonly records: number;
-  readonly firstLsn: number | null;
-  readonly lastLsn: number | null;
+  /** The same records by partition. */
+  readonly partitions: ReadonlyMap<number, PartitionSpan>;
   /** End of the valid prefix: the offset of the first break, or the segment's size. */
   readonly prefixEnd: number;
   readonly prefixRecords: number;
-  /** The LSN after the valid prefix: what a writer continues with if the log is cut at `prefixEnd`. */
-  readonly prefixNextLsn: number;
   readonly breaks: readonly ScanBreak[];
 }
 
 /** Where `probeRecord` leaves what it decoded, so that the per-record path allocates nothing. */
 interface Probe {
   lsn: number;
+  partition: number;
   type: number;
   payloadBytes: number;
   end: number;
@@ -77,8 +89,10 @@ function probeRecord(h32Raw: H32Raw, bytes: Buffer, offset: number, probe: Probe
     return 'record checksum mismatch';
   }
   const lsn = readRecordLsn(bytes, offset);
-  if (lsn < 0) return 'record LSN beyond 2^53'; // Checksummed, yet impossible: never written by us.
+  // Checksummed, yet impossible: never written by us.
+  if (lsn < lsnFirst) return lsn < 0 ? 'record LSN beyond 2^53' : 'record LSN 0';
   probe.lsn = lsn;
+  probe.partition = readRecordPartition(bytes, offset);
   probe.type = bytes[offset + kRecordType]!;
   probe.payloadBytes = payloadBytes;
   probe.end = end;
@@ -86,15 +100,15 @@ function probeRecord(h32Raw: H32Raw, bytes: Buffer, offset: number, probe: Probe
 }
 
 /**
- * Looks past a bad record at `badOffset` for a record that verifies and has an LSN above `lastLsn`,
- * at every 8-byte step. Cheap tests come before the checksum: the LSN must also be within reach (at
- * most one lost record per smallest record size skipped), so random bytes are almost never hashed.
+ * Looks past a bad record at `badOffset` for a record that verifies and can follow what came
+ * before (its partition's LSN above the last one seen), at every 8-byte step. Cheap tests come
+ * before the checksum (a known type, a length that fits), so random bytes are almost never hashed.
  */
 function findValidRecordAfter(
   h32Raw: H32Raw,
   bytes: Buffer,
   badOffset: number,
-  lastLsn: number,
+  lastLsns: ReadonlyMap<number, number>,
   probe: Probe,
 ): number | null {
   for (
@@ -102,93 +116,115 @@ function findValidRecordAfter(
     offset + recordBytesMin <= bytes.length;
     offset += recordAlignBytes
   ) {
-    const lsn = readRecordLsn(bytes, offset);
-    if (lsn <= lastLsn || lsn > lastLsn + 1 + Math.floor((offset - badOffset) / recordBytesMin)) continue;
     if (!isWalRecordType(bytes[offset + kRecordType]!)) continue;
-    if (probeRecord(h32Raw, bytes, offset, probe) === null) return offset;
+    if (offset + recordBytes(bytes.readUInt32LE(offset + kRecordPayloadLength)) > bytes.length) continue;
+    if (probeRecord(h32Raw, bytes, offset, probe) !== null) continue;
+    if (probe.lsn > (lastLsns.get(probe.partition) ?? 0)) return offset;
   }
   return null;
 }
 
 export interface ScanOptions {
-  /** The LSN the segment's first record must have (from its header). */
-  readonly firstLsn: number;
+  /**
+   * The last LSN of each partition in the log's earlier segments, which the segment's records must
+   * continue (+1 each); updated as the scan goes. A partition not in it may start at any LSN: its
+   * previous records are in another log, or in segments already removed.
+   */
+  readonly lastLsns: Map<number, number>;
   /** Stop after this many breaks; the reader needs one, the verifier all of them. */
   readonly breaksMax: number;
+  /** Told of every record that verified, past breaks too, in file order (the repair planner). */
+  readonly onRecord?: (offset: number, partition: number, lsn: number, end: number) => void;
 }
 
 /** Scans the records of a segment held whole in `bytes`. Cost: one xxh32 pass over the segment. */
 export function scanSegment(h32Raw: H32Raw, bytes: Buffer, options: ScanOptions): SegmentScan {
   assert(bytes.length >= segmentHeaderBytes && options.breaksMax >= 1, 'scan of a segment with a header');
-  const probe: Probe = { lsn: 0, type: 0, payloadBytes: 0, end: 0 };
+  const probe: Probe = { lsn: 0, partition: 0, type: 0, payloadBytes: 0, end: 0 };
+  const lastLsns = options.lastLsns;
+  const partitions = new Map<number, PartitionSpan>();
   const breaks: ScanBreak[] = [];
   let offset = segmentHeaderBytes;
-  let expectedLsn = options.firstLsn;
   let records = 0;
-  let firstLsn: number | null = null;
-  let lastLsn: number | null = null;
-  let prefix: { end: number; records: number; nextLsn: number } | null = null;
+  let prefix: { end: number; records: number } | null = null;
+  /**
+   * Records that damaged bytes skipped by a resynchronisation can have held: a partition whose next
+   * record shows that many or fewer missing LSNs lost them there, which that break already reports.
+   */
+  let skippedRecordsMax = 0;
+  const take = (): void => {
+    records++;
+    const span = partitions.get(probe.partition);
+    const bytesOnDisk = probe.end - offset;
+    if (span === undefined) {
+      partitions.set(probe.partition, {
+        records: 1,
+        firstOffset: offset,
+        bytes: bytesOnDisk,
+        firstLsn: probe.lsn,
+        lastLsn: probe.lsn,
+      });
+    } else {
+      span.records++;
+      span.bytes += bytesOnDisk;
+      span.lastLsn = probe.lsn;
+    }
+    lastLsns.set(probe.partition, probe.lsn);
+    options.onRecord?.(offset, probe.partition, probe.lsn, probe.end);
+    offset = probe.end;
+  };
 
   while (offset < bytes.length && breaks.length < options.breaksMax) {
     const problem = probeRecord(h32Raw, bytes, offset, probe);
     let reason: string | null = problem;
-    if (reason === null && probe.lsn !== expectedLsn) {
+    const previous = problem === null ? lastLsns.get(probe.partition) : undefined;
+    const missing = previous === undefined ? 0 : probe.lsn - previous - 1;
+    if (reason === null && missing > 0 && missing <= skippedRecordsMax) {
+      skippedRecordsMax -= missing;
+    } else if (reason === null && previous !== undefined && probe.lsn !== previous + 1) {
       reason =
-        probe.lsn < expectedLsn
-          ? `LSN ${probe.lsn} does not increase (expected ${expectedLsn})`
-          : `LSN gap: expected ${expectedLsn}, found ${probe.lsn}`;
+        probe.lsn <= previous
+          ? `partition ${probe.partition}: LSN ${probe.lsn} does not increase (expected ${previous + 1})`
+          : `partition ${probe.partition}: LSN gap: expected ${previous + 1}, found ${probe.lsn}`;
     } else if (reason === null && !isWalRecordType(probe.type)) {
-      reason = `unknown record type ${probe.type} at LSN ${probe.lsn}`;
+      reason = `unknown record type ${probe.type} at LSN ${probe.lsn} of partition ${probe.partition}`;
     }
     if (reason === null) {
-      records++;
-      firstLsn ??= probe.lsn;
-      lastLsn = probe.lsn;
-      expectedLsn = probe.lsn + 1;
-      offset = probe.end;
+      take();
       continue;
     }
-    prefix ??= { end: offset, records, nextLsn: expectedLsn };
+    prefix ??= { end: offset, records };
     if (problem === null) {
       // The record verifies but is out of place. Report it and, when scanning on, take it as the
       // new reference so that one misplaced record does not make everything after it a break.
-      breaks.push({ offset, reason, verified: true, resumeOffset: offset, resumeLsn: probe.lsn });
-      records++;
-      firstLsn ??= probe.lsn;
-      lastLsn = probe.lsn;
-      expectedLsn = probe.lsn + 1;
-      offset = probe.end;
+      breaks.push({ offset, reason, verified: true, resumeOffset: offset });
+      take();
       continue;
     }
-    const resumeOffset = findValidRecordAfter(h32Raw, bytes, offset, expectedLsn - 1, probe);
+    const resumeOffset = findValidRecordAfter(h32Raw, bytes, offset, lastLsns, probe);
     if (resumeOffset === null) {
-      breaks.push({ offset, reason, verified: false, resumeOffset: null, resumeLsn: null });
+      breaks.push({ offset, reason, verified: false, resumeOffset: null });
       break;
     }
-    const lost =
-      probe.lsn > expectedLsn
-        ? `; LSN ${expectedLsn}..${probe.lsn - 1} lost`
-        : '; no LSN lost: stray bytes before it';
     breaks.push({
       offset,
-      reason: `${reason} (a valid record with LSN ${probe.lsn} follows at byte ${resumeOffset}${lost})`,
+      reason: `${reason} (a valid record of partition ${probe.partition}, LSN ${probe.lsn}, follows at byte ${resumeOffset})`,
       verified: false,
       resumeOffset,
-      resumeLsn: probe.lsn,
     });
-    // The probe holds the resumed record; the next loop turn verifies it again and moves on.
-    expectedLsn = probe.lsn;
+    // The resumed record is the new reference of its partition, so the records it lost are reported
+    // once, here. The next loop turn verifies it again and moves on.
+    lastLsns.set(probe.partition, probe.lsn - 1);
+    skippedRecordsMax += Math.floor((resumeOffset - offset) / recordBytesMin);
     offset = resumeOffset;
   }
-  prefix ??= { end: offset, records, nextLsn: expectedLsn };
+  prefix ??= { end: offset, records };
   return {
     sizeBytes: bytes.length,
     records,
-    firstLsn,
-    lastLsn,
+    partitions,
     prefixEnd: prefix.end,
     prefixRecords: prefix.records,
-    prefixNextLsn: prefix.nextLsn,
     breaks,
   };
 }
@@ -196,6 +232,7 @@ export function scanSegment(h32Raw: H32Raw, bytes: Buffer, options: ScanOptions)
 /** One record of a verified range, as a view into the segment's bytes. */
 export interface SegmentRecordView {
   readonly offset: number;
+  readonly partition: number;
   readonly lsn: number;
   readonly type: number;
   readonly payloadOffset: number;
@@ -212,6 +249,7 @@ export function* recordsIn(bytes: Buffer, start: number, end: number): Generator
     const payloadBytes = bytes.readUInt32LE(offset + kRecordPayloadLength);
     yield {
       offset,
+      partition: readRecordPartition(bytes, offset),
       lsn: readRecordLsn(bytes, offset),
       type: bytes[offset + kRecordType]!,
       payloadOffset: offset + kRecordPayload,

@@ -1,266 +1,287 @@
-import { dirname } from 'node:path';
 import { LightningError } from '../../shared-memory/errors.js';
-import { fileLayer } from '../file-layer.js';
-import { listSegments, readSegmentFile, type SegmentFile, syncDirectory } from './wal-files.js';
+import { type LogFiles, listLogs, readSegmentFile } from './wal-files.js';
 import {
   decodeSegmentHeader,
+  describeLog,
   type H32Raw,
   isSegmentHeaderProblem,
+  type LogId,
   loadH32Raw,
   segmentHeaderBytes,
-  validatePartition,
 } from './wal-format.js';
-import { type TornTail, truncateTornTail } from './wal-reader.js';
-import { type SegmentScan, scanSegment } from './wal-segment-scan.js';
+import type { TornTail } from './wal-reader.js';
+import { type PartitionSpan, type ScanOptions, scanSegment } from './wal-segment-scan.js';
 
 /**
- * `verifyWal` checks a partition's whole log and reports what it found without throwing for damage;
- * `repairWal` cuts the log where its valid prefix ends. Neither is ever called automatically:
- * recovery only cuts a torn tail, and damage anywhere else stops it until an operator looks.
+ * `verifyWal` checks every log of a database and reports what it found without throwing for
+ * damage; `repairWal` (wal-repair.ts) cuts logs where their valid prefix ends. Neither is ever called
+ * automatically: opening only cuts torn tails, and damage anywhere else stops it until an operator
+ * looks.
  */
 
 export interface WalProblem {
   readonly file: string;
   readonly offset: number;
-  /** ERR_FORMAT_VERSION for a segment of a newer format, which is not damage. */
+  /** ERR_FORMAT_VERSION for a segment of another format, which is not damage. */
   readonly code: 'ERR_CORRUPTION' | 'ERR_FORMAT_VERSION';
   readonly message: string;
+  /** The partition whose sequence the problem breaks, when it is about one (a gap across logs). */
+  readonly partition: number | null;
 }
 
 export interface WalSegmentReport {
   readonly file: string;
+  readonly ordinal: number;
   /** Size in bytes, or -1 if the file was too large to read. */
   readonly bytes: number;
-  /** From the header, or null if the header is unreadable. */
-  readonly headerLsn: number | null;
-  /** Records that verified, past damage too, and the LSNs of the first and last of them in file order. */
+  /** Records that verified, past damage too. */
   readonly records: number;
-  readonly firstLsn: number | null;
-  readonly lastLsn: number | null;
 }
 
-/** Where the valid prefix of the log ends: the first problem or torn tail in log order. */
+/** Where a log's valid prefix ends: its first problem or its torn tail. */
 export interface WalCutPoint {
   readonly segmentIndex: number;
   readonly file: string;
   /** Byte offset to truncate the segment at; 0 means the whole segment goes. */
   readonly offset: number;
-  /** The LSN a writer continues with after the cut, if known. */
-  readonly nextLsn: number | null;
-  /** Records after the cut in this segment that verified (so are lost by cutting), in file order. */
+}
+
+export interface WalLogReport {
+  readonly log: LogId;
+  readonly segments: readonly WalSegmentReport[];
   readonly records: number;
-  readonly firstLsn: number | null;
-  readonly lastLsn: number | null;
+  readonly bytes: number;
+  /** A torn tail is what a crash leaves and opening cuts, so it is not counted as a problem. */
+  readonly tornTail: TornTail | null;
+  /** Null if the log needs no cut (no problem, no torn tail in it). */
+  readonly cut: WalCutPoint | null;
+}
+
+/** One partition's records across all the logs. */
+export interface WalPartitionReport {
+  readonly partition: number;
+  readonly records: number;
+  /** Bytes its records take in the logs, padding included. */
+  readonly bytes: number;
+  readonly firstLsn: number;
+  readonly lastLsn: number;
+  /** Logs holding its records. */
+  readonly logs: number;
 }
 
 export interface WalVerifyReport {
   readonly dir: string;
-  readonly partition: number;
-  readonly segments: readonly WalSegmentReport[];
+  readonly logs: readonly WalLogReport[];
+  readonly segments: number;
   readonly records: number;
-  readonly firstLsn: number | null;
-  readonly lastLsn: number | null;
   readonly bytes: number;
-  /** A torn tail is what a crash leaves and recovery cuts, so it is not counted as a problem. */
-  readonly tornTail: TornTail | null;
+  /** Partitions with records in the logs, by partition id. */
+  readonly partitions: readonly WalPartitionReport[];
+  readonly tornTails: readonly TornTail[];
   readonly problems: readonly WalProblem[];
-  /** Null if the log needs no cut (no problem, no torn tail). */
-  readonly cut: WalCutPoint | null;
   readonly ok: boolean;
 }
 
-/**
- * Verifies every segment of the log in `dir`: headers, record checksums, LSN continuity within and
- * across segments. Damage is reported, never thrown; the scan goes on past it (resynchronising on the
- * next valid record) so that one report shows all of it. File-system errors other than a missing
- * directory still throw. Reads one segment into memory at a time; O(log bytes) time.
- */
-export async function verifyWal(dir: string, partition: number): Promise<WalVerifyReport> {
-  validatePartition(partition);
-  const h32Raw = await loadH32Raw();
-  const files = await listSegments(dir);
-  const state: VerifyState = { problems: [], tornTail: null, cut: null, expectedLsn: null };
-  const segments: WalSegmentReport[] = [];
-  for (let i = 0; i < files.length; i++) {
-    const { report, scan } = await examineSegment(h32Raw, files, i, partition, state);
-    segments.push(report);
-    const cut = state.cut;
-    if (cut?.segmentIndex !== i) continue;
-    if (cut.offset === 0) {
-      state.cut = { ...cut, records: report.records, firstLsn: report.firstLsn, lastLsn: report.lastLsn };
-    } else if (scan !== null) {
-      const records = scan.records - scan.prefixRecords;
-      const firstLsn = records > 0 ? (scan.breaks[0]?.resumeLsn ?? null) : null;
-      state.cut = { ...cut, records, firstLsn, lastLsn: records > 0 ? scan.lastLsn : null };
-    }
-  }
-  const withRecords = segments.filter((segment) => segment.records > 0);
-  return {
-    dir,
-    partition,
-    segments,
-    records: segments.reduce((sum, segment) => sum + segment.records, 0),
-    firstLsn: withRecords[0]?.firstLsn ?? null,
-    lastLsn: withRecords.at(-1)?.lastLsn ?? null,
-    bytes: segments.reduce((sum, segment) => sum + Math.max(0, segment.bytes), 0),
-    tornTail: state.tornTail,
-    problems: state.problems,
-    cut: state.cut,
-    ok: state.problems.length === 0,
-  };
+export interface VerifyWalOptions {
+  /**
+   * Where each partition's replay starts (its checkpoint's start LSN; 1 without a checkpoint): its
+   * records from there on must be gap-free across the logs, and records below it are not needed.
+   * A partition not named here is checked from its first record in the logs.
+   */
+  readonly replayStarts?: ReadonlyMap<number, number>;
 }
 
-interface VerifyState {
-  problems: WalProblem[];
-  tornTail: TornTail | null;
-  cut: WalCutPoint | null;
-  /** The LSN the next record must have, from what was verified so far. */
-  expectedLsn: number | null;
-}
-
-async function examineSegment(
-  h32Raw: H32Raw,
-  files: readonly SegmentFile[],
-  index: number,
-  partition: number,
-  state: VerifyState,
-): Promise<{ report: WalSegmentReport; scan: SegmentScan | null }> {
-  const file = files[index]!;
-  const isLast = index === files.length - 1;
-  const problem = (offset: number, message: string, code: WalProblem['code'] = 'ERR_CORRUPTION'): void => {
-    state.problems.push({ file: file.path, offset, code, message });
-    state.cut ??= cutAt(index, file.path, offset, state.expectedLsn);
-  };
-  const empty = { file: file.path, bytes: -1, headerLsn: null, records: 0, firstLsn: null, lastLsn: null };
-  let bytes: Buffer;
-  try {
-    bytes = await readSegmentFile(file.path);
-  } catch (error) {
-    if (!(error instanceof LightningError) || error.code !== 'ERR_CORRUPTION') throw error;
-    problem(0, error.message);
-    return { report: empty, scan: null };
-  }
-  const report = { ...empty, bytes: bytes.length };
-  if (bytes.length < segmentHeaderBytes) {
-    if (isLast) {
-      state.tornTail = { file: file.path, offset: 0, bytesDropped: bytes.length };
-      state.cut ??= cutAt(index, file.path, 0, state.expectedLsn ?? file.nameLsn);
-    } else {
-      problem(0, `${bytes.length} bytes, shorter than a segment header`);
-    }
-    return { report, scan: null };
-  }
-  const header = decodeSegmentHeader(h32Raw, bytes, partition);
-  if (isSegmentHeaderProblem(header)) {
-    problem(0, header.reason, header.code);
-    return { report, scan: null };
-  }
-  if (header.firstLsn !== file.nameLsn) {
-    problem(0, `header says first LSN ${header.firstLsn}, the name says ${file.nameLsn}`);
-  }
-  if (state.expectedLsn !== null && header.firstLsn !== state.expectedLsn) {
-    const what = header.firstLsn > state.expectedLsn ? 'a segment is missing' : 'segments overlap';
-    problem(0, `segment starts at LSN ${header.firstLsn}, expected ${state.expectedLsn}: ${what}`);
-  }
-  const scan = scanSegment(h32Raw, bytes, { firstLsn: header.firstLsn, breaksMax: Number.POSITIVE_INFINITY });
-  for (const broken of scan.breaks) {
-    state.expectedLsn = scan.prefixNextLsn; // Matters for the first break only: a cut there continues here.
-    if (broken.resumeOffset === null && !broken.verified && isLast) {
-      state.tornTail = { file: file.path, offset: broken.offset, bytesDropped: bytes.length - broken.offset };
-      state.cut ??= cutAt(index, file.path, broken.offset, scan.prefixNextLsn);
-    } else {
-      const where = broken.resumeOffset === null && !broken.verified ? ' (not the last segment)' : '';
-      problem(broken.offset, `${broken.reason}${where}`);
-    }
-  }
-  state.expectedLsn = scan.lastLsn === null ? header.firstLsn : scan.lastLsn + 1;
-  const verified = {
-    headerLsn: header.firstLsn,
-    records: scan.records,
-    firstLsn: scan.firstLsn,
-    lastLsn: scan.lastLsn,
-  };
-  return { report: { ...report, ...verified }, scan };
-}
-
-function cutAt(segmentIndex: number, file: string, offset: number, nextLsn: number | null): WalCutPoint {
-  return { segmentIndex, file, offset, nextLsn, records: 0, firstLsn: null, lastLsn: null };
-}
-
-/** One stretch of the log that `repairWal` removed. */
-export interface WalDroppedRange {
+/** A partition's records in one log, for the check across logs. */
+interface LogSpan extends PartitionSpan {
   readonly file: string;
-  readonly fromOffset: number;
-  /** The file's size before the repair; the range is [fromOffset, toOffset). */
-  readonly toOffset: number;
-  readonly fileDeleted: boolean;
-  /** Records in the range that verified, with their first and last LSN in file order. */
-  readonly records: number;
-  readonly firstLsn: number | null;
-  readonly lastLsn: number | null;
-}
-
-export interface WalRepairResult {
-  /** The verification the repair acted on. */
-  readonly report: WalVerifyReport;
-  readonly dropped: readonly WalDroppedRange[];
-  /** The LSN a writer continues with after the repair, if the log says (null if it is now empty). */
-  readonly nextLsn: number | null;
 }
 
 /**
- * Cuts the log at the end of its valid prefix: truncates the segment holding the first problem or
- * torn tail (deleting it if its header is bad) and deletes every later segment, returning exactly
- * what was dropped. Later segments go first, newest first, so that a crash during the repair leaves a
- * log that a second repair cuts at the same place. Refuses (ERR_FORMAT_VERSION) to touch a log with a
- * segment of a newer format: that is not damage. Never called automatically.
+ * Verifies every log in `dir`: segment headers, record checksums, each log's segment sequence and
+ * each partition's LSN sequence within a log and across logs (see `VerifyWalOptions`). Damage is
+ * reported, never thrown; the scan goes on past it (resynchronising on the next valid record) so one
+ * report shows all of it. File-system errors other than a missing directory still throw. Reads one
+ * segment into memory at a time; O(log bytes) time.
  */
-export async function repairWal(dir: string, partition: number): Promise<WalRepairResult> {
-  const report = await verifyWal(dir, partition);
-  const newer = report.problems.find((problem) => problem.code === 'ERR_FORMAT_VERSION');
-  if (newer !== undefined)
-    throw new LightningError('ERR_FORMAT_VERSION', `${newer.file}: ${newer.message}; not repairing`);
-  const cut = report.cut;
-  if (cut === null) return { report, dropped: [], nextLsn: nextLsnOf(report) };
-  const dropped: WalDroppedRange[] = [];
-  for (let i = report.segments.length - 1; i > cut.segmentIndex; i--) {
-    const segment = report.segments[i]!;
-    await fileLayer().unlink(segment.file);
-    const { file, records, firstLsn, lastLsn } = segment;
-    dropped.unshift({
-      file,
-      fromOffset: 0,
-      toOffset: Math.max(0, segment.bytes),
-      fileDeleted: true,
-      records,
-      firstLsn,
-      lastLsn,
+export async function verifyWal(dir: string, options: VerifyWalOptions = {}): Promise<WalVerifyReport> {
+  const h32Raw = await loadH32Raw();
+  const logs = await listLogs(dir);
+  const problems: WalProblem[] = [];
+  const reports: WalLogReport[] = [];
+  /** Per partition, its span in each log that holds it, oldest log first. */
+  const spans = new Map<number, LogSpan[]>();
+  for (const log of logs) {
+    const { report, partitions } = await verifyLog(h32Raw, log, problems);
+    reports.push(report);
+    for (const [partition, span] of partitions) {
+      const list = spans.get(partition) ?? [];
+      list.push(span);
+      spans.set(partition, list);
+    }
+  }
+  const partitions: WalPartitionReport[] = [];
+  for (const partition of [...spans.keys()].sort((a, b) => a - b)) {
+    const list = spans.get(partition)!;
+    checkAcrossLogs(partition, list, options.replayStarts?.get(partition), problems);
+    partitions.push({
+      partition,
+      records: list.reduce((sum, span) => sum + span.records, 0),
+      bytes: list.reduce((sum, span) => sum + span.bytes, 0),
+      firstLsn: Math.min(...list.map((span) => span.firstLsn)),
+      lastLsn: Math.max(...list.map((span) => span.lastLsn)),
+      logs: list.length,
     });
   }
-  if (dropped.length > 0) await syncDirectory(dirname(cut.file));
-  const { records, firstLsn, lastLsn } = cut;
-  const cutSegment = report.segments[cut.segmentIndex]!;
-  const toOffset = Math.max(0, cutSegment.bytes);
-  if (cut.offset === 0) {
-    await fileLayer().unlink(cut.file);
-    await syncDirectory(dirname(cut.file));
-  } else {
-    await truncateTornTail(cut.file, cut.offset);
-  }
-  dropped.unshift({
-    file: cut.file,
-    fromOffset: cut.offset,
-    toOffset,
-    fileDeleted: cut.offset === 0,
-    records,
-    firstLsn,
-    lastLsn,
-  });
-  return { report, dropped, nextLsn: cut.nextLsn };
+  // A gap across logs is a problem of the later log: its valid prefix ends at the record past the gap.
+  const withCuts = reports.map((report) => withGapCut(report, problems));
+  return {
+    dir,
+    logs: withCuts,
+    segments: reports.reduce((sum, report) => sum + report.segments.length, 0),
+    records: reports.reduce((sum, report) => sum + report.records, 0),
+    bytes: reports.reduce((sum, report) => sum + report.bytes, 0),
+    partitions,
+    tornTails: reports.flatMap((report) => (report.tornTail === null ? [] : [report.tornTail])),
+    problems,
+    ok: problems.length === 0,
+  };
 }
 
-function nextLsnOf(report: WalVerifyReport): number | null {
-  const last = report.segments.at(-1);
-  if (last === undefined) return null;
-  return last.lastLsn === null ? last.headerLsn : last.lastLsn + 1;
+/** One log's segments, in order; problems go to `problems`, spans by partition are returned. */
+async function verifyLog(
+  h32Raw: H32Raw,
+  log: LogFiles,
+  problems: WalProblem[],
+): Promise<{ report: WalLogReport; partitions: Map<number, LogSpan> }> {
+  const segments: WalSegmentReport[] = [];
+  const partitions = new Map<number, LogSpan>();
+  const scanOptions: ScanOptions = { lastLsns: new Map(), breaksMax: Number.POSITIVE_INFINITY };
+  let cut: WalCutPoint | null = null;
+  let tornTail: TornTail | null = null;
+  for (let index = 0; index < log.segments.length; index++) {
+    const file = log.segments[index]!;
+    const isLast = index === log.segments.length - 1;
+    const problem = (offset: number, message: string, code: WalProblem['code'] = 'ERR_CORRUPTION'): void => {
+      problems.push({ file: file.path, offset, code, message, partition: null });
+      cut ??= { segmentIndex: index, file: file.path, offset };
+    };
+    const report = { file: file.path, ordinal: file.name.ordinal, bytes: -1, records: 0 };
+    segments.push(report);
+    const previous = log.segments[index - 1];
+    if (previous !== undefined && file.name.ordinal !== previous.name.ordinal + 1) {
+      const missing = `${previous.name.ordinal + 1}..${file.name.ordinal - 1}`;
+      problem(0, `segments ${missing} of the ${describeLog(log.log)} are missing`);
+      // What follows a hole cannot be checked against what came before it: the hole is the report.
+      scanOptions.lastLsns.clear();
+    }
+    let bytes: Buffer;
+    try {
+      bytes = await readSegmentFile(file.path);
+    } catch (error) {
+      if (!(error instanceof LightningError) || error.code !== 'ERR_CORRUPTION') throw error;
+      problem(0, error.message);
+      continue;
+    }
+    report.bytes = bytes.length;
+    if (bytes.length < segmentHeaderBytes) {
+      if (isLast) {
+        tornTail = { file: file.path, offset: 0, bytesDropped: bytes.length };
+        cut ??= { segmentIndex: index, file: file.path, offset: 0 };
+      } else {
+        problem(0, `${bytes.length} bytes, shorter than a segment header`);
+      }
+      continue;
+    }
+    const header = decodeSegmentHeader(h32Raw, bytes, file.name);
+    if (isSegmentHeaderProblem(header)) {
+      problem(0, header.reason, header.code);
+      continue;
+    }
+    const scan = scanSegment(h32Raw, bytes, scanOptions);
+    for (const broken of scan.breaks) {
+      if (broken.resumeOffset === null && !broken.verified && isLast) {
+        tornTail = { file: file.path, offset: broken.offset, bytesDropped: bytes.length - broken.offset };
+        cut ??= { segmentIndex: index, file: file.path, offset: broken.offset };
+      } else {
+        const where =
+          broken.resumeOffset === null && !broken.verified ? ' (not the last segment of its log)' : '';
+        problem(broken.offset, `${broken.reason}${where}`);
+      }
+    }
+    report.records = scan.records;
+    for (const [partition, span] of scan.partitions) {
+      const seen = partitions.get(partition);
+      if (seen === undefined) partitions.set(partition, { ...span, file: file.path });
+      else {
+        seen.records += span.records;
+        seen.bytes += span.bytes;
+        seen.lastLsn = span.lastLsn;
+      }
+    }
+  }
+  const report: WalLogReport = {
+    log: log.log,
+    segments,
+    records: segments.reduce((sum, segment) => sum + segment.records, 0),
+    bytes: segments.reduce((sum, segment) => sum + Math.max(0, segment.bytes), 0),
+    tornTail,
+    cut,
+  };
+  return { report, partitions };
+}
+
+/**
+ * Checks one partition's records across the logs, oldest first: from its replay start on, each log
+ * must continue where the previous one ended. Below the start, gaps are fine (those records are in
+ * the checkpoint, and their segments may be gone).
+ */
+function checkAcrossLogs(
+  partition: number,
+  spans: readonly LogSpan[],
+  replayStart: number | undefined,
+  problems: WalProblem[],
+): void {
+  let nextLsn = replayStart ?? spans[0]!.firstLsn;
+  let started = false;
+  for (const span of spans) {
+    if (span.lastLsn < nextLsn && !started) continue;
+    if (span.firstLsn > nextLsn) {
+      const after = started
+        ? `the previous log ends at LSN ${nextLsn - 1}`
+        : `its replay starts at LSN ${nextLsn}`;
+      problems.push({
+        file: span.file,
+        offset: span.firstOffset,
+        code: 'ERR_CORRUPTION',
+        message: `partition ${partition}: records ${nextLsn}..${span.firstLsn - 1} are missing: this log continues at LSN ${span.firstLsn}, and ${after}`,
+        partition,
+      });
+    } else if (started && span.firstLsn < nextLsn) {
+      problems.push({
+        file: span.file,
+        offset: span.firstOffset,
+        code: 'ERR_CORRUPTION',
+        message: `partition ${partition}: this log starts at LSN ${span.firstLsn}, which an earlier log already holds (up to LSN ${nextLsn - 1})`,
+        partition,
+      });
+    }
+    nextLsn = span.lastLsn + 1;
+    started = true;
+  }
+}
+
+/** The log's cut, moved earlier to the first problem across logs that lies in it. */
+function withGapCut(report: WalLogReport, problems: readonly WalProblem[]): WalLogReport {
+  let cut = report.cut;
+  for (const problem of problems) {
+    if (problem.partition === null) continue;
+    const segmentIndex = report.segments.findIndex((segment) => segment.file === problem.file);
+    if (segmentIndex < 0) continue;
+    const earlier =
+      cut === null ||
+      segmentIndex < cut.segmentIndex ||
+      (segmentIndex === cut.segmentIndex && problem.offset < cut.offset);
+    if (earlier) cut = { segmentIndex, file: problem.file, offset: problem.offset };
+  }
+  return cut === report.cut ? report : { ...report, cut };
 }

@@ -3,17 +3,26 @@ import { performance } from 'node:perf_hooks';
 import { assert } from '../../shared-memory/assert.js';
 import { LightningError } from '../../shared-memory/errors.js';
 import { fileLayer, type LayerFileHandle } from '../file-layer.js';
-import { ensureDirectory, fileSizeBytes, listSegments, syncDirectory, writeFully } from './wal-files.js';
 import {
+  ensureDirectory,
+  listSegments,
+  type SegmentContents,
+  syncDirectory,
+  writeFully,
+} from './wal-files.js';
+import {
+  describeLog,
   encodeSegmentHeader,
   type H32Raw,
+  type LogId,
   loadH32Raw,
-  lsnFirst,
   segmentFileName,
   segmentHeaderBytes,
+  segmentOrdinalMax,
   segmentTargetBytesDefault,
   segmentTargetBytesMax,
   segmentTargetBytesMin,
+  validateLogId,
   validatePartition,
   type WalRecordType,
 } from './wal-format.js';
@@ -46,15 +55,19 @@ export interface WalObserver {
 }
 
 /**
- * Appends records to ONE partition's log directory. Owner thread only: nothing here is shared.
+ * Appends records to ONE owner's log: every partition the owner serves writes into it, each record
+ * tagged with its partition and that partition's LSN (the per-partition views in wal-partition-log.ts
+ * keep the sequences). Owner thread only: nothing here is shared.
  *
  * `append` frames records into memory (no I/O, so the owner keeps applying its batch) and `flush`
  * writes everything appended since the last flush with one write call, then optionally one
- * fdatasync: that is group commit. Flushes run strictly one after another, in call order.
+ * fdatasync: that is group commit, across all the owner's partitions at once. Flushes run strictly
+ * one after another, in call order.
  *
- * A writer never appends to a segment it did not create: `open` starts a new segment at `nextLsn`.
- * A previous run may have died mid-write, and extending its file would put new records after a torn
- * one, where a reader must treat the tear as damage instead of a cut-off tail.
+ * A writer never appends to a file of an earlier run: `open` takes the new run's epoch, and refuses
+ * if its log already has a segment. A previous run may have died mid-write, and extending its file
+ * would put new records after a torn one, where a reader must treat the tear as damage instead of a
+ * cut-off tail.
  *
  * After an I/O error the writer is failed: the file's state is unknown (a write may be partly on disk;
  * after a failed fsync the kernel may have dropped the dirty pages), so nothing is retried. Every
@@ -62,16 +75,20 @@ export interface WalObserver {
  */
 export class WalWriter {
   readonly dir: string;
-  readonly partition: number;
+  readonly log: LogId;
   readonly #h32Raw: H32Raw;
   readonly #segmentTargetBytes: number;
   readonly #framer: RecordFramer;
   #handle: LayerFileHandle | null = null;
-  #segmentFirstLsn = 0;
+  #segmentOrdinal = -1;
   #segmentBytes = 0;
-  /** One past the last record handed to write(2), and one past the last record fdatasync covered. */
-  #writtenNextLsn: number;
-  #syncedNextLsn: number;
+  #segmentRecords = 0;
+  /** The last LSN of each partition written to the open segment. */
+  #segmentLastLsns = new Map<number, number>();
+  readonly #closedSegments: SegmentContents[] = [];
+  /** Records handed to write(2), and records fdatasync covered, since open. */
+  #writtenRecords = 0;
+  #syncedRecords = 0;
   #flushChain: Promise<void> = Promise.resolve();
   #failure: { cause: unknown } | null = null;
   #closing: Promise<void> | null = null;
@@ -87,36 +104,21 @@ export class WalWriter {
     lastSyncAtMs: 0,
   };
 
-  private constructor(dir: string, partition: number, nextLsn: number, h32Raw: H32Raw, targetBytes: number) {
+  private constructor(dir: string, log: LogId, h32Raw: H32Raw, targetBytes: number) {
     this.dir = dir;
-    this.partition = partition;
+    this.log = { epoch: log.epoch, worker: log.worker };
     this.#h32Raw = h32Raw;
     this.#segmentTargetBytes = targetBytes;
-    this.#framer = new RecordFramer(h32Raw, nextLsn);
-    this.#writtenNextLsn = nextLsn;
-    this.#syncedNextLsn = nextLsn;
+    this.#framer = new RecordFramer(h32Raw);
   }
 
   /**
-   * Opens the log in `dir` (created if needed) for appending at `nextLsn`, which must be what
-   * recovery found: one past the last valid record, after any torn tail was cut. A segment starting
-   * after `nextLsn`, or one at `nextLsn` that holds records, means the caller is wrong about the log
-   * and is ERR_BAD_ARGUMENT; a segment at `nextLsn` with no records (a run that wrote nothing, or died
-   * creating it) is replaced. Earlier segments are not read: the caller vouches for `nextLsn`.
+   * Opens a new log in `dir` (created if needed) for the run `log.epoch` and worker `log.worker`.
+   * The epoch must be new: a segment of this log already in the directory is ERR_BAD_ARGUMENT, as
+   * appending to it would write into a file of an earlier run.
    */
-  static async open(
-    dir: string,
-    partition: number,
-    nextLsn: number,
-    options: WalWriterOptions = {},
-  ): Promise<WalWriter> {
-    validatePartition(partition);
-    if (!Number.isSafeInteger(nextLsn) || nextLsn < lsnFirst) {
-      throw new LightningError(
-        'ERR_BAD_ARGUMENT',
-        `nextLsn must be a safe integer >= ${lsnFirst}, got ${nextLsn}`,
-      );
-    }
+  static async open(dir: string, log: LogId, options: WalWriterOptions = {}): Promise<WalWriter> {
+    validateLogId(log);
     const target = options.segmentTargetBytes ?? segmentTargetBytesDefault;
     if (!Number.isSafeInteger(target) || target < segmentTargetBytesMin || target > segmentTargetBytesMax) {
       const range = `${segmentTargetBytesMin}..${segmentTargetBytesMax}`;
@@ -125,37 +127,42 @@ export class WalWriter {
     const h32Raw = await loadH32Raw();
     await ensureDirectory(dir);
     for (const segment of await listSegments(dir)) {
-      if (segment.nameLsn > nextLsn) {
-        const later = `starts at LSN ${segment.nameLsn}, after nextLsn ${nextLsn}: the log holds later records`;
-        throw new LightningError('ERR_BAD_ARGUMENT', `${segment.path} ${later}`);
-      }
-      if (segment.nameLsn !== nextLsn) continue;
-      if ((await fileSizeBytes(segment.path)) > segmentHeaderBytes) {
+      if (segment.name.epoch === log.epoch && segment.name.worker === log.worker) {
         throw new LightningError(
           'ERR_BAD_ARGUMENT',
-          `${segment.path} already holds records from LSN ${nextLsn}`,
+          `${segment.path} exists: the ${describeLog(log)} was written before, and a writer never appends to an earlier run's file`,
         );
       }
-      await fileLayer().unlink(segment.path); // This change of the directory is synced with the new segment's entry.
     }
-    const writer = new WalWriter(dir, partition, nextLsn, h32Raw, target);
-    await writer.#openSegment(nextLsn);
+    const writer = new WalWriter(dir, log, h32Raw, target);
+    await writer.#openSegment(0);
     return writer;
   }
 
-  /** The LSN the next appended record gets. */
-  get nextLsn(): number {
-    return this.#framer.nextLsn;
+  /** Records handed to write(2) since open. */
+  get writtenRecords(): number {
+    return this.#writtenRecords;
   }
 
-  /** Last LSN handed to write(2) (nextLsn at open - 1 if none yet). */
-  get writtenLsn(): number {
-    return this.#writtenNextLsn - 1;
+  /** Records made durable by fdatasync since open. */
+  get syncedRecords(): number {
+    return this.#syncedRecords;
   }
 
-  /** Last LSN made durable by fdatasync (nextLsn at open - 1 if none yet). */
-  get syncedLsn(): number {
-    return this.#syncedNextLsn - 1;
+  /** The segment the writer appends to: never removed while the writer is open. */
+  get activeSegmentPath(): string {
+    return join(this.dir, segmentFileName(this.log, this.#segmentOrdinal));
+  }
+
+  /** Segments this writer filled and closed, oldest first, until `forgetClosedSegment` drops them. */
+  get closedSegments(): readonly SegmentContents[] {
+    return this.#closedSegments;
+  }
+
+  /** Drops a closed segment from `closedSegments` once it was removed from the directory. */
+  forgetClosedSegment(path: string): void {
+    const index = this.#closedSegments.findIndex((segment) => segment.path === path);
+    if (index >= 0) this.#closedSegments.splice(index, 1);
   }
 
   /** Bytes appended and not yet handed to a flush. */
@@ -173,13 +180,20 @@ export class WalWriter {
   }
 
   /**
-   * Frames one record per payload, all of `type`, with consecutive LSNs. No I/O: the records reach
-   * the file at the next `flush`. All-or-nothing: a bad argument (ERR_BAD_ARGUMENT) appends nothing.
+   * Frames one record per payload for `partition`, all of `type`, with consecutive LSNs from
+   * `firstLsn` (the partition's sequence, kept by its PartitionLog). No I/O: the records reach the
+   * file at the next `flush`. All-or-nothing: a bad argument (ERR_BAD_ARGUMENT) appends nothing.
    * O(total payload bytes).
    */
-  append(type: WalRecordType, payloads: readonly Uint8Array[]): { firstLsn: number; lastLsn: number } {
+  append(
+    partition: number,
+    firstLsn: number,
+    type: WalRecordType,
+    payloads: readonly Uint8Array[],
+  ): { firstLsn: number; lastLsn: number } {
     this.#throwIfUnusable();
-    return this.#framer.append(type, payloads);
+    validatePartition(partition);
+    return this.#framer.append(partition, firstLsn, type, payloads);
   }
 
   /**
@@ -224,7 +238,7 @@ export class WalWriter {
   }
 
   #throwIfUnusable(): void {
-    const writer = `the WAL writer of partition ${this.partition}`;
+    const writer = `the WAL writer of the ${describeLog(this.log)}`;
     const failure = this.#failure;
     if (failure !== null) throw new LightningError('ERR_CLOSED', `${writer} failed on I/O earlier`, failure);
     if (this.#closing !== null) throw new LightningError('ERR_CLOSED', `${writer} is closed`);
@@ -242,15 +256,15 @@ export class WalWriter {
         this.#segmentBytes += batch.bytes;
         this.#stats.bytesWritten += batch.bytes;
         this.#stats.flushes++;
-        this.#writtenNextLsn = batch.nextLsn;
+        this.#writtenRecords += batch.records;
+        this.#segmentRecords += batch.records;
+        for (const [partition, lastLsn] of batch.lastLsns) this.#segmentLastLsns.set(partition, lastLsn);
         this.observer?.written(batch.bytes);
       }
       if (sync) await this.#syncWritten(handle);
-      // Only a segment that holds a record rotates, so the next name (its next LSN) is always new.
+      // Only a segment that holds a record rotates: a log never fills with empty segments.
       const full = this.#segmentBytes > this.#segmentTargetBytes;
-      if (mayRotate && full && this.#writtenNextLsn > this.#segmentFirstLsn) {
-        await this.#rotate(handle);
-      }
+      if (mayRotate && full && this.#segmentRecords > 0) await this.#rotate(handle);
     } catch (error) {
       this.#failure ??= { cause: error };
       throw error;
@@ -258,10 +272,10 @@ export class WalWriter {
   }
 
   async #syncWritten(handle: LayerFileHandle): Promise<void> {
-    if (this.#syncedNextLsn === this.#writtenNextLsn) return;
-    const nextLsn = this.#writtenNextLsn;
+    if (this.#syncedRecords === this.#writtenRecords) return;
+    const written = this.#writtenRecords;
     await this.#datasync(handle);
-    this.#syncedNextLsn = nextLsn;
+    this.#syncedRecords = written;
   }
 
   async #datasync(handle: LayerFileHandle): Promise<void> {
@@ -274,13 +288,21 @@ export class WalWriter {
   }
 
   /**
-   * Closes the full segment and starts the next, named by the next LSN. The old segment is synced
-   * first even when flushes do not sync: once a later segment exists, a reader takes every earlier
-   * one as complete, so an earlier segment must never lose its end in a power loss.
+   * Closes the full segment and starts the next. The old segment is synced first even when flushes
+   * do not sync: once a later segment exists, a reader takes every earlier one as complete, so an
+   * earlier segment must never lose its end in a power loss.
    */
   async #rotate(old: LayerFileHandle): Promise<void> {
     await this.#syncWritten(old);
-    await this.#openSegment(this.#writtenNextLsn);
+    const closed: SegmentContents = {
+      path: this.activeSegmentPath,
+      log: this.log,
+      ordinal: this.#segmentOrdinal,
+      lastLsns: this.#segmentLastLsns,
+    };
+    assert(this.#segmentOrdinal < segmentOrdinalMax, 'a log has fewer than 2^32 segments');
+    await this.#openSegment(this.#segmentOrdinal + 1);
+    this.#closedSegments.push(closed);
     await old.close();
   }
 
@@ -289,10 +311,10 @@ export class WalWriter {
    * its header is synced, then the directory entry. A crash in between leaves a newest segment with
    * no records or a partial header, which a reader reports as a torn tail.
    */
-  async #openSegment(firstLsn: number): Promise<void> {
-    const handle = await fileLayer().open(join(this.dir, segmentFileName(firstLsn)), 'wx');
+  async #openSegment(ordinal: number): Promise<void> {
+    const handle = await fileLayer().open(join(this.dir, segmentFileName(this.log, ordinal)), 'wx');
     try {
-      const header = encodeSegmentHeader(this.#h32Raw, this.partition, firstLsn);
+      const header = encodeSegmentHeader(this.#h32Raw, this.log, ordinal);
       await writeFully(handle, header, segmentHeaderBytes, 0);
       await this.#datasync(handle);
       await syncDirectory(this.dir);
@@ -302,8 +324,10 @@ export class WalWriter {
       throw error;
     }
     this.#handle = handle;
-    this.#segmentFirstLsn = firstLsn;
+    this.#segmentOrdinal = ordinal;
     this.#segmentBytes = segmentHeaderBytes;
+    this.#segmentRecords = 0;
+    this.#segmentLastLsns = new Map();
     this.#stats.bytesWritten += segmentHeaderBytes;
     this.#stats.segmentsCreated++;
     this.observer?.written(segmentHeaderBytes);

@@ -40,10 +40,7 @@ import { seedFromEnv } from './support/seeded-random.js';
 const seed = seedFromEnv(randomInt(2 ** 32));
 const crashes = positiveFromEnv('LIGHTNING_POWER_LOSS_ROUNDS', 80);
 const crashesPerRun = 40;
-const orders = (process.env.LIGHTNING_POWER_LOSS_ORDERS ?? 'prefix').split(',') as (
-  | 'prefix'
-  | 'subset'
-)[];
+const orders = (process.env.LIGHTNING_POWER_LOSS_ORDERS ?? 'prefix').split(',') as ('prefix' | 'subset')[];
 for (const order of orders) {
   if (order !== 'prefix' && order !== 'subset')
     throw new Error(`LIGHTNING_POWER_LOSS_ORDERS: unknown order ${order}`);

@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import { LightningError } from '../shared-memory/index.js';
-import { readTextIfExists, writeFileDurably } from './durable-file.js';
-import { fileLayer } from './file-layer.js';
+import { ensureDirectory, readTextIfExists, writeFileDurably } from './durable-file.js';
 import { xxhashApi } from './xxhash.js';
 
 /** The file naming a directory as a lightning-db database, with what is fixed at creation. */
@@ -62,7 +61,7 @@ export async function readMetadata(path: string): Promise<DatabaseMetadata | nul
 
 /** Writes the metadata durably: a temporary file, fsync, rename over, fsync of the directory. */
 export async function writeMetadata(path: string, metadata: DatabaseMetadata): Promise<void> {
-  await fileLayer().mkdir(path, { recursive: true });
+  await ensureDirectory(path);
   const content: MetadataFile = { ...metadata, checksum: await checksumOf(metadata) };
   await writeFileDurably(join(path, metadataFileName), `${JSON.stringify(content, null, 2)}\n`);
 }

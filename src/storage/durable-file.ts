@@ -77,3 +77,18 @@ export async function readdirIfExists(directory: string): Promise<string[]> {
     throw error;
   }
 }
+
+/**
+ * Creates `dir` (and missing parents) if needed, syncing each parent whose entries changed, so that
+ * the directory itself, and with it every file synced into it, survives a power loss.
+ */
+export async function ensureDirectory(dir: string): Promise<void> {
+  const firstCreated = await fileLayer().mkdir(dir, { recursive: true });
+  if (firstCreated === undefined) return;
+  // mkdir returns the top-most directory it created; every directory from there down to `dir` is
+  // new, so the parent of each needs a sync.
+  for (let path = dir; ; path = dirname(path)) {
+    await syncDirectory(dirname(path));
+    if (path === firstCreated || dirname(path) === path) break;
+  }
+}

@@ -6,6 +6,7 @@ import {
   writeCheckpoint,
   writeManifest,
 } from '../storage/checkpoint/index.js';
+import { syncDirectory } from '../storage/durable-file.js';
 import { partitionDirectory } from '../storage/layout.js';
 import type { PartitionLog, SegmentRemoval } from '../storage/wal/index.js';
 import { latestEntries, type VersionedPartition } from './versioned-partition.js';
@@ -87,7 +88,12 @@ async function* walk(entries: Iterable<[Buffer, Buffer]>): AsyncGenerator<Checkp
  * manifest, not this owner's memory, decides: the partition may belong to another owner this run.
  */
 async function checkpointStartLsn(databaseDirectory: string, partition: number): Promise<number> {
-  const manifest = await readManifest(partitionDirectory(databaseDirectory, partition));
+  const directory = partitionDirectory(databaseDirectory, partition);
+  const manifest = await readManifest(directory);
+  // Another owner may have just renamed this manifest into place without having synced its
+  // directory yet: sync it here, so no log segment is removed on the word of a manifest that a
+  // power loss could still take back.
+  if (manifest !== null) await syncDirectory(directory);
   const checkpoint = manifest?.checkpoints.find((record) => record.partition === partition);
   return checkpoint === undefined ? 0 : Number(checkpoint.startLsn);
 }

@@ -4,8 +4,8 @@ import { assert } from '../../shared-memory/assert.js';
 import { compareBytes } from '../../shared-memory/bytes.js';
 import { LightningError } from '../../shared-memory/errors.js';
 import { keyBytesMax, valueBytesMax } from '../../shared-memory/limits.js';
-import { writeFileDurably } from '../durable-file.js';
-import { fileLayer, type LayerFileHandle } from '../file-layer.js';
+import { ensureDirectory, writeFileDurably } from '../durable-file.js';
+import type { LayerFileHandle } from '../file-layer.js';
 import { type XxhashApi, xxhashApi } from '../xxhash.js';
 import {
   blockTargetBytes,
@@ -62,7 +62,7 @@ export async function writeCheckpoint(
   if (typeof startLsn !== 'bigint' || startLsn < 0n || startLsn > lsnMax) {
     throw badArgument(`startLsn must be a bigint in [0, 2^64), got ${String(startLsn)}`);
   }
-  await fileLayer().mkdir(dir, { recursive: true });
+  await ensureDirectory(dir);
   const api = await xxhashApi();
   const file = checkpointFileName(startLsn);
   const path = join(dir, file);

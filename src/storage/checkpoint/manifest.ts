@@ -9,7 +9,7 @@ import {
   readChecksummedJson,
   writeChecksummedJson,
 } from '../checksummed-json.js';
-import { fileLayer } from '../file-layer.js';
+import { ensureDirectory } from '../durable-file.js';
 import { removeSupersededCheckpoints } from './checkpoint-files.js';
 import { lsnMax, parseCheckpointFileName, u32Max } from './checkpoint-format.js';
 import { readCheckpointHeader } from './checkpoint-reader.js';
@@ -136,7 +136,7 @@ async function recordUnserialized(dir: string, record: CheckpointRecord): Promis
 }
 
 async function writeUnserialized(dir: string, manifest: Manifest): Promise<void> {
-  await fileLayer().mkdir(dir, { recursive: true });
+  await ensureDirectory(dir);
   await writeChecksummedJson(join(dir, manifestFileName), canonicalObject(manifest));
 }
 

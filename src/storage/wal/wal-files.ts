@@ -1,12 +1,12 @@
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { assert } from '../../shared-memory/assert.js';
 import { LightningError } from '../../shared-memory/errors.js';
-import { readdirIfExists, syncDirectory } from '../durable-file.js';
+import { ensureDirectory, readdirIfExists, syncDirectory } from '../durable-file.js';
 import { fileLayer, type LayerFileHandle } from '../file-layer.js';
 import { type LogId, parseSegmentFileName, type SegmentName, segmentBytesMax } from './wal-format.js';
 
 /** Directory fsync is shared with the other on-disk formats. */
-export { syncDirectory };
+export { ensureDirectory, syncDirectory };
 
 /**
  * The file-system side of the log directory: listing its segments by log, reading one whole, and
@@ -71,21 +71,6 @@ export async function listLogs(dir: string): Promise<LogFiles[]> {
     }
   }
   return logs;
-}
-
-/**
- * Creates `dir` (and missing parents) if needed, syncing each parent whose entries changed so that
- * the log directory itself survives a power loss.
- */
-export async function ensureDirectory(dir: string): Promise<void> {
-  const firstCreated = await fileLayer().mkdir(dir, { recursive: true });
-  if (firstCreated === undefined) return;
-  // mkdir returns the top-most directory it created; every directory from there down to `dir` is
-  // new, so the parent of each needs a sync.
-  for (let path = dir; ; path = dirname(path)) {
-    await syncDirectory(dirname(path));
-    if (path === firstCreated || dirname(path) === path) break;
-  }
 }
 
 /** Deletes a file; one that is already gone is fine (another owner may have removed it first). */

@@ -24,6 +24,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { attach, open } from '../src/index.js';
+import { positiveFromEnv } from './crash/kill-lanes.js';
 import type { Death, DyingWorkerInput, DyingWorkerMessage } from './fixtures/dying-attached-worker.js';
 import { within } from './support/async.js';
 import { type BundledWorker, bundleWorker } from './support/bundled-worker.js';
@@ -32,20 +33,11 @@ import { mulberry32, seedFromEnv } from './support/seeded-random.js';
 type Database = Awaited<ReturnType<typeof open>>;
 
 const seed = seedFromEnv(0x11fe_0001);
-const loopRounds = roundsFromEnv('LIGHTNING_LIVENESS_ROUNDS', 1000);
+const loopRounds = positiveFromEnv('LIGHTNING_LIVENESS_ROUNDS', 1000);
 const deaths: readonly Death[] = ['exit', 'terminate', 'throw', 'empty'];
 const fixture = new URL('./fixtures/dying-attached-worker.ts', import.meta.url);
 /** Bounds every wait for the database to notice a death and undo it: a hang, not a speed. */
 const deadlineMs = 30_000;
-
-function roundsFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 1)
-    throw new Error(`${name} must be a positive integer, got ${raw}`);
-  return value;
-}
 
 const opened: { db: Database; dir: string }[] = [];
 let bundle: BundledWorker;

@@ -20,7 +20,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isLightningError, open } from '../src/index.js';
-import { metadataFileName } from '../src/storage/database-metadata.js';
+import { readManifest } from '../src/storage/checkpoint/index.js';
+import { type DatabaseMetadata, metadataFileName, readMetadata } from '../src/storage/database-metadata.js';
+import { partitionDirectory } from '../src/storage/layout.js';
+import { xxhashApi } from '../src/storage/xxhash.js';
 import { runCli } from './support/cli-runner.js';
 import { mulberry32, seedFromEnv } from './support/seeded-random.js';
 
@@ -247,5 +250,55 @@ describe('a database is created only where it hides nothing', () => {
       code: 'ERR_BAD_ARGUMENT',
     });
     await expect(stat(join(root, 'absent'))).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+});
+
+describe('a database of metadata format version 1', () => {
+  it('is upgraded at open: an id in LIGHTNING.json and a manifest for every partition', async () => {
+    const dir = await copyOf();
+    // Rewrite the copy as version 1 wrote it: no id, manifests only where a checkpoint was made.
+    const { h64ToString } = await xxhashApi();
+    const metadata = JSON.parse(await readFile(join(dir, metadataFileName), 'utf8')) as DatabaseMetadata;
+    const v1 = {
+      format: metadata.format,
+      formatVersion: 1,
+      partitions: metadata.partitions,
+      hash: metadata.hash,
+      createdAt: metadata.createdAt,
+    };
+    await writeFile(
+      join(dir, metadataFileName),
+      JSON.stringify({ ...v1, checksum: h64ToString(JSON.stringify(v1)) }),
+    );
+    for (let partition = 0; partition < metadata.partitions; partition++) {
+      const directory = partitionDirectory(dir, partition);
+      const manifest = await readManifest(directory);
+      const canonical = {
+        format: 'lightning-db-manifest',
+        formatVersion: 1,
+        partitions: metadata.partitions,
+        checkpoints: (manifest?.checkpoints ?? []).map((c) => ({
+          partition: c.partition,
+          file: c.file,
+          startLsn: c.startLsn.toString(),
+          entries: c.entries,
+        })),
+      };
+      await writeFile(
+        join(directory, 'MANIFEST.json'),
+        JSON.stringify({ ...canonical, checksum: h64ToString(JSON.stringify(canonical)) }),
+      );
+    }
+    expect((await readMetadata(dir))?.databaseId).toBeNull();
+    expect(await openAndCount(dir)).toBe(0);
+    const upgraded = await readMetadata(dir);
+    expect(upgraded?.formatVersion).toBe(2);
+    expect(upgraded?.databaseId).toMatch(/^[0-9a-f]{32}$/);
+    for (let partition = 0; partition < metadata.partitions; partition++) {
+      expect((await readManifest(partitionDirectory(dir, partition)))?.databaseId).toBe(upgraded?.databaseId);
+    }
+    // And it is now held to account like any other: a lost log is found.
+    await rm(join(dir, 'wal'), { recursive: true });
+    expect(isLightningError(await openError(dir), 'ERR_CORRUPTION')).toBe(true);
   });
 });

@@ -2,14 +2,15 @@
  * What a burst of /metrics scrapes costs the writers: puts/s on the thread that serves the admin
  * server, for `--seconds` without scrapes, then for as long again with a burst of `--scrapes` GET
  * /metrics requests over loopback HTTP from a separate process (`--concurrency` at a time), in the
- * same run. Puts are issued in windows of 1,000 awaited together, 16-byte keys over a keyspace of
- * 100,000, 100-byte values. Prints puts/s in each phase and during the burst itself, their ratios, the
- * CPU-seconds of this process and of the scraper, how busy this thread's event loop was and its delay
- * (p99, max), and the number of
- * scrapes answered with status 200 and their bytes (a wrong fast answer shows there).
+ * same run, `--rounds` times. Puts are issued in windows of 1,000 awaited together, 16-byte keys over
+ * a keyspace of 100,000, 100-byte values. Prints, per round, puts/s in each phase and during the burst
+ * itself, their ratio, the CPU-seconds of this process and of the scraper, how busy this thread's
+ * event loop was and its delay (p99, max), and the scrapes answered with status 200 and their bytes (a
+ * wrong fast answer shows there); then the median ratio and the serving-thread busy time each request
+ * added.
  *
  *   npm run bench:metrics -- [--seconds 5] [--scrapes 2000] [--concurrency 8] [--path /metrics]
- *                            [--cache-ms 1000] [--durability relaxed]
+ *                            [--cache-ms 1000] [--rounds 3] [--durability relaxed]
  *
  * On a machine whose cores are all busy, the scraper process competes with the database's threads for
  * CPU: compare with `--path /none` (404s, no collection) to see what the HTTP requests alone cost.
@@ -22,6 +23,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { open } from '../src/index.js';
 import { parseArgumentsOrExit, parseOneOf, parsePositiveInteger } from './lib/args.js';
 import { randomRecords } from './lib/rng.js';
+import { median } from './lib/stats.js';
 
 const keyBytes = 16;
 const valueBytes = 100;
@@ -36,6 +38,7 @@ interface Options {
   concurrency: number;
   /** What the burst requests: /metrics, or another path to compare with (a 404 costs no collection). */
   path: string;
+  rounds: number;
   /** The admin server's metricsCacheMs: 0 collects on every scrape. */
   cacheMs: number;
   durability: (typeof durabilities)[number];
@@ -69,6 +72,7 @@ function parseArguments(argv: string[]): Options {
     concurrency: 8,
     path: '/metrics',
     cacheMs: 1000,
+    rounds: 3,
     durability: 'relaxed',
   };
   for (let i = 0; i < argv.length; i += 2) {
@@ -79,6 +83,7 @@ function parseArguments(argv: string[]): Options {
     else if (flag === '--concurrency') options.concurrency = parsePositiveInteger(flag, value);
     else if (flag === '--path' && value?.startsWith('/') === true) options.path = value;
     else if (flag === '--cache-ms') options.cacheMs = value === '0' ? 0 : parsePositiveInteger(flag, value);
+    else if (flag === '--rounds') options.rounds = parsePositiveInteger(flag, value);
     else if (flag === '--durability') options.durability = parseOneOf(flag, durabilities, value);
     else throw new Error(`unknown flag ${flag}`);
   }
@@ -201,38 +206,54 @@ async function main(): Promise<void> {
 
   // A short warm-up, so neither phase pays for compilation and the first allocations.
   await putUntil(performance.now() + 1000, () => {});
-  const quiet = await phase(false);
-  const burst = await phase(true);
+  const rate = (puts: number, ms: number): number => puts / (ms / 1000);
+  const line = (name: string, r: PhaseResult, puts: number): string =>
+    `  ${name}: ${puts.toFixed(0)} puts/s, ${r.cpuSeconds.toFixed(2)} CPU-s in ${(r.elapsedMs / 1000).toFixed(2)} s, ` +
+    `event loop ${(100 * r.loopUtilization).toFixed(0)}% busy, delay p99 ${r.loopDelayP99Ms.toFixed(1)} ms, ` +
+    `max ${r.loopDelayMaxMs.toFixed(1)} ms`;
+  console.log(
+    `metrics-burst: ${options.rounds} rounds of ${options.seconds} s without scrapes, then ${options.seconds} s with a burst; ` +
+      `durability ${options.durability}, windows of ${window} puts, ${options.scrapes} GETs of ${options.path} ` +
+      `at concurrency ${options.concurrency}, metricsCacheMs ${options.cacheMs}`,
+  );
+  const ratios: number[] = [];
+  const duringRatios: number[] = [];
+  const servingMsPerScrape: number[] = [];
+  let answered = 0;
+  for (let round = 1; round <= options.rounds; round++) {
+    const quiet = (await phase(false)).result;
+    const { result: burst, scraper } = await phase(true);
+    const quietRate = rate(quiet.puts, quiet.elapsedMs);
+    const burstRate = rate(burst.puts, burst.elapsedMs);
+    const duringRate = rate(burst.burstPuts, burst.burstMs);
+    ratios.push(burstRate / quietRate);
+    duringRatios.push(duringRate / quietRate);
+    // What the burst added to this thread's busy time, per request.
+    const busyMs = (r: PhaseResult): number => r.loopUtilization * r.elapsedMs;
+    servingMsPerScrape.push((busyMs(burst) - busyMs(quiet)) / options.scrapes);
+    answered += scraper!.ok;
+    console.log(
+      [
+        `round ${round}:`,
+        line('no scrapes  ', quiet, quietRate),
+        line('with burst  ', burst, burstRate),
+        `  during burst: ${duringRate.toFixed(0)} puts/s over ${burst.burstMs.toFixed(0)} ms; scraper: ` +
+          `${scraper!.ok} answered 200, ${scraper!.failed} other, ${(scraper!.bytes / options.scrapes).toFixed(0)} bytes each, ` +
+          `${scraper!.ms.toFixed(0)} ms, ${scraper!.cpuSeconds.toFixed(2)} CPU-s`,
+        `  ratio with burst / without: ${ratios.at(-1)!.toFixed(3)} (during the burst: ${duringRatios.at(-1)!.toFixed(3)})`,
+      ].join('\n'),
+    );
+  }
   const checked = db.get(keys.subarray(0, keyBytes)) !== undefined;
   await admin.close();
   await db.close();
   rmSync(dir, { recursive: true, force: true });
-
-  const rate = (puts: number, ms: number): number => puts / (ms / 1000);
-  const quietRate = rate(quiet.result.puts, quiet.result.elapsedMs);
-  const burstPhaseRate = rate(burst.result.puts, burst.result.elapsedMs);
-  const duringBurstRate = rate(burst.result.burstPuts, burst.result.burstMs);
-  const scraper = burst.scraper!;
-  const line = (name: string, r: PhaseResult, puts: number): string =>
-    `${name}: ${puts.toFixed(0)} puts/s, ${r.cpuSeconds.toFixed(2)} CPU-s in ${(r.elapsedMs / 1000).toFixed(2)} s, ` +
-    `event loop ${(100 * r.loopUtilization).toFixed(0)}% busy, delay p99 ${r.loopDelayP99Ms.toFixed(1)} ms, ` +
-    `max ${r.loopDelayMaxMs.toFixed(1)} ms`;
   console.log(
-    [
-      `metrics-burst: ${options.seconds} s per phase, durability ${options.durability}, windows of ${window} puts, ` +
-        `${options.scrapes} GETs of ${options.path} at concurrency ${options.concurrency}, metricsCacheMs ${options.cacheMs}`,
-      line('no scrapes   ', quiet.result, quietRate),
-      line('with burst   ', burst.result, burstPhaseRate),
-      `during burst : ${duringBurstRate.toFixed(0)} puts/s over ${burst.result.burstMs.toFixed(0)} ms (${burst.result.burstPuts} puts)`,
-      `scraper      : ${scraper.ok} answered 200, ${scraper.failed} other, ${(scraper.bytes / options.scrapes).toFixed(0)} bytes each, ` +
-        `${scraper.ms.toFixed(0)} ms, ${scraper.cpuSeconds.toFixed(2)} CPU-s`,
-      `ratio puts/s with burst phase / without: ${(burstPhaseRate / quietRate).toFixed(3)}; ` +
-        `during the burst / without: ${(duringBurstRate / quietRate).toFixed(3)}`,
-      `last key read back: ${checked}`,
-    ].join('\n'),
+    `median ratio puts/s with burst / without: ${median(ratios).toFixed(3)} (during the burst: ${median(duringRatios).toFixed(3)}); ` +
+      `serving-thread busy time added per request: ${median(servingMsPerScrape).toFixed(3)} ms; last key read back: ${checked}`,
   );
-  const expected = options.path === '/metrics' ? options.scrapes : scraper.ok;
-  if (scraper.ok !== expected || !checked) process.exitCode = 1;
+  const expected = options.path === '/metrics' ? options.rounds * options.scrapes : answered;
+  if (answered !== expected || !checked) process.exitCode = 1;
 }
 
 await main();

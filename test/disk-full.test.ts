@@ -1,0 +1,137 @@
+/**
+ * A full disk is an operating error, not a crash: on a real 4 MiB tmpfs filled to the last byte,
+ * writes reject with ERR_DISK_FULL naming the log directory (ENOSPC as the cause) and change
+ * nothing, the database keeps serving reads, checkpoint() rejects and settles leaving the previous
+ * checkpoint in place, a cross-partition transaction rejects without leaving locks, close() succeeds,
+ * and once space is freed writes succeed again without a reopen. After a reopen every acknowledged
+ * write is there and no refused one is. Writes are 16 KiB values, so each needs pages the full disk
+ * does not have (a small write could still fit in the unused end of a page the log already holds).
+ */
+import { readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Database, isLightningError, open } from '../src/index.js';
+import { fillDisk, mountTmpfs, type Tmpfs, tmpfsRefusal } from './support/tmpfs.js';
+
+if (tmpfsRefusal !== null) console.log(`disk-full tests skipped: ${tmpfsRefusal}`);
+
+const mounts: Tmpfs[] = [];
+afterEach(() => {
+  for (const mount of mounts.splice(0)) mount.unmount();
+});
+
+const bigValueBytes = 16 * 1024;
+const keys = Array.from({ length: 16 }, (_, i) => `key-${i}`);
+
+function big(tag: string): string {
+  return tag.padEnd(bigValueBytes, '.');
+}
+
+async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
+function expectDiskFull(error: Error, walDirectory: string): void {
+  expect(isLightningError(error, 'ERR_DISK_FULL'), String(error)).toBe(true);
+  expect(error.message).toContain(walDirectory);
+  expect((error.cause as NodeJS.ErrnoException).code).toBe('ENOSPC');
+}
+
+function checkpointFiles(directory: string): string[] {
+  const files: string[] = [];
+  const partitions = join(directory, 'partitions');
+  for (const partition of readdirSync(partitions)) {
+    for (const name of readdirSync(join(partitions, partition), { recursive: true }))
+      files.push(`${partition}/${String(name)}`);
+  }
+  return files.sort();
+}
+
+describe.skipIf(tmpfsRefusal !== null)('a full disk (real tmpfs)', () => {
+  it('refuses writes with ERR_DISK_FULL, stays readable, and writes again once space is freed', async () => {
+    const mount = mountTmpfs(4 * 1024 * 1024);
+    mounts.push(mount);
+    const directory = join(mount.directory, 'db');
+    const wal = join(directory, 'wal');
+    const filler = join(mount.directory, 'filler');
+    const expected = new Map<string, string>();
+    let db: Database = await open(directory, { partitions: 2, workers: 2 });
+    for (const key of keys) {
+      await db.put(key, `old ${key}`);
+      expected.set(key, `old ${key}`);
+    }
+    await db.checkpoint();
+    const checkpointedFiles = checkpointFiles(directory);
+
+    expect(fillDisk(filler)).toBeGreaterThan(0);
+    let refused = 0;
+    for (const key of keys.slice(0, 4)) {
+      expectDiskFull(await rejection(db.put(key, big(`refused ${key}`))), wal);
+      refused++;
+    }
+    expectDiskFull(
+      await rejection(
+        db.batch(keys.slice(5, 8).map((key) => ({ type: 'put', key, value: big(`refused ${key}`) }))),
+      ),
+      wal,
+    );
+    // Nothing refused is visible; every old value still reads.
+    for (const [key, value] of expected) expect(db.getString(key)).toBe(value);
+
+    // A cross-partition transaction on the full disk fails with the disk's error, not a conflict.
+    const crossKeys = ['tx-a', 'tx-b', 'tx-c', 'tx-d'];
+    const transactionError = await rejection(
+      db.transaction((tx) => {
+        for (const key of crossKeys) tx.put(key, big(`refused ${key}`));
+      }),
+    );
+    expect(isLightningError(transactionError, 'ERR_DISK_FULL'), String(transactionError)).toBe(true);
+    for (const key of crossKeys) expect(db.get(key)).toBeUndefined();
+
+    // checkpoint() settles, rejecting, and leaves the previous checkpoint and manifest as they were.
+    const checkpointError = await rejection(db.checkpoint());
+    expect(isLightningError(checkpointError, 'ERR_DISK_FULL'), String(checkpointError)).toBe(true);
+    expect((checkpointError.cause as NodeJS.ErrnoException).code).toBe('ENOSPC');
+    expect(checkpointFiles(directory)).toEqual(checkpointedFiles);
+
+    // Space returns: the same database writes again, without a reopen.
+    rmSync(filler);
+    for (const key of keys.slice(0, 8)) {
+      await db.put(key, big(`new ${key}`));
+      expected.set(key, big(`new ${key}`));
+    }
+    // The transaction's keys are free: no lock of the refused prepare was left behind.
+    await db.transaction(
+      (tx) => {
+        for (const key of crossKeys) tx.put(key, `committed ${key}`);
+      },
+      { retries: 0 },
+    );
+    for (const key of crossKeys) expected.set(key, `committed ${key}`);
+    await db.checkpoint();
+    for (const [key, value] of expected) expect(db.getString(key)).toBe(value);
+
+    // Full again: close() still succeeds, and a writable open says how to read.
+    fillDisk(filler);
+    expectDiskFull(await rejection(db.put('after-refill', big('refused'))), wal);
+    await db.close();
+    const openError = await rejection(open(directory));
+    expect(['ERR_DISK_FULL'], String(openError)).toContain((openError as { code?: string }).code);
+    expect(openError.message).toContain('readOnly');
+    const reader = await open(directory, { readOnly: true });
+    for (const [key, value] of expected) expect(reader.getString(key)).toBe(value);
+    await reader.close();
+
+    rmSync(filler);
+    db = await open(directory);
+    for (const [key, value] of expected) expect(db.getString(key)).toBe(value);
+    expect(db.get('after-refill')).toBeUndefined();
+    await db.close();
+    console.log(`refused ${refused} puts, a batch and a transaction on the full disk`);
+  });
+});

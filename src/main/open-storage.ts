@@ -1,4 +1,5 @@
 import { mkdir, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { LightningError } from '../shared-memory/index.js';
 import { acquireLock } from '../storage/lock-file.js';
 import { storageConditionError } from '../storage/storage-errors.js';
@@ -19,7 +20,8 @@ export async function prepareDatabaseDirectory(directory: string, readOnly: bool
   }
   try {
     await mkdir(directory, { recursive: true });
-  } catch (error) {
+  } catch (recursiveError) {
+    const error = await realMkdirError(directory, recursiveError);
     const condition = storageConditionError(error, `creating the database directory ${directory}`);
     if (condition !== null) throw condition;
     const code = (error as NodeJS.ErrnoException).code;
@@ -39,6 +41,29 @@ export async function prepareDatabaseDirectory(directory: string, readOnly: bool
     }
     throw error;
   }
+}
+
+/**
+ * The error that stopped a recursive mkdir, found again by creating the first missing directory on
+ * its own: node's recursive mkdir reports some failures as the parent's ENOENT (on a read-only file
+ * system, for one), which would hide the real cause.
+ */
+async function realMkdirError(directory: string, error: unknown): Promise<unknown> {
+  let missing = directory;
+  for (let parent = dirname(missing); parent !== missing; missing = parent, parent = dirname(parent)) {
+    try {
+      await stat(parent);
+      break;
+    } catch {
+      // Still missing: go up.
+    }
+  }
+  try {
+    await mkdir(missing);
+  } catch (real) {
+    return real;
+  }
+  return error;
 }
 
 async function requireDirectory(directory: string): Promise<void> {

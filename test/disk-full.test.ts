@@ -7,10 +7,11 @@
  * write is there and no refused one is. Writes are 16 KiB values, so each needs pages the full disk
  * does not have (a small write could still fit in the unused end of a page the log already holds).
  */
-import { readdirSync, rmSync } from 'node:fs';
+import { readdirSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Database, isLightningError, open } from '../src/index.js';
+import { PartitionLog, readWal, recordTypeOperation, WalWriter } from '../src/storage/wal/index.js';
 import { fillDisk, mountTmpfs, type Tmpfs, tmpfsRefusal } from './support/tmpfs.js';
 
 if (tmpfsRefusal !== null) console.log(`disk-full tests skipped: ${tmpfsRefusal}`);
@@ -133,5 +134,45 @@ describe.skipIf(tmpfsRefusal !== null)('a full disk (real tmpfs)', () => {
     expect(db.get('after-refill')).toBeUndefined();
     await db.close();
     console.log(`refused ${refused} puts, a batch and a transaction on the full disk`);
+  });
+});
+
+describe.skipIf(tmpfsRefusal !== null)('the WAL writer on a full disk (real tmpfs)', () => {
+  it('cuts a refused flush back to the last good offset and stays usable', async () => {
+    const mount = mountTmpfs(1024 * 1024);
+    mounts.push(mount);
+    const dir = join(mount.directory, 'wal');
+    const writer = await WalWriter.open(dir, { epoch: 1, worker: 0 });
+    const log = new PartitionLog(writer, 3, 1);
+    log.append(recordTypeOperation, [Buffer.from('one'), Buffer.from('two'), Buffer.from('three')]);
+    await writer.flush(true);
+    const segment = writer.activeSegmentPath;
+    const goodBytes = statSync(segment).size;
+    const filler = join(mount.directory, 'filler');
+    fillDisk(filler);
+
+    // 64 KiB: more than the free end of the segment's last page, so part of it may land first.
+    const mark = log.mark();
+    log.append(recordTypeOperation, [Buffer.alloc(64 * 1024, 1)]);
+    const refused = await rejection(writer.flush(true));
+    expectDiskFull(refused, segment);
+    expect(statSync(segment).size).toBe(goodBytes);
+    expect(writer.segmentBytes).toBe(goodBytes);
+    log.rollBack(mark);
+    expect(log.nextLsn).toBe(4);
+
+    rmSync(filler);
+    log.append(recordTypeOperation, [Buffer.alloc(64 * 1024, 2)]);
+    await writer.flush(true);
+    await writer.close();
+    const payloads: { lsn: number; first: number; bytes: number }[] = [];
+    await readWal(dir, {
+      partitions: new Map([[3, 1]]),
+      onRecord: (record) => {
+        payloads.push({ lsn: record.lsn, first: record.payload[0]!, bytes: record.payload.length });
+      },
+    });
+    expect(payloads.map((p) => p.lsn)).toEqual([1, 2, 3, 4]);
+    expect(payloads[3]).toEqual({ lsn: 4, first: 2, bytes: 64 * 1024 });
   });
 });

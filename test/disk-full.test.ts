@@ -7,11 +7,22 @@
  * write is there and no refused one is. Writes are 16 KiB values, so each needs pages the full disk
  * does not have (a small write could still fit in the unused end of a page the log already holds).
  */
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type Database, isLightningError, open } from '../src/index.js';
-import { PartitionLog, readWal, recordTypeOperation, WalWriter } from '../src/storage/wal/index.js';
+import { walDirectory } from '../src/storage/layout.js';
+import {
+  PartitionLog,
+  readWal,
+  recordTypeDecision,
+  recordTypeOperation,
+  WalWriter,
+} from '../src/storage/wal/index.js';
+import { setFailpointGate } from '../src/workers/failpoints.js';
+import { refuseFlagEnvName } from './support/refusing-file-layer.js';
 import { fillDisk, mountTmpfs, type Tmpfs, tmpfsRefusal } from './support/tmpfs.js';
 
 if (tmpfsRefusal !== null) console.log(`disk-full tests skipped: ${tmpfsRefusal}`);
@@ -176,3 +187,97 @@ describe.skipIf(tmpfsRefusal !== null)('the WAL writer on a full disk (real tmpf
     expect(payloads[3]).toEqual({ lsn: 4, first: 2, bytes: 64 * 1024 });
   });
 });
+
+/** Decision records per partition in the logs of `directory`. */
+async function decisionRecords(directory: string, partitions: number): Promise<number> {
+  let decisions = 0;
+  await readWal(walDirectory(directory), {
+    partitions: new Map(Array.from({ length: partitions }, (_, partition) => [partition, 1])),
+    onRecord: (record) => {
+      if (record.type === recordTypeDecision) decisions++;
+    },
+  });
+  return decisions;
+}
+
+/**
+ * The decision of a two-phase commit is durable in its coordinator's decision log before any
+ * participant applies it; a participant's own decision record only lets the decision log go. When
+ * the disk refuses a participant's decision record, the decision stays applied and visible (it is
+ * durable where it counts), the record is logged again once the disk takes writes, and a database
+ * closed before that recovers the outcome from the decision log. The disk is made full for the logs
+ * only, through the file-layer seam, between PREPARE and the decision.
+ */
+describe('decision records on a full disk (file-layer seam)', () => {
+  const layer = fileURLToPath(new URL('./support/refusing-file-layer.ts', import.meta.url));
+  const keysOf = (tag: string): string[] => Array.from({ length: 8 }, (_, i) => `${tag}-${i}`);
+
+  it('keeps a decided transaction whose participants could not log the decision', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'ldb-decision-full-'));
+    const directory = join(base, 'db');
+    const flag = join(base, 'refuse');
+    const previous = process.env[refuseFlagEnvName];
+    process.env[refuseFlagEnvName] = flag;
+    try {
+      const options = { partitions: 2, workers: 2, fileLayer: layer };
+      let db = await open(directory, options);
+      setFailpointGate('tx.after-prepare', async () => writeFileSync(flag, ''));
+      // Decided and published; both participants' decision records are refused.
+      await db.transaction((tx) => {
+        for (const key of keysOf('first')) tx.put(key, `first ${key}`);
+      });
+      setFailpointGate('tx.after-prepare', null);
+      for (const key of keysOf('first')) expect(db.getString(key)).toBe(`first ${key}`);
+      // The owners are alive and refuse plain writes with the disk's error.
+      const refused = await rejection(db.put('plain', 'refused'));
+      expect(isLightningError(refused, 'ERR_DISK_FULL'), String(refused)).toBe(true);
+      await db.close();
+      expect(await decisionRecords(directory, 2)).toBe(0);
+
+      // Reopened with room: recovery takes the outcome from the decision log.
+      rmSync(flag);
+      db = await open(directory, options);
+      for (const key of keysOf('first')) expect(db.getString(key)).toBe(`first ${key}`);
+      expect(db.get('plain')).toBeUndefined();
+      const recovered = await decisionRecords(directory, 2);
+      expect(recovered).toBe(2);
+
+      // Refused again, then room returns while the database stays open: the records are logged.
+      setFailpointGate('tx.after-prepare', async () => writeFileSync(flag, ''));
+      await db.transaction((tx) => {
+        for (const key of keysOf('second')) tx.put(key, `second ${key}`);
+      });
+      setFailpointGate('tx.after-prepare', null);
+      await sleep(200);
+      rmSync(flag);
+      await db.put('plain', 'accepted');
+      for (
+        let round = 0;
+        round < 200 && (await decisionRecordsAfterSync(db, directory)) < recovered + 2;
+        round++
+      )
+        await sleep(50);
+      await db.close();
+      expect(await decisionRecords(directory, 2)).toBe(recovered + 2);
+      db = await open(directory, options);
+      for (const key of keysOf('second')) expect(db.getString(key)).toBe(`second ${key}`);
+      expect(db.getString('plain')).toBe('accepted');
+      await db.close();
+    } finally {
+      setFailpointGate('tx.after-prepare', null);
+      if (previous === undefined) delete process.env[refuseFlagEnvName];
+      else process.env[refuseFlagEnvName] = previous;
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+});
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Decision records in the logs while `db` is open (its owners sync every pass in 'sync' mode). */
+async function decisionRecordsAfterSync(db: Database, directory: string): Promise<number> {
+  await db.put('sync-marker', String(Date.now()));
+  return decisionRecords(directory, 2);
+}

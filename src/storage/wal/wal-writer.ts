@@ -350,8 +350,15 @@ export class WalWriter {
     try {
       await handle.truncate(goodBytes);
     } catch (error) {
-      this.#failure ??= { cause: new AggregateError([cause, error], 'cutting back a refused flush failed') };
-      throw error;
+      // Thrown as a plain error, whatever the cut's errno: the owner must stop, not retry.
+      const failure = new Error(
+        `cutting the log ${this.activeSegmentPath} back to ${goodBytes} bytes failed`,
+        {
+          cause: new AggregateError([cause, error]),
+        },
+      );
+      this.#failure ??= { cause: failure };
+      throw failure;
     }
     this.#segmentBytes = goodBytes;
     if (written === null) return;

@@ -185,10 +185,12 @@ export class DecisionLog {
     await ensureDirectory(directory);
     const file = decisionFile(this.#databaseDirectory, this.#slot);
     // Appending: a thread that held this slot before may have left decisions still needed.
-    this.#handle = await fileLayer().open(file, 'a');
+    const handle = await fileLayer().open(file, 'a');
+    // Its size first: a failed append is cut back to it, and must never cut what was there.
+    this.#bytes = (await handle.stat()).size;
+    this.#handle = handle;
     // The new file's entry must survive a crash for its records to.
     await syncDirectory(directory);
-    this.#bytes = (await this.#handle.stat()).size;
-    return this.#handle;
+    return handle;
   }
 }

@@ -8,8 +8,11 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isLightningError, open } from '../src/index.js';
+import { walDirectory } from '../src/storage/layout.js';
+import { refuseFlagEnvName } from './support/refusing-file-layer.js';
 import { listTree, mountTmpfs, type Tmpfs, tmpfsRefusal } from './support/tmpfs.js';
 
 if (tmpfsRefusal !== null) console.log(`read-only file system tests skipped: ${tmpfsRefusal}`);
@@ -139,5 +142,48 @@ describe.skipIf(tmpfsRefusal !== null)('a read-only file system (real tmpfs remo
     for (const [key, value] of values) expect(db.getString(key)).toBe(value);
     expectCode(await rejection(db.put('key-0', 'x')), 'ERR_READ_ONLY', directory);
     await db.close();
+  });
+});
+
+/**
+ * A file system that turns read-only under an open database (the kernel does that after disk errors;
+ * a tmpfs cannot be remounted ro while the log is open for writing, so the file-layer seam plays it):
+ * writes reject with ERR_READ_ONLY naming the log directory, change nothing, and succeed again once
+ * the file system is writable.
+ */
+describe('a file system that turns read-only while open (file-layer seam)', () => {
+  it('refuses writes with ERR_READ_ONLY and takes them again once writable', async () => {
+    const base = scratch();
+    const directory = join(base, 'db');
+    const flag = join(base, 'refuse');
+    const previous = process.env[refuseFlagEnvName];
+    process.env[refuseFlagEnvName] = flag;
+    cleanups.push(() => {
+      if (previous === undefined) delete process.env[refuseFlagEnvName];
+      else process.env[refuseFlagEnvName] = previous;
+    });
+    const layer = fileURLToPath(new URL('./support/refusing-file-layer.ts', import.meta.url));
+    const db = await open(directory, { partitions: 2, workers: 1, fileLayer: layer });
+    await db.put('kept', 'before');
+    writeFileSync(flag, 'EROFS');
+    const refused = await rejection(db.put('kept', 'refused'));
+    expectCode(refused, 'ERR_READ_ONLY', walDirectory(directory));
+    expect((refused.cause as NodeJS.ErrnoException).code).toBe('EROFS');
+    const batch = await rejection(
+      db.batch([
+        { type: 'put', key: 'kept', value: 'refused' },
+        { type: 'put', key: 'other', value: 'refused' },
+      ]),
+    );
+    expectCode(batch, 'ERR_READ_ONLY', walDirectory(directory));
+    expect(db.getString('kept')).toBe('before');
+    expect(db.get('other')).toBeUndefined();
+    rmSync(flag);
+    await db.put('kept', 'after');
+    await db.close();
+    const reopened = await open(directory, { fileLayer: layer });
+    expect(reopened.getString('kept')).toBe('after');
+    expect(reopened.get('other')).toBeUndefined();
+    await reopened.close();
   });
 });

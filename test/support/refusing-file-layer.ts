@@ -1,11 +1,12 @@
 /**
  * A file layer that makes the disk look full to the owners' logs on demand: while the file named by
  * LIGHTNING_REFUSE_FLAG exists, every write to a file under a `wal/` directory lands half of its
- * bytes and then fails with ENOSPC, as a write that runs out of space mid-way does. Everything else
+ * bytes and then fails with ENOSPC, as a write that runs out of space mid-way does (with the errno
+ * the flag file holds instead, if any: EROFS for a file system remounted read-only). Everything else
  * (decision logs, checkpoints, manifests) is written normally. Loaded in every thread through the
  * testing-only `fileLayer` open option; the flag is a file so that one switch reaches all threads.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { sep } from 'node:path';
 import { type FileLayer, type LayerFileHandle, nodeFileLayer } from '../../src/storage/file-layer.js';
 
@@ -17,12 +18,13 @@ function refusing(path: string): boolean {
 }
 
 function noSpace(path: string): NodeJS.ErrnoException {
-  return Object.assign(new Error(`ENOSPC: no space left on device, write '${path}'`), {
-    code: 'ENOSPC',
-    errno: -28,
-    syscall: 'write',
-    path,
-  });
+  let code = 'ENOSPC';
+  try {
+    code = readFileSync(process.env[refuseFlagEnvName]!, 'utf8').trim() || code;
+  } catch {
+    // Removed meanwhile: the write that saw it still fails, as it would have a moment earlier.
+  }
+  return Object.assign(new Error(`${code}: refused, write '${path}'`), { code, syscall: 'write', path });
 }
 
 class RefusingHandle implements LayerFileHandle {

@@ -67,6 +67,7 @@ describe('open with { readOnly: true }', () => {
     const values = await createDatabase(directory);
     const before = listTree(directory);
     const db = await open(directory, { readOnly: true, workers: 2 });
+    expect(db.stats().readOnly).toBe(true);
     for (const [key, value] of values) expect(db.getString(key)).toBe(value);
     expect(db.get('key-1')).toBeUndefined();
     expect([...db.range({ gte: 'key-', lt: 'key.' })].length).toBe(values.size);

@@ -272,6 +272,36 @@ describe('decision records on a full disk (file-layer seam)', () => {
   });
 });
 
+describe('a refused log write whose cut-back fails (file-layer seam)', () => {
+  it('stops the owner as any other I/O error does, losing no acknowledged write', async () => {
+    const base = mkdtempSync(join(tmpdir(), 'ldb-cut-fails-'));
+    const directory = join(base, 'db');
+    const flag = join(base, 'refuse');
+    const previous = process.env[refuseFlagEnvName];
+    process.env[refuseFlagEnvName] = flag;
+    try {
+      const layer = fileURLToPath(new URL('./support/refusing-file-layer.ts', import.meta.url));
+      const db = await open(directory, { partitions: 1, workers: 1, fileLayer: layer });
+      await db.put('acknowledged', 'yes');
+      writeFileSync(flag, 'cut-fails');
+      // The log's end is unknown after a failed cut: the owner stops rather than write after it.
+      const stopped = await rejection(db.put('refused', 'no'));
+      expect(isLightningError(stopped, 'ERR_WORKER_CRASHED'), String(stopped)).toBe(true);
+      expect(db.getString('acknowledged')).toBe('yes');
+      await db.close();
+      rmSync(flag);
+      const reopened = await open(directory, { fileLayer: layer });
+      expect(reopened.getString('acknowledged')).toBe('yes');
+      expect(reopened.get('refused')).toBeUndefined();
+      await reopened.close();
+    } finally {
+      if (previous === undefined) delete process.env[refuseFlagEnvName];
+      else process.env[refuseFlagEnvName] = previous;
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+});
+
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -2,7 +2,9 @@
  * A file layer that makes the disk look full to the owners' logs on demand: while the file named by
  * LIGHTNING_REFUSE_FLAG exists, every write to a file under a `wal/` directory lands half of its
  * bytes and then fails with ENOSPC, as a write that runs out of space mid-way does (with the errno
- * the flag file holds instead, if any: EROFS for a file system remounted read-only). Everything else
+ * the flag file holds instead, if any: EROFS for a file system remounted read-only). A flag holding
+ * `cut-fails` also fails every truncate of those files with EIO, so the cut-back of a refused write
+ * fails too. Everything else
  * (decision logs, checkpoints, manifests) is written normally. Loaded in every thread through the
  * testing-only `fileLayer` open option; the flag is a file so that one switch reaches all threads.
  */
@@ -17,13 +19,18 @@ function refusing(path: string): boolean {
   return flag !== undefined && path.includes(`${sep}wal${sep}`) && existsSync(flag);
 }
 
-function noSpace(path: string): NodeJS.ErrnoException {
-  let code = 'ENOSPC';
+function flagText(): string {
   try {
-    code = readFileSync(process.env[refuseFlagEnvName]!, 'utf8').trim() || code;
+    return readFileSync(process.env[refuseFlagEnvName]!, 'utf8').trim();
   } catch {
     // Removed meanwhile: the write that saw it still fails, as it would have a moment earlier.
+    return '';
   }
+}
+
+function noSpace(path: string): NodeJS.ErrnoException {
+  const text = flagText();
+  const code = text === '' || text === 'cut-fails' ? 'ENOSPC' : text;
   return Object.assign(new Error(`${code}: refused, write '${path}'`), { code, syscall: 'write', path });
 }
 
@@ -73,7 +80,10 @@ class RefusingHandle implements LayerFileHandle {
     return this.#real.stat();
   }
 
-  truncate(length?: number): Promise<void> {
+  async truncate(length?: number): Promise<void> {
+    if (refusing(this.#path) && flagText() === 'cut-fails') {
+      throw Object.assign(new Error(`EIO: i/o error, ftruncate '${this.#path}'`), { code: 'EIO' });
+    }
     return this.#real.truncate(length);
   }
 

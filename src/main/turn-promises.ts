@@ -1,6 +1,13 @@
 import { assert } from '../shared-memory/assert.js';
 import { LightningError } from '../shared-memory/index.js';
-import { statusConflict, statusOk, statusPartitionFull } from '../shared-memory/ring/ring-layout.js';
+import {
+  statusConflict,
+  statusDiskFull,
+  statusDiskQuota,
+  statusOk,
+  statusPartitionFull,
+  statusReadOnlyFileSystem,
+} from '../shared-memory/ring/ring-layout.js';
 
 /**
  * The promises of one write channel's operations: one promise per group of consecutive operations
@@ -28,6 +35,8 @@ export class TurnPromises {
   #resolvers: (() => void)[] = [];
   #rejecters: ((error: unknown) => void)[] = [];
   #head = 0;
+  /** The owners' log directory, named by the errors of writes the disk refused. */
+  readonly #logDirectory: string;
   /** The promise of the last group while later operations of this turn may still join it. */
   #open: Promise<void> | null = null;
   #capturedResolve: () => void = noop;
@@ -36,6 +45,10 @@ export class TurnPromises {
     this.#capturedResolve = resolve;
     this.#capturedReject = reject;
   };
+
+  constructor(logDirectory: string) {
+    this.#logDirectory = logDirectory;
+  }
 
   /** Groups not yet settled. */
   get groups(): number {
@@ -81,7 +94,12 @@ export class TurnPromises {
     if (this.#failed[head] === 0) this.#resolvers[head]!();
     else
       this.#rejecters[head]!(
-        statusError(this.#firstFailure[head]!, this.#failed[head]!, this.#operations[head]!),
+        statusError(
+          this.#firstFailure[head]!,
+          this.#failed[head]!,
+          this.#operations[head]!,
+          this.#logDirectory,
+        ),
       );
     this.#compact();
   }
@@ -139,7 +157,12 @@ export class TurnPromises {
 function noop(): void {}
 
 /** The error of a group whose first failed operation had `status`. */
-function statusError(status: number, failed: number, operations: number): LightningError {
+function statusError(
+  status: number,
+  failed: number,
+  operations: number,
+  logDirectory: string,
+): LightningError {
   const shared =
     operations === 1
       ? ''
@@ -157,8 +180,46 @@ function statusError(status: number, failed: number, operations: number): Lightn
       `the key's partition reached partitionBytesMax; delete data or reopen with a larger partitionBytesMax${shared}`,
     );
   }
+  const refusal = refusedErrno(status);
+  if (refusal !== null) return refusedWriteError(refusal, logDirectory, shared);
   return new LightningError(
     'ERR_INTERNAL',
     `the partition owner failed to apply the write; see its log${shared}`,
+  );
+}
+
+function refusedErrno(status: number): 'ENOSPC' | 'EDQUOT' | 'EROFS' | null {
+  if (status === statusDiskFull) return 'ENOSPC';
+  if (status === statusDiskQuota) return 'EDQUOT';
+  if (status === statusReadOnlyFileSystem) return 'EROFS';
+  return null;
+}
+
+/**
+ * ERR_DISK_FULL or ERR_READ_ONLY for a write the owner's log refused, naming the log directory, with
+ * the errno as the cause (the owner's own error stays in its thread; its code is what the status says).
+ */
+function refusedWriteError(
+  errno: 'ENOSPC' | 'EDQUOT' | 'EROFS',
+  logDirectory: string,
+  shared: string,
+): LightningError {
+  const cause = Object.assign(new Error(`${errno}: writing the log in ${logDirectory}`), {
+    code: errno,
+    syscall: 'write',
+    path: logDirectory,
+  });
+  if (errno === 'EROFS') {
+    return new LightningError(
+      'ERR_READ_ONLY',
+      `writing the log in ${logDirectory}: the file system is read-only (EROFS); nothing of the write was applied${shared}`,
+      { cause },
+    );
+  }
+  const what = errno === 'EDQUOT' ? 'the disk quota is exhausted (EDQUOT)' : 'the disk is full (ENOSPC)';
+  return new LightningError(
+    'ERR_DISK_FULL',
+    `writing the log in ${logDirectory}: ${what}; nothing of the write was applied, reads still work, and writes succeed again once space is freed${shared}`,
+    { cause },
   );
 }

@@ -55,7 +55,7 @@ export class WriteChannel {
   #headSeq: number;
   /** Operations sent to the ring and not yet settled. */
   #inFlight = 0;
-  readonly #promises = new TurnPromises();
+  readonly #promises: TurnPromises;
   /** Encoded operations waiting for ring space, in order; the first may be partly sent. */
   #backlog: Uint8Array[] = [];
   #backlogSentBytes = 0;
@@ -66,7 +66,9 @@ export class WriteChannel {
   #failure: LightningError | null = null;
   #drainWaiters: (() => void)[] = [];
 
-  constructor(ring: CommandRing, control: Int32Array, keepAlive: KeepAlive) {
+  /** `logDirectory`: the owners' log directory, named by the errors of writes the disk refused. */
+  constructor(ring: CommandRing, control: Int32Array, keepAlive: KeepAlive, logDirectory: string) {
+    this.#promises = new TurnPromises(logDirectory);
     this.#ring = ring;
     this.#producer = new RingProducer(ring);
     this.#control = control;

@@ -30,13 +30,18 @@ import type { OwnedPartition } from './owner-loop.js';
 import { type PassReservation, reserveForPass } from './pass-reservation.js';
 import { PassStaging, type StagedOperation } from './pass-staging.js';
 import { encodeDecisionRecord, encodePrepareRecord } from './transaction-records.js';
-import type { CommitWindow } from './versioned-partition.js';
+import type { CommitWindow, DecidedTransaction } from './versioned-partition.js';
 
 /** The entries a staged operation writes (a prepare's writes, for a prepare). */
 function stagedEntries(bytes: Uint8Array, operation: StagedOperation): readonly BatchEntry[] {
   if (bytes[operation.start] === operationTxPrepare)
     return decodeTransaction(bytes, operation.start, operation.end).writes;
   return decodeOperation(bytes, operation.start, operation.end).entries;
+}
+
+/** A decision a partition applied, and the partition whose log records it. */
+interface LoggedDecision extends DecidedTransaction {
+  owned: OwnedPartition;
 }
 
 /** Operations one commit window covers: snapshots that arrive meanwhile wait at most this long. */
@@ -55,7 +60,12 @@ export class OperationApplier {
   #window: CommitWindow | null = null;
   #windowOperations = 0;
   /** Decisions applied and logged, not yet synced: their participants are released after the sync. */
-  #decided: number[] = [];
+  #decided: LoggedDecision[] = [];
+  /**
+   * Decisions applied whose records a refused pass took back: logged again at the next pass. Until
+   * then the coordinator's decision log, the source of truth, keeps them (participantDone waits).
+   */
+  #unlogged: LoggedDecision[] = [];
   /** True once this pass logged a prepare or a decision record (see `passNeedsSync`). */
   #transactionRecords = false;
   readonly #staging: PassStaging = new PassStaging((operation): readonly BatchEntry[] =>
@@ -82,15 +92,12 @@ export class OperationApplier {
 
   /** Applies published decisions and removes versions no snapshot can see; logs the decisions. */
   beginPass(touched: Set<PartitionLog>): void {
+    const unlogged = this.#unlogged;
+    this.#unlogged = [];
+    for (const decision of unlogged) this.#logDecision(decision, touched);
     for (const owned of this.#partitions.values()) {
-      for (const decision of owned.versioned.applyDecisions()) {
-        owned.log.append(recordTypeDecision, [
-          encodeDecisionRecord(decision.transactionId, decision.committed),
-        ]);
-        touched.add(owned.log);
-        this.#decided.push(decision.reference);
-        this.#transactionRecords = true;
-      }
+      for (const decision of owned.versioned.applyDecisions())
+        this.#logDecision({ ...decision, owned }, touched);
     }
     // Cleanup needs the oldest snapshot (one word per thread): only when there is something to clean.
     if (!this.hasGarbage()) return;
@@ -100,7 +107,33 @@ export class OperationApplier {
 
   /** After the pass's logs are written (and synced, in 'sync' mode): decisions are durable here. */
   endPass(): void {
-    for (const reference of this.#decided) this.#mvcc.participantDone(reference);
+    for (const decision of this.#decided) this.#mvcc.participantDone(decision.reference);
+    this.#decided = [];
+    this.#transactionRecords = false;
+  }
+
+  /** True while decisions wait to be logged again after a refused pass. */
+  hasUnloggedDecisions(): boolean {
+    return this.#unlogged.length > 0;
+  }
+
+  /**
+   * Undoes a pass whose log flush the disk refused (full or read-only), before anything of it was
+   * applied: its prepared transactions release their locks, what it staged is forgotten, and the
+   * decisions it logged wait for the next pass. The caller rolls back the partitions' LSNs and
+   * completes the pass's operations with the refusal.
+   */
+  rollBackPass(): void {
+    const staging = this.#staging;
+    const bytes = staging.bytes;
+    for (const operation of staging.operations) {
+      if (bytes[operation.start] !== operationTxPrepare) continue;
+      const part = decodeTransaction(bytes, operation.start, operation.end);
+      this.#partitions.get(operation.partition)!.versioned.unlockUnlogged(part.statusReference);
+    }
+    staging.clear();
+    for (const owned of this.#partitions.values()) owned.versioned.stagedFromLsn = null;
+    this.#unlogged.push(...this.#decided);
     this.#decided = [];
     this.#transactionRecords = false;
   }
@@ -170,6 +203,14 @@ export class OperationApplier {
     this.closeWindow();
     for (const owned of this.#partitions.values()) owned.versioned.stagedFromLsn = null;
     staging.clear();
+  }
+
+  #logDecision(decision: LoggedDecision, touched: Set<PartitionLog>): void {
+    const log = decision.owned.log;
+    log.append(recordTypeDecision, [encodeDecisionRecord(decision.transactionId, decision.committed)]);
+    touched.add(log);
+    this.#decided.push(decision);
+    this.#transactionRecords = true;
   }
 
   #applyWrites(owned: OwnedPartition, u8: Uint8Array, start: number, end: number): void {

@@ -132,6 +132,17 @@ export class VersionedPartition {
     this.#locked.set(reference, { transactionId: part.transactionId, lsn, lockedKeys });
   }
 
+  /**
+   * Releases the locks of a prepared transaction whose prepare record never reached the log (the disk
+   * refused the pass): it was locked and not installed, so nothing else of it exists.
+   */
+  unlockUnlogged(reference: number): void {
+    const locked = this.#locked.get(reference);
+    if (locked === undefined) return;
+    this.#locked.delete(reference);
+    this.#locks.unlock(reference, locked.lockedKeys);
+  }
+
   /** Installs a locked prepared transaction's intents once its prepare record is durable; old heads are kept. */
   installPrepared(part: DecodedTransaction): void {
     const reference = part.statusReference;

@@ -251,6 +251,12 @@ export class RingConsumer {
     ring.u8[ring.statusStart + (seq & (ring.statusSlots - 1))] = status;
   }
 
+  /** The status recorded for operation `seq` (not yet completed). */
+  statusOf(seq: number): number {
+    const ring = this.ring;
+    return ring.u8[ring.statusStart + (seq & (ring.statusSlots - 1))]!;
+  }
+
   complete(seq: number): void {
     Atomics.store(this.ring.i32, kRingCompletedSeq, seq);
     Atomics.notify(this.ring.i32, kRingCompletedSeq);

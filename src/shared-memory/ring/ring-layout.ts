@@ -55,3 +55,10 @@ export const statusPartitionFull = 1;
 export const statusInternalError = 2;
 /** A prepared transaction holds a key of the write, or a transaction failed validation. */
 export const statusConflict = 3;
+/**
+ * The owner's log could not take the write: the disk is full (ENOSPC), the disk quota is exhausted
+ * (EDQUOT), or the file system is read-only (EROFS). Nothing of the write was applied.
+ */
+export const statusDiskFull = 4;
+export const statusDiskQuota = 5;
+export const statusReadOnlyFileSystem = 6;

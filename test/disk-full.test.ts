@@ -22,6 +22,7 @@ import {
   WalWriter,
 } from '../src/storage/wal/index.js';
 import { setFailpointGate } from '../src/workers/failpoints.js';
+import { rejection } from './support/async.js';
 import { refuseFlagEnvName } from './support/refusing-file-layer.js';
 import { fillDisk, mountTmpfs, type Tmpfs, tmpfsRefusal } from './support/tmpfs.js';
 
@@ -37,15 +38,6 @@ const keys = Array.from({ length: 16 }, (_, i) => `key-${i}`);
 
 function big(tag: string): string {
   return tag.padEnd(bigValueBytes, '.');
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 function expectDiskFull(error: Error, walDirectory: string): void {

@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isLightningError, open } from '../src/index.js';
 import { walDirectory } from '../src/storage/layout.js';
+import { rejection } from './support/async.js';
 import { refuseFlagEnvName } from './support/refusing-file-layer.js';
 import { listTree, mountTmpfs, type Tmpfs, tmpfsRefusal } from './support/tmpfs.js';
 
@@ -26,15 +27,6 @@ function scratch(): string {
   const directory = mkdtempSync(join(tmpdir(), 'ldb-read-only-'));
   cleanups.push(() => rmSync(directory, { recursive: true, force: true }));
   return directory;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (error) {
-    return error as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 function expectCode(error: Error, code: 'ERR_READ_ONLY' | 'ERR_BAD_ARGUMENT', path: string): void {

@@ -25,6 +25,8 @@ export class TurnPromises {
   #operations: number[] = [];
   #failed: number[] = [];
   #firstFailure: number[] = [];
+  /** Per group: what the owner said about its first failure, if anything. */
+  #firstDetail: string[] = [];
   #resolvers: (() => void)[] = [];
   #rejecters: ((error: unknown) => void)[] = [];
   #head = 0;
@@ -71,17 +73,25 @@ export class TurnPromises {
    * Records that the oldest uncompleted operation completed with `status`, and settles its group if
    * that was the group's last operation. The group must be closed: a group still open could grow.
    */
-  completed(status: number): void {
+  completed(status: number, detail = ''): void {
     const head = this.#head;
     assert(head < this.#resolvers.length, 'a completed operation belongs to a group');
-    if (status !== statusOk && this.#failed[head]!++ === 0) this.#firstFailure[head] = status;
+    if (status !== statusOk && this.#failed[head]!++ === 0) {
+      this.#firstFailure[head] = status;
+      this.#firstDetail[head] = detail;
+    }
     if (--this.#remaining[head]! > 0) return;
     assert(this.#open === null || head < this.#resolvers.length - 1, 'a settled group is closed');
     this.#head = head + 1;
     if (this.#failed[head] === 0) this.#resolvers[head]!();
     else
       this.#rejecters[head]!(
-        statusError(this.#firstFailure[head]!, this.#failed[head]!, this.#operations[head]!),
+        statusError(
+          this.#firstFailure[head]!,
+          this.#failed[head]!,
+          this.#operations[head]!,
+          this.#firstDetail[head]!,
+        ),
       );
     this.#compact();
   }
@@ -95,6 +105,7 @@ export class TurnPromises {
     this.#operations = [];
     this.#failed = [];
     this.#firstFailure = [];
+    this.#firstDetail = [];
     this.#resolvers = [];
     this.#rejecters = [];
     this.#head = 0;
@@ -107,6 +118,7 @@ export class TurnPromises {
     this.#operations.push(1);
     this.#failed.push(0);
     this.#firstFailure.push(statusOk);
+    this.#firstDetail.push('');
     this.#resolvers.push(this.#capturedResolve);
     this.#rejecters.push(this.#capturedReject);
     return promise;
@@ -121,6 +133,7 @@ export class TurnPromises {
       this.#operations.length = 0;
       this.#failed.length = 0;
       this.#firstFailure.length = 0;
+      this.#firstDetail.length = 0;
       this.#resolvers.length = 0;
       this.#rejecters.length = 0;
       this.#head = 0;
@@ -129,6 +142,7 @@ export class TurnPromises {
       this.#operations = this.#operations.slice(head);
       this.#failed = this.#failed.slice(head);
       this.#firstFailure = this.#firstFailure.slice(head);
+      this.#firstDetail = this.#firstDetail.slice(head);
       this.#resolvers = this.#resolvers.slice(head);
       this.#rejecters = this.#rejecters.slice(head);
       this.#head = 0;
@@ -139,7 +153,7 @@ export class TurnPromises {
 function noop(): void {}
 
 /** The error of a group whose first failed operation had `status`. */
-function statusError(status: number, failed: number, operations: number): LightningError {
+function statusError(status: number, failed: number, operations: number, detail: string): LightningError {
   const shared =
     operations === 1
       ? ''
@@ -154,7 +168,7 @@ function statusError(status: number, failed: number, operations: number): Lightn
   if (status === statusPartitionFull) {
     return new LightningError(
       'ERR_PARTITION_FULL',
-      `the key's partition reached partitionBytesMax; delete data or reopen with a larger partitionBytesMax${shared}`,
+      `the key's partition cannot hold this write${detail}; delete data or reopen with a larger partitionBytesMax${shared}`,
     );
   }
   return new LightningError(

@@ -6,7 +6,8 @@
  * - a transaction of 100,000 puts in one partition commits;
  * - a batch spread over 4 partitions (a two-phase commit), of a quarter of that size, commits and
  *   recovers;
- * - in a small partition, a batch needing about half of it commits, while one that cannot fit fails
+ * - a batch larger than one log record (64 MiB) fails with ERR_BAD_ARGUMENT naming that limit;
+ * - in a small partition, a batch needing a fraction of it commits, while one that cannot fit fails
  *   with ERR_PARTITION_FULL naming partitionBytesMax and the numbers, and leaves nothing visible.
  * The keys come in a scrambled order (so the tree splits in the middle of its leaves, not only at its
  * right edge), derived from the seed the test names print; LIGHTNING_SEED replays one.
@@ -129,6 +130,24 @@ describe(`big batches and transactions (seed ${seedText}, ${entryCount} entries)
     await closeTracked(db);
     const reopened = await openTracked(dir, { partitions: 4, workers: 2 });
     expect(readBack(reopened, crossPartitionCount, 'x')).toBe(crossPartitionCount);
+  });
+
+  it('refuses a batch larger than one log record with ERR_BAD_ARGUMENT naming the limit', async () => {
+    const db = await openTracked(tempDir(), { partitions: 1, workers: 1 });
+    // 65 values of 1 MiB: more than the 64 MiB and 1 KiB one write-ahead log record holds.
+    const value = new Uint8Array(1024 * 1024);
+    const operations: BatchOperation[] = [];
+    for (let i = 0; i < 65; i++) operations.push({ type: 'put', key: `large-${i}`, value });
+    const error = await db.batch(operations).then(
+      () => null,
+      (rejection: unknown) => rejection,
+    );
+    expect(error).toMatchObject({ code: 'ERR_BAD_ARGUMENT' });
+    expect((error as Error).message).toContain(String(64 * 1024 * 1024 + 1024));
+    expect(db.get('large-0'), 'nothing of it is visible').toBeUndefined();
+    // One record's worth commits.
+    await db.batch(operations.slice(0, 60));
+    expect(db.get('large-59')?.length).toBe(value.length);
   });
 
   it('fills a small partition in one batch, and refuses one that cannot fit, naming the limit', async () => {

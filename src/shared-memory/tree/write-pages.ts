@@ -71,24 +71,25 @@ export interface TreeShape {
 /**
  * An upper bound on the pages a group of writes can allocate in a tree of shape `tree`, with no page
  * it frees reused meanwhile (a group frees its pages only when it ends). Sound for any order of the
- * writes, and close to what sorted or random small entries really take (about twice the pages they
- * fill), where the old bound of a split per level per entry grew with the entry count times the height.
+ * writes, and near what small entries really take (at most about twice the pages they fill, whatever
+ * their order), where a split per level per entry would count the entries times the tree's height.
  *
  * The argument, per level. Every page is allocated by a split or a new root. Count each node's life
  * from its start to its split (an epoch) by how full it may start:
  * - a node that existed before the group, or came out of a merge (a delete's), may start full: at
- *   most `min(inserts, nodes before + deletes)` such epochs end in a split;
+ *   most `min(inserts, nodes before + deletes)` such epochs end in a split (`loaded`);
  * - a half of a split in the middle (split by bytes: the left half holds at most half of the cells'
  *   bytes T ≤ usable + the new cell b, the right half at most T/2 plus one cell c) starts with at most
- *   (usable + b) / 2 + c bytes, so it splits again only after more than g = (usable − b) / 2 − c bytes
- *   were inserted into it; the lone new cell of a split at the tree's edge needs even more. So at
- *   most floor(inserted bytes / g) of these epochs end in a split;
- * - the full half of a split at the tree's edge (tree-reshape.ts keeps the full side full when keys
- *   arrive in order) may split at its next insert: there are at most as many as edge splits, which
- *   end epochs of the two edge nodes (of the kinds above) or of a full half that was itself at an
- *   edge (once per level, after a level's only node split, and once more per merge).
+ *   (usable + b) / 2 + c bytes, so it splits again only after more than gM = (usable − b) / 2 − c
+ *   bytes were inserted into it;
+ * - the lone new cell of a split at the tree's edge (tree-reshape.ts keeps the other side full when
+ *   keys arrive in order), and a new root, start with one cell: more than gE = usable − b bytes;
+ * - the full side of an edge split may split at its next insert: there are as many as edge splits.
+ *   Every edge split makes one lone-cell epoch, and all of those but the current one per edge (and
+ *   those merged away) ended in a split, having taken gE bytes; so with the bytes B inserted,
+ *   middle halves + 2 × lone cells ≤ B × max(1 / gM, 2 / gE), plus 2 and the deletes.
  * Each split inserts one separator into the level above; levels above the tree's height hold only
- * nodes this group creates, and each new level adds one root. Where g is not positive (keys so long
+ * nodes this group creates, and each new level adds one root. Where gM is not positive (keys so long
  * that a few cells fill half a node), a level splits at most once per insert and new levels halve.
  *
  * Returns the pages, and how many levels the tree may grow by (the next group's `height` adds them).
@@ -107,14 +108,24 @@ export function pagesForWrites(tree: TreeShape, writes: WriteTally): { pages: nu
   let levels = 0;
   for (let level = 0; inserts > 0; level++) {
     const existing = level < tree.height;
-    const epochGrowthBytes = (usable - newCellBytes) / 2 - cellBytes;
+    const middleGrowthBytes = (usable - newCellBytes) / 2 - cellBytes;
+    const edgeGrowthBytes = usable - newCellBytes;
     let splits = inserts;
-    if (epochGrowthBytes > 0) {
-      const loaded = existing ? Math.min(inserts, tree.pagesInUse + writes.deletes) : 0;
-      const grown = Math.floor(insertedBytes / epochGrowthBytes);
-      const loadedAtEdge = Math.min(loaded, 2 + writes.deletes);
-      const fullHalvesAtEdge = Math.min(1 + writes.deletes, loadedAtEdge + grown);
-      splits = Math.min(inserts, loaded + grown + loadedAtEdge + grown + fullHalvesAtEdge);
+    if (middleGrowthBytes > 0) {
+      const deletes = writes.deletes;
+      const loaded = existing ? Math.min(inserts, tree.pagesInUse + deletes) : 0;
+      // Epochs that start light (halves, lone cells, new roots) and end in a split.
+      const grown = Math.floor(insertedBytes / middleGrowthBytes);
+      // Edge splits: each leaves a lone cell, and all but the current one per edge (or one merged
+      // away) grew by a whole node since; each also ends an epoch at an edge, full halves included.
+      const edgeSplits = Math.min(
+        Math.floor(insertedBytes / edgeGrowthBytes) + 2 + deletes,
+        loaded + grown + Math.min(1 + deletes, loaded + grown),
+      );
+      // Lone cells count twice (their own split, and the full half their edge split left), so the
+      // bytes are best spent on whichever costs less per split.
+      const weighted = Math.floor(insertedBytes * Math.max(1 / middleGrowthBytes, 2 / edgeGrowthBytes));
+      splits = Math.min(inserts, loaded + Math.min(weighted + 2 + deletes, grown + edgeSplits));
     }
     if (!existing && splits >= inserts) {
       // Separators so long that the count above does not shrink: every node of a level this group

@@ -32,6 +32,8 @@ export class TurnPromises {
   #operations: number[] = [];
   #failed: number[] = [];
   #firstFailure: number[] = [];
+  /** Per group: what the owner said about its first failure, if anything. */
+  #firstDetail: string[] = [];
   #resolvers: (() => void)[] = [];
   #rejecters: ((error: unknown) => void)[] = [];
   #head = 0;
@@ -84,10 +86,13 @@ export class TurnPromises {
    * Records that the oldest uncompleted operation completed with `status`, and settles its group if
    * that was the group's last operation. The group must be closed: a group still open could grow.
    */
-  completed(status: number): void {
+  completed(status: number, detail = ''): void {
     const head = this.#head;
     assert(head < this.#resolvers.length, 'a completed operation belongs to a group');
-    if (status !== statusOk && this.#failed[head]!++ === 0) this.#firstFailure[head] = status;
+    if (status !== statusOk && this.#failed[head]!++ === 0) {
+      this.#firstFailure[head] = status;
+      this.#firstDetail[head] = detail;
+    }
     if (--this.#remaining[head]! > 0) return;
     assert(this.#open === null || head < this.#resolvers.length - 1, 'a settled group is closed');
     this.#head = head + 1;
@@ -99,6 +104,7 @@ export class TurnPromises {
           this.#failed[head]!,
           this.#operations[head]!,
           this.#logDirectory,
+          this.#firstDetail[head]!,
         ),
       );
     this.#compact();
@@ -113,6 +119,7 @@ export class TurnPromises {
     this.#operations = [];
     this.#failed = [];
     this.#firstFailure = [];
+    this.#firstDetail = [];
     this.#resolvers = [];
     this.#rejecters = [];
     this.#head = 0;
@@ -125,6 +132,7 @@ export class TurnPromises {
     this.#operations.push(1);
     this.#failed.push(0);
     this.#firstFailure.push(statusOk);
+    this.#firstDetail.push('');
     this.#resolvers.push(this.#capturedResolve);
     this.#rejecters.push(this.#capturedReject);
     return promise;
@@ -139,6 +147,7 @@ export class TurnPromises {
       this.#operations.length = 0;
       this.#failed.length = 0;
       this.#firstFailure.length = 0;
+      this.#firstDetail.length = 0;
       this.#resolvers.length = 0;
       this.#rejecters.length = 0;
       this.#head = 0;
@@ -147,6 +156,7 @@ export class TurnPromises {
       this.#operations = this.#operations.slice(head);
       this.#failed = this.#failed.slice(head);
       this.#firstFailure = this.#firstFailure.slice(head);
+      this.#firstDetail = this.#firstDetail.slice(head);
       this.#resolvers = this.#resolvers.slice(head);
       this.#rejecters = this.#rejecters.slice(head);
       this.#head = 0;
@@ -162,6 +172,7 @@ function statusError(
   failed: number,
   operations: number,
   logDirectory: string,
+  detail: string,
 ): LightningError {
   const shared =
     operations === 1
@@ -177,7 +188,7 @@ function statusError(
   if (status === statusPartitionFull) {
     return new LightningError(
       'ERR_PARTITION_FULL',
-      `the key's partition reached partitionBytesMax; delete data or reopen with a larger partitionBytesMax${shared}`,
+      `the key's partition cannot hold this write${detail}; delete data or reopen with a larger partitionBytesMax${shared}`,
     );
   }
   const refusal = refusedErrno(status);

@@ -10,7 +10,12 @@ import {
   RingConsumer,
 } from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
-import { kRingResetRequest, recordTypeFragment, statusConflict } from '../shared-memory/ring/ring-layout.js';
+import {
+  kRingResetRequest,
+  recordTypeFragment,
+  statusConflict,
+  statusPartitionFull,
+} from '../shared-memory/ring/ring-layout.js';
 import { storageCondition } from '../storage/storage-errors.js';
 import { flushOwnerLogs, type PartitionLog } from '../storage/wal/index.js';
 import type { Failpoints } from './failpoints.js';
@@ -191,9 +196,9 @@ export class OwnerLoop {
       let seq = this.#completedSeqs[r]!;
       let applied = 0;
       // Writes that waited for a prepared transaction's locks go first, in their order.
-      while (deferred.length > 0) {
+      while (deferred.length > 0 && this.#applier.logHasRoom) {
         const operation = deferred[0]!;
-        const status = this.#apply(operation, 0, operation.length, touched);
+        const status = this.#apply(consumer, operation, 0, operation.length, touched);
         if (status === statusConflict) break;
         deferred.shift();
         seq = (seq + 1) | 0;
@@ -202,7 +207,8 @@ export class OwnerLoop {
       }
       const waits = r < this.#plainRings;
       const u8 = this.#rings[r]!.u8;
-      while (consumer.next()) {
+      // A pass whose log is nearly as large as one write may be leaves the rest for the next pass.
+      while (this.#applier.logHasRoom && consumer.next()) {
         let operation: Uint8Array;
         let start: number;
         let end: number;
@@ -222,7 +228,7 @@ export class OwnerLoop {
           deferred.push(operation.slice(start, end));
           continue;
         }
-        const status = this.#apply(operation, start, end, touched);
+        const status = this.#apply(consumer, operation, start, end, touched);
         if (status === statusConflict && waits) {
           deferred.push(operation.slice(start, end));
           continue;
@@ -322,10 +328,21 @@ export class OwnerLoop {
     return assembly.buffer;
   }
 
-  /** Stages (validates, reserves and logs) the operation encoded in u8[start, end); returns its status. */
-  #apply(u8: Uint8Array, start: number, end: number, touched: Set<PartitionLog>): number {
+  /**
+   * Stages (validates, reserves and logs) the operation encoded in u8[start, end), from the ring of
+   * `consumer`; returns its status. A refusal for want of room leaves its numbers in the ring.
+   */
+  #apply(
+    consumer: RingConsumer,
+    u8: Uint8Array,
+    start: number,
+    end: number,
+    touched: Set<PartitionLog>,
+  ): number {
     this.#failpoints.hit('owner.apply');
-    return this.#applier.stage(u8, start, end, touched);
+    const status = this.#applier.stage(u8, start, end, touched);
+    if (status === statusPartitionFull) consumer.recordPartitionFull(this.#applier.lastPartitionFull);
+    return status;
   }
 }
 

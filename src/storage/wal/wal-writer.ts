@@ -6,6 +6,7 @@ import type { DurableMark, LogPosition } from '../checkpoint/manifest.js';
 import { removeQuietly } from '../durable-file.js';
 import { fileLayer, type LayerFileHandle } from '../file-layer.js';
 import { storageCondition, storageConditionError } from '../storage-errors.js';
+import { type MarksUndo, PartitionMarks } from './partition-marks.js';
 import {
   ensureDirectory,
   listSegments,
@@ -55,10 +56,7 @@ export interface WalWriterStats {
 interface FlushUndo {
   bytes: number;
   records: number;
-  /** Each partition's last LSN in the segment before the flush (undefined: none). */
-  lastLsns: Map<number, number | undefined>;
-  /** Each partition's written mark before the flush (undefined: none). */
-  marks: Map<number, DurableMark | undefined>;
+  marks: MarksUndo;
 }
 
 /** Told of each write and fdatasync as it completes (the owner's metrics); runs on the writer's thread. */
@@ -101,11 +99,7 @@ export class WalWriter {
   #segmentBytes = 0;
   #segmentRecords = 0;
   /** The last LSN of each partition written to the open segment. */
-  #segmentLastLsns = new Map<number, number>();
-  /** Per partition, its last record written to the file and the segment it is in. */
-  readonly #writtenMarks = new Map<number, DurableMark>();
-  /** The same, as of the last fdatasync: what a power loss cannot take back. */
-  readonly #syncedMarks = new Map<number, DurableMark>();
+  readonly #marks = new PartitionMarks();
   readonly #closedSegments: SegmentContents[] = [];
   /** Records handed to write(2), and records fdatasync covered, since open. */
   #writtenRecords = 0;
@@ -191,7 +185,7 @@ export class WalWriter {
    * is: what the partition's manifest may promise recovery will find.
    */
   syncedMark(partition: number): DurableMark | null {
-    return this.#syncedMarks.get(partition) ?? null;
+    return this.#marks.syncedMark(partition);
   }
 
   /**
@@ -324,21 +318,17 @@ export class WalWriter {
         } finally {
           this.#framer.recycle(batch.buffer);
         }
-        written = { bytes: batch.bytes, records: batch.records, lastLsns: new Map(), marks: new Map() };
-        for (const partition of batch.lastLsns.keys()) {
-          written.lastLsns.set(partition, this.#segmentLastLsns.get(partition));
-          written.marks.set(partition, this.#writtenMarks.get(partition));
-        }
+        const segment = segmentFileName(this.log, this.#segmentOrdinal);
+        written = {
+          bytes: batch.bytes,
+          records: batch.records,
+          marks: this.#marks.written(batch.lastLsns, segment),
+        };
         this.#segmentBytes += batch.bytes;
         this.#stats.bytesWritten += batch.bytes;
         this.#stats.flushes++;
         this.#writtenRecords += batch.records;
         this.#segmentRecords += batch.records;
-        const segment = segmentFileName(this.log, this.#segmentOrdinal);
-        for (const [partition, lastLsn] of batch.lastLsns) {
-          this.#segmentLastLsns.set(partition, lastLsn);
-          this.#writtenMarks.set(partition, { lsn: BigInt(lastLsn), log: segment });
-        }
         this.observer?.written(batch.bytes);
       }
       if (sync) await this.#syncWritten(handle);
@@ -398,14 +388,7 @@ export class WalWriter {
     this.#writtenRecords -= written.records;
     this.#segmentRecords -= written.records;
     if (this.#syncedRecords > this.#writtenRecords) this.#syncedRecords = this.#writtenRecords;
-    for (const [partition, lastLsn] of written.lastLsns) {
-      if (lastLsn === undefined) this.#segmentLastLsns.delete(partition);
-      else this.#segmentLastLsns.set(partition, lastLsn);
-    }
-    for (const [partition, mark] of written.marks) {
-      if (mark === undefined) this.#writtenMarks.delete(partition);
-      else this.#writtenMarks.set(partition, mark);
-    }
+    this.#marks.undo(written.marks);
   }
 
   async #syncWritten(handle: LayerFileHandle): Promise<void> {
@@ -414,7 +397,7 @@ export class WalWriter {
     await this.#datasync(handle);
     this.#syncedRecords = written;
     // Nothing is written while a sync runs (flushes are chained), so every written mark is durable.
-    for (const [partition, mark] of this.#writtenMarks) this.#syncedMarks.set(partition, mark);
+    this.#marks.synced();
   }
 
   async #datasync(handle: LayerFileHandle): Promise<void> {
@@ -437,7 +420,7 @@ export class WalWriter {
       path: this.activeSegmentPath,
       log: this.log,
       ordinal: this.#segmentOrdinal,
-      lastLsns: this.#segmentLastLsns,
+      lastLsns: this.#marks.segmentLastLsns,
     };
     assert(this.#segmentOrdinal < segmentOrdinalMax, 'a log has fewer than 2^32 segments');
     await this.#openSegment(this.#segmentOrdinal + 1);
@@ -470,7 +453,7 @@ export class WalWriter {
     this.#segmentOrdinal = ordinal;
     this.#segmentBytes = segmentHeaderBytes;
     this.#segmentRecords = 0;
-    this.#segmentLastLsns = new Map();
+    this.#marks.newSegment();
     this.#stats.bytesWritten += segmentHeaderBytes;
     this.#stats.segmentsCreated++;
     this.observer?.written(segmentHeaderBytes);

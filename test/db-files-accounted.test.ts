@@ -115,6 +115,7 @@ describe('every file a database needs is accounted for', () => {
     expect(verify.stderr).toContain(metadataFileName);
     const dryRun = await runCli(['repair', dir, '--quiet']);
     expect(dryRun.code).toBe(2);
+    expect(dryRun.stdout).toContain('is missing: a repair would rebuild it');
     expect(dryRun.stdout).toContain('2 partitions');
     const repair = await runCli(['repair', dir, '--yes', '--quiet']);
     expect(repair.stdout).toContain('rebuilt it');

@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { Command } from 'commander';
@@ -256,13 +257,24 @@ async function locateOrRebuild(directory: string, flags: RepairFlags): Promise<D
     if (!isLightningError(error, 'ERR_CORRUPTION') || !error.message.includes(metadataFileName)) throw error;
     const path = resolve(directory);
     const identity = await identityFromManifests(path);
-    const what = `${join(path, metadataFileName)} is missing: rebuild it from the partitions' manifests (database ${identity.databaseId}, ${identity.partitions} partitions)`;
+    const file = join(path, metadataFileName);
+    const state = (await stat(file).then(
+      () => true,
+      () => false,
+    ))
+      ? 'is damaged'
+      : 'is missing';
+    const rebuild = `from the partitions' manifests (database ${identity.databaseId}, ${identity.partitions} partitions)`;
+    // With --json, stdout carries only the JSON of the log repair that follows.
+    const say = (text: string) => (flags.json === true ? process.stderr : process.stdout).write(text);
     if (flags.yes !== true) {
-      process.stdout.write(`A repair would ${what}.\nNothing was changed. Run again with --yes.\n`);
+      say(
+        `${file} ${state}: a repair would rebuild it ${rebuild}.\nNothing was changed. Run again with --yes.\n`,
+      );
       return exitUsage;
     }
     await createIdentity(path, identity.partitions, identity.databaseId);
-    process.stdout.write(`Repaired: ${what.replace('rebuild it', 'rebuilt it')}.\n`);
+    say(`Repaired: ${file} ${state}; rebuilt it ${rebuild}.\n`);
     return locateDatabase(path);
   }
 }

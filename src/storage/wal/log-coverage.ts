@@ -13,14 +13,24 @@ import { parseSegmentFileName, type SegmentName } from './wal-format.js';
  */
 export class LogCoverage {
   readonly #positions: readonly ({ name: SegmentName; offset: number } | null)[];
+  readonly #files: readonly (string | null)[];
 
   /** One entry per partition of the database: its checkpoint's log position, or null. */
   constructor(positions: readonly (LogPosition | null | undefined)[]) {
+    this.#files = positions.map((position) => position?.file ?? null);
     this.#positions = positions.map((position) => {
       if (position === null || position === undefined) return null;
       const name = parseSegmentFileName(position.file);
       return name === null ? null : { name, offset: position.offset };
     });
+  }
+
+  /**
+   * The segment the partition's log stood in when its checkpoint began: where its replay starts,
+   * so where records missing from the start of its replay were (null if unknown).
+   */
+  replayStartSegment(partition: number): string | null {
+    return this.#files[partition] ?? null;
   }
 
   /** A coverage of nothing: no damage is ever skipped. */

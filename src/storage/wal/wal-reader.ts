@@ -263,7 +263,7 @@ async function deliverRange(
     if (view.lsn > cursor.nextLsn) {
       const after =
         cursor.previous === null
-          ? `its replay starts at LSN ${cursor.fromLsn}`
+          ? `its replay starts at LSN ${cursor.fromLsn}${replayStartWhere(state, view.partition)}`
           : `its previous record, LSN ${cursor.nextLsn - 1}, is ${cursor.previous}`;
       throw corruption(
         segment.path,
@@ -342,6 +342,14 @@ function validRanges(
   }
   if (start < scan.sizeBytes) ranges.push([start, scan.sizeBytes]);
   return ranges;
+}
+
+/** Where a partition's replay starts in the logs, as its checkpoint recorded it, for messages. */
+function replayStartWhere(state: ReadState, partition: number): string {
+  const segment = state.coverage?.replayStartSegment(partition) ?? null;
+  return segment === null
+    ? ''
+    : ` in ${segment} (where its checkpoint left the log): that segment, or one after it, lost them`;
 }
 
 /** Records damage that every checkpoint covers as skipped; false if some partition may need it. */

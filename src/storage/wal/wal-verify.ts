@@ -1,3 +1,4 @@
+import { basename } from 'node:path';
 import { LightningError } from '../../shared-memory/errors.js';
 import type { LogCoverage } from './log-coverage.js';
 import { type LogFiles, listLogs, readSegmentFile } from './wal-files.js';
@@ -131,7 +132,8 @@ export async function verifyWal(dir: string, options: VerifyWalOptions = {}): Pr
   const partitions: WalPartitionReport[] = [];
   for (const partition of [...spans.keys()].sort((a, b) => a - b)) {
     const list = spans.get(partition)!;
-    checkAcrossLogs(partition, list, options.replayStarts?.get(partition), problems);
+    const replayStartSegment = options.coverage?.replayStartSegment(partition) ?? null;
+    checkAcrossLogs(partition, list, options.replayStarts?.get(partition), replayStartSegment, problems);
     partitions.push({
       partition,
       records: list.reduce((sum, span) => sum + span.records, 0),
@@ -261,16 +263,22 @@ function checkAcrossLogs(
   partition: number,
   spans: readonly LogSpan[],
   replayStart: number | undefined,
+  replayStartSegment: string | null,
   problems: WalProblem[],
 ): void {
   let nextLsn = replayStart ?? spans[0]!.firstLsn;
   let started = false;
+  let previousFile = '';
   for (const span of spans) {
     if (span.lastLsn < nextLsn && !started) continue;
     if (span.firstLsn > nextLsn) {
+      const where =
+        replayStartSegment === null
+          ? ''
+          : ` in ${replayStartSegment} (where its checkpoint left the log): that segment, or one after it, lost them`;
       const after = started
-        ? `the previous log ends at LSN ${nextLsn - 1}`
-        : `its replay starts at LSN ${nextLsn}`;
+        ? `the previous log (${basename(previousFile)}) ends at LSN ${nextLsn - 1}: it, or a segment after it, lost them`
+        : `its replay starts at LSN ${nextLsn}${where}`;
       problems.push({
         file: span.file,
         offset: span.firstOffset,
@@ -289,6 +297,7 @@ function checkAcrossLogs(
     }
     nextLsn = span.lastLsn + 1;
     started = true;
+    previousFile = span.file;
   }
 }
 

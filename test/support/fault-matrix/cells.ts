@@ -89,6 +89,9 @@ function judge(
     problems.push(`open() gave ${outcome} (${describeOpen(open)}), expected ${expected.join(' or ')}`);
   if (outcome === 'a' && verify.exitCode !== 0)
     problems.push(`verify exits ${verify.exitCode} where open() reads everything`);
+  // Damage that open() may skip must still be reported: the operator should learn a disk flips bits.
+  if (outcome === 'a' && cell.fault === 'flip-covered' && !namesTarget(cell.target, verify.text))
+    problems.push(`verify does not report the skipped damage in ${cell.target.path}`);
   if (outcome === 'b' && verify.exitCode === 0) problems.push('verify exits 0 where open() refuses');
   if (outcome === 'b' && verify.exitCode !== 0 && !namesTarget(cell.target, verify.text))
     problems.push(`verify exits ${verify.exitCode} without naming ${cell.target.path}`);
@@ -148,17 +151,20 @@ export function renderMatrix(reports: readonly CellReport[]): string {
       notes.push(`#${index}   open(): ${oneLine(report.open.message)}`);
     if (report.verify !== null && report.verify.exitCode !== 0 && report.problems.length > 0)
       notes.push(`#${index}   verify: ${oneLine(findingsOf(report.verify.text))}`);
-    if (report.outcome === 'a' && /CORRUPTION|note:|skipped/i.test(report.verify?.text ?? ''))
+    const warned = /CORRUPTION|note:|[Ss]kipped|[Ww]arning/.test(report.verify?.text ?? '');
+    if (report.outcome === 'a' && (cell.fault === 'flip-covered' || warned))
       notes.push(`#${index}   verify says: ${oneLine(findingsOf(report.verify!.text), 300)}`);
     if (report.repair !== null) notes.push(`#${index}   repair: ${oneLine(report.repair.said, 300)}`);
   });
   return [...formatTable(rows), '', ...notes].join('\n');
 }
 
-/** The lines of a verify report that say what is wrong, without its tables. */
+/** The lines of a verify report that say what is wrong, and its verdict, without its tables. */
 function findingsOf(text: string): string {
-  const lines = text
-    .split('\n')
-    .filter((line) => /CORRUPTION|note:|NOT VERIFIED|lightning-cli:|skipped/i.test(line));
-  return lines.length === 0 ? text : lines.join(' | ');
+  const lines = text.split('\n').filter((line) => line.trim() !== '');
+  const findings = lines.filter((line) =>
+    /CORRUPTION|note:|NOT VERIFIED|lightning-cli:|[Ss]kipped|[Ww]arning/.test(line),
+  );
+  const verdict = lines.at(-1) ?? '';
+  return [...findings.filter((line) => line !== verdict), verdict].join(' | ');
 }

@@ -41,8 +41,9 @@ export function describeReadBack(r: ReadBack): string {
 }
 
 /**
- * Opens the database at `directory` as a user would (with one worker: the worker count may change
- * between opens, and one thread starts fastest) and reads every key the model ever had.
+ * Opens the database at `directory` and reads every key the model ever had. One owner worker, where
+ * two built it: the worker count may change between opens (recovery then reads both owners' logs),
+ * and a second thread per open costs the matrix half as much time again.
  */
 export async function openAndRead(open: Open, directory: string, model: Model): Promise<OpenResult> {
   let db: Awaited<ReturnType<Open>>;

@@ -112,8 +112,12 @@ function describeOpen(open: OpenResult): string {
   return open.opened ? describeReadBack(open.readBack) : `${open.code}: ${oneLine(open.message)}`;
 }
 
-const oneLine = (text: string, max = 160) => {
-  const line = text.replace(/\s+/g, ' ').trim();
+/** `text` on one line, at most `max` characters, with paths relative to the cell's database. */
+const oneLine = (text: string, max = 200) => {
+  const line = text
+    .replace(/\S*\/cells\/cell-\d+\//g, '')
+    .replace(/\s+/g, ' ')
+    .trim();
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;
 };
 

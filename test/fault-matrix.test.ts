@@ -119,5 +119,5 @@ describe('fault matrix', () => {
     );
     expect(ran.length).toBeGreaterThan(40);
     expect(failed.map((report) => reports.indexOf(report))).toEqual([]);
-  });
+  }, 900_000);
 });

@@ -29,7 +29,7 @@ export interface Cell {
 }
 
 /** What open() did: (a) everything, (b) ERR_CORRUPTION naming the damage, (c) data lost or wrong. */
-export type OpenOutcome = Outcome | 'c' | 'unnamed' | 'other-error';
+export type OpenOutcome = Outcome | 'c' | 'unnamed' | 'other-error' | 'hung';
 
 export interface CellReport {
   readonly cell: Cell;
@@ -48,30 +48,47 @@ function classify(target: Target, open: OpenResult): OpenOutcome {
   return namesTarget(target, open.message) ? 'b' : 'unnamed';
 }
 
+/**
+ * A cell that has not answered in this long is reported as hung, so that one hang still leaves the
+ * table of every other cell; it is minutes, where a cell takes about a second on a loaded machine.
+ */
+const cellAnswerMsMax = 180_000;
+
 export async function runCell(
   engine: BundledEngine,
   cell: Cell,
   workDirectory: string,
   index: number,
 ): Promise<CellReport> {
-  const { variant, target, plan } = cell;
-  if (plan.notApplicable !== null)
-    return { cell, outcome: 'n/a', open: null, verify: null, cliExitCode: null, repair: null, problems: [] };
+  const { variant, plan } = cell;
+  const skipped = { cell, open: null, verify: null, cliExitCode: null, repair: null };
+  if (plan.notApplicable !== null) return { ...skipped, outcome: 'n/a', problems: [] };
   const directory = join(workDirectory, `cell-${index}`);
   await cp(variant.directory, directory, { recursive: true });
-  try {
-    await plan.apply(directory);
-    // verify first: it changes nothing, while an open that accepts the damage may rewrite files.
-    const verify = await verifyInProcess(directory);
-    const cliExitCode = cell.throughCli ? (await engine.cli(['verify', directory, '--quiet'])).code : null;
-    const opened = await openAndRead(engine.open, directory, variant.model);
-    const outcome = classify(target, opened);
-    const repair = opened.opened ? null : await repairAndReopen(engine.open, directory, variant.model);
-    const problems = judge(cell, outcome, opened, verify, cliExitCode, repair);
-    return { cell, outcome, open: opened, verify, cliExitCode, repair, problems };
-  } finally {
-    await rm(directory, { recursive: true, force: true });
-  }
+  await plan.apply(directory);
+  let timer: NodeJS.Timeout | undefined;
+  const hung = new Promise<'hung'>((resolve) => {
+    timer = setTimeout(() => resolve('hung'), cellAnswerMsMax);
+  });
+  const report = await Promise.race([probeCell(engine, cell, directory), hung]);
+  clearTimeout(timer);
+  // A hung cell's directory stays: whatever hangs may still use it.
+  if (report === 'hung')
+    return { ...skipped, outcome: 'hung', problems: [`no answer within ${cellAnswerMsMax / 1000} s`] };
+  await rm(directory, { recursive: true, force: true });
+  return report;
+}
+
+async function probeCell(engine: BundledEngine, cell: Cell, directory: string): Promise<CellReport> {
+  const { variant, target } = cell;
+  // verify first: it changes nothing, while an open that accepts the damage may rewrite files.
+  const verify = await verifyInProcess(directory);
+  const cliExitCode = cell.throughCli ? (await engine.cli(['verify', directory, '--quiet'])).code : null;
+  const opened = await openAndRead(engine.open, directory, variant.model);
+  const outcome = classify(target, opened);
+  const repair = opened.opened ? null : await repairAndReopen(engine.open, directory, variant.model);
+  const problems = judge(cell, outcome, opened, verify, cliExitCode, repair);
+  return { cell, outcome, open: opened, verify, cliExitCode, repair, problems };
 }
 
 function judge(
@@ -115,7 +132,7 @@ function describeOpen(open: OpenResult): string {
 /** `text` on one line, at most `max` characters, with paths relative to the cell's database. */
 const oneLine = (text: string, max = 200) => {
   const line = text
-    .replace(/\S*\/cells\/cell-\d+\//g, '')
+    .replace(/\S*\/cells\/cell-\d+(\/?)/g, (_, slash: string) => (slash === '' ? '<db>' : ''))
     .replace(/\s+/g, ' ')
     .trim();
   return line.length > max ? `${line.slice(0, max - 1)}…` : line;

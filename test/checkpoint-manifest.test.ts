@@ -52,7 +52,12 @@ async function checkpointOf(partition: number, startLsn: bigint, count: number):
 }
 
 const big = (1n << 60n) + 12_345n;
+/** Every manifest names its database and the partition's durable mark. */
+const databaseId = 'ab'.repeat(16);
+const durable = { lsn: 0n, log: null };
 const sample: Manifest = {
+  databaseId,
+  durable,
   partitions: 4,
   checkpoints: [
     {
@@ -70,9 +75,14 @@ describe('manifest', () => {
     expect(await readManifest(dir)).toBeNull();
     await writeManifest(dir, sample);
     const read = await readManifest(dir);
-    expect(read).toEqual({ partitions: 4, checkpoints: [sample.checkpoints[1], sample.checkpoints[0]] });
+    expect(read).toEqual({
+      databaseId,
+      durable,
+      partitions: 4,
+      checkpoints: [sample.checkpoints[1], sample.checkpoints[0]],
+    });
     const json = JSON.parse(await readFile(join(dir, manifestFileName), 'utf8')) as Record<string, unknown>;
-    expect(json).toMatchObject({ format: 'lightning-db-manifest', formatVersion: 1, partitions: 4 });
+    expect(json).toMatchObject({ format: 'lightning-db-manifest', formatVersion: 2, partitions: 4 });
     expect(json.checksum).toMatch(/^[0-9a-f]{16}$/);
     expect(JSON.stringify(json.checkpoints)).toContain(`"startLsn":"${big}"`);
     expect(await readdir(dir)).toEqual([manifestFileName]);
@@ -100,32 +110,39 @@ describe('manifest', () => {
   it('a newer format version is ERR_FORMAT_VERSION', async () => {
     await writeManifest(dir, sample);
     const file = join(dir, manifestFileName);
-    await writeFile(file, (await readFile(file, 'utf8')).replace('"formatVersion": 1', '"formatVersion": 2'));
-    await expectCode(readManifest(dir), 'ERR_FORMAT_VERSION', 'manifest format version 2');
+    await writeFile(file, (await readFile(file, 'utf8')).replace('"formatVersion": 2', '"formatVersion": 3'));
+    await expectCode(
+      readManifest(dir),
+      'ERR_FORMAT_VERSION',
+      'manifest format version 3; this build reads version 2',
+    );
   });
 
   it('a leftover MANIFEST.json.tmp is ignored and replaced by the next write', async () => {
     await writeManifest(dir, sample);
     await writeFile(join(dir, `${manifestFileName}.tmp`), '{"half a manifest');
     expect(await readManifest(dir)).toMatchObject({ partitions: 4 });
-    await writeManifest(dir, { partitions: 4, checkpoints: [] });
-    expect(await readManifest(dir)).toEqual({ partitions: 4, checkpoints: [] });
+    await writeManifest(dir, { databaseId, durable, partitions: 4, checkpoints: [] });
+    expect(await readManifest(dir)).toEqual({ databaseId, durable, partitions: 4, checkpoints: [] });
     expect(await readdir(dir)).toEqual([manifestFileName]);
   });
 
   it('writeManifest refuses an invalid manifest', async () => {
     const record = sample.checkpoints[1]!;
-    await expectCode(writeManifest(dir, { partitions: 0, checkpoints: [] }), 'ERR_BAD_ARGUMENT');
     await expectCode(
-      writeManifest(dir, { partitions: 1, checkpoints: [{ ...record, partition: 1 }] }),
+      writeManifest(dir, { databaseId, durable, partitions: 0, checkpoints: [] }),
       'ERR_BAD_ARGUMENT',
     );
     await expectCode(
-      writeManifest(dir, { partitions: 4, checkpoints: [record, record] }),
+      writeManifest(dir, { databaseId, durable, partitions: 1, checkpoints: [{ ...record, partition: 1 }] }),
       'ERR_BAD_ARGUMENT',
     );
     await expectCode(
-      writeManifest(dir, { partitions: 4, checkpoints: [{ ...record, startLsn: 99n }] }),
+      writeManifest(dir, { databaseId, durable, partitions: 4, checkpoints: [record, record] }),
+      'ERR_BAD_ARGUMENT',
+    );
+    await expectCode(
+      writeManifest(dir, { databaseId, durable, partitions: 4, checkpoints: [{ ...record, startLsn: 99n }] }),
       'ERR_BAD_ARGUMENT',
     );
     expect(await readManifest(dir)).toBeNull();
@@ -134,10 +151,15 @@ describe('manifest', () => {
 
 describe('recordCheckpoint', () => {
   it('records checkpoints, and removes the older one only after the new manifest is durable', async () => {
-    await writeManifest(dir, { partitions: 2, checkpoints: [] });
+    await writeManifest(dir, { databaseId, durable, partitions: 2, checkpoints: [] });
     const first = await checkpointOf(0, 100n, 3);
     expect(await recordCheckpoint(dir, 0, first, 100n, 3)).toEqual({
-      manifest: { partitions: 2, checkpoints: [{ partition: 0, file: first, startLsn: 100n, entries: 3 }] },
+      manifest: {
+        databaseId,
+        durable,
+        partitions: 2,
+        checkpoints: [{ partition: 0, file: first, startLsn: 100n, entries: 3 }],
+      },
       removed: [],
     });
 
@@ -158,7 +180,7 @@ describe('recordCheckpoint', () => {
   });
 
   it('cleans up stale files of its partition only, and never a newer or recorded one', async () => {
-    await writeManifest(dir, { partitions: 2, checkpoints: [] });
+    await writeManifest(dir, { databaseId, durable, partitions: 2, checkpoints: [] });
     const p0 = join(dir, 'p0');
     const current = await checkpointOf(0, 300n, 1);
     await checkpointOf(0, 250n, 1); // complete but never recorded: a crash before recordCheckpoint
@@ -185,7 +207,7 @@ describe('recordCheckpoint', () => {
   });
 
   it('removes a stale temporary file whose header names the partition', async () => {
-    await writeManifest(dir, { partitions: 1, checkpoints: [] });
+    await writeManifest(dir, { databaseId, durable, partitions: 1, checkpoints: [] });
     const old = await checkpointOf(0, 1n, 2);
     // A crashed write at LSN 2 left a .tmp with a whole header (copied from a real checkpoint).
     const staleTemporary = join(dir, 'p0', 'checkpoint-0000000000000002.ckp.tmp');
@@ -201,7 +223,7 @@ describe('recordCheckpoint', () => {
   });
 
   it('serializes concurrent updates: no partition is lost', async () => {
-    await writeManifest(dir, { partitions: 8, checkpoints: [] });
+    await writeManifest(dir, { databaseId, durable, partitions: 8, checkpoints: [] });
     const files = await Promise.all(Array.from({ length: 8 }, (_, p) => checkpointOf(p, BigInt(p + 1), p)));
     await Promise.all(files.map((file, p) => recordCheckpoint(dir, p, file, BigInt(p + 1), p)));
     expect((await readManifest(dir))?.checkpoints.map((c) => c.file)).toEqual(files);
@@ -209,8 +231,8 @@ describe('recordCheckpoint', () => {
 
   it('refuses a checkpoint that does not match, is older, is incomplete, or has no manifest to go in', async () => {
     const file = await checkpointOf(0, 50n, 4);
-    await expectCode(recordCheckpoint(dir, 0, file, 50n, 4), 'ERR_BAD_ARGUMENT', 'no MANIFEST.json');
-    await writeManifest(dir, { partitions: 1, checkpoints: [] });
+    await expectCode(recordCheckpoint(dir, 0, file, 50n, 4), 'ERR_CORRUPTION', 'MANIFEST.json is missing');
+    await writeManifest(dir, { databaseId, durable, partitions: 1, checkpoints: [] });
     await expectCode(recordCheckpoint(dir, 0, file, 50n, 5), 'ERR_BAD_ARGUMENT', 'expected 0, 50, 5');
     await expectCode(
       recordCheckpoint(dir, 0, file, 51n, 4),

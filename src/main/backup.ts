@@ -112,19 +112,23 @@ export async function backupDatabase(
   const target = await claimDirectory(dir, source.path);
   try {
     const metadata = await readMetadata(source.path);
-    if (metadata === null) {
-      throw new LightningError('ERR_CORRUPTION', `${join(source.path, metadataFileName)} is missing`);
+    if (metadata === null || metadata.databaseId === null) {
+      throw new LightningError(
+        'ERR_CORRUPTION',
+        `${join(source.path, metadataFileName)} is ${metadata === null ? 'missing' : 'of format version 1 (open the database once to upgrade it)'}`,
+      );
     }
+    const databaseId = metadata.databaseId;
     const { router } = source;
     const snapshot = source.snapshot();
     const timestamp = snapshot.timestamp;
     let contents: BackupPartition[];
     try {
-      contents = await writePartitions(target.path, snapshot, router, source.partitions, options);
+      contents = await writePartitions(target.path, snapshot, router, source.partitions, databaseId, options);
     } finally {
       snapshot.release();
     }
-    await writeMetadata(target.path, metadata);
+    await writeMetadata(target.path, { ...metadata, databaseId });
     await syncDirectory(join(target.path, 'partitions'));
     await syncDirectory(target.path);
     if (target.created) await syncDirectory(dirname(target.path));
@@ -201,6 +205,7 @@ async function writePartitions(
   snapshot: BackupSnapshot,
   router: PartitionRouter,
   partitions: number,
+  databaseId: string,
   options: BackupOptions,
 ): Promise<BackupPartition[]> {
   const progress: BackupProgress = { entries: 0, bytes: 0, partitionsDone: 0, partitions };
@@ -216,10 +221,12 @@ async function writePartitions(
       try {
         const written = await writeCheckpoint(directory, partition, BigInt(lsnFirst), feed);
         await writeManifest(directory, {
+          databaseId,
           partitions,
           checkpoints: [
             { partition, file: written.file, startLsn: BigInt(lsnFirst), entries: written.entries },
           ],
+          durable: { lsn: 0n, log: null },
         });
         progress.partitionsDone++;
         report();

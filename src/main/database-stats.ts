@@ -60,6 +60,11 @@ export interface RecoveryStats {
   replayedRecords: number;
   /** Torn log tails cut: writes a crash interrupted, none of them acknowledged. */
   tornTailsCut: number;
+  /**
+   * Damaged ranges of the logs that recovery skipped because every partition's checkpoint holds
+   * their records (`lightning-cli verify` lists them).
+   */
+  damagedLogRangesSkipped: number;
   tornTailBytes: number;
 }
 

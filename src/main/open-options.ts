@@ -12,6 +12,12 @@ import { type FailpointSpec, Failpoints } from '../workers/failpoints.js';
 export type Durability = 'sync' | 'relaxed' | 'none';
 
 export interface OpenOptions {
+  /**
+   * Whether open() may create a database. Default: only in a directory that is absent or empty.
+   * true: also in a directory holding other files (never over a database's files); false: never,
+   * the database must exist (ERR_BAD_ARGUMENT otherwise).
+   */
+  create?: boolean;
   /** Partitions, fixed when the database is created. Default 16; 1 to 4,096. */
   partitions?: number;
   /** Partition-owner worker threads for this open: a count, or 'auto' (one per CPU, at most one per partition). */
@@ -49,6 +55,7 @@ export interface OpenOptions {
 }
 
 export interface ResolvedOptions {
+  create: boolean | undefined;
   partitions: number | undefined;
   workers: number | 'auto';
   workersPerNode: number | undefined;
@@ -71,6 +78,7 @@ export const threadsMaxDefault = 8;
 export const threadsMaxLimit = 64;
 const durabilities: readonly Durability[] = ['sync', 'relaxed', 'none'];
 const optionNames: readonly (keyof OpenOptions)[] = [
+  'create',
   'partitions',
   'workers',
   'workersPerNode',
@@ -131,6 +139,9 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
       throw bad((error as Error).message);
     }
   }
+  if (o.create !== undefined && typeof o.create !== 'boolean') {
+    throw bad(`create must be a boolean, got ${JSON.stringify(o.create) ?? String(o.create)}`);
+  }
   if (o.fileLayer !== undefined && (typeof o.fileLayer !== 'string' || o.fileLayer.length === 0)) {
     throw bad('fileLayer must be a module path');
   }
@@ -141,6 +152,7 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
   if ((pageSizeBytes & (pageSizeBytes - 1)) !== 0)
     throw bad(`pageSizeBytes must be a power of two, got ${pageSizeBytes}`);
   return {
+    create: o.create,
     partitions:
       o.partitions === undefined ? undefined : integerIn(o.partitions, 'partitions', 1, partitionsMax),
     workers,

@@ -17,7 +17,7 @@ import {
   transactionEntriesDefault,
 } from '../shared-memory/mvcc/mvcc-state.js';
 import { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
-import { metadataFormatVersion, readMetadata, writeMetadata } from '../storage/database-metadata.js';
+import { accountForFiles, createIdentity, createPartitionFiles } from '../storage/database-files.js';
 import { DecisionLog, readCommittedTransactions, removeDecisionLogs } from '../storage/decision-log.js';
 import { installFileLayerModule } from '../storage/file-layer.js';
 import { acquireLock } from '../storage/lock-file.js';
@@ -71,7 +71,9 @@ async function openLocked(
   resolved: ResolvedOptions,
   releaseLock: () => Promise<void>,
 ): Promise<Database> {
-  const existing = await readMetadata(directory);
+  // Every file the database needs is there and belongs to it, or nothing of a database is.
+  const files = await accountForFiles(directory, resolved.create);
+  const existing = files.kind === 'database' ? files.metadata : null;
   if (existing !== null && resolved.partitions !== undefined && resolved.partitions !== existing.partitions) {
     throw new LightningError(
       'ERR_BAD_ARGUMENT',
@@ -111,6 +113,13 @@ async function openLocked(
   const committedTransactions = [...(await readCommittedTransactions(directory))];
   // Refuses an old log layout and names this run's logs.
   const walRun = await startWalRun(directory);
+  // A new database: its partitions' manifests first, its identity once it started (below).
+  const createdId = files.kind === 'none' ? await createPartitionFiles(directory, partitions) : null;
+  // Where each partition's checkpoint covers the logs: damage there is skipped at recovery.
+  const logCoverage =
+    files.kind === 'database'
+      ? files.manifests.map((manifest) => manifest.checkpoints[0]?.coversLog ?? null)
+      : [];
   let started: Awaited<ReturnType<typeof WorkerPool.start>>;
   try {
     const pinning = decidePinning(resolved.pinWorkers, topology);
@@ -125,6 +134,7 @@ async function openLocked(
       mvcc,
       committedTransactions,
       walRun.epoch,
+      logCoverage,
     );
   } catch (error) {
     const revived = reviveLightningError(error);
@@ -146,15 +156,7 @@ async function openLocked(
     // Every partition logged and synced the outcome of its in-doubt transactions: the decisions
     // that settled them are no longer needed.
     await removeDecisionLogs(directory);
-    if (existing === null) {
-      await writeMetadata(directory, {
-        format: 'lightning-db',
-        formatVersion: metadataFormatVersion,
-        partitions,
-        hash: 'xxh64',
-        createdAt: new Date().toISOString(),
-      });
-    }
+    if (createdId !== null) await createIdentity(directory, partitions, createdId);
   } catch (error) {
     await pool.stop();
     throw error;
@@ -223,6 +225,8 @@ async function openLocked(
       checkpointEntries: recoveries.reduce((sum, recovery) => sum + recovery.checkpointEntries, 0),
       replayedRecords: recoveries.reduce((sum, recovery) => sum + recovery.replayedRecords, 0),
       tornTailsCut: tornTails.length,
+      // Every owner reads every log, so each met the same damage.
+      damagedLogRangesSkipped: new Set(started.skippedDamage.map((d) => `${d.file}:${d.offset}`)).size,
       tornTailBytes: tornTails.reduce((sum, torn) => sum + torn.bytesDropped, 0),
     },
     release: async () => {

@@ -11,7 +11,8 @@ import {
 } from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { kRingCompletedSeq, kRingReadOffset } from '../shared-memory/ring/ring-layout.js';
-import type { TornTail } from '../storage/wal/index.js';
+import type { LogPosition } from '../storage/checkpoint/index.js';
+import type { SkippedDamage, TornTail } from '../storage/wal/index.js';
 import type { OwnerApi, WorkerPlacement } from '../workers/owner-protocol.js';
 import type { CheckpointResult } from '../workers/partition-checkpoint.js';
 import type { PartitionRecovery } from '../workers/partition-recovery.js';
@@ -55,12 +56,14 @@ export class WorkerPool {
     mvcc: MvccState,
     committedTransactions: number[],
     walEpoch: number,
+    logCoverage: (LogPosition | null)[],
   ): Promise<{
     pool: WorkerPool;
     trees: TreeHandle[];
     versionTrees: TreeHandle[];
     recoveries: PartitionRecovery[];
     tornTails: TornTail[];
+    skippedDamage: SkippedDamage[];
     placements: WorkerPlacement[];
   }> {
     const workers: OwnerWorker[] = plan.workers.map((planned) => {
@@ -78,6 +81,7 @@ export class WorkerPool {
     const versionTrees: TreeHandle[] = new Array(partitions);
     const recoveries: PartitionRecovery[] = new Array(partitions);
     const tornTails: TornTail[] = [];
+    const skippedDamage: SkippedDamage[] = [];
     const placements: WorkerPlacement[] = new Array(plan.workers.length);
     try {
       await Promise.all(
@@ -102,11 +106,13 @@ export class WorkerPool {
               mvcc: mvcc.sab,
               committedTransactions,
               walEpoch,
+              logCoverage,
             }),
             pool.#exited(worker),
           ]);
           placements[planned.index] = started.placement;
           tornTails.push(...started.tornTails);
+          skippedDamage.push(...started.skippedDamage);
           planned.partitions.forEach((partition, i) => {
             trees[partition] = started.trees[i]!;
             versionTrees[partition] = started.versionTrees[i]!;
@@ -120,7 +126,7 @@ export class WorkerPool {
     }
     // An open database must not keep the process alive by itself; writes in flight do (KeepAlive).
     for (const worker of workers) worker.thread.unref();
-    return { pool, trees, versionTrees, recoveries, tornTails, placements };
+    return { pool, trees, versionTrees, recoveries, tornTails, skippedDamage, placements };
   }
 
   /** Checkpoints every partition, each worker its own, in parallel. */

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { LightningError } from '../shared-memory/index.js';
 import { ensureDirectory, readTextIfExists, writeFileDurably } from './durable-file.js';
@@ -5,7 +6,13 @@ import { xxhashApi } from './xxhash.js';
 
 /** The file naming a directory as a lightning-db database, with what is fixed at creation. */
 export const metadataFileName = 'LIGHTNING.json';
-export const metadataFormatVersion = 1;
+/**
+ * Version 2 added `databaseId`, which every partition's manifest repeats: a LIGHTNING.json that is
+ * missing or belongs to another database is found out, never taken for a fresh one. Version 1 files
+ * are read (with no id) and upgraded when the database opens.
+ */
+export const metadataFormatVersion = 2;
+const metadataFormatVersionsRead = [1, 2];
 
 export interface DatabaseMetadata {
   format: 'lightning-db';
@@ -14,6 +21,8 @@ export interface DatabaseMetadata {
   partitions: number;
   hash: 'xxh64';
   createdAt: string;
+  /** Random, fixed at creation, repeated in every partition's manifest; null in a version 1 file. */
+  databaseId: string | null;
 }
 
 interface MetadataFile extends DatabaseMetadata {
@@ -21,13 +30,23 @@ interface MetadataFile extends DatabaseMetadata {
   checksum: string;
 }
 
-async function checksumOf(metadata: DatabaseMetadata): Promise<string> {
-  const { h64ToString } = await xxhashApi();
-  const { format, formatVersion, partitions, hash, createdAt } = metadata;
-  return h64ToString(JSON.stringify({ format, formatVersion, partitions, hash, createdAt }));
+/** A new database's identity: 128 random bits, in hex. */
+export function newDatabaseId(): string {
+  return randomBytes(16).toString('hex');
 }
 
-/** Reads the metadata of the database at `path`, or null if the directory holds none yet. */
+async function checksumOf(metadata: DatabaseMetadata): Promise<string> {
+  const { h64ToString } = await xxhashApi();
+  const { format, formatVersion, partitions, hash, createdAt, databaseId } = metadata;
+  // Version 1 checksummed these five fields; version 2 adds the id after them.
+  const fields =
+    formatVersion === 1
+      ? { format, formatVersion, partitions, hash, createdAt }
+      : { format, formatVersion, partitions, hash, createdAt, databaseId };
+  return h64ToString(JSON.stringify(fields));
+}
+
+/** Reads the metadata of the database at `path`, or null if the directory holds none. */
 export async function readMetadata(path: string): Promise<DatabaseMetadata | null> {
   const file = join(path, metadataFileName);
   const text = await readTextIfExists(file);
@@ -38,12 +57,12 @@ export async function readMetadata(path: string): Promise<DatabaseMetadata | nul
   } catch (error) {
     throw new LightningError('ERR_CORRUPTION', `${file}: not valid JSON`, { cause: error });
   }
-  if (parsed.format !== 'lightning-db')
+  if (typeof parsed !== 'object' || parsed === null || parsed.format !== 'lightning-db')
     throw new LightningError('ERR_CORRUPTION', `${file}: not a lightning-db metadata file`);
-  if (parsed.formatVersion !== metadataFormatVersion) {
+  if (!metadataFormatVersionsRead.includes(parsed.formatVersion)) {
     throw new LightningError(
       'ERR_FORMAT_VERSION',
-      `${file}: format version ${String(parsed.formatVersion)}; this build reads version ${metadataFormatVersion}`,
+      `${file}: format version ${String(parsed.formatVersion)}; this build reads versions ${metadataFormatVersionsRead.join(' and ')}`,
     );
   }
   const metadata: DatabaseMetadata = {
@@ -52,16 +71,26 @@ export async function readMetadata(path: string): Promise<DatabaseMetadata | nul
     partitions: parsed.partitions,
     hash: parsed.hash,
     createdAt: parsed.createdAt,
+    databaseId: parsed.formatVersion === 1 ? null : parsed.databaseId,
   };
   if (parsed.checksum !== (await checksumOf(metadata))) {
     throw new LightningError('ERR_CORRUPTION', `${file}: checksum mismatch`);
   }
+  const { partitions, databaseId } = metadata;
+  if (!Number.isInteger(partitions) || partitions < 1)
+    throw new LightningError('ERR_CORRUPTION', `${file}: partitions ${String(partitions)}`);
+  if (parsed.formatVersion !== 1 && (typeof databaseId !== 'string' || !/^[0-9a-f]{32}$/.test(databaseId)))
+    throw new LightningError('ERR_CORRUPTION', `${file}: database id ${String(databaseId)}`);
   return metadata;
 }
 
-/** Writes the metadata durably: a temporary file, fsync, rename over, fsync of the directory. */
-export async function writeMetadata(path: string, metadata: DatabaseMetadata): Promise<void> {
+/** Writes the metadata (always in the current version) durably: a temporary file, fsync, rename over, fsync of the directory. */
+export async function writeMetadata(
+  path: string,
+  metadata: Omit<DatabaseMetadata, 'formatVersion' | 'databaseId'> & { databaseId: string },
+): Promise<void> {
   await ensureDirectory(path);
-  const content: MetadataFile = { ...metadata, checksum: await checksumOf(metadata) };
+  const current: DatabaseMetadata = { ...metadata, formatVersion: metadataFormatVersion };
+  const content: MetadataFile = { ...current, checksum: await checksumOf(current) };
   await writeFileDurably(join(path, metadataFileName), `${JSON.stringify(content, null, 2)}\n`);
 }

@@ -14,7 +14,6 @@ import { type CheckpointResult, checkpointPartition } from './partition-checkpoi
  */
 export class CheckpointScheduler {
   readonly #databaseDirectory: string;
-  readonly #partitions: number;
   readonly #owned: Map<number, OwnedPartition>;
   readonly #walBytesThreshold: number;
   /** Log bytes written by each partition when its last checkpoint started. */
@@ -30,7 +29,6 @@ export class CheckpointScheduler {
 
   constructor(
     databaseDirectory: string,
-    partitions: number,
     owned: Map<number, OwnedPartition>,
     walBytesThreshold: number,
     segmentRemoval: SegmentRemoval,
@@ -39,7 +37,6 @@ export class CheckpointScheduler {
     this.#segmentRemoval = segmentRemoval;
     this.#onCheckpoint = onCheckpoint;
     this.#databaseDirectory = databaseDirectory;
-    this.#partitions = partitions;
     this.#owned = owned;
     this.#walBytesThreshold = walBytesThreshold;
     for (const partition of owned.keys()) {
@@ -98,7 +95,6 @@ export class CheckpointScheduler {
             const result = await checkpointPartition(
               this.#databaseDirectory,
               partition,
-              this.#partitions,
               owned.versioned,
               owned.log,
               this.#segmentRemoval,

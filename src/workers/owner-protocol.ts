@@ -1,6 +1,7 @@
 import type { PinningDecision, ThreadPlacement } from '../numa/index.js';
 import type { TreeHandle } from '../shared-memory/index.js';
-import type { TornTail } from '../storage/wal/index.js';
+import type { LogPosition } from '../storage/checkpoint/index.js';
+import type { SkippedDamage, TornTail } from '../storage/wal/index.js';
 import type { FailpointSpec } from './failpoints.js';
 import type { CheckpointResult } from './partition-checkpoint.js';
 import type { PartitionRecovery } from './partition-recovery.js';
@@ -12,6 +13,8 @@ export interface OwnerStarted {
   recoveries: PartitionRecovery[];
   /** Torn tails at the ends of earlier logs, which the opener cuts once every owner has read them. */
   tornTails: TornTail[];
+  /** Damaged log bytes that every checkpoint covers, skipped by recovery. */
+  skippedDamage: SkippedDamage[];
   placement: WorkerPlacement;
 }
 
@@ -49,6 +52,11 @@ export interface OwnerConfig {
   committedTransactions: number[];
   /** This run's epoch: names this worker's new log (storage/wal/wal-startup.ts). */
   walEpoch: number;
+  /**
+   * Per partition of the database, where its checkpoint covers the logs (manifest coversLog), or
+   * null: damaged log bytes that every partition covers are skipped at recovery. Empty: none.
+   */
+  logCoverage: (LogPosition | null)[];
   /** The planned node and its CPUs, and whether to pin to them before any partition memory is touched. */
   placement: { node: number; cpus: number[]; pinning: PinningDecision };
 }

@@ -3,6 +3,7 @@
  * NUMA machines the pages land on its node), then serves writes from its command rings until told to
  * shut down. Only this thread ever writes its partitions' trees.
  */
+
 import { parentPort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
@@ -22,12 +23,14 @@ import { installFileLayerModule } from '../storage/file-layer.js';
 import { walDirectory } from '../storage/layout.js';
 import {
   flushOwnerLogs,
+  LogCoverage,
   PartitionLog,
   recordTypeDecision,
   SegmentRemoval,
   WalWriter,
 } from '../storage/wal/index.js';
 import { CheckpointScheduler } from './checkpoint-scheduler.js';
+import { recordClosingMarks, recordRecoveredMarks } from './durable-marks.js';
 import { Failpoints } from './failpoints.js';
 import { type OwnedPartition, OwnerLoop } from './owner-loop.js';
 import { checkpointRecorder } from './owner-metrics.js';
@@ -46,6 +49,9 @@ let checkpoints: CheckpointScheduler | null = null;
 const checkpointCheckIntervalMs = 250;
 /** This worker's log for this run. */
 let ownerLog: WalWriter | null = null;
+/** The database directory and the partitions of this worker, for the manifests' marks at shutdown. */
+let shutdownPath = '';
+let shutdownPartitions: readonly number[] = [];
 
 const api: OwnerApi = {
   async start(config: OwnerConfig): Promise<OwnerStarted> {
@@ -64,7 +70,15 @@ const api: OwnerApi = {
       partition,
       tree: BTree.create({ pageSizeBytes: config.pageSizeBytes, maxBytes: config.partitionBytesMax }),
     }));
-    const recovered = await recoverPartitions(config.path, owned, committed, config.walEpoch);
+    const recovered = await recoverPartitions(
+      config.path,
+      owned,
+      committed,
+      config.walEpoch,
+      new LogCoverage(config.logCoverage.length > 0 ? config.logCoverage : [null]),
+    );
+    // Records an earlier run left unrecorded (it crashed): once synced here, the manifests promise them.
+    await recordRecoveredMarks(config.path, config.partitions, recovered);
     // One log for all of this worker's partitions, new for this run: a batch is one write and one
     // fdatasync however many partitions it touched.
     const writer = await WalWriter.open(walDirectory(config.path), {
@@ -72,6 +86,8 @@ const api: OwnerApi = {
       worker: config.workerIndex,
     });
     ownerLog = writer;
+    shutdownPath = config.path;
+    shutdownPartitions = config.partitions;
     const recoveries = recovered.partitions;
     let anyResolved = false;
     owned.forEach(({ partition, tree }, i) => {
@@ -111,7 +127,6 @@ const api: OwnerApi = {
     }
     const scheduler = new CheckpointScheduler(
       config.path,
-      config.partitionCount,
       partitions,
       config.checkpointWalBytes,
       new SegmentRemoval(recovered.segments, writer),
@@ -120,7 +135,14 @@ const api: OwnerApi = {
     checkpoints = scheduler;
     checkpointTimer = setInterval(() => scheduler.maybeStart(failCheckpoint), checkpointCheckIntervalMs);
     Atomics.store(control, kWorkerState, workerStateRunning);
-    return { trees, versionTrees, recoveries, tornTails: recovered.tornTails, placement };
+    return {
+      trees,
+      versionTrees,
+      recoveries,
+      tornTails: recovered.tornTails,
+      skippedDamage: recovered.skippedDamage,
+      placement,
+    };
   },
 
   async checkpoint(): Promise<CheckpointResult[]> {
@@ -135,6 +157,8 @@ const api: OwnerApi = {
     await checkpoints?.idle();
     await loop.stop();
     await ownerLog?.close();
+    // Everything logged is synced now: each partition's manifest promises its last record.
+    if (ownerLog !== null) await recordClosingMarks(shutdownPath, shutdownPartitions, ownerLog);
     Atomics.store(control, kWorkerState, workerStateStopped);
   },
 };

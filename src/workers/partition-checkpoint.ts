@@ -4,7 +4,6 @@ import {
   readManifest,
   recordCheckpoint,
   writeCheckpoint,
-  writeManifest,
 } from '../storage/checkpoint/index.js';
 import { syncDirectory } from '../storage/durable-file.js';
 import { partitionDirectory } from '../storage/layout.js';
@@ -39,24 +38,27 @@ export interface CheckpointResult {
 export async function checkpointPartition(
   databaseDirectory: string,
   partition: number,
-  partitions: number,
   partitionState: VersionedPartition,
   log: PartitionLog,
   segmentRemoval: SegmentRemoval,
 ): Promise<CheckpointResult> {
   const started = performance.now();
   const directory = partitionDirectory(databaseDirectory, partition);
-  if ((await readManifest(directory)) === null)
-    await writeManifest(directory, { partitions, checkpoints: [] });
   // A transaction prepared and not yet decided lives only in the log: replay must meet its prepare.
   const startLsn = Math.min(log.nextLsn, partitionState.oldestLsnToReplay() ?? Number.POSITIVE_INFINITY);
+  // Read in the same turn as startLsn: every record of this partition before it lies before this
+  // position. When replay must start further back (staged or prepared records) that is unknown.
+  const coversLog = startLsn === log.nextLsn ? log.writer.appendPosition() : null;
   const written = await writeCheckpoint(
     directory,
     partition,
     BigInt(startLsn),
     walk(latestEntries(partitionState)),
   );
-  await recordCheckpoint(directory, partition, written.file, BigInt(startLsn), written.entries);
+  await recordCheckpoint(directory, partition, written.file, BigInt(startLsn), written.entries, {
+    coversLog,
+    durable: log.writer.syncedMark(partition),
+  });
   const walSegmentsRemoved = await segmentRemoval.removeObsolete((other) =>
     checkpointStartLsn(databaseDirectory, other),
   );

@@ -1,6 +1,11 @@
 import { join } from 'node:path';
 import { type BTree, isLightningError, LightningError } from '../shared-memory/index.js';
-import { readCheckpoint, readManifest } from '../storage/checkpoint/index.js';
+import {
+  type DurableMark,
+  manifestFileName,
+  readCheckpoint,
+  readManifest,
+} from '../storage/checkpoint/index.js';
 import { partitionDirectory, walDirectory } from '../storage/layout.js';
 import {
   lsnFirst,
@@ -8,9 +13,11 @@ import {
   recordTypeDecision,
   recordTypePrepare,
   type SegmentContents,
+  type SkippedDamage,
   type TornTail,
   type WalRecord,
 } from '../storage/wal/index.js';
+import type { LogCoverage } from '../storage/wal/log-coverage.js';
 import { applyOperation } from './apply-operation.js';
 import { decisionCommitted, recordTransactionId } from './transaction-records.js';
 
@@ -35,6 +42,13 @@ export interface OwnerRecovery {
   segments: readonly SegmentContents[];
   /** Torn tails met at the ends of earlier logs: not replayed, cut by the opener once all owners read. */
   tornTails: TornTail[];
+  /** Damaged log bytes that every partition's checkpoint covers: skipped. */
+  skippedDamage: SkippedDamage[];
+  /**
+   * Per partition (in the order asked for): a durable mark past the manifest's, found in the logs,
+   * to record once the logs are synced; null where the manifest's stands.
+   */
+  durableMarks: (DurableMark | null)[];
 }
 
 /** Replay state of one partition. */
@@ -61,6 +75,7 @@ export async function recoverPartitions(
   owned: readonly { partition: number; tree: BTree }[],
   committedTransactions: ReadonlySet<number>,
   epoch: number,
+  coverage: LogCoverage,
 ): Promise<OwnerRecovery> {
   // Checkpoints load concurrently: one waits on its file (reads, lz4 on the libuv pool) while
   // another fills its tree on this thread.
@@ -79,6 +94,11 @@ export async function recoverPartitions(
     beforeEpoch: epoch,
     partitions: fromLsns,
     onRecord: (record) => replayRecord(replays.get(record.partition)!, record),
+    coverage,
+  });
+  owned.forEach(({ partition }, i) => {
+    const nextLsn = result.nextLsns.get(partition) ?? fromLsns.get(partition)!;
+    checkDurableReached(databaseDirectory, partition, fromLsns.get(partition)!, nextLsn, starts[i]!.durable);
   });
   for (const replay of replays.values()) {
     // A checkpoint can cover records that never reached the disk ('relaxed', 'none': the checkpoint
@@ -92,7 +112,37 @@ export async function recoverPartitions(
     partitions: owned.map(({ partition }) => replays.get(partition)!.recovery),
     segments: result.contents,
     tornTails: [...result.tornTails],
+    skippedDamage: [...result.skippedDamage],
+    durableMarks: owned.map(({ partition }, i) => {
+      const last = result.lastFiles.get(partition);
+      const lsn = BigInt((result.nextLsns.get(partition) ?? lsnFirst) - 1);
+      const recorded = starts[i]!.durable;
+      return last === undefined || lsn <= recorded.lsn ? null : { lsn, log: last };
+    }),
   };
+}
+
+/**
+ * The partition's manifest promises its records up to `durable.lsn` are in the logs (they were
+ * synced, or found there by an earlier recovery): logs that end before it lost them (a segment or
+ * a whole log deleted, or cut short), unless the checkpoint covers them.
+ */
+function checkDurableReached(
+  databaseDirectory: string,
+  partition: number,
+  fromLsn: number,
+  nextLsn: number,
+  durable: DurableMark,
+): void {
+  const promised = Number(durable.lsn);
+  if (promised < fromLsn || nextLsn > promised) return;
+  const log = durable.log === null ? 'the logs' : join(walDirectory(databaseDirectory), durable.log);
+  throw new LightningError(
+    'ERR_CORRUPTION',
+    `partition ${partition}: its records end at LSN ${nextLsn - 1}, but LSN ${promised} was made durable in ${log}: ` +
+      `that log segment (or one before it) is missing, truncated or damaged (${partitionDirectory(databaseDirectory, partition)}/MANIFEST.json records it); ` +
+      'restore the database from a backup, or run `lightning-cli repair` to accept the loss',
+  );
 }
 
 /** Loads the partition's checkpoint into `tree`; returns where its log replay starts. */
@@ -100,19 +150,36 @@ async function loadCheckpoint(
   databaseDirectory: string,
   partition: number,
   tree: BTree,
-): Promise<{ fromLsn: number; entries: number }> {
+): Promise<{ fromLsn: number; entries: number; durable: DurableMark }> {
   const checkpointDirectory = partitionDirectory(databaseDirectory, partition);
   const manifest = await readManifest(checkpointDirectory);
-  const checkpoint = manifest?.checkpoints.find((record) => record.partition === partition) ?? null;
+  if (manifest === null) {
+    throw new LightningError(
+      'ERR_CORRUPTION',
+      `partition ${partition}: ${join(checkpointDirectory, manifestFileName)} is missing`,
+    );
+  }
+  const durable = manifest.durable ?? { lsn: 0n, log: null };
+  const checkpoint = manifest.checkpoints.find((record) => record.partition === partition) ?? null;
   // Without a checkpoint the sequence must start at the first LSN: a missing first record is lost
   // data, not a shorter log.
-  if (checkpoint === null) return { fromLsn: lsnFirst, entries: 0 };
+  if (checkpoint === null) return { fromLsn: lsnFirst, entries: 0, durable };
+  const file = join(checkpointDirectory, checkpoint.file);
   let entries = 0;
-  for await (const batch of readCheckpoint(join(checkpointDirectory, checkpoint.file))) {
-    for (const [key, value] of batch) tree.put(key, value);
-    entries += batch.length;
+  try {
+    for await (const batch of readCheckpoint(file)) {
+      for (const [key, value] of batch) tree.put(key, value);
+      entries += batch.length;
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    throw new LightningError(
+      'ERR_CORRUPTION',
+      `partition ${partition}: its checkpoint ${file}, named by ${manifestFileName}, is missing`,
+      { cause: error },
+    );
   }
-  return { fromLsn: Number(checkpoint.startLsn), entries };
+  return { fromLsn: Number(checkpoint.startLsn), entries, durable };
 }
 
 function replayRecord(replay: Replay, record: WalRecord): void {

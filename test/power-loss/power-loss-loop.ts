@@ -10,6 +10,7 @@
  * Problems do not stop the loop: every crash point is checked and every problem reported with the
  * seed, run, crash point and loss policy that replay it.
  */
+
 import { existsSync } from 'node:fs';
 import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,6 +21,7 @@ import { createPartitionRouter } from '../../src/main/partition-router.js';
 import { BTree, checkTree, TreeReader } from '../../src/shared-memory/index.js';
 import { readMetadata } from '../../src/storage/database-metadata.js';
 import { readCommittedTransactions } from '../../src/storage/decision-log.js';
+import { LogCoverage } from '../../src/storage/wal/index.js';
 import { recoverPartitions } from '../../src/workers/partition-recovery.js';
 import { runUntilKilled } from '../crash/kill-harness.js';
 import { journalEnvName, readJournal } from '../support/fault-journal.js';
@@ -249,7 +251,7 @@ async function recoverInProcess(
     tree: BTree.create({ maxBytes: recoveredTreeBytesMax }),
   }));
   // Every log on disk is an earlier run's: read them all, as one owner of every partition would.
-  await recoverPartitions(dir, owned, committed, Number.MAX_SAFE_INTEGER);
+  await recoverPartitions(dir, owned, committed, Number.MAX_SAFE_INTEGER, LogCoverage.none());
   for (const { partition, tree } of owned) {
     try {
       checkTree(tree);

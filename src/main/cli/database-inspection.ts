@@ -2,14 +2,21 @@ import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { isLightningError, LightningError } from '../../shared-memory/index.js';
 import {
+  type DurableMark,
+  type LogPosition,
   type Manifest,
   manifestFileName,
   readManifest,
   verifyCheckpoint,
 } from '../../storage/checkpoint/index.js';
+import {
+  dataWithoutIdentity,
+  readPartitionManifest as readAccountedManifest,
+} from '../../storage/database-files.js';
 import { type DatabaseMetadata, metadataFileName, readMetadata } from '../../storage/database-metadata.js';
 import { partitionDirectory, walDirectory } from '../../storage/layout.js';
 import {
+  LogCoverage,
   lsnFirst,
   refusePerPartitionLayout,
   verifyWal,
@@ -90,6 +97,8 @@ export interface DatabaseInspection {
   readonly replayStarts: ReadonlyMap<number, number>;
   /** Findings about the logs. */
   readonly walFindings: readonly Finding[];
+  /** Each partition's durable mark, as its manifest records it. */
+  readonly durableMarks: ReadonlyMap<number, DurableMark>;
   readonly partitions: readonly PartitionInspection[];
 }
 
@@ -115,6 +124,14 @@ export async function locateDatabase(directory: string): Promise<DatabaseTarget>
   if (!isDirectory) throw new DatabaseMissingError(`no database at ${path}: it is not a directory`);
   const metadata = await readMetadata(path);
   if (metadata === null) {
+    // Its identity gone, a database's files must not pass for "no database here".
+    const data = await dataWithoutIdentity(path);
+    if (data.length > 0) {
+      throw new LightningError(
+        'ERR_CORRUPTION',
+        `${join(path, metadataFileName)} is missing, but ${path} holds a database's data (${data[0]}${data.length > 1 ? `, and ${data.length - 1} more` : ''}); "lightning-cli repair ${path}" can rebuild it from the partitions' manifests`,
+      );
+    }
     throw new DatabaseMissingError(`no database at ${path}: it has no ${metadataFileName}`);
   }
   return { path, metadata };
@@ -133,11 +150,15 @@ export async function inspectDatabase(
   const { path } = target;
   const partitions: PartitionInspection[] = [];
   const replayStarts = new Map<number, number>();
+  const coverage: (LogPosition | null)[] = [];
+  const durableMarks = new Map<number, DurableMark>();
   for (let partition = 0; partition < target.metadata.partitions; partition++) {
     progress.step(`partition ${partitionName(partition)}`);
     const inspected = await inspectPartitionFiles(target, partition);
     partitions.push(inspected.partition);
     if (inspected.replayStart !== null) replayStarts.set(partition, inspected.replayStart);
+    coverage.push(inspected.coversLog);
+    if (inspected.durable !== null) durableMarks.set(partition, inspected.durable);
   }
   const walFindings: Finding[] = [];
   try {
@@ -155,7 +176,17 @@ export async function inspectDatabase(
       message,
     });
   }
-  const wal = await verifyWal(walDirectory(path), { replayStarts });
+  const wal = await verifyWal(walDirectory(path), { replayStarts, coverage: new LogCoverage(coverage) });
+  for (const unreached of unreachedMarks(path, wal, replayStarts, durableMarks)) {
+    walFindings.push({
+      partition: unreached.partition,
+      source: 'wal',
+      code: 'ERR_CORRUPTION',
+      file: unreached.file,
+      offset: null,
+      message: `partition ${partitionName(unreached.partition)}: its records end at LSN ${unreached.lastLsn}, but LSN ${unreached.promised} was made durable in ${unreached.file}: that log segment (or one before it) is missing, truncated or damaged`,
+    });
+  }
   for (const problem of wal.problems) {
     walFindings.push({
       partition: problem.partition,
@@ -172,6 +203,7 @@ export async function inspectDatabase(
     wal,
     replayStarts,
     walFindings,
+    durableMarks,
     partitions: partitions.map((inspection) => ({
       ...inspection,
       wal: byPartition.get(inspection.partition) ?? null,
@@ -179,11 +211,49 @@ export async function inspectDatabase(
   };
 }
 
+/** A partition whose logs end before its manifest's durable mark. */
+export interface UnreachedMark {
+  readonly partition: number;
+  /** Its last record in the logs (below its replay start: the checkpoint's last). */
+  readonly lastLsn: number;
+  /** The LSN the manifest says was durable. */
+  readonly promised: number;
+  /** The log segment the mark names (or the log directory if it names none). */
+  readonly file: string;
+}
+
+/**
+ * The partitions whose logs end before their manifests' durable marks: records that were on disk
+ * are gone (a log segment deleted or cut short). Opening refuses these; a repair accepts the loss.
+ */
+export function unreachedMarks(
+  path: string,
+  wal: WalVerifyReport,
+  replayStarts: ReadonlyMap<number, number>,
+  durableMarks: ReadonlyMap<number, DurableMark>,
+): UnreachedMark[] {
+  const unreached: UnreachedMark[] = [];
+  for (const [partition, mark] of durableMarks) {
+    const promised = Number(mark.lsn);
+    const replayStart = replayStarts.get(partition) ?? lsnFirst;
+    const inLogs = wal.partitions.find((report) => report.partition === partition)?.lastLsn ?? 0;
+    if (promised < replayStart || inLogs >= promised) continue;
+    const file = mark.log === null ? walDirectory(path) : join(walDirectory(path), mark.log);
+    unreached.push({ partition, lastLsn: Math.max(inLogs, replayStart - 1), promised, file });
+  }
+  return unreached;
+}
+
 /** A partition's manifest and checkpoint, and where its replay starts (null if the manifest is damaged). */
 async function inspectPartitionFiles(
   target: DatabaseTarget,
   partition: number,
-): Promise<{ partition: PartitionInspection; replayStart: number | null }> {
+): Promise<{
+  partition: PartitionInspection;
+  replayStart: number | null;
+  coversLog: LogPosition | null;
+  durable: DurableMark | null;
+}> {
   const { manifest, check, findings } = await readPartitionManifest(target, partition);
   const checkpoint =
     manifest === null ? { check, findings: [] } : await inspectCheckpoint(target.path, partition, manifest);
@@ -201,6 +271,8 @@ async function inspectPartitionFiles(
       findings: [...findings, ...checkpoint.findings],
     },
     replayStart,
+    coversLog: manifest?.checkpoints[0]?.coversLog ?? null,
+    durable: manifest?.durable ?? null,
   };
 }
 
@@ -231,7 +303,11 @@ async function readPartitionManifest(
   });
   let manifest: Manifest | null;
   try {
-    manifest = await readManifest(directory);
+    // A version 1 database (not opened since) has manifests only where it checkpointed.
+    manifest =
+      target.metadata.databaseId === null
+        ? await readManifest(directory)
+        : await readAccountedManifest(target.path, target.metadata, partition);
   } catch (error) {
     const code = findingCodeOf(error);
     if (code === null) throw error;

@@ -1,7 +1,11 @@
+import { join, resolve } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { Command } from 'commander';
-import { LightningError } from '../../shared-memory/index.js';
-import { walDirectory } from '../../storage/layout.js';
+import { isLightningError, LightningError } from '../../shared-memory/index.js';
+import { resetDurableMark } from '../../storage/checkpoint/index.js';
+import { createIdentity, identityFromManifests } from '../../storage/database-files.js';
+import { metadataFileName } from '../../storage/database-metadata.js';
+import { partitionDirectory, walDirectory } from '../../storage/layout.js';
 import { acquireLock } from '../../storage/lock-file.js';
 import {
   planWalRepair,
@@ -20,6 +24,8 @@ import {
   inspectDatabase,
   locateDatabase,
   partitionName,
+  type UnreachedMark,
+  unreachedMarks,
 } from './database-inspection.js';
 import { withProgress } from './progress.js';
 import type { OutputFlags } from './verify-command.js';
@@ -133,6 +139,8 @@ function findingLines(findings: readonly Finding[]): string[] {
 interface RepairOutcome {
   readonly applied: boolean;
   readonly plan: WalRepairPlan;
+  /** Partitions whose durable records are gone from the logs: the loss a repair accepts. */
+  readonly lostDurable: readonly UnreachedMark[];
   readonly remaining: readonly Finding[];
   readonly exitCode: number;
   /** Set when the logs changed between the plan and the repair: something else writes them. */
@@ -141,15 +149,33 @@ interface RepairOutcome {
 
 function afterword(outcome: RepairOutcome): string {
   if (!outcome.applied) return 'Nothing was changed. Run again with --yes to drop exactly this.';
+  if (outcome.plan.logs.length === 0) return 'Repaired. The database opens with what the logs still hold.';
   if (outcome.remaining.length > 0) return 'The logs were cut, but the damage listed below remains.';
   return 'Repaired. The database opens with the records before each cut.';
+}
+
+function lostDurableLines(outcome: RepairOutcome): string[] {
+  return outcome.lostDurable.map(
+    (lost) =>
+      `partition ${partitionName(lost.partition)}: LSNs ${lsnRange(lost.lastLsn + 1, lost.promised)} were durable and are gone from the logs (${lost.file}); ` +
+      (outcome.applied
+        ? 'the loss was accepted: it opens with LSNs up to '
+        : 'accepting the loss opens it with LSNs up to ') +
+      String(lost.lastLsn),
+  );
 }
 
 function renderRepairText(target: DatabaseTarget, outcome: RepairOutcome): string {
   const { applied, plan, remaining } = outcome;
   const lines: string[] = [];
-  if (plan.logs.length === 0) lines.push(`database ${target.path}: no write-ahead log needs a cut.`);
-  else {
+  if (outcome.lostDurable.length > 0) {
+    lines.push(...lostDurableLines(outcome));
+    if (plan.logs.length === 0) lines.push(afterword(outcome));
+  }
+  if (plan.logs.length === 0) {
+    if (outcome.lostDurable.length === 0)
+      lines.push(`database ${target.path}: no write-ahead log needs a cut.`);
+  } else {
     lines.push(applied ? 'Dropped:' : 'A repair would drop:', ...renderRepairs(plan), totalsLine(plan));
     if (outcome.changedSincePlan)
       lines.push('WARNING: the logs changed while repairing: is the database open?');
@@ -169,6 +195,7 @@ function repairJson(target: DatabaseTarget, outcome: RepairOutcome) {
     totals: totalsOfRepairs(outcome.plan),
     logs: outcome.plan.logs,
     lost: outcome.plan.lost,
+    lostDurable: outcome.lostDurable,
     notRepaired: outcome.remaining,
   };
 }
@@ -182,24 +209,67 @@ async function decide(
   const options = { replayStarts: inspection.replayStarts };
   const plan = await planWalRepair(walDirectory(target.path), options);
   const left = unrepairable(inspection);
-  const unchanged = { plan, changedSincePlan: false };
-  if (plan.logs.length === 0)
+  const lostBefore = unreachedOf(target, inspection);
+  const unchanged = { plan, changedSincePlan: false, lostDurable: lostBefore };
+  if (plan.logs.length === 0 && lostBefore.length === 0)
     return { ...unchanged, applied: false, remaining: left, exitCode: exitCodeFor(left) };
   if (flags.yes !== true) return { ...unchanged, applied: false, remaining: left, exitCode: exitUsage };
-  const applied = await repairWal(walDirectory(target.path), options);
-  const after = await withProgress(
-    'repair: verify again',
-    target.metadata.partitions,
-    flags.quiet === true,
-    (p) => inspectDatabase(target, p),
-  );
+  const applied = plan.logs.length === 0 ? plan : await repairWal(walDirectory(target.path), options);
+  const verifyAgain = () =>
+    withProgress('repair: verify again', target.metadata.partitions, flags.quiet === true, (p) =>
+      inspectDatabase(target, p),
+    );
+  // The cuts may have dropped more durable records: every loss is accepted, and said, at once.
+  const cut = await verifyAgain();
+  const lostDurable = unreachedOf(target, cut);
+  for (const lost of lostDurable) {
+    await resetDurableMark(partitionDirectory(target.path, lost.partition), {
+      lsn: BigInt(lost.lastLsn),
+      log: null,
+    });
+  }
+  const after = lostDurable.length === 0 ? cut : await verifyAgain();
   const remaining = findingsAfterRepair(after);
   const changedSincePlan = !isDeepStrictEqual(plan.logs, applied.logs);
-  return { applied: true, plan: applied, remaining, exitCode: exitCodeFor(remaining), changedSincePlan };
+  return {
+    applied: true,
+    plan: applied,
+    lostDurable,
+    remaining,
+    exitCode: exitCodeFor(remaining),
+    changedSincePlan,
+  };
+}
+
+function unreachedOf(target: DatabaseTarget, inspection: DatabaseInspection): UnreachedMark[] {
+  return unreachedMarks(target.path, inspection.wal, inspection.replayStarts, inspection.durableMarks);
+}
+
+/**
+ * Without LIGHTNING.json, a directory holding a database's data is rebuilt from the partitions'
+ * manifests, which repeat its id and partition count (with --yes; else only said).
+ */
+async function locateOrRebuild(directory: string, flags: RepairFlags): Promise<DatabaseTarget | number> {
+  try {
+    return await locateDatabase(directory);
+  } catch (error) {
+    if (!isLightningError(error, 'ERR_CORRUPTION') || !error.message.includes(metadataFileName)) throw error;
+    const path = resolve(directory);
+    const identity = await identityFromManifests(path);
+    const what = `${join(path, metadataFileName)} is missing: rebuild it from the partitions' manifests (database ${identity.databaseId}, ${identity.partitions} partitions)`;
+    if (flags.yes !== true) {
+      process.stdout.write(`A repair would ${what}.\nNothing was changed. Run again with --yes.\n`);
+      return exitUsage;
+    }
+    await createIdentity(path, identity.partitions, identity.databaseId);
+    process.stdout.write(`Repaired: ${what.replace('rebuild it', 'rebuilt it')}.\n`);
+    return locateDatabase(path);
+  }
 }
 
 export async function runRepair(directory: string, flags: RepairFlags): Promise<number> {
-  const target = await locateDatabase(directory);
+  const target = await locateOrRebuild(directory, flags);
+  if (typeof target === 'number') return target;
   // Cutting a log under a live owner would lose its next writes: hold the database's lock throughout.
   const releaseLock = await acquireLock(target.path);
   try {

@@ -89,6 +89,14 @@ function tornTailNotes(inspection: DatabaseInspection): string[] {
   );
 }
 
+function skippedDamageNotes(inspection: DatabaseInspection): string[] {
+  return inspection.wal.skippedDamage.map(
+    (skipped) =>
+      `note: damage below every checkpoint: ${skipped.file} at byte ${skipped.offset}: ${skipped.reason}. ` +
+      'No partition needs these records (each checkpoint holds them); opening skips them. Not an error.',
+  );
+}
+
 function findingLines(findings: readonly Finding[]): string[] {
   return findings.map((finding) => {
     const where = finding.partition === null ? 'log' : `partition ${partitionName(finding.partition)}`;
@@ -119,7 +127,11 @@ export function renderVerifyText(inspection: DatabaseInspection, exitCode: numbe
     '',
     ...partitionTable(inspection),
   ];
-  const notes = [...findingLines(allFindings(inspection)), ...tornTailNotes(inspection)];
+  const notes = [
+    ...findingLines(allFindings(inspection)),
+    ...tornTailNotes(inspection),
+    ...skippedDamageNotes(inspection),
+  ];
   if (notes.length > 0) lines.push('', ...notes);
   lines.push('', verdictLine(inspection, exitCode));
   return `${lines.join('\n')}\n`;
@@ -136,6 +148,7 @@ export function verifyJson(inspection: DatabaseInspection, exitCode: number) {
     exitCode,
     totals: totalsOf(inspection),
     findings: allFindings(inspection),
+    skippedDamage: inspection.wal.skippedDamage,
     logs: inspection.wal.logs,
     partitions: inspection.partitions.map(({ partition, wal, checkpoint }) => ({
       partition,
@@ -177,6 +190,13 @@ records, log bytes, LSNs and checkpoint per partition, then each problem with it
 
 A torn tail (a log's newest segment ends in a partial record) is what a crash during a write leaves:
 that write was never acknowledged, and the next open cuts it. verify reports it as a note and still exits 0.
+Damage in log records that every partition's checkpoint already holds is noted too, and skipped by
+open: no partition needs those records.
+
+Every file is accounted for: LIGHTNING.json (the database's id, which each partition's MANIFEST.json
+repeats), each partition's directory and manifest, the checkpoint each manifest names, and each
+partition's log records up to the last LSN its manifest records as durable. A missing or truncated
+log is found that way: its records end before that LSN.
 
 Exit codes:
   0  no corruption (torn tails are noted, not counted)

@@ -25,11 +25,15 @@ export {
 } from './checkpoint-writer.js';
 export {
   type CheckpointRecord,
+  type DurableMark,
+  type LogPosition,
   type Manifest,
   manifestFileName,
   manifestFormatVersion,
   type RecordCheckpointResult,
   readManifest,
   recordCheckpoint,
+  recordDurableMark,
+  resetDurableMark,
   writeManifest,
 } from './manifest.js';

@@ -17,12 +17,25 @@ import { readCheckpointHeader } from './checkpoint-reader.js';
 /**
  * The manifest names each partition's current checkpoint. Recovery loads that checkpoint and replays
  * the partition's WAL from its start LSN, so the manifest is what makes a checkpoint count: a file
- * the manifest does not name is garbage, however complete. One `MANIFEST.json` per database, replaced
- * atomically (temporary file, fsync, rename, fsync directory), so a crash leaves the old or the new.
+ * the manifest does not name is garbage, however complete. Each partition has a `MANIFEST.json` in its
+ * own directory, written when the database is created and replaced atomically (temporary file,
+ * fsync, rename, fsync directory), so a crash leaves the old or the new.
+ *
+ * It also accounts for the partition's files: the database it belongs to (the id LIGHTNING.json
+ * holds), and the partition's last LSN known to be durable in the logs, so that recovery can tell a
+ * log that ends early (deleted, truncated) from one that was never longer.
  */
 export const manifestFileName = 'MANIFEST.json';
 export const manifestFormat = 'lightning-db-manifest';
-export const manifestFormatVersion = 1;
+/** Version 2 added databaseId, durable and each checkpoint's coversLog; version 1 files are read. */
+export const manifestFormatVersion = 2;
+
+/** A place in an owner's log: a segment (by file name) and a byte offset in it. */
+export interface LogPosition {
+  /** The segment's file name (it names the run, the worker and the ordinal). */
+  file: string;
+  offset: number;
+}
 
 export interface CheckpointRecord {
   partition: number;
@@ -31,12 +44,29 @@ export interface CheckpointRecord {
   /** The WAL position from which replay must begin; stored as a decimal string (u64). */
   startLsn: bigint;
   entries: number;
+  /**
+   * Where the owner's log stood when the checkpoint began: every record of this partition before it
+   * (in that log, and in every log of earlier runs) is below startLsn. Null when that is not known
+   * (a transaction's records were still needed): damage in the logs is then never skippable here.
+   */
+  coversLog?: LogPosition | null;
+}
+
+/** The partition's highest LSN known to be on disk in the logs, and the log segment it is in. */
+export interface DurableMark {
+  lsn: bigint;
+  /** The segment's file name, or null before the partition's first durable record. */
+  log: string | null;
 }
 
 export interface Manifest {
+  /** The database's id, as in LIGHTNING.json; null in a version 1 manifest. */
+  databaseId?: string | null;
   partitions: number;
   /** At most one record per partition; a partition without one has never been checkpointed. */
   checkpoints: CheckpointRecord[];
+  /** Recovery must find the partition's records up to this LSN (unless its checkpoint covers it). */
+  durable?: DurableMark;
 }
 
 const manifestKind: ChecksummedJsonKind = {
@@ -45,14 +75,27 @@ const manifestKind: ChecksummedJsonKind = {
   description: 'a lightning-db manifest',
   versionName: 'manifest format',
 };
+const manifestKindV1: ChecksummedJsonKind = { ...manifestKind, formatVersion: 1 };
 
 /** Reads `dir/MANIFEST.json`: null if absent, ERR_CORRUPTION if damaged, ERR_FORMAT_VERSION if newer. */
 export async function readManifest(dir: string): Promise<Manifest | null> {
-  const read = await readChecksummedJson(join(dir, manifestFileName), manifestKind);
+  const file = join(dir, manifestFileName);
+  let read: Awaited<ReturnType<typeof readChecksummedJson>>;
+  let version = manifestFormatVersion;
+  try {
+    read = await readChecksummedJson(file, manifestKind);
+  } catch (error) {
+    // A version 1 manifest (no identity, no durable mark) is read as it was written.
+    if (!(error instanceof LightningError) || error.code !== 'ERR_FORMAT_VERSION') throw error;
+    read = await readChecksummedJson(file, manifestKindV1).catch(() => {
+      throw error;
+    });
+    version = 1;
+  }
   if (read === null) return null;
   const { fields, fail } = read;
-  const manifest = fromJson(fields, fail);
-  if (fields.checksum !== (await checksumOf(canonicalObject(manifest)))) fail('checksum mismatch');
+  const manifest = fromJson(fields, fail, version);
+  if (fields.checksum !== (await checksumOf(canonicalObject(manifest, version)))) fail('checksum mismatch');
   return manifest;
 }
 
@@ -61,6 +104,9 @@ export async function writeManifest(dir: string, manifest: Manifest): Promise<vo
   checkManifest(manifest, (why) => {
     throw new LightningError('ERR_BAD_ARGUMENT', `writeManifest: ${why}`);
   });
+  if (typeof manifest.databaseId !== 'string') {
+    throw new LightningError('ERR_BAD_ARGUMENT', 'writeManifest: a manifest names its database (databaseId)');
+  }
   return serialized(dir, () => writeUnserialized(dir, manifest));
 }
 
@@ -86,15 +132,55 @@ export async function recordCheckpoint(
   file: string,
   startLsn: bigint,
   entries: number,
+  accounting: { coversLog: LogPosition | null; durable: DurableMark | null } = {
+    coversLog: null,
+    durable: null,
+  },
 ): Promise<RecordCheckpointResult> {
   const record: CheckpointRecord = { partition, file, startLsn, entries };
+  if (accounting.coversLog !== null) record.coversLog = accounting.coversLog;
   checkRecord(record, (why) => {
     throw new LightningError('ERR_BAD_ARGUMENT', `recordCheckpoint: ${why}`);
   });
-  return serialized(dir, () => recordUnserialized(dir, record));
+  return serialized(dir, () => recordUnserialized(dir, record, accounting.durable));
 }
 
-async function recordUnserialized(dir: string, record: CheckpointRecord): Promise<RecordCheckpointResult> {
+/**
+ * Records that the partition's records up to `mark.lsn` are durable in the logs (in segment
+ * `mark.log`), if that is past what the manifest says: recovery then refuses logs that end before it.
+ * Serialized with the manifest's other updates; a no-op when the mark does not move forward.
+ */
+export async function recordDurableMark(dir: string, mark: DurableMark): Promise<boolean> {
+  return serialized(dir, async () => {
+    const current = await readManifest(dir);
+    if (current === null) {
+      throw new LightningError('ERR_CORRUPTION', `${join(dir, manifestFileName)} is missing`);
+    }
+    if (mark.lsn <= (current.durable?.lsn ?? 0n)) return false;
+    await writeUnserialized(dir, { ...current, durable: mark });
+    return true;
+  });
+}
+
+/**
+ * Sets the partition's durable mark, also backwards: how a repair accepts that records the mark
+ * promised are lost (their log is gone). Nothing else may move a mark back.
+ */
+export async function resetDurableMark(dir: string, mark: DurableMark): Promise<void> {
+  return serialized(dir, async () => {
+    const current = await readManifest(dir);
+    if (current === null) {
+      throw new LightningError('ERR_CORRUPTION', `${join(dir, manifestFileName)} is missing`);
+    }
+    await writeUnserialized(dir, { ...current, durable: mark });
+  });
+}
+
+async function recordUnserialized(
+  dir: string,
+  record: CheckpointRecord,
+  durable: DurableMark | null,
+): Promise<RecordCheckpointResult> {
   const bad: Fail = (why) => {
     throw new LightningError('ERR_BAD_ARGUMENT', `recordCheckpoint: ${why}`);
   };
@@ -110,17 +196,22 @@ async function recordUnserialized(dir: string, record: CheckpointRecord): Promis
     );
   }
   const current = await readManifest(dir);
-  if (current === null) bad(`no ${manifestFileName} in ${dir}; write one when the database is created`);
+  if (current === null) {
+    throw new LightningError('ERR_CORRUPTION', `${join(dir, manifestFileName)} is missing`);
+  }
   if (record.partition >= current.partitions) bad(`partition ${record.partition} of ${current.partitions}`);
   const previous = current.checkpoints.find((c) => c.partition === record.partition) ?? null;
   if (previous !== null && record.startLsn < previous.startLsn) {
     bad(`start LSN ${record.startLsn} is older than the recorded checkpoint's ${previous.startLsn}`);
   }
+  const previousDurable = current.durable ?? { lsn: 0n, log: null };
   const manifest: Manifest = {
+    databaseId: current.databaseId ?? null,
     partitions: current.partitions,
     checkpoints: [...current.checkpoints.filter((c) => c.partition !== record.partition), record].sort(
       (a, b) => a.partition - b.partition,
     ),
+    durable: durable !== null && durable.lsn > previousDurable.lsn ? durable : previousDurable,
   };
   await writeUnserialized(dir, manifest);
   // The manifest naming the new checkpoint is durable: nothing refers to the old files any more.
@@ -144,23 +235,39 @@ async function writeUnserialized(dir: string, manifest: Manifest): Promise<void>
  * The manifest as stored, with a fixed key order and records sorted by partition: its JSON is the
  * canonical text the checksum covers, so equal manifests always have equal checksums.
  */
-function canonicalObject(manifest: Manifest) {
-  return {
-    format: manifestFormat,
-    formatVersion: manifestFormatVersion,
-    partitions: manifest.partitions,
-    checkpoints: [...manifest.checkpoints]
-      .sort((a, b) => a.partition - b.partition)
-      .map((c) => ({
+function canonicalObject(manifest: Manifest, version = manifestFormatVersion) {
+  const checkpoints = [...manifest.checkpoints].sort((a, b) => a.partition - b.partition);
+  if (version === 1) {
+    return {
+      format: manifestFormat,
+      formatVersion: 1,
+      partitions: manifest.partitions,
+      checkpoints: checkpoints.map((c) => ({
         partition: c.partition,
         file: c.file,
         startLsn: c.startLsn.toString(),
         entries: c.entries,
       })),
+    };
+  }
+  const durable = manifest.durable ?? { lsn: 0n, log: null };
+  return {
+    format: manifestFormat,
+    formatVersion: manifestFormatVersion,
+    databaseId: manifest.databaseId ?? null,
+    partitions: manifest.partitions,
+    durable: { lsn: durable.lsn.toString(), log: durable.log },
+    checkpoints: checkpoints.map((c) => ({
+      partition: c.partition,
+      file: c.file,
+      startLsn: c.startLsn.toString(),
+      entries: c.entries,
+      coversLog: c.coversLog ?? null,
+    })),
   };
 }
 
-function fromJson(parsed: Record<string, unknown>, fail: Fail): Manifest {
+function fromJson(parsed: Record<string, unknown>, fail: Fail, version: number): Manifest {
   const { partitions, checkpoints } = parsed;
   if (typeof partitions !== 'number' || !Array.isArray(checkpoints))
     fail('partitions or checkpoints missing');
@@ -173,11 +280,30 @@ function fromJson(parsed: Record<string, unknown>, fail: Fail): Manifest {
     if (typeof startLsn !== 'string' || !decimalU64Pattern.test(startLsn)) {
       fail(`checkpoint ${i} start LSN is not a decimal u64`);
     }
-    return { partition, file, startLsn: BigInt(startLsn), entries };
+    const coversLog = version === 1 ? null : logPositionFromJson(value.coversLog, fail);
+    const record: CheckpointRecord = { partition, file, startLsn: BigInt(startLsn), entries };
+    if (coversLog !== null) record.coversLog = coversLog;
+    return record;
   });
   const manifest: Manifest = { partitions, checkpoints: records };
+  if (version !== 1) {
+    const { databaseId, durable } = parsed;
+    if (typeof databaseId !== 'string' || !/^[0-9a-f]{32}$/.test(databaseId)) fail('database id missing');
+    if (!isRecord(durable) || typeof durable.lsn !== 'string' || !decimalU64Pattern.test(durable.lsn))
+      fail('durable LSN missing');
+    if (durable.log !== null && typeof durable.log !== 'string') fail('durable log is not a name');
+    manifest.databaseId = databaseId;
+    manifest.durable = { lsn: BigInt(durable.lsn), log: durable.log };
+  }
   checkManifest(manifest, fail);
   return manifest;
+}
+
+function logPositionFromJson(value: unknown, fail: Fail): LogPosition | null {
+  if (value === null || value === undefined) return null;
+  if (!isRecord(value) || typeof value.file !== 'string' || !Number.isSafeInteger(value.offset))
+    fail("a checkpoint's log position is malformed");
+  return { file: value.file, offset: value.offset as number };
 }
 
 function checkManifest(manifest: Manifest, fail: Fail): void {

@@ -4,6 +4,7 @@
  * the verifier and repair tool.
  */
 
+export { LogCoverage } from './log-coverage.js';
 export type { SegmentContents } from './wal-files.js';
 export {
   type LogId,
@@ -25,6 +26,7 @@ export {
   type ReadWalOptions,
   type ReadWalResult,
   readWal,
+  type SkippedDamage,
   type TornTail,
   truncateTornTail,
   type WalRecord,

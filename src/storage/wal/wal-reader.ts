@@ -1,6 +1,7 @@
 import { basename, dirname } from 'node:path';
 import { LightningError } from '../../shared-memory/errors.js';
 import { fileLayer } from '../file-layer.js';
+import type { LogCoverage } from './log-coverage.js';
 import {
   type LogFiles,
   listLogs,
@@ -22,7 +23,7 @@ import {
   validatePartition,
   type WalRecordType,
 } from './wal-format.js';
-import { recordsIn, scanSegment } from './wal-segment-scan.js';
+import { recordsIn, type SegmentScan, scanSegment } from './wal-segment-scan.js';
 
 /** One record of a log, as `readWal` delivers it. */
 export interface WalRecord {
@@ -62,6 +63,21 @@ export interface ReadWalOptions {
    * partitions interleave as the logs hold them); a returned promise is awaited before the next.
    */
   readonly onRecord: (record: WalRecord) => void | Promise<void>;
+  /**
+   * Where the partitions' checkpoints cover the logs: damaged bytes (or missing segments) that every
+   * partition's checkpoint covers are skipped and reported in `skippedDamage`, not fatal. Without
+   * it, all damage is.
+   */
+  readonly coverage?: LogCoverage;
+}
+
+/** Damage in a log that no recovery needs: every partition's checkpoint covers it. */
+export interface SkippedDamage {
+  readonly file: string;
+  readonly offset: number;
+  /** Where valid records resume (the segment's size if none do). */
+  readonly endOffset: number;
+  readonly reason: string;
 }
 
 export interface ReadWalResult {
@@ -79,6 +95,9 @@ export interface ReadWalResult {
   readonly tornTails: readonly TornTail[];
   /** Every segment read, with the last LSN of each partition in its valid records. */
   readonly contents: readonly SegmentContents[];
+  /** For each partition asked for that has records past its start: the segment of its last one. */
+  readonly lastFiles: Map<number, string>;
+  readonly skippedDamage: readonly SkippedDamage[];
 }
 
 function corruption(file: string, offset: number, reason: string): LightningError {
@@ -91,6 +110,8 @@ interface PartitionCursor {
   nextLsn: number;
   /** Where the previous delivered record was, for messages about a gap after it. */
   previous: string | null;
+  /** The file name of the segment of the previous delivered record. */
+  previousFile: string | null;
 }
 
 /**
@@ -112,7 +133,7 @@ interface PartitionCursor {
  * Cost: one xxh32 pass over every byte of every log; O(segment) memory.
  */
 export async function readWal(dir: string, options: ReadWalOptions): Promise<ReadWalResult> {
-  const { beforeEpoch, partitions, onRecord } = options;
+  const { beforeEpoch, partitions, onRecord, coverage } = options;
   if (beforeEpoch !== undefined && (!Number.isSafeInteger(beforeEpoch) || beforeEpoch < 1)) {
     throw new LightningError(
       'ERR_BAD_ARGUMENT',
@@ -129,7 +150,7 @@ export async function readWal(dir: string, options: ReadWalOptions): Promise<Rea
         `the start LSN of partition ${partition} must be a safe integer >= ${lsnFirst}, got ${fromLsn}`,
       );
     }
-    cursors.set(partition, { fromLsn, nextLsn: fromLsn, previous: null });
+    cursors.set(partition, { fromLsn, nextLsn: fromLsn, previous: null, previousFile: null });
   }
   if (typeof onRecord !== 'function')
     throw new LightningError('ERR_BAD_ARGUMENT', 'onRecord must be a function');
@@ -137,11 +158,24 @@ export async function readWal(dir: string, options: ReadWalOptions): Promise<Rea
   const logs = (await listLogs(dir)).filter(
     (log) => beforeEpoch === undefined || log.log.epoch < beforeEpoch,
   );
-  const state: ReadState = { records: 0, segments: 0, tornTails: [], contents: [] };
+  const state: ReadState = {
+    records: 0,
+    segments: 0,
+    tornTails: [],
+    contents: [],
+    skippedDamage: [],
+    coverage: coverage ?? null,
+  };
   for (const log of logs) await readLog(h32Raw, log, cursors, onRecord, state);
   const nextLsns = new Map<number, number>();
-  for (const [partition, cursor] of cursors) nextLsns.set(partition, cursor.nextLsn);
+  const lastFiles = new Map<number, string>();
+  for (const [partition, cursor] of cursors) {
+    nextLsns.set(partition, cursor.nextLsn);
+    if (cursor.previousFile !== null) lastFiles.set(partition, cursor.previousFile);
+  }
   return {
+    lastFiles,
+    skippedDamage: state.skippedDamage,
     logs: logs.length,
     segments: state.segments,
     records: state.records,
@@ -156,6 +190,8 @@ interface ReadState {
   segments: number;
   tornTails: TornTail[];
   contents: SegmentContents[];
+  skippedDamage: SkippedDamage[];
+  coverage: LogCoverage | null;
 }
 
 /** Reads one log's segments in order; see `readWal`. */
@@ -171,74 +207,28 @@ async function readLog(
   for (let i = 0; i < log.segments.length; i++) {
     const segment = log.segments[i]!;
     const isLast = i === log.segments.length - 1;
-    checkSegmentOrder(log, i);
+    if (!checkSegmentOrder(log, i, state)) lastLsns.clear();
     const bytes = await readSegmentFile(segment.path);
     state.segments++;
     if (bytes.length < segmentHeaderBytes) {
       // A crash while a segment was being created leaves a file without a whole header; only a
       // log's newest segment can be in that state, because a writer syncs each header before it
       // writes on.
-      if (!isLast) throw corruption(segment.path, 0, `${bytes.length} bytes, shorter than a header`);
+      if (!isLast) {
+        const reason = `${bytes.length} bytes, shorter than a header`;
+        if (!skippable(state, segment, bytes.length, 0, reason)) throw corruption(segment.path, 0, reason);
+        continue;
+      }
       state.tornTails.push({ file: segment.path, offset: 0, bytesDropped: bytes.length });
       break;
     }
     checkHeader(h32Raw, bytes, segment);
-    const scan = scanSegment(h32Raw, bytes, { lastLsns, breaksMax: 1 });
-    const broken = scan.breaks[0];
-    if (broken !== undefined) {
-      // Only a log's newest segment can end in a torn write: a writer syncs a segment before it
-      // starts the next one. A failing record followed by a valid one is damage, never a torn write.
-      if (broken.verified || broken.resumeOffset !== null || !isLast) {
-        const where =
-          isLast || broken.resumeOffset !== null
-            ? ''
-            : ' (not the last segment of its log, so not a torn tail)';
-        throw corruption(segment.path, broken.offset, `${broken.reason}${where}`);
-      }
-      state.tornTails.push({
-        file: segment.path,
-        offset: broken.offset,
-        bytesDropped: bytes.length - broken.offset,
-      });
-    }
+    const scan = scanSegment(h32Raw, bytes, { lastLsns, breaksMax: Number.POSITIVE_INFINITY });
+    const ranges = validRanges(scan, segment, isLast, state);
     const contents = new Map<number, number>();
-    for (const view of recordsIn(bytes, segmentHeaderBytes, scan.prefixEnd)) {
-      contents.set(view.partition, view.lsn);
-      const cursor = cursors.get(view.partition);
-      if (cursor === undefined) continue;
-      if (view.lsn < cursor.nextLsn) {
-        // Below the replay start: the checkpoint holds it. Past it: the same LSN twice.
-        if (cursor.previous === null) continue;
-        throw corruption(
-          segment.path,
-          view.offset,
-          `partition ${view.partition}: LSN ${view.lsn} again, after LSN ${cursor.nextLsn - 1} ${cursor.previous}`,
-        );
-      }
-      if (view.lsn > cursor.nextLsn) {
-        const after =
-          cursor.previous === null
-            ? `its replay starts at LSN ${cursor.fromLsn}`
-            : `its previous record, LSN ${cursor.nextLsn - 1}, is ${cursor.previous}`;
-        throw corruption(
-          segment.path,
-          view.offset,
-          `partition ${view.partition}: records ${cursor.nextLsn}..${view.lsn - 1} are missing: this record has LSN ${view.lsn}, and ${after}`,
-        );
-      }
-      const delivered = onRecord({
-        partition: view.partition,
-        lsn: view.lsn,
-        type: view.type as WalRecordType,
-        payload: bytes.subarray(view.payloadOffset, view.payloadOffset + view.payloadBytes),
-        file: segment.path,
-        offset: view.offset,
-      });
-      if (delivered !== undefined) await delivered;
-      cursor.nextLsn = view.lsn + 1;
-      cursor.previous = `in ${segment.fileName}`;
-      state.records++;
-    }
+    for (const [partition, span] of scan.partitions) contents.set(partition, span.lastLsn);
+    for (const [start, end] of ranges)
+      await deliverRange(bytes, start, end, segment, cursors, onRecord, state);
     state.contents.push({
       path: segment.path,
       log: log.log,
@@ -248,21 +238,123 @@ async function readLog(
   }
 }
 
+/** Delivers the records of a verified range of a segment to the partitions asked for; see `readWal`. */
+async function deliverRange(
+  bytes: Buffer,
+  start: number,
+  end: number,
+  segment: SegmentFile,
+  cursors: Map<number, PartitionCursor>,
+  onRecord: ReadWalOptions['onRecord'],
+  state: ReadState,
+): Promise<void> {
+  for (const view of recordsIn(bytes, start, end)) {
+    const cursor = cursors.get(view.partition);
+    if (cursor === undefined) continue;
+    if (view.lsn < cursor.nextLsn) {
+      // Below the replay start: the checkpoint holds it. Past it: the same LSN twice.
+      if (cursor.previous === null) continue;
+      throw corruption(
+        segment.path,
+        view.offset,
+        `partition ${view.partition}: LSN ${view.lsn} again, after LSN ${cursor.nextLsn - 1} ${cursor.previous}`,
+      );
+    }
+    if (view.lsn > cursor.nextLsn) {
+      const after =
+        cursor.previous === null
+          ? `its replay starts at LSN ${cursor.fromLsn}`
+          : `its previous record, LSN ${cursor.nextLsn - 1}, is ${cursor.previous}`;
+      throw corruption(
+        segment.path,
+        view.offset,
+        `partition ${view.partition}: records ${cursor.nextLsn}..${view.lsn - 1} are missing: this record has LSN ${view.lsn}, and ${after}`,
+      );
+    }
+    const delivered = onRecord({
+      partition: view.partition,
+      lsn: view.lsn,
+      type: view.type as WalRecordType,
+      payload: bytes.subarray(view.payloadOffset, view.payloadOffset + view.payloadBytes),
+      file: segment.path,
+      offset: view.offset,
+    });
+    if (delivered !== undefined) await delivered;
+    cursor.nextLsn = view.lsn + 1;
+    cursor.previous = `in ${segment.fileName}`;
+    cursor.previousFile = segment.fileName;
+    state.records++;
+  }
+}
+
 /**
  * A log loses segments only from its start (segment removal goes oldest first), so from its first
- * segment on the ordinals must run without a hole.
+ * segment on the ordinals must run without a hole, unless every checkpoint covers the hole (then it
+ * is reported as skipped and false is returned: the log's sequence restarts after it).
  */
-function checkSegmentOrder(log: LogFiles, index: number): void {
-  if (index === 0) return;
+function checkSegmentOrder(log: LogFiles, index: number, state: ReadState): boolean {
+  if (index === 0) return true;
   const previous = log.segments[index - 1]!;
   const segment = log.segments[index]!;
-  if (segment.name.ordinal !== previous.name.ordinal + 1) {
-    throw corruption(
-      segment.path,
-      0,
-      `segment ${segment.name.ordinal} of the ${describeLog(log.log)} follows segment ${previous.name.ordinal}: segments ${previous.name.ordinal + 1}..${segment.name.ordinal - 1} are missing`,
-    );
+  if (segment.name.ordinal === previous.name.ordinal + 1) return true;
+  const reason = `segment ${segment.name.ordinal} of the ${describeLog(log.log)} follows segment ${previous.name.ordinal}: segments ${previous.name.ordinal + 1}..${segment.name.ordinal - 1} are missing`;
+  const lastMissing = { ...segment.name, ordinal: segment.name.ordinal - 1 };
+  if (state.coverage?.covers(lastMissing, Number.POSITIVE_INFINITY) === true) {
+    state.skippedDamage.push({ file: segment.path, offset: 0, endOffset: 0, reason });
+    return false;
   }
+  throw corruption(segment.path, 0, reason);
+}
+
+/**
+ * The ranges of valid records of a scanned segment. A bad end of a log's last segment with nothing
+ * valid after it is a torn tail (recorded, cut later); other damage is skipped when every
+ * partition's checkpoint covers it, and ERR_CORRUPTION naming the file and offset otherwise. Only a
+ * log's newest segment can end in a torn write: a writer syncs a segment before it starts the next,
+ * and a failing record followed by a valid one is damage, never a torn write.
+ */
+function validRanges(
+  scan: SegmentScan,
+  segment: SegmentFile,
+  isLast: boolean,
+  state: ReadState,
+): [number, number][] {
+  const ranges: [number, number][] = [];
+  let start = segmentHeaderBytes;
+  for (const broken of scan.breaks) {
+    if (broken.offset > start) ranges.push([start, broken.offset]);
+    const end = broken.resumeOffset ?? scan.sizeBytes;
+    start = end;
+    const torn = !broken.verified && broken.resumeOffset === null && isLast;
+    if (torn) {
+      state.tornTails.push({
+        file: segment.path,
+        offset: broken.offset,
+        bytesDropped: scan.sizeBytes - broken.offset,
+      });
+      continue;
+    }
+    // A record that verifies but is out of place was written so: that is never skipped.
+    if (!broken.verified && skippable(state, segment, end, broken.offset, broken.reason)) continue;
+    const where =
+      isLast || broken.resumeOffset !== null ? '' : ' (not the last segment of its log, so not a torn tail)';
+    throw corruption(segment.path, broken.offset, `${broken.reason}${where}`);
+  }
+  if (start < scan.sizeBytes) ranges.push([start, scan.sizeBytes]);
+  return ranges;
+}
+
+/** Records damage that every checkpoint covers as skipped; false if some partition may need it. */
+function skippable(
+  state: ReadState,
+  segment: SegmentFile,
+  endOffset: number,
+  offset: number,
+  reason: string,
+): boolean {
+  if (state.coverage?.covers(segment.name, endOffset) !== true) return false;
+  state.skippedDamage.push({ file: segment.path, offset, endOffset, reason });
+  return true;
 }
 
 /** Checks a segment's header and its agreement with the file name. */

@@ -1,4 +1,5 @@
 import { LightningError } from '../../shared-memory/errors.js';
+import type { LogCoverage } from './log-coverage.js';
 import { type LogFiles, listLogs, readSegmentFile } from './wal-files.js';
 import {
   decodeSegmentHeader,
@@ -9,7 +10,7 @@ import {
   loadH32Raw,
   segmentHeaderBytes,
 } from './wal-format.js';
-import type { TornTail } from './wal-reader.js';
+import type { SkippedDamage, TornTail } from './wal-reader.js';
 import { type PartitionSpan, type ScanOptions, scanSegment } from './wal-segment-scan.js';
 
 /**
@@ -79,6 +80,8 @@ export interface WalVerifyReport {
   readonly partitions: readonly WalPartitionReport[];
   readonly tornTails: readonly TornTail[];
   readonly problems: readonly WalProblem[];
+  /** Damage that every partition's checkpoint covers: no recovery needs it, opening skips it. */
+  readonly skippedDamage: readonly SkippedDamage[];
   readonly ok: boolean;
 }
 
@@ -89,6 +92,8 @@ export interface VerifyWalOptions {
    * A partition not named here is checked from its first record in the logs.
    */
   readonly replayStarts?: ReadonlyMap<number, number>;
+  /** Where the checkpoints cover the logs: damage they all cover is skipped, as opening skips it. */
+  readonly coverage?: LogCoverage;
 }
 
 /** A partition's records in one log, for the check across logs. */
@@ -107,11 +112,15 @@ export async function verifyWal(dir: string, options: VerifyWalOptions = {}): Pr
   const h32Raw = await loadH32Raw();
   const logs = await listLogs(dir);
   const problems: WalProblem[] = [];
+  const skippedDamage: SkippedDamage[] = [];
   const reports: WalLogReport[] = [];
   /** Per partition, its span in each log that holds it, oldest log first. */
   const spans = new Map<number, LogSpan[]>();
   for (const log of logs) {
-    const { report, partitions } = await verifyLog(h32Raw, log, problems);
+    const { report, partitions } = await verifyLog(h32Raw, log, problems, {
+      coverage: options.coverage ?? null,
+      skippedDamage,
+    });
     reports.push(report);
     for (const [partition, span] of partitions) {
       const list = spans.get(partition) ?? [];
@@ -143,6 +152,7 @@ export async function verifyWal(dir: string, options: VerifyWalOptions = {}): Pr
     partitions,
     tornTails: reports.flatMap((report) => (report.tornTail === null ? [] : [report.tornTail])),
     problems,
+    skippedDamage,
     ok: problems.length === 0,
   };
 }
@@ -152,6 +162,7 @@ async function verifyLog(
   h32Raw: H32Raw,
   log: LogFiles,
   problems: WalProblem[],
+  skipping: { coverage: LogCoverage | null; skippedDamage: SkippedDamage[] },
 ): Promise<{ report: WalLogReport; partitions: Map<number, LogSpan> }> {
   const segments: WalSegmentReport[] = [];
   const partitions = new Map<number, LogSpan>();
@@ -165,12 +176,22 @@ async function verifyLog(
       problems.push({ file: file.path, offset, code, message, partition: null });
       cut ??= { segmentIndex: index, file: file.path, offset };
     };
+    /** Damage up to `endOffset`: skipped, as opening skips it, where every checkpoint covers it. */
+    const damage = (offset: number, endOffset: number, reason: string): void => {
+      if (skipping.coverage?.covers(file.name, endOffset) === true) {
+        skipping.skippedDamage.push({ file: file.path, offset, endOffset, reason });
+      } else problem(offset, reason);
+    };
     const report = { file: file.path, ordinal: file.name.ordinal, bytes: -1, records: 0 };
     segments.push(report);
     const previous = log.segments[index - 1];
     if (previous !== undefined && file.name.ordinal !== previous.name.ordinal + 1) {
       const missing = `${previous.name.ordinal + 1}..${file.name.ordinal - 1}`;
-      problem(0, `segments ${missing} of the ${describeLog(log.log)} are missing`);
+      const reason = `segments ${missing} of the ${describeLog(log.log)} are missing`;
+      const lastMissing = { ...file.name, ordinal: file.name.ordinal - 1 };
+      if (skipping.coverage?.covers(lastMissing, Number.POSITIVE_INFINITY) === true) {
+        skipping.skippedDamage.push({ file: file.path, offset: 0, endOffset: 0, reason });
+      } else problem(0, reason);
       // What follows a hole cannot be checked against what came before it: the hole is the report.
       scanOptions.lastLsns.clear();
     }
@@ -188,7 +209,7 @@ async function verifyLog(
         tornTail = { file: file.path, offset: 0, bytesDropped: bytes.length };
         cut ??= { segmentIndex: index, file: file.path, offset: 0 };
       } else {
-        problem(0, `${bytes.length} bytes, shorter than a segment header`);
+        damage(0, bytes.length, `${bytes.length} bytes, shorter than a segment header`);
       }
       continue;
     }
@@ -202,10 +223,11 @@ async function verifyLog(
       if (broken.resumeOffset === null && !broken.verified && isLast) {
         tornTail = { file: file.path, offset: broken.offset, bytesDropped: bytes.length - broken.offset };
         cut ??= { segmentIndex: index, file: file.path, offset: broken.offset };
+      } else if (broken.verified) {
+        problem(broken.offset, broken.reason);
       } else {
-        const where =
-          broken.resumeOffset === null && !broken.verified ? ' (not the last segment of its log)' : '';
-        problem(broken.offset, `${broken.reason}${where}`);
+        const where = broken.resumeOffset === null ? ' (not the last segment of its log)' : '';
+        damage(broken.offset, broken.resumeOffset ?? bytes.length, `${broken.reason}${where}`);
       }
     }
     report.records = scan.records;

@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { assert } from '../../shared-memory/assert.js';
 import { LightningError } from '../../shared-memory/errors.js';
+import type { DurableMark, LogPosition } from '../checkpoint/manifest.js';
 import { fileLayer, type LayerFileHandle } from '../file-layer.js';
 import {
   ensureDirectory,
@@ -85,6 +86,10 @@ export class WalWriter {
   #segmentRecords = 0;
   /** The last LSN of each partition written to the open segment. */
   #segmentLastLsns = new Map<number, number>();
+  /** Per partition, its last record written to the file and the segment it is in. */
+  readonly #writtenMarks = new Map<number, DurableMark>();
+  /** The same, as of the last fdatasync: what a power loss cannot take back. */
+  readonly #syncedMarks = new Map<number, DurableMark>();
   readonly #closedSegments: SegmentContents[] = [];
   /** Records handed to write(2), and records fdatasync covered, since open. */
   #writtenRecords = 0;
@@ -163,6 +168,25 @@ export class WalWriter {
   forgetClosedSegment(path: string): void {
     const index = this.#closedSegments.findIndex((segment) => segment.path === path);
     if (index >= 0) this.#closedSegments.splice(index, 1);
+  }
+
+  /**
+   * The partition's last record made durable by this writer (its LSN and segment), or null if none
+   * is: what the partition's manifest may promise recovery will find.
+   */
+  syncedMark(partition: number): DurableMark | null {
+    return this.#syncedMarks.get(partition) ?? null;
+  }
+
+  /**
+   * Where the next appended record will lie, or before it: every record appended so far lies before
+   * this position (records of a flush in progress may be counted out, never in).
+   */
+  appendPosition(): LogPosition {
+    return {
+      file: segmentFileName(this.log, this.#segmentOrdinal),
+      offset: this.#segmentBytes + this.#framer.pendingBytes,
+    };
   }
 
   /** Bytes appended and not yet handed to a flush. */
@@ -258,7 +282,11 @@ export class WalWriter {
         this.#stats.flushes++;
         this.#writtenRecords += batch.records;
         this.#segmentRecords += batch.records;
-        for (const [partition, lastLsn] of batch.lastLsns) this.#segmentLastLsns.set(partition, lastLsn);
+        const segment = segmentFileName(this.log, this.#segmentOrdinal);
+        for (const [partition, lastLsn] of batch.lastLsns) {
+          this.#segmentLastLsns.set(partition, lastLsn);
+          this.#writtenMarks.set(partition, { lsn: BigInt(lastLsn), log: segment });
+        }
         this.observer?.written(batch.bytes);
       }
       if (sync) await this.#syncWritten(handle);
@@ -276,6 +304,8 @@ export class WalWriter {
     const written = this.#writtenRecords;
     await this.#datasync(handle);
     this.#syncedRecords = written;
+    // Nothing is written while a sync runs (flushes are chained), so every written mark is durable.
+    for (const [partition, mark] of this.#writtenMarks) this.#syncedMarks.set(partition, mark);
   }
 
   async #datasync(handle: LayerFileHandle): Promise<void> {

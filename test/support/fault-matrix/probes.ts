@@ -123,7 +123,10 @@ export interface RepairResult {
 
 interface RepairJson {
   totals: { files: number; bytes: number; records: number; partitions: number };
+  /** Partitions whose records a cut dropped. */
   lost: { partition: number; fromLsn: number }[];
+  /** Partitions whose logs end before the LSN their manifests say was durable: a loss it accepted. */
+  lostDurable?: { partition: number; lastLsn: number; promised: number }[];
   notRepaired: { message: string }[];
 }
 
@@ -139,8 +142,12 @@ export async function repairAndReopen(open: Open, directory: string, model: Mode
   let reportedLoss = false;
   try {
     const json = JSON.parse(output) as RepairJson;
-    reportedLoss = json.lost.length > 0;
-    const lost = json.lost.map((l) => `p${l.partition} from LSN ${l.fromLsn}`).join(', ');
+    const lostDurable = json.lostDurable ?? [];
+    reportedLoss = json.lost.length + lostDurable.length > 0;
+    const lost = [
+      ...json.lost.map((l) => `p${l.partition} from LSN ${l.fromLsn}`),
+      ...lostDurable.map((l) => `p${l.partition} LSNs ${l.lastLsn + 1}..${l.promised} (durable)`),
+    ].join(', ');
     said =
       `dropped ${json.totals.records} record(s), ${json.totals.bytes} bytes in ${json.totals.files} file(s)` +
       (lost === '' ? '' : `; lost: ${lost}`) +

@@ -195,9 +195,9 @@ export async function planFault(
   if (fault === 'older' || fault === 'foreign') {
     if (fault === 'foreign' && target.kind !== 'metadata' && target.kind !== 'manifest') return null;
     const source = join(fault === 'older' ? variant.olderDirectory : other.directory, target.path);
-    const from = fault === 'older' ? 'older copy' : `the ${other.name} database's`;
+    const from = fault === 'older' ? 'older copy' : `copy in the ${other.name} database`;
     if (!(await exists(source))) return notApplicable(`no ${from}`);
-    if (await sameContents(source, pristine)) return notApplicable(`${from} is identical`);
+    if (await sameContents(source, pristine)) return notApplicable(`the ${from} is identical`);
     // An older copy may be accepted only if it loses nothing; a foreign one never.
     return {
       notApplicable: null,

@@ -18,6 +18,8 @@ import { type Exposition, parseExposition, select, total } from './support/prome
 import { useTemporaryDirectories } from './support/wal-fixtures.js';
 
 const temporaryDirectory = useTemporaryDirectories('lightning-admin-');
+// These tests scrape before and after changes, so each scrape collects (metricsCacheMs: 0); the
+// cache itself is tested in admin-metrics-cache.test.ts.
 const partitions = 4;
 const cleanups: (() => Promise<unknown>)[] = [];
 
@@ -60,7 +62,7 @@ function expectHistogram(exposition: Exposition, name: string, where: Record<str
 describe('admin server /metrics', () => {
   it('exports every metric family, and the values move with writes, reads and checkpoints', async () => {
     const db = await openDatabase();
-    const server = await db.serveAdmin({ port: 0 });
+    const server = await db.serveAdmin({ port: 0, metricsCacheMs: 0 });
     expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
     const before = await scrape(server.url);
     for (const [name, type] of [
@@ -173,7 +175,7 @@ describe('admin server /metrics', () => {
 
   it('exports transaction and snapshot counts, and a batch over several partitions as partition "multi"', async () => {
     const db = await openDatabase();
-    const server = await db.serveAdmin({ port: 0 });
+    const server = await db.serveAdmin({ port: 0, metricsCacheMs: 0 });
     const before = await scrape(server.url);
     await db.put('t:1', 'first');
     const snapshot = db.snapshot();
@@ -223,7 +225,7 @@ describe('admin server /metrics', () => {
 
 describe('admin server /health and /ready', () => {
   it('/ready is 503 until the database is handed over, 200 while it serves, 503 once it closed', async () => {
-    const server = await startAdminServer({ port: 0 });
+    const server = await startAdminServer({ port: 0, metricsCacheMs: 0 });
     cleanups.push(() => server.close());
     expect((await get(`${server.url}/ready`)).status).toBe(503);
     expect((await get(`${server.url}/health`)).status).toBe(200);
@@ -247,7 +249,7 @@ describe('admin server /health and /ready', () => {
 
   it('/health is 503 naming the crashed owner worker after it dies', async () => {
     const db = await openDatabase({ failpoints: { 'owner.apply': 'crash-after:5' } });
-    const server = await db.serveAdmin({ port: 0 });
+    const server = await db.serveAdmin({ port: 0, metricsCacheMs: 0 });
     expect((await get(`${server.url}/health`)).status).toBe(200);
     const writes = Array.from({ length: 40 }, (_, i) => db.put(`crash:${i}`, 'v').catch(codeOf));
     const outcomes = await within(Promise.all(writes), 10_000, 'writes to crashing workers');
@@ -279,7 +281,7 @@ describe('admin server /health and /ready', () => {
 describe('admin server routes and options', () => {
   it('answers 404 elsewhere, 405 to other methods, HEAD without a body', async () => {
     const db = await openDatabase();
-    const server = await db.serveAdmin({ port: 0 });
+    const server = await db.serveAdmin({ port: 0, metricsCacheMs: 0 });
     for (const path of ['/', '/metrics/', '/nope', '/healthz'])
       expect((await get(`${server.url}${path}`)).status, path).toBe(404);
     const post = await fetch(`${server.url}/metrics`, { method: 'POST', body: 'x' });
@@ -314,7 +316,7 @@ describe('admin server routes and options', () => {
     await expect(db.serveAdmin({ port: 0 })).rejects.toSatisfy((e) => codeOf(e) === 'ERR_BAD_ARGUMENT');
     await first.close();
     await expect(fetch(`${first.url}/metrics`)).rejects.toThrow();
-    const second = await db.serveAdmin({ port: 0 });
+    const second = await db.serveAdmin({ port: 0, metricsCacheMs: 0 });
     await db.put('b', '2');
     db.get('b');
     const metrics = await scrape(second.url);

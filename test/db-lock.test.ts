@@ -1,9 +1,10 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LightningError, open } from '../src/index.js';
+import { encodeLockFile, processStartTicks, thisProcess } from '../src/storage/lock-file.js';
 
 /**
  * The single-writer lock: a database directory is open in at most one place, because two owners of
@@ -86,7 +87,7 @@ describe('the single-writer lock', () => {
     await db.close();
   }, 60_000);
 
-  it('takes over a lock file whose process no longer exists', async () => {
+  it('takes over a lock file (old "pid" format) whose process no longer exists', async () => {
     const directory = freshDirectory();
     const finished = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
     const deadPid = Number(finished.stdout.toString());
@@ -104,5 +105,92 @@ describe('the single-writer lock', () => {
     expect(await codeOf(open(directory, { partitions: 3, workers: 1 }))).toBe('ERR_BAD_ARGUMENT');
     const reopened = await open(directory, { workers: 1 });
     await reopened.close();
+  });
+
+  it('lets exactly one of two racing openers win, over no lock and over a stale one', async () => {
+    for (const stale of [false, true]) {
+      const directory = freshDirectory();
+      if (stale) {
+        const finished = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+        writeFileSync(join(directory, 'LOCK'), `${finished.stdout.toString()}\n`);
+      }
+      const outcomes = await Promise.allSettled([
+        open(directory, { partitions: 2, workers: 1 }),
+        open(directory, { partitions: 2, workers: 1 }),
+      ]);
+      const opened = outcomes.filter((outcome) => outcome.status === 'fulfilled');
+      const refused = outcomes.filter((outcome) => outcome.status === 'rejected');
+      expect(opened.length, `stale: ${stale}`).toBe(1);
+      expect((refused[0]!.reason as LightningError).code).toBe('ERR_LOCKED');
+      await opened[0]!.value.close();
+    }
+  });
+
+  it('writes the pid on the first line and the holder with its start time and boot on the second', async () => {
+    const directory = freshDirectory();
+    const db = await open(directory, { partitions: 2, workers: 1 });
+    try {
+      const text = readFileSync(join(directory, 'LOCK'), 'utf8');
+      expect(text).toBe(await encodeLockFile(await thisProcess()));
+      expect(text.split('\n')[0]).toBe(String(process.pid));
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+/**
+ * Pid reuse: the lock names the process by pid, start time and boot, so a pid that now belongs to an
+ * unrelated live process is recognised as not the holder. Needs /proc (Linux).
+ */
+describe.skipIf(!existsSync('/proc/self/stat'))('the lock against reused pids', () => {
+  /** A live process unrelated to any database: `sleep 60`, with its pid and start time. */
+  async function unrelatedLiveProcess(): Promise<{ pid: number; startTicks: string }> {
+    const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+    children.push(child);
+    await new Promise((resolve, reject) => child.once('spawn', resolve).once('error', reject));
+    const pid = child.pid!;
+    const startTicks = await processStartTicks(pid);
+    expect(startTicks).toMatch(/^[0-9]+$/);
+    return { pid, startTicks: startTicks! };
+  }
+
+  async function writeLock(directory: string, pid: number, processStartTicks: string): Promise<void> {
+    const { bootId } = await thisProcess();
+    writeFileSync(join(directory, 'LOCK'), await encodeLockFile({ pid, processStartTicks, bootId }));
+  }
+
+  it('takes over a lock whose pid is alive but started at another time (another process)', async () => {
+    const directory = freshDirectory();
+    const { pid, startTicks } = await unrelatedLiveProcess();
+    await writeLock(directory, pid, String(BigInt(startTicks) + 1n));
+    const db = await open(directory, { partitions: 2, workers: 1 });
+    await db.put('k', 'v');
+    expect(readFileSync(join(directory, 'LOCK'), 'utf8').split('\n')[0]).toBe(String(process.pid));
+    await db.close();
+  });
+
+  it('refuses a lock whose pid is alive with the start time recorded (the holder)', async () => {
+    const directory = freshDirectory();
+    const { pid, startTicks } = await unrelatedLiveProcess();
+    await writeLock(directory, pid, startTicks);
+    expect(await codeOf(open(directory, { partitions: 2, workers: 1 }))).toBe('ERR_LOCKED');
+  });
+
+  it("takes over a lock naming this process's pid with another start time (a pid reused by this process)", async () => {
+    const directory = freshDirectory();
+    const own = await thisProcess();
+    await writeLock(directory, process.pid, String(BigInt(own.processStartTicks!) + 1n));
+    const db = await open(directory, { partitions: 2, workers: 1 });
+    await db.close();
+  });
+
+  it('takes over a lock written in an earlier boot, even if its pid is alive', async () => {
+    const directory = freshDirectory();
+    const { pid, startTicks } = await unrelatedLiveProcess();
+    const lock = await encodeLockFile({ pid, processStartTicks: startTicks, bootId: 'an-earlier-boot' });
+    writeFileSync(join(directory, 'LOCK'), lock);
+    const db = await open(directory, { partitions: 2, workers: 1 });
+    await db.close();
   });
 });

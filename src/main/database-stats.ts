@@ -45,9 +45,12 @@ export interface DatabaseStats {
 export interface MvccStats {
   /** The commit-timestamp oracle now. */
   timestamp: bigint;
-  /** Registered snapshots (including open transactions and scans), all threads. */
+  /**
+   * Registered snapshot slots (open snapshots, transactions and scans), all threads. Unfinished scans
+   * that had to share one slot when a thread ran out count once.
+   */
   openSnapshots: number;
-  /** Snapshots of this thread garbage-collected without release() (and reclaimed then). */
+  /** Snapshots and db.range() scans of this thread garbage-collected unreleased (and reclaimed then). */
   leakedSnapshots: number;
   /** Old versions kept in the version stores for snapshots and prepared transactions, all partitions. */
   versionsRetained: number;

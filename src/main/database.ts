@@ -18,7 +18,8 @@ import { type BackupOptions, type BackupResult, backupDatabase } from './backup.
 import type { DatabaseHandle } from './database-handle.js';
 import { collectStats, type DatabaseStats, type RecoveryStats } from './database-stats.js';
 import type { PartitionRouter } from './partition-router.js';
-import { Snapshot, SnapshotRange, SnapshotRegistry, type SnapshotSource } from './snapshot.js';
+import { Snapshot, SnapshotRange, type SnapshotSource } from './snapshot.js';
+import { SnapshotRegistry } from './snapshot-registry.js';
 import type { Transaction } from './transaction.js';
 import { TransactionCoordinator, type TransactionOptions } from './transaction-coordinator.js';
 import type { WriteChannel } from './write-channel.js';

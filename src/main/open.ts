@@ -18,6 +18,7 @@ import {
 } from '../shared-memory/mvcc/mvcc-state.js';
 import { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import { accountForFiles, createIdentity, createPartitionFiles } from '../storage/database-files.js';
+import { readMetadata } from '../storage/database-metadata.js';
 import { DecisionLog, readCommittedTransactions, removeDecisionLogs } from '../storage/decision-log.js';
 import { installFileLayerModule } from '../storage/file-layer.js';
 import { acquireLock } from '../storage/lock-file.js';
@@ -55,6 +56,10 @@ export async function open(path: string, options?: OpenOptions): Promise<Databas
   const resolved = resolveOpenOptions(options);
   if (resolved.fileLayer !== undefined) await installFileLayerModule(resolved.fileLayer);
   const directory = resolve(path);
+  // Not even the directory or its LOCK file is made where no database may be created.
+  if (resolved.create === false && (await readMetadata(directory)) === null) {
+    throw new LightningError('ERR_BAD_ARGUMENT', `no database at ${directory} (create: false)`);
+  }
   await mkdir(directory, { recursive: true });
   const releaseLock = await acquireLock(directory);
   try {

@@ -1,9 +1,9 @@
 import { keyToBytes, LightningError, type RangeOptions } from '../shared-memory/index.js';
-import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import type { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import { parseRangeOptions } from '../shared-memory/tree/range-options.js';
 import { MergedRange } from './merged-range.js';
 import type { PartitionRouter } from './partition-router.js';
+import type { SnapshotHold, SnapshotRegistry } from './snapshot-registry.js';
 
 /** What a snapshot reads through: the partitions of one database, on this thread. */
 export interface SnapshotSource {
@@ -13,91 +13,25 @@ export interface SnapshotSource {
 }
 
 /**
- * This thread's snapshot slots in the shared reader-slot table. A snapshot holds a slot until it is
- * released; one dropped without `release()` is reclaimed when the garbage collector finds it (and
- * counted as leaked, since until then it held back version cleanup).
- */
-export class SnapshotRegistry {
-  readonly #mvcc: MvccState;
-  readonly #thread: number;
-  readonly #free: number[] = [];
-  #leaked = 0;
-  /** Set once the thread closed its database: its slot (and snapshot slots) may be another's now. */
-  #closed = false;
-  readonly #finalizer = new FinalizationRegistry<{ slot: number; counted: boolean }>((held) => {
-    if (this.#closed) return;
-    if (held.counted) this.#leaked++;
-    this.release(held.slot);
-  });
-
-  constructor(mvcc: MvccState, thread: number) {
-    this.#mvcc = mvcc;
-    this.#thread = thread;
-    for (let slot = mvcc.slotsPerThread - 1; slot >= 0; slot--) this.#free.push(slot);
-  }
-
-  get leaked(): number {
-    return this.#leaked;
-  }
-
-  /** Registers a snapshot; returns its slot and read timestamp. */
-  acquire(): { slot: number; timestamp: number } {
-    const slot = this.#free.pop();
-    if (slot === undefined) {
-      throw new LightningError(
-        'ERR_TOO_MANY_SNAPSHOTS',
-        `this thread holds ${this.#mvcc.slotsPerThread} open snapshots and transactions; release some`,
-      );
-    }
-    try {
-      return { slot, timestamp: this.#mvcc.registerSnapshot(this.#thread, slot) };
-    } catch (error) {
-      // registerSnapshot left the shared slot free.
-      this.#free.push(slot);
-      throw error;
-    }
-  }
-
-  release(slot: number): void {
-    if (this.#closed) return;
-    this.#mvcc.releaseSnapshot(this.#thread, slot);
-    this.#free.push(slot);
-  }
-
-  /** Reclaims `owner`'s slot if it is garbage-collected while still holding it. */
-  watch(owner: object, slot: number, countAsLeak: boolean): void {
-    this.#finalizer.register(owner, { slot, counted: countAsLeak }, owner);
-  }
-
-  unwatch(owner: object): void {
-    this.#finalizer.unregister(owner);
-  }
-
-  /** Frees every slot of this thread (it is closing); later releases of its snapshots do nothing. */
-  releaseAll(): void {
-    this.#closed = true;
-    this.#mvcc.releaseThreadSnapshots(this.#thread);
-  }
-}
-
-/**
  * A consistent, read-only view of the whole database at one read timestamp: it sees exactly the
  * writes committed at or before it, in every partition, however long it is kept. Release it when done:
  * an open snapshot keeps the versions it can see from being cleaned up.
  */
 export class Snapshot {
   readonly #source: SnapshotSource;
-  readonly #slot: number;
+  readonly #hold: SnapshotHold;
   readonly #timestamp: number;
   #released = false;
 
-  /** @internal Made by db.snapshot(). */
-  constructor(source: SnapshotSource, countAsLeak = true) {
+  /**
+   * @internal Made by db.snapshot(), a transaction (`countAsLeak` false: it is always released) and
+   * a db.range() scan (`scan`).
+   */
+  constructor(source: SnapshotSource, countAsLeak = true, scan = false) {
     this.#source = source;
-    const { slot, timestamp } = source.registry.acquire();
-    this.#slot = slot;
-    this.#timestamp = timestamp;
-    source.registry.watch(this, slot, countAsLeak);
+    this.#hold = source.registry.acquire(scan);
+    this.#timestamp = this.#hold.timestamp;
+    source.registry.watch(this, this.#hold, countAsLeak);
   }
 
   /** The read timestamp: the snapshot sees the writes committed at or before it. */
@@ -143,7 +77,7 @@ export class Snapshot {
     if (this.#released) return;
     this.#released = true;
     this.#source.registry.unwatch(this);
-    this.#source.registry.release(this.#slot);
+    this.#source.registry.release(this.#hold);
   }
 
   #assertOpen(): void {
@@ -153,14 +87,16 @@ export class Snapshot {
 
 /**
  * A scan at a snapshot of its own, released when the scan ends (done, `return()`, or a `break` out of
- * a for-of loop), or by the garbage collector if the iterator is dropped half-way.
+ * a for-of loop), or by the garbage collector if the iterator is dropped half-way (counted as leaked).
+ * Until then, when the thread runs out of snapshot slots, unfinished scans share one (see
+ * SnapshotRegistry), so abandoned scans never make later snapshots fail.
  */
 export class SnapshotRange implements IterableIterator<[Buffer, Buffer]> {
   readonly #snapshot: Snapshot;
   readonly #entries: IterableIterator<[Buffer, Buffer]>;
 
   constructor(source: SnapshotSource, options: RangeOptions | undefined) {
-    this.#snapshot = new Snapshot(source, false);
+    this.#snapshot = new Snapshot(source, true, true);
     try {
       this.#entries = this.#snapshot.range(options);
     } catch (error) {

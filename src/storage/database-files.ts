@@ -159,7 +159,10 @@ async function refuseCreationOver(directory: string, create: boolean | undefined
   if (create === false) {
     throw new LightningError('ERR_BAD_ARGUMENT', `no database at ${directory} (create: false)`);
   }
-  const names = (await readdirIfExists(directory)).filter((name) => name !== lockFileName);
+  // The lock (and the temporary file it is linked from) is this open's own.
+  const names = (await readdirIfExists(directory)).filter(
+    (name) => name !== lockFileName && !name.startsWith(`${lockFileName}.`),
+  );
   const data = await dataWithoutIdentity(directory);
   if (data.length > 0) {
     throw new LightningError(

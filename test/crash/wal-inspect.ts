@@ -3,10 +3,12 @@
  * partition's segments are, where each record starts, and a small model of what was written so that
  * a reopened database can be compared with it value by value.
  */
+
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { open } from '../../src/index.js';
 import type { PartitionRouter } from '../../src/main/partition-router.js';
+import { readManifest } from '../../src/storage/checkpoint/index.js';
 import { partitionDirectory, walDirectory } from '../../src/storage/layout.js';
 import {
   kRecordPayloadLength,
@@ -80,8 +82,9 @@ export async function recordsOf(path: string): Promise<RecordPosition[]> {
 
 /** Whether a checkpoint exists for the partition (another engineer's work: tests adapt, never rely). */
 export async function hasCheckpoint(dir: string, partition: number): Promise<boolean> {
-  const names = await readdir(partitionDirectory(dir, partition)).catch(() => [] as string[]);
-  return names.some((name) => name === 'MANIFEST.json' || name.endsWith('.ckp'));
+  // Every partition has a manifest from creation on: a checkpoint is a file the manifest names.
+  const manifest = await readManifest(partitionDirectory(dir, partition));
+  return (manifest?.checkpoints.length ?? 0) > 0;
 }
 
 /**

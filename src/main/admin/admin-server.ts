@@ -3,6 +3,7 @@ import { type AddressInfo, BlockList, isIP } from 'node:net';
 import { isLightningError, LightningError } from '../../shared-memory/index.js';
 import type { Database, DatabaseStats } from '../database.js';
 import type { AdminMetrics, MetricsSource } from './metrics.js';
+import { MetricsCache } from './metrics-cache.js';
 import { type OperationObserver, OperationRecorder } from './operation-observer.js';
 
 export interface AdminServerOptions {
@@ -15,6 +16,12 @@ export interface AdminServerOptions {
    * behind a firewall or a proxy that restricts who can reach them.
    */
   allowRemote?: boolean;
+  /**
+   * How long, in milliseconds, a collected /metrics text is served again before the next scrape
+   * collects anew; default 1000, 0 collects on every scrape. A burst of scrapes then costs one
+   * collection per interval instead of one each, on the thread that serves the database.
+   */
+  metricsCacheMs?: number;
 }
 
 export interface AdminServer {
@@ -40,6 +47,11 @@ export interface AdminAttachment {
   detach(): Promise<void>;
 }
 
+/** Default of AdminServerOptions.metricsCacheMs: within Prometheus' usual 10–60 s scrape interval. */
+export const metricsCacheMsDefault = 1000;
+/** The most metricsCacheMs may be: a text older than this would mislead more than it saves. */
+const metricsCacheMsMax = 60_000;
+
 const jsonType = 'application/json; charset=utf-8';
 const textType = 'text/plain; charset=utf-8';
 const endpoints = ['/metrics', '/health', '/ready'];
@@ -50,16 +62,16 @@ const endpoints = ['/metrics', '/health', '/ready'];
  * answers 503 during recovery; hand it the database with `setDatabase` once open() resolved.
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
-  const { port, host } = validateOptions(options);
-  const admin = await createAdminServer(host, false);
+  const { port, host, metricsCacheMs } = validateOptions(options);
+  const admin = await createAdminServer(host, false, metricsCacheMs);
   await admin.listen(port);
   return admin;
 }
 
 /** `db.serveAdmin()`: a server bound to one database, closed when the database closes. */
 export async function serveDatabase(db: Database, options: AdminServerOptions): Promise<AdminServer> {
-  const { port, host } = validateOptions(options);
-  const admin = await createAdminServer(host, true);
+  const { port, host, metricsCacheMs } = validateOptions(options);
+  const admin = await createAdminServer(host, true, metricsCacheMs);
   await admin.listen(port);
   try {
     admin.setDatabase(db);
@@ -71,9 +83,13 @@ export async function serveDatabase(db: Database, options: AdminServerOptions): 
 }
 
 /** prom-client is loaded only once an admin server starts, so that importing the engine stays light. */
-async function createAdminServer(host: string, closeWithDatabase: boolean): Promise<AdminHttpServer> {
+async function createAdminServer(
+  host: string,
+  closeWithDatabase: boolean,
+  metricsCacheMs: number,
+): Promise<AdminHttpServer> {
   const { AdminMetrics } = await import('./metrics.js');
-  return new AdminHttpServer(host, closeWithDatabase, new AdminMetrics());
+  return new AdminHttpServer(host, closeWithDatabase, new AdminMetrics(), metricsCacheMs);
 }
 
 class AdminHttpServer implements AdminServer {
@@ -81,13 +97,15 @@ class AdminHttpServer implements AdminServer {
   readonly #closeWithDatabase: boolean;
   readonly #server: Server;
   readonly #metrics: AdminMetrics;
+  readonly #metricsCache: MetricsCache;
   #source: MetricsSource | null = null;
   #port = 0;
   #closing: Promise<void> | null = null;
 
-  constructor(host: string, closeWithDatabase: boolean, metrics: AdminMetrics) {
+  constructor(host: string, closeWithDatabase: boolean, metrics: AdminMetrics, metricsCacheMs: number) {
     this.host = host;
     this.#metrics = metrics;
+    this.#metricsCache = new MetricsCache(metrics, metricsCacheMs);
     this.#closeWithDatabase = closeWithDatabase;
     this.#server = createServer((request, response) => {
       this.#respond(request, response).catch((error: unknown) => {
@@ -165,9 +183,13 @@ class AdminHttpServer implements AdminServer {
       return;
     }
     if (path === '/metrics') {
-      this.#metrics.collect(this.#source);
-      const body = await this.#metrics.registry.metrics();
-      send(request, response, 200, this.#metrics.registry.contentType, body);
+      const collected = await this.#metricsCache.text(this.#source);
+      const contentType = this.#metrics.registry.contentType;
+      if (acceptsGzip(request)) {
+        send(request, response, 200, contentType, await collected.gzipped(), 'gzip');
+      } else {
+        send(request, response, 200, contentType, collected.body);
+      }
       return;
     }
     const stats = this.#stats();
@@ -213,14 +235,30 @@ function send(
   response: ServerResponse,
   status: number,
   contentType: string,
-  body: string,
+  body: string | Buffer,
+  contentEncoding?: 'gzip',
 ): void {
   response.writeHead(status, {
     'content-type': contentType,
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
+    ...(contentEncoding === undefined
+      ? {}
+      : { 'content-encoding': contentEncoding, vary: 'accept-encoding' }),
   });
   response.end(request.method === 'HEAD' ? undefined : body);
+}
+
+/** Whether the request's Accept-Encoding lists gzip (without q=0), as Prometheus' scrapes do. */
+function acceptsGzip(request: IncomingMessage): boolean {
+  const accepted = request.headers['accept-encoding'];
+  if (typeof accepted !== 'string') return false;
+  return accepted.split(',').some((part) => {
+    const [coding = '', ...parameters] = part.split(';').map((piece) => piece.trim().toLowerCase());
+    if (coding !== 'gzip') return false;
+    const quality = parameters.find((parameter) => parameter.startsWith('q='));
+    return quality === undefined || Number(quality.slice(2)) > 0;
+  });
 }
 
 function describe(error: unknown): string {
@@ -244,7 +282,7 @@ export function isLoopbackHost(host: string): boolean {
 function validateOptions(options: AdminServerOptions): Required<AdminServerOptions> {
   if (typeof options !== 'object' || options === null)
     throw new LightningError('ERR_BAD_ARGUMENT', 'the admin server takes an options object { port, host }');
-  const { port, host = '127.0.0.1', allowRemote = false } = options;
+  const { port, host = '127.0.0.1', allowRemote = false, metricsCacheMs = metricsCacheMsDefault } = options;
   if (!Number.isInteger(port) || port < 0 || port > 65_535)
     throw new LightningError(
       'ERR_BAD_ARGUMENT',
@@ -261,5 +299,11 @@ function validateOptions(options: AdminServerOptions): Required<AdminServerOptio
         'Pass allowRemote: true (lightning-cli serve --allow-remote) to bind it anyway',
     );
   }
-  return { port, host, allowRemote };
+  if (!Number.isInteger(metricsCacheMs) || metricsCacheMs < 0 || metricsCacheMs > metricsCacheMsMax) {
+    throw new LightningError(
+      'ERR_BAD_ARGUMENT',
+      `metricsCacheMs must be an integer from 0 to ${metricsCacheMsMax}, got ${String(metricsCacheMs)}`,
+    );
+  }
+  return { port, host, allowRemote, metricsCacheMs };
 }

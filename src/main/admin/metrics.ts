@@ -34,8 +34,14 @@ export class AdminMetrics {
   #owners: OwnerMetricsReading[] = [];
   #operations: ReturnType<OperationRecorder['series']> = [];
   #transactions: TransactionMetrics | null = null;
+  /** Collections so far, this one included: how many scrapes did the work rather than reuse a text. */
+  #collections = 0;
 
   readonly #ready = this.#gauge('lightning_ready', '1 once the database is open and recovered, else 0');
+  readonly #collectionsTotal = this.#counter(
+    'lightning_metrics_collections_total',
+    'Times this admin server collected the metrics; scrapes within metricsCacheMs of one reuse its text',
+  );
   readonly #operationsTotal = this.#counter(
     'lightning_operations_total',
     'Operations that completed on the serving thread, by operation and partition',
@@ -133,13 +139,30 @@ export class AdminMetrics {
     });
   }
 
-  /** Reads `source` (null while the database opens) into the metrics; then render the registry. */
+  /**
+   * The registry in the Prometheus text format, as `registry.metrics()` renders it, with the sampled
+   * histograms written directly (see SampledHistogram.render). Call after `collect`.
+   */
+  async text(): Promise<string> {
+    const parts: string[] = [];
+    for (const metric of this.registry.getMetricsAsArray()) {
+      parts.push(
+        metric instanceof SampledHistogram
+          ? metric.render()
+          : await this.registry.getSingleMetricAsString(metric.name),
+      );
+    }
+    return `${parts.join('\n\n')}\n`;
+  }
+
+  /** Reads `source` (null while the database opens) into the metrics; then render them with `text`. */
   collect(source: MetricsSource | null): void {
     for (const metric of this.registry.getMetricsAsArray()) {
       if (metric instanceof Gauge || metric instanceof Counter) metric.reset();
     }
     this.#owners = [];
     this.#operations = [];
+    this.#collectionsTotal.inc(++this.#collections);
     const stats = source === null ? null : statsOf(source.db);
     this.#ready.set(stats === null ? 0 : 1);
     if (source === null || stats === null) return;

@@ -304,8 +304,13 @@ Without --yes nothing changes: it prints exactly what it would drop (files, byte
 and exits 2. With --yes it drops that and prints what it dropped. Byte ranges run from the first
 byte dropped to the file's end. A database open in a live process is refused (exit 5): close it first.
 
-Checkpoints and each partition's MANIFEST.json are verified but never changed: damage there is
-reported as NOT REPAIRED. Records below a partition's checkpoint start are not needed, so losing
+A log segment deleted or cut short (a partition's records end before the durable mark its
+MANIFEST.json records) is listed with the LSNs that are gone; --yes accepts that loss by moving the
+mark back, and the database then opens with what the logs still hold. A missing LIGHTNING.json is
+rebuilt from the partitions' manifests, which repeat the database id and partition count.
+
+Checkpoints and each partition's MANIFEST.json are verified but never rewritten from the logs: damage
+there, or a missing partition directory, is reported as NOT REPAIRED (restore from a backup). Records below a partition's checkpoint start are not needed, so losing
 them cuts nothing further. Files of a format this build does not read (which is not damage) make
 the repair refuse and change nothing.
 

@@ -12,7 +12,7 @@ import {
   isolationSnapshot,
   operationTxCommit,
 } from '../src/shared-memory/ring/transaction-codec.js';
-import { reserveForPass } from '../src/workers/pass-reservation.js';
+import { noReservation, reserveForPass } from '../src/workers/pass-reservation.js';
 import { PassStaging } from '../src/workers/pass-staging.js';
 
 const text = new TextEncoder();
@@ -25,12 +25,12 @@ const put = (key: string, value = 'v'): BatchEntry => ({
 function stagingWith(partition: number, entries: BatchEntry[]): PassStaging {
   const staging: PassStaging = new PassStaging(
     (operation): readonly BatchEntry[] =>
-      decodeOperation(staging.bytes, operation.start, operation.end).entries,
+      decodeOperation(staging.bytesOf(operation), operation.start, operation.end).entries,
   );
   const bytes = new Uint8Array(1 << 12);
   encodeBatch(bytes, 0, partition, entries);
   const end = decodeOperation(bytes, 0, bytes.length).end;
-  staging.add(partition, bytes, 0, end, 1, { entries: entries.length, treePages: 0, versionPages: 0 });
+  staging.add(partition, bytes, 0, end, 1, noReservation);
   return staging;
 }
 
@@ -81,15 +81,16 @@ describe('reserveForPass', () => {
     const pageSizeBytes = 4096;
     const tree = BTree.create({ pageSizeBytes, maxBytes: 64 * pageSizeBytes });
     const versions = BTree.create({ pageSizeBytes, maxBytes: 64 * pageSizeBytes });
-    const staged = { entries: 0, treePages: 0, versionPages: 0 };
+    const staged = { ...noReservation };
     let accepted = 0;
     let error: unknown = null;
     for (let i = 0; i < 1000 && error === null; i++) {
       try {
         const reserved = reserveForPass(tree, versions, [put(`key-${i}`)], staged, true);
-        staged.entries += reserved.entries;
         staged.treePages += reserved.treePages;
+        staged.treeLevels += reserved.treeLevels;
         staged.versionPages += reserved.versionPages;
+        staged.versionLevels += reserved.versionLevels;
         accepted++;
       } catch (caught) {
         error = caught;

@@ -9,10 +9,12 @@ import {
 import { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import { DecisionLog } from '../storage/decision-log.js';
+import { walDirectory } from '../storage/layout.js';
 import { Failpoints } from '../workers/failpoints.js';
 import { Database } from './database.js';
 import { assertDatabaseHandle } from './database-handle.js';
 import { KeepAlive } from './keep-alive.js';
+import { refuseWrites } from './open-storage.js';
 import { createPartitionRouter } from './partition-router.js';
 import { watchThreadLiveness } from './thread-liveness.js';
 import { claimThreadSlot, releaseThreadSlot } from './thread-slots.js';
@@ -39,14 +41,21 @@ export async function attach(handle: unknown): Promise<Database> {
   const claim = claimThreadSlot(databaseControl, handle.threadsMax);
   const slot = claim.slot;
   const keepAlive = new KeepAlive();
+  const logDirectory = walDirectory(handle.path);
   const channels = handle.rings.map(
     (perWorker, worker) =>
-      new WriteChannel(CommandRing.attach(perWorker[slot]), controls[worker]!, keepAlive),
+      new WriteChannel(CommandRing.attach(perWorker[slot]), controls[worker]!, keepAlive, logDirectory),
   );
   const transactionChannels = handle.rings.map(
     (perWorker, worker) =>
-      new WriteChannel(CommandRing.attach(perWorker[handle.threadsMax + slot]), controls[worker]!, keepAlive),
+      new WriteChannel(
+        CommandRing.attach(perWorker[handle.threadsMax + slot]),
+        controls[worker]!,
+        keepAlive,
+        logDirectory,
+      ),
   );
+  if (handle.readOnly === true) refuseWrites([...channels, ...transactionChannels], handle.path);
   const mvcc = MvccState.attach(handle.mvcc);
   const liveness = watchThreadLiveness(databaseControl, handle.threadsMax, claim, () => {
     // Exit listeners that run after this one must not reach a ring the slot's next thread will use.

@@ -33,6 +33,8 @@ export interface DatabaseHandle {
    */
   rings: SharedArrayBuffer[][];
   databaseControl: SharedArrayBuffer;
+  /** Opened with `{ readOnly: true }`: an attached thread's writes reject with ERR_READ_ONLY too. */
+  readOnly?: boolean;
 }
 
 export function assertDatabaseHandle(handle: unknown): asserts handle is DatabaseHandle {

@@ -28,6 +28,8 @@ export interface DatabaseStats {
   workers: number;
   threadsMax: number;
   durability: Durability;
+  /** Opened with `{ readOnly: true }`: writes, commits and checkpoints reject with ERR_READ_ONLY. */
+  readOnly: boolean;
   entries: number;
   /** Writes of this thread not yet acknowledged. */
   pendingWrites: number;
@@ -100,6 +102,7 @@ export function collectStats(
     workers: workerControls.length,
     threadsMax: handle.threadsMax,
     durability: handle.durability,
+    readOnly: handle.readOnly === true,
     entries: partitionStats.reduce((sum, stats) => sum + stats.entries, 0),
     pendingWrites: [...parts.channels, ...parts.transactionChannels].reduce(
       (sum, channel) => sum + channel.pending,

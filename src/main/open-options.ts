@@ -44,6 +44,14 @@ export interface OpenOptions {
   partitionBytesMax?: number;
   /** Threads that may use the database at once: the opening thread plus attached workers. Default 8. */
   threadsMax?: number;
+  /**
+   * Open for reading only (default false): nothing is written to the directory — no LOCK file, no log,
+   * no torn-tail cut, no checkpoint — so it works on a read-only file system or a full disk. Recovery
+   * replays the log into memory. Every write, transaction commit and checkpoint rejects with
+   * ERR_READ_ONLY. Without the lock, a process that has the database open for writing keeps writing:
+   * this open sees the files as they were when it opened.
+   */
+  readOnly?: boolean;
   /** Testing only: named fail-points in the owner workers, e.g. { 'owner.apply': 'crash-after:100' }. */
   failpoints?: FailpointSpec;
   /**
@@ -68,6 +76,7 @@ export interface ResolvedOptions {
   threadsMax: number;
   failpoints: FailpointSpec | undefined;
   fileLayer: string | undefined;
+  readOnly: boolean;
 }
 
 export const partitionsDefault = 16;
@@ -89,6 +98,7 @@ const optionNames: readonly (keyof OpenOptions)[] = [
   'pageSizeBytes',
   'partitionBytesMax',
   'threadsMax',
+  'readOnly',
   'failpoints',
 ];
 /** Accepted but left out of the documented list (see OpenOptions.fileLayer). */
@@ -145,6 +155,9 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
   if (o.fileLayer !== undefined && (typeof o.fileLayer !== 'string' || o.fileLayer.length === 0)) {
     throw bad('fileLayer must be a module path');
   }
+  if (o.readOnly !== undefined && typeof o.readOnly !== 'boolean') {
+    throw bad(`readOnly must be a boolean, got ${JSON.stringify(o.readOnly) ?? String(o.readOnly)}`);
+  }
   const pageSizeBytes =
     o.pageSizeBytes === undefined
       ? pageSizeBytesDefault
@@ -179,5 +192,6 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
         : integerIn(o.threadsMax, 'threadsMax', 1, threadsMaxLimit),
     failpoints: o.failpoints,
     fileLayer: o.fileLayer,
+    readOnly: o.readOnly ?? false,
   };
 }

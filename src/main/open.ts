@@ -1,4 +1,3 @@
-import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { decidePinning, planWorkers, readTopology } from '../numa/index.js';
 import {
@@ -21,7 +20,7 @@ import { accountForFiles, createIdentity, createPartitionFiles } from '../storag
 import { readMetadata } from '../storage/database-metadata.js';
 import { DecisionLog, readCommittedTransactions, removeDecisionLogs } from '../storage/decision-log.js';
 import { installFileLayerModule } from '../storage/file-layer.js';
-import { acquireLock } from '../storage/lock-file.js';
+import { walDirectory } from '../storage/layout.js';
 import { cutTornTails, startWalRun, type TornTail } from '../storage/wal/index.js';
 import { Failpoints } from '../workers/failpoints.js';
 import { Database } from './database.js';
@@ -33,6 +32,14 @@ import {
   type ResolvedOptions,
   resolveOpenOptions,
 } from './open-options.js';
+import {
+  explainOpenFailure,
+  lockUnlessReadOnly,
+  noDatabaseToRead,
+  prepareDatabaseDirectory,
+  readOnlyError,
+  refuseWrites,
+} from './open-storage.js';
 import { createPartitionRouter } from './partition-router.js';
 import { reviveLightningError } from './revive-error.js';
 import { watchThreadLiveness } from './thread-liveness.js';
@@ -60,13 +67,13 @@ export async function open(path: string, options?: OpenOptions): Promise<Databas
   if (resolved.create === false && (await readMetadata(directory)) === null) {
     throw new LightningError('ERR_BAD_ARGUMENT', `no database at ${directory} (create: false)`);
   }
-  await mkdir(directory, { recursive: true });
-  const releaseLock = await acquireLock(directory);
+  await prepareDatabaseDirectory(directory, resolved.readOnly);
+  const releaseLock = await lockUnlessReadOnly(directory, resolved.readOnly);
   try {
     return await openLocked(directory, resolved, releaseLock);
   } catch (error) {
     await releaseLock();
-    throw error;
+    throw explainOpenFailure(error, directory);
   }
 }
 
@@ -76,8 +83,9 @@ async function openLocked(
   resolved: ResolvedOptions,
   releaseLock: () => Promise<void>,
 ): Promise<Database> {
+  if (resolved.readOnly && (await readMetadata(directory)) === null) throw noDatabaseToRead(directory);
   // Every file the database needs is there and belongs to it, or nothing of a database is.
-  const files = await accountForFiles(directory, resolved.create);
+  const files = await accountForFiles(directory, resolved.create, resolved.readOnly);
   const existing = files.kind === 'database' ? files.metadata : null;
   if (existing !== null && resolved.partitions !== undefined && resolved.partitions !== existing.partitions) {
     throw new LightningError(
@@ -156,11 +164,12 @@ async function openLocked(
   // Recorded only once the database could start, so a refused open leaves the directory as it was.
   let tornTails: TornTail[];
   try {
-    // Every owner has read the earlier logs: the torn tails a crash left can be cut now.
-    tornTails = await cutTornTails(started.tornTails);
+    // Every owner has read the earlier logs: the torn tails a crash left can be cut now (a read-only
+    // open writes nothing: they stay for the next writable open).
+    tornTails = resolved.readOnly ? [] : await cutTornTails(started.tornTails);
     // Every partition logged and synced the outcome of its in-doubt transactions: the decisions
     // that settled them are no longer needed.
-    await removeDecisionLogs(directory);
+    if (!resolved.readOnly) await removeDecisionLogs(directory);
     if (createdId !== null) await createIdentity(directory, partitions, createdId);
   } catch (error) {
     await pool.stop();
@@ -185,6 +194,7 @@ async function openLocked(
     workerPlacements: placements,
     rings: rings.map((perWorker) => perWorker.map((ring) => ring.sab)),
     databaseControl: databaseControl.buffer as SharedArrayBuffer,
+    ...(resolved.readOnly ? { readOnly: true } : {}),
   };
   const claim = claimThreadSlot(databaseControl, resolved.threadsMax);
   const slot = claim.slot;
@@ -203,13 +213,20 @@ async function openLocked(
   const keepAlive = new KeepAlive();
   const channels = Array.from(
     { length: workerCount },
-    (_, worker) => new WriteChannel(rings[worker]![slot]!, controls[worker]!, keepAlive),
+    (_, worker) =>
+      new WriteChannel(rings[worker]![slot]!, controls[worker]!, keepAlive, walDirectory(directory)),
   );
   const transactionChannels = Array.from(
     { length: workerCount },
     (_, worker) =>
-      new WriteChannel(rings[worker]![resolved.threadsMax + slot]!, controls[worker]!, keepAlive),
+      new WriteChannel(
+        rings[worker]![resolved.threadsMax + slot]!,
+        controls[worker]!,
+        keepAlive,
+        walDirectory(directory),
+      ),
   );
+  if (resolved.readOnly) refuseWrites([...channels, ...transactionChannels], directory);
   return new Database({
     handle,
     router,
@@ -225,7 +242,9 @@ async function openLocked(
     transactionChannels,
     workerControls: controls,
     databaseControl,
-    checkpoint: () => pool.checkpoint(),
+    checkpoint: resolved.readOnly
+      ? () => Promise.reject(readOnlyError('checkpoint()', directory))
+      : () => pool.checkpoint(),
     recovery: {
       checkpointEntries: recoveries.reduce((sum, recovery) => sum + recovery.checkpointEntries, 0),
       replayedRecords: recoveries.reduce((sum, recovery) => sum + recovery.replayedRecords, 0),

@@ -10,5 +10,9 @@ export function reviveLightningError(error: unknown): LightningError | null {
   if (!(error instanceof Error)) return null;
   const match = /^(ERR_[A-Z_]+): ([\s\S]*)$/.exec(error.message);
   if (match === null) return null;
+  // A full or read-only disk names its errno in the message: the cause gets it back as its code.
+  const errno = /\((ENOSPC|EDQUOT|EROFS)\)/.exec(match[2]!)?.[1];
+  if (errno !== undefined && (error as NodeJS.ErrnoException).code === undefined)
+    Object.assign(error, { code: errno });
   return new LightningError(match[1] as LightningErrorCode, match[2]!, { cause: error });
 }

@@ -1,6 +1,13 @@
 import { assert } from '../shared-memory/assert.js';
 import { LightningError } from '../shared-memory/index.js';
-import { statusConflict, statusOk, statusPartitionFull } from '../shared-memory/ring/ring-layout.js';
+import {
+  statusConflict,
+  statusDiskFull,
+  statusDiskQuota,
+  statusOk,
+  statusPartitionFull,
+  statusReadOnlyFileSystem,
+} from '../shared-memory/ring/ring-layout.js';
 
 /**
  * The promises of one write channel's operations: one promise per group of consecutive operations
@@ -25,9 +32,13 @@ export class TurnPromises {
   #operations: number[] = [];
   #failed: number[] = [];
   #firstFailure: number[] = [];
+  /** Per group: what the owner said about its first failure, if anything. */
+  #firstDetail: string[] = [];
   #resolvers: (() => void)[] = [];
   #rejecters: ((error: unknown) => void)[] = [];
   #head = 0;
+  /** The owners' log directory, named by the errors of writes the disk refused. */
+  readonly #logDirectory: string;
   /** The promise of the last group while later operations of this turn may still join it. */
   #open: Promise<void> | null = null;
   #capturedResolve: () => void = noop;
@@ -36,6 +47,10 @@ export class TurnPromises {
     this.#capturedResolve = resolve;
     this.#capturedReject = reject;
   };
+
+  constructor(logDirectory: string) {
+    this.#logDirectory = logDirectory;
+  }
 
   /** Groups not yet settled. */
   get groups(): number {
@@ -71,17 +86,26 @@ export class TurnPromises {
    * Records that the oldest uncompleted operation completed with `status`, and settles its group if
    * that was the group's last operation. The group must be closed: a group still open could grow.
    */
-  completed(status: number): void {
+  completed(status: number, detail = ''): void {
     const head = this.#head;
     assert(head < this.#resolvers.length, 'a completed operation belongs to a group');
-    if (status !== statusOk && this.#failed[head]!++ === 0) this.#firstFailure[head] = status;
+    if (status !== statusOk && this.#failed[head]!++ === 0) {
+      this.#firstFailure[head] = status;
+      this.#firstDetail[head] = detail;
+    }
     if (--this.#remaining[head]! > 0) return;
     assert(this.#open === null || head < this.#resolvers.length - 1, 'a settled group is closed');
     this.#head = head + 1;
     if (this.#failed[head] === 0) this.#resolvers[head]!();
     else
       this.#rejecters[head]!(
-        statusError(this.#firstFailure[head]!, this.#failed[head]!, this.#operations[head]!),
+        statusError(
+          this.#firstFailure[head]!,
+          this.#failed[head]!,
+          this.#operations[head]!,
+          this.#logDirectory,
+          this.#firstDetail[head]!,
+        ),
       );
     this.#compact();
   }
@@ -95,6 +119,7 @@ export class TurnPromises {
     this.#operations = [];
     this.#failed = [];
     this.#firstFailure = [];
+    this.#firstDetail = [];
     this.#resolvers = [];
     this.#rejecters = [];
     this.#head = 0;
@@ -107,6 +132,7 @@ export class TurnPromises {
     this.#operations.push(1);
     this.#failed.push(0);
     this.#firstFailure.push(statusOk);
+    this.#firstDetail.push('');
     this.#resolvers.push(this.#capturedResolve);
     this.#rejecters.push(this.#capturedReject);
     return promise;
@@ -121,6 +147,7 @@ export class TurnPromises {
       this.#operations.length = 0;
       this.#failed.length = 0;
       this.#firstFailure.length = 0;
+      this.#firstDetail.length = 0;
       this.#resolvers.length = 0;
       this.#rejecters.length = 0;
       this.#head = 0;
@@ -129,6 +156,7 @@ export class TurnPromises {
       this.#operations = this.#operations.slice(head);
       this.#failed = this.#failed.slice(head);
       this.#firstFailure = this.#firstFailure.slice(head);
+      this.#firstDetail = this.#firstDetail.slice(head);
       this.#resolvers = this.#resolvers.slice(head);
       this.#rejecters = this.#rejecters.slice(head);
       this.#head = 0;
@@ -139,7 +167,13 @@ export class TurnPromises {
 function noop(): void {}
 
 /** The error of a group whose first failed operation had `status`. */
-function statusError(status: number, failed: number, operations: number): LightningError {
+function statusError(
+  status: number,
+  failed: number,
+  operations: number,
+  logDirectory: string,
+  detail: string,
+): LightningError {
   const shared =
     operations === 1
       ? ''
@@ -154,11 +188,49 @@ function statusError(status: number, failed: number, operations: number): Lightn
   if (status === statusPartitionFull) {
     return new LightningError(
       'ERR_PARTITION_FULL',
-      `the key's partition reached partitionBytesMax; delete data or reopen with a larger partitionBytesMax${shared}`,
+      `the key's partition cannot hold this write${detail}; delete data or reopen with a larger partitionBytesMax${shared}`,
     );
   }
+  const refusal = refusedErrno(status);
+  if (refusal !== null) return refusedWriteError(refusal, logDirectory, shared);
   return new LightningError(
     'ERR_INTERNAL',
     `the partition owner failed to apply the write; see its log${shared}`,
+  );
+}
+
+function refusedErrno(status: number): 'ENOSPC' | 'EDQUOT' | 'EROFS' | null {
+  if (status === statusDiskFull) return 'ENOSPC';
+  if (status === statusDiskQuota) return 'EDQUOT';
+  if (status === statusReadOnlyFileSystem) return 'EROFS';
+  return null;
+}
+
+/**
+ * ERR_DISK_FULL or ERR_READ_ONLY for a write the owner's log refused, naming the log directory, with
+ * the errno as the cause (the owner's own error stays in its thread; its code is what the status says).
+ */
+function refusedWriteError(
+  errno: 'ENOSPC' | 'EDQUOT' | 'EROFS',
+  logDirectory: string,
+  shared: string,
+): LightningError {
+  const cause = Object.assign(new Error(`${errno}: writing the log in ${logDirectory}`), {
+    code: errno,
+    syscall: 'write',
+    path: logDirectory,
+  });
+  if (errno === 'EROFS') {
+    return new LightningError(
+      'ERR_READ_ONLY',
+      `writing the log in ${logDirectory}: the file system is read-only (EROFS); nothing of the write was applied${shared}`,
+      { cause },
+    );
+  }
+  const what = errno === 'EDQUOT' ? 'the disk quota is exhausted (EDQUOT)' : 'the disk is full (ENOSPC)';
+  return new LightningError(
+    'ERR_DISK_FULL',
+    `writing the log in ${logDirectory}: ${what}; nothing of the write was applied, reads still work, and writes succeed again once space is freed${shared}`,
+    { cause },
   );
 }

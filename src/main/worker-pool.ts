@@ -18,6 +18,7 @@ import type { CheckpointResult } from '../workers/partition-checkpoint.js';
 import type { PartitionRecovery } from '../workers/partition-recovery.js';
 import type { ResolvedOptions } from './open-options.js';
 import { startOwnerWorker } from './owner-worker-start.js';
+import { reviveLightningError } from './revive-error.js';
 
 interface OwnerWorker {
   thread: Worker;
@@ -107,6 +108,7 @@ export class WorkerPool {
               committedTransactions,
               walEpoch,
               logCoverage,
+              readOnly: options.readOnly,
             }),
             pool.#exited(worker),
           ]);
@@ -138,6 +140,9 @@ export class WorkerPool {
         this.#workers.map((worker) => Promise.race([worker.api.checkpoint(), this.#exited(worker)])),
       );
       return perWorker.flat().sort((a, b) => a.partition - b.partition);
+    } catch (error) {
+      // A worker's LightningError (ERR_DISK_FULL, say) arrives as a plain Error: give it its type back.
+      throw reviveLightningError(error) ?? error;
     } finally {
       if (!this.#stopping) for (const worker of this.#workers) worker.thread.unref();
     }

@@ -20,12 +20,18 @@ import {
   operationPut,
   putEncodedBytes,
 } from '../shared-memory/ring/operation-codec.js';
-import { kRingCompletedSeq, kRingReadOffset, kRingWriteOffset } from '../shared-memory/ring/ring-layout.js';
+import {
+  kRingCompletedSeq,
+  kRingReadOffset,
+  kRingWriteOffset,
+  statusPartitionFull,
+} from '../shared-memory/ring/ring-layout.js';
 import {
   encodeTransaction,
   type TransactionPart,
   transactionEncodedBytes,
 } from '../shared-memory/ring/transaction-codec.js';
+import { recordPayloadBytesMax } from '../storage/wal/index.js';
 import type { KeepAlive } from './keep-alive.js';
 import { TurnPromises } from './turn-promises.js';
 
@@ -55,7 +61,7 @@ export class WriteChannel {
   #headSeq: number;
   /** Operations sent to the ring and not yet settled. */
   #inFlight = 0;
-  readonly #promises = new TurnPromises();
+  readonly #promises: TurnPromises;
   /** Encoded operations waiting for ring space, in order; the first may be partly sent. */
   #backlog: Uint8Array[] = [];
   #backlogSentBytes = 0;
@@ -66,7 +72,9 @@ export class WriteChannel {
   #failure: LightningError | null = null;
   #drainWaiters: (() => void)[] = [];
 
-  constructor(ring: CommandRing, control: Int32Array, keepAlive: KeepAlive) {
+  /** `logDirectory`: the owners' log directory, named by the errors of writes the disk refused. */
+  constructor(ring: CommandRing, control: Int32Array, keepAlive: KeepAlive, logDirectory: string) {
+    this.#promises = new TurnPromises(logDirectory);
     this.#ring = ring;
     this.#producer = new RingProducer(ring);
     this.#control = control;
@@ -129,6 +137,7 @@ export class WriteChannel {
   ): Promise<void> {
     if (this.#failure === null) this.#checkWorkerAlive();
     if (this.#failure !== null) return Promise.reject(this.#failure);
+    if (bytes > operationBytesMax) return Promise.reject(tooLargeForTheLog(bytes, part !== null));
     if (this.pending === 0) this.#keepAlive.hold();
     // Puts and deletes share their turn's promise; batches and transaction parts need their own.
     const shared = entries === null && part === null;
@@ -272,7 +281,8 @@ export class WriteChannel {
       const promises = this.#promises;
       let seq = this.#headSeq;
       for (let i = 0; i < settled; i++) {
-        promises.completed(u8[statusStart + (seq & statusMask)]!);
+        const status = u8[statusStart + (seq & statusMask)]!;
+        promises.completed(status, status === statusPartitionFull ? partitionFullDetail(ring) : '');
         seq = (seq + 1) | 0;
       }
       this.#headSeq = seq;
@@ -323,6 +333,32 @@ function encode(
   else if (kind === operationPut) encodePut(u8, at, partition, key!, value!);
   else if (kind === operationDel) encodeDel(u8, at, partition, key!);
   else encodeBatch(u8, at, partition, entries!);
+}
+
+/**
+ * Largest encoded operation: the owner logs a batch, or a transaction's writes in one partition, as
+ * one write-ahead log record (the encoding of a transaction part is larger than its record, so the
+ * same bound covers both).
+ */
+export const operationBytesMax = recordPayloadBytesMax;
+
+function tooLargeForTheLog(bytes: number, transaction: boolean): LightningError {
+  const what = transaction ? "a transaction's writes and reads in one partition" : 'a batch in one partition';
+  return new LightningError(
+    'ERR_BAD_ARGUMENT',
+    `${what} must encode to at most ${operationBytesMax} bytes (one write-ahead log record; each entry ` +
+      `takes 7 bytes plus its key and value), this one takes ${bytes}: split it into smaller ones`,
+  );
+}
+
+/** The owner's numbers for a write it refused as full, as a clause of the error's message. */
+function partitionFullDetail(ring: CommandRing): string {
+  const full = ring.lastPartitionFull();
+  const bytes = (pages: number): string => (pages * full.pageSizeBytes).toLocaleString('en-US');
+  return (
+    `: it could need up to ${bytes(full.neededPages)} bytes (${full.neededPages} pages), and ` +
+    `${bytes(full.availablePages)} bytes of its ${full.pagesMax * full.pageSizeBytes} (partitionBytesMax) are left`
+  );
 }
 
 /** Capacity of a ring of transaction parts: they are fewer and smaller than a stream of puts. */

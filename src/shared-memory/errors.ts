@@ -15,6 +15,8 @@ export type LightningErrorCode =
   | 'ERR_TX_CONFLICT'
   | 'ERR_TOO_MANY_SNAPSHOTS'
   | 'ERR_WORKER_CRASHED'
+  | 'ERR_DISK_FULL'
+  | 'ERR_READ_ONLY'
   | 'ERR_INTERNAL';
 
 export class LightningError extends Error {

@@ -36,14 +36,22 @@ export type DatabaseFiles =
 export async function accountForFiles(
   directory: string,
   create: boolean | undefined,
+  readOnly = false,
 ): Promise<DatabaseFiles> {
   const metadata = await readMetadata(directory);
   if (metadata === null) {
     await refuseCreationOver(directory, create);
     return { kind: 'none' };
   }
-  if (metadata.databaseId === null)
+  if (metadata.databaseId === null) {
+    if (readOnly) {
+      throw new LightningError(
+        'ERR_READ_ONLY',
+        `${join(directory, metadataFileName)} is of format version 1: open the database once without readOnly to upgrade it`,
+      );
+    }
     return { kind: 'database', metadata, manifests: await upgrade(directory, metadata) };
+  }
   const manifests: Manifest[] = [];
   for (let partition = 0; partition < metadata.partitions; partition++) {
     manifests.push(await readPartitionManifest(directory, metadata, partition));

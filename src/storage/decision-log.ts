@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { checksumWords } from '../shared-memory/checksum.js';
 import { syncDirectory } from './durable-file.js';
 import { fileLayer, type LayerFileHandle } from './file-layer.js';
+import { storageConditionError } from './storage-errors.js';
 import { ensureDirectory } from './wal/wal-files.js';
 
 /**
@@ -90,6 +91,8 @@ export class DecisionLog {
   #bytes = 0;
   #waiting: { transactionId: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
   #writing = false;
+  /** Set when a refused append could not be cut back: the file's end is unknown, so no more appends. */
+  #failure: Error | null = null;
 
   constructor(databaseDirectory: string, slot: number) {
     this.#databaseDirectory = databaseDirectory;
@@ -98,6 +101,7 @@ export class DecisionLog {
 
   /** Resolves once the decision is durable. */
   append(transactionId: number): Promise<void> {
+    if (this.#failure !== null) return Promise.reject(this.#failure);
     return new Promise((resolve, reject) => {
       this.#waiting.push({ transactionId, resolve, reject });
       if (!this.#writing) void this.#writeWaiting();
@@ -146,10 +150,32 @@ export class DecisionLog {
         await handle.datasync();
         for (const waiter of batch) waiter.resolve();
       } catch (error) {
-        for (const waiter of batch) waiter.reject(error);
+        const refusal = await this.#cutBack(error);
+        for (const waiter of batch) waiter.reject(refusal);
       }
     }
     this.#writing = false;
+  }
+
+  /**
+   * After a failed append: cuts the file back to its last whole record, so that a record that partly
+   * landed (the disk filled up mid-write) neither commits a transaction its coordinator aborts nor
+   * hides the records appended after it (readers stop at the first bad record). Returns the error
+   * the waiters get: ERR_DISK_FULL / ERR_READ_ONLY naming the file when the disk refused the write.
+   */
+  async #cutBack(error: unknown): Promise<unknown> {
+    const file = decisionFile(this.#databaseDirectory, this.#slot);
+    try {
+      if (this.#handle !== null) {
+        await this.#handle.truncate(this.#bytes);
+        await this.#handle.datasync();
+      }
+    } catch (cutError) {
+      this.#failure = new Error(`the decision log ${file} could not be cut back after a failed append`, {
+        cause: new AggregateError([error, cutError]),
+      });
+    }
+    return storageConditionError(error, `writing the decision log ${file}`) ?? error;
   }
 
   async #open(): Promise<LayerFileHandle> {
@@ -159,10 +185,12 @@ export class DecisionLog {
     await ensureDirectory(directory);
     const file = decisionFile(this.#databaseDirectory, this.#slot);
     // Appending: a thread that held this slot before may have left decisions still needed.
-    this.#handle = await fileLayer().open(file, 'a');
+    const handle = await fileLayer().open(file, 'a');
+    // Its size first: a failed append is cut back to it, and must never cut what was there.
+    this.#bytes = (await handle.stat()).size;
+    this.#handle = handle;
     // The new file's entry must survive a crash for its records to.
     await syncDirectory(directory);
-    this.#bytes = (await this.#handle.stat()).size;
-    return this.#handle;
+    return handle;
   }
 }

@@ -1,7 +1,8 @@
 import { assert } from '../shared-memory/assert.js';
 import type { BTree } from '../shared-memory/index.js';
 import {
-  decodeOperation,
+  encodedEntries,
+  encodedOperationEnd,
   operationBatch,
   operationDel,
   operationPut,
@@ -37,7 +38,26 @@ export function applyOperation(tree: BTree, u8: Uint8Array, start: number, end: 
     return keyEnd;
   }
   assert(kind === operationBatch, `known operation kind (got ${kind})`);
-  const decoded = decodeOperation(u8, start, end);
-  tree.applyBatch(decoded.entries);
-  return decoded.end;
+  applyBatch(tree, u8, start, end);
+  return encodedOperationEnd(u8, start, end);
+}
+
+/**
+ * Applies a batch as one change, walking its encoding twice (to count what it may allocate, then to
+ * write) instead of decoding it whole: a batch of a million entries costs its encoding, not a million
+ * decoded entries. The pages are reserved first, so a full partition fails it before anything changes.
+ */
+function applyBatch(tree: BTree, u8: Uint8Array, start: number, end: number): void {
+  const tally = tree.newWriteTally();
+  for (const entry of encodedEntries(u8, start, end)) {
+    if (entry.value === null) tally.addDelete();
+    else tally.addPut(entry.key.length, entry.value.length);
+  }
+  tree.reserve(tree.pagesForWrites(tally).pages);
+  tree.group(() => {
+    for (const entry of encodedEntries(u8, start, end)) {
+      if (entry.value === null) tree.deleteCell(entry.key);
+      else tree.putCell(entry.key, entry.value, 0, 0);
+    }
+  });
 }

@@ -1,9 +1,12 @@
 import { isLightningError } from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { txPreparing } from '../shared-memory/mvcc/mvcc-state.js';
+import type { PartitionFullDetail } from '../shared-memory/ring/command-ring.js';
 import {
   type BatchEntry,
   decodeOperation,
+  encodedEntries,
+  encodedOperationEnd,
   operationBatch,
   operationDel,
   operationPut,
@@ -21,22 +24,29 @@ import {
 } from '../shared-memory/ring/transaction-codec.js';
 import {
   type PartitionLog,
+  recordPayloadBytesMax,
   recordTypeDecision,
   recordTypeOperation,
   recordTypePrepare,
 } from '../storage/wal/index.js';
+import { flushBytesMax, recordBytes } from '../storage/wal/wal-format.js';
 import { applyOperation, operationPartition } from './apply-operation.js';
 import type { OwnedPartition } from './owner-loop.js';
-import { type PassReservation, reserveForPass } from './pass-reservation.js';
+import { PartitionFullError, type PassReservation, reserveForPass } from './pass-reservation.js';
 import { PassStaging, type StagedOperation } from './pass-staging.js';
 import { encodeDecisionRecord, encodePrepareRecord } from './transaction-records.js';
-import type { CommitWindow } from './versioned-partition.js';
+import type { CommitWindow, DecidedTransaction } from './versioned-partition.js';
 
 /** The entries a staged operation writes (a prepare's writes, for a prepare). */
 function stagedEntries(bytes: Uint8Array, operation: StagedOperation): readonly BatchEntry[] {
   if (bytes[operation.start] === operationTxPrepare)
     return decodeTransaction(bytes, operation.start, operation.end).writes;
   return decodeOperation(bytes, operation.start, operation.end).entries;
+}
+
+/** A decision a partition applied, and the partition whose log records it. */
+interface LoggedDecision extends DecidedTransaction {
+  owned: OwnedPartition;
 }
 
 /** Operations one commit window covers: snapshots that arrive meanwhile wait at most this long. */
@@ -55,11 +65,16 @@ export class OperationApplier {
   #window: CommitWindow | null = null;
   #windowOperations = 0;
   /** Decisions applied and logged, not yet synced: their participants are released after the sync. */
-  #decided: number[] = [];
+  #decided: LoggedDecision[] = [];
+  /**
+   * Decisions applied whose records a refused pass took back: logged again at the next pass. Until
+   * then the coordinator's decision log, the source of truth, keeps them (participantDone waits).
+   */
+  #unlogged: LoggedDecision[] = [];
   /** True once this pass logged a prepare or a decision record (see `passNeedsSync`). */
   #transactionRecords = false;
   readonly #staging: PassStaging = new PassStaging((operation): readonly BatchEntry[] =>
-    stagedEntries(this.#staging.bytes, operation),
+    stagedEntries(this.#staging.bytesOf(operation), operation),
   );
 
   constructor(partitions: Map<number, OwnedPartition>, mvcc: MvccState, committer: number) {
@@ -82,15 +97,12 @@ export class OperationApplier {
 
   /** Applies published decisions and removes versions no snapshot can see; logs the decisions. */
   beginPass(touched: Set<PartitionLog>): void {
+    const unlogged = this.#unlogged;
+    this.#unlogged = [];
+    for (const decision of unlogged) this.#logDecision(decision, touched);
     for (const owned of this.#partitions.values()) {
-      for (const decision of owned.versioned.applyDecisions()) {
-        owned.log.append(recordTypeDecision, [
-          encodeDecisionRecord(decision.transactionId, decision.committed),
-        ]);
-        touched.add(owned.log);
-        this.#decided.push(decision.reference);
-        this.#transactionRecords = true;
-      }
+      for (const decision of owned.versioned.applyDecisions())
+        this.#logDecision({ ...decision, owned }, touched);
     }
     // Cleanup needs the oldest snapshot (one word per thread): only when there is something to clean.
     if (!this.hasGarbage()) return;
@@ -100,7 +112,33 @@ export class OperationApplier {
 
   /** After the pass's logs are written (and synced, in 'sync' mode): decisions are durable here. */
   endPass(): void {
-    for (const reference of this.#decided) this.#mvcc.participantDone(reference);
+    for (const decision of this.#decided) this.#mvcc.participantDone(decision.reference);
+    this.#decided = [];
+    this.#transactionRecords = false;
+  }
+
+  /** True while decisions wait to be logged again after a refused pass. */
+  hasUnloggedDecisions(): boolean {
+    return this.#unlogged.length > 0;
+  }
+
+  /**
+   * Undoes a pass whose log flush the disk refused (full or read-only), before anything of it was
+   * applied: its prepared transactions release their locks, what it staged is forgotten, and the
+   * decisions it logged wait for the next pass. The caller rolls back the partitions' LSNs and
+   * completes the pass's operations with the refusal.
+   */
+  rollBackPass(): void {
+    const staging = this.#staging;
+    const bytes = staging.bytes;
+    for (const operation of staging.operations) {
+      if (bytes[operation.start] !== operationTxPrepare) continue;
+      const part = decodeTransaction(bytes, operation.start, operation.end);
+      this.#partitions.get(operation.partition)!.versioned.unlockUnlogged(part.statusReference);
+    }
+    staging.clear();
+    for (const owned of this.#partitions.values()) owned.versioned.stagedFromLsn = null;
+    this.#unlogged.push(...this.#decided);
     this.#decided = [];
     this.#transactionRecords = false;
   }
@@ -132,10 +170,31 @@ export class OperationApplier {
       if (status === statusOk) touched.add(owned.log);
       return status;
     } catch (error) {
+      if (error instanceof PartitionFullError) this.lastPartitionFull = error.detail;
       if (isLightningError(error, 'ERR_PARTITION_FULL')) return statusPartitionFull;
       console.error('lightning-db owner: a write failed', error);
       return statusInternalError;
     }
+  }
+
+  /** What the last operation `stage` refused with statusPartitionFull could need, and what was left. */
+  lastPartitionFull: PartitionFullDetail = {
+    neededPages: 0,
+    availablePages: 0,
+    pagesMax: 0,
+    pageSizeBytes: 0,
+  };
+
+  /**
+   * True while the owner's log can take any operation more in this pass: one flush writes at most
+   * `flushBytesMax`, and a record holds at most `recordPayloadBytesMax`, so the pass stops taking
+   * operations (they wait in their rings for the next pass) once less than a largest record is left.
+   */
+  get logHasRoom(): boolean {
+    for (const owned of this.#partitions.values()) {
+      return owned.log.writer.pendingBytes <= flushBytesMax - recordBytes(recordPayloadBytesMax);
+    }
+    return true;
   }
 
   /** True if this pass staged a prepare or logged a decision: records the log must sync in every mode. */
@@ -151,8 +210,8 @@ export class OperationApplier {
    */
   applyStaged(): void {
     const staging = this.#staging;
-    const bytes = staging.bytes;
     for (const operation of staging.operations) {
+      const bytes = staging.bytesOf(operation);
       const owned = this.#partitions.get(operation.partition)!;
       const kind = bytes[operation.start]!;
       if (kind === operationTxPrepare) {
@@ -172,6 +231,14 @@ export class OperationApplier {
     staging.clear();
   }
 
+  #logDecision(decision: LoggedDecision, touched: Set<PartitionLog>): void {
+    const log = decision.owned.log;
+    log.append(recordTypeDecision, [encodeDecisionRecord(decision.transactionId, decision.committed)]);
+    touched.add(log);
+    this.#decided.push(decision);
+    this.#transactionRecords = true;
+  }
+
   #applyWrites(owned: OwnedPartition, u8: Uint8Array, start: number, end: number): void {
     const window = this.#openWindow();
     const state = owned.versioned;
@@ -180,7 +247,7 @@ export class OperationApplier {
       applyOperation(owned.tree, u8, start, end);
       return;
     }
-    state.applyWrites(decodeOperation(u8, start, end).entries, window);
+    state.applyWrites(() => encodedEntries(u8, start, end), window);
   }
 
   #stageTo(owned: OwnedPartition, partition: number, u8: Uint8Array, start: number, end: number): number {
@@ -188,11 +255,12 @@ export class OperationApplier {
     const state = owned.versioned;
     const staging = this.#staging;
     if (kind === operationPut || kind === operationDel || kind === operationBatch) {
-      const decoded = decodeOperation(u8, start, end);
-      if (state.writesConflict(decoded.entries)) return statusConflict;
-      const reserved = this.#reserve(owned, partition, decoded.entries);
-      const { firstLsn } = owned.log.append(recordTypeOperation, [u8.subarray(start, decoded.end)]);
-      staging.add(partition, u8, start, decoded.end, firstLsn, reserved);
+      // Walked in place, never decoded whole: a batch may hold a million entries.
+      const operationEnd = encodedOperationEnd(u8, start, end);
+      if (state.writesConflict(encodedEntries(u8, start, operationEnd))) return statusConflict;
+      const reserved = this.#reserve(owned, partition, encodedEntries(u8, start, operationEnd));
+      const { firstLsn } = owned.log.append(recordTypeOperation, [u8.subarray(start, operationEnd)]);
+      staging.add(partition, u8, start, operationEnd, firstLsn, reserved);
       state.stagedFromLsn ??= firstLsn;
       return statusOk;
     }
@@ -228,24 +296,14 @@ export class OperationApplier {
   #reserve(
     owned: OwnedPartition,
     partition: number,
-    entries: readonly BatchEntry[],
+    entries: Iterable<BatchEntry>,
     kindIsPrepare = false,
   ): PassReservation {
     const staging = this.#staging;
     const state = owned.versioned;
     const mayKeepVersions =
       this.#mvcc.openSnapshots() > 0 || !state.unlocked || state.versionsRetained > 0 || kindIsPrepare;
-    return reserveForPass(
-      owned.tree,
-      state.versions,
-      entries,
-      {
-        entries: staging.entriesStaged(partition),
-        treePages: staging.reservedTreePages(partition),
-        versionPages: staging.reservedVersionPages(partition),
-      },
-      mayKeepVersions,
-    );
+    return reserveForPass(owned.tree, state.versions, entries, staging.reserved(partition), mayKeepVersions);
   }
 
   #openWindow(): CommitWindow {

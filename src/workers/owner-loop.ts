@@ -10,16 +10,26 @@ import {
   RingConsumer,
 } from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
-import { kRingResetRequest, recordTypeFragment, statusConflict } from '../shared-memory/ring/ring-layout.js';
+import {
+  kRingResetRequest,
+  recordTypeFragment,
+  statusConflict,
+  statusPartitionFull,
+} from '../shared-memory/ring/ring-layout.js';
+import { storageCondition } from '../storage/storage-errors.js';
 import { flushOwnerLogs, type PartitionLog } from '../storage/wal/index.js';
 import type { Failpoints } from './failpoints.js';
 import { OperationApplier } from './operation-applier.js';
 import { observeLogs, recordBatch } from './owner-metrics.js';
+import { markPass, rollBackPass } from './pass-rollback.js';
 import type { VersionedPartition } from './versioned-partition.js';
 
 export type DurabilityMode = 'sync' | 'relaxed' | 'none';
 
-/** How often an idle owner looks whether the snapshots that kept old versions have closed. */
+/**
+ * How often an idle owner looks whether the snapshots that kept old versions have closed, and tries
+ * again to log decisions a full disk refused.
+ */
 const garbageCheckIntervalMs = 50;
 
 /** What an owner loop serves: its partitions' trees and logs. */
@@ -125,19 +135,27 @@ export class OwnerLoop {
         !this.#anyResetRequested() &&
         !this.#stopping
       ) {
-        // Versions waiting for snapshots to close are cleaned up on a timer while no writes come.
-        const timeout = this.#applier.hasGarbage() ? garbageCheckIntervalMs : undefined;
+        // Versions waiting for snapshots to close are cleaned up on a timer while no writes come, and
+        // decisions a full disk refused are logged again on one.
+        const timed = this.#applier.hasGarbage() || this.#applier.hasUnloggedDecisions();
+        const timeout = timed ? garbageCheckIntervalMs : undefined;
         const wait = Atomics.waitAsync(control, kWorkerDoorbell, doorbell, timeout);
         if (wait.async) await wait.value;
       }
       Atomics.store(control, kWorkerSleeping, 0);
     }
     while ((await this.drainOnce()) > 0) {}
-    // A clean stop leaves nothing unsynced, whatever the durability mode.
-    await flushOwnerLogs(
-      [...this.#partitions.values()].map((owned) => owned.log),
-      true,
-    );
+    // A clean stop leaves nothing unsynced, whatever the durability mode. On a full disk, what the log
+    // already holds is synced; anything the disk refused was refused to its caller too.
+    try {
+      await flushOwnerLogs(
+        [...this.#partitions.values()].map((owned) => owned.log),
+        true,
+      );
+    } catch (error) {
+      if (storageCondition(error) === null) throw error;
+      console.warn('lightning-db owner: the last log flush at close was refused', error);
+    }
   }
 
   /** Logs written but not synced since the last call; the caller syncs them. */
@@ -168,6 +186,8 @@ export class OwnerLoop {
     const finished: number[] = [];
     const touched = new Set<PartitionLog>();
     this.#honorResets();
+    const marks = markPass(this.#partitions);
+    const startSeqs = this.#completedSeqs.slice();
     this.#applier.beginPass(touched);
     for (let r = 0; r < consumers.length; r++) {
       const consumer = consumers[r]!;
@@ -176,9 +196,9 @@ export class OwnerLoop {
       let seq = this.#completedSeqs[r]!;
       let applied = 0;
       // Writes that waited for a prepared transaction's locks go first, in their order.
-      while (deferred.length > 0) {
+      while (deferred.length > 0 && this.#applier.logHasRoom) {
         const operation = deferred[0]!;
-        const status = this.#apply(operation, 0, operation.length, touched);
+        const status = this.#apply(consumer, operation, 0, operation.length, touched);
         if (status === statusConflict) break;
         deferred.shift();
         seq = (seq + 1) | 0;
@@ -187,7 +207,8 @@ export class OwnerLoop {
       }
       const waits = r < this.#plainRings;
       const u8 = this.#rings[r]!.u8;
-      while (consumer.next()) {
+      // A pass whose log is nearly as large as one write may be leaves the rest for the next pass.
+      while (this.#applier.logHasRoom && consumer.next()) {
         let operation: Uint8Array;
         let start: number;
         let end: number;
@@ -207,7 +228,7 @@ export class OwnerLoop {
           deferred.push(operation.slice(start, end));
           continue;
         }
-        const status = this.#apply(operation, start, end, touched);
+        const status = this.#apply(consumer, operation, start, end, touched);
         if (status === statusConflict && waits) {
           deferred.push(operation.slice(start, end));
           continue;
@@ -235,10 +256,23 @@ export class OwnerLoop {
       await flushOwnerLogs(touched, sync);
       if (!sync) for (const log of touched) this.#unsynced.add(log);
     } catch (error) {
-      // Nothing of the batch is visible, but the log may hold part of it and cannot be trusted to take
-      // more: stop this worker. Its writers fail with ERR_WORKER_CRASHED; reopening recovers from disk.
-      console.error('lightning-db owner: writing the write-ahead log failed; stopping this worker', error);
-      process.exit(74);
+      const errno = storageCondition(error);
+      if (errno === null) {
+        // Nothing of the batch is visible, but the log may hold part of it and cannot be trusted to
+        // take more: stop this worker. Its writers fail with ERR_WORKER_CRASHED; reopening recovers.
+        console.error('lightning-db owner: writing the write-ahead log failed; stopping this worker', error);
+        process.exit(74);
+      }
+      // The disk is full or read-only: an operating condition. The writer dropped the batch; undo
+      // the rest of the pass and refuse its writes, and keep serving (the next pass tries again).
+      const passes = finished.map((r) => ({
+        consumer: consumers[r]!,
+        fromSeq: startSeqs[r]!,
+        toSeq: this.#completedSeqs[r]!,
+      }));
+      rollBackPass(marks, this.#applier, passes, errno);
+      for (const r of finished) consumers[r]!.complete(this.#completedSeqs[r]!);
+      return total;
     }
     try {
       this.#applier.applyStaged();
@@ -294,10 +328,21 @@ export class OwnerLoop {
     return assembly.buffer;
   }
 
-  /** Stages (validates, reserves and logs) the operation encoded in u8[start, end); returns its status. */
-  #apply(u8: Uint8Array, start: number, end: number, touched: Set<PartitionLog>): number {
+  /**
+   * Stages (validates, reserves and logs) the operation encoded in u8[start, end), from the ring of
+   * `consumer`; returns its status. A refusal for want of room leaves its numbers in the ring.
+   */
+  #apply(
+    consumer: RingConsumer,
+    u8: Uint8Array,
+    start: number,
+    end: number,
+    touched: Set<PartitionLog>,
+  ): number {
     this.#failpoints.hit('owner.apply');
-    return this.#applier.stage(u8, start, end, touched);
+    const status = this.#applier.stage(u8, start, end, touched);
+    if (status === statusPartitionFull) consumer.recordPartitionFull(this.#applier.lastPartitionFull);
+    return status;
   }
 }
 

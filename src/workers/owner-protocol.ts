@@ -50,6 +50,11 @@ export interface OwnerConfig {
   mvcc: SharedArrayBuffer;
   /** Transactions the coordinators' decision logs record as committed, for in-doubt prepares. */
   committedTransactions: number[];
+  /**
+   * Opened with `readOnly`: recover into memory and serve reads only; nothing is written to the
+   * directory (no log, no checkpoint).
+   */
+  readOnly: boolean;
   /** This run's epoch: names this worker's new log (storage/wal/wal-startup.ts). */
   walEpoch: number;
   /**

@@ -8,6 +8,7 @@ import { parentPort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { placeCurrentThread } from '../numa/index.js';
+import { LightningError } from '../shared-memory/errors.js';
 import {
   attachControlBlock,
   BTree,
@@ -21,12 +22,13 @@ import {
 import { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { installFileLayerModule } from '../storage/file-layer.js';
 import { walDirectory } from '../storage/layout.js';
+import { rethrowStorageCondition, storageCondition } from '../storage/storage-errors.js';
 import {
-  flushOwnerLogs,
   LogCoverage,
   PartitionLog,
   recordTypeDecision,
   SegmentRemoval,
+  syncOwnerLogs,
   WalWriter,
 } from '../storage/wal/index.js';
 import { CheckpointScheduler } from './checkpoint-scheduler.js';
@@ -34,7 +36,7 @@ import { recordClosingMarks, recordRecoveredMarks } from './durable-marks.js';
 import { Failpoints } from './failpoints.js';
 import { type OwnedPartition, OwnerLoop } from './owner-loop.js';
 import { checkpointRecorder } from './owner-metrics.js';
-import type { OwnerApi, OwnerConfig, OwnerStarted } from './owner-protocol.js';
+import type { OwnerApi, OwnerConfig, OwnerStarted, WorkerPlacement } from './owner-protocol.js';
 import type { CheckpointResult } from './partition-checkpoint.js';
 import { recoverPartitions } from './partition-recovery.js';
 import { encodeDecisionRecord } from './transaction-records.js';
@@ -52,6 +54,8 @@ let ownerLog: WalWriter | null = null;
 /** The database directory and the partitions of this worker, for the manifests' marks at shutdown. */
 let shutdownPath = '';
 let shutdownPartitions: readonly number[] = [];
+/** Opened with `readOnly`: nothing of this worker writes to the directory. */
+let readOnly = false;
 
 const api: OwnerApi = {
   async start(config: OwnerConfig): Promise<OwnerStarted> {
@@ -77,14 +81,15 @@ const api: OwnerApi = {
       config.walEpoch,
       new LogCoverage(config.logCoverage.length > 0 ? config.logCoverage : [null]),
     );
+    if (config.readOnly) {
+      readOnly = true;
+      return startReadOnly(owned, recovered, config, placement);
+    }
     // Records an earlier run left unrecorded (it crashed): once synced here, the manifests promise them.
     await recordRecoveredMarks(config.path, config.partitions, recovered);
     // One log for all of this worker's partitions, new for this run: a batch is one write and one
     // fdatasync however many partitions it touched.
-    const writer = await WalWriter.open(walDirectory(config.path), {
-      epoch: config.walEpoch,
-      worker: config.workerIndex,
-    });
+    const writer = await openOwnerLog(config);
     ownerLog = writer;
     shutdownPath = config.path;
     shutdownPartitions = config.partitions;
@@ -122,7 +127,7 @@ const api: OwnerApi = {
       // Writes were acknowledged after write(2); sync them within the interval.
       const running = loop;
       syncTimer = setInterval(() => {
-        flushOwnerLogs(running.takeUnsynced(), true).catch(failLog);
+        syncOwnerLogs(running.takeUnsynced()).catch(failLog);
       }, config.syncIntervalMs);
     }
     const scheduler = new CheckpointScheduler(
@@ -146,8 +151,14 @@ const api: OwnerApi = {
   },
 
   async checkpoint(): Promise<CheckpointResult[]> {
+    if (readOnly) throw readOnlyRefusal('checkpoint()');
     if (checkpoints === null) throw new Error('owner worker not started');
-    return checkpoints.checkpointAll();
+    try {
+      return await checkpoints.checkpointAll();
+    } catch (error) {
+      // The previous checkpoint and its manifest stay in place; the log still holds every write.
+      rethrowStorageCondition(error, 'writing a checkpoint', 'the previous checkpoint is kept');
+    }
   },
 
   async shutdown(): Promise<void> {
@@ -156,12 +167,68 @@ const api: OwnerApi = {
     if (checkpointTimer !== null) clearInterval(checkpointTimer);
     await checkpoints?.idle();
     await loop.stop();
-    await ownerLog?.close();
-    // Everything logged is synced now: each partition's manifest promises its last record.
-    if (ownerLog !== null) await recordClosingMarks(shutdownPath, shutdownPartitions, ownerLog);
+    try {
+      await ownerLog?.close();
+      // Everything logged is synced now: each partition's manifest promises its last record.
+      if (ownerLog !== null) await recordClosingMarks(shutdownPath, shutdownPartitions, ownerLog);
+    } catch (error) {
+      // On a full disk, what the log holds was synced by the loop's last flush; nothing else is owed
+      // (a durable mark not moved forward now is moved by the next open's recovery).
+      if (storageCondition(error) === null) throw error;
+    }
     Atomics.store(control, kWorkerState, workerStateStopped);
   },
 };
+
+/**
+ * This run's log for this worker. A disk with no room for it (or a read-only one) is ERR_DISK_FULL /
+ * ERR_READ_ONLY saying how to read the database anyway.
+ */
+async function openOwnerLog(config: OwnerConfig): Promise<WalWriter> {
+  const directory = walDirectory(config.path);
+  try {
+    return await WalWriter.open(directory, { epoch: config.walEpoch, worker: config.workerIndex });
+  } catch (error) {
+    rethrowStorageCondition(
+      error,
+      `creating this run's log in ${directory}`,
+      `to read the database, open it with { readOnly: true }`,
+    );
+  }
+}
+
+/** Serves the recovered partitions for reading only: no log, no loop, no checkpoints. */
+function startReadOnly(
+  owned: { tree: BTree }[],
+  recovered: Awaited<ReturnType<typeof recoverPartitions>>,
+  config: OwnerConfig,
+  placement: WorkerPlacement,
+): OwnerStarted {
+  const trees: TreeHandle[] = [];
+  const versionTrees: TreeHandle[] = [];
+  for (const { tree } of owned) {
+    trees.push(tree.share());
+    // In-doubt transactions were resolved in memory at recovery; the version store stays empty.
+    const versions = BTree.create({
+      pageSizeBytes: config.pageSizeBytes,
+      maxBytes: config.partitionBytesMax,
+    });
+    versionTrees.push(versions.share());
+  }
+  Atomics.store(control!, kWorkerState, workerStateRunning);
+  return {
+    trees,
+    versionTrees,
+    recoveries: recovered.partitions,
+    tornTails: recovered.tornTails,
+    skippedDamage: recovered.skippedDamage,
+    placement,
+  };
+}
+
+function readOnlyRefusal(what: string): LightningError {
+  return new LightningError('ERR_READ_ONLY', `${what}: the database was opened with { readOnly: true }`);
+}
 
 /** A failed checkpoint loses nothing (the log still holds everything); it is reported and retried later. */
 function failCheckpoint(error: unknown): void {

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
   type CheckpointBatch,
@@ -5,7 +6,7 @@ import {
   recordCheckpoint,
   writeCheckpoint,
 } from '../storage/checkpoint/index.js';
-import { syncDirectory } from '../storage/durable-file.js';
+import { removeQuietly, syncDirectory } from '../storage/durable-file.js';
 import { partitionDirectory } from '../storage/layout.js';
 import type { PartitionLog, SegmentRemoval } from '../storage/wal/index.js';
 import { latestEntries, type VersionedPartition } from './versioned-partition.js';
@@ -55,10 +56,15 @@ export async function checkpointPartition(
     BigInt(startLsn),
     walk(latestEntries(partitionState)),
   );
-  await recordCheckpoint(directory, partition, written.file, BigInt(startLsn), written.entries, {
-    coversLog,
-    durable: log.writer.syncedMark(partition),
-  });
+  try {
+    await recordCheckpoint(directory, partition, written.file, BigInt(startLsn), written.entries, {
+      coversLog,
+      durable: log.writer.syncedMark(partition),
+    });
+  } catch (error) {
+    await dropUnrecordedCheckpoint(directory, partition, written.file);
+    throw error;
+  }
   const walSegmentsRemoved = await segmentRemoval.removeObsolete((other) =>
     checkpointStartLsn(databaseDirectory, other),
   );
@@ -70,6 +76,23 @@ export async function checkpointPartition(
     durationMs: performance.now() - started,
     walSegmentsRemoved,
   };
+}
+
+/**
+ * Removes a checkpoint file the manifest could not be updated to name (the disk filled up, say): the
+ * previous checkpoint and manifest stay in charge, and the orphan would only take space. A manifest
+ * that did get renamed into place names the file, which then stays.
+ */
+async function dropUnrecordedCheckpoint(directory: string, partition: number, file: string): Promise<void> {
+  try {
+    const manifest = await readManifest(directory);
+    const named = manifest?.checkpoints.some(
+      (record) => record.partition === partition && record.file === file,
+    );
+    if (named !== true) await removeQuietly(join(directory, file));
+  } catch {
+    // An unreadable manifest is for recovery to judge; the orphan goes at the next checkpoint.
+  }
 }
 
 async function* walk(entries: Iterable<[Buffer, Buffer]>): AsyncGenerator<CheckpointBatch> {

@@ -2,10 +2,13 @@ import { bytesName } from '../shared-memory/index.js';
 import type { BatchEntry } from '../shared-memory/ring/operation-codec.js';
 import { type DecodedTransaction, isolationSerializable } from '../shared-memory/ring/transaction-codec.js';
 import { keyWithin } from '../shared-memory/tree/range-options.js';
+import { noReservation, type PassReservation } from './pass-reservation.js';
 
-/** Where one staged operation's bytes lie in the staging buffer, and what it is. */
+/** Where one staged operation's bytes lie, and what it is. */
 export interface StagedOperation {
   partition: number;
+  /** The buffer holding its bytes: the staging buffer (`PassStaging.bytes`) when null. */
+  source: Uint8Array | null;
   start: number;
   end: number;
   /** LSN of the log record that carries it (the prepare record, for a prepare). */
@@ -30,11 +33,8 @@ export class PassStaging {
   #buffer = new Uint8Array(initialBytes);
   #filled = 0;
   readonly operations: StagedOperation[] = [];
-  /** Entries staged per partition in this pass: the reservation check's height margin grows with them. */
-  readonly #entries = new Map<number, number>();
-  /** Pages reserved per partition in this pass, in the tree and in the version store. */
-  readonly #treePages = new Map<number, number>();
-  readonly #versionPages = new Map<number, number>();
+  /** Pages (and levels) reserved per partition in this pass, in the tree and in the version store. */
+  readonly #reserved = new Map<number, PassReservation>();
   /** Per partition, the names of keys staged so far; null until a transaction needs them. */
   #stagedKeys: Map<number, Set<string>> | null = null;
   /** How many of `operations` the key sets cover. */
@@ -50,32 +50,41 @@ export class PassStaging {
     return this.operations.length === 0;
   }
 
-  /** The bytes of a staged operation; valid until `clear()`. */
+  /** The staging buffer, holding the operations whose `source` is null; valid until `clear()`. */
   get bytes(): Uint8Array {
     return this.#buffer;
   }
 
-  entriesStaged(partition: number): number {
-    return this.#entries.get(partition) ?? 0;
+  /** The buffer holding a staged operation's bytes, at [operation.start, operation.end). */
+  bytesOf(operation: StagedOperation): Uint8Array {
+    return operation.source ?? this.#buffer;
   }
 
-  reservedTreePages(partition: number): number {
-    return this.#treePages.get(partition) ?? 0;
+  /** What the operations staged for `partition` in this pass may allocate when they apply. */
+  reserved(partition: number): Readonly<PassReservation> {
+    return this.#reserved.get(partition) ?? noReservation;
   }
 
-  reservedVersionPages(partition: number): number {
-    return this.#versionPages.get(partition) ?? 0;
-  }
-
-  /** Copies an accepted operation in; `reserved` is what its application may allocate. */
+  /**
+   * Keeps an accepted operation; `reserved` is what its application may allocate. Bytes in a
+   * SharedArrayBuffer (a command ring, whose space is reused once the pass has read it) are copied
+   * into the staging buffer; bytes in an ordinary buffer (an operation reassembled from fragments, or
+   * one that waited for a lock) belong to the pass already and are kept where they are, so a batch of
+   * many megabytes is not copied again, nor does it leave the staging buffer that large.
+   */
   add(
     partition: number,
     source: Uint8Array,
     start: number,
     end: number,
     lsn: number,
-    reserved: { entries: number; treePages: number; versionPages: number },
+    reserved: Readonly<PassReservation>,
   ): void {
+    if (!(source.buffer instanceof SharedArrayBuffer)) {
+      this.operations.push({ partition, source, start, end, lsn });
+      this.#addReserved(partition, reserved);
+      return;
+    }
     const length = end - start;
     if (this.#filled + length > this.#buffer.length) {
       const grown = new Uint8Array(Math.max(this.#buffer.length * 2, this.#filled + length));
@@ -83,11 +92,19 @@ export class PassStaging {
       this.#buffer = grown;
     }
     this.#buffer.set(source.subarray(start, end), this.#filled);
-    this.operations.push({ partition, start: this.#filled, end: this.#filled + length, lsn });
+    this.operations.push({ partition, source: null, start: this.#filled, end: this.#filled + length, lsn });
     this.#filled += length;
-    this.#entries.set(partition, this.entriesStaged(partition) + reserved.entries);
-    this.#treePages.set(partition, this.reservedTreePages(partition) + reserved.treePages);
-    this.#versionPages.set(partition, this.reservedVersionPages(partition) + reserved.versionPages);
+    this.#addReserved(partition, reserved);
+  }
+
+  #addReserved(partition: number, reserved: Readonly<PassReservation>): void {
+    const before = this.reserved(partition);
+    this.#reserved.set(partition, {
+      treePages: before.treePages + reserved.treePages,
+      treeLevels: before.treeLevels + reserved.treeLevels,
+      versionPages: before.versionPages + reserved.versionPages,
+      versionLevels: before.versionLevels + reserved.versionLevels,
+    });
   }
 
   /**
@@ -114,9 +131,7 @@ export class PassStaging {
   clear(): void {
     this.operations.length = 0;
     this.#filled = 0;
-    this.#entries.clear();
-    this.#treePages.clear();
-    this.#versionPages.clear();
+    this.#reserved.clear();
     this.#stagedKeys = null;
     this.#keysCovered = 0;
   }

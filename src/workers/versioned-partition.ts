@@ -9,11 +9,13 @@ import {
   versionSupersededAt,
 } from '../shared-memory/mvcc/version-key.js';
 import { readLatest, VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
-import { type BatchEntry, operationDel } from '../shared-memory/ring/operation-codec.js';
+import { type BatchEntry, operationDel, operationPut } from '../shared-memory/ring/operation-codec.js';
 import { type DecodedTransaction, isolationSerializable } from '../shared-memory/ring/transaction-codec.js';
 import { cellFlagIntent, cellFlagTimestamp, cellFlagTombstone } from '../shared-memory/tree/node-format.js';
+import type { WriteTally } from '../shared-memory/tree/write-pages.js';
 import { CleanupQueue } from './cleanup-queue.js';
 import { LockTable } from './lock-table.js';
+import { tallyEntry } from './pass-reservation.js';
 import { validateTransactionPart } from './transaction-validation.js';
 
 /** The commit timestamp writes of the current window carry, and whether old versions must be kept. */
@@ -79,18 +81,21 @@ export class VersionedPartition {
   }
 
   /** True if a prepared transaction holds a key of `entries`: the write must fail fast. */
-  writesConflict(entries: readonly BatchEntry[], reference = -1): boolean {
+  writesConflict(entries: Iterable<BatchEntry>, reference = -1): boolean {
     if (this.#locks.empty) return false;
     for (const entry of entries) if (this.#locks.blocksWrite(entry.key, reference)) return true;
     return false;
   }
 
-  /** Applies puts and deletes atomically at the window's timestamp. Throws ERR_PARTITION_FULL first. */
-  applyWrites(entries: readonly BatchEntry[], window: CommitWindow): void {
-    this.#reserve(entries, window.keepVersions);
+  /**
+   * Applies puts and deletes atomically at the window's timestamp. Throws ERR_PARTITION_FULL first.
+   * `entries` is called twice (to reserve, then to write), so a large batch can be walked in place.
+   */
+  applyWrites(entries: () => Iterable<BatchEntry>, window: CommitWindow): void {
+    this.#reserve(entries(), window.keepVersions);
     this.tree.group(() =>
       this.versions.group(() => {
-        for (const entry of entries) {
+        for (const entry of entries()) {
           this.#write(entry.key, entry.kind === operationDel ? null : entry.value, window);
         }
       }),
@@ -130,6 +135,17 @@ export class VersionedPartition {
       }
     }
     this.#locked.set(reference, { transactionId: part.transactionId, lsn, lockedKeys });
+  }
+
+  /**
+   * Releases the locks of a prepared transaction whose prepare record never reached the log (the disk
+   * refused the pass): it was locked and not installed, so nothing else of it exists.
+   */
+  unlockUnlogged(reference: number): void {
+    const locked = this.#locked.get(reference);
+    if (locked === undefined) return;
+    this.#locked.delete(reference);
+    this.#locks.unlock(reference, locked.lockedKeys);
   }
 
   /** Installs a locked prepared transaction's intents once its prepare record is durable; old heads are kept. */
@@ -290,11 +306,14 @@ export class VersionedPartition {
 
   #commit(prepared: PreparedTransaction, commitTimestamp: number): void {
     const keep = this.#mvcc.oldestSnapshot() < commitTimestamp;
-    const entries = prepared.writes.map((write) => ({
-      key: write.key,
-      value: write.value ?? new Uint8Array(0),
-    }));
-    this.#reserveRaw(entries, keep);
+    const treeWrites = this.tree.newWriteTally();
+    const versionWrites = this.versions.newWriteTally();
+    for (const write of prepared.writes) {
+      const kind = write.value === null ? operationDel : operationPut;
+      const entry: BatchEntry = { kind, key: write.key, value: write.value };
+      tallyEntry(treeWrites, versionWrites, entry, keep);
+    }
+    this.#reserveTallies(treeWrites, versionWrites, keep);
     this.tree.group(() =>
       this.versions.group(() => {
         for (const write of prepared.writes) {
@@ -368,27 +387,21 @@ export class VersionedPartition {
     if (version !== undefined && versionSupersededAt(version) === 0) this.versions.deleteCell(stored);
   }
 
-  #reserve(entries: readonly BatchEntry[], keepVersions: boolean): void {
-    this.#reserveRaw(
-      entries.map((entry) => ({ key: entry.key, value: entry.value ?? new Uint8Array(0) })),
-      keepVersions,
-    );
+  #reserve(entries: Iterable<BatchEntry>, keepVersions: boolean): void {
+    const treeWrites = this.tree.newWriteTally();
+    const versionWrites = this.versions.newWriteTally();
+    for (const entry of entries) tallyEntry(treeWrites, versionWrites, entry, keepVersions);
+    this.#reserveTallies(treeWrites, versionWrites, keepVersions);
   }
 
   /**
-   * Reserves what a group of writes may allocate, in both trees: each put may split every level, and
-   * the tree may grow a level per doubling of the group.
+   * Reserves what a group of writes may allocate in both trees (`BTree.pagesForWrites`), so that a
+   * full partition fails before anything changes. Staging checked the same bound, counted from the
+   * trees before the pass, so on the owner's write path this never fails.
    */
-  #reserveRaw(entries: readonly { key: Uint8Array; value: Uint8Array }[], keepVersions: boolean): void {
-    const growth = Math.ceil(Math.log2(entries.length + 1));
-    let treePages = 0;
-    let versionPages = 0;
-    for (const { key, value } of entries) {
-      treePages += this.tree.pagesForPut(key, value) + growth;
-      if (keepVersions) versionPages += this.versions.pagesForPut(key, value) + growth + 1;
-    }
-    this.tree.reserve(treePages);
-    if (versionPages > 0) this.versions.reserve(versionPages);
+  #reserveTallies(treeWrites: WriteTally, versionWrites: WriteTally, keepVersions: boolean): void {
+    this.tree.reserve(this.tree.pagesForWrites(treeWrites).pages);
+    if (keepVersions) this.versions.reserve(this.versions.pagesForWrites(versionWrites).pages);
   }
 }
 

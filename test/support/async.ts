@@ -13,3 +13,13 @@ export function within<T>(promise: Promise<T>, ms: number, what: string): Promis
 export function codeOf(error: unknown): string {
   return error instanceof LightningError ? error.code : `not a LightningError: ${String(error)}`;
 }
+
+/** The error `promise` rejects with; fails (throws) if it resolves. */
+export async function rejection(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as Error;
+  }
+  throw new Error('expected a rejection');
+}

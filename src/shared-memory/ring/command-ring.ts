@@ -5,7 +5,12 @@ import {
   kRingCapacityBytes,
   kRingChecksum,
   kRingCompletedSeq,
+  kRingFieldCount,
   kRingFormatVersion,
+  kRingFullAvailablePages,
+  kRingFullNeededPages,
+  kRingFullPageSizeBytes,
+  kRingFullPagesMax,
   kRingMagic,
   kRingReadOffset,
   kRingStatusSlots,
@@ -22,6 +27,16 @@ import {
   ringRecordHeaderBytes,
   ringStatusSlotsDefault,
 } from './ring-layout.js';
+
+assert(kRingFieldCount * 4 <= ringHeaderBytes, 'the ring header holds its fields');
+
+/** What an owner found when it refused an operation for want of room in its partition. */
+export interface PartitionFullDetail {
+  neededPages: number;
+  availablePages: number;
+  pagesMax: number;
+  pageSizeBytes: number;
+}
 
 /**
  * A single-producer, single-consumer ring of records in a SharedArrayBuffer: the data plane between
@@ -48,6 +63,17 @@ export class CommandRing {
     this.statusSlots = this.i32[kRingStatusSlots]!;
     this.recordBytesMax = ringRecordBytesMax(this.capacityBytes);
     this.statusStart = ringHeaderBytes + this.capacityBytes;
+  }
+
+  /** The detail the owner recorded with the last operation of this ring it refused as full. */
+  lastPartitionFull(): PartitionFullDetail {
+    const i32 = this.i32;
+    return {
+      neededPages: Atomics.load(i32, kRingFullNeededPages) >>> 0,
+      availablePages: Atomics.load(i32, kRingFullAvailablePages) >>> 0,
+      pagesMax: Atomics.load(i32, kRingFullPagesMax) >>> 0,
+      pageSizeBytes: Atomics.load(i32, kRingFullPageSizeBytes) >>> 0,
+    };
   }
 
   static create(capacityBytes = ringCapacityBytesDefault, statusSlots = ringStatusSlotsDefault): CommandRing {
@@ -249,6 +275,21 @@ export class RingConsumer {
   setStatus(seq: number, status: number): void {
     const ring = this.ring;
     ring.u8[ring.statusStart + (seq & (ring.statusSlots - 1))] = status;
+  }
+
+  /** Records why an operation is refused as full; before its completion is published. */
+  recordPartitionFull(detail: PartitionFullDetail): void {
+    const i32 = this.ring.i32;
+    Atomics.store(i32, kRingFullNeededPages, Math.min(detail.neededPages, 0xffff_ffff) | 0);
+    Atomics.store(i32, kRingFullAvailablePages, detail.availablePages | 0);
+    Atomics.store(i32, kRingFullPagesMax, detail.pagesMax | 0);
+    Atomics.store(i32, kRingFullPageSizeBytes, detail.pageSizeBytes | 0);
+  }
+
+  /** The status recorded for operation `seq` (not yet completed). */
+  statusOf(seq: number): number {
+    const ring = this.ring;
+    return ring.u8[ring.statusStart + (seq & (ring.statusSlots - 1))]!;
   }
 
   complete(seq: number): void {

@@ -140,6 +140,53 @@ export function decodeOperation(u8: Uint8Array, at: number, end: number): Decode
   return { kind, partition, entries, end: offset };
 }
 
+/**
+ * The entries of the operation encoded at u8[at, end), one at a time: each is a new object whose key
+ * and value are views into `u8`, so an operation of a million entries is walked without a decoded
+ * copy of it (a caller that keeps the entries keeps only those it holds). Lengths are checked as in
+ * `decodeOperation`.
+ */
+export function* encodedEntries(
+  u8: Uint8Array,
+  at: number,
+  end: number,
+): Generator<BatchEntry, void, undefined> {
+  const kind = u8[at]!;
+  if (kind !== operationBatch) {
+    yield* decodeOperation(u8, at, end).entries;
+    return;
+  }
+  const count = read32(u8, at + 4);
+  let offset = at + 8;
+  for (let i = 0; i < count; i++) {
+    const entryKind = u8[offset]!;
+    const keyBytes = read16(u8, offset + 1);
+    const valueBytes = read32(u8, offset + 3);
+    assert(entryKind === operationPut || entryKind === operationDel, 'known batch entry kind');
+    assert(offset + 7 + keyBytes + valueBytes <= end, 'batch entry fits its record');
+    const keyEnd = offset + 7 + keyBytes;
+    yield {
+      kind: entryKind,
+      key: u8.subarray(offset + 7, keyEnd),
+      value: entryKind === operationPut ? u8.subarray(keyEnd, keyEnd + valueBytes) : null,
+    };
+    offset = keyEnd + valueBytes;
+  }
+}
+
+/** The offset just past the operation encoded at u8[at, end), found without decoding its entries. */
+export function encodedOperationEnd(u8: Uint8Array, at: number, end: number): number {
+  const kind = u8[at]!;
+  if (kind === operationPut) return at + 10 + read16(u8, at + 4) + read32(u8, at + 6);
+  if (kind === operationDel) return at + 6 + read16(u8, at + 4);
+  assert(kind === operationBatch, `known operation kind (got ${kind})`);
+  const count = read32(u8, at + 4);
+  let offset = at + 8;
+  for (let i = 0; i < count; i++) offset += 7 + read16(u8, offset + 1) + read32(u8, offset + 3);
+  assert(offset <= end, 'the operation fits its record');
+  return offset;
+}
+
 function write16(u8: Uint8Array, at: number, value: number): void {
   u8[at] = value;
   u8[at + 1] = value >>> 8;

@@ -7,8 +7,8 @@
  * difference (`(a - b) | 0`), so wrapping is harmless as long as fewer than 2^31 are in flight.
  */
 export const ringMagic = 0x52_49_4e_47; // "RING"
-/** 2: the reset request word. */
-export const ringFormatVersion = 2;
+/** 2: the reset request word. 3: the words describing the last ERR_PARTITION_FULL. */
+export const ringFormatVersion = 3;
 
 export const kRingMagic = 0;
 export const kRingFormatVersion = 1;
@@ -28,7 +28,17 @@ export const kRingCompletedSeq = 7;
  * is empty and its completed sequence final, so the slot's next thread starts on a clean ring.
  */
 export const kRingResetRequest = 8;
-export const kRingFieldCount = 9;
+/**
+ * What the owner last found when it refused an operation of this ring with statusPartitionFull:
+ * the pages the operation could need, the pages left, the partition's most pages and its page size.
+ * Written by the owner before it publishes that completion; read by the producer for the error's
+ * message only.
+ */
+export const kRingFullNeededPages = 9;
+export const kRingFullAvailablePages = 10;
+export const kRingFullPagesMax = 11;
+export const kRingFullPageSizeBytes = 12;
+export const kRingFieldCount = 13;
 
 export const ringHeaderBytes = 64;
 /** Record area: a power of two, so offsets map to positions with a mask. */
@@ -55,3 +65,10 @@ export const statusPartitionFull = 1;
 export const statusInternalError = 2;
 /** A prepared transaction holds a key of the write, or a transaction failed validation. */
 export const statusConflict = 3;
+/**
+ * The owner's log could not take the write: the disk is full (ENOSPC), the disk quota is exhausted
+ * (EDQUOT), or the file system is read-only (EROFS). Nothing of the write was applied.
+ */
+export const statusDiskFull = 4;
+export const statusDiskQuota = 5;
+export const statusReadOnlyFileSystem = 6;

@@ -1,7 +1,7 @@
 import { type ArenaOptions, PageArena } from '../arena.js';
 import { keyToBytes, valueToBytes } from '../bytes.js';
 import { LightningError } from '../errors.js';
-import { cellBytesMax, pageHeaderBytes } from '../limits.js';
+import { cellBytesMax, pageHeaderBytes, slotBytes } from '../limits.js';
 import { PageAllocator } from '../page-allocator.js';
 import { pageTypeLeaf, pChunkBytes, pFragmented } from '../page-layout.js';
 import { checkTree } from './check-tree.js';
@@ -41,6 +41,7 @@ import { writeTreeMetaHeader } from './tree-handle.js';
 import { TreeReader } from './tree-reader.js';
 import { TreeReshape } from './tree-reshape.js';
 import { WriteLatches } from './write-latches.js';
+import { pagesForWrites, type TreeShape, WriteTally } from './write-pages.js';
 
 export type BTreeOptions = ArenaOptions;
 
@@ -68,6 +69,12 @@ export class BTree extends TreeReader {
   #grouped = false;
   /** Set when a write failed half-way because of a bug: the tree refuses further writes. */
   #failure: unknown = null;
+  /**
+   * The largest leaf cell (slot included) and the longest key this tree ever held: how unevenly a
+   * split may divide a node's bytes, which `pagesForWrites` needs. They only grow.
+   */
+  #cellBytesLargest = 0;
+  #keyBytesLongest = 0;
 
   private constructor(arena: PageArena, metaPageId: number, allocator: PageAllocator) {
     super(arena, metaPageId);
@@ -142,6 +149,29 @@ export class BTree extends TreeReader {
       ? overflowPagesFor(value.length, this.#pageSizeBytes)
       : 0;
     return overflowPages + this.#height() + 1;
+  }
+
+  /** A tally for the writes of a group, to be measured with `pagesForWrites`. */
+  newWriteTally(): WriteTally {
+    return new WriteTally(this.#pageSizeBytes);
+  }
+
+  /**
+   * At most how many pages the writes of `tally` can allocate in one group, and how many levels they may
+   * add (see write-pages.ts), on top of `staged`: what groups applied before them may have added. O(1).
+   */
+  pagesForWrites(
+    tally: WriteTally,
+    staged: { pages: number; levels: number } = { pages: 0, levels: 0 },
+  ): { pages: number; levels: number } {
+    const shape: TreeShape = {
+      pageSizeBytes: this.#pageSizeBytes,
+      height: this.#height() + staged.levels,
+      pagesInUse: this.#arena.pagesAllocated() - this.#allocator.freePageCount() + staged.pages,
+      cellBytesLargest: this.#cellBytesLargest,
+      keyBytesLongest: this.#keyBytesLongest,
+    };
+    return pagesForWrites(shape, tally);
   }
 
   /** Pages that can still be allocated: free ones plus those the buffer may still grow by. O(1). */
@@ -250,45 +280,6 @@ export class BTree extends TreeReader {
     return this.#write(() => this.#delete(keyBytes));
   }
 
-  /**
-   * Applies puts (value given) and deletes (value null) as one change: the pages every entry could
-   * need are reserved first, so a full partition fails the whole batch before anything changes, and
-   * every latch is held until the last entry is in, so a reader sees each page before or after the
-   * batch, never between two of its entries. Later entries win over earlier ones for the same key.
-   */
-  applyBatch(entries: readonly { key: Uint8Array | string; value: Uint8Array | string | null }[]): void {
-    if (!Array.isArray(entries)) throw new LightningError('ERR_BAD_ARGUMENT', 'a batch must be an array');
-    const keys: Uint8Array[] = [];
-    const values: (Uint8Array | null)[] = [];
-    let puts = 0;
-    let overflowPages = 0;
-    for (const entry of entries) {
-      if (typeof entry !== 'object' || entry === null) {
-        throw new LightningError('ERR_BAD_ARGUMENT', 'a batch entry must be an object');
-      }
-      keys.push(keyToBytes(entry.key));
-      const value = entry.value === null ? null : valueToBytes(entry.value);
-      values.push(value);
-      if (value !== null) {
-        puts++;
-        if (this.#needsOverflow(keys[keys.length - 1]!, value)) {
-          overflowPages += overflowPagesFor(value.length, this.#pageSizeBytes);
-        }
-      }
-    }
-    this.#assertWritable();
-    // Each put may split every level; the tree can grow by at most log2(puts) levels meanwhile.
-    const levelsPerPut = this.#height() + 1 + Math.ceil(Math.log2(puts + 1));
-    this.#allocator.reserve(overflowPages + puts * levelsPerPut);
-    this.#write(() => {
-      for (let i = 0; i < keys.length; i++) {
-        const value = values[i]!;
-        if (value === null) this.#delete(keys[i]!);
-        else this.#put(keys[i]!, value, this.#needsOverflow(keys[i]!, value), 0, 0);
-      }
-    });
-  }
-
   #needsOverflow(key: Uint8Array, value: Uint8Array): boolean {
     return leafCellBytes(cellFlagTimestamp, key.length, value.length) > this.#cellBytesMax;
   }
@@ -308,6 +299,8 @@ export class BTree extends TreeReader {
       Atomics.add(this.#arena.i32, this.#metaWord + kTreeOverflowPageCount, chain.pageCount);
     }
     const cellLength = this.#encodeLeafCell(key, value, firstOverflow, flags, timestamp);
+    if (cellLength + slotBytes > this.#cellBytesLargest) this.#cellBytesLargest = cellLength + slotBytes;
+    if (key.length > this.#keyBytesLongest) this.#keyBytesLongest = key.length;
     this.#latches.lock(leaf);
     const u8 = this.#arena.u8;
     if (path.found) {

@@ -21,7 +21,13 @@ export {
   type WalRecordType,
   walFormatVersion,
 } from './wal-format.js';
-export { flushOwnerLogs, PartitionLog, type PartitionLogStats } from './wal-partition-log.js';
+export {
+  flushOwnerLogs,
+  PartitionLog,
+  type PartitionLogMark,
+  type PartitionLogStats,
+  syncOwnerLogs,
+} from './wal-partition-log.js';
 export {
   type ReadWalOptions,
   type ReadWalResult,

@@ -8,6 +8,12 @@ export interface PartitionLogStats {
   bytesWritten: number;
 }
 
+/** A partition log's position, from `mark()`. */
+export interface PartitionLogMark {
+  readonly nextLsn: number;
+  readonly bytesWritten: number;
+}
+
 /**
  * One partition's view of its owner's log: it keeps the partition's LSN sequence and tags each
  * record with the partition, while the records of all the owner's partitions go to one file, so a
@@ -54,6 +60,22 @@ export class PartitionLog {
     return range;
   }
 
+  /** Where the partition's sequence stands: what `rollBack` returns to. */
+  mark(): PartitionLogMark {
+    return { nextLsn: this.#nextLsn, bytesWritten: this.#stats.bytesWritten };
+  }
+
+  /**
+   * Takes back the LSNs and bytes appended since `mark`: their records never reached the log (the
+   * owner's writer dropped them when the disk refused its flush), so the next record reuses the LSN.
+   */
+  rollBack(mark: PartitionLogMark): void {
+    if (mark.nextLsn > this.#nextLsn)
+      throw new LightningError('ERR_INTERNAL', 'a partition log rolls back only to an earlier mark');
+    this.#nextLsn = mark.nextLsn;
+    this.#stats.bytesWritten = mark.bytesWritten;
+  }
+
   /** Flushes the owner's log: this partition's records and every other partition's with them. */
   flush(sync: boolean): Promise<void> {
     return this.writer.flush(sync);
@@ -68,4 +90,11 @@ export function flushOwnerLogs(logs: Iterable<PartitionLog>, sync: boolean): Pro
   const writers = new Set<WalWriter>();
   for (const log of logs) writers.add(log.writer);
   return Promise.all([...writers].map((writer) => writer.flush(sync))).then(() => undefined);
+}
+
+/** Syncs what the logs behind these partition views wrote, each log once, writing nothing new. */
+export function syncOwnerLogs(logs: Iterable<PartitionLog>): Promise<void> {
+  const writers = new Set<WalWriter>();
+  for (const log of logs) writers.add(log.writer);
+  return Promise.all([...writers].map((writer) => writer.syncWritten())).then(() => undefined);
 }

@@ -3,7 +3,10 @@ import { performance } from 'node:perf_hooks';
 import { assert } from '../../shared-memory/assert.js';
 import { LightningError } from '../../shared-memory/errors.js';
 import type { DurableMark, LogPosition } from '../checkpoint/manifest.js';
+import { removeQuietly } from '../durable-file.js';
 import { fileLayer, type LayerFileHandle } from '../file-layer.js';
+import { storageCondition, storageConditionError } from '../storage-errors.js';
+import { type MarksUndo, PartitionMarks } from './partition-marks.js';
 import {
   ensureDirectory,
   listSegments,
@@ -49,6 +52,13 @@ export interface WalWriterStats {
   lastSyncAtMs: number;
 }
 
+/** What a flush added, for taking it back when the disk refuses it. */
+interface FlushUndo {
+  bytes: number;
+  records: number;
+  marks: MarksUndo;
+}
+
 /** Told of each write and fdatasync as it completes (the owner's metrics); runs on the writer's thread. */
 export interface WalObserver {
   written(bytes: number): void;
@@ -70,9 +80,13 @@ export interface WalObserver {
  * would put new records after a torn one, where a reader must treat the tear as damage instead of a
  * cut-off tail.
  *
- * After an I/O error the writer is failed: the file's state is unknown (a write may be partly on disk;
- * after a failed fsync the kernel may have dropped the dirty pages), so nothing is retried. Every
- * later call rejects with ERR_CLOSED carrying the cause; recovery from the files is the way back.
+ * A flush the disk refuses because it is full or read-only (ENOSPC, EDQUOT, EROFS) is undone: its
+ * records are dropped, the segment is cut back to where the flush began, and the flush rejects with
+ * ERR_DISK_FULL or ERR_READ_ONLY; the writer stays usable, and the next flush tries again. After any
+ * other I/O error (or a failed cut) the writer is failed: the file's state is unknown (a write may be
+ * partly on disk; after a failed fsync the kernel may have dropped the dirty pages), so nothing is
+ * retried. Every later call rejects with ERR_CLOSED carrying the cause; recovery from the files is the
+ * way back.
  */
 export class WalWriter {
   readonly dir: string;
@@ -85,11 +99,7 @@ export class WalWriter {
   #segmentBytes = 0;
   #segmentRecords = 0;
   /** The last LSN of each partition written to the open segment. */
-  #segmentLastLsns = new Map<number, number>();
-  /** Per partition, its last record written to the file and the segment it is in. */
-  readonly #writtenMarks = new Map<number, DurableMark>();
-  /** The same, as of the last fdatasync: what a power loss cannot take back. */
-  readonly #syncedMarks = new Map<number, DurableMark>();
+  readonly #marks = new PartitionMarks();
   readonly #closedSegments: SegmentContents[] = [];
   /** Records handed to write(2), and records fdatasync covered, since open. */
   #writtenRecords = 0;
@@ -175,7 +185,7 @@ export class WalWriter {
    * is: what the partition's manifest may promise recovery will find.
    */
   syncedMark(partition: number): DurableMark | null {
-    return this.#syncedMarks.get(partition) ?? null;
+    return this.#marks.syncedMark(partition);
   }
 
   /**
@@ -225,8 +235,9 @@ export class WalWriter {
    * durable with one fdatasync (which also covers earlier unsynced flushes). A flush called while
    * another runs waits for it: flushes complete in call order, and each writes what was appended
    * until it starts, so it may carry records appended after it was called. Then, if the segment
-   * passed its target size, rotates to a new one. A rejection leaves the writer failed and the
-   * durability of the batch unknown.
+   * passed its target size, rotates to a new one. ERR_DISK_FULL or ERR_READ_ONLY means none of the
+   * batch is in the log and the writer is still usable; any other rejection leaves the writer failed
+   * and the durability of the batch unknown.
    */
   flush(sync: boolean): Promise<void> {
     try {
@@ -236,6 +247,30 @@ export class WalWriter {
       return Promise.reject(error);
     }
     return this.#chain(() => this.#flushNow(sync, true));
+  }
+
+  /**
+   * Makes durable what earlier flushes wrote (one fdatasync, if anything is unsynced), without writing
+   * what was appended since: the owner's periodic sync in 'relaxed' mode, which must not take the
+   * records of a pass the owner is still staging. A rejection leaves the writer failed.
+   */
+  syncWritten(): Promise<void> {
+    try {
+      this.#throwIfUnusable();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#chain(async () => {
+      if (this.#failure !== null) this.#throwIfUnusable();
+      const handle = this.#handle;
+      assert(handle !== null, 'a writer that has not failed has a segment open');
+      try {
+        await this.#syncWritten(handle);
+      } catch (error) {
+        this.#failure ??= { cause: error };
+        throw error;
+      }
+    });
   }
 
   /**
@@ -272,31 +307,88 @@ export class WalWriter {
     if (this.#failure !== null) this.#throwIfUnusable();
     const handle = this.#handle;
     assert(handle !== null, 'a writer that has not failed has a segment open');
+    // The last good offset: every byte before it was written whole by an earlier flush.
+    const goodBytes = this.#segmentBytes;
+    let written: FlushUndo | null = null;
     try {
       const batch = this.#framer.take();
       if (batch !== null) {
-        await writeFully(handle, batch.buffer, batch.bytes, this.#segmentBytes);
-        this.#framer.recycle(batch.buffer);
+        try {
+          await writeFully(handle, batch.buffer, batch.bytes, this.#segmentBytes);
+        } finally {
+          this.#framer.recycle(batch.buffer);
+        }
+        const segment = segmentFileName(this.log, this.#segmentOrdinal);
+        written = {
+          bytes: batch.bytes,
+          records: batch.records,
+          marks: this.#marks.written(batch.lastLsns, segment),
+        };
         this.#segmentBytes += batch.bytes;
         this.#stats.bytesWritten += batch.bytes;
         this.#stats.flushes++;
         this.#writtenRecords += batch.records;
         this.#segmentRecords += batch.records;
-        const segment = segmentFileName(this.log, this.#segmentOrdinal);
-        for (const [partition, lastLsn] of batch.lastLsns) {
-          this.#segmentLastLsns.set(partition, lastLsn);
-          this.#writtenMarks.set(partition, { lsn: BigInt(lastLsn), log: segment });
-        }
         this.observer?.written(batch.bytes);
       }
       if (sync) await this.#syncWritten(handle);
-      // Only a segment that holds a record rotates: a log never fills with empty segments.
-      const full = this.#segmentBytes > this.#segmentTargetBytes;
-      if (mayRotate && full && this.#segmentRecords > 0) await this.#rotate(handle);
     } catch (error) {
-      this.#failure ??= { cause: error };
-      throw error;
+      const condition = storageConditionError(error, `writing the log ${this.activeSegmentPath}`);
+      if (condition === null) {
+        this.#failure ??= { cause: error };
+        throw error;
+      }
+      await this.#cutBack(handle, goodBytes, written, error);
+      throw condition;
     }
+    // Only a segment that holds a record rotates: a log never fills with empty segments.
+    const full = this.#segmentBytes > this.#segmentTargetBytes;
+    if (mayRotate && full && this.#segmentRecords > 0) {
+      try {
+        await this.#rotate(handle);
+      } catch (error) {
+        // The batch is durable in the current segment; with no room for the next one, the writer
+        // keeps appending to this one and tries to rotate again at the next flush.
+        if (storageCondition(error) === null || this.#handle !== handle) {
+          this.#failure ??= { cause: error };
+          throw error;
+        }
+      }
+    }
+  }
+
+  /**
+   * Undoes a flush the disk refused (full or read-only): the records it framed are dropped, and the
+   * segment is cut back to `goodBytes`, where the previous flush ended, so that bytes of a write that
+   * partly landed can never sit before the records of a later flush. If even the cut fails, the file
+   * cannot be trusted to take more: the writer fails, as after any other I/O error.
+   */
+  async #cutBack(
+    handle: LayerFileHandle,
+    goodBytes: number,
+    written: FlushUndo | null,
+    cause: unknown,
+  ): Promise<void> {
+    try {
+      await handle.truncate(goodBytes);
+    } catch (error) {
+      // Thrown as a plain error, whatever the cut's errno: the owner must stop, not retry.
+      const failure = new Error(
+        `cutting the log ${this.activeSegmentPath} back to ${goodBytes} bytes failed`,
+        {
+          cause: new AggregateError([cause, error]),
+        },
+      );
+      this.#failure ??= { cause: failure };
+      throw failure;
+    }
+    this.#segmentBytes = goodBytes;
+    if (written === null) return;
+    this.#stats.bytesWritten -= written.bytes;
+    this.#writtenRecords -= written.records;
+    this.#segmentRecords -= written.records;
+    if (this.#syncedRecords > this.#writtenRecords) this.#syncedRecords = this.#writtenRecords;
+    this.#marks.undo(written.marks);
   }
 
   async #syncWritten(handle: LayerFileHandle): Promise<void> {
@@ -305,7 +397,7 @@ export class WalWriter {
     await this.#datasync(handle);
     this.#syncedRecords = written;
     // Nothing is written while a sync runs (flushes are chained), so every written mark is durable.
-    for (const [partition, mark] of this.#writtenMarks) this.#syncedMarks.set(partition, mark);
+    this.#marks.synced();
   }
 
   async #datasync(handle: LayerFileHandle): Promise<void> {
@@ -328,7 +420,7 @@ export class WalWriter {
       path: this.activeSegmentPath,
       log: this.log,
       ordinal: this.#segmentOrdinal,
-      lastLsns: this.#segmentLastLsns,
+      lastLsns: this.#marks.segmentLastLsns,
     };
     assert(this.#segmentOrdinal < segmentOrdinalMax, 'a log has fewer than 2^32 segments');
     await this.#openSegment(this.#segmentOrdinal + 1);
@@ -342,7 +434,8 @@ export class WalWriter {
    * no records or a partial header, which a reader reports as a torn tail.
    */
   async #openSegment(ordinal: number): Promise<void> {
-    const handle = await fileLayer().open(join(this.dir, segmentFileName(this.log, ordinal)), 'wx');
+    const path = join(this.dir, segmentFileName(this.log, ordinal));
+    const handle = await fileLayer().open(path, 'wx');
     try {
       const header = encodeSegmentHeader(this.#h32Raw, this.log, ordinal);
       await writeFully(handle, header, segmentHeaderBytes, 0);
@@ -351,13 +444,16 @@ export class WalWriter {
       this.#stats.directorySyncs++;
     } catch (error) {
       await handle.close();
+      // A segment that never got its header (the disk was full, say) would read as a torn newest
+      // segment and block the next attempt to create it: it goes.
+      await removeQuietly(path);
       throw error;
     }
     this.#handle = handle;
     this.#segmentOrdinal = ordinal;
     this.#segmentBytes = segmentHeaderBytes;
     this.#segmentRecords = 0;
-    this.#segmentLastLsns = new Map();
+    this.#marks.newSegment();
     this.#stats.bytesWritten += segmentHeaderBytes;
     this.#stats.segmentsCreated++;
     this.observer?.written(segmentHeaderBytes);

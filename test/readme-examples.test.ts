@@ -3,9 +3,11 @@
  * in a child process whose working directory is a fresh temporary directory; a block marked
  * `<!-- example: continues -->` runs joined to the one before it, and one marked
  * `<!-- example: not runnable: <reason> -->` is listed with its reason. A block without a marker must
- * run and exit 0. Shell blocks whose commands are all npm's are checked against package.json's
- * scripts (never run: they install and build); other shell blocks run with `lightning-cli` on the
- * PATH, in a temporary directory holding a small database at ./data.
+ * run and exit 0, and the TypeScript ones must also type-check against the package's types. Shell
+ * blocks whose commands are all npm's are checked against package.json's scripts (never run: they
+ * install and build); other shell blocks run with `lightning-cli` on the PATH, in a temporary
+ * directory holding a small database at ./data. The examples run side by side (each in its own
+ * directory and process) to keep the file's time down.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -18,6 +20,7 @@ import {
   runProgramExample,
   runShellExample,
 } from './support/example-runner.js';
+import { typeErrorsOf } from './support/example-types.js';
 import {
   absolutePathsIn,
   planExamples,
@@ -43,9 +46,16 @@ function missingTools(code: string): string[] {
 async function createSampleDatabase(work: string): Promise<void> {
   const db = await open(join(work, 'data'), { partitions: 4, workers: 1 });
   try {
-    for (let i = 0; i < 32; i++) await db.put(new Uint8Array([0, i]), `value ${i}`);
-    await db.put('user:1', 'alice');
-    await db.put('user:2', 'bob');
+    const binary = Array.from({ length: 32 }, (_, i) => ({
+      type: 'put' as const,
+      key: new Uint8Array([0, i]),
+      value: `value ${i}`,
+    }));
+    await db.batch([
+      ...binary,
+      { type: 'put', key: 'user:1', value: 'alice' },
+      { type: 'put', key: 'user:2', value: 'bob' },
+    ]);
   } finally {
     await db.close();
   }
@@ -77,8 +87,15 @@ describe('README examples', () => {
     }
   });
 
+  it.concurrent('type-checks the TypeScript examples against the package types', async ({ expect }) => {
+    const examples = plan.runs
+      .filter((run) => run.lang === 'ts')
+      .map((run) => ({ name: `line-${run.lines.join('+')}`, code: run.code }));
+    expect(await typeErrorsOf(examples)).toEqual([]);
+  });
+
   for (const run of plan.runs) {
-    it(`runs the ${run.lang} example at line ${run.lines.join(' + ')}`, async () => {
+    it.concurrent(`runs the ${run.lang} example at line ${run.lines.join(' + ')}`, async ({ expect }) => {
       expect(
         absolutePathsIn(run.code, 'program'),
         'absolute paths would land outside the temporary directory',
@@ -96,7 +113,7 @@ describe('README examples', () => {
       it.skip(`${name} (needs ${missing.join(', ')})`, () => {});
       continue;
     }
-    it(name, async () => {
+    it.concurrent(name, async ({ expect }) => {
       expect(
         absolutePathsIn(block.code, 'shell'),
         'absolute paths would land outside the temporary directory',
@@ -105,4 +122,44 @@ describe('README examples', () => {
       expect(result.code === 0 && !result.timedOut, describeFailure(result)).toBe(true);
     });
   }
+});
+
+describe('README example markers', () => {
+  const fence = (lang: string, code: string, marker = ''): string =>
+    `${marker}\n\`\`\`${lang}\n${code}\n\`\`\`\n`;
+
+  it('joins a continuing block to the example before it, and lists a not runnable one with its reason', () => {
+    const markdown =
+      fence('ts', 'const a = 1;') +
+      fence('ts', 'console.log(a);', '<!-- example: continues -->') +
+      fence('ts', 'attach(handle);', '<!-- example: not runnable: needs an app worker -->') +
+      fence('sh', 'npm install && npm test') +
+      fence('', '<db>/LOCK');
+    const plan = planExamples(readFencedBlocks(markdown));
+    expect(plan.runs).toEqual([{ lang: 'ts', lines: [2, 6], code: 'const a = 1;\nconsole.log(a);' }]);
+    expect(plan.skipped).toEqual([{ line: 10, lang: 'ts', reason: 'needs an app worker' }]);
+    expect(plan.npmChecks).toEqual([{ line: 14, commands: ['npm install', 'npm test'] }]);
+    expect(plan.other.map((block) => block.line)).toEqual([18]);
+  });
+
+  it('refuses a continuing block with no runnable block before it, and a marker it does not know', () => {
+    const afterSkipped =
+      fence('ts', 'attach(handle);', '<!-- example: not runnable: needs an app worker -->') +
+      fence('ts', 'db2.get("a");', '<!-- example: continues -->');
+    expect(() => planExamples(readFencedBlocks(afterSkipped))).toThrow(/does not run/);
+    expect(() => readFencedBlocks(fence('ts', 'x;', '<!-- example: skip -->'))).toThrow(
+      /unknown example marker/,
+    );
+    expect(() => readFencedBlocks(fence('ts', 'x;', '<!-- example: not runnable -->'))).toThrow(/unknown/);
+  });
+
+  it('finds the absolute paths an example names outside its comments', () => {
+    expect(absolutePathsIn("await db.backup('/backups/x'); // see /metrics", 'program')).toEqual([
+      '/backups/x',
+    ]);
+    expect(absolutePathsIn("fetch('http://127.0.0.1:9464/metrics'); open('./data');", 'program')).toEqual([]);
+    expect(absolutePathsIn('lightning-cli backup ./data /backups/today   # not /here', 'shell')).toEqual([
+      '/backups/today',
+    ]);
+  });
 });

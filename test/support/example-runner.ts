@@ -18,8 +18,11 @@ const cliPath = join(root, 'src/main/cli/lightning-cli.ts');
 const tsxLoaderUrl = ((): string => {
   const requireHere = createRequire(import.meta.url);
   const manifestPath = requireHere.resolve('tsx/package.json');
-  const manifest = requireHere(manifestPath) as { exports: { '.': string } };
-  return pathToFileURL(join(dirname(manifestPath), manifest.exports['.'])).href;
+  const manifest = requireHere(manifestPath) as { exports: { '.': unknown } };
+  const loader = manifest.exports['.'];
+  if (typeof loader !== 'string')
+    throw new Error(`tsx's package.json names no plain '.' export: ${String(loader)}`);
+  return pathToFileURL(join(dirname(manifestPath), loader)).href;
 })();
 
 /** Long enough for a loaded 2-core machine; an example that never exits (a server left open) fails here. */

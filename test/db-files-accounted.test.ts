@@ -238,6 +238,18 @@ describe('every file a database needs is accounted for', () => {
 });
 
 describe('a database is created only where it hides nothing', () => {
+  it('creates over what an interrupted creation left (no data): empty manifests, logs, a temporary identity', async () => {
+    const dir = join(root, 'interrupted');
+    const db = await open(dir, { partitions: 2, workers: 1 });
+    await db.close();
+    // As a power loss before LIGHTNING.json was renamed into place leaves it.
+    await cp(join(dir, metadataFileName), join(dir, `${metadataFileName}.tmp`));
+    await unlink(join(dir, metadataFileName));
+    const again = await open(dir, { partitions: 3, workers: 1 });
+    await again.close();
+    expect((await readMetadata(dir))?.partitions).toBe(3);
+  });
+
   it('refuses a non-empty directory without create: true, and never creates with create: false', async () => {
     const notEmpty = join(root, 'not-empty');
     await mkdir(notEmpty);

@@ -179,7 +179,9 @@ async function refuseCreationOver(directory: string, create: boolean | undefined
         `restore ${metadataFileName} from a backup, or run \`lightning-cli repair ${directory}\` to rebuild it from the partitions' manifests; a new database is never created over these files`,
     );
   }
-  const foreign = names.filter((name) => name !== 'partitions' && name !== 'wal');
+  // What a creation that was interrupted leaves is the database's own, not another program's.
+  const own = new Set(['partitions', 'wal', `${metadataFileName}.tmp`]);
+  const foreign = names.filter((name) => !own.has(name));
   if (foreign.length > 0 && create !== true) {
     throw new LightningError(
       'ERR_BAD_ARGUMENT',

@@ -19,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { open } from '../../src/index.js';
 import { createPartitionRouter } from '../../src/main/partition-router.js';
 import { BTree, checkTree, TreeReader } from '../../src/shared-memory/index.js';
+import { accountForFiles } from '../../src/storage/database-files.js';
 import { readMetadata } from '../../src/storage/database-metadata.js';
 import { readCommittedTransactions } from '../../src/storage/decision-log.js';
 import { LogCoverage } from '../../src/storage/wal/index.js';
@@ -243,9 +244,13 @@ async function recoverInProcess(
       `metadata says ${metadata.partitions} partitions, the database was made with ${powerLossPartitions}`,
     );
   }
-  const committed = await readCommittedTransactions(dir);
   const observed = new Map<string, Buffer>();
   const problems: string[] = [];
+  // As open() sees it: a power loss before the identity was written leaves a creation to redo, which
+  // must hold no data (nothing was acknowledged before open() resolved); anything else is refused.
+  const files = await accountForFiles(dir, undefined);
+  if (files.kind === 'none') return { observed, problems, treesChecked: 0 };
+  const committed = await readCommittedTransactions(dir);
   const owned = Array.from({ length: powerLossPartitions }, (_, partition) => ({
     partition,
     tree: BTree.create({ maxBytes: recoveredTreeBytesMax }),

@@ -120,13 +120,22 @@ describe.skipIf(tmpfsRefusal !== null)('a full disk (real tmpfs)', () => {
     await db.checkpoint();
     for (const [key, value] of expected) expect(db.getString(key)).toBe(value);
 
-    // Full again: close() still succeeds, and a writable open says how to read.
+    // Full again: close() still succeeds, and open() still serves reads: read-only, its writes and
+    // checkpoints refused with ERR_DISK_FULL until a reopen with space freed.
     fillDisk(filler);
     expectDiskFull(await rejection(db.put('after-refill', big('refused'))), wal);
     await db.close();
-    const openError = await rejection(open(directory));
-    expect(['ERR_DISK_FULL'], String(openError)).toContain((openError as { code?: string }).code);
-    expect(openError.message).toContain('readOnly');
+    const onFullDisk = await open(directory);
+    expect(onFullDisk.stats().readOnly).toBe(true);
+    for (const [key, value] of expected) expect(onFullDisk.getString(key)).toBe(value);
+    for (const refusal of [
+      await rejection(onFullDisk.put('after-refill', 'x')),
+      await rejection(onFullDisk.checkpoint()),
+    ]) {
+      expect(isLightningError(refusal, 'ERR_DISK_FULL'), String(refusal)).toBe(true);
+      expect(refusal.message).toContain('once space is freed');
+    }
+    await onFullDisk.close();
     const reader = await open(directory, { readOnly: true });
     for (const [key, value] of expected) expect(reader.getString(key)).toBe(value);
     await reader.close();

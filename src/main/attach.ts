@@ -55,7 +55,8 @@ export async function attach(handle: unknown): Promise<Database> {
         logDirectory,
       ),
   );
-  if (handle.readOnly === true) refuseWrites([...channels, ...transactionChannels], handle.path);
+  if (handle.readOnly === true)
+    refuseWrites([...channels, ...transactionChannels], handle.path, handle.readOnlyCause ?? 'option');
   const mvcc = MvccState.attach(handle.mvcc);
   const liveness = watchThreadLiveness(databaseControl, handle.threadsMax, claim, () => {
     // Exit listeners that run after this one must not reach a ring the slot's next thread will use.

@@ -112,16 +112,36 @@ export function noDatabaseToRead(directory: string): LightningError {
   );
 }
 
-/** A database opened with `{ readOnly: true }` refuses `what` with this. */
-export function readOnlyError(what: string, directory: string): LightningError {
+/**
+ * Why a database serves reads only: opened with `{ readOnly: true }`, or opened on a full disk
+ * (open() falls back to reading rather than fail).
+ */
+export type ReadOnlyCause = 'option' | 'disk-full';
+
+/** A read-only database refuses `what` with this: ERR_READ_ONLY, or ERR_DISK_FULL after a full-disk open. */
+export function readOnlyError(
+  what: string,
+  directory: string,
+  cause: ReadOnlyCause = 'option',
+): LightningError {
+  if (cause === 'disk-full') {
+    return new LightningError(
+      'ERR_DISK_FULL',
+      `${what}: the disk holding ${directory} was full when it was opened, so it serves reads only; close it and open it again once space is freed`,
+    );
+  }
   return new LightningError(
     'ERR_READ_ONLY',
     `${what}: ${directory} was opened with { readOnly: true }; reopen it without readOnly to write`,
   );
 }
 
-/** Makes every write through these channels reject with ERR_READ_ONLY (a read-only open). */
-export function refuseWrites(channels: readonly WriteChannel[], directory: string): void {
-  const refusal = readOnlyError('writes and transaction commits are refused', directory);
+/** Makes every write through these channels reject (a read-only open). */
+export function refuseWrites(
+  channels: readonly WriteChannel[],
+  directory: string,
+  cause: ReadOnlyCause = 'option',
+): void {
+  const refusal = readOnlyError('writes and transaction commits are refused', directory, cause);
   for (const channel of channels) channel.fail(refusal);
 }

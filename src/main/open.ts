@@ -5,6 +5,7 @@ import {
   createControlBlock,
   databaseControlWords,
   databaseStateClosed,
+  isLightningError,
   kDatabaseState,
   kWorkerFieldCount,
   LightningError,
@@ -37,6 +38,7 @@ import {
   lockUnlessReadOnly,
   noDatabaseToRead,
   prepareDatabaseDirectory,
+  type ReadOnlyCause,
   readOnlyError,
   refuseWrites,
 } from './open-storage.js';
@@ -67,13 +69,21 @@ export async function open(path: string, options?: OpenOptions): Promise<Databas
   if (resolved.create === false && (await readMetadata(directory)) === null) {
     throw new LightningError('ERR_BAD_ARGUMENT', `no database at ${directory} (create: false)`);
   }
-  await prepareDatabaseDirectory(directory, resolved.readOnly);
-  const releaseLock = await lockUnlessReadOnly(directory, resolved.readOnly);
   try {
-    return await openLocked(directory, resolved, releaseLock);
+    await prepareDatabaseDirectory(directory, resolved.readOnly);
+    const releaseLock = await lockUnlessReadOnly(directory, resolved.readOnly);
+    try {
+      return await openLocked(directory, resolved, releaseLock);
+    } catch (error) {
+      await releaseLock();
+      throw explainOpenFailure(error, directory);
+    }
   } catch (error) {
-    await releaseLock();
-    throw explainOpenFailure(error, directory);
+    // A database on a full disk still serves reads: it opens as with { readOnly: true }, and its
+    // writes reject with ERR_DISK_FULL until it is reopened with space freed.
+    const diskFull = isLightningError(error, 'ERR_DISK_FULL') && !resolved.readOnly;
+    if (!diskFull || (await readMetadata(directory).catch(() => null)) === null) throw error;
+    return openLocked(directory, { ...resolved, readOnly: true }, async () => {}, 'disk-full');
   }
 }
 
@@ -82,6 +92,7 @@ async function openLocked(
   directory: string,
   resolved: ResolvedOptions,
   releaseLock: () => Promise<void>,
+  readOnlyCause: ReadOnlyCause = 'option',
 ): Promise<Database> {
   if (resolved.readOnly && (await readMetadata(directory)) === null) throw noDatabaseToRead(directory);
   // Every file the database needs is there and belongs to it, or nothing of a database is.
@@ -195,6 +206,7 @@ async function openLocked(
     rings: rings.map((perWorker) => perWorker.map((ring) => ring.sab)),
     databaseControl: databaseControl.buffer as SharedArrayBuffer,
     ...(resolved.readOnly ? { readOnly: true } : {}),
+    ...(resolved.readOnly && readOnlyCause === 'disk-full' ? { readOnlyCause } : {}),
   };
   const claim = claimThreadSlot(databaseControl, resolved.threadsMax);
   const slot = claim.slot;
@@ -226,7 +238,7 @@ async function openLocked(
         walDirectory(directory),
       ),
   );
-  if (resolved.readOnly) refuseWrites([...channels, ...transactionChannels], directory);
+  if (resolved.readOnly) refuseWrites([...channels, ...transactionChannels], directory, readOnlyCause);
   return new Database({
     handle,
     router,
@@ -243,7 +255,7 @@ async function openLocked(
     workerControls: controls,
     databaseControl,
     checkpoint: resolved.readOnly
-      ? () => Promise.reject(readOnlyError('checkpoint()', directory))
+      ? () => Promise.reject(readOnlyError('checkpoint()', directory, readOnlyCause))
       : () => pool.checkpoint(),
     recovery: {
       checkpointEntries: recoveries.reduce((sum, recovery) => sum + recovery.checkpointEntries, 0),

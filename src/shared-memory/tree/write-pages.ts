@@ -98,6 +98,17 @@ export interface TreeShape {
 export function pagesForWrites(tree: TreeShape, writes: WriteTally): { pages: number; levels: number } {
   assert(tree.height >= 1 && tree.pagesInUse >= 0, 'a tree shape has a height and pages');
   const usable = usableBytes(tree.pageSizeBytes);
+  if (writes.puts === 1 && writes.deletes === 0) {
+    // The common case, a lone put, in O(1): where a split leaves room for a cell on both sides (the
+    // `middleGrowthBytes > 0` of every level below), one insert splits at most one node per level and
+    // adds at most a root, which is what the loop below counts for it (or less, in an empty tree).
+    const separator =
+      interiorCellHeaderBytes + Math.max(tree.keyBytesLongest, writes.keyBytesLongest) + slotBytes;
+    const leafCell = Math.max(writes.cellBytesLargest, tree.cellBytesLargest);
+    const roomy =
+      (usable - writes.cellBytesLargest) / 2 - leafCell > 0 && (usable - separator) / 2 - separator > 0;
+    if (roomy) return { pages: writes.overflowPages + tree.height + 1, levels: 1 };
+  }
   let pages = writes.overflowPages;
   let inserts = writes.puts;
   let insertedBytes = writes.cellBytes;

@@ -25,6 +25,7 @@ import { type DatabaseMetadata, metadataFileName, readMetadata } from '../src/st
 import { partitionDirectory } from '../src/storage/layout.js';
 import { xxhashApi } from '../src/storage/xxhash.js';
 import { runCli } from './support/cli-runner.js';
+import { verifyInProcess } from './support/fault-matrix/probes.js';
 import { mulberry32, seedFromEnv } from './support/seeded-random.js';
 
 const seed = seedFromEnv(0xacc0da7a);
@@ -131,7 +132,7 @@ describe('every file a database needs is accounted for', () => {
     const error = await openError(dir);
     expect(isLightningError(error, 'ERR_CORRUPTION')).toBe(true);
     expect(error.message).toContain('belongs to database');
-    expect((await runCli(['verify', dir, '--quiet'])).code).toBe(4);
+    expect((await verifyInProcess(dir)).exitCode).toBe(4);
   });
 
   for (const fault of ['deleted', 'truncated to 0', 'truncated mid-file'] as const) {
@@ -146,9 +147,9 @@ describe('every file a database needs is accounted for', () => {
       expect(isLightningError(error, 'ERR_CORRUPTION')).toBe(true);
       expect(error.message).toContain(segment);
       expect(error.message).toContain('was made durable');
-      const verify = await runCli(['verify', dir, '--quiet']);
-      expect(verify.code).toBe(4);
-      expect(verify.stdout).toContain(segment);
+      const verify = await verifyInProcess(dir);
+      expect(verify.exitCode).toBe(4);
+      expect(verify.text).toContain(segment);
       const repair = await runCli(['repair', dir, '--yes', '--quiet']);
       expect(repair.stdout).toMatch(/were durable and are gone from the logs/);
       expect(repair.code).toBe(0);
@@ -175,7 +176,7 @@ describe('every file a database needs is accounted for', () => {
     const error = await openError(dir);
     expect(isLightningError(error, 'ERR_CORRUPTION')).toBe(true);
     expect(error.message).toContain('was made durable');
-    expect((await runCli(['verify', dir, '--quiet'])).code).toBe(4);
+    expect((await verifyInProcess(dir)).exitCode).toBe(4);
   });
 
   it('a deleted partition directory is ERR_CORRUPTION naming the partition', async () => {
@@ -185,9 +186,9 @@ describe('every file a database needs is accounted for', () => {
     expect(isLightningError(error, 'ERR_CORRUPTION')).toBe(true);
     expect(error.message).toContain('partition 1');
     expect(error.message).toContain('0001');
-    const verify = await runCli(['verify', dir, '--quiet']);
-    expect(verify.code).toBe(4);
-    expect(verify.stdout).toContain('0001');
+    const verify = await verifyInProcess(dir);
+    expect(verify.exitCode).toBe(4);
+    expect(verify.text).toContain('0001');
   });
 
   it('a deleted checkpoint is ERR_CORRUPTION naming it, not a wrapped ENOENT', async () => {
@@ -198,7 +199,7 @@ describe('every file a database needs is accounted for', () => {
     const error = await openError(dir);
     expect(isLightningError(error, 'ERR_CORRUPTION')).toBe(true);
     expect(error.message).toContain(checkpoint);
-    expect((await runCli(['verify', dir, '--quiet'])).code).toBe(4);
+    expect((await verifyInProcess(dir)).exitCode).toBe(4);
   });
 
   it('a flipped byte in log records every checkpoint holds is skipped: opens with everything', async () => {
@@ -216,9 +217,9 @@ describe('every file a database needs is accounted for', () => {
     } finally {
       await db.close();
     }
-    const verify = await runCli(['verify', dir, '--quiet']);
-    expect(verify.code).toBe(0);
-    expect(verify.stdout).toContain('damage below every checkpoint');
+    const verify = await verifyInProcess(dir);
+    expect(verify.exitCode).toBe(0);
+    expect(verify.text).toContain('damage below every checkpoint');
   });
 
   it('a flipped byte in log records past the checkpoint is ERR_CORRUPTION naming file and offset', async () => {
@@ -233,7 +234,7 @@ describe('every file a database needs is accounted for', () => {
     expect(isLightningError(error, 'ERR_CORRUPTION')).toBe(true);
     expect(error.message).toContain(segment);
     expect(error.message).toMatch(/at byte \d+/);
-    expect((await runCli(['verify', dir, '--quiet'])).code).toBe(4);
+    expect((await verifyInProcess(dir)).exitCode).toBe(4);
   });
 });
 

@@ -8,5 +8,8 @@ export default defineConfig({
     testTimeout: 180_000,
     hookTimeout: 180_000,
     pool: 'forks',
+    // Two test files at a time, even on 2 cores (vitest's default is one fewer than the cores): most
+    // of a file's time is spent waiting on fsync, child processes and worker start-up, not computing.
+    maxWorkers: 2,
   },
 });

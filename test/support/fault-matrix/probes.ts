@@ -100,15 +100,15 @@ export async function verifyInProcess(directory: string): Promise<VerifyResult> 
     const exitCode = exitCodeFor(allFindings(inspection));
     return { exitCode, text: renderVerifyText(inspection, exitCode) };
   } catch (error) {
-    // As lightning-cli.ts maps a failure to its exit code.
-    const exitCode =
-      error instanceof DatabaseMissingError
-        ? exitDatabaseMissing
-        : isLightningError(error, 'ERR_CORRUPTION')
-          ? exitCorruption
-          : exitFailure;
+    const exitCode = exitCodeOfFailure(error);
     return { exitCode, text: `lightning-cli: ${error instanceof Error ? error.message : String(error)}` };
   }
+}
+
+/** A failed command's exit code, as lightning-cli.ts maps a failure to it. */
+function exitCodeOfFailure(error: unknown): number {
+  if (error instanceof DatabaseMissingError) return exitDatabaseMissing;
+  return isLightningError(error, 'ERR_CORRUPTION') ? exitCorruption : exitFailure;
 }
 
 export interface RepairResult {
@@ -170,12 +170,7 @@ async function repairCapturingOutput(directory: string): Promise<{ exitCode: num
     const exitCode = await runRepair(directory, { yes: true, json: true, quiet: true });
     return { exitCode, output: chunks.join('') };
   } catch (error) {
-    const exitCode =
-      error instanceof DatabaseMissingError
-        ? exitDatabaseMissing
-        : isLightningError(error, 'ERR_CORRUPTION')
-          ? exitCorruption
-          : exitFailure;
+    const exitCode = exitCodeOfFailure(error);
     return { exitCode, output: `refused: ${error instanceof Error ? error.message : String(error)}` };
   } finally {
     process.stdout.write = write;

@@ -136,9 +136,16 @@ export class WorkerPool {
     // The workers are unref'd; a pending control call must keep the process alive until it settles.
     for (const worker of this.#workers) worker.thread.ref();
     try {
-      const perWorker = await Promise.all(
+      // Every worker settles before checkpoint() does, even when one fails early: a caller that sees
+      // the rejection must not find another worker's checkpoint still being written (its .tmp file).
+      const settled = await Promise.allSettled(
         this.#workers.map((worker) => Promise.race([worker.api.checkpoint(), this.#exited(worker)])),
       );
+      const perWorker: CheckpointResult[][] = [];
+      for (const outcome of settled) {
+        if (outcome.status === 'rejected') throw outcome.reason;
+        perWorker.push(outcome.value);
+      }
       return perWorker.flat().sort((a, b) => a.partition - b.partition);
     } catch (error) {
       // A worker's LightningError (ERR_DISK_FULL, say) arrives as a plain Error: give it its type back.

@@ -270,24 +270,7 @@ export class WriteChannel {
   readonly #onCompletion = (): void => {
     this.#waitingForCompletion = false;
     if (this.#failure !== null) return;
-    this.#promises.closeTurn();
-    const ring = this.#ring;
-    const completed = ring.completedSeq();
-    const settled = Math.min(((completed - this.#headSeq) | 0) + 1, this.#inFlight);
-    if (settled > 0) {
-      const u8 = ring.u8;
-      const statusStart = ring.statusStart;
-      const statusMask = ring.statusSlots - 1;
-      const promises = this.#promises;
-      let seq = this.#headSeq;
-      for (let i = 0; i < settled; i++) {
-        const status = u8[statusStart + (seq & statusMask)]!;
-        promises.completed(status, status === statusPartitionFull ? partitionFullDetail(ring) : '');
-        seq = (seq + 1) | 0;
-      }
-      this.#headSeq = seq;
-      this.#inFlight -= settled;
-    }
+    this.#settleCompleted();
     this.#checkWorkerAlive();
     if (this.#failure !== null) return;
     if (this.#backlog.length > 0) this.#sendBacklog();
@@ -298,6 +281,27 @@ export class WriteChannel {
     this.#waitForCompletion();
     if (this.#backlog.length > 0) this.#waitForSpace();
   };
+
+  /** Settles every operation the owner has published as completed, closing the current turn's group. */
+  #settleCompleted(): void {
+    this.#promises.closeTurn();
+    const ring = this.#ring;
+    const completed = ring.completedSeq();
+    const settled = Math.min(((completed - this.#headSeq) | 0) + 1, this.#inFlight);
+    if (settled <= 0) return;
+    const u8 = ring.u8;
+    const statusStart = ring.statusStart;
+    const statusMask = ring.statusSlots - 1;
+    const promises = this.#promises;
+    let seq = this.#headSeq;
+    for (let i = 0; i < settled; i++) {
+      const status = u8[statusStart + (seq & statusMask)]!;
+      promises.completed(status, status === statusPartitionFull ? partitionFullDetail(ring) : '');
+      seq = (seq + 1) | 0;
+    }
+    this.#headSeq = seq;
+    this.#inFlight -= settled;
+  }
 
   #settledAll(): void {
     this.#keepAlive.release();
@@ -310,6 +314,9 @@ export class WriteChannel {
   #checkWorkerAlive(): void {
     const state = Atomics.load(this.#control, kWorkerState);
     if (state === workerStateCrashed) {
+      // What the owner completed before it died settles with its own outcome: the crash may be
+      // noticed here before the completion wait has run.
+      this.#settleCompleted();
       this.fail(
         new LightningError('ERR_WORKER_CRASHED', 'the partition-owner worker for this key has crashed'),
       );

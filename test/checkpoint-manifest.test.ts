@@ -79,10 +79,17 @@ describe('manifest', () => {
       databaseId,
       durable,
       partitions: 4,
+      // A manifest that names no hash is one of a database routed with xxh64 (before version 3).
+      hash: 'xxh64',
       checkpoints: [sample.checkpoints[1], sample.checkpoints[0]],
     });
     const json = JSON.parse(await readFile(join(dir, manifestFileName), 'utf8')) as Record<string, unknown>;
-    expect(json).toMatchObject({ format: 'lightning-db-manifest', formatVersion: 2, partitions: 4 });
+    expect(json).toMatchObject({
+      format: 'lightning-db-manifest',
+      formatVersion: 3,
+      partitions: 4,
+      hash: 'xxh64',
+    });
     expect(json.checksum).toMatch(/^[0-9a-f]{16}$/);
     expect(JSON.stringify(json.checkpoints)).toContain(`"startLsn":"${big}"`);
     expect(await readdir(dir)).toEqual([manifestFileName]);
@@ -110,11 +117,11 @@ describe('manifest', () => {
   it('a newer format version is ERR_FORMAT_VERSION', async () => {
     await writeManifest(dir, sample);
     const file = join(dir, manifestFileName);
-    await writeFile(file, (await readFile(file, 'utf8')).replace('"formatVersion": 2', '"formatVersion": 3'));
+    await writeFile(file, (await readFile(file, 'utf8')).replace('"formatVersion": 3', '"formatVersion": 4'));
     await expectCode(
       readManifest(dir),
       'ERR_FORMAT_VERSION',
-      'manifest format version 3; this build reads version 2',
+      'manifest format version 4; this build reads version 3',
     );
   });
 
@@ -123,7 +130,13 @@ describe('manifest', () => {
     await writeFile(join(dir, `${manifestFileName}.tmp`), '{"half a manifest');
     expect(await readManifest(dir)).toMatchObject({ partitions: 4 });
     await writeManifest(dir, { databaseId, durable, partitions: 4, checkpoints: [] });
-    expect(await readManifest(dir)).toEqual({ databaseId, durable, partitions: 4, checkpoints: [] });
+    expect(await readManifest(dir)).toEqual({
+      databaseId,
+      durable,
+      partitions: 4,
+      hash: 'xxh64',
+      checkpoints: [],
+    });
     expect(await readdir(dir)).toEqual([manifestFileName]);
   });
 
@@ -158,6 +171,7 @@ describe('recordCheckpoint', () => {
         databaseId,
         durable,
         partitions: 2,
+        hash: 'xxh64',
         checkpoints: [{ partition: 0, file: first, startLsn: 100n, entries: 3 }],
       },
       removed: [],

@@ -269,15 +269,17 @@ describe('a database is created only where it hides nothing', () => {
 
 describe('a database of metadata format version 1', () => {
   it('is upgraded at open: an id in LIGHTNING.json and a manifest for every partition', async () => {
-    const dir = await copyOf();
-    // Rewrite the copy as version 1 wrote it: no id, manifests only where a checkpoint was made.
+    // An empty database rewritten as version 1 wrote it: no id, no hash but xxh64, and manifests only
+    // where a checkpoint was made (none). Its keys are then routed with xxh64, as version 1 did.
+    const dir = join(root, `v1-${copies++}`);
+    await (await open(dir, { partitions: 2, workers: 2 })).close();
     const { h64ToString } = await xxhashApi();
     const metadata = JSON.parse(await readFile(join(dir, metadataFileName), 'utf8')) as DatabaseMetadata;
     const v1 = {
       format: metadata.format,
       formatVersion: 1,
       partitions: metadata.partitions,
-      hash: metadata.hash,
+      hash: 'xxh64',
       createdAt: metadata.createdAt,
     };
     await writeFile(
@@ -285,32 +287,25 @@ describe('a database of metadata format version 1', () => {
       JSON.stringify({ ...v1, checksum: h64ToString(JSON.stringify(v1)) }),
     );
     for (let partition = 0; partition < metadata.partitions; partition++) {
-      const directory = partitionDirectory(dir, partition);
-      const manifest = await readManifest(directory);
-      const canonical = {
-        format: 'lightning-db-manifest',
-        formatVersion: 1,
-        partitions: metadata.partitions,
-        checkpoints: (manifest?.checkpoints ?? []).map((c) => ({
-          partition: c.partition,
-          file: c.file,
-          startLsn: c.startLsn.toString(),
-          entries: c.entries,
-        })),
-      };
-      await writeFile(
-        join(directory, 'MANIFEST.json'),
-        JSON.stringify({ ...canonical, checksum: h64ToString(JSON.stringify(canonical)) }),
-      );
+      await rm(join(partitionDirectory(dir, partition), 'MANIFEST.json'));
     }
     expect((await readMetadata(dir))?.databaseId).toBeNull();
-    expect(await openAndCount(dir)).toBe(0);
+    const db = await open(dir);
+    try {
+      for (const [key, value] of model) await db.put(key, value);
+    } finally {
+      await db.close();
+    }
     const upgraded = await readMetadata(dir);
-    expect(upgraded?.formatVersion).toBe(2);
+    expect(upgraded?.formatVersion).toBe(3);
+    expect(upgraded?.hash).toBe('xxh64');
     expect(upgraded?.databaseId).toMatch(/^[0-9a-f]{32}$/);
     for (let partition = 0; partition < metadata.partitions; partition++) {
-      expect((await readManifest(partitionDirectory(dir, partition)))?.databaseId).toBe(upgraded?.databaseId);
+      const manifest = await readManifest(partitionDirectory(dir, partition));
+      expect(manifest?.databaseId).toBe(upgraded?.databaseId);
+      expect(manifest?.hash).toBe('xxh64');
     }
+    expect(await openAndCount(dir)).toBe(0);
     // And it is now held to account like any other: a lost log is found.
     await rm(join(dir, 'wal'), { recursive: true });
     expect(isLightningError(await openError(dir), 'ERR_CORRUPTION')).toBe(true);

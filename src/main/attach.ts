@@ -37,7 +37,7 @@ export async function attach(handle: unknown): Promise<Database> {
   assertDatabaseHandle(handle);
   const databaseControl = attachControlBlock(handle.databaseControl, databaseControlWords(handle.threadsMax));
   const controls = handle.workerControls.map((sab) => attachControlBlock(sab, kWorkerFieldCount));
-  const router = await createPartitionRouter(handle.partitions);
+  const router = await createPartitionRouter(handle.partitions, handle.partitionHash);
   const claim = claimThreadSlot(databaseControl, handle.threadsMax);
   const slot = claim.slot;
   const keepAlive = new KeepAlive();

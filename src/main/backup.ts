@@ -19,6 +19,7 @@ import {
 import { metadataFileName, readMetadata, writeMetadata } from '../storage/database-metadata.js';
 import { syncDirectory } from '../storage/durable-file.js';
 import { partitionDirectory } from '../storage/layout.js';
+import type { PartitionHash } from '../storage/partition-hash.js';
 import { lsnFirst } from '../storage/wal/index.js';
 import { BatchFeed } from './batch-feed.js';
 import type { PartitionRouter } from './partition-router.js';
@@ -118,13 +119,20 @@ export async function backupDatabase(
         `${join(source.path, metadataFileName)} is ${metadata === null ? 'missing' : 'of format version 1 (open the database once to upgrade it)'}`,
       );
     }
-    const databaseId = metadata.databaseId;
+    const { databaseId, hash } = metadata;
     const { router } = source;
     const snapshot = source.snapshot();
     const timestamp = snapshot.timestamp;
     let contents: BackupPartition[];
     try {
-      contents = await writePartitions(target.path, snapshot, router, source.partitions, databaseId, options);
+      contents = await writePartitions(
+        target.path,
+        snapshot,
+        router,
+        source.partitions,
+        { databaseId, hash },
+        options,
+      );
     } finally {
       snapshot.release();
     }
@@ -205,7 +213,7 @@ async function writePartitions(
   snapshot: BackupSnapshot,
   router: PartitionRouter,
   partitions: number,
-  databaseId: string,
+  identity: { databaseId: string; hash: PartitionHash },
   options: BackupOptions,
 ): Promise<BackupPartition[]> {
   const progress: BackupProgress = { entries: 0, bytes: 0, partitionsDone: 0, partitions };
@@ -221,8 +229,9 @@ async function writePartitions(
       try {
         const written = await writeCheckpoint(directory, partition, BigInt(lsnFirst), feed);
         await writeManifest(directory, {
-          databaseId,
+          databaseId: identity.databaseId,
           partitions,
+          hash: identity.hash,
           checkpoints: [
             { partition, file: written.file, startLsn: BigInt(lsnFirst), entries: written.entries },
           ],

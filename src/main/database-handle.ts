@@ -1,8 +1,10 @@
 import { LightningError, type TreeHandle } from '../shared-memory/index.js';
+import { isPartitionHash, type PartitionHash } from '../storage/partition-hash.js';
 import type { WorkerPlacement } from '../workers/owner-protocol.js';
 import type { Durability } from './open-options.js';
 
-export const databaseHandleFormatVersion = 2;
+/** Version 3 added `partitionHash`. */
+export const databaseHandleFormatVersion = 3;
 
 /**
  * What `db.share()` returns: everything another thread needs to read the database's memory and to
@@ -13,6 +15,8 @@ export interface DatabaseHandle {
   formatVersion: number;
   path: string;
   partitions: number;
+  /** The hash routing keys to partitions (see storage/partition-hash.ts). */
+  partitionHash: PartitionHash;
   durability: Durability;
   threadsMax: number;
   /** Owner worker of each partition. */
@@ -51,6 +55,7 @@ export function assertDatabaseHandle(handle: unknown): asserts handle is Databas
     );
   }
   const complete =
+    isPartitionHash(h.partitionHash) &&
     Array.isArray(h.trees) &&
     Array.isArray(h.partitionWorkers) &&
     Array.isArray(h.workerControls) &&

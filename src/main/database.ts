@@ -1,3 +1,4 @@
+import { keyToScratchBytes } from '../shared-memory/bytes.js';
 import {
   databaseStateOpen,
   kDatabaseState,
@@ -9,6 +10,7 @@ import {
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { readLatest, type VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import { type BatchEntry, operationDel, operationPut } from '../shared-memory/ring/operation-codec.js';
+import { threadValueScratch, ValueScratch } from '../shared-memory/tree/value-scratch.js';
 import type { DecisionLog } from '../storage/decision-log.js';
 import type { Failpoints } from '../workers/failpoints.js';
 import type { CheckpointResult } from '../workers/partition-checkpoint.js';
@@ -30,6 +32,9 @@ export type { DatabaseStats, MvccStats, RecoveryStats, WorkerStats } from './dat
 export type BatchOperation =
   | { type: 'put'; key: Uint8Array | string; value: Uint8Array | string }
   | { type: 'del'; key: Uint8Array | string };
+
+/** Where getString reads a value before decoding it (one per thread, as module state is). */
+const stringScratch = new ValueScratch();
 
 /** Everything a Database is made of; built by `open()` or `attach()`. */
 export interface DatabaseParts {
@@ -108,7 +113,7 @@ export class Database {
     let valueBytes: Uint8Array;
     try {
       this.#assertOpen();
-      keyBytes = keyToBytes(key);
+      keyBytes = keyToScratchBytes(key);
       valueBytes = valueToBytes(value);
     } catch (error) {
       return Promise.reject(error);
@@ -127,7 +132,7 @@ export class Database {
     let keyBytes: Uint8Array;
     try {
       this.#assertOpen();
-      keyBytes = keyToBytes(key);
+      keyBytes = keyToScratchBytes(key);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -166,20 +171,41 @@ export class Database {
     return this.#observer === null ? written : this.#observer.write('batch', partition, startedMs, written);
   }
 
+  /** @internal The partition `key` routes to, by the database's partition hash (for bulk loaders). */
+  partitionOf(key: Uint8Array): number {
+    return this.#parts.router.partitionOf(key);
+  }
+
   /** The value under `key` (a copy), or undefined. Synchronous; O(log n). */
   get(key: Uint8Array | string): Buffer | undefined {
-    const startedMs = this.#observer === null ? 0 : performance.now();
-    this.#assertOpen();
-    const keyBytes = keyToBytes(key);
-    const partition = this.#parts.router.partitionOf(keyBytes);
-    const value = this.#parts.versionedReaders[partition]!.get(keyBytes, readLatest);
-    this.#observer?.read(partition, startedMs);
-    return value;
+    return this.#read(key, null);
+  }
+
+  /**
+   * Like `get`, without the copy: the value is a view of a buffer this thread reuses, valid only
+   * until the next `getUnsafe` on this thread (of any database), and overwritten then.
+   * Read it, or copy what you keep, before the next such call; never keep it across an `await`.
+   * lmdb-js offers the same trade with `getBinaryFast`.
+   */
+  getUnsafe(key: Uint8Array | string): Buffer | undefined {
+    return this.#read(key, threadValueScratch);
   }
 
   /** The value under `key` decoded as UTF-8, or undefined. */
   getString(key: Uint8Array | string): string | undefined {
-    return this.get(key)?.toString('utf8');
+    // Decoded from a scratch of its own: a view getUnsafe returned stays valid.
+    return this.#read(key, stringScratch)?.toString('utf8');
+  }
+
+  #read(key: Uint8Array | string, scratch: ValueScratch | null): Buffer | undefined {
+    const startedMs = this.#observer === null ? 0 : performance.now();
+    this.#assertOpen();
+    // The key is done with when the read returns: a string is encoded into the thread's scratch.
+    const keyBytes = keyToScratchBytes(key);
+    const partition = this.#parts.router.partitionOf(keyBytes);
+    const value = this.#parts.versionedReaders[partition]!.get(keyBytes, readLatest, scratch);
+    this.#observer?.read(partition, startedMs);
+    return value;
   }
 
   /**

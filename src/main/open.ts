@@ -22,6 +22,7 @@ import { readMetadata } from '../storage/database-metadata.js';
 import { DecisionLog, readCommittedTransactions, removeDecisionLogs } from '../storage/decision-log.js';
 import { installFileLayerModule } from '../storage/file-layer.js';
 import { walDirectory } from '../storage/layout.js';
+import { newDatabasePartitionHash } from '../storage/partition-hash.js';
 import { cutTornTails, startWalRun, type TornTail } from '../storage/wal/index.js';
 import { Failpoints } from '../workers/failpoints.js';
 import { Database } from './database.js';
@@ -126,7 +127,8 @@ async function openLocked(
     ...Array.from({ length: resolved.threadsMax }, () => CommandRing.create(transactionRingBytes)),
   ]);
   const databaseControl = createControlBlock(databaseControlWords(resolved.threadsMax));
-  const router = await createPartitionRouter(partitions);
+  const partitionHash = existing?.hash ?? newDatabasePartitionHash;
+  const router = await createPartitionRouter(partitions, partitionHash);
   const mvcc = MvccState.create({
     committers: workerCount + resolved.threadsMax,
     threads: resolved.threadsMax,
@@ -195,6 +197,7 @@ async function openLocked(
     formatVersion: databaseHandleFormatVersion,
     path: directory,
     partitions,
+    partitionHash,
     durability: resolved.durability,
     threadsMax: resolved.threadsMax,
     partitionWorkers,

@@ -42,6 +42,33 @@ export function keyToBytes(key: unknown, what = 'key'): Uint8Array {
   return bytes;
 }
 
+/**
+ * Where string keys of reads and writes are encoded: large enough for the UTF-8 of any string of at
+ * most keyBytesMax UTF-16 units (3 bytes each at most). One per thread (module state is per thread).
+ */
+const keyScratch = Buffer.allocUnsafe(keyBytesMax * 3);
+/** keyScratchViews[n]: the scratch's first n bytes, made once, so encoding a key allocates nothing. */
+const keyScratchViews: Buffer[] = [];
+
+/**
+ * Like keyToBytes, but a string key is encoded into this thread's key scratch, and the view returned
+ * is valid only until the next call: for a read or a write that is done with the key before it
+ * returns (a write copies it into its ring), never for one that keeps it.
+ */
+export function keyToScratchBytes(key: unknown): Uint8Array {
+  if (typeof key !== 'string' || key.length > keyBytesMax) return keyToBytes(key);
+  const length = keyScratch.write(key, 0, 'utf8');
+  if (length > keyBytesMax) {
+    throw new LightningError('ERR_KEY_TOO_LARGE', `key is ${length} bytes; the limit is ${keyBytesMax}`);
+  }
+  let view = keyScratchViews[length];
+  if (view === undefined) {
+    view = keyScratch.subarray(0, length);
+    keyScratchViews[length] = view;
+  }
+  return view;
+}
+
 /** Converts a caller's value to bytes, checking its type and size. Strings are UTF-8. */
 export function valueToBytes(value: unknown): Uint8Array {
   const bytes = toBytes(value, 'value');

@@ -12,6 +12,7 @@ import {
 import { ensureDirectory, readdirIfExists } from './durable-file.js';
 import { partitionDirectory, walDirectory } from './layout.js';
 import { lockFileName } from './lock-file.js';
+import { legacyPartitionHash, newDatabasePartitionHash, type PartitionHash } from './partition-hash.js';
 import { parseSegmentFileName, segmentHeaderBytes } from './wal/wal-format.js';
 
 /**
@@ -92,6 +93,12 @@ export async function readPartitionManifest(
       `partition ${partition}: ${file} says ${manifest.partitions} partitions, ${metadataFileName} says ${metadata.partitions}`,
     );
   }
+  if ((manifest.hash ?? legacyPartitionHash) !== metadata.hash) {
+    throw new LightningError(
+      'ERR_CORRUPTION',
+      `partition ${partition}: ${file} says partition hash ${String(manifest.hash)}, ${metadataFileName} says ${metadata.hash}`,
+    );
+  }
   return manifest;
 }
 
@@ -109,6 +116,7 @@ export async function createPartitionFiles(directory: string, partitions: number
       writeManifest(partitionDirectory(directory, partition), {
         databaseId,
         partitions,
+        hash: newDatabasePartitionHash,
         checkpoints: [],
         durable: { lsn: 0n, log: null },
       }),
@@ -121,11 +129,12 @@ export async function createIdentity(
   directory: string,
   partitions: number,
   databaseId: string,
+  hash: PartitionHash = newDatabasePartitionHash,
 ): Promise<void> {
   await writeMetadata(directory, {
     format: 'lightning-db',
     partitions,
-    hash: 'xxh64',
+    hash,
     createdAt: new Date().toISOString(),
     databaseId,
   });
@@ -147,6 +156,7 @@ async function upgrade(directory: string, metadata: DatabaseMetadata): Promise<M
     (manifest): Manifest => ({
       databaseId,
       partitions: metadata.partitions,
+      hash: legacyPartitionHash,
       checkpoints: manifest?.checkpoints ?? [],
       durable: manifest?.durable ?? { lsn: 0n, log: null },
     }),
@@ -241,13 +251,13 @@ async function exists(path: string): Promise<boolean> {
  */
 export async function identityFromManifests(
   directory: string,
-): Promise<{ partitions: number; databaseId: string }> {
+): Promise<{ partitions: number; databaseId: string; hash: PartitionHash }> {
   const root = join(directory, 'partitions');
   const seen = new Map<string, number>();
   for (const name of await readdirIfExists(root)) {
     const manifest = await readManifest(join(root, name)).catch(() => null);
     if (typeof manifest?.databaseId !== 'string') continue;
-    const key = `${manifest.databaseId} ${manifest.partitions}`;
+    const key = `${manifest.databaseId} ${manifest.partitions} ${manifest.hash ?? legacyPartitionHash}`;
     seen.set(key, (seen.get(key) ?? 0) + 1);
   }
   if (seen.size !== 1) {
@@ -259,6 +269,6 @@ export async function identityFromManifests(
     );
   }
   const [key] = [...seen.keys()];
-  const [databaseId, partitions] = key!.split(' ');
-  return { databaseId: databaseId!, partitions: Number(partitions) };
+  const [databaseId, partitions, hash] = key!.split(' ');
+  return { databaseId: databaseId!, partitions: Number(partitions), hash: hash as PartitionHash };
 }

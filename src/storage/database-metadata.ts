@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { LightningError } from '../shared-memory/index.js';
 import { ensureDirectory, readTextIfExists, writeFileDurably } from './durable-file.js';
+import { isPartitionHash, legacyPartitionHash, type PartitionHash } from './partition-hash.js';
 import { xxhashApi } from './xxhash.js';
 
 /** The file naming a directory as a lightning-db database, with what is fixed at creation. */
@@ -9,17 +10,20 @@ export const metadataFileName = 'LIGHTNING.json';
 /**
  * Version 2 added `databaseId`, which every partition's manifest repeats: a LIGHTNING.json that is
  * missing or belongs to another database is found out, never taken for a fresh one. Version 1 files
- * are read (with no id) and upgraded when the database opens.
+ * are read (with no id) and upgraded when the database opens. Version 3 allows `hash: 'xxh32'` (see
+ * partition-hash.ts): a build that reads only versions 1 and 2 would route such a database's keys
+ * with xxh64 and find none of them, so it must refuse the file. Older files keep 'xxh64'.
  */
-export const metadataFormatVersion = 2;
-const metadataFormatVersionsRead = [1, 2];
+export const metadataFormatVersion = 3;
+const metadataFormatVersionsRead = [1, 2, 3];
 
 export interface DatabaseMetadata {
   format: 'lightning-db';
   formatVersion: number;
-  /** Fixed at creation: a key's partition is xxh64(key) mod partitions. */
+  /** Fixed at creation: a key's partition is hash(key) mod partitions. */
   partitions: number;
-  hash: 'xxh64';
+  /** Fixed at creation: 'xxh32' since version 3, 'xxh64' before. */
+  hash: PartitionHash;
   createdAt: string;
   /** Random, fixed at creation, repeated in every partition's manifest; null in a version 1 file. */
   databaseId: string | null;
@@ -38,7 +42,7 @@ export function newDatabaseId(): string {
 async function checksumOf(metadata: DatabaseMetadata): Promise<string> {
   const { h64ToString } = await xxhashApi();
   const { format, formatVersion, partitions, hash, createdAt, databaseId } = metadata;
-  // Version 1 checksummed these five fields; version 2 adds the id after them.
+  // Version 1 checksummed these five fields; versions 2 and 3 add the id after them.
   const fields =
     formatVersion === 1
       ? { format, formatVersion, partitions, hash, createdAt }
@@ -76,7 +80,9 @@ export async function readMetadata(path: string): Promise<DatabaseMetadata | nul
   if (parsed.checksum !== (await checksumOf(metadata))) {
     throw new LightningError('ERR_CORRUPTION', `${file}: checksum mismatch`);
   }
-  const { partitions, databaseId } = metadata;
+  const { partitions, databaseId, hash } = metadata;
+  if (!isPartitionHash(hash) || (parsed.formatVersion < 3 && hash !== legacyPartitionHash))
+    throw new LightningError('ERR_CORRUPTION', `${file}: partition hash ${String(hash)}`);
   if (!Number.isInteger(partitions) || partitions < 1)
     throw new LightningError('ERR_CORRUPTION', `${file}: partitions ${String(partitions)}`);
   if (parsed.formatVersion !== 1 && (typeof databaseId !== 'string' || !/^[0-9a-f]{32}$/.test(databaseId)))

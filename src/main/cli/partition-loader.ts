@@ -1,5 +1,4 @@
 import type { BatchOperation, Database } from '../database.js';
-import { createPartitionRouter, type PartitionRouter } from '../partition-router.js';
 
 /**
  * Writes a stream of puts as per-partition batches with a bounded window of batches in flight: one
@@ -18,22 +17,20 @@ const inFlightMax = 64;
 
 export class PartitionLoader {
   readonly #db: Database;
-  readonly #router: PartitionRouter;
   readonly #pending: BatchOperation[][];
   readonly #pendingBytes: number[];
   readonly #inFlight: Promise<void>[] = [];
   #failure: { error: unknown } | null = null;
 
-  private constructor(db: Database, router: PartitionRouter, partitions: number) {
+  private constructor(db: Database, partitions: number) {
     this.#db = db;
-    this.#router = router;
     this.#pending = Array.from({ length: partitions }, () => []);
     this.#pendingBytes = new Array<number>(partitions).fill(0);
   }
 
   static async create(db: Database): Promise<PartitionLoader> {
     const partitions = db.stats().partitions;
-    return new PartitionLoader(db, await createPartitionRouter(partitions), partitions);
+    return new PartitionLoader(db, partitions);
   }
 
   /**
@@ -42,7 +39,7 @@ export class PartitionLoader {
    * promise returned, or `finish()`.
    */
   add(key: Buffer, value: Buffer): Promise<void> | null {
-    const partition = this.#router.partitionOf(key);
+    const partition = this.#db.partitionOf(key);
     const pending = this.#pending[partition]!;
     pending.push({ type: 'put', key, value });
     this.#pendingBytes[partition]! += key.length + value.length;

@@ -273,7 +273,7 @@ async function locateOrRebuild(directory: string, flags: RepairFlags): Promise<D
       );
       return exitUsage;
     }
-    await createIdentity(path, identity.partitions, identity.databaseId);
+    await createIdentity(path, identity.partitions, identity.databaseId, identity.hash);
     say(`Repaired: ${file} ${state}; rebuilt it ${rebuild}.\n`);
     return locateDatabase(path);
   }

@@ -3,6 +3,7 @@ import { RestartBudget } from '../tree/optimistic-view.js';
 import type { RangeIterator } from '../tree/range-iterator.js';
 import { parseRangeOptions, type RangeBounds, type RangeOptions } from '../tree/range-options.js';
 import type { TreeReader } from '../tree/tree-reader.js';
+import type { ValueScratch } from '../tree/value-scratch.js';
 import { type MvccState, transactionEnded, txCommitted, txFree } from './mvcc-state.js';
 import { decodeVersionValue, isVersionOf, versionKey } from './version-key.js';
 
@@ -34,12 +35,16 @@ export class VersionedReader {
     this.#mvcc = mvcc;
   }
 
-  /** The value of `key` at `readTimestamp` (readLatest: newest committed), or undefined. */
-  get(key: Uint8Array, readTimestamp: number): Buffer | undefined {
+  /**
+   * The value of `key` at `readTimestamp` (readLatest: newest committed), or undefined. With a
+   * `scratch`, a value read from the head is a view of it (valid until its next use); one read from
+   * the version store is a copy either way.
+   */
+  get(key: Uint8Array, readTimestamp: number, scratch: ValueScratch | null = null): Buffer | undefined {
     const main = this.main;
     let budget: RestartBudget | null = null;
     for (;;) {
-      const head = main.getEntry(key);
+      const head = main.getEntryInto(key, scratch);
       if (head === undefined) return undefined;
       const flags = main.cellFlags;
       if ((flags & cellFlagsMvcc) === 0) return head;

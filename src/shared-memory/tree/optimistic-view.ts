@@ -24,6 +24,7 @@ import {
   leafValueLengthOffset,
   slotHeadAt,
 } from './node-format.js';
+import type { ValueScratch } from './value-scratch.js';
 
 /** Returned by every step of an optimistic read that saw an inconsistent page: start again. */
 export const restart = -1;
@@ -210,6 +211,19 @@ export class OptimisticView {
    * read is impossible (the caller restarts after validating the leaf).
    */
   copyLeafValue(page: number, version: number, cell: number): Buffer | null {
+    return this.copyLeafValueInto(page, version, cell, null);
+  }
+
+  /**
+   * `copyLeafValue` into a view of `scratch` (null: a new buffer). The view is overwritten by the
+   * scratch's next use.
+   */
+  copyLeafValueInto(
+    page: number,
+    version: number,
+    cell: number,
+    scratch: ValueScratch | null,
+  ): Buffer | null {
     const arena = this.arena;
     let u8 = arena.u8;
     const flags = u8[cell]!;
@@ -218,7 +232,7 @@ export class OptimisticView {
     const pageEnd = (page + 1) * this.#pageSizeBytes;
     if ((flags & cellFlagOverflow) === 0) {
       if (valueStart + valueLength > pageEnd) return null;
-      const out = Buffer.allocUnsafe(valueLength);
+      const out = scratch === null ? Buffer.allocUnsafe(valueLength) : scratch.view(valueLength);
       out.set(u8.subarray(valueStart, valueStart + valueLength));
       return out;
     }
@@ -227,7 +241,7 @@ export class OptimisticView {
     if (!this.validate(page, version)) return null;
     const chunkMax = this.#pageSizeBytes - pageHeaderBytes;
     const hopsMax = Math.ceil(valueLength / chunkMax);
-    const out = Buffer.allocUnsafe(valueLength);
+    const out = scratch === null ? Buffer.allocUnsafe(valueLength) : scratch.view(valueLength);
     let next = get32(u8, valueStart);
     let copied = 0;
     for (let hops = 0; copied < valueLength; hops++) {

@@ -13,6 +13,7 @@ import { OptimisticView, RestartBudget, restart } from './optimistic-view.js';
 import { RangeIterator } from './range-iterator.js';
 import { parseRangeOptions, type RangeBounds, type RangeOptions } from './range-options.js';
 import { openTreeHandle, type TreeHandle } from './tree-handle.js';
+import type { ValueScratch } from './value-scratch.js';
 
 export interface TreeStats {
   entries: number;
@@ -71,13 +72,21 @@ export class TreeReader {
    * `cellFlags` and `cellTimestamp`. The key's length is the caller's to check.
    */
   getEntry(bytes: Uint8Array): Buffer | undefined {
-    const value = this.#tryGet(bytes);
+    return this.getEntryInto(bytes, null);
+  }
+
+  /**
+   * `getEntry` copying the value into a view of `scratch` (null: a new buffer), valid until the
+   * scratch's next use.
+   */
+  getEntryInto(bytes: Uint8Array, scratch: ValueScratch | null): Buffer | undefined {
+    const value = this.#tryGet(bytes, scratch);
     if (value !== null) return value;
     const budget = new RestartBudget();
     for (;;) {
       this.view.restarts++;
       budget.spend();
-      const retried = this.#tryGet(bytes);
+      const retried = this.#tryGet(bytes, scratch);
       if (retried !== null) return retried;
     }
   }
@@ -122,7 +131,7 @@ export class TreeReader {
   }
 
   /** One optimistic attempt: the value, undefined if absent, or null to restart. */
-  #tryGet(key: Uint8Array): Buffer | undefined | null {
+  #tryGet(key: Uint8Array, scratch: ValueScratch | null): Buffer | undefined | null {
     const view = this.view;
     const page = view.descend(key, false, false);
     if (page === restart) return null;
@@ -138,7 +147,7 @@ export class TreeReader {
     }
     const cell = view.leafCell(page, count, index);
     if (cell === restart) return null;
-    const value = view.copyLeafValue(page, version, cell);
+    const value = view.copyLeafValueInto(page, version, cell, scratch);
     const u8 = view.arena.u8;
     const flags = u8[cell]!;
     const timestamp = (flags & cellFlagTimestamp) !== 0 ? leafTimestampAt(u8, cell) : 0;

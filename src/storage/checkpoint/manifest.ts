@@ -10,6 +10,7 @@ import {
   writeChecksummedJson,
 } from '../checksummed-json.js';
 import { ensureDirectory } from '../durable-file.js';
+import { isPartitionHash, legacyPartitionHash, type PartitionHash } from '../partition-hash.js';
 import { removeSupersededCheckpoints } from './checkpoint-files.js';
 import { lsnMax, parseCheckpointFileName, u32Max } from './checkpoint-format.js';
 import { readCheckpointHeader } from './checkpoint-reader.js';
@@ -27,8 +28,12 @@ import { readCheckpointHeader } from './checkpoint-reader.js';
  */
 export const manifestFileName = 'MANIFEST.json';
 export const manifestFormat = 'lightning-db-manifest';
-/** Version 2 added databaseId, durable and each checkpoint's coversLog; version 1 files are read. */
-export const manifestFormatVersion = 2;
+/**
+ * Version 2 added databaseId, durable and each checkpoint's coversLog; version 3 the partition hash
+ * (so that a lost LIGHTNING.json can be rebuilt with it). Versions 1 and 2 are read (their hash is
+ * 'xxh64') and written as version 3 at the next update.
+ */
+export const manifestFormatVersion = 3;
 
 /** A place in an owner's log: a segment (by file name) and a byte offset in it. */
 export interface LogPosition {
@@ -63,6 +68,8 @@ export interface Manifest {
   /** The database's id, as in LIGHTNING.json; null in a version 1 manifest. */
   databaseId?: string | null;
   partitions: number;
+  /** The database's partition hash, as in LIGHTNING.json; 'xxh64' when absent (versions 1 and 2). */
+  hash?: PartitionHash;
   /** At most one record per partition; a partition without one has never been checkpointed. */
   checkpoints: CheckpointRecord[];
   /** Recovery must find the partition's records up to this LSN (unless its checkpoint covers it). */
@@ -75,23 +82,33 @@ const manifestKind: ChecksummedJsonKind = {
   description: 'a lightning-db manifest',
   versionName: 'manifest format',
 };
-const manifestKindV1: ChecksummedJsonKind = { ...manifestKind, formatVersion: 1 };
+/** The versions read, newest first. */
+const manifestKinds: ChecksummedJsonKind[] = [
+  manifestKind,
+  { ...manifestKind, formatVersion: 2 },
+  { ...manifestKind, formatVersion: 1 },
+];
 
 /** Reads `dir/MANIFEST.json`: null if absent, ERR_CORRUPTION if damaged, ERR_FORMAT_VERSION if newer. */
 export async function readManifest(dir: string): Promise<Manifest | null> {
   const file = join(dir, manifestFileName);
-  let read: Awaited<ReturnType<typeof readChecksummedJson>>;
+  let read: Awaited<ReturnType<typeof readChecksummedJson>> = null;
   let version = manifestFormatVersion;
-  try {
-    read = await readChecksummedJson(file, manifestKind);
-  } catch (error) {
-    // A version 1 manifest (no identity, no durable mark) is read as it was written.
-    if (!(error instanceof LightningError) || error.code !== 'ERR_FORMAT_VERSION') throw error;
-    read = await readChecksummedJson(file, manifestKindV1).catch(() => {
-      throw error;
-    });
-    version = 1;
+  let newest: unknown = null;
+  for (const kind of manifestKinds) {
+    try {
+      read = await readChecksummedJson(file, kind);
+      version = kind.formatVersion;
+      newest = null;
+      break;
+    } catch (error) {
+      // An older manifest is read as it was written; any other failure, or no version matching,
+      // reports what the newest version's read said.
+      if (!(error instanceof LightningError) || error.code !== 'ERR_FORMAT_VERSION') throw error;
+      newest ??= error;
+    }
   }
+  if (newest !== null) throw newest;
   if (read === null) return null;
   const { fields, fail } = read;
   const manifest = fromJson(fields, fail, version);
@@ -208,6 +225,7 @@ async function recordUnserialized(
   const manifest: Manifest = {
     databaseId: current.databaseId ?? null,
     partitions: current.partitions,
+    hash: current.hash ?? legacyPartitionHash,
     checkpoints: [...current.checkpoints.filter((c) => c.partition !== record.partition), record].sort(
       (a, b) => a.partition - b.partition,
     ),
@@ -251,11 +269,14 @@ function canonicalObject(manifest: Manifest, version = manifestFormatVersion) {
     };
   }
   const durable = manifest.durable ?? { lsn: 0n, log: null };
+  // Version 3 adds the hash after the partition count; version 2 is otherwise the same.
+  const hash = version >= 3 ? { hash: manifest.hash ?? legacyPartitionHash } : {};
   return {
     format: manifestFormat,
-    formatVersion: manifestFormatVersion,
+    formatVersion: version,
     databaseId: manifest.databaseId ?? null,
     partitions: manifest.partitions,
+    ...hash,
     durable: { lsn: durable.lsn.toString(), log: durable.log },
     checkpoints: checkpoints.map((c) => ({
       partition: c.partition,
@@ -295,6 +316,8 @@ function fromJson(parsed: Record<string, unknown>, fail: Fail, version: number):
     manifest.databaseId = databaseId;
     manifest.durable = { lsn: BigInt(durable.lsn), log: durable.log };
   }
+  if (version >= 3 && !isPartitionHash(parsed.hash)) fail(`partition hash ${String(parsed.hash)}`);
+  manifest.hash = version >= 3 ? (parsed.hash as PartitionHash) : legacyPartitionHash;
   checkManifest(manifest, fail);
   return manifest;
 }

@@ -2,6 +2,7 @@
  * The stores bench:durability compares, behind one small interface. Each child process drives exactly
  * one store, so the timed loop sees one implementation of writeWindow() and stays monomorphic.
  */
+import { openLevel } from '../stores/level.js';
 import { openLightning } from '../stores/lightning.js';
 import { openLmdb } from '../stores/lmdb.js';
 import type { DurabilityClass, KvPeer } from '../stores/peer.js';
@@ -110,13 +111,13 @@ export async function openDurabilityStore(store: StoreName, dir: string): Promis
     case 'lmdb-nosync':
       return openLmdbStore(dir, 'nosync', false);
     case 'level-sync':
-      return openLevel(dir, true, 'put');
+      return openLevelStore(dir, true, 'put');
     case 'level':
-      return openLevel(dir, false, 'put');
+      return openLevelStore(dir, false, 'put');
     case 'level-batch-sync':
-      return openLevel(dir, true, 'batch');
+      return openLevelStore(dir, true, 'batch');
     case 'level-batch':
-      return openLevel(dir, false, 'batch');
+      return openLevelStore(dir, false, 'batch');
   }
 }
 
@@ -204,46 +205,33 @@ async function openLmdbStore(
 }
 
 /**
- * classic-level (LevelDB). 'put': one db.put(key, value, { sync }) per key, the same window shape as the
- * other stores; each put is its own LevelDB write on the libuv thread pool, and LevelDB merges writes
- * that queue up at the same time into one log write (and, with sync, one fsync). 'batch': one chained
- * db.batch() per window, written with { sync }: the documented bulk path (one log write per window).
+ * classic-level (LevelDB) through the shared adapter. 'put': one db.put(key, value, { sync }) per key,
+ * the same window shape as the other stores; each put is its own LevelDB write on the libuv thread
+ * pool, and LevelDB merges writes that queue up at the same time into one log write (and, with sync,
+ * one fsync). 'batch': one chained db.batch() per window, written with { sync }: the documented bulk
+ * path (one log write per window).
  */
-async function openLevel(dir: string, sync: boolean, mode: 'put' | 'batch'): Promise<DurabilityStore> {
-  const { ClassicLevel } = await import('classic-level');
-  const db = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-  await db.open();
-  const writeOptions = { sync };
+async function openLevelStore(dir: string, sync: boolean, mode: 'put' | 'batch'): Promise<DurabilityStore> {
+  const peer = await openLevel(dir, sync ? 'sync' : 'nosync');
   const putWindow = (keys: Buffer[], values: Buffer[], from: number, to: number): Promise<unknown> => {
-    const pending = new Array<Promise<void>>(to - from);
-    for (let i = from; i < to; i++) pending[i - from] = db.put(keys[i], values[i], writeOptions);
+    const pending = new Array<Promise<unknown>>(to - from);
+    for (let i = from; i < to; i++) pending[i - from] = peer.put(keys[i]!, values[i]!);
     return Promise.all(pending);
   };
-  const batchWindow = (keys: Buffer[], values: Buffer[], from: number, to: number): Promise<void> => {
-    const batch = db.batch();
-    for (let i = from; i < to; i++) batch.put(keys[i], values[i]);
-    return batch.write(writeOptions);
-  };
   return {
-    setup:
-      "new ClassicLevel(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' }) + await db.open(); other options default (compression on, writeBufferSize 4 MiB)",
-    durability: sync
-      ? 'sync: true: LevelDB appends the write to its log and syncs the log (fdatasync) before the promise resolves'
-      : 'sync: false (the default): the write is appended to the log with write(2) and acknowledged; LevelDB does not sync the log',
+    setup: peer.setup,
+    durability: peer.acknowledgement,
     method:
       mode === 'put'
         ? `db.put(key, value, { sync: ${sync} }) for each key of the window, then await Promise.all of the window`
         : `chained b = db.batch(); b.put(key, value) for each key of the window; await b.write({ sync: ${sync} })`,
-    facts: {
-      sync,
-      mode,
-      uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? '4 (default)',
-    },
-    writeWindow: mode === 'put' ? putWindow : batchWindow,
-    readMany: (keys) => db.getMany(keys),
-    count: async () => (await db.keys().all()).length,
+    facts: { ...peer.facts, mode },
+    writeWindow:
+      mode === 'put' ? putWindow : (keys, values, from, to) => peer.writeBatch(keys, values, from, to),
+    readMany: (keys) => peer.getMany(keys),
+    count: () => peer.count(),
     settle: () => Promise.resolve(null),
     batchCounters: () => null,
-    close: () => db.close(),
+    close: () => peer.close(),
   };
 }

@@ -4,11 +4,10 @@
  * may be outstanding several at once; lmdb-js's synchronous transactionSync; better-sqlite3's
  * db.transaction in WAL mode. A store whose API runs one transaction at a time has no concurrent row.
  */
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
 import { lightningDurabilityOf, openLightning } from '../stores/lightning.js';
 import { openLmdb } from '../stores/lmdb.js';
 import type { KvPeer, TxAccess, TxCounters } from '../stores/peer.js';
+import { openSqlite } from '../stores/sqlite.js';
 import { lightningPartitions } from './workload.js';
 
 export type { TxCounters };
@@ -86,7 +85,7 @@ export function openTxStore(
     case 'lmdb-txnsync':
       return openLmdb(dir, durability).then((peer) => peerStore(peer, keys, 'sync'));
     case 'sqlite':
-      return openSqlite(dir, durability === 'sync' ? 'FULL' : 'NORMAL', keys);
+      return openSqliteStore(dir, durability, keys);
   }
 }
 
@@ -144,32 +143,15 @@ function peerStore(peer: KvPeer, names: string[], api: 'promise' | 'sync'): TxSt
   };
 }
 
-/** The part of better-sqlite3's API used here (the package ships no type declarations). */
-interface SqliteStatement {
-  run(...parameters: unknown[]): unknown;
-  get(...parameters: unknown[]): unknown;
-  pluck(): SqliteStatement;
-}
-interface SqliteDatabase {
-  pragma(source: string): unknown;
-  exec(source: string): unknown;
-  prepare(source: string): SqliteStatement;
-  transaction<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R;
-  close(): unknown;
-}
-
-async function openSqlite(dir: string, synchronous: 'NORMAL' | 'FULL', keys: string[]): Promise<TxStore> {
-  const { default: Database } = await import('better-sqlite3');
-  mkdirSync(dir, { recursive: true });
-  const db = new Database(path.join(dir, 'bank.sqlite')) as unknown as SqliteDatabase;
-  db.pragma('journal_mode = WAL');
-  db.pragma(`synchronous = ${synchronous}`);
+async function openSqliteStore(dir: string, durability: TxDurability, keys: string[]): Promise<TxStore> {
+  const peer = await openSqlite(dir, 'bank.sqlite', durability);
+  const db = peer.db;
   db.exec(
     'CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, balance INTEGER NOT NULL) WITHOUT ROWID',
   );
-  const select = db.prepare('SELECT balance FROM accounts WHERE id = ?').pluck();
-  const update = db.prepare('UPDATE accounts SET balance = ? WHERE id = ?');
-  const insert = db.prepare('INSERT OR REPLACE INTO accounts (id, balance) VALUES (?, ?)');
+  const select = db.prepare<[string], unknown>('SELECT balance FROM accounts WHERE id = ?').pluck();
+  const update = db.prepare<[number, string]>('UPDATE accounts SET balance = ? WHERE id = ?');
+  const insert = db.prepare<[string, number]>('INSERT OR REPLACE INTO accounts (id, balance) VALUES (?, ?)');
   const balanceOf = (key: string): number | undefined => {
     const value = select.get(key);
     return typeof value === 'number' ? value : undefined;
@@ -186,17 +168,14 @@ async function openSqlite(dir: string, synchronous: 'NORMAL' | 'FULL', keys: str
     update.run((balanceOf(key) ?? 0) + 1, key);
   });
   const loadChunk = db.transaction((from: number, to: number, balance: number): void => {
-    for (let i = from; i < to; i++) insert.run(keys[i], balance);
+    for (let i = from; i < to; i++) insert.run(keys[i]!, balance);
   });
   return {
-    setup: `new Database(file); pragma journal_mode = WAL, synchronous = ${synchronous}; table accounts (id TEXT PRIMARY KEY, balance INTEGER) WITHOUT ROWID; prepared statements`,
-    durability:
-      synchronous === 'FULL'
-        ? 'synchronous FULL in WAL mode: every COMMIT fsyncs the WAL before it returns'
-        : 'synchronous NORMAL in WAL mode: a COMMIT is written to the WAL without fsync; the WAL is synced at checkpoints',
+    setup: `${peer.setup}; table accounts (id TEXT PRIMARY KEY, balance INTEGER) WITHOUT ROWID; prepared statements`,
+    durability: peer.acknowledgement,
     method:
       'db.transaction((from, to, amount) => { SELECT both; UPDATE both })(...): synchronous, one at a time',
-    facts: { synchronous },
+    facts: { synchronous: peer.synchronous, sqlite: peer.version },
     load: (balance) => {
       for (let from = 0; from < keys.length; from += 10_000) {
         loadChunk(from, Math.min(keys.length, from + 10_000), balance);

@@ -1,10 +1,11 @@
 /**
  * bench:engine — the lightning-db database API (open(): partitions owned by worker threads) next to
- * lmdb-js, same workload, same run. See bench/README.md for what is measured and how.
+ * lmdb-js, same workload, same run, each at durability 'sync' and 'nosync' (every ratio compares one
+ * durability with itself). See bench/README.md for what is measured and how.
  *
  *   npm run bench:engine                 # 1,000,000 records
  *   npm run bench:engine -- --quick      # 100,000 records
- *   npm run bench:engine -- --records 250000 --seed 7 --rounds 5 --stores lightning-w2,lmdb
+ *   npm run bench:engine -- --records 250000 --seed 7 --rounds 5 --stores lightning-w2-sync,lmdb-sync
  *
  * The parent measures nothing itself: it runs each store in a fresh child process (its own heap, its own
  * threads, nothing left over from the previous store) once per round, collects the JSON lines each child
@@ -18,7 +19,6 @@ import {
   checkAgreement,
   printBatchStats,
   printChecks,
-  printCpu,
   printTargets,
   printThroughput,
   printTimings,
@@ -28,10 +28,11 @@ import { lightningPartitions, type StoreName, storeLabels, storeNames } from './
 import { keyBytes, rangeRowsPerScan, rangeScans, valueBytes, writeWindow } from './engine/workload.js';
 import { parseArgumentsOrExit, parseListOf, parseOneOf, parsePositiveInteger } from './lib/args.js';
 import { type ChildOutcome, childScriptArgs, runJsonChild } from './lib/child-process.js';
-import { filesystemName, findRepoRoot, packageVersion } from './lib/environment.js';
+import { benchDataRoot, filesystemName, findRepoRoot, packageVersion } from './lib/environment.js';
 import { formatCount, formatFixed } from './lib/format.js';
 import { finishRun, withoutFirst } from './lib/results.js';
 import { runStoreRounds } from './lib/rounds.js';
+import { durabilityClassText } from './stores/peer.js';
 
 const recordsDefault = 1_000_000;
 const recordsQuick = 100_000;
@@ -41,11 +42,15 @@ const seedDefault = 0x5eed;
  * 1.16x and 1.75x, so one number per store cannot judge a 1.5x target; a median of three does better.
  */
 const roundsDefault = 3;
+/** Writes of the put x1 phase: each waits for its own commit (and, with 'sync', its own fsync). */
+const serialPutsDefault = 2_000;
+const serialPutsQuick = 500;
 
 interface Options {
   records: number;
   seed: number;
   rounds: number;
+  serialPuts: number;
   stores: StoreName[];
   /** Set in a child: which store to run, and the directory the parent made for its data. */
   child: StoreName | undefined;
@@ -78,6 +83,8 @@ function runStoreInChild(
     String(options.records),
     '--seed',
     String(options.seed),
+    '--serial-puts',
+    String(options.serialPuts),
   ];
   return runJsonChild<ChildLine, ResultLine>({
     args,
@@ -88,8 +95,8 @@ function runStoreInChild(
       if (parsed.kind !== 'phase') return parsed;
       const unit = parsed.phase === 'range' ? 'rows/s' : 'ops/s';
       console.log(
-        `  round ${round}  ${storeLabels[store].padEnd(17)} ${parsed.phase.padEnd(5)} ${formatFixed(parsed.seconds, 2).padStart(7)} s ` +
-          `${formatCount(parsed.perSecond).padStart(11)} ${unit}, ` +
+        `  round ${round}  ${storeLabels[store].padEnd(23)} ${parsed.phase.padEnd(5)} ${formatFixed(parsed.seconds, 2).padStart(7)} s ` +
+          `${formatCount(parsed.perSecond).padStart(11)} ${unit}, ${formatCount(parsed.perCpuSecond).padStart(11)} per CPU-s, ` +
           `cpu ${formatFixed(parsed.cpuSeconds / parsed.seconds, 2)} cores`,
       );
       return undefined;
@@ -105,6 +112,7 @@ async function runParent(options: Options): Promise<number> {
     valueBytes,
     seed: options.seed,
     writeWindow,
+    serialPuts: options.serialPuts,
     rangeScans,
     rangeRowsPerScan,
     lightningPartitions,
@@ -116,13 +124,15 @@ async function runParent(options: Options): Promise<number> {
     cpus: os.availableParallelism(),
     memoryGiB: os.totalmem() / 2 ** 30,
     platform: `${process.platform} ${process.arch}`,
-    tmpdir: os.tmpdir(),
-    tmpdirFilesystem: filesystemName(os.tmpdir()),
+    tmpdir: benchDataRoot(repoRoot),
+    tmpdirFilesystem: filesystemName(benchDataRoot(repoRoot)),
     // Recorded because other work on the machine is the main source of noise between runs.
     loadAverage1m: os.loadavg()[0],
     startedAt: new Date().toISOString(),
   };
-  console.log('bench:engine — lightning-db (open(), W = 1 and 2 owner workers) vs lmdb-js');
+  console.log(
+    "bench:engine — lightning-db (open(), W = 1 and 2 owner workers) vs lmdb-js, each at durability 'sync' and 'nosync'",
+  );
   console.log(
     `machine: ${meta.cpu}, ${meta.cpus} CPUs, ${formatFixed(meta.memoryGiB, 1)} GiB, ${meta.platform}, ` +
       `node ${meta.node}, lmdb-js ${meta.lmdb}, load average ${formatFixed(meta.loadAverage1m, 2)} at start`,
@@ -132,14 +142,17 @@ async function runParent(options: Options): Promise<number> {
       `writes in windows of ${formatCount(writeWindow)}; range = ${formatCount(rangeScans)} scans x ${rangeRowsPerScan} rows`,
   );
   console.log(
-    `durability: lightning-db durability 'none' (${lightningPartitions} partitions): writes go to the write-ahead log ` +
-      'with write(2) and are never synced by the engine (see bench:durability for synced writes);',
+    `writes: load and put in windows of ${formatCount(writeWindow)} put() promises, then ${formatCount(options.serialPuts)} ` +
+      'puts one at a time (put x1), each awaited before the next: the same calls for every store',
   );
   console.log(
-    '            lmdb-js defaults (noSync unset, overlappingSync on): every commit is fsynced, ' +
-      `data in ${meta.tmpdir} (${meta.tmpdirFilesystem}).`,
+    `durability 'sync': ${durabilityClassText.sync} (lightning-db 'sync'; lmdb-js overlappingSync: false)`,
   );
-  if (options.stores.includes('lightning-w2') && meta.cpus < 3) {
+  console.log(
+    `durability 'nosync': ${durabilityClassText.nosync} (lightning-db 'none'; lmdb-js noSync: true); ` +
+      `data in ${meta.tmpdir} (${meta.tmpdirFilesystem})`,
+  );
+  if (options.stores.some((store) => store.startsWith('lightning-w2')) && meta.cpus < 3) {
     console.log(
       `note: W=2 means 2 owner workers plus the main thread on ${meta.cpus} CPUs; they compete for cores.`,
     );
@@ -152,7 +165,7 @@ async function runParent(options: Options): Promise<number> {
     rounds: options.rounds,
     stores: options.stores,
     labels: storeLabels,
-    tempParent: os.tmpdir(),
+    tempParent: meta.tmpdir,
     tempPrefix: 'lightning-bench-',
     run: (store, round, dir) => runStoreInChild(store, round, dir, options),
   });
@@ -161,14 +174,12 @@ async function runParent(options: Options): Promise<number> {
   console.log('');
   printThroughput(summaries, options.rounds);
   printTargets(summaries);
-  printCpu(summaries);
   printBatchStats(summaries);
   printChecks(summaries);
   printTimings(summaries);
   console.log('\nhow each store ran');
   for (const { first: result } of summaries) {
     console.log(`  ${storeLabels[result.store]}: ${result.setup}`);
-    console.log(`    load: ${result.loadMethod}`);
     console.log(`    ${result.durability}`);
     const facts = Object.entries(result.facts).map(([name, value]) => `${name} ${String(value)}`);
     if (facts.length > 0) console.log(`    ${facts.join(', ')}`);
@@ -190,6 +201,7 @@ function parseArguments(argv: string[]): Options {
     records: recordsDefault,
     seed: seedDefault,
     rounds: roundsDefault,
+    serialPuts: serialPutsDefault,
     stores: [...storeNames],
     child: undefined,
     dir: undefined,
@@ -199,6 +211,10 @@ function parseArguments(argv: string[]): Options {
     switch (flag) {
       case '--quick':
         options.records = recordsQuick;
+        options.serialPuts = serialPutsQuick;
+        break;
+      case '--serial-puts':
+        options.serialPuts = parsePositiveInteger(flag, argv[++i]);
         break;
       case '--records':
         options.records = parsePositiveInteger(flag, argv[++i]);
@@ -220,7 +236,7 @@ function parseArguments(argv: string[]): Options {
         break;
       default:
         throw new Error(
-          `unknown argument ${flag}; usage: engine.js [--quick] [--records N] [--seed S] [--rounds R] ` +
+          `unknown argument ${flag}; usage: engine.js [--quick] [--records N] [--serial-puts N] [--seed S] [--rounds R] ` +
             `[--stores ${storeNames.join(',')}]`,
         );
     }
@@ -233,5 +249,5 @@ const options = parseArgumentsOrExit(parseArguments);
 if (options.child === undefined) {
   process.exitCode = await runParent(options);
 } else {
-  await runChild(options.child, options.dir!, options.records, options.seed);
+  await runChild(options.child, options.dir!, options.records, options.seed, options.serialPuts);
 }

@@ -1,6 +1,6 @@
 /** Turns the children's results into the tables bench:durability prints, and the checks. */
 import type { DiskUsage } from '../lib/environment.js';
-import { formatCount, formatFixed, formatRatio, formatTable } from '../lib/format.js';
+import { formatCount, formatFixed, formatRatio, formatTable, perCpuSecond } from '../lib/format.js';
 import { median, spreadPercent } from '../lib/stats.js';
 import type { PutResult, RecoveryLoadResult, RecoveryOpenResult } from './child.js';
 import { ackIsSynced, ackShort, type StoreName, storeLabels } from './stores.js';
@@ -31,6 +31,8 @@ export interface PutSummary {
   rounds: number;
   /** Medians over the rounds. */
   perSecond: number;
+  /** Median over the rounds of puts per CPU-second of the process (every thread) over the timed phase. */
+  perCpuSecond: number;
   coresBusy: number;
   windowMedianMs: number;
   windowP99Ms: number;
@@ -78,6 +80,9 @@ export function summarizePuts(records: PutRecord[], stores: StoreName[]): PutSum
           phase,
           rounds: mine.length,
           perSecond: median(rates),
+          perCpuSecond: median(
+            mine.map((record) => perCpuSecond(record.perSecond * record.seconds, record.cpuSeconds)),
+          ),
           coresBusy: median(mine.map((record) => record.cpuSeconds / record.seconds)),
           windowMedianMs: median(mine.map((record) => record.window.medianMs)),
           windowP99Ms: median(mine.map((record) => record.window.p99Ms)),
@@ -143,8 +148,10 @@ export function printPutTable(summaries: PutSummary[], rounds: number): void {
       ackShort[store],
       ackIsSynced[store] ? 'yes' : 'no',
       cell(sequential, (s) => formatCount(s.perSecond)),
+      cell(sequential, (s) => formatCount(s.perCpuSecond)),
       cell(sequential, (s) => `${s.spreadPercent.toFixed(0)}%`),
       cell(random, (s) => formatCount(s.perSecond)),
+      cell(random, (s) => formatCount(s.perCpuSecond)),
       cell(random, (s) => `${s.spreadPercent.toFixed(0)}%`),
       cell(sequential, window),
       cell(random, window),
@@ -157,36 +164,60 @@ export function printPutTable(summaries: PutSummary[], rounds: number): void {
         'a put is acknowledged when',
         'synced ack',
         'seq put ops/s',
+        '/CPU-s',
         'spread',
         'random put ops/s',
+        '/CPU-s',
         'spread',
         'seq window p50/p99 ms',
         'random window p50/p99 ms',
       ],
       rows,
-      'lllrrrrrr',
+      'lllrrrrrrrr',
     ),
   );
+  console.log('/CPU-s = puts per CPU-second of the process (all threads) over the timed phase');
 }
 
-/** The stores lightning-db 'sync' is compared with: lmdb-js and classic-level, synced or as they ack. */
-const ratioBaselines: StoreName[] = ['lmdb', 'lmdb-flushed', 'level-sync', 'level-batch-sync'];
+/**
+ * The pairs compared: lightning-db 'sync' with every store whose acknowledgement is synced (and with
+ * lmdb-js's default, the target's baseline), lightning-db 'none' with the stores that never sync.
+ */
+const ratioPairs: [StoreName, StoreName][] = [
+  ['lightning-sync', 'lmdb-sync'],
+  ['lightning-sync', 'lmdb-flushed'],
+  ['lightning-sync', 'lmdb'],
+  ['lightning-sync', 'level-sync'],
+  ['lightning-sync', 'level-batch-sync'],
+  ['lightning-none', 'lmdb-nosync'],
+  ['lightning-none', 'level'],
+  ['lightning-none', 'level-batch'],
+];
 
 export function printRatios(summaries: PutSummary[]): void {
-  const rows = ratioBaselines.flatMap((baseline) => {
-    if (!storesIn(summaries).includes(baseline)) return [];
-    const ratio = (phase: PutPhase): string => {
-      const mine = find(summaries, 'lightning-sync', phase);
+  const present = storesIn(summaries);
+  const rows = ratioPairs.flatMap(([ours, baseline]) => {
+    if (!present.includes(baseline) || !present.includes(ours)) return [];
+    const ratio = (phase: PutPhase, pick: (s: PutSummary) => number): string => {
+      const mine = find(summaries, ours, phase);
       const theirs = find(summaries, baseline, phase);
-      return mine === undefined || theirs === undefined
-        ? '-'
-        : formatRatio(mine.perSecond / theirs.perSecond);
+      return mine === undefined || theirs === undefined ? '-' : formatRatio(pick(mine) / pick(theirs));
     };
-    return [[`lightning-db 'sync' / ${storeLabels[baseline]}`, ratio('sequential'), ratio('random')]];
+    const rate = (s: PutSummary): number => s.perSecond;
+    const perCpu = (s: PutSummary): number => s.perCpuSecond;
+    return [
+      [
+        `${storeLabels[ours]} / ${storeLabels[baseline]}`,
+        ratio('sequential', rate),
+        ratio('sequential', perCpu),
+        ratio('random', rate),
+        ratio('random', perCpu),
+      ],
+    ];
   });
-  if (rows.length === 0 || !storesIn(summaries).includes('lightning-sync')) return;
-  console.log('\nratios (above 1.00x: lightning-db sync is faster)');
-  console.log(formatTable(['', 'seq put', 'random put'], rows, 'lrr'));
+  if (rows.length === 0) return;
+  console.log('\nratios (above 1.00x: lightning-db is ahead), in ops/s and in ops per CPU-second');
+  console.log(formatTable(['', 'seq put', '/CPU-s', 'random put', '/CPU-s'], rows, 'lrrrr'));
 }
 
 export interface TargetLine {

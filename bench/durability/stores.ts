@@ -2,16 +2,21 @@
  * The stores bench:durability compares, behind one small interface. Each child process drives exactly
  * one store, so the timed loop sees one implementation of writeWindow() and stays monomorphic.
  */
-import { lightningPartitions, openStore } from '../engine/stores.js';
+import { openLevel } from '../stores/level.js';
+import { openLightning } from '../stores/lightning.js';
+import { openLmdb } from '../stores/lmdb.js';
+import type { DurabilityClass, KvPeer } from '../stores/peer.js';
 
-export { lightningPartitions };
+export const lightningPartitions = 16;
 
 export const storeNames = [
   'lightning-sync',
   'lightning-relaxed',
   'lightning-none',
+  'lmdb-sync',
   'lmdb',
   'lmdb-flushed',
+  'lmdb-nosync',
   'level-sync',
   'level',
   'level-batch-sync',
@@ -23,8 +28,10 @@ export const storeLabels: Record<StoreName, string> = {
   'lightning-sync': "lightning-db 'sync'",
   'lightning-relaxed': "lightning-db 'relaxed'",
   'lightning-none': "lightning-db 'none'",
+  'lmdb-sync': 'lmdb-js put() sync',
   lmdb: 'lmdb-js put()',
   'lmdb-flushed': 'lmdb-js put()+flushed',
+  'lmdb-nosync': 'lmdb-js put() noSync',
   'level-sync': 'classic-level put sync',
   level: 'classic-level put',
   'level-batch-sync': 'classic-level batch sync',
@@ -36,8 +43,10 @@ export const ackIsSynced: Record<StoreName, boolean> = {
   'lightning-sync': true,
   'lightning-relaxed': false,
   'lightning-none': false,
+  'lmdb-sync': true,
   lmdb: false,
   'lmdb-flushed': true,
+  'lmdb-nosync': false,
   'level-sync': true,
   level: false,
   'level-batch-sync': true,
@@ -49,8 +58,10 @@ export const ackShort: Record<StoreName, string> = {
   'lightning-sync': "fdatasync'd",
   'lightning-relaxed': 'written; synced <= 100 ms',
   'lightning-none': 'written, not synced',
+  'lmdb-sync': 'committed + fsync done',
   lmdb: 'committed; fsync follows',
   'lmdb-flushed': 'committed + fsync done',
+  'lmdb-nosync': 'written, not synced',
   'level-sync': "logged + fdatasync'd",
   level: 'logged (write), not synced',
   'level-batch-sync': "logged + fdatasync'd",
@@ -86,149 +97,141 @@ export interface DurabilityStore {
 export async function openDurabilityStore(store: StoreName, dir: string): Promise<DurabilityStore> {
   switch (store) {
     case 'lightning-sync':
-      return openLightning(dir, 'sync');
+      return openLightningStore(dir, 'sync');
     case 'lightning-relaxed':
-      return openLightning(dir, 'relaxed');
+      return openLightningStore(dir, 'relaxed');
     case 'lightning-none':
-      return openLightning(dir, 'none');
+      return openLightningStore(dir, 'none');
+    case 'lmdb-sync':
+      return openLmdbStore(dir, 'sync', false);
     case 'lmdb':
-      return openLmdb(dir, false);
+      return openLmdbStore(dir, 'overlapped', false);
     case 'lmdb-flushed':
-      return openLmdb(dir, true);
+      return openLmdbStore(dir, 'overlapped', true);
+    case 'lmdb-nosync':
+      return openLmdbStore(dir, 'nosync', false);
     case 'level-sync':
-      return openLevel(dir, true, 'put');
+      return openLevelStore(dir, true, 'put');
     case 'level':
-      return openLevel(dir, false, 'put');
+      return openLevelStore(dir, false, 'put');
     case 'level-batch-sync':
-      return openLevel(dir, true, 'batch');
+      return openLevelStore(dir, true, 'batch');
     case 'level-batch':
-      return openLevel(dir, false, 'batch');
+      return openLevelStore(dir, false, 'batch');
   }
 }
 
 type LightningDurability = 'sync' | 'relaxed' | 'none';
 
-const lightningDurabilityText: Record<LightningDurability, string> = {
-  sync: "durability 'sync' (the default): a put resolves after its owner batch is written to the owner's log and fdatasync'd (group commit: per owner batch, one write and one fdatasync, however many partitions it touched)",
-  relaxed:
-    "durability 'relaxed', syncIntervalMs 100 (the default): a put resolves after write(2) of its batch; the owner fdatasyncs the logs every 100 ms",
-  none: "durability 'none': a put resolves after write(2) of its batch; the engine does not sync after writes (only when it starts or rotates a log segment, and at close); the OS writes the pages back when it likes",
-};
+/** Issues keys[from..to) as one window of put() promises and resolves when all are acknowledged. */
+function putWindow(
+  peer: KvPeer,
+  keys: Buffer[],
+  values: Buffer[],
+  from: number,
+  to: number,
+): Promise<unknown> {
+  const pending = new Array<Promise<unknown>>(to - from);
+  for (let i = from; i < to; i++) pending[i - from] = peer.put(keys[i]!, values[i]!);
+  return Promise.all(pending);
+}
 
-async function openLightning(dir: string, durability: LightningDurability): Promise<DurabilityStore> {
-  // Imported lazily so the lmdb-js and classic-level children never load the engine.
-  const { open } = await import('../../src/index.js');
-  const db = await open(dir, { partitions: lightningPartitions, workers: lightningWorkers, durability });
+/** A shared-adapter peer, one window of put() promises at a time. */
+function peerStore(peer: KvPeer, method: string, awaitFlush: boolean): DurabilityStore {
   return {
-    setup: `open(dir, { partitions: ${lightningPartitions}, workers: ${lightningWorkers}, durability: '${durability}' })`,
-    durability: lightningDurabilityText[durability],
-    method: 'db.put(key, value) for each key of the window, then await Promise.all of the window',
-    facts: { durability, workers: lightningWorkers, partitions: lightningPartitions },
-    writeWindow: (keys, values, from, to) => {
-      const pending = new Array<Promise<void>>(to - from);
-      for (let i = from; i < to; i++) pending[i - from] = db.put(keys[i], values[i]);
-      return Promise.all(pending);
-    },
-    readMany: (keys) => Promise.resolve(keys.map((key) => db.get(key))),
-    count: () => Promise.resolve(db.stats().entries),
-    settle: () => Promise.resolve(null),
+    setup: peer.setup,
+    durability: awaitFlush
+      ? `${peer.acknowledgement}. Each window then waits for db.flushed (the commit fsynced), so an acknowledged window is durable`
+      : peer.acknowledgement,
+    method,
+    facts: peer.facts,
+    writeWindow: awaitFlush
+      ? async (keys, values, from, to) => {
+          await putWindow(peer, keys, values, from, to);
+          await peer.settle();
+        }
+      : (keys, values, from, to) => putWindow(peer, keys, values, from, to),
+    readMany: (keys) => Promise.resolve(keys.map((key) => peer.get(key))),
+    count: () => Promise.resolve(peer.count()),
+    settle: () => peer.settle(),
     batchCounters: () => {
+      const workers = peer.batchCounters();
+      if (workers === null) return null;
       let batches = 0;
       let operations = 0;
-      for (const worker of db.stats().workerStats) {
+      for (const worker of workers) {
         batches += worker.batches;
         operations += worker.operations;
       }
       return { batches, operations };
     },
-    close: () => db.close(),
+    close: () => peer.close(),
   };
 }
 
-/**
- * lmdb-js, opened exactly as bench:engine opens it (its store is reused). put() calls made in one event
- * turn go into one transaction (eventTurnBatching, on by default), so a window of 1,000 put() calls is
- * one commit. With overlappingSync (the Linux default) put()'s promise resolves when the transaction is
- * committed and visible; its fsync runs after, overlapped with the next transactions, and db.flushed
- * resolves when it is done. `awaitFlush` adds `await db.flushed` after every window: the caller then
- * waits for durability, as a lightning-db 'sync' caller does.
- */
-async function openLmdb(dir: string, awaitFlush: boolean): Promise<DurabilityStore> {
-  const lmdbPackage = await import('lmdb');
-  const store = await openStore('lmdb', dir);
-  const putWindow = (keys: Buffer[], values: Buffer[], from: number, to: number): Promise<unknown[]> => {
-    const pending = new Array<Promise<unknown>>(to - from);
-    for (let i = from; i < to; i++) pending[i - from] = store.put(keys[i], values[i]);
-    return Promise.all(pending);
-  };
-  return {
-    setup: `${store.setup.split(';')[0]} (the bench:engine store)`,
-    durability: awaitFlush
-      ? 'lmdb-js defaults (noSync unset, overlappingSync on): each window waits for its put() promises (commit) ' +
-        'and then for db.flushed (the commit fsynced), so an acknowledged window is durable'
-      : 'lmdb-js defaults (noSync unset, overlappingSync on): put() resolves when its transaction commits ' +
-        '(visible, in the OS page cache); the fsync of that commit follows, overlapped with the next ' +
-        'transactions (db.flushed). The acknowledgement does not wait for the fsync',
-    method: awaitFlush
-      ? 'db.put(key, value) for each key of the window (same event turn = one transaction), await Promise.all, then await db.flushed'
-      : 'db.put(key, value) for each key of the window (same event turn = one transaction), then await Promise.all. ' +
-        'Not db.transaction(): on this machine its callback never runs and every later write hangs (bench/README.md)',
-    facts: { v8AccelerationEnabled: lmdbPackage.v8AccelerationEnabled },
-    writeWindow: awaitFlush
-      ? async (keys, values, from, to) => {
-          await putWindow(keys, values, from, to);
-          await store.settle();
-        }
-      : putWindow,
-    readMany: (keys) => Promise.resolve(keys.map((key) => store.get(key))),
-    count: () => Promise.resolve(store.count()),
-    settle: () => store.settle(),
-    batchCounters: () => null,
-    close: () => store.close(),
-  };
+async function openLightningStore(dir: string, durability: LightningDurability): Promise<DurabilityStore> {
+  const peer = await openLightning({
+    dir,
+    durability,
+    workers: lightningWorkers,
+    partitions: lightningPartitions,
+  });
+  return peerStore(
+    peer,
+    'db.put(key, value) for each key of the window, then await Promise.all of the window',
+    false,
+  );
 }
 
 /**
- * classic-level (LevelDB). 'put': one db.put(key, value, { sync }) per key, the same window shape as the
- * other stores; each put is its own LevelDB write on the libuv thread pool, and LevelDB merges writes
- * that queue up at the same time into one log write (and, with sync, one fsync). 'batch': one chained
- * db.batch() per window, written with { sync }: the documented bulk path (one log write per window).
+ * lmdb-js through the shared adapter. put() calls made in one event turn go into one transaction
+ * (eventTurnBatching, on by default), so a window of 1,000 put() calls is one commit. 'sync'
+ * (overlappingSync: false) resolves put() after that commit's fsync; 'overlapped' (the defaults) at the
+ * commit, the fsync following; `awaitFlush` then adds `await db.flushed` after every window, so the
+ * caller waits for durability as a lightning-db 'sync' caller does. 'nosync' never fsyncs.
  */
-async function openLevel(dir: string, sync: boolean, mode: 'put' | 'batch'): Promise<DurabilityStore> {
-  const { ClassicLevel } = await import('classic-level');
-  const db = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
-  await db.open();
-  const writeOptions = { sync };
+async function openLmdbStore(
+  dir: string,
+  durability: DurabilityClass,
+  awaitFlush: boolean,
+): Promise<DurabilityStore> {
+  const peer = await openLmdb(dir, durability);
+  return peerStore(
+    peer,
+    'db.put(key, value) for each key of the window (same event turn = one transaction), then await Promise.all' +
+      (awaitFlush ? ', then await db.flushed' : ''),
+    awaitFlush,
+  );
+}
+
+/**
+ * classic-level (LevelDB) through the shared adapter. 'put': one db.put(key, value, { sync }) per key,
+ * the same window shape as the other stores; each put is its own LevelDB write on the libuv thread
+ * pool, and LevelDB merges writes that queue up at the same time into one log write (and, with sync,
+ * one fsync). 'batch': one chained db.batch() per window, written with { sync }: the documented bulk
+ * path (one log write per window).
+ */
+async function openLevelStore(dir: string, sync: boolean, mode: 'put' | 'batch'): Promise<DurabilityStore> {
+  const peer = await openLevel(dir, sync ? 'sync' : 'nosync');
   const putWindow = (keys: Buffer[], values: Buffer[], from: number, to: number): Promise<unknown> => {
-    const pending = new Array<Promise<void>>(to - from);
-    for (let i = from; i < to; i++) pending[i - from] = db.put(keys[i], values[i], writeOptions);
+    const pending = new Array<Promise<unknown>>(to - from);
+    for (let i = from; i < to; i++) pending[i - from] = peer.put(keys[i]!, values[i]!);
     return Promise.all(pending);
   };
-  const batchWindow = (keys: Buffer[], values: Buffer[], from: number, to: number): Promise<void> => {
-    const batch = db.batch();
-    for (let i = from; i < to; i++) batch.put(keys[i], values[i]);
-    return batch.write(writeOptions);
-  };
   return {
-    setup:
-      "new ClassicLevel(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' }) + await db.open(); other options default (compression on, writeBufferSize 4 MiB)",
-    durability: sync
-      ? 'sync: true: LevelDB appends the write to its log and syncs the log (fdatasync) before the promise resolves'
-      : 'sync: false (the default): the write is appended to the log with write(2) and acknowledged; LevelDB does not sync the log',
+    setup: peer.setup,
+    durability: peer.acknowledgement,
     method:
       mode === 'put'
         ? `db.put(key, value, { sync: ${sync} }) for each key of the window, then await Promise.all of the window`
         : `chained b = db.batch(); b.put(key, value) for each key of the window; await b.write({ sync: ${sync} })`,
-    facts: {
-      sync,
-      mode,
-      uvThreadpoolSize: process.env.UV_THREADPOOL_SIZE ?? '4 (default)',
-    },
-    writeWindow: mode === 'put' ? putWindow : batchWindow,
-    readMany: (keys) => db.getMany(keys),
-    count: async () => (await db.keys().all()).length,
+    facts: { ...peer.facts, mode },
+    writeWindow:
+      mode === 'put' ? putWindow : (keys, values, from, to) => peer.writeBatch(keys, values, from, to),
+    readMany: (keys) => peer.getMany(keys),
+    count: () => peer.count(),
     settle: () => Promise.resolve(null),
     batchCounters: () => null,
-    close: () => db.close(),
+    close: () => peer.close(),
   };
 }

@@ -1,9 +1,12 @@
 /**
- * One child process: opens one store in the directory the parent made, runs the four phases and prints
- * JSON lines on stdout (one per finished phase, then the result). Errors go to stderr.
+ * One child process: opens one store in the directory the parent made, runs the phases and prints
+ * JSON lines on stdout (one per finished phase, then the result). Errors go to stderr. Every write phase
+ * drives every store the same way: put() promises, a window of them outstanding and then awaited
+ * (load, put), or one at a time, each awaited before the next is issued (put1).
  */
 import { collectGarbage, emitLine } from '../lib/child-output.js';
 import { hex32 } from '../lib/format.js';
+import type { RowSink } from '../stores/peer.js';
 import { type BatchCounters, type EngineStore, openStore, type StoreName } from './stores.js';
 import {
   buildWorkload,
@@ -17,7 +20,7 @@ import {
   writeWindow,
 } from './workload.js';
 
-export const phaseNames = ['load', 'put', 'get', 'range'] as const;
+export const phaseNames = ['load', 'put', 'put1', 'get', 'range'] as const;
 export type PhaseName = (typeof phaseNames)[number];
 
 export interface PhaseLine extends PhaseTiming {
@@ -36,11 +39,13 @@ export interface Elapsed {
 export interface PhaseTiming extends Elapsed {
   /** Operations per second; rows per second for the range phase. */
   perSecond: number;
+  /** Operations (rows for range) per CPU-second of the process over the timed window. */
+  perCpuSecond: number;
 }
 
 /** Per-worker batch counters of one write phase (differences of the cumulative counters). */
 export interface PhaseBatches {
-  phase: 'load' | 'put';
+  phase: 'load' | 'put' | 'put1';
   workers: BatchCounters[];
 }
 
@@ -52,13 +57,16 @@ export interface ResultLine {
   records: number;
   setup: string;
   durability: string;
-  loadMethod: string;
   facts: Record<string, string | number | boolean>;
   openSeconds: number;
   closeSeconds: number;
   phases: Record<PhaseName, PhaseTiming>;
   /** Seconds from the last acknowledged write of a phase until the store reported it flushed. */
-  settleSeconds: { load: number | null; put: number | null };
+  settleSeconds: { load: number | null; put: number | null; put1: number | null };
+  /** Writes in the put1 phase (one outstanding at a time). */
+  serialPuts: number;
+  durabilityClass: string;
+  transactionMethod: string;
   /** Entries the store reports after the overwrites (must be N). */
   count: number;
   /** keys[0] read back right after the load equals the value loaded. */
@@ -89,13 +97,29 @@ export function stopwatch(): () => Elapsed {
   };
 }
 
+/** Issues keys[from..to) with values[from..to) as one window of put() promises and awaits them all. */
+function putWindow(
+  store: EngineStore,
+  keys: Buffer[],
+  values: Buffer[],
+  pending: Promise<unknown>[],
+  from: number,
+  to: number,
+): Promise<unknown> {
+  pending.length = to - from;
+  for (let i = from; i < to; i++) pending[i - from] = store.put(keys[i]!, values[i]!);
+  return Promise.all(pending);
+}
+
+/** Inserts every key in key-generation order, in windows of outstanding put() promises. */
 async function timeLoad(store: EngineStore, workload: Workload): Promise<Elapsed> {
   const n = workload.records;
   const values = valueViews(workload.loadValues, null, n);
+  const pending = new Array<Promise<unknown>>(writeWindow);
   collectGarbage();
   const elapsed = stopwatch();
   for (let from = 0; from < n; from += writeWindow) {
-    await store.loadChunk(workload.keys, values, from, Math.min(n, from + writeWindow));
+    await putWindow(store, workload.keys, values, pending, from, Math.min(n, from + writeWindow));
   }
   return elapsed();
 }
@@ -113,9 +137,24 @@ async function timePuts(store: EngineStore, workload: Workload): Promise<Elapsed
   for (let from = 0; from < n; from += writeWindow) {
     const to = Math.min(n, from + writeWindow);
     pending.length = to - from;
-    for (let i = from; i < to; i++) pending[i - from] = store.put(keys[order[i]], values[i]);
+    for (let i = from; i < to; i++) pending[i - from] = store.put(keys[order[i]!]!, values[i]!);
     await Promise.all(pending);
   }
+  return elapsed();
+}
+
+/**
+ * Concurrency 1: rewrites the first `count` keys of the overwrite order with the values the put phase
+ * gave them (so the get checksum is unchanged), each put awaited before the next is issued. With
+ * durability 'sync' every put waits for its own fsync: the latency of one write, not a batch's.
+ */
+async function timeSerialPuts(store: EngineStore, workload: Workload, count: number): Promise<Elapsed> {
+  const order = workload.putOrder;
+  const values = valueViews(workload.putValues, order, count);
+  const keys = workload.keys;
+  collectGarbage();
+  const elapsed = stopwatch();
+  for (let i = 0; i < count; i++) await store.put(keys[order[i]!]!, values[i]!);
   return elapsed();
 }
 
@@ -145,17 +184,27 @@ function timeGets(
   return { elapsed: elapsed(), checksum, missing, warmupChecksum: warmupHash };
 }
 
+/** Folds every row of a scan into the totals; one object, so the store's call to it stays monomorphic. */
+class FoldingSink implements RowSink {
+  constructor(readonly totals: ScanTotals) {}
+  row(key: Uint8Array, value: Uint8Array): void {
+    this.totals.hash = foldBytes(foldBytes(this.totals.hash, key), value);
+  }
+}
+
 function timeRanges(
   store: EngineStore,
   workload: Workload,
 ): { elapsed: Elapsed; totals: ScanTotals; warmupChecksum: number } {
   const warmup: ScanTotals = { rows: 0, hash: 0 };
-  for (const start of workload.warmupStarts) store.scan(start, rangeRowsPerScan, warmup);
+  const warmupSink = new FoldingSink(warmup);
+  for (const start of workload.warmupStarts) warmup.rows += store.scan(start, rangeRowsPerScan, warmupSink);
   const starts = workload.rangeStarts;
   const totals: ScanTotals = { rows: 0, hash: 0 };
+  const sink = new FoldingSink(totals);
   collectGarbage();
   const elapsed = stopwatch();
-  for (let i = 0; i < starts.length; i++) store.scan(starts[i], rangeRowsPerScan, totals);
+  for (let i = 0; i < starts.length; i++) totals.rows += store.scan(starts[i]!, rangeRowsPerScan, sink);
   return { elapsed: elapsed(), totals, warmupChecksum: warmup.hash };
 }
 
@@ -175,6 +224,7 @@ export async function runChild(
   dir: string,
   records: number,
   seed: number,
+  serialPutsMax: number,
 ): Promise<void> {
   const workload = buildWorkload(records, seed);
   const openElapsed = stopwatch();
@@ -184,7 +234,11 @@ export async function runChild(
 
   /** Reports a finished phase at once, so the parent can show progress while later phases run. */
   const done = (phase: PhaseName, elapsed: Elapsed, amount: number): PhaseTiming => {
-    const timing = { ...elapsed, perSecond: amount / elapsed.seconds };
+    const timing = {
+      ...elapsed,
+      perSecond: amount / elapsed.seconds,
+      perCpuSecond: amount / elapsed.cpuSeconds,
+    };
     emit({ kind: 'phase', store: storeName, phase, ...timing });
     return timing;
   };
@@ -199,6 +253,10 @@ export async function runChild(
   const put = done('put', await timePuts(store, workload), records);
   const settlePut = await store.settle();
   const countersAfterPut = store.batchCounters();
+  const serialPuts = Math.min(records, serialPutsMax);
+  const put1 = done('put1', await timeSerialPuts(store, workload, serialPuts), serialPuts);
+  const settlePut1 = await store.settle();
+  const countersAfterPut1 = store.batchCounters();
   const count = store.count();
 
   const gets = timeGets(store, workload);
@@ -217,13 +275,15 @@ export async function runChild(
     round: 0,
     records,
     setup: store.setup,
-    durability: store.durability,
-    loadMethod: store.loadMethod,
+    durability: store.acknowledgement,
+    durabilityClass: store.durabilityClass,
+    transactionMethod: store.transactionMethod,
+    serialPuts,
     facts: store.facts,
     openSeconds,
     closeSeconds,
-    phases: { load, put, get, range },
-    settleSeconds: { load: settleLoad, put: settlePut },
+    phases: { load, put, put1, get, range },
+    settleSeconds: { load: settleLoad, put: settlePut, put1: settlePut1 },
     count,
     spotCheckOk,
     getChecksum: hex32(gets.checksum),
@@ -232,11 +292,12 @@ export async function runChild(
     rangeChecksum: hex32(ranges.totals.hash),
     warmupChecksums: { get: hex32(gets.warmupChecksum), range: hex32(ranges.warmupChecksum) },
     batches:
-      countersAfterLoad === null || countersAfterPut === null
+      countersAfterLoad === null || countersAfterPut === null || countersAfterPut1 === null
         ? null
         : [
             { phase: 'load', workers: difference(countersAfterLoad, countersAtOpen) },
             { phase: 'put', workers: difference(countersAfterPut, countersAfterLoad) },
+            { phase: 'put1', workers: difference(countersAfterPut1, countersAfterPut) },
           ],
   });
 }

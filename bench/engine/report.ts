@@ -1,14 +1,16 @@
 /** Turns the children's results into the tables bench:engine prints, and the agreement checks. */
-import { formatCount, formatFixed, formatRatio, formatTable } from '../lib/format.js';
+import { formatCount, formatFixed, formatRatio, formatTable, perCpuSecond } from '../lib/format.js';
 import { median, spreadPercent } from '../lib/stats.js';
+import { durabilityClassText } from '../stores/peer.js';
 import { type PhaseName, phaseNames, type ResultLine } from './child.js';
-import { type StoreName, storeLabels } from './stores.js';
+import { durabilityOf, isLightning, lmdbPeerOf, type StoreName, storeLabels } from './stores.js';
 
 const phaseHeaders: Record<PhaseName, string> = {
-  load: 'load ops/s',
-  put: 'put ops/s',
-  get: 'get ops/s',
-  range: 'range rows/s',
+  load: 'load',
+  put: 'put',
+  put1: 'put x1',
+  get: 'get',
+  range: 'range rows',
 };
 
 /** The targets this benchmark exists to judge (see bench/README.md). */
@@ -18,6 +20,8 @@ const putTargetW2 = 1_000_000;
 export interface PhaseSummary {
   /** Median over the rounds. */
   perSecond: number;
+  /** Median over the rounds of operations per CPU-second of the process. */
+  perCpuSecond: number;
   /** Median process CPU time ÷ wall time: about how many cores the phase kept busy. */
   coresBusy: number;
   /** (max − min) / median over the rounds, in percent: the run-to-run noise of this cell. */
@@ -33,10 +37,14 @@ export interface StoreSummary {
 }
 
 function summarizePhase(mine: ResultLine[], phase: PhaseName): PhaseSummary {
-  const rates = mine.map((result) => result.phases[phase].perSecond);
+  const timings = mine.map((result) => result.phases[phase]);
+  const rates = timings.map((timing) => timing.perSecond);
   return {
     perSecond: median(rates),
-    coresBusy: median(mine.map((result) => result.phases[phase].cpuSeconds / result.phases[phase].seconds)),
+    perCpuSecond: median(
+      timings.map((timing) => perCpuSecond(timing.perSecond * timing.seconds, timing.cpuSeconds)),
+    ),
+    coresBusy: median(timings.map((timing) => timing.cpuSeconds / timing.seconds)),
     spreadPercent: spreadPercent(rates),
   };
 }
@@ -46,19 +54,9 @@ export function summarize(results: ResultLine[], stores: StoreName[]): StoreSumm
     const mine = results.filter((result) => result.store === store);
     const first = mine[0];
     if (first === undefined) return [];
-    return [
-      {
-        store,
-        rounds: mine.length,
-        phases: {
-          load: summarizePhase(mine, 'load'),
-          put: summarizePhase(mine, 'put'),
-          get: summarizePhase(mine, 'get'),
-          range: summarizePhase(mine, 'range'),
-        },
-        first,
-      },
-    ];
+    const phases = {} as Record<PhaseName, PhaseSummary>;
+    for (const phase of phaseNames) phases[phase] = summarizePhase(mine, phase);
+    return [{ store, rounds: mine.length, phases, first }];
   });
 }
 
@@ -66,95 +64,95 @@ function find(summaries: StoreSummary[], store: StoreName): StoreSummary | undef
   return summaries.find((summary) => summary.store === store);
 }
 
+/** ops/s, ops per CPU-second and cores per store and phase, one table per phase group. */
 export function printThroughput(summaries: StoreSummary[], rounds: number): void {
   console.log(
-    rounds === 1
-      ? 'one round per store'
-      : `median of ${rounds} rounds per store (spread = (max - min) / median)`,
+    (rounds === 1 ? 'one round per store' : `median of ${rounds} rounds per store`) +
+      '; per phase: ops/s (rows/s for range), ops per CPU-second of the process, cores = CPU s / wall s',
   );
+  for (const durability of ['sync', 'nosync'] as const) {
+    if (summaries.some((summary) => durabilityOf(summary.store) === durability)) {
+      console.log(`  ${durability}: ${durabilityClassText[durability]}`);
+    }
+  }
+  console.log(
+    `  load and put: windows of put() promises outstanding; put x1: one put outstanding, each awaited`,
+  );
+  const rows = summaries.map((summary) => [
+    storeLabels[summary.store],
+    ...phaseNames.flatMap((phase) => {
+      const p = summary.phases[phase];
+      return [formatCount(p.perSecond), formatCount(p.perCpuSecond), formatFixed(p.coresBusy, 2)];
+    }),
+  ]);
   console.log(
     formatTable(
-      ['store', ...phaseNames.map((phase) => phaseHeaders[phase])],
-      summaries.map((summary) => [
-        storeLabels[summary.store],
-        ...phaseNames.map((phase) => formatCount(summary.phases[phase].perSecond)),
-      ]),
-      'lrrrr',
+      ['store', ...phaseNames.flatMap((phase) => [`${phaseHeaders[phase]}/s`, '/CPU-s', 'cores'])],
+      rows,
+      'lrrrrrrrrrrrrrrr',
     ),
   );
   if (rounds > 1) {
     console.log('');
     console.log(
       formatTable(
-        ['spread', ...phaseNames],
+        ['spread of ops/s', ...phaseNames],
         summaries.map((summary) => [
           storeLabels[summary.store],
           ...phaseNames.map((phase) => `${formatFixed(summary.phases[phase].spreadPercent, 0)}%`),
         ]),
-        'lrrrr',
+        'lrrrrr',
       ),
     );
   }
 
-  const lmdb = find(summaries, 'lmdb');
-  const ours = (['lightning-w2', 'lightning-w1'] as const).flatMap((store) => find(summaries, store) ?? []);
-  if (lmdb === undefined || ours.length === 0) return;
-  console.log('\nratio lightning-db ÷ lmdb-js (> 1.00x: lightning-db is faster)');
+  const pairs = summaries.flatMap((ours) => {
+    if (!isLightning(ours.store)) return [];
+    const lmdb = find(summaries, lmdbPeerOf(ours.store));
+    return lmdb === undefined ? [] : [{ ours, lmdb }];
+  });
+  if (pairs.length === 0) return;
   console.log(
-    formatTable(
-      ['ratio', ...phaseNames.map((phase) => phaseHeaders[phase])],
-      ours.map((summary) => [
-        `${storeLabels[summary.store]} ÷ lmdb-js`,
-        ...phaseNames.map((phase) =>
-          formatRatio(summary.phases[phase].perSecond / lmdb.phases[phase].perSecond),
-        ),
-      ]),
-      'lrrrr',
-    ),
+    '\nratio lightning-db ÷ lmdb-js at the same durability (> 1.00x: lightning-db ahead), in ops/s and in ops per CPU-second',
   );
-}
-
-/** How many cores each phase kept busy: whether a store is CPU-bound, I/O-bound, or fighting for cores. */
-export function printCpu(summaries: StoreSummary[]): void {
-  console.log('\nprocess CPU time ÷ wall time per phase (all threads of the child; ≈ cores busy)');
   console.log(
     formatTable(
-      ['store', ...phaseNames],
-      summaries.map((summary) => [
-        storeLabels[summary.store],
-        ...phaseNames.map((phase) => formatFixed(summary.phases[phase].coresBusy, 2)),
+      ['ratio', ...phaseNames.flatMap((phase) => [`${phaseHeaders[phase]}/s`, '/CPU-s'])],
+      pairs.map(({ ours, lmdb }) => [
+        `${storeLabels[ours.store]} ÷ ${storeLabels[lmdb.store]}`,
+        ...phaseNames.flatMap((phase) => [
+          formatRatio(ours.phases[phase].perSecond / lmdb.phases[phase].perSecond),
+          formatRatio(ours.phases[phase].perCpuSecond / lmdb.phases[phase].perCpuSecond),
+        ]),
       ]),
-      'lrrrr',
+      'lrrrrrrrrrr',
     ),
   );
 }
 
 /** One line per target, with the measured value next to the bar, so met / not met needs no arithmetic. */
 export function printTargets(summaries: StoreSummary[]): void {
-  const lmdb = find(summaries, 'lmdb');
   const verdict = (met: boolean): string => (met ? 'MET' : 'NOT MET');
   console.log('\ntargets');
-  if (lmdb !== undefined) {
-    const cells = (['lightning-w1', 'lightning-w2'] as const).flatMap((store) => {
-      const summary = find(summaries, store);
-      if (summary === undefined) return [];
-      const ratio = summary.phases.get.perSecond / lmdb.phases.get.perSecond;
-      return [`${storeLabels[summary.store]} ${formatRatio(ratio)} ${verdict(ratio >= getRatioTarget)}`];
-    });
+  const cells = summaries.flatMap((summary) => {
+    if (!isLightning(summary.store)) return [];
+    const lmdb = find(summaries, lmdbPeerOf(summary.store));
+    if (lmdb === undefined) return [];
+    const ratio = summary.phases.get.perSecond / lmdb.phases.get.perSecond;
+    return [`${storeLabels[summary.store]} ${formatRatio(ratio)} ${verdict(ratio >= getRatioTarget)}`];
+  });
+  console.log(
+    `  sync random get from the main thread ≥ ${formatFixed(getRatioTarget, 1)}x lmdb-js getBinary: ` +
+      (cells.length > 0 ? cells.join(', ') : 'no lightning-db and lmdb-js pair'),
+  );
+  for (const store of ['lightning-w2-sync', 'lightning-w2-nosync'] as const) {
+    const w2 = find(summaries, store);
+    if (w2 === undefined) continue;
     console.log(
-      `  sync random get from the main thread ≥ ${formatFixed(getRatioTarget, 1)}x lmdb-js getBinary: ` +
-        (cells.length > 0 ? cells.join(', ') : 'no lightning-db run'),
+      `  batched random put ≥ ${formatCount(putTargetW2)} ops/s, ${storeLabels[store]}: ` +
+        `${formatCount(w2.phases.put.perSecond)} ops/s ${verdict(w2.phases.put.perSecond >= putTargetW2)}`,
     );
   }
-  const w2 = find(summaries, 'lightning-w2');
-  const w1 = find(summaries, 'lightning-w1');
-  console.log(
-    `  batched random put ≥ ${formatCount(putTargetW2)} ops/s with W=2: ` +
-      (w2 === undefined
-        ? 'no W=2 run'
-        : `${formatCount(w2.phases.put.perSecond)} ops/s ${verdict(w2.phases.put.perSecond >= putTargetW2)}`) +
-      (w1 === undefined ? '' : ` (W=1: ${formatCount(w1.phases.put.perSecond)} ops/s)`),
-  );
 }
 
 export function printBatchStats(summaries: StoreSummary[]): void {
@@ -214,21 +212,25 @@ export function printTimings(summaries: StoreSummary[]): void {
   console.log('\nother timings, first round (not in the ops/s above)');
   console.log(
     formatTable(
-      ['store', 'open s', 'close s', 'flush wait after load s', 'flush wait after put s'],
+      ['store', 'open s', 'close s', 'flush wait after load s', 'after put s', 'after put x1 s'],
       summaries.map(({ first }) => [
         storeLabels[first.store],
         formatFixed(first.openSeconds, 3),
         formatFixed(first.closeSeconds, 3),
-        first.settleSeconds.load === null ? '-' : formatFixed(first.settleSeconds.load, 3),
-        first.settleSeconds.put === null ? '-' : formatFixed(first.settleSeconds.put, 3),
+        ...(['load', 'put', 'put1'] as const).map((phase) => {
+          const seconds = first.settleSeconds[phase];
+          return seconds === null ? '-' : formatFixed(seconds, 3);
+        }),
       ]),
-      'lrrrr',
+      'lrrrrr',
     ),
   );
   console.log(
     'flush wait: from the last acknowledged write of the phase until db.flushed resolved (lmdb-js);',
   );
-  console.log("            '-' = not measured for lightning-db (durability 'none' never waits for a sync).");
+  console.log(
+    "            '-' = nothing to wait for (lightning-db: a resolved write is as durable as its mode).",
+  );
 }
 
 /** Every problem is a wrong answer or a failed store, never a slow one. */

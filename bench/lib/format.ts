@@ -32,3 +32,18 @@ export function formatRatio(value: number): string {
 export function hex32(value: number): string {
   return (value >>> 0).toString(16).padStart(8, '0');
 }
+
+/** Operations per CPU-second of the whole process: what an operation costs, whatever the wall time. */
+export function perCpuSecond(amount: number, cpuSeconds: number): number {
+  return cpuSeconds > 0 ? amount / cpuSeconds : Number.NaN;
+}
+
+/** The figures every report prints side by side: ops/s, ops per CPU-second, and cores busy. */
+export function throughputCells(amount: number, seconds: number, cpuSeconds: number): string[] {
+  const perCpu = perCpuSecond(amount, cpuSeconds);
+  return [
+    formatCount(amount / seconds),
+    Number.isFinite(perCpu) ? formatCount(perCpu) : '-',
+    formatFixed(cpuSeconds / seconds, 2),
+  ];
+}

@@ -4,7 +4,7 @@
  * balances after each. Prints JSON lines on stdout: one per phase, then the result. Errors go to stderr.
  */
 import { collectGarbage, emitLine } from '../lib/child-output.js';
-import { openTxStore, type StoreName, type TxCounters, type TxStore } from './stores.js';
+import { openTxStore, type StoreName, type TxCounters, type TxDurability, type TxStore } from './stores.js';
 import { buildWorkload, initialBalance, type PhaseName, phaseNames, type Workload } from './workload.js';
 
 export interface PhaseResult {
@@ -14,8 +14,11 @@ export interface PhaseResult {
   /** Transfers that found too little in the source and moved nothing. */
   unmoved: number;
   seconds: number;
+  /** CPU seconds of the whole process (every thread) over the timed window. */
   cpuSeconds: number;
   perSecond: number;
+  /** Committed transactions per CPU-second: what a transaction costs in CPU, whatever the wall time. */
+  perCpuSecond: number;
   /** Of `seconds`: waiting at the end for the store to report its commits durable (lmdb-js). */
   settleSeconds: number | null;
   /** lightning-db: this phase's stats().transactions. */
@@ -26,6 +29,8 @@ export interface PhaseResult {
 export interface PhaseLine extends PhaseResult {
   kind: 'phase';
   store: StoreName;
+  durabilityClass: TxDurability;
+  concurrency: number;
   phase: PhaseName;
 }
 
@@ -35,6 +40,7 @@ export interface ResultLine {
   /** Set by the parent (1-based); a child reports 0. */
   round: number;
   accounts: number;
+  durabilityClass: TxDurability;
   concurrency: number;
   setup: string;
   durability: string;
@@ -55,6 +61,7 @@ const emit: (line: ChildLine) => void = emitLine;
 
 export interface ChildOptions {
   store: StoreName;
+  durability: TxDurability;
   dir: string;
   accounts: number;
   transactions: number;
@@ -81,17 +88,20 @@ function runOne(
   phase: PhaseName,
   t: number,
 ): Promise<boolean> | boolean | undefined {
-  const keys = workload.keys;
   if (phase === 'rmw') {
-    const done = store.readModifyWrite(keys[workload.rmw[t]!]!);
+    const done = store.readModifyWrite(workload.rmw[t]!);
     return done === undefined ? undefined : done.then(() => true);
   }
   const ops = phase === 'local' ? workload.local : workload.cross;
-  return store.transfer(keys[ops[t * 3]!]!, keys[ops[t * 3 + 1]!]!, ops[t * 3 + 2]!);
+  return store.transfer(ops[t * 3]!, ops[t * 3 + 1]!, ops[t * 3 + 2]!);
 }
 
-/** Runs a store whose transactions are promises with `concurrency` outstanding, until `count` or the deadline. */
-function runConcurrent(
+/**
+ * The one driver for every store: keeps `concurrency` transactions outstanding (1: each is awaited
+ * before the next is issued) until `count` or the deadline. A synchronous store's transaction has
+ * committed when its call returns; it is awaited all the same, so every store pays the same hand-off.
+ */
+function runTransactions(
   store: TxStore,
   workload: Workload,
   phase: PhaseName,
@@ -103,21 +113,26 @@ function runConcurrent(
   let issued = 0;
   let outstanding = 0;
   return new Promise((resolve) => {
+    const committed = (moved: boolean | undefined): void => {
+      tally.committed++;
+      if (moved === false) tally.unmoved++;
+      settle();
+    };
+    const failed = (error: unknown): void => {
+      tally.failed++;
+      tally.firstError ??= describeError(error);
+      settle();
+    };
     const issue = (): void => {
       const t = issued++;
       outstanding++;
-      Promise.resolve(runOne(store, workload, phase, t)).then(
-        (moved) => {
-          tally.committed++;
-          if (moved === false) tally.unmoved++;
-          settle();
-        },
-        (error: unknown) => {
-          tally.failed++;
-          tally.firstError ??= describeError(error);
-          settle();
-        },
-      );
+      let done: Promise<boolean> | boolean | undefined;
+      try {
+        done = runOne(store, workload, phase, t);
+      } catch (error) {
+        done = Promise.reject(error);
+      }
+      Promise.resolve(done).then(committed, failed);
     };
     const settle = (): void => {
       outstanding--;
@@ -128,31 +143,9 @@ function runConcurrent(
   });
 }
 
-/** Runs a synchronous store one transaction after another, until `count` or the deadline. */
-function runSequential(
-  store: TxStore,
-  workload: Workload,
-  phase: PhaseName,
-  count: number,
-  deadline: number,
-): Tally {
-  const tally: Tally = { committed: 0, failed: 0, unmoved: 0, firstError: null };
-  for (let t = 0; t < count; t++) {
-    if ((t & 15) === 0 && performance.now() >= deadline) break;
-    try {
-      if (runOne(store, workload, phase, t) === false) tally.unmoved++;
-      tally.committed++;
-    } catch (error) {
-      tally.failed++;
-      tally.firstError ??= describeError(error);
-    }
-  }
-  return tally;
-}
-
 function totalBalance(store: TxStore, workload: Workload): number {
   let total = 0;
-  for (const key of workload.keys) total += store.balance(key) ?? Number.NaN;
+  for (let account = 0; account < workload.accounts; account++) total += store.balance(account) ?? Number.NaN;
   return total;
 }
 
@@ -169,11 +162,10 @@ function difference(after: TxCounters | null, before: TxCounters | null): TxCoun
 
 export async function runChild(options: ChildOptions): Promise<void> {
   const workload = await buildWorkload(options.accounts, options.transactions, options.seed);
-  const store = await openTxStore(options.store, options.dir);
+  const store = await openTxStore(options.store, options.dir, options.durability, workload.keys);
   const problems: string[] = [];
   const loadStarted = performance.now();
-  await store.load(workload.keys, initialBalance);
-  await store.settle();
+  await store.load(initialBalance);
   const loadSeconds = (performance.now() - loadStarted) / 1000;
   let expectedTotal = options.accounts * initialBalance;
   const phases = {} as Record<PhaseName, PhaseResult>;
@@ -184,9 +176,14 @@ export async function runChild(options: ChildOptions): Promise<void> {
     const startMs = performance.now();
     const startCpu = process.cpuUsage();
     const deadline = startMs + options.seconds * 1000;
-    const tally = store.concurrent
-      ? await runConcurrent(store, workload, phase, options.transactions, deadline, options.concurrency)
-      : runSequential(store, workload, phase, options.transactions, deadline);
+    const tally = await runTransactions(
+      store,
+      workload,
+      phase,
+      options.transactions,
+      deadline,
+      options.concurrency,
+    );
     const settleSeconds = await store.settle();
     const seconds = (performance.now() - startMs) / 1000;
     const cpu = process.cpuUsage(startCpu);
@@ -196,11 +193,19 @@ export async function runChild(options: ChildOptions): Promise<void> {
       seconds,
       cpuSeconds: (cpu.user + cpu.system) / 1e6,
       perSecond: tally.committed / seconds,
+      perCpuSecond: tally.committed / ((cpu.user + cpu.system) / 1e6),
       settleSeconds,
       counters,
     };
     phases[phase] = result;
-    emit({ kind: 'phase', store: options.store, phase, ...result });
+    emit({
+      kind: 'phase',
+      store: options.store,
+      durabilityClass: options.durability,
+      concurrency: options.concurrency,
+      phase,
+      ...result,
+    });
 
     // The checks: conservation for transfers, exactly one more per read-modify-write.
     if (phase === 'rmw') expectedTotal += tally.committed;
@@ -227,7 +232,8 @@ export async function runChild(options: ChildOptions): Promise<void> {
     store: options.store,
     round: 0,
     accounts: options.accounts,
-    concurrency: store.concurrent ? options.concurrency : 1,
+    durabilityClass: options.durability,
+    concurrency: options.concurrency,
     setup: store.setup,
     durability: store.durability,
     method: store.method,

@@ -1,208 +1,157 @@
 /**
- * The stores bench:tx compares, behind one small interface: lightning-db transactions (many
- * outstanding, 'sync' and 'relaxed'), lmdb-js transactionSync, and better-sqlite3 db.transaction in
- * WAL mode (synchronous NORMAL and FULL). Each child process drives exactly one store.
+ * The stores bench:tx compares, each run at one durability class and one concurrency per child:
+ * lightning-db and lmdb-js through their shared adapters (bench/stores/), whose promise transactions
+ * may be outstanding several at once; lmdb-js's synchronous transactionSync; better-sqlite3's
+ * db.transaction in WAL mode. A store whose API runs one transaction at a time has no concurrent row.
  */
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
+import { lightningDurabilityOf, openLightning } from '../stores/lightning.js';
+import { openLmdb } from '../stores/lmdb.js';
+import type { KvPeer, TxAccess, TxCounters } from '../stores/peer.js';
+import { openSqlite } from '../stores/sqlite.js';
 import { lightningPartitions } from './workload.js';
 
-export const storeNames = [
-  'lightning-sync',
-  'lightning-relaxed',
-  'lmdb',
-  'sqlite-normal',
-  'sqlite-full',
-] as const;
+export type { TxCounters };
+
+export const storeNames = ['lightning', 'lmdb', 'lmdb-txnsync', 'sqlite'] as const;
 export type StoreName = (typeof storeNames)[number];
 
 export const storeLabels: Record<StoreName, string> = {
-  'lightning-sync': "lightning-db 'sync'",
-  'lightning-relaxed': "lightning-db 'relaxed'",
-  lmdb: 'lmdb-js txnSync',
-  'sqlite-normal': 'sqlite WAL NORMAL',
-  'sqlite-full': 'sqlite WAL FULL',
+  lightning: 'lightning-db',
+  lmdb: 'lmdb-js transaction()',
+  'lmdb-txnsync': 'lmdb-js transactionSync()',
+  sqlite: 'better-sqlite3',
 };
 
-/** When a store's acknowledgement means the transaction survives power loss. */
-export const ackShort: Record<StoreName, string> = {
-  'lightning-sync': "fdatasync'd",
-  'lightning-relaxed': 'written; synced <= 100 ms',
-  lmdb: 'committed; fsync overlapped',
-  'sqlite-normal': 'in the WAL, not synced',
-  'sqlite-full': 'WAL fsynced',
+/** The durability classes bench:tx runs: every store offers both. */
+export const txDurabilities = ['sync', 'nosync'] as const;
+export type TxDurability = (typeof txDurabilities)[number];
+
+/** Whether a store can have several transactions outstanding. */
+export const storeConcurrent: Record<StoreName, boolean> = {
+  lightning: true,
+  lmdb: true,
+  'lmdb-txnsync': false,
+  sqlite: false,
 };
 
 export const lightningWorkers = 2;
-
-/** lightning-db's stats().transactions, counted on the benchmark's thread. */
-export interface TxCounters {
-  commits: number;
-  conflicts: number;
-  retries: number;
-  failed: number;
-  crossPartitionCommits: number;
-}
 
 export interface TxStore {
   readonly setup: string;
   readonly durability: string;
   readonly method: string;
   readonly facts: Record<string, string | number | boolean>;
-  /** True: transfer and readModifyWrite return promises and many run at once. False: they are synchronous. */
-  readonly concurrent: boolean;
-  load(keys: string[], balance: number): Promise<void>;
-  /** Moves `amount` if `from` holds it; returns whether it moved. */
-  transfer(from: string, to: string, amount: number): Promise<boolean> | boolean;
-  /** Reads the balance under `key` and writes it back plus one. */
-  readModifyWrite(key: string): Promise<void> | void;
-  /** The committed balance under `key`. */
-  balance(key: string): number | undefined;
-  /** Waits until every commit is as durable as the store makes it; seconds waited, or null if nothing to wait for. */
+  load(balance: number): Promise<void>;
+  /** Moves `amount` if account `from` holds it; returns whether it moved. */
+  transfer(from: number, to: number, amount: number): Promise<boolean> | boolean;
+  /** Reads the balance of `account` and writes it back plus one. */
+  readModifyWrite(account: number): Promise<void> | void;
+  /** The committed balance of `account`. */
+  balance(account: number): number | undefined;
+  /** Waits until every commit is as durable as the class promises; seconds waited, or null. */
   settle(): Promise<number | null>;
   counters(): TxCounters | null;
   close(): Promise<void>;
 }
 
-export function openTxStore(store: StoreName, dir: string): Promise<TxStore> {
+/** Decimal ASCII digits to a number without a string in between (the same cost for every peer). */
+function parseBalance(bytes: Uint8Array | undefined): number {
+  if (bytes === undefined) return Number.NaN;
+  let value = 0;
+  for (let i = 0; i < bytes.length; i++) value = value * 10 + (bytes[i]! - 48);
+  return value;
+}
+
+function balanceBytes(balance: number): Buffer {
+  return Buffer.from(String(balance), 'latin1');
+}
+
+export function openTxStore(
+  store: StoreName,
+  dir: string,
+  durability: TxDurability,
+  keys: string[],
+): Promise<TxStore> {
   switch (store) {
-    case 'lightning-sync':
-      return openLightning(dir, 'sync');
-    case 'lightning-relaxed':
-      return openLightning(dir, 'relaxed');
+    case 'lightning':
+      return openLightning({
+        dir,
+        durability: lightningDurabilityOf[durability],
+        workers: lightningWorkers,
+        partitions: lightningPartitions,
+      }).then((peer) => peerStore(peer, keys, 'promise'));
     case 'lmdb':
-      return openLmdb(dir);
-    case 'sqlite-normal':
-      return openSqlite(dir, 'NORMAL');
-    case 'sqlite-full':
-      return openSqlite(dir, 'FULL');
+      return openLmdb(dir, durability).then((peer) => peerStore(peer, keys, 'promise'));
+    case 'lmdb-txnsync':
+      return openLmdb(dir, durability).then((peer) => peerStore(peer, keys, 'sync'));
+    case 'sqlite':
+      return openSqliteStore(dir, durability, keys);
   }
 }
 
-async function openLightning(dir: string, durability: 'sync' | 'relaxed'): Promise<TxStore> {
-  // Imported lazily so the other stores' children never load the engine.
-  const { open } = await import('../../src/index.js');
-  const db = await open(dir, { partitions: lightningPartitions, workers: lightningWorkers, durability });
-  const number = (text: string | undefined): number => Number(text);
+/** A shared-adapter peer: its promise transactions, or its synchronous ones when it has them. */
+function peerStore(peer: KvPeer, names: string[], api: 'promise' | 'sync'): TxStore {
+  const keys = names.map((name) => Buffer.from(name, 'latin1'));
+  const transferBody =
+    (from: number, to: number, amount: number) =>
+    (tx: TxAccess): boolean => {
+      const a = parseBalance(tx.get(keys[from]!));
+      if (a < amount) return false;
+      const b = parseBalance(tx.get(keys[to]!));
+      tx.put(keys[from]!, balanceBytes(a - amount));
+      tx.put(keys[to]!, balanceBytes(b + amount));
+      return true;
+    };
+  const rmwBody =
+    (account: number) =>
+    (tx: TxAccess): void => {
+      tx.put(keys[account]!, balanceBytes(parseBalance(tx.get(keys[account]!)) + 1));
+    };
+  const sync = peer.transactionSync;
+  if (api === 'sync' && sync === null) throw new Error('this peer has no synchronous transactions');
   return {
-    setup: `open(dir, { partitions: ${lightningPartitions}, workers: ${lightningWorkers}, durability: '${durability}' })`,
-    durability:
-      durability === 'sync'
-        ? "durability 'sync': a transaction resolves after its commit is fdatasync'd (group commit); a cross-partition one after the prepare records and the decision record are"
-        : "durability 'relaxed': a transaction resolves after its commit is written (write(2)); the logs are fdatasync'd every 100 ms",
+    setup: peer.setup,
+    durability: peer.acknowledgement,
     method:
-      'db.transaction(tx => { tx.getString() both; tx.put() both }) with the default retries (16) and isolation (serializable), many outstanding',
-    facts: { durability, workers: lightningWorkers, partitions: lightningPartitions },
-    concurrent: true,
-    load: async (keys, balance) => {
-      const value = String(balance);
+      api === 'sync'
+        ? 'db.transactionSync(() => { db.getBinary(); db.putSync() }): synchronous, one at a time'
+        : peer.transactionMethod,
+    facts: peer.facts,
+    load: async (balance) => {
+      const value = balanceBytes(balance);
       for (let from = 0; from < keys.length; from += 10_000) {
-        const pending: Promise<void>[] = [];
+        const pending: Promise<unknown>[] = [];
         for (let i = from; i < Math.min(keys.length, from + 10_000); i++)
-          pending.push(db.put(keys[i]!, value));
+          pending.push(peer.put(keys[i]!, value));
         await Promise.all(pending);
       }
+      await peer.settle();
     },
-    transfer: (from, to, amount) =>
-      db.transaction((tx) => {
-        const a = number(tx.getString(from));
-        if (a < amount) return false;
-        const b = number(tx.getString(to));
-        tx.put(from, String(a - amount));
-        tx.put(to, String(b + amount));
-        return true;
-      }),
-    readModifyWrite: (key) =>
-      db.transaction((tx) => {
-        tx.put(key, String(number(tx.getString(key)) + 1));
-      }),
-    balance: (key) => {
-      const text = db.getString(key);
-      return text === undefined ? undefined : Number(text);
+    transfer:
+      api === 'sync'
+        ? (from, to, amount) => sync!(transferBody(from, to, amount))
+        : (from, to, amount) => peer.transaction(transferBody(from, to, amount)),
+    readModifyWrite:
+      api === 'sync' ? (account) => sync!(rmwBody(account)) : (account) => peer.transaction(rmwBody(account)),
+    balance: (account) => {
+      const bytes = peer.get(keys[account]!);
+      return bytes === undefined ? undefined : parseBalance(bytes);
     },
-    settle: () => Promise.resolve(null),
-    counters: () => ({ ...db.stats().transactions }),
-    close: () => db.close(),
+    settle: () => peer.settle(),
+    counters: () => peer.transactionCounters(),
+    close: () => peer.close(),
   };
 }
 
-async function openLmdb(dir: string): Promise<TxStore> {
-  const lmdb = await import('lmdb');
-  const db = lmdb.open<string, string>({ path: dir, compression: false, encoding: 'string' });
-  const number = (text: string | undefined): number => Number(text);
-  return {
-    setup: "open({ path, compression: false, encoding: 'string' }); string keys (ordered-binary)",
-    durability:
-      'lmdb-js defaults (noSync unset, overlappingSync on): transactionSync returns once its transaction commits; ' +
-      'the fsync of the commit overlaps the next transactions. Each phase ends with await db.flushed inside its clock',
-    method:
-      'db.transactionSync(() => { db.get() both; db.putSync() both }), one after another ' +
-      '(db.transaction() hangs on this machine: bench/README.md)',
-    facts: { v8AccelerationEnabled: lmdb.v8AccelerationEnabled },
-    concurrent: false,
-    load: async (keys, balance) => {
-      const value = String(balance);
-      for (let from = 0; from < keys.length; from += 10_000) {
-        db.transactionSync(() => {
-          for (let i = from; i < Math.min(keys.length, from + 10_000); i++) db.putSync(keys[i]!, value);
-        });
-      }
-      await db.flushed;
-    },
-    transfer: (from, to, amount) =>
-      db.transactionSync(() => {
-        const a = number(db.get(from));
-        if (a < amount) return false;
-        const b = number(db.get(to));
-        db.putSync(from, String(a - amount));
-        db.putSync(to, String(b + amount));
-        return true;
-      }),
-    readModifyWrite: (key) => {
-      db.transactionSync(() => {
-        db.putSync(key, String(number(db.get(key)) + 1));
-      });
-    },
-    balance: (key) => {
-      const text = db.get(key);
-      return text === undefined ? undefined : Number(text);
-    },
-    settle: async () => {
-      const started = performance.now();
-      await db.flushed;
-      return (performance.now() - started) / 1000;
-    },
-    counters: () => null,
-    close: () => db.close(),
-  };
-}
-
-/** The part of better-sqlite3's API used here (the package ships no type declarations). */
-interface SqliteStatement {
-  run(...parameters: unknown[]): unknown;
-  get(...parameters: unknown[]): unknown;
-  pluck(): SqliteStatement;
-}
-interface SqliteDatabase {
-  pragma(source: string): unknown;
-  exec(source: string): unknown;
-  prepare(source: string): SqliteStatement;
-  transaction<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R;
-  close(): unknown;
-}
-
-async function openSqlite(dir: string, synchronous: 'NORMAL' | 'FULL'): Promise<TxStore> {
-  const { default: Database } = await import('better-sqlite3');
-  mkdirSync(dir, { recursive: true });
-  const db = new Database(path.join(dir, 'bank.sqlite')) as unknown as SqliteDatabase;
-  db.pragma('journal_mode = WAL');
-  db.pragma(`synchronous = ${synchronous}`);
+async function openSqliteStore(dir: string, durability: TxDurability, keys: string[]): Promise<TxStore> {
+  const peer = await openSqlite(dir, 'bank.sqlite', durability);
+  const db = peer.db;
   db.exec(
     'CREATE TABLE IF NOT EXISTS accounts (id TEXT PRIMARY KEY, balance INTEGER NOT NULL) WITHOUT ROWID',
   );
-  const select = db.prepare('SELECT balance FROM accounts WHERE id = ?').pluck();
-  const update = db.prepare('UPDATE accounts SET balance = ? WHERE id = ?');
-  const insert = db.prepare('INSERT OR REPLACE INTO accounts (id, balance) VALUES (?, ?)');
+  const select = db.prepare<[string], unknown>('SELECT balance FROM accounts WHERE id = ?').pluck();
+  const update = db.prepare<[number, string]>('UPDATE accounts SET balance = ? WHERE id = ?');
+  const insert = db.prepare<[string, number]>('INSERT OR REPLACE INTO accounts (id, balance) VALUES (?, ?)');
   const balanceOf = (key: string): number | undefined => {
     const value = select.get(key);
     return typeof value === 'number' ? value : undefined;
@@ -218,27 +167,24 @@ async function openSqlite(dir: string, synchronous: 'NORMAL' | 'FULL'): Promise<
   const readModifyWrite = db.transaction((key: string): void => {
     update.run((balanceOf(key) ?? 0) + 1, key);
   });
-  const loadChunk = db.transaction((keys: string[], from: number, to: number, balance: number): void => {
-    for (let i = from; i < to; i++) insert.run(keys[i], balance);
+  const loadChunk = db.transaction((from: number, to: number, balance: number): void => {
+    for (let i = from; i < to; i++) insert.run(keys[i]!, balance);
   });
   return {
-    setup: `new Database(file); pragma journal_mode = WAL, synchronous = ${synchronous}; table accounts (id TEXT PRIMARY KEY, balance INTEGER) WITHOUT ROWID; prepared statements`,
-    durability:
-      synchronous === 'FULL'
-        ? 'synchronous FULL in WAL mode: every COMMIT fsyncs the WAL before it returns'
-        : 'synchronous NORMAL in WAL mode: a COMMIT is written to the WAL without fsync; the WAL is synced at checkpoints',
-    method: 'db.transaction((from, to, amount) => { SELECT both; UPDATE both })(...), one after another',
-    facts: { synchronous },
-    concurrent: false,
-    load: (keys, balance) => {
+    setup: `${peer.setup}; table accounts (id TEXT PRIMARY KEY, balance INTEGER) WITHOUT ROWID; prepared statements`,
+    durability: peer.acknowledgement,
+    method:
+      'db.transaction((from, to, amount) => { SELECT both; UPDATE both })(...): synchronous, one at a time',
+    facts: { synchronous: peer.synchronous, sqlite: peer.version },
+    load: (balance) => {
       for (let from = 0; from < keys.length; from += 10_000) {
-        loadChunk(keys, from, Math.min(keys.length, from + 10_000), balance);
+        loadChunk(from, Math.min(keys.length, from + 10_000), balance);
       }
       return Promise.resolve();
     },
-    transfer,
-    readModifyWrite,
-    balance: balanceOf,
+    transfer: (from, to, amount) => transfer(keys[from]!, keys[to]!, amount),
+    readModifyWrite: (account) => readModifyWrite(keys[account]!),
+    balance: (account) => balanceOf(keys[account]!),
     settle: () => Promise.resolve(null),
     counters: () => null,
     close: () => {

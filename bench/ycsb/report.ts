@@ -1,5 +1,5 @@
 /** The comparison's tables: throughput and latency per store and workload, ratios, targets and checks. */
-import { formatCount, formatFixed, formatRatio, formatTable } from '../lib/format.js';
+import { formatCount, formatFixed, formatRatio, formatTable, perCpuSecond } from '../lib/format.js';
 import type { ResultLine } from './child.js';
 import type { StreamOutcome } from './driver.js';
 import type { StoreSummary } from './rounds.js';
@@ -46,6 +46,7 @@ export function printThroughput(results: StoreSummary[], streamNames: string[]):
         storeLabels[result.store],
         durabilityShort[result.store],
         formatCount(stream.opsPerSecond),
+        formatCount(perCpuSecond(stream.operations, stream.cpuSeconds)),
         us(latency.p50Us),
         us(latency.p99Us),
         us(latency.p999Us),
@@ -64,15 +65,17 @@ export function printThroughput(results: StoreSummary[], streamNames: string[]):
     'store',
     'durability',
     'ops/s',
+    'ops/CPU-s',
     'p50',
     'p99',
     'p99.9',
     'peak RSS MiB',
     'cores',
   ];
-  console.log(formatTable(rounds > 1 ? [...headers, 'spread'] : headers, rows, 'lllrrrrrrr'));
+  console.log(formatTable(rounds > 1 ? [...headers, 'spread'] : headers, rows, 'lllrrrrrrrr'));
   console.log(
     '* lmdb-js resolves put() at commit; the fsync of that commit follows it (overlappingSync). ' +
+      "'ops/CPU-s' = operations per CPU-second of the process (all threads) over the stream; " +
       "'cores' = process CPU time / wall time.",
   );
 }
@@ -112,12 +115,15 @@ export function printRatios(results: ResultLine[], streamNames: string[]): void 
           const theirs = streamOf(other, name);
           return own === undefined || theirs === undefined
             ? '-'
-            : formatRatio(own.opsPerSecond / theirs.opsPerSecond);
+            : `${formatRatio(own.opsPerSecond / theirs.opsPerSecond)} / ${formatRatio(
+                perCpuSecond(own.operations, own.cpuSeconds) /
+                  perCpuSecond(theirs.operations, theirs.cpuSeconds),
+              )}`;
         }),
       ];
     });
     console.log(
-      `\n${storeLabels[lightning.store]} ops/s ÷ each store's ops/s (above 1.00x: lightning-db is faster)`,
+      `\n${storeLabels[lightning.store]} ÷ each store, ops/s / ops per CPU-second (above 1.00x: lightning-db is ahead)`,
     );
     console.log(
       formatTable(

@@ -6,8 +6,7 @@
  * acknowledged at its window's COMMIT: write() returns a promise that COMMIT resolves, so its latency
  * runs from its statement to the commit, like the other stores' write windows.
  */
-import { mkdirSync } from 'node:fs';
-import path from 'node:path';
+import { openSqlite as openPeer } from '../stores/sqlite.js';
 import {
   foldBytes,
   foldSeed,
@@ -19,12 +18,9 @@ import {
 } from './stores.js';
 
 export async function openSqlite(options: StoreOptions): Promise<YcsbStore> {
-  const { default: Database } = await import('better-sqlite3');
-  mkdirSync(options.dir, { recursive: true });
-  const db = new Database(path.join(options.dir, 'ycsb.sqlite'));
-  db.pragma('journal_mode = WAL');
   // NORMAL: in WAL mode a commit is written to the log without fsync; the log is synced at checkpoints.
-  db.pragma('synchronous = NORMAL');
+  const peer = await openPeer(options.dir, 'ycsb.sqlite', 'nosync');
+  const db = peer.db;
   // WITHOUT ROWID keeps each row in the primary-key B-tree itself: one lookup per key instead of two.
   db.exec(
     'CREATE TABLE IF NOT EXISTS usertable (ycsb_key TEXT PRIMARY KEY, field0 BLOB NOT NULL) WITHOUT ROWID',
@@ -56,11 +52,11 @@ export async function openSqlite(options: StoreOptions): Promise<YcsbStore> {
 
   return {
     setup:
-      'new Database(file); pragma journal_mode = WAL, synchronous = NORMAL; table usertable (ycsb_key TEXT PRIMARY KEY, field0 BLOB) WITHOUT ROWID; ' +
+      `${peer.setup}; table usertable (ycsb_key TEXT PRIMARY KEY, field0 BLOB) WITHOUT ROWID; ` +
       'prepared statements: SELECT .. WHERE ycsb_key = ? (pluck), INSERT OR REPLACE, SELECT .. WHERE ycsb_key >= ? ' +
       'ORDER BY ycsb_key LIMIT ? (raw); keys are strings; every window of operations is one BEGIN .. COMMIT ' +
       'transaction (N = --concurrency operations per transaction)',
-    facts: { sqlite: db.prepare<[], string>('SELECT sqlite_version()').pluck().get() ?? 'unknown' },
+    facts: { sqlite: peer.version },
     syncReads: true,
     read: (key) => {
       enterWindow();

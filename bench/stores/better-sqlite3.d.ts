@@ -1,5 +1,5 @@
 /**
- * The part of better-sqlite3's API the YCSB adapter uses. The package ships no type declarations and
+ * The part of better-sqlite3's API the benchmarks use. The package ships no type declarations and
  * @types/better-sqlite3 is not a dependency, so the calls are typed here.
  */
 declare module 'better-sqlite3' {
@@ -18,6 +18,8 @@ declare module 'better-sqlite3' {
     pragma(source: string): unknown;
     exec(source: string): this;
     prepare<Parameters extends unknown[] = [], Row = unknown>(source: string): Statement<Parameters, Row>;
+    /** Wraps `fn` in BEGIN .. COMMIT (ROLLBACK if it throws). */
+    transaction<A extends unknown[], R>(fn: (...args: A) => R): (...args: A) => R;
     close(): this;
   }
 

@@ -1,3 +1,4 @@
+import { compareBytes } from '../bytes.js';
 import { pageHeaderBytes, slotBytes } from '../limits.js';
 import { pCellStart, pCount, pFragmented } from '../page-layout.js';
 
@@ -51,6 +52,21 @@ export function keyHead(u8: Uint8Array, start: number, length: number): number {
   let head = 0;
   for (let i = 0; i < 4; i++) head = (head << 8) | (i < length ? u8[start + i]! : 0);
   return head >>> 0;
+}
+
+/**
+ * Compares the stored key u8[start, start+length) with `key` once their heads compared equal: the
+ * first four bytes of both are then equal when both have at least four, and are skipped. Keys often
+ * share a prefix ("user", "order:"), so a search's comparisons mostly come here.
+ */
+export function compareAfterEqualHeads(
+  u8: Uint8Array,
+  start: number,
+  length: number,
+  key: Uint8Array,
+): number {
+  if (length >= 4 && key.length >= 4) return compareBytes(u8, start + 4, length - 4, key, 4, key.length - 4);
+  return compareBytes(u8, start, length, key, 0, key.length);
 }
 
 /** The head stored in slot `index` of the node at `base`. */

@@ -15,6 +15,7 @@ import {
 import { kTreeRootPageId, treeHeightMax } from './meta-layout.js';
 import {
   cellFlagOverflow,
+  compareAfterEqualHeads,
   get16,
   get32,
   interiorKeyOffset,
@@ -160,7 +161,7 @@ export class OptimisticView {
         const keyLength = get16(u8, cell + leafKeyLengthOffset);
         const keyStart = cell + 7 + leafMvccBytes(u8[cell]!);
         if (keyStart + keyLength > base + this.#pageSizeBytes) return restart;
-        order = compareBytes(u8, keyStart, keyLength, key, 0, key.length);
+        order = compareAfterEqualHeads(u8, keyStart, keyLength, key);
       }
       if (order < 0 || (strict && order === 0)) {
         low = mid + 1;
@@ -282,7 +283,7 @@ export class OptimisticView {
       if (order === 0) {
         const cell = this.#interiorCell(u8, base, count, mid);
         if (cell < 0) return restart;
-        order = compareBytes(u8, cell + interiorKeyOffset, get16(u8, cell), key, 0, key.length);
+        order = compareAfterEqualHeads(u8, cell + interiorKeyOffset, get16(u8, cell), key);
       }
       if (order < 0 || (strict && order === 0)) low = mid + 1;
       else high = mid;

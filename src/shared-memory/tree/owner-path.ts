@@ -1,10 +1,10 @@
 import type { PageArena } from '../arena.js';
 import { assert } from '../assert.js';
-import { compareBytes } from '../bytes.js';
 import { pageTypeLeaf, pLink, pType } from '../page-layout.js';
 import { kTreeHeight, kTreeRootPageId, treeHeightMax } from './meta-layout.js';
 import {
   cellAt,
+  compareAfterEqualHeads,
   get16,
   get32,
   interiorKeyOffset,
@@ -52,7 +52,7 @@ export class OwnerPath {
         let order = slotHead - head;
         if (order === 0) {
           const cell = cellAt(u8, base, mid);
-          order = compareBytes(u8, cell + interiorKeyOffset, get16(u8, cell), key, 0, key.length);
+          order = compareAfterEqualHeads(u8, cell + interiorKeyOffset, get16(u8, cell), key);
         }
         if (order < 0) low = mid + 1;
         else high = mid;
@@ -79,14 +79,7 @@ export class OwnerPath {
       let order = slotHeadAt(u8, base, mid) - head;
       if (order === 0) {
         const cell = cellAt(u8, base, mid);
-        order = compareBytes(
-          u8,
-          leafKeyAt(u8, cell),
-          get16(u8, cell + leafKeyLengthOffset),
-          key,
-          0,
-          key.length,
-        );
+        order = compareAfterEqualHeads(u8, leafKeyAt(u8, cell), get16(u8, cell + leafKeyLengthOffset), key);
       }
       if (order < 0) {
         low = mid + 1;

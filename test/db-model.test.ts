@@ -620,7 +620,8 @@ describe('database against an in-memory model', () => {
   configs.forEach((config, index) => {
     const seed = (baseSeed ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0;
     it(`partitions=${config.partitions} workers=${config.workers}: ${operationCount} random ops (LIGHTNING_SEED=${seedText})`, {
-      timeout: 30_000,
+      // A guard against a hang, not a speed bound: a run takes 15–30 s on two loaded cores.
+      timeout: 120_000,
     }, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'ldb-'));
       tempDirs.push(dir);

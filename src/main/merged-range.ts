@@ -1,29 +1,45 @@
 import { compareBytes } from '../shared-memory/index.js';
+import type { PartitionCursor } from '../shared-memory/mvcc/partition-cursor.js';
+import { RestartBudget } from '../shared-memory/tree/optimistic-view.js';
+import type { SnapshotHold, SnapshotRegistry } from './snapshot-registry.js';
 
 /**
- * A k-way merge of per-partition sorted iterators into one sorted iterator, forward or reverse, with a
- * global limit. A binary heap holds the current entry of each partition: O(log P) per entry.
+ * A k-way merge of per-partition cursors into one sorted scan, forward or reverse, with a global
+ * limit. A binary heap orders the cursors by their heads, compared where they lie in shared memory:
+ * O(log P) comparisons per entry, and only the entries returned are copied.
+ *
+ * Every comparison is checked afterwards (`holds()`): a cursor whose leaf changed finds its head
+ * again and the comparison is redone. The cursors read at a registered snapshot, so a head found
+ * again is the same key and the heap's order holds however the trees change meanwhile.
+ *
+ * A scan that owns its snapshot (db.range()) gives it back when it ends: run to the end or to its
+ * limit, left with `return()` (a `break` out of for-of), or failed with an error.
  */
 export class MergedRange implements IterableIterator<[Buffer, Buffer]> {
-  readonly #sources: Iterator<[Buffer, Buffer]>[];
-  readonly #direction: number;
-  /** Heap of source indexes, ordered by their current entry. */
-  readonly #heap: number[] = [];
-  readonly #current: ([Buffer, Buffer] | null)[];
+  readonly #heap: PartitionCursor[];
+  #size: number;
+  readonly #reverse: boolean;
   #remaining: number;
+  #registry: SnapshotRegistry | null;
+  readonly #hold: SnapshotHold | null;
 
-  constructor(sources: Iterator<[Buffer, Buffer]>[], reverse: boolean, limit: number) {
-    this.#sources = sources;
-    this.#direction = reverse ? -1 : 1;
+  /** `registry` and `hold`: the scan's own snapshot, released when the scan ends; else null. */
+  constructor(
+    cursors: PartitionCursor[],
+    reverse: boolean,
+    limit: number,
+    registry: SnapshotRegistry | null,
+    hold: SnapshotHold | null,
+  ) {
+    this.#reverse = reverse;
     this.#remaining = limit;
-    this.#current = sources.map(() => null);
-    if (limit === 0) return;
-    for (let i = 0; i < sources.length; i++) {
-      const first = sources[i]!.next();
-      if (first.done === true) continue;
-      this.#current[i] = first.value;
-      this.#push(i);
-    }
+    this.#registry = registry;
+    this.#hold = hold;
+    const heap = cursors.filter((cursor) => !cursor.exhausted);
+    this.#heap = heap;
+    this.#size = heap.length;
+    for (let i = (heap.length >>> 1) - 1; i >= 0; i--) this.#siftDown(i);
+    if (limit === 0 || this.#size === 0) this.#end();
   }
 
   [Symbol.iterator](): this {
@@ -31,55 +47,81 @@ export class MergedRange implements IterableIterator<[Buffer, Buffer]> {
   }
 
   next(): IteratorResult<[Buffer, Buffer]> {
-    if (this.#remaining <= 0 || this.#heap.length === 0) return { done: true, value: undefined };
-    this.#remaining--;
-    const source = this.#heap[0]!;
-    const entry = this.#current[source]!;
-    const following = this.#sources[source]!.next();
-    if (following.done === true) {
-      this.#current[source] = null;
-      const last = this.#heap.pop()!;
-      if (this.#heap.length > 0) {
-        this.#heap[0] = last;
-        this.#siftDown(0);
+    if (this.#size === 0) return { done: true, value: undefined };
+    try {
+      const top = this.#heap[0]!;
+      const entry = top.take();
+      if (--this.#remaining === 0) {
+        this.#end();
+      } else {
+        top.advance();
+        if (top.exhausted) {
+          const last = --this.#size;
+          this.#heap[0] = this.#heap[last]!;
+          this.#heap.length = last;
+        }
+        if (this.#size > 0) this.#siftDown(0);
+        else this.#end();
       }
-    } else {
-      this.#current[source] = following.value;
-      this.#siftDown(0);
+      return { done: false, value: entry };
+    } catch (error) {
+      this.#end();
+      throw error;
     }
-    return { done: false, value: entry };
   }
 
-  #before(a: number, b: number): boolean {
-    const x = this.#current[a]![0];
-    const y = this.#current[b]![0];
-    return compareBytes(x, 0, x.length, y, 0, y.length) * this.#direction < 0;
+  return(): IteratorResult<[Buffer, Buffer]> {
+    this.#end();
+    return { done: true, value: undefined };
   }
 
-  #push(source: number): void {
-    const heap = this.#heap;
-    heap.push(source);
-    let i = heap.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >>> 1;
-      if (!this.#before(heap[i]!, heap[parent]!)) break;
-      [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
-      i = parent;
+  /** No more entries: drops the cursors and gives back the scan's own snapshot. Idempotent. */
+  #end(): void {
+    this.#size = 0;
+    this.#heap.length = 0;
+    const registry = this.#registry;
+    if (registry === null) return;
+    this.#registry = null;
+    registry.releaseScan(this, this.#hold!);
+  }
+
+  /** True if cursor `a`'s head comes before `b`'s in scan order; both read in place, then checked. */
+  #before(a: PartitionCursor, b: PartitionCursor): boolean {
+    let budget: RestartBudget | null = null;
+    for (;;) {
+      const order = compareBytes(
+        a.headBytes,
+        a.headStart,
+        a.headLength,
+        b.headBytes,
+        b.headStart,
+        b.headLength,
+      );
+      const aHolds = a.holds();
+      const bHolds = b.holds();
+      if (aHolds && bHolds) return this.#reverse ? order > 0 : order < 0;
+      if (!aHolds) a.reposition();
+      if (!bHolds) b.reposition();
+      budget ??= new RestartBudget();
+      budget.spend();
     }
   }
 
   #siftDown(start: number): void {
     const heap = this.#heap;
+    const size = this.#size;
     let i = start;
     for (;;) {
       const left = 2 * i + 1;
+      if (left >= size) return;
       const right = left + 1;
-      let smallest = i;
-      if (left < heap.length && this.#before(heap[left]!, heap[smallest]!)) smallest = left;
-      if (right < heap.length && this.#before(heap[right]!, heap[smallest]!)) smallest = right;
-      if (smallest === i) return;
-      [heap[i], heap[smallest]] = [heap[smallest]!, heap[i]!];
-      i = smallest;
+      let first = left;
+      if (right < size && this.#before(heap[right]!, heap[left]!)) first = right;
+      if (!this.#before(heap[first]!, heap[i]!)) return;
+      const moved = heap[i]!;
+      heap[i] = heap[first]!;
+      heap[first] = moved;
+      i = first;
     }
   }
 }

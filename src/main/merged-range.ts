@@ -5,21 +5,27 @@ import type { SnapshotHold, SnapshotRegistry } from './snapshot-registry.js';
 
 /**
  * A k-way merge of per-partition cursors into one sorted scan, forward or reverse, with a global
- * limit. A binary heap orders the cursors by their heads, compared where they lie in shared memory:
- * O(log P) comparisons per entry, and only the entries returned are copied.
+ * limit. A tournament tree of losers orders the cursors by their heads, compared where they lie in
+ * shared memory: one comparison per level, log2(P) per entry (a binary heap needs about twice as
+ * many), and only the entries returned are copied.
  *
  * Every comparison is checked afterwards (`holds()`): a cursor whose leaf changed finds its head
  * again and the comparison is redone. The cursors read at a registered snapshot, so a head found
- * again is the same key and the heap's order holds however the trees change meanwhile.
+ * again is the same key and the tree's past comparisons hold however the trees change meanwhile.
  *
  * A scan that owns its snapshot (db.range()) gives it back when it ends: run to the end or to its
  * limit, left with `return()` (a `break` out of for-of), or failed with an error.
  */
 export class MergedRange implements IterableIterator<[Buffer, Buffer]> {
-  readonly #heap: PartitionCursor[];
-  #size: number;
+  readonly #cursors: PartitionCursor[];
+  /**
+   * The tournament: node 0 holds the winner's cursor index, nodes 1 to P-1 the loser of the match
+   * played there; cursor i plays from leaf node P + i, and node n's children are 2n and 2n + 1.
+   */
+  readonly #tree: Int32Array;
   readonly #reverse: boolean;
   #remaining: number;
+  #done = false;
   #registry: SnapshotRegistry | null;
   readonly #hold: SnapshotHold | null;
 
@@ -31,15 +37,14 @@ export class MergedRange implements IterableIterator<[Buffer, Buffer]> {
     registry: SnapshotRegistry | null,
     hold: SnapshotHold | null,
   ) {
+    this.#cursors = cursors;
     this.#reverse = reverse;
     this.#remaining = limit;
     this.#registry = registry;
     this.#hold = hold;
-    const heap = cursors.filter((cursor) => !cursor.exhausted);
-    this.#heap = heap;
-    this.#size = heap.length;
-    for (let i = (heap.length >>> 1) - 1; i >= 0; i--) this.#siftDown(i);
-    if (limit === 0 || this.#size === 0) this.#end();
+    this.#tree = new Int32Array(Math.max(1, cursors.length));
+    if (cursors.length > 0) this.#tree[0] = this.#play(1);
+    if (limit === 0 || cursors.length === 0 || cursors[this.#tree[0]!]!.exhausted) this.#end();
   }
 
   [Symbol.iterator](): this {
@@ -47,21 +52,17 @@ export class MergedRange implements IterableIterator<[Buffer, Buffer]> {
   }
 
   next(): IteratorResult<[Buffer, Buffer]> {
-    if (this.#size === 0) return { done: true, value: undefined };
+    if (this.#done) return { done: true, value: undefined };
     try {
-      const top = this.#heap[0]!;
+      const winner = this.#tree[0]!;
+      const top = this.#cursors[winner]!;
       const entry = top.take();
       if (--this.#remaining === 0) {
         this.#end();
       } else {
         top.advance();
-        if (top.exhausted) {
-          const last = --this.#size;
-          this.#heap[0] = this.#heap[last]!;
-          this.#heap.length = last;
-        }
-        if (this.#size > 0) this.#siftDown(0);
-        else this.#end();
+        this.#replay(winner);
+        if (this.#cursors[this.#tree[0]!]!.exhausted) this.#end();
       }
       return { done: false, value: entry };
     } catch (error) {
@@ -75,53 +76,69 @@ export class MergedRange implements IterableIterator<[Buffer, Buffer]> {
     return { done: true, value: undefined };
   }
 
-  /** No more entries: drops the cursors and gives back the scan's own snapshot. Idempotent. */
+  /** No more entries: gives back the scan's own snapshot. Idempotent. */
   #end(): void {
-    this.#size = 0;
-    this.#heap.length = 0;
+    this.#done = true;
     const registry = this.#registry;
     if (registry === null) return;
     this.#registry = null;
     registry.releaseScan(this, this.#hold!);
   }
 
-  /** True if cursor `a`'s head comes before `b`'s in scan order; both read in place, then checked. */
-  #before(a: PartitionCursor, b: PartitionCursor): boolean {
+  /** Plays the matches below `node`, recording each loser; returns the winner's cursor index. */
+  #play(node: number): number {
+    const count = this.#cursors.length;
+    if (node >= count) return node - count;
+    const left = this.#play(2 * node);
+    const right = this.#play(2 * node + 1);
+    if (this.#before(right, left)) {
+      this.#tree[node] = left;
+      return right;
+    }
+    this.#tree[node] = right;
+    return left;
+  }
+
+  /** Cursor `from` has a new head (or none): replays its matches up to the root. */
+  #replay(from: number): void {
+    const tree = this.#tree;
+    let winner = from;
+    for (let node = (this.#cursors.length + from) >>> 1; node >= 1; node >>>= 1) {
+      const loser = tree[node]!;
+      if (this.#before(loser, winner)) {
+        tree[node] = winner;
+        winner = loser;
+      }
+    }
+    tree[0] = winner;
+  }
+
+  /**
+   * True if cursor `a`'s head comes before cursor `b`'s in scan order (an exhausted cursor comes
+   * last); both heads read in place, then checked.
+   */
+  #before(a: number, b: number): boolean {
+    const x = this.#cursors[a]!;
+    const y = this.#cursors[b]!;
+    if (x.exhausted) return false;
+    if (y.exhausted) return true;
     let budget: RestartBudget | null = null;
     for (;;) {
       const order = compareBytes(
-        a.headBytes,
-        a.headStart,
-        a.headLength,
-        b.headBytes,
-        b.headStart,
-        b.headLength,
+        x.headBytes,
+        x.headStart,
+        x.headLength,
+        y.headBytes,
+        y.headStart,
+        y.headLength,
       );
-      const aHolds = a.holds();
-      const bHolds = b.holds();
-      if (aHolds && bHolds) return this.#reverse ? order > 0 : order < 0;
-      if (!aHolds) a.reposition();
-      if (!bHolds) b.reposition();
+      const xHolds = x.holds();
+      const yHolds = y.holds();
+      if (xHolds && yHolds) return this.#reverse ? order > 0 : order < 0;
+      if (!xHolds) x.reposition();
+      if (!yHolds) y.reposition();
       budget ??= new RestartBudget();
       budget.spend();
-    }
-  }
-
-  #siftDown(start: number): void {
-    const heap = this.#heap;
-    const size = this.#size;
-    let i = start;
-    for (;;) {
-      const left = 2 * i + 1;
-      if (left >= size) return;
-      const right = left + 1;
-      let first = left;
-      if (right < size && this.#before(heap[right]!, heap[left]!)) first = right;
-      if (!this.#before(heap[first]!, heap[i]!)) return;
-      const moved = heap[i]!;
-      heap[i] = heap[first]!;
-      heap[first] = moved;
-      i = first;
     }
   }
 }

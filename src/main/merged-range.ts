@@ -43,7 +43,12 @@ export class MergedRange implements IterableIterator<[Buffer, Buffer]> {
     this.#registry = registry;
     this.#hold = hold;
     this.#tree = new Int32Array(Math.max(1, cursors.length));
-    if (cursors.length > 0) this.#tree[0] = this.#play(1);
+    try {
+      if (cursors.length > 0) this.#tree[0] = this.#play(1);
+    } catch (error) {
+      this.#end();
+      throw error;
+    }
     if (limit === 0 || cursors.length === 0 || cursors[this.#tree[0]!]!.exhausted) this.#end();
   }
 

@@ -81,9 +81,10 @@ export class MergedRange implements IterableIterator<[Buffer, Buffer]> {
     return { done: true, value: undefined };
   }
 
-  /** No more entries: gives back the scan's own snapshot. Idempotent. */
+  /** No more entries: drops the cursors and gives back the scan's own snapshot. Idempotent. */
   #end(): void {
     this.#done = true;
+    this.#cursors.length = 0;
     const registry = this.#registry;
     if (registry === null) return;
     this.#registry = null;

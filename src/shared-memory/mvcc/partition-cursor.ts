@@ -14,6 +14,7 @@ import type { RangeBounds } from '../tree/range-options.js';
 import { type VersionedReader, verdictAgain, verdictHead } from './versioned-reader.js';
 
 const noBytes = new Uint8Array(0);
+const noKey = Buffer.alloc(0);
 /** Keys up to this long are copied byte by byte: cheaper than making a subarray view to copy from. */
 const shortCopyBytesMax = 32;
 
@@ -68,7 +69,7 @@ export class PartitionCursor {
   #fenceCell = 0;
   /** Set when the head's value comes from the version store: then its key is a copy too. */
   #olderValue: Buffer | null = null;
-  #olderKey: Buffer = Buffer.alloc(0);
+  #olderKey: Buffer = noKey;
   /** True once no head is left within the bounds. */
   exhausted = false;
   /** The head's key: in the arena, or in a copy when the version store decided its value. */

@@ -1,29 +1,55 @@
 import { compareBytes } from '../shared-memory/index.js';
+import type { PartitionCursor } from '../shared-memory/mvcc/partition-cursor.js';
+import { RestartBudget } from '../shared-memory/tree/optimistic-view.js';
+import type { SnapshotHold, SnapshotRegistry } from './snapshot-registry.js';
 
 /**
- * A k-way merge of per-partition sorted iterators into one sorted iterator, forward or reverse, with a
- * global limit. A binary heap holds the current entry of each partition: O(log P) per entry.
+ * A k-way merge of per-partition cursors into one sorted scan, forward or reverse, with a global
+ * limit. A tournament tree of losers orders the cursors by their heads, compared where they lie in
+ * shared memory: one comparison per level, log2(P) per entry (a binary heap needs about twice as
+ * many), and only the entries returned are copied.
+ *
+ * Every comparison is checked afterwards (`holds()`): a cursor whose leaf changed finds its head
+ * again and the comparison is redone. The cursors read at a registered snapshot, so a head found
+ * again is the same key and the tree's past comparisons hold however the trees change meanwhile.
+ *
+ * A scan that owns its snapshot (db.range()) gives it back when it ends: run to the end or to its
+ * limit, left with `return()` (a `break` out of for-of), or failed with an error.
  */
 export class MergedRange implements IterableIterator<[Buffer, Buffer]> {
-  readonly #sources: Iterator<[Buffer, Buffer]>[];
-  readonly #direction: number;
-  /** Heap of source indexes, ordered by their current entry. */
-  readonly #heap: number[] = [];
-  readonly #current: ([Buffer, Buffer] | null)[];
+  readonly #cursors: PartitionCursor[];
+  /**
+   * The tournament: node 0 holds the winner's cursor index, nodes 1 to P-1 the loser of the match
+   * played there; cursor i plays from leaf node P + i, and node n's children are 2n and 2n + 1.
+   */
+  readonly #tree: Int32Array;
+  readonly #reverse: boolean;
   #remaining: number;
+  #done = false;
+  #registry: SnapshotRegistry | null;
+  readonly #hold: SnapshotHold | null;
 
-  constructor(sources: Iterator<[Buffer, Buffer]>[], reverse: boolean, limit: number) {
-    this.#sources = sources;
-    this.#direction = reverse ? -1 : 1;
+  /** `registry` and `hold`: the scan's own snapshot, released when the scan ends; else null. */
+  constructor(
+    cursors: PartitionCursor[],
+    reverse: boolean,
+    limit: number,
+    registry: SnapshotRegistry | null,
+    hold: SnapshotHold | null,
+  ) {
+    this.#cursors = cursors;
+    this.#reverse = reverse;
     this.#remaining = limit;
-    this.#current = sources.map(() => null);
-    if (limit === 0) return;
-    for (let i = 0; i < sources.length; i++) {
-      const first = sources[i]!.next();
-      if (first.done === true) continue;
-      this.#current[i] = first.value;
-      this.#push(i);
+    this.#registry = registry;
+    this.#hold = hold;
+    this.#tree = new Int32Array(Math.max(1, cursors.length));
+    try {
+      if (cursors.length > 0) this.#tree[0] = this.#play(1);
+    } catch (error) {
+      this.#end();
+      throw error;
     }
+    if (limit === 0 || cursors.length === 0 || cursors[this.#tree[0]!]!.exhausted) this.#end();
   }
 
   [Symbol.iterator](): this {
@@ -31,55 +57,94 @@ export class MergedRange implements IterableIterator<[Buffer, Buffer]> {
   }
 
   next(): IteratorResult<[Buffer, Buffer]> {
-    if (this.#remaining <= 0 || this.#heap.length === 0) return { done: true, value: undefined };
-    this.#remaining--;
-    const source = this.#heap[0]!;
-    const entry = this.#current[source]!;
-    const following = this.#sources[source]!.next();
-    if (following.done === true) {
-      this.#current[source] = null;
-      const last = this.#heap.pop()!;
-      if (this.#heap.length > 0) {
-        this.#heap[0] = last;
-        this.#siftDown(0);
+    if (this.#done) return { done: true, value: undefined };
+    try {
+      const winner = this.#tree[0]!;
+      const top = this.#cursors[winner]!;
+      const entry = top.take();
+      if (--this.#remaining === 0) {
+        this.#end();
+      } else {
+        top.advance();
+        this.#replay(winner);
+        if (this.#cursors[this.#tree[0]!]!.exhausted) this.#end();
       }
-    } else {
-      this.#current[source] = following.value;
-      this.#siftDown(0);
+      return { done: false, value: entry };
+    } catch (error) {
+      this.#end();
+      throw error;
     }
-    return { done: false, value: entry };
   }
 
+  return(): IteratorResult<[Buffer, Buffer]> {
+    this.#end();
+    return { done: true, value: undefined };
+  }
+
+  /** No more entries: drops the cursors and gives back the scan's own snapshot. Idempotent. */
+  #end(): void {
+    this.#done = true;
+    this.#cursors.length = 0;
+    const registry = this.#registry;
+    if (registry === null) return;
+    this.#registry = null;
+    registry.releaseScan(this, this.#hold!);
+  }
+
+  /** Plays the matches below `node`, recording each loser; returns the winner's cursor index. */
+  #play(node: number): number {
+    const count = this.#cursors.length;
+    if (node >= count) return node - count;
+    const left = this.#play(2 * node);
+    const right = this.#play(2 * node + 1);
+    if (this.#before(right, left)) {
+      this.#tree[node] = left;
+      return right;
+    }
+    this.#tree[node] = right;
+    return left;
+  }
+
+  /** Cursor `from` has a new head (or none): replays its matches up to the root. */
+  #replay(from: number): void {
+    const tree = this.#tree;
+    let winner = from;
+    for (let node = (this.#cursors.length + from) >>> 1; node >= 1; node >>>= 1) {
+      const loser = tree[node]!;
+      if (this.#before(loser, winner)) {
+        tree[node] = winner;
+        winner = loser;
+      }
+    }
+    tree[0] = winner;
+  }
+
+  /**
+   * True if cursor `a`'s head comes before cursor `b`'s in scan order (an exhausted cursor comes
+   * last); both heads read in place, then checked.
+   */
   #before(a: number, b: number): boolean {
-    const x = this.#current[a]![0];
-    const y = this.#current[b]![0];
-    return compareBytes(x, 0, x.length, y, 0, y.length) * this.#direction < 0;
-  }
-
-  #push(source: number): void {
-    const heap = this.#heap;
-    heap.push(source);
-    let i = heap.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >>> 1;
-      if (!this.#before(heap[i]!, heap[parent]!)) break;
-      [heap[i], heap[parent]] = [heap[parent]!, heap[i]!];
-      i = parent;
-    }
-  }
-
-  #siftDown(start: number): void {
-    const heap = this.#heap;
-    let i = start;
+    const x = this.#cursors[a]!;
+    const y = this.#cursors[b]!;
+    if (x.exhausted) return false;
+    if (y.exhausted) return true;
+    let budget: RestartBudget | null = null;
     for (;;) {
-      const left = 2 * i + 1;
-      const right = left + 1;
-      let smallest = i;
-      if (left < heap.length && this.#before(heap[left]!, heap[smallest]!)) smallest = left;
-      if (right < heap.length && this.#before(heap[right]!, heap[smallest]!)) smallest = right;
-      if (smallest === i) return;
-      [heap[i], heap[smallest]] = [heap[smallest]!, heap[i]!];
-      i = smallest;
+      const order = compareBytes(
+        x.headBytes,
+        x.headStart,
+        x.headLength,
+        y.headBytes,
+        y.headStart,
+        y.headLength,
+      );
+      const xHolds = x.holds();
+      const yHolds = y.holds();
+      if (xHolds && yHolds) return this.#reverse ? order > 0 : order < 0;
+      if (!xHolds) x.reposition();
+      if (!yHolds) y.reposition();
+      budget ??= new RestartBudget();
+      budget.spend();
     }
   }
 }

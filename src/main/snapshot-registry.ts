@@ -20,12 +20,25 @@ export interface SnapshotHold {
   /** A `db.range()` scan's: may be moved to an older scan's lease when slots run out. */
   readonly scan: boolean;
   released: boolean;
+  /** A scan's hold registered with the garbage-collection backstop (it outlived its task). */
+  guarded: boolean;
 }
+
+/**
+ * Scans waiting for the end of the task to be checked by the backstop, at most: past this many, the
+ * ones still open are registered at once, so a long synchronous loop of scans keeps no more alive.
+ */
+const unguardedScansMax = 256;
 
 /**
  * This thread's snapshot slots in the shared reader-slot table. Each snapshot, transaction and scan
  * registers a slot of its own, released with it; one dropped without release is reclaimed when the
  * garbage collector finds it (and counted as leaked, since until then it held back version cleanup).
+ *
+ * A scan releases its own snapshot when it ends, and most scans end in the task that started them:
+ * registering each with the collector (a FinalizationRegistry entry, then its removal) would cost
+ * them for nothing. So a scan is registered only if it is still open when its task ends (a
+ * microtask checks the scans started since), which is when it can be abandoned unseen.
  *
  * Scans left unfinished (neither run to the end nor `return()`ed) hold their slots until the garbage
  * collector runs, which may be too late: so when no slot is free, every open scan is moved onto the
@@ -41,6 +54,23 @@ export class SnapshotRegistry {
   /** Holds of open scans: the ones a shortage of slots may move. Never the scans themselves. */
   readonly #scans = new Set<SnapshotHold>();
   #leaked = 0;
+  /** Scans started in this task, and their holds: registered with the collector if still open after. */
+  readonly #unguardedScans: object[] = [];
+  readonly #unguardedHolds: SnapshotHold[] = [];
+  #guardScheduled = false;
+  readonly #guardUnguarded = (): void => {
+    this.#guardScheduled = false;
+    const scans = this.#unguardedScans;
+    const holds = this.#unguardedHolds;
+    for (let i = 0; i < holds.length; i++) {
+      const hold = holds[i]!;
+      if (hold.released) continue;
+      hold.guarded = true;
+      this.#finalizer.register(scans[i]!, { hold, counted: true }, scans[i]!);
+    }
+    scans.length = 0;
+    holds.length = 0;
+  };
   /** Set once the thread closed its database: its slot (and snapshot slots) may be another's now. */
   #closed = false;
   readonly #finalizer = new FinalizationRegistry<{ hold: SnapshotHold; counted: boolean }>((held) => {
@@ -78,7 +108,13 @@ export class SnapshotRegistry {
       this.#free.push(slot);
       throw error;
     }
-    const hold: SnapshotHold = { timestamp, lease: { slot, timestamp, holders: 1 }, scan, released: false };
+    const hold: SnapshotHold = {
+      timestamp,
+      lease: { slot, timestamp, holders: 1 },
+      scan,
+      released: false,
+      guarded: false,
+    };
     if (scan) this.#scans.add(hold);
     return hold;
   }
@@ -89,6 +125,29 @@ export class SnapshotRegistry {
     hold.released = true;
     this.#scans.delete(hold);
     this.#unpin(hold.lease);
+  }
+
+  /**
+   * Puts a scan that owns `hold` under the garbage-collection backstop if it is still open when the
+   * current task ends (counted as leaked if the collector then finds it unreleased). O(1).
+   */
+  guardScan(scan: object, hold: SnapshotHold): void {
+    if (hold.released) return;
+    if (this.#unguardedHolds.length >= unguardedScansMax) this.#guardUnguarded();
+    this.#unguardedScans.push(scan);
+    this.#unguardedHolds.push(hold);
+    if (this.#guardScheduled) return;
+    this.#guardScheduled = true;
+    queueMicrotask(this.#guardUnguarded);
+  }
+
+  /** Ends a scan's hold (see `guardScan`). Idempotent. */
+  releaseScan(scan: object, hold: SnapshotHold): void {
+    if (hold.guarded) {
+      hold.guarded = false;
+      this.#finalizer.unregister(scan);
+    }
+    this.release(hold);
   }
 
   /** Reclaims `owner`'s hold if it is garbage-collected while still holding it. */

@@ -1,6 +1,7 @@
 import { keyToBytes, LightningError, type RangeOptions } from '../shared-memory/index.js';
+import { PartitionCursor } from '../shared-memory/mvcc/partition-cursor.js';
 import type { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
-import { parseRangeOptions } from '../shared-memory/tree/range-options.js';
+import { parseRangeOptions, type RangeBounds } from '../shared-memory/tree/range-options.js';
 import { MergedRange } from './merged-range.js';
 import type { PartitionRouter } from './partition-router.js';
 import type { SnapshotHold, SnapshotRegistry } from './snapshot-registry.js';
@@ -24,12 +25,11 @@ export class Snapshot {
   #released = false;
 
   /**
-   * @internal Made by db.snapshot(), a transaction (`countAsLeak` false: it is always released) and
-   * a db.range() scan (`scan`).
+   * @internal Made by db.snapshot() and a transaction (`countAsLeak` false: it is always released).
    */
-  constructor(source: SnapshotSource, countAsLeak = true, scan = false) {
+  constructor(source: SnapshotSource, countAsLeak = true) {
     this.#source = source;
-    this.#hold = source.registry.acquire(scan);
+    this.#hold = source.registry.acquire(false);
     this.#timestamp = this.#hold.timestamp;
     source.registry.watch(this, this.#hold, countAsLeak);
   }
@@ -59,17 +59,21 @@ export class Snapshot {
     return this.get(key)?.toString('utf8');
   }
 
-  /** Entries within the bounds at the snapshot, sorted by key bytes, merged from all partitions. */
+  /**
+   * Entries within the bounds at the snapshot, sorted by key bytes, merged from all partitions: one
+   * descent per partition to start, then O(log P) comparisons in shared memory per entry. Iterate it
+   * before releasing the snapshot.
+   */
   range(options?: RangeOptions): IterableIterator<[Buffer, Buffer]> {
     this.#assertOpen();
     const bounds = parseRangeOptions(options);
-    const readers = this.#source.readers;
-    // A short scan takes about its share from each partition: copy that much in the first step.
-    const firstBatchEntries = Number.isFinite(bounds.limit)
-      ? Math.min(8, Math.ceil(bounds.limit / readers.length) + 2)
-      : undefined;
-    const sources = readers.map((reader) => reader.rangeWithin(bounds, this.#timestamp, firstBatchEntries));
-    return new MergedRange(sources, bounds.reverse, bounds.limit);
+    return new MergedRange(
+      cursorsAt(this.#source, bounds, this.#timestamp),
+      bounds.reverse,
+      bounds.limit,
+      null,
+      null,
+    );
   }
 
   /** Frees the snapshot's slot. Idempotent; afterwards reads throw ERR_CLOSED. */
@@ -86,43 +90,34 @@ export class Snapshot {
 }
 
 /**
- * A scan at a snapshot of its own, released when the scan ends (done, `return()`, or a `break` out of
- * a for-of loop), or by the garbage collector if the iterator is dropped half-way (counted as leaked).
- * Until then, when the thread runs out of snapshot slots, unfinished scans share one (see
- * SnapshotRegistry), so abandoned scans never make later snapshots fail.
+ * A scan at a snapshot of its own, released when the scan ends (done, its limit reached, `return()` or
+ * a `break` out of a for-of loop, or an error). A scan still open when the task that started it ends
+ * is put under the garbage-collection backstop: if it is dropped half-way, the collector releases it
+ * (counted as leaked). Until then, when the thread runs out of snapshot slots, unfinished scans share
+ * one (see SnapshotRegistry), so abandoned scans never make later snapshots fail.
  */
-export class SnapshotRange implements IterableIterator<[Buffer, Buffer]> {
-  readonly #snapshot: Snapshot;
-  readonly #entries: IterableIterator<[Buffer, Buffer]>;
-
+export class SnapshotRange extends MergedRange {
   constructor(source: SnapshotSource, options: RangeOptions | undefined) {
-    this.#snapshot = new Snapshot(source, true, true);
+    const bounds = parseRangeOptions(options);
+    const registry = source.registry;
+    const hold = registry.acquire(true);
+    let cursors: PartitionCursor[];
     try {
-      this.#entries = this.#snapshot.range(options);
+      cursors = cursorsAt(source, bounds, hold.timestamp);
     } catch (error) {
-      this.#snapshot.release();
+      registry.release(hold);
       throw error;
     }
+    super(cursors, bounds.reverse, bounds.limit, registry, hold);
+    registry.guardScan(this, hold);
   }
+}
 
-  [Symbol.iterator](): this {
-    return this;
-  }
-
-  next(): IteratorResult<[Buffer, Buffer]> {
-    if (this.#snapshot.released) return { done: true, value: undefined };
-    try {
-      const result = this.#entries.next();
-      if (result.done === true) this.#snapshot.release();
-      return result;
-    } catch (error) {
-      this.#snapshot.release();
-      throw error;
-    }
-  }
-
-  return(): IteratorResult<[Buffer, Buffer]> {
-    this.#snapshot.release();
-    return { done: true, value: undefined };
-  }
+/** One cursor per partition, each positioned by one descent. */
+function cursorsAt(source: SnapshotSource, bounds: RangeBounds, readTimestamp: number): PartitionCursor[] {
+  const readers = source.readers;
+  const cursors = new Array<PartitionCursor>(readers.length);
+  for (let i = 0; i < readers.length; i++)
+    cursors[i] = new PartitionCursor(readers[i]!, bounds, readTimestamp);
+  return cursors;
 }

@@ -5,7 +5,7 @@ import { parseRangeOptions, type RangeBounds, type RangeOptions } from '../tree/
 import type { TreeReader } from '../tree/tree-reader.js';
 import type { ValueScratch } from '../tree/value-scratch.js';
 import { type MvccState, transactionEnded, txCommitted, txFree } from './mvcc-state.js';
-import { decodeVersionValue, isVersionOf, versionKey } from './version-key.js';
+import { seekOlderVersion } from './version-seek.js';
 
 /** Read timestamp of a read that wants the newest committed state, not a snapshot. */
 export const readLatest = Number.POSITIVE_INFINITY;
@@ -13,6 +13,9 @@ export const readLatest = Number.POSITIVE_INFINITY;
 const absent = 0;
 const older = 1;
 const again = 2;
+
+/** Verdicts of `judgeHead`: the head decides (value or tombstone), an older version does, read again. */
+export { absent as verdictHead, again as verdictAgain, older as verdictOlder };
 
 /**
  * Reads one partition at a read timestamp: the head a key has in the main tree if it is visible at
@@ -96,6 +99,11 @@ export class VersionedReader {
     return this.get(entry[0], readTimestamp);
   }
 
+  /** `#judge`, for a scan that reads heads in place (see PartitionCursor): one rule for every read. */
+  judgeHead(flags: number, timestamp: number, readTimestamp: number): number {
+    return this.#judge(flags, timestamp, readTimestamp);
+  }
+
   /**
    * Whether a head with these flags and timestamp is what a read at `readTimestamp` sees (`absent`,
    * meaning: the head decides, value or tombstone), must look further back (`older`), or must read
@@ -116,13 +124,12 @@ export class VersionedReader {
     return timestamp <= readTimestamp ? absent : older;
   }
 
-  /** The newest version of `key` in the version store at or before `readTimestamp`, or null. */
+  /**
+   * The newest version of `key` in the version store at or before `readTimestamp`, or null (none, or
+   * a tombstone): one seek in the version tree.
+   */
   olderVersion(key: Uint8Array, readTimestamp: number): Buffer | null {
-    for (const [stored, value] of this.versions.range({ gte: versionKey(key, readTimestamp), limit: 1 })) {
-      if (!isVersionOf(stored, key)) return null;
-      return decodeVersionValue(value);
-    }
-    return null;
+    return seekOlderVersion(this.versions.view, key, readTimestamp);
   }
 }
 

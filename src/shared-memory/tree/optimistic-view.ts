@@ -51,9 +51,15 @@ export class OptimisticView {
   /** Outputs of `descend()`: the leaf reached and the version it had. */
   leafPage = 0;
   leafVersion = 0;
-  /** With fences requested: the tightest separators around the leaf, or null at the tree's edge. */
-  upperFence: Uint8Array | null = null;
-  lowerFence: Uint8Array | null = null;
+  /**
+   * With a fence requested: where the tightest separator on the scan's side of the leaf is (above it
+   * forward, below it in reverse): the interior page (0 at the tree's edge), the version that page had
+   * when the descent passed it, and the cell's absolute offset. Only the location is kept: a scan
+   * needs the fence only when it leaves the leaf, and most short scans never do; `copyFence` reads it.
+   */
+  fencePage = 0;
+  fenceVersion = 0;
+  fenceCell = 0;
   /** Output of `leafSearch()`: whether the key at the returned index equals the search key. */
   found = false;
   /**
@@ -73,10 +79,11 @@ export class OptimisticView {
   /**
    * Descends from the root to the leaf that may hold `key` (or the rightmost leaf for a null key),
    * validating each parent after reading its child's version (lock coupling). `strict` picks the child
-   * for keys strictly above `key`, which a forward scan resuming after a fence needs.
+   * for keys strictly above `key`, which a forward scan resuming after a fence needs. `wantFence`
+   * locates the leaf's upper fence (or its lower one, with `reverse`) for `copyFence`.
    * Returns the leaf page id, or `restart`.
    */
-  descend(key: Uint8Array | null, strict: boolean, wantFences: boolean): number {
+  descend(key: Uint8Array | null, strict: boolean, wantFence: boolean, reverse = false): number {
     const arena = this.arena;
     const metaWord = this.#metaWord;
     const metaVersion = Atomics.load(arena.i32, metaWord);
@@ -86,10 +93,7 @@ export class OptimisticView {
     let version = Atomics.load(arena.i32, node * arena.pageWords);
     if ((version & latchUnstableMask) !== 0 || Atomics.load(arena.i32, metaWord) !== metaVersion)
       return restart;
-    if (wantFences) {
-      this.upperFence = null;
-      this.lowerFence = null;
-    }
+    if (wantFence) this.fencePage = 0;
     const pageSizeBytes = this.#pageSizeBytes;
     const head = key === null ? 0 : keyHead(key, 0, key.length);
     for (let depth = 0; depth < treeHeightMax; depth++) {
@@ -110,15 +114,14 @@ export class OptimisticView {
         const cell = this.#interiorCell(u8, base, count, index);
         if (cell < 0) return restart;
         child = get32(u8, cell + 2);
-        if (wantFences)
-          this.upperFence = u8.slice(cell + interiorKeyOffset, cell + interiorKeyOffset + get16(u8, cell));
+        if (wantFence && !reverse) this.#locateFence(node, version, cell);
       } else {
         child = get32(u8, base + pLink);
       }
-      if (wantFences && index > 0) {
+      if (wantFence && reverse && index > 0) {
         const cell = this.#interiorCell(u8, base, count, index - 1);
         if (cell < 0) return restart;
-        this.lowerFence = u8.slice(cell + interiorKeyOffset, cell + interiorKeyOffset + get16(u8, cell));
+        this.#locateFence(node, version, cell);
       }
       if (child === 0 || !arena.covers(child)) return restart;
       const childVersion = Atomics.load(arena.i32, child * arena.pageWords);
@@ -128,6 +131,21 @@ export class OptimisticView {
       version = childVersion;
     }
     return restart;
+  }
+
+  /**
+   * Copies the separator a descent located (`fencePage`, `fenceVersion`, `fenceCell`; the page must
+   * not be 0), or returns null if that interior page changed since: the caller restarts. While the
+   * page keeps its version it still points to the leaf below with this separator, so the copy is the
+   * fence of a leaf whose own version the caller validates.
+   */
+  copyFence(page: number, version: number, cell: number): Uint8Array | null {
+    const u8 = this.arena.u8;
+    const start = cell + interiorKeyOffset;
+    const end = start + get16(u8, cell);
+    if (end > (page + 1) * this.#pageSizeBytes) return null;
+    const fence = u8.slice(start, end);
+    return this.validate(page, version) ? fence : null;
   }
 
   /** True if `page` still has `version`: everything read from it since is a consistent state. */
@@ -289,6 +307,12 @@ export class OptimisticView {
       else high = mid;
     }
     return low;
+  }
+
+  #locateFence(page: number, version: number, cell: number): void {
+    this.fencePage = page;
+    this.fenceVersion = version;
+    this.fenceCell = cell;
   }
 
   #interiorCell(u8: Uint8Array, base: number, count: number, index: number): number {

@@ -112,7 +112,7 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
   #tryLeafForward(): [Buffer, Buffer][] | null {
     const view = this.#view;
     const cursor = this.#cursor!;
-    const page = view.descend(cursor, this.#cursorExclusive, true);
+    const page = view.descend(cursor, this.#cursorExclusive, true, false);
     if (page === restart) return null;
     const version = view.leafVersion;
     const count = view.leafCount(page);
@@ -150,20 +150,22 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
       if (batchBytes >= batchBytesMax) break;
     }
     const stoppedEarly = batchBytes >= batchBytesMax || batch.length === entriesMax;
-    const fence = view.upperFence;
+    const { fencePage, fenceVersion, fenceCell } = view;
     if (!view.validate(page, version)) return null;
-    this.#batchFlags = flagsOut;
-    this.#batchTimestamps = timestampsOut;
     if (!reachedEnd && stoppedEarly && lastCopied + 1 < count) {
       // Stopped mid-leaf: resume just after the last key returned.
       this.#cursor = batch[batch.length - 1]![0];
       this.#cursorExclusive = true;
-    } else if (reachedEnd || fence === null) {
+    } else if (reachedEnd || fencePage === 0) {
       this.#finished = true;
     } else {
+      const fence = view.copyFence(fencePage, fenceVersion, fenceCell);
+      if (fence === null) return null;
       this.#cursor = fence;
       this.#cursorExclusive = true;
     }
+    this.#batchFlags = flagsOut;
+    this.#batchTimestamps = timestampsOut;
     return batch;
   }
 
@@ -171,7 +173,7 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
   #tryLeafReverse(): [Buffer, Buffer][] | null {
     const view = this.#view;
     const cursor = this.#cursor;
-    const page = view.descend(cursor, false, true);
+    const page = view.descend(cursor, false, true, true);
     if (page === restart) return null;
     const version = view.leafVersion;
     const count = view.leafCount(page);
@@ -211,20 +213,22 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
       if (batchBytes >= batchBytesMax) break;
     }
     const stoppedEarly = batchBytes >= batchBytesMax || batch.length === entriesMax;
-    const fence = view.lowerFence;
+    const { fencePage, fenceVersion, fenceCell } = view;
     if (!view.validate(page, version)) return null;
-    this.#batchFlags = flagsOut;
-    this.#batchTimestamps = timestampsOut;
     if (!reachedEnd && stoppedEarly && lastCopied > 0) {
       // Stopped mid-leaf: resume just before the last key returned.
       this.#cursor = batch[batch.length - 1]![0];
       this.#cursorExclusive = true;
-    } else if (reachedEnd || fence === null) {
+    } else if (reachedEnd || fencePage === 0) {
       this.#finished = true;
     } else {
+      const fence = view.copyFence(fencePage, fenceVersion, fenceCell);
+      if (fence === null) return null;
       this.#cursor = fence;
       this.#cursorExclusive = false;
     }
+    this.#batchFlags = flagsOut;
+    this.#batchTimestamps = timestampsOut;
     return batch;
   }
 }

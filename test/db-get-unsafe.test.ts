@@ -61,6 +61,28 @@ describe('getUnsafe and scratch-encoded keys', () => {
     expect(db.getUnsafe('absent')).toBeUndefined();
   });
 
+  it('writes issued in one turn with string keys keep their own keys, also when the ring is full', async () => {
+    // Each put's key is encoded into the same scratch; the put copies it into the ring, or into its
+    // backlog when the ring has no room (8 MiB of values here: more than the rings hold).
+    const value = Buffer.alloc(16 * 1024, 1);
+    const keys = Array.from({ length: 512 }, (_, i) => `turn:${i}:${'é'.repeat(i % 7)}`);
+    await Promise.all(keys.map((key) => db.put(key, value)));
+    const dels = keys.filter((_, i) => i % 3 === 0);
+    await Promise.all(dels.map((key) => db.del(key)));
+    let present = 0;
+    for (const [i, key] of keys.entries()) {
+      const got = db.get(key);
+      if (i % 3 === 0) expect(got, key).toBeUndefined();
+      else {
+        expect(got?.equals(value), key).toBe(true);
+        present++;
+      }
+    }
+    expect(present).toBe(keys.length - dels.length);
+    const scanned = [...db.range({ gte: 'turn:', lt: 'turn;' })].length;
+    expect(scanned).toBe(present);
+  });
+
   it('returns a view that the next getUnsafe overwrites, and that get and getString leave alone', async () => {
     await db.put('alias:a', 'aaaa');
     await db.put('alias:b', 'bbbb');

@@ -1,4 +1,5 @@
-import { keyToBytes, LightningError, type RangeOptions } from '../shared-memory/index.js';
+import { keyToScratchBytes } from '../shared-memory/bytes.js';
+import { LightningError, type RangeOptions } from '../shared-memory/index.js';
 import { PartitionCursor } from '../shared-memory/mvcc/partition-cursor.js';
 import type { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import { parseRangeOptions, type RangeBounds } from '../shared-memory/tree/range-options.js';
@@ -50,7 +51,7 @@ export class Snapshot {
 
   get(key: Uint8Array | string): Buffer | undefined {
     this.#assertOpen();
-    const bytes = keyToBytes(key);
+    const bytes = keyToScratchBytes(key);
     const { readers, router } = this.#source;
     return readers[router.partitionOf(bytes)]!.get(bytes, this.#timestamp);
   }

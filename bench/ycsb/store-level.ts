@@ -5,18 +5,8 @@
  * there and are awaited together.
  */
 import { openLevel as openPeer } from '../stores/level.js';
-import type { RowSink } from '../stores/peer.js';
-import { foldBytes, foldSeed, notSupported, packScan, type StoreOptions, type YcsbStore } from './stores.js';
-
-/** Folds one scan's rows and remembers its last key; one per scan, since scans of a window overlap. */
-class ScanFold implements RowSink {
-  hash = foldSeed;
-  last: Uint8Array | undefined = undefined;
-  row(key: Uint8Array, value: Uint8Array): void {
-    this.hash = foldBytes(foldBytes(this.hash, key), value);
-    this.last = key;
-  }
-}
+import { ScanFold } from './store-peer.js';
+import { notSupported, packScan, type StoreOptions, type YcsbStore } from './stores.js';
 
 export async function openLevel(options: StoreOptions): Promise<YcsbStore> {
   const peer = await openPeer(options.dir, 'nosync');

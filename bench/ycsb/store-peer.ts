@@ -5,8 +5,11 @@
 import type { KvPeer, RowSink } from '../stores/peer.js';
 import { foldBytes, foldSeed, notSupported, packScan, type StoreOptions, type YcsbStore } from './stores.js';
 
-/** Folds every row of a scan and remembers the last key; reset per scan, so a scan allocates nothing. */
-class ScanFold implements RowSink {
+/**
+ * Folds every row of a scan and remembers the last key: reset per scan (synchronous scans share one,
+ * so a scan allocates nothing), or one per scan where scans of a window overlap (classic-level).
+ */
+export class ScanFold implements RowSink {
   hash = foldSeed;
   last: Uint8Array | undefined = undefined;
   row(key: Uint8Array, value: Uint8Array): void {

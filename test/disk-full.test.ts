@@ -3,7 +3,9 @@
  * writes reject with ERR_DISK_FULL naming the log directory (ENOSPC as the cause) and change
  * nothing, the database keeps serving reads, checkpoint() rejects and settles leaving the previous
  * checkpoint in place, a cross-partition transaction rejects without leaving locks, close() succeeds,
- * and once space is freed writes succeed again without a reopen. After a reopen every acknowledged
+ * and once space is freed writes succeed again without a reopen. A database opened on the full disk
+ * serves reads, refuses writes in every thread, and takes them once space is freed, still without a
+ * reopen. After a reopen every acknowledged
  * write is there and no refused one is. Writes are 16 KiB values, so each needs pages the full disk
  * does not have (a small write could still fit in the unused end of a page the log already holds).
  */
@@ -12,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type Database, isLightningError, open } from '../src/index.js';
+import { attach, type Database, isLightningError, open } from '../src/index.js';
 import { walDirectory } from '../src/storage/layout.js';
 import {
   PartitionLog,
@@ -120,31 +122,65 @@ describe.skipIf(tmpfsRefusal !== null)('a full disk (real tmpfs)', () => {
     await db.checkpoint();
     for (const [key, value] of expected) expect(db.getString(key)).toBe(value);
 
-    // Full again: close() still succeeds, and open() still serves reads: read-only, its writes and
-    // checkpoints refused with ERR_DISK_FULL until a reopen with space freed.
+    // Full again: close() still succeeds, and open() still serves reads: read-only, its writes (an
+    // attached thread's too) and checkpoints refused with ERR_DISK_FULL until space is freed.
     fillDisk(filler);
     expectDiskFull(await rejection(db.put('after-refill', big('refused'))), wal);
     await db.close();
     const onFullDisk = await open(directory);
+    const attached = await attach(onFullDisk.share());
     expect(onFullDisk.stats().readOnly).toBe(true);
+    expect(attached.stats().readOnly).toBe(true);
     for (const [key, value] of expected) expect(onFullDisk.getString(key)).toBe(value);
     for (const refusal of [
       await rejection(onFullDisk.put('after-refill', 'x')),
+      await rejection(attached.put('after-refill', 'x')),
+      await rejection(onFullDisk.transaction((tx) => tx.put('after-refill', 'x'))),
       await rejection(onFullDisk.checkpoint()),
     ]) {
       expect(isLightningError(refusal, 'ERR_DISK_FULL'), String(refusal)).toBe(true);
       expect(refusal.message).toContain('once space is freed');
     }
-    await onFullDisk.close();
+    // Another reader beside it: a read-only open takes no lock and writes nothing.
     const reader = await open(directory, { readOnly: true });
     for (const [key, value] of expected) expect(reader.getString(key)).toBe(value);
     await reader.close();
 
+    // Space returns: the same database (and the attached thread) writes again, without a reopen.
     rmSync(filler);
+    let refusedAfterFreeing = 0;
+    for (;;) {
+      const outcome = await onFullDisk.put('after-space', 'written').then(
+        () => null,
+        (error: unknown) => error,
+      );
+      if (outcome === null) break;
+      expect(isLightningError(outcome, 'ERR_DISK_FULL'), String(outcome)).toBe(true);
+      // The database looks for space every second: a minute of refusals means it never will.
+      expect(++refusedAfterFreeing).toBeLessThan(240);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    expected.set('after-space', 'written');
+    expect(onFullDisk.stats().readOnly).toBe(false);
+    await attached.put('attached-after-space', big('attached'));
+    expected.set('attached-after-space', big('attached'));
+    await onFullDisk.transaction((tx) => tx.put('tx-after-space', 'committed'));
+    expected.set('tx-after-space', 'committed');
+    await onFullDisk.checkpoint();
+    await onFullDisk.put('after-checkpoint', 'logged');
+    expected.set('after-checkpoint', 'logged');
+    // It holds the lock now: a second writer is refused.
+    expect(isLightningError(await rejection(open(directory)), 'ERR_LOCKED')).toBe(true);
+    await attached.close();
+    await onFullDisk.close();
+
     db = await open(directory);
     for (const [key, value] of expected) expect(db.getString(key)).toBe(value);
     expect(db.get('after-refill')).toBeUndefined();
     await db.close();
+    console.log(
+      `writes refused ${refusedAfterFreeing} times after space was freed, before the database took them`,
+    );
     console.log(`refused ${refused} puts, a batch and a transaction on the full disk`);
   });
 });

@@ -14,7 +14,7 @@ import { Failpoints } from '../workers/failpoints.js';
 import { Database } from './database.js';
 import { assertDatabaseHandle } from './database-handle.js';
 import { KeepAlive } from './keep-alive.js';
-import { refuseWrites } from './open-storage.js';
+import { refuseWrites, refuseWritesUntilSpace, writesRefusedUntilSpace } from './open-storage.js';
 import { createPartitionRouter } from './partition-router.js';
 import { watchThreadLiveness } from './thread-liveness.js';
 import { claimThreadSlot, releaseThreadSlot } from './thread-slots.js';
@@ -55,8 +55,9 @@ export async function attach(handle: unknown): Promise<Database> {
         logDirectory,
       ),
   );
-  if (handle.readOnly === true)
-    refuseWrites([...channels, ...transactionChannels], handle.path, handle.readOnlyCause ?? 'option');
+  if (handle.readOnly === true) refuseWrites([...channels, ...transactionChannels], handle.path);
+  else if (writesRefusedUntilSpace(databaseControl))
+    refuseWritesUntilSpace([...channels, ...transactionChannels], handle.path, databaseControl);
   const mvcc = MvccState.attach(handle.mvcc);
   const liveness = watchThreadLiveness(databaseControl, handle.threadsMax, claim, () => {
     // Exit listeners that run after this one must not reach a ring the slot's next thread will use.

@@ -39,8 +39,6 @@ export interface DatabaseHandle {
   databaseControl: SharedArrayBuffer;
   /** Opened with `{ readOnly: true }`: an attached thread's writes reject with ERR_READ_ONLY too. */
   readOnly?: boolean;
-  /** Set when the database serves reads only because its disk was full at open: writes get ERR_DISK_FULL. */
-  readOnlyCause?: 'disk-full';
 }
 
 export function assertDatabaseHandle(handle: unknown): asserts handle is DatabaseHandle {

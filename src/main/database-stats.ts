@@ -8,6 +8,7 @@ import {
 import type { WorkerPlacement } from '../workers/owner-protocol.js';
 import type { DatabaseParts } from './database.js';
 import type { Durability } from './open-options.js';
+import { writesRefusedUntilSpace } from './open-storage.js';
 import type { TransactionStats } from './transaction-coordinator.js';
 
 export interface WorkerStats {
@@ -28,7 +29,10 @@ export interface DatabaseStats {
   workers: number;
   threadsMax: number;
   durability: Durability;
-  /** Opened with `{ readOnly: true }`: writes, commits and checkpoints reject with ERR_READ_ONLY. */
+  /**
+   * Serving reads only: opened with `{ readOnly: true }` (writes, commits and checkpoints reject with
+   * ERR_READ_ONLY), or opened on a full disk and not yet writing again (they reject with ERR_DISK_FULL).
+   */
   readOnly: boolean;
   entries: number;
   /** Writes of this thread not yet acknowledged. */
@@ -102,7 +106,7 @@ export function collectStats(
     workers: workerControls.length,
     threadsMax: handle.threadsMax,
     durability: handle.durability,
-    readOnly: handle.readOnly === true,
+    readOnly: handle.readOnly === true || writesRefusedUntilSpace(parts.databaseControl),
     entries: partitionStats.reduce((sum, stats) => sum + stats.entries, 0),
     pendingWrites: [...parts.channels, ...parts.transactionChannels].reduce(
       (sum, channel) => sum + channel.pending,

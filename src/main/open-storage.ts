@@ -1,6 +1,6 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { LightningError } from '../shared-memory/index.js';
+import { kDatabaseWritesRefused, LightningError } from '../shared-memory/index.js';
 import { acquireLock } from '../storage/lock-file.js';
 import { storageConditionError } from '../storage/storage-errors.js';
 import type { WriteChannel } from './write-channel.js';
@@ -114,7 +114,7 @@ export function noDatabaseToRead(directory: string): LightningError {
 
 /**
  * Why a database serves reads only: opened with `{ readOnly: true }`, or opened on a full disk
- * (open() falls back to reading rather than fail).
+ * (open() falls back to reading rather than fail, and writes again once space is freed).
  */
 export type ReadOnlyCause = 'option' | 'disk-full';
 
@@ -127,7 +127,7 @@ export function readOnlyError(
   if (cause === 'disk-full') {
     return new LightningError(
       'ERR_DISK_FULL',
-      `${what}: the disk holding ${directory} was full when it was opened, so it serves reads only; close it and open it again once space is freed`,
+      `${what}: the disk holding ${directory} was full when it was opened, so it serves reads only; it takes writes again once space is freed (looked at every second)`,
     );
   }
   return new LightningError(
@@ -137,11 +137,23 @@ export function readOnlyError(
 }
 
 /** Makes every write through these channels reject (a read-only open). */
-export function refuseWrites(
+export function refuseWrites(channels: readonly WriteChannel[], directory: string): void {
+  const refusal = readOnlyError('writes and transaction commits are refused', directory);
+  for (const channel of channels) channel.fail(refusal);
+}
+
+/** Whether a database opened on a full disk still refuses writes (every thread reads the same word). */
+export function writesRefusedUntilSpace(databaseControl: Int32Array): boolean {
+  return Atomics.load(databaseControl, kDatabaseWritesRefused) !== 0;
+}
+
+/** Makes writes through these channels reject while the database refuses writes until space returns. */
+export function refuseWritesUntilSpace(
   channels: readonly WriteChannel[],
   directory: string,
-  cause: ReadOnlyCause = 'option',
+  databaseControl: Int32Array,
 ): void {
-  const refusal = readOnlyError('writes and transaction commits are refused', directory, cause);
-  for (const channel of channels) channel.fail(refusal);
+  const refusal = readOnlyError('writes and transaction commits are refused', directory, 'disk-full');
+  const stillRefused = () => writesRefusedUntilSpace(databaseControl);
+  for (const channel of channels) channel.refuseWhile(refusal, stillRefused);
 }

@@ -20,6 +20,7 @@ import { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import { accountForFiles, createIdentity, createPartitionFiles } from '../storage/database-files.js';
 import { readMetadata } from '../storage/database-metadata.js';
 import { DecisionLog, readCommittedTransactions, removeDecisionLogs } from '../storage/decision-log.js';
+import { directoryFingerprint } from '../storage/directory-fingerprint.js';
 import { installFileLayerModule } from '../storage/file-layer.js';
 import { walDirectory } from '../storage/layout.js';
 import { newDatabasePartitionHash } from '../storage/partition-hash.js';
@@ -42,6 +43,8 @@ import {
   type ReadOnlyCause,
   readOnlyError,
   refuseWrites,
+  refuseWritesUntilSpace,
+  writesRefusedUntilSpace,
 } from './open-storage.js';
 import { createPartitionRouter } from './partition-router.js';
 import { reviveLightningError } from './revive-error.js';
@@ -49,6 +52,7 @@ import { watchThreadLiveness } from './thread-liveness.js';
 import { ThreadReclaimer } from './thread-reclaimer.js';
 import { claimThreadSlot, releaseThreadSlot } from './thread-slots.js';
 import { WorkerPool } from './worker-pool.js';
+import { WritableAgain } from './writable-again.js';
 import { transactionRingBytes, WriteChannel } from './write-channel.js';
 
 /**
@@ -80,8 +84,8 @@ export async function open(path: string, options?: OpenOptions): Promise<Databas
       throw explainOpenFailure(error, directory);
     }
   } catch (error) {
-    // A database on a full disk still serves reads: it opens as with { readOnly: true }, and its
-    // writes reject with ERR_DISK_FULL until it is reopened with space freed.
+    // A database on a full disk still serves reads: it opens as with { readOnly: true }, its writes
+    // reject with ERR_DISK_FULL, and it writes again once space is freed (WritableAgain).
     const diskFull = isLightningError(error, 'ERR_DISK_FULL') && !resolved.readOnly;
     if (!diskFull || (await readMetadata(directory).catch(() => null)) === null) throw error;
     return openLocked(directory, { ...resolved, readOnly: true }, async () => {}, 'disk-full');
@@ -135,6 +139,9 @@ async function openLocked(
     slotsPerThread: snapshotSlotsPerThreadDefault,
     transactionEntries: transactionEntriesDefault,
   });
+  // Opened on a full disk: what the directory holds before the owners read it, so that it takes the
+  // lock later only if no other process wrote it meanwhile.
+  const fingerprint = readOnlyCause === 'disk-full' ? await directoryFingerprint(directory) : null;
   // Decisions of two-phase commits a crash left in doubt: the owners resolve them while recovering.
   const committedTransactions = [...(await readCommittedTransactions(directory))];
   // Refuses an old log layout and names this run's logs.
@@ -208,8 +215,7 @@ async function openLocked(
     workerPlacements: placements,
     rings: rings.map((perWorker) => perWorker.map((ring) => ring.sab)),
     databaseControl: databaseControl.buffer as SharedArrayBuffer,
-    ...(resolved.readOnly ? { readOnly: true } : {}),
-    ...(resolved.readOnly && readOnlyCause === 'disk-full' ? { readOnlyCause } : {}),
+    ...(resolved.readOnly && readOnlyCause === 'option' ? { readOnly: true } : {}),
   };
   const claim = claimThreadSlot(databaseControl, resolved.threadsMax);
   const slot = claim.slot;
@@ -241,7 +247,26 @@ async function openLocked(
         walDirectory(directory),
       ),
   );
-  if (resolved.readOnly) refuseWrites([...channels, ...transactionChannels], directory, readOnlyCause);
+  // A database opened on a full disk takes writes again once space returns.
+  const writableAgain =
+    fingerprint === null
+      ? null
+      : new WritableAgain(
+          {
+            directory,
+            databaseControl,
+            becomeWritable: (walEpoch) => pool.becomeWritable(walEpoch),
+            finishOpen: async () => {
+              await cutTornTails(started.tornTails);
+              await removeDecisionLogs(directory);
+            },
+          },
+          fingerprint,
+        );
+  writableAgain?.start();
+  if (writableAgain !== null)
+    refuseWritesUntilSpace([...channels, ...transactionChannels], directory, databaseControl);
+  else if (resolved.readOnly) refuseWrites([...channels, ...transactionChannels], directory);
   return new Database({
     handle,
     router,
@@ -257,9 +282,10 @@ async function openLocked(
     transactionChannels,
     workerControls: controls,
     databaseControl,
-    checkpoint: resolved.readOnly
-      ? () => Promise.reject(readOnlyError('checkpoint()', directory, readOnlyCause))
-      : () => pool.checkpoint(),
+    checkpoint: () =>
+      (resolved.readOnly && writableAgain === null) || writesRefusedUntilSpace(databaseControl)
+        ? Promise.reject(readOnlyError('checkpoint()', directory, readOnlyCause))
+        : pool.checkpoint(),
     recovery: {
       checkpointEntries: recoveries.reduce((sum, recovery) => sum + recovery.checkpointEntries, 0),
       replayedRecords: recoveries.reduce((sum, recovery) => sum + recovery.replayedRecords, 0),
@@ -270,11 +296,13 @@ async function openLocked(
     },
     release: async () => {
       markClosed(databaseControl);
+      const lockTakenLater = (await writableAgain?.stop()) ?? null;
       liveness.stop();
       await reclaimer.stop();
       await pool.stop();
       releaseThreadSlot(databaseControl, claim);
       await releaseLock();
+      await lockTakenLater?.();
     },
   });
 }

@@ -155,6 +155,27 @@ export class WorkerPool {
     }
   }
 
+  /**
+   * After a read-only start: every worker starts writing, its new log in `walEpoch` (a worker that
+   * writes already does nothing). Rejects with the first failure once every worker has settled; the
+   * workers that failed can be asked again.
+   */
+  async becomeWritable(walEpoch: number): Promise<void> {
+    for (const worker of this.#workers) worker.thread.ref();
+    try {
+      const settled = await Promise.allSettled(
+        this.#workers.map((worker) =>
+          Promise.race([worker.api.becomeWritable(walEpoch), this.#exited(worker)]),
+        ),
+      );
+      for (const outcome of settled) if (outcome.status === 'rejected') throw outcome.reason;
+    } catch (error) {
+      throw reviveLightningError(error) ?? error;
+    } finally {
+      if (!this.#stopping) for (const worker of this.#workers) worker.thread.unref();
+    }
+  }
+
   /** Lets every worker apply what it was sent, then ends the threads. */
   async stop(): Promise<void> {
     this.#stopping = true;

@@ -70,6 +70,8 @@ export class WriteChannel {
   #waitingForCompletion = false;
   #waitingForSpace = false;
   #failure: LightningError | null = null;
+  /** While `#failure` is a refusal that lifts (a database opened on a full disk): whether it still holds. */
+  #stillRefused: (() => boolean) | null = null;
   #drainWaiters: (() => void)[] = [];
 
   /** `logDirectory`: the owners' log directory, named by the errors of writes the disk refused. */
@@ -117,13 +119,25 @@ export class WriteChannel {
 
   /** Fails every pending operation (the owner died or the database closed). */
   fail(error: LightningError): void {
-    if (this.#failure === null) this.#failure = error;
+    // A failure for good replaces a refusal that would have lifted.
+    if (this.#failure === null || this.#stillRefused !== null) this.#failure = error;
+    this.#stillRefused = null;
     const hadPending = this.pending > 0;
     this.#inFlight = 0;
     this.#backlog = [];
     this.#backlogSentBytes = 0;
     this.#promises.failAll(error);
     if (hadPending) this.#settledAll();
+  }
+
+  /**
+   * Refuses every write with `refusal` for as long as `stillRefused()` says so, asked again at each
+   * write (nothing is pending: writes are refused from the start).
+   */
+  refuseWhile(refusal: LightningError, stillRefused: () => boolean): void {
+    if (this.#failure !== null) return;
+    this.#failure = refusal;
+    this.#stillRefused = stillRefused;
   }
 
   #send(
@@ -135,6 +149,10 @@ export class WriteChannel {
     entries: BatchEntry[] | null,
     part: TransactionPart | null,
   ): Promise<void> {
+    if (this.#stillRefused !== null && !this.#stillRefused()) {
+      this.#failure = null;
+      this.#stillRefused = null;
+    }
     if (this.#failure === null) this.#checkWorkerAlive();
     if (this.#failure !== null) return Promise.reject(this.#failure);
     if (bytes > operationBytesMax) return Promise.reject(tooLargeForTheLog(bytes, part !== null));

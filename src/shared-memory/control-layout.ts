@@ -16,8 +16,9 @@ export const controlMagic = 0x43_54_52_4c; // "CTRL"
 /**
  * 2: the worker control block gained the owner's metrics (owner-metrics-layout.ts).
  * 3: the database control block's slot table records each slot's holder and its death.
+ * 4: the database control block says whether writes are refused until the disk has space.
  */
-export const controlFormatVersion = 3;
+export const controlFormatVersion = 4;
 
 export const kControlMagic = 0;
 export const kControlFormatVersion = 1;
@@ -49,8 +50,13 @@ export const kDatabaseState = 3;
 export const kDatabaseDeaths = 4;
 /** The last claim generation handed out: each claim of a slot gets a new one. */
 export const kDatabaseGenerations = 5;
+/**
+ * 1 while a database opened on a full disk serves reads only; the opener stores 0 once it has made
+ * every owner write again, and every thread's writes are taken from then on.
+ */
+export const kDatabaseWritesRefused = 6;
 /** First word of the slot table: `databaseSlotWords` words per thread slot, fields below. */
-export const kDatabaseSlots = 6;
+export const kDatabaseSlots = 7;
 export const databaseSlotWords = 3;
 /** Slot field: 0 free, the claim generation while held, slotReclaiming while a dead holder's is undone. */
 export const kSlotClaim = 0;

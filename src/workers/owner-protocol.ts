@@ -73,6 +73,12 @@ export interface OwnerApi {
    * logs and starts the loop; returns their tree handles and what recovery found.
    */
   start(config: OwnerConfig): Promise<OwnerStarted>;
+  /**
+   * After a read-only start (a database opened on a full disk): starts writing as `start` would have,
+   * with this run's log in `walEpoch`. Nothing is left started when it fails, so it can be tried again
+   * (with a new epoch). Does nothing if the worker writes already.
+   */
+  becomeWritable(walEpoch: number): Promise<void>;
   /** Checkpoints every partition of this worker; resolves with what was written. */
   checkpoint(): Promise<CheckpointResult[]>;
   /** Applies everything already appended, stops the loop, and resolves when done. */

@@ -15,7 +15,6 @@ import {
   CommandRing,
   kWorkerFieldCount,
   kWorkerState,
-  type TreeHandle,
   workerStateRunning,
   workerStateStopped,
 } from '../shared-memory/index.js';
@@ -36,7 +35,7 @@ import { recordClosingMarks, recordRecoveredMarks } from './durable-marks.js';
 import { Failpoints } from './failpoints.js';
 import { type OwnedPartition, OwnerLoop } from './owner-loop.js';
 import { checkpointRecorder } from './owner-metrics.js';
-import type { OwnerApi, OwnerConfig, OwnerStarted, WorkerPlacement } from './owner-protocol.js';
+import type { OwnerApi, OwnerConfig, OwnerStarted } from './owner-protocol.js';
 import type { CheckpointResult } from './partition-checkpoint.js';
 import { recoverPartitions } from './partition-recovery.js';
 import { encodeDecisionRecord } from './transaction-records.js';
@@ -54,8 +53,10 @@ let ownerLog: WalWriter | null = null;
 /** The database directory and the partitions of this worker, for the manifests' marks at shutdown. */
 let shutdownPath = '';
 let shutdownPartitions: readonly number[] = [];
-/** Opened with `readOnly`: nothing of this worker writes to the directory. */
+/** Serving reads only (opened with `readOnly`, or on a full disk): nothing of it writes to the directory. */
 let readOnly = false;
+/** While serving reads only: what recovery left, for `becomeWritable`. */
+let readable: RecoveredState | null = null;
 
 const api: OwnerApi = {
   async start(config: OwnerConfig): Promise<OwnerStarted> {
@@ -65,9 +66,6 @@ const api: OwnerApi = {
     // Pinned before any partition exists, so the pages this thread first touches land on its node.
     const { node, cpus, pinning } = config.placement;
     const placement = { node, ...placeCurrentThread(cpus, pinning) };
-    const partitions = new Map<number, OwnedPartition>();
-    const trees: TreeHandle[] = [];
-    const versionTrees: TreeHandle[] = [];
     const mvcc = MvccState.attach(config.mvcc);
     const committed = new Set(config.committedTransactions);
     const owned = config.partitions.map((partition) => ({
@@ -81,73 +79,43 @@ const api: OwnerApi = {
       config.walEpoch,
       new LogCoverage(config.logCoverage.length > 0 ? config.logCoverage : [null]),
     );
+    // Each partition's version store, shared with the readers from the start: a database that serves
+    // reads only (and may take writes later) hands out the same trees.
+    const withVersions = owned.map(({ partition, tree }) => ({
+      partition,
+      tree,
+      versions: BTree.create({ pageSizeBytes: config.pageSizeBytes, maxBytes: config.partitionBytesMax }),
+    }));
+    const state: RecoveredState = { config, partitions: withVersions, recovered, mvcc };
     if (config.readOnly) {
+      // In-doubt transactions were resolved in memory at recovery; the version store stays empty.
       readOnly = true;
-      return startReadOnly(owned, recovered, config, placement);
+      readable = state;
+    } else {
+      await startWriting(state, config.walEpoch);
     }
-    // Records an earlier run left unrecorded (it crashed): once synced here, the manifests promise them.
-    await recordRecoveredMarks(config.path, config.partitions, recovered);
-    // One log for all of this worker's partitions, new for this run: a batch is one write and one
-    // fdatasync however many partitions it touched.
-    const writer = await openOwnerLog(config);
-    ownerLog = writer;
-    shutdownPath = config.path;
-    shutdownPartitions = config.partitions;
-    const recoveries = recovered.partitions;
-    let anyResolved = false;
-    owned.forEach(({ partition, tree }, i) => {
-      const recovery = recoveries[i]!;
-      const log = new PartitionLog(writer, partition, recovery.nextLsn);
-      // Decided at recovery: logged and synced before the coordinators' decision logs are dropped.
-      for (const { transactionId, committed: wasCommitted } of recovery.resolved) {
-        log.append(recordTypeDecision, [encodeDecisionRecord(transactionId, wasCommitted)]);
-        anyResolved = true;
-      }
-      const versions = BTree.create({
-        pageSizeBytes: config.pageSizeBytes,
-        maxBytes: config.partitionBytesMax,
-      });
-      partitions.set(partition, { tree, log, versioned: new VersionedPartition(tree, versions, mvcc) });
-      trees.push(tree.share());
-      versionTrees.push(versions.share());
-    });
-    if (anyResolved) await writer.flush(true);
-    const rings = config.rings.map((sab) => CommandRing.attach(sab));
-    loop = new OwnerLoop(
-      partitions,
-      config.durability,
-      rings,
-      control,
-      new Failpoints(config.failpoints),
-      mvcc,
-      config.workerIndex,
-    );
-    loop.start();
-    if (config.durability === 'relaxed') {
-      // Writes were acknowledged after write(2); sync them within the interval.
-      const running = loop;
-      syncTimer = setInterval(() => {
-        syncOwnerLogs(running.takeUnsynced()).catch(failLog);
-      }, config.syncIntervalMs);
-    }
-    const scheduler = new CheckpointScheduler(
-      config.path,
-      partitions,
-      config.checkpointWalBytes,
-      new SegmentRemoval(recovered.segments, writer),
-      checkpointRecorder(control),
-    );
-    checkpoints = scheduler;
-    checkpointTimer = setInterval(() => scheduler.maybeStart(failCheckpoint), checkpointCheckIntervalMs);
     Atomics.store(control, kWorkerState, workerStateRunning);
     return {
-      trees,
-      versionTrees,
-      recoveries,
+      trees: withVersions.map(({ tree }) => tree.share()),
+      versionTrees: withVersions.map(({ versions }) => versions.share()),
+      recoveries: recovered.partitions,
       tornTails: recovered.tornTails,
       skippedDamage: recovered.skippedDamage,
       placement,
     };
+  },
+
+  async becomeWritable(walEpoch: number): Promise<void> {
+    if (!readOnly) return;
+    if (readable === null) throw new Error('owner worker not started');
+    try {
+      await startWriting(readable, walEpoch);
+    } catch (error) {
+      // ERR_DISK_FULL / ERR_READ_ONLY reach the opener with their type: it tries again later.
+      rethrowStorageCondition(error, 'starting to write again', 'serving reads meanwhile');
+    }
+    readOnly = false;
+    readable = null;
   },
 
   async checkpoint(): Promise<CheckpointResult[]> {
@@ -197,33 +165,77 @@ async function openOwnerLog(config: OwnerConfig): Promise<WalWriter> {
   }
 }
 
-/** Serves the recovered partitions for reading only: no log, no loop, no checkpoints. */
-function startReadOnly(
-  owned: { tree: BTree }[],
-  recovered: Awaited<ReturnType<typeof recoverPartitions>>,
-  config: OwnerConfig,
-  placement: WorkerPlacement,
-): OwnerStarted {
-  const trees: TreeHandle[] = [];
-  const versionTrees: TreeHandle[] = [];
-  for (const { tree } of owned) {
-    trees.push(tree.share());
-    // In-doubt transactions were resolved in memory at recovery; the version store stays empty.
-    const versions = BTree.create({
-      pageSizeBytes: config.pageSizeBytes,
-      maxBytes: config.partitionBytesMax,
-    });
-    versionTrees.push(versions.share());
+/** What recovery left a worker, for it to start writing now or, after a read-only open, later. */
+interface RecoveredState {
+  config: OwnerConfig;
+  partitions: { partition: number; tree: BTree; versions: BTree }[];
+  recovered: Awaited<ReturnType<typeof recoverPartitions>>;
+  mvcc: MvccState;
+}
+
+/**
+ * Records the marks recovery found, opens this run's log (in `walEpoch`), logs the outcomes of the
+ * in-doubt transactions recovery resolved, and starts the loop and the checkpoint timer. A failure
+ * (a full disk) leaves nothing started, so it can be tried again with a new epoch.
+ */
+async function startWriting(state: RecoveredState, walEpoch: number): Promise<void> {
+  const { config, recovered, mvcc } = state;
+  const ownedPartitions = state.partitions.map(({ partition }) => partition);
+  // Records an earlier run left unrecorded (it crashed): once synced here, the manifests promise them.
+  await recordRecoveredMarks(config.path, ownedPartitions, recovered);
+  // One log for all of this worker's partitions, new for this run: a batch is one write and one
+  // fdatasync however many partitions it touched.
+  const writer = await openOwnerLog({ ...config, walEpoch });
+  const partitions = new Map<number, OwnedPartition>();
+  let anyResolved = false;
+  state.partitions.forEach(({ partition, tree, versions }, i) => {
+    const recovery = recovered.partitions[i]!;
+    const log = new PartitionLog(writer, partition, recovery.nextLsn);
+    // Decided at recovery: logged and synced before the coordinators' decision logs are dropped.
+    for (const { transactionId, committed: wasCommitted } of recovery.resolved) {
+      log.append(recordTypeDecision, [encodeDecisionRecord(transactionId, wasCommitted)]);
+      anyResolved = true;
+    }
+    partitions.set(partition, { tree, log, versioned: new VersionedPartition(tree, versions, mvcc) });
+  });
+  if (anyResolved) {
+    try {
+      await writer.flush(true);
+    } catch (error) {
+      await writer.close().catch(() => {});
+      throw error;
+    }
   }
-  Atomics.store(control!, kWorkerState, workerStateRunning);
-  return {
-    trees,
-    versionTrees,
-    recoveries: recovered.partitions,
-    tornTails: recovered.tornTails,
-    skippedDamage: recovered.skippedDamage,
-    placement,
-  };
+  ownerLog = writer;
+  shutdownPath = config.path;
+  shutdownPartitions = ownedPartitions;
+  const rings = config.rings.map((sab) => CommandRing.attach(sab));
+  const running = new OwnerLoop(
+    partitions,
+    config.durability,
+    rings,
+    control!,
+    new Failpoints(config.failpoints),
+    mvcc,
+    config.workerIndex,
+  );
+  loop = running;
+  running.start();
+  if (config.durability === 'relaxed') {
+    // Writes were acknowledged after write(2); sync them within the interval.
+    syncTimer = setInterval(() => {
+      syncOwnerLogs(running.takeUnsynced()).catch(failLog);
+    }, config.syncIntervalMs);
+  }
+  const scheduler = new CheckpointScheduler(
+    config.path,
+    partitions,
+    config.checkpointWalBytes,
+    new SegmentRemoval(recovered.segments, writer),
+    checkpointRecorder(control!),
+  );
+  checkpoints = scheduler;
+  checkpointTimer = setInterval(() => scheduler.maybeStart(failCheckpoint), checkpointCheckIntervalMs);
 }
 
 function readOnlyRefusal(what: string): LightningError {

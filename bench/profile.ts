@@ -24,12 +24,12 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgumentsOrExit } from './lib/args.js';
 import { findRepoRoot } from './lib/environment.js';
+import { resolvePeerFile } from './lib/peers.js';
 import {
   cpuProfileFiles,
   foldedStacks,
@@ -62,8 +62,7 @@ function parseArguments(argv: string[]): Options {
 }
 
 function zeroXCommand(): string {
-  const requireHere = createRequire(import.meta.url);
-  const manifestPath = requireHere.resolve('0x/package.json');
+  const manifestPath = resolvePeerFile('0x/package.json');
   const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as { bin: string | Record<string, string> };
   const bin = typeof manifest.bin === 'string' ? manifest.bin : manifest.bin['0x']!;
   return path.join(path.dirname(manifestPath), bin);

@@ -4,9 +4,14 @@
  * `open()` starts partition-owner workers; reads run synchronously from shared memory on any thread,
  * writes are logged and group-committed by the owners, and transactions commit in one partition or
  * across several (two-phase commit) with snapshot reads.
+ *
+ * This entry exports the API; the shared-memory structures under it (BTree, TreeReader, checkTree)
+ * are exported by `lightning-db/internals` (src/internals.ts) for tools and tests that need them.
  */
+// The declarations name Node's types (Buffer, Worker): a consumer whose compiler loads no global
+// types by default (TypeScript 7) gets them through this reference, kept in the emitted .d.ts.
+/// <reference types="node" preserve="true" />
 
-export { type AdminServer, type AdminServerOptions, startAdminServer } from './main/admin/admin-server.js';
 export { attach } from './main/attach.js';
 export type { BackupOptions, BackupProgress, BackupResult } from './main/backup.js';
 export {
@@ -29,21 +34,16 @@ export {
   verifyBackup,
 } from './main/restore.js';
 export type { Snapshot } from './main/snapshot.js';
+export { type AdminServer, type AdminServerOptions, startAdminServer } from './main/start-admin-server.js';
 export type { Transaction } from './main/transaction.js';
 export type { TransactionOptions, TransactionStats } from './main/transaction-coordinator.js';
 export {
-  BTree,
-  type BTreeOptions,
-  checkTree,
   isLightningError,
   keyBytesMax,
   LightningError,
   type LightningErrorCode,
   pageSizeBytesDefault,
   type RangeOptions,
-  type TreeCheckReport,
-  type TreeHandle,
-  TreeReader,
   type TreeStats,
   valueBytesMax,
 } from './shared-memory/index.js';

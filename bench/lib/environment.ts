@@ -8,10 +8,13 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync, statfsSync
 import os from 'node:os';
 import path from 'node:path';
 
-/** A benchmark runs as bench/x.ts or as dist/bench/x.js, so find the root by its package.json. */
+/**
+ * A benchmark runs as bench/x.ts or as dist/bench/x.js, so find the root by its package.json: the one
+ * with a bench/ beside it (bench/ has a package.json of its own, for the peers).
+ */
 export function findRepoRoot(start: string): string {
   for (let dir = start; ; dir = path.dirname(dir)) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (existsSync(path.join(dir, 'package.json')) && existsSync(path.join(dir, 'bench'))) return dir;
     if (path.dirname(dir) === dir) return path.resolve(start, '..');
   }
 }
@@ -34,13 +37,17 @@ export function filesystemName(dir: string): string {
   }
 }
 
+/** The installed version of a package: a benchmark peer in bench/node_modules, else the repository's. */
 export function packageVersion(repoRoot: string, name: string): string {
-  try {
-    const text = readFileSync(path.join(repoRoot, 'node_modules', name, 'package.json'), 'utf8');
-    return (JSON.parse(text) as { version: string }).version;
-  } catch {
-    return 'unknown';
+  for (const modules of [path.join(repoRoot, 'bench', 'node_modules'), path.join(repoRoot, 'node_modules')]) {
+    try {
+      const text = readFileSync(path.join(modules, name, 'package.json'), 'utf8');
+      return (JSON.parse(text) as { version: string }).version;
+    } catch {
+      // Not installed here; try the next place.
+    }
   }
+  return 'unknown';
 }
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The part of better-sqlite3's API the benchmarks use. The package ships no type declarations and
- * @types/better-sqlite3 is not a dependency, so the calls are typed here.
+ * @types/better-sqlite3 is not a dependency, so the calls are typed here; better-sqlite3 itself is
+ * installed into bench/node_modules on first use (bench/lib/peers.ts).
  */
 declare module 'better-sqlite3' {
   interface Statement<Parameters extends unknown[], Row> {

@@ -4,6 +4,7 @@
  * writers queued at the same moment into one log write) or a chained `batch()` written with
  * `{ sync }` (its bulk path: one log write per batch). Keys and values are Buffers.
  */
+import { importPeer } from '../lib/peers.js';
 import type { DurabilityClass, PeerCapabilities, RowSink } from './peer.js';
 
 export const levelCapabilities: PeerCapabilities = {
@@ -38,7 +39,7 @@ export interface LevelPeer {
 }
 
 export async function openLevel(dir: string, durability: 'sync' | 'nosync'): Promise<LevelPeer> {
-  const { ClassicLevel } = await import('classic-level');
+  const { ClassicLevel } = await importPeer('classic-level');
   const db = new ClassicLevel<Buffer, Buffer>(dir, { keyEncoding: 'buffer', valueEncoding: 'buffer' });
   await db.open();
   const writeOptions = { sync: durability === 'sync' };

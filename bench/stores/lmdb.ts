@@ -6,6 +6,7 @@
  * outstanding. Keys and values are raw bytes (`keyEncoding`/`encoding` 'binary'): memcmp order, the
  * order of every other peer, so scan checksums agree.
  */
+import { importPeer } from '../lib/peers.js';
 import type { DurabilityClass, KvPeer, PeerCapabilities, TxAccess } from './peer.js';
 
 export const lmdbCapabilities: PeerCapabilities = {
@@ -35,7 +36,7 @@ const acknowledgementText: Record<DurabilityClass, string> = {
 };
 
 export async function openLmdb(dir: string, durability: DurabilityClass): Promise<KvPeer> {
-  const lmdb = await import('lmdb');
+  const lmdb = await importPeer('lmdb');
   const flags = flagsOf[durability];
   const db = lmdb.open<Buffer, Buffer>({
     path: dir,

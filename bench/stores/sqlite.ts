@@ -7,6 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
+import { importPeer } from '../lib/peers.js';
 import type { PeerCapabilities } from './peer.js';
 
 export const sqliteCapabilities: PeerCapabilities = {
@@ -37,7 +38,7 @@ export async function openSqlite(
   file: string,
   durability: 'sync' | 'nosync',
 ): Promise<SqlitePeer> {
-  const { default: SqliteDatabase } = await import('better-sqlite3');
+  const { default: SqliteDatabase } = await importPeer('better-sqlite3');
   mkdirSync(dir, { recursive: true });
   const db = new SqliteDatabase(path.join(dir, file));
   const synchronous = durability === 'sync' ? 'FULL' : 'NORMAL';

@@ -114,6 +114,17 @@ describe('documentation examples', () => {
     expect(readme.runs.filter((run) => isQuickStart('README.md', run.code))).toHaveLength(1);
   });
 
+  it("lists every error code in the README's error table, and no other", () => {
+    const errorsSource = readFileSync(join(root, 'src/shared-memory/errors.ts'), 'utf8');
+    const union = /export type LightningErrorCode =([^;]*);/.exec(errorsSource)?.[1] ?? '';
+    const codes = [...union.matchAll(/'(ERR_[A-Z_]+)'/g)].map((match) => match[1]);
+    const listed = [...markdownOf.get('README.md')!.matchAll(/^\| `(ERR_[A-Z_]+)`/gm)].map(
+      (match) => match[1],
+    );
+    expect(codes.length).toBeGreaterThan(0);
+    expect([...listed].sort()).toEqual([...codes].sort());
+  });
+
   it('names only scripts that package.json has in its npm commands', () => {
     const commands = plans.flatMap(({ path, plan }) =>
       plan.npmChecks.flatMap((check) =>

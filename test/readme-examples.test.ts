@@ -12,12 +12,13 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { open } from '../src/index.js';
 import {
   commandExists,
   describeFailure,
+  programFromExample,
   runProgramExample,
   runShellExample,
 } from './support/example-runner.js';
@@ -264,5 +265,15 @@ describe('documentation example markers and links', () => {
       { line: 1, target: '', anchor: 'errors' },
     ]);
     expect(headingSlugs(markdown)).toEqual(['worker-placement-numa', 'errors']);
+  });
+
+  it('runs imports of the package and of its subpaths from the sources, and admin servers on any port', () => {
+    const program = programFromExample(
+      'import { open } from \'lightning-db\';\nimport { BTree } from "lightning-db/internals";\nawait db.serveAdmin({ port: 9464 });',
+    );
+    expect(program).toContain(JSON.stringify(pathToFileURL(join(root, 'src/index.ts')).href));
+    expect(program).toContain(JSON.stringify(pathToFileURL(join(root, 'src/internals.ts')).href));
+    expect(program).toContain('port: 0');
+    expect(program).not.toContain("'lightning-db");
   });
 });

@@ -11,7 +11,6 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const sourceEntryUrl = pathToFileURL(join(root, 'src/index.ts')).href;
 const cliPath = join(root, 'src/main/cli/lightning-cli.ts');
 /** Makes a Worker the example starts on a module file load that module through tsx as well. */
 const tsxWorkersUrl = pathToFileURL(join(root, 'test/support/tsx-workers.mjs')).href;
@@ -40,13 +39,24 @@ export interface ExampleResult {
 
 /**
  * The example's program as it runs from this checkout: `import ... from 'lightning-db'` names the
- * sources, and a fixed admin port becomes 0 (any free port), so a run never fails because another
- * program, or a test running at the same time, holds the port.
+ * sources (src/index.ts, and a subpath such as 'lightning-db/internals' src/internals.ts), and a fixed
+ * admin port becomes 0 (any free port), so a run never fails because another program, or a test
+ * running at the same time, holds the port.
  */
 export function programFromExample(code: string): string {
   return code
-    .replace(/(['"])lightning-db\1/g, JSON.stringify(sourceEntryUrl))
+    .replace(packageSpecifierPattern, (_match, _quote, subpath: string | undefined) =>
+      JSON.stringify(pathToFileURL(sourceEntryOf(subpath, '.ts')).href),
+    )
     .replace(/\bport: \d+/g, 'port: 0');
+}
+
+/** `'lightning-db'` or `'lightning-db/<subpath>'` in quotes; the subpath is the second group. */
+export const packageSpecifierPattern = /(['"])lightning-db(?:\/([\w-]+))?\1/g;
+
+/** The source file an import of the package (or of one of its subpaths) names, with the extension given. */
+export function sourceEntryOf(subpath: string | undefined, extension: '.ts' | '.js'): string {
+  return join(root, 'src', `${subpath ?? 'index'}${extension}`);
 }
 
 export async function runProgramExample(code: string, lang: 'ts' | 'js'): Promise<ExampleResult> {

@@ -1,6 +1,6 @@
 /**
- * Runs a README example as a user would: a TypeScript or JavaScript program in a child process
- * (`node --import tsx`), or a shell script with `lightning-cli` on its PATH, each with a fresh
+ * Runs a documentation example as a user would: a TypeScript or JavaScript program in a child process
+ * (`node --import tsx`, with the workers it starts on module files running under tsx too), or a shell script with `lightning-cli` on its PATH, each with a fresh
  * temporary directory as its working directory, so relative paths such as './data' land there.
  */
 import { spawn } from 'node:child_process';
@@ -11,8 +11,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const sourceEntryUrl = pathToFileURL(join(root, 'src/index.ts')).href;
 const cliPath = join(root, 'src/main/cli/lightning-cli.ts');
+/** Makes a Worker the example starts on a module file load that module through tsx as well. */
+const tsxWorkersUrl = pathToFileURL(join(root, 'test/support/tsx-workers.mjs')).href;
 
 /** tsx's ESM loader as a file URL: `--import tsx` would resolve from the temporary directory and fail. */
 const tsxLoaderUrl = ((): string => {
@@ -26,7 +27,7 @@ const tsxLoaderUrl = ((): string => {
 })();
 
 /** Long enough for a loaded 2-core machine; an example that never exits (a server left open) fails here. */
-const exampleTimeoutMs = 120_000;
+const exampleTimeoutMs = 240_000;
 
 export interface ExampleResult {
   code: number | null;
@@ -38,13 +39,24 @@ export interface ExampleResult {
 
 /**
  * The example's program as it runs from this checkout: `import ... from 'lightning-db'` names the
- * sources, and a fixed admin port becomes 0 (any free port), so a run never fails because another
- * program, or a test running at the same time, holds the port.
+ * sources (src/index.ts, and a subpath such as 'lightning-db/internals' src/internals.ts), and a fixed
+ * admin port becomes 0 (any free port), so a run never fails because another program, or a test
+ * running at the same time, holds the port.
  */
 export function programFromExample(code: string): string {
   return code
-    .replace(/(['"])lightning-db\1/g, JSON.stringify(sourceEntryUrl))
+    .replace(packageSpecifierPattern, (_match, _quote, subpath: string | undefined) =>
+      JSON.stringify(pathToFileURL(sourceEntryOf(subpath, '.ts')).href),
+    )
     .replace(/\bport: \d+/g, 'port: 0');
+}
+
+/** `'lightning-db'` or `'lightning-db/<subpath>'` in quotes; the subpath is the second group. */
+export const packageSpecifierPattern = /(['"])lightning-db(?:\/([\w-]+))?\1/g;
+
+/** The source file an import of the package (or of one of its subpaths) names, with the extension given. */
+export function sourceEntryOf(subpath: string | undefined, extension: '.ts' | '.js'): string {
+  return join(root, 'src', `${subpath ?? 'index'}${extension}`);
 }
 
 export async function runProgramExample(code: string, lang: 'ts' | 'js'): Promise<ExampleResult> {
@@ -52,7 +64,12 @@ export async function runProgramExample(code: string, lang: 'ts' | 'js'): Promis
     // .mts and .mjs: ES modules wherever they lie (top-level await needs that), whatever package.json says.
     const programPath = join(scratch, lang === 'ts' ? 'example.mts' : 'example.mjs');
     await writeFile(programPath, programFromExample(code));
-    return run(process.execPath, ['--import', tsxLoaderUrl, programPath], work, process.env);
+    return run(
+      process.execPath,
+      ['--import', tsxLoaderUrl, '--import', tsxWorkersUrl, programPath],
+      work,
+      process.env,
+    );
   });
 }
 

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
+import { packageSpecifierPattern, sourceEntryOf } from './example-runner.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -21,11 +22,14 @@ export interface TypedExample {
 export async function typeErrorsOf(examples: readonly TypedExample[]): Promise<string[]> {
   const scratch = await mkdtemp(join(tmpdir(), 'lightning-readme-types-'));
   try {
-    const sourceEntry = join(root, 'src/index.js');
     const files: string[] = [];
     for (const example of examples) {
       const file = join(scratch, `example-${example.name}.mts`);
-      await writeFile(file, example.code.replace(/(['"])lightning-db\1/g, JSON.stringify(sourceEntry)));
+      const code = example.code.replace(
+        packageSpecifierPattern,
+        (_match, _quote, subpath: string | undefined) => JSON.stringify(sourceEntryOf(subpath, '.js')),
+      );
+      await writeFile(file, code);
       files.push(file);
     }
     // The declarations the sources rely on (modules without types of their own).

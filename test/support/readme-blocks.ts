@@ -165,3 +165,60 @@ export function absolutePathsIn(code: string, kind: 'program' | 'shell'): string
   const pattern = kind === 'program' ? /(['"`])(\/[^'"`]*)\1/g : /(^|\s)(\/\S*)/g;
   return [...withoutComments.matchAll(pattern)].map((match) => match[2] ?? '');
 }
+
+/** A relative link of a Markdown file: the path it names ('' for a heading of the same file) and its anchor. */
+export interface RelativeLink {
+  line: number;
+  target: string;
+  anchor: string | null;
+}
+
+const linkPattern = /\]\(([^()\s]*)\)/g;
+
+/** Every `[text](target)` outside code blocks whose target is not a URL with a scheme (http:, mailto:...). */
+export function relativeLinksIn(markdown: string): RelativeLink[] {
+  const links: RelativeLink[] = [];
+  let inFence = false;
+  markdown.split('\n').forEach((text, index) => {
+    if (fencePattern.test(text.trimEnd()) || (inFence && text.trimEnd() === '```')) {
+      inFence = !inFence;
+      return;
+    }
+    if (inFence) return;
+    for (const match of text.matchAll(linkPattern)) {
+      const href = match[1] ?? '';
+      if (/^[a-z][a-z0-9+.-]*:/i.test(href)) continue;
+      const hash = href.indexOf('#');
+      links.push({
+        line: index + 1,
+        target: hash < 0 ? href : href.slice(0, hash),
+        anchor: hash < 0 ? null : href.slice(hash + 1),
+      });
+    }
+  });
+  return links;
+}
+
+/**
+ * The anchors GitHub gives a Markdown file's headings: lower case, punctuation dropped, spaces turned
+ * into hyphens (a repeated heading's later anchors, which get a numeric suffix, are not listed).
+ */
+export function headingSlugs(markdown: string): string[] {
+  const slugs: string[] = [];
+  let inFence = false;
+  for (const text of markdown.split('\n')) {
+    if (fencePattern.test(text.trimEnd()) || (inFence && text.trimEnd() === '```')) {
+      inFence = !inFence;
+      continue;
+    }
+    const heading = /^#{1,6}\s+(.*?)\s*$/.exec(text);
+    if (inFence || heading === null) continue;
+    slugs.push(
+      (heading[1] ?? '')
+        .toLowerCase()
+        .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+        .replace(/\s/g, '-'),
+    );
+  }
+  return slugs;
+}

@@ -13,21 +13,19 @@ export class PartitionFullError extends LightningError {
   }
 }
 
-/** What staged operations may allocate when they are applied, in their partition's two trees. */
+/**
+ * Every write staged in a pass so far for one partition, in its tree and in its version store, and
+ * the bound of what they may allocate when the pass applies them.
+ */
 export interface PassReservation {
+  treeWrites: WriteTally;
+  versionWrites: WriteTally;
   treePages: number;
-  /** Levels the tree may grow by: the next operation's bound starts from the taller tree. */
-  treeLevels: number;
   versionPages: number;
-  versionLevels: number;
 }
 
-export const noReservation: Readonly<PassReservation> = {
-  treePages: 0,
-  treeLevels: 0,
-  versionPages: 0,
-  versionLevels: 0,
-};
+/** Nothing staged yet. */
+export const noReservation = null;
 
 /** A stored version's key adds the key's length and an inverted timestamp (version-key.ts). */
 const versionKeyExtraBytes = 10;
@@ -36,13 +34,16 @@ const versionValueExtraBytes = 9;
 
 /**
  * Checks, when an operation is staged, that its partition can hold it once it is applied after the
- * log sync, on top of everything staged before it in the same pass; throws ERR_PARTITION_FULL
+ * log sync, together with everything staged before it in the same pass; throws ERR_PARTITION_FULL
  * otherwise, before the operation is logged. So nothing that reached the log can fail to apply for
- * want of pages.
+ * want of pages. Returns the pass's reservation with this operation added.
  *
- * The bound is `BTree.pagesForWrites` (write-pages.ts): what the operation's writes can allocate in
- * any order, counted from the tree as it will be after the operations staged before it (their pages
- * and levels added). It checks only: the buffers grow when the writes apply.
+ * The bound is `BTree.pagesForWrites` (write-pages.ts) of every write staged in the pass so far, taken
+ * as one group: the trees do not change while a pass stages (it applies after the log sync), and the
+ * bound holds for any order of a group's writes. Summing a bound per operation instead would count a
+ * possible split per level and a possible new level for every put, which grows with the square of
+ * the puts a pass stages in a partition (a thousand small puts in one turn came to a gigabyte).
+ * It checks only: the buffers grow when the writes apply.
  *
  * The version store is counted, as if every replaced version had to be kept, when `mayKeepVersions`:
  * whether a write keeps the version it replaces is decided only when it applies. A replaced version
@@ -57,31 +58,28 @@ export function reserveForPass(
   tree: BTree,
   versions: BTree,
   entries: Iterable<BatchEntry>,
-  staged: Readonly<PassReservation>,
+  staged: Readonly<PassReservation> | null,
   mayKeepVersions: boolean,
 ): PassReservation {
   const treeWrites = tree.newWriteTally();
   const versionWrites = versions.newWriteTally();
+  if (staged !== null) {
+    treeWrites.addTally(staged.treeWrites);
+    versionWrites.addTally(staged.versionWrites);
+  }
   let count = 0;
   for (const entry of entries) {
     tallyEntry(treeWrites, versionWrites, entry, mayKeepVersions);
     count++;
   }
-  const treeBound = tree.pagesForWrites(treeWrites, { pages: staged.treePages, levels: staged.treeLevels });
-  requirePages(tree, staged.treePages + treeBound.pages, 'tree', count);
-  if (!mayKeepVersions)
-    return { treePages: treeBound.pages, treeLevels: treeBound.levels, versionPages: 0, versionLevels: 0 };
-  const versionBound = versions.pagesForWrites(versionWrites, {
-    pages: staged.versionPages,
-    levels: staged.versionLevels,
-  });
-  requirePages(versions, staged.versionPages + versionBound.pages, 'version store', count);
-  return {
-    treePages: treeBound.pages,
-    treeLevels: treeBound.levels,
-    versionPages: versionBound.pages,
-    versionLevels: versionBound.levels,
-  };
+  const treePages = tree.pagesForWrites(treeWrites).pages;
+  requirePages(tree, treePages, 'tree', count);
+  let versionPages = 0;
+  if (versionWrites.puts > 0) {
+    versionPages = versions.pagesForWrites(versionWrites).pages;
+    requirePages(versions, versionPages, 'version store', count);
+  }
+  return { treeWrites, versionWrites, treePages, versionPages };
 }
 
 /**

@@ -33,7 +33,7 @@ export class PassStaging {
   #buffer = new Uint8Array(initialBytes);
   #filled = 0;
   readonly operations: StagedOperation[] = [];
-  /** Pages (and levels) reserved per partition in this pass, in the tree and in the version store. */
+  /** Per partition, every write staged in this pass and what they may allocate (reserveForPass). */
   readonly #reserved = new Map<number, PassReservation>();
   /** Per partition, the names of keys staged so far; null until a transaction needs them. */
   #stagedKeys: Map<number, Set<string>> | null = null;
@@ -61,7 +61,7 @@ export class PassStaging {
   }
 
   /** What the operations staged for `partition` in this pass may allocate when they apply. */
-  reserved(partition: number): Readonly<PassReservation> {
+  reserved(partition: number): Readonly<PassReservation> | null {
     return this.#reserved.get(partition) ?? noReservation;
   }
 
@@ -78,7 +78,7 @@ export class PassStaging {
     start: number,
     end: number,
     lsn: number,
-    reserved: Readonly<PassReservation>,
+    reserved: Readonly<PassReservation> | null,
   ): void {
     if (!(source.buffer instanceof SharedArrayBuffer)) {
       this.operations.push({ partition, source, start, end, lsn });
@@ -97,14 +97,9 @@ export class PassStaging {
     this.#addReserved(partition, reserved);
   }
 
-  #addReserved(partition: number, reserved: Readonly<PassReservation>): void {
-    const before = this.reserved(partition);
-    this.#reserved.set(partition, {
-      treePages: before.treePages + reserved.treePages,
-      treeLevels: before.treeLevels + reserved.treeLevels,
-      versionPages: before.versionPages + reserved.versionPages,
-      versionLevels: before.versionLevels + reserved.versionLevels,
-    });
+  /** `reserved`: the pass's reservation for the partition with this operation (reserveForPass). */
+  #addReserved(partition: number, reserved: Readonly<PassReservation> | null): void {
+    if (reserved !== null) this.#reserved.set(partition, reserved);
   }
 
   /**

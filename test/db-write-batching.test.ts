@@ -144,6 +144,17 @@ describe(`one promise per write batch (seed ${seedText})`, () => {
     }
   });
 
+  it('20,000 small puts issued in one turn to one partition all commit (a pass reserves for them together)', async () => {
+    const db = await openTemp({ partitions: 1, workers: 1 });
+    const count = 20_000;
+    const promises = new Set<Promise<void>>();
+    for (let i = 0; i < count; i++) promises.add(db.put(`turn-${i}`, `value-${i}`));
+    const outcomes = await Promise.all([...promises].map(outcome));
+    expect(outcomes.filter((o) => o !== 'resolved')).toEqual([]);
+    for (let i = 0; i < count; i += 97) expect(db.getString(`turn-${i}`)).toBe(`value-${i}`);
+    expect(db.stats().entries).toBe(count);
+  });
+
   it('bad input rejects that call alone, before anything is queued, and leaves the turn its promise', async () => {
     const db = await openTemp({ partitions: 1, workers: 1 });
     const tooLongKey = 'k'.repeat(5000);

@@ -272,10 +272,11 @@ process.stdout.write('closed\\n');
       },
     );
     try {
-      // Start-up includes tsx compiling the sources for the main thread and the owner workers.
+      // Start-up includes tsx compiling the sources for the main thread and the owner workers, which
+      // takes well over 25 s on a 2-core machine under a heavy load: the bound only catches a hang.
       const result = await within(
         exited,
-        25_000,
+        150_000,
         `child did not exit (stdout: ${JSON.stringify(stdout)}, printed 'closed': ${closedAt !== undefined})`,
       );
       expect({ code: result.code, signal: result.signal, stderr: stderr.trim() }).toEqual({
@@ -284,9 +285,10 @@ process.stdout.write('closed\\n');
         stderr: '',
       });
       expect(stdout).toContain('closed');
-      // After close() nothing may keep the event loop alive: the exit follows within moments.
+      // After close() nothing may keep the event loop alive: the exit follows within moments (a
+      // leftover timer or handle would keep it alive for good; the bound leaves room for a loaded machine).
       expect(result.at - closedAt!, 'ms between close() resolving and the process exiting').toBeLessThan(
-        3000,
+        30_000,
       );
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

@@ -146,7 +146,7 @@ async function runModel(partitions: number, seed: number): Promise<void> {
   const rng = new Rng(seed);
   const dir = mkdtempSync(join(tmpdir(), 'ldb-stores-model-'));
   dirs.push(dir);
-  let db = await open(dir, { partitions, workers: 1 });
+  let db = await open(dir, { partitions, workers: 1, durability: 'none' });
   try {
     let stores = await Promise.all(storeNames.map((name) => db.store(name)));
     const models: Model[] = [new Map(), ...stores.map(() => new Map<string, Buffer>())];
@@ -210,7 +210,7 @@ async function runModel(partitions: number, seed: number): Promise<void> {
     }
     if (partitions > 1) {
       await db.close();
-      db = await open(dir, { partitions, workers: 1 });
+      db = await open(dir, { partitions, workers: 1, durability: 'none' });
       expect(db.stores()).toEqual(
         [...storeNames].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))),
       );

@@ -108,6 +108,18 @@ describe('named stores are durable', () => {
     expect(signal, `stdout: ${stdout}\nstderr: ${stderr}`).toBe('SIGKILL');
     expect(stdout).toMatch(/killing mid-drop \d+/);
 
+    // A read-only open sees the store gone and cannot finish the drop, and says nothing of it.
+    const reader = await open(dir, { partitions: 4, workers: 1, readOnly: true });
+    try {
+      expect(reader.stores()).toEqual(['keep']);
+      const entries = reader.stats().entries;
+      expect((await reader.store('keep')).getString('k1')).toBe('keep 1');
+      expect(codeOf(await rejection(reader.store('big', { create: false })))).toBe('ERR_NOT_FOUND');
+      expect(reader.stats().entries).toBe(entries);
+    } finally {
+      await reader.close();
+    }
+
     const db = await open(dir, { partitions: 4, workers: 1 });
     try {
       // Gone for every reader at once: not listed, not openable, and a store made under its name is

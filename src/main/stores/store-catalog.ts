@@ -1,4 +1,4 @@
-import { LightningError } from '../../shared-memory/index.js';
+import { isLightningError, LightningError } from '../../shared-memory/index.js';
 import { type BatchEntry, operationDel } from '../../shared-memory/ring/operation-codec.js';
 import type { RangeBounds } from '../../shared-memory/tree/range-options.js';
 import {
@@ -121,12 +121,19 @@ export async function dropStore(host: StoreHost, name: unknown): Promise<void> {
 
 /**
  * Finishes the drops that were interrupted (by a crash, or a close) before every entry of the store
- * was deleted: their records are still in the catalog's dropping section.
+ * was deleted: their records are still in the catalog's dropping section. A database that cannot
+ * write now (opened read-only, or on a full disk) leaves them for a later call: the dropped stores
+ * are gone for readers either way.
  */
 export async function finishDrops(host: StoreHost): Promise<void> {
   const ids: number[] = [];
   for (const [, value] of host.rangeWithin(droppingBounds())) ids.push(decodeRecord(value).id);
-  for (const id of ids) await eraseStore(host, id);
+  try {
+    for (const id of ids) await eraseStore(host, id);
+  } catch (error) {
+    if (isLightningError(error, 'ERR_READ_ONLY') || isLightningError(error, 'ERR_DISK_FULL')) return;
+    throw error;
+  }
 }
 
 /**

@@ -134,10 +134,13 @@ function keyFromBytes(bytes: Buffer): KeyInfo {
 function buildKeySpace(rng: Rng, size: number): KeyInfo[] {
   const byHex = new Map<string, KeyInfo>();
   const add = (key: KeyInfo): void => {
+    // Keys beginning FF FF FF FF belong to named stores: the default store refuses them.
+    if (key.hex.startsWith('ffffffff')) return;
     if (!byHex.has(key.hex)) byHex.set(key.hex, key);
   };
   add(keyFromBytes(Buffer.alloc(0)));
-  add(keyFromBytes(Buffer.alloc(1024, 0xff)));
+  // The highest 1024-byte key the default store holds: just below the named stores' prefix.
+  add(keyFromBytes(Buffer.concat([Buffer.from([0xff, 0xff, 0xff, 0xfe]), Buffer.alloc(1020, 0xff)])));
   add(keyFromBytes(Buffer.alloc(1024, 0x00)));
   const edgeBytes = [0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff];
   while (byHex.size < size) {

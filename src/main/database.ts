@@ -2,14 +2,14 @@ import { keyToScratchBytes } from '../shared-memory/bytes.js';
 import {
   databaseStateOpen,
   kDatabaseState,
-  keyToBytes,
   LightningError,
   type RangeOptions,
   valueToBytes,
 } from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { readLatest, type VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
-import { type BatchEntry, operationDel, operationPut } from '../shared-memory/ring/operation-codec.js';
+import type { BatchEntry } from '../shared-memory/ring/operation-codec.js';
+import { parseRangeOptions, type RangeBounds } from '../shared-memory/tree/range-options.js';
 import { threadValueScratch, ValueScratch } from '../shared-memory/tree/value-scratch.js';
 import type { DecisionLog } from '../storage/decision-log.js';
 import type { Failpoints } from '../workers/failpoints.js';
@@ -22,16 +22,23 @@ import { collectStats, type DatabaseStats, type RecoveryStats } from './database
 import type { PartitionRouter } from './partition-router.js';
 import { Snapshot, SnapshotRange, type SnapshotSource } from './snapshot.js';
 import { SnapshotRegistry } from './snapshot-registry.js';
+import { toBatchEntry } from './stores/batch-entry.js';
+import type { Store, StoreOptions } from './stores/store.js';
+import { dropStore, listStores, openStore } from './stores/store-catalog.js';
+import { assertOutsideStoreRegion, defaultRangeBounds, storeRegionFirstByte } from './stores/store-keys.js';
 import type { Transaction } from './transaction.js';
 import { TransactionCoordinator, type TransactionOptions } from './transaction-coordinator.js';
 import type { WriteChannel } from './write-channel.js';
 
 export type { DatabaseStats, MvccStats, RecoveryStats, WorkerStats } from './database-stats.js';
 
-/** One operation of `db.batch()`. */
+/**
+ * One operation of `db.batch()`. With `store`, the key is the named store's (from `db.store()`);
+ * without, the default store's.
+ */
 export type BatchOperation =
-  | { type: 'put'; key: Uint8Array | string; value: Uint8Array | string }
-  | { type: 'del'; key: Uint8Array | string };
+  | { type: 'put'; key: Uint8Array | string; value: Uint8Array | string; store?: Store }
+  | { type: 'del'; key: Uint8Array | string; store?: Store };
 
 /** Where getString reads a value before decoding it (one per thread, as module state is). */
 const stringScratch = new ValueScratch();
@@ -114,6 +121,7 @@ export class Database {
     try {
       this.#assertOpen();
       keyBytes = keyToScratchBytes(key);
+      if (keyBytes[0] === storeRegionFirstByte) assertOutsideStoreRegion(keyBytes);
       valueBytes = valueToBytes(value);
     } catch (error) {
       return Promise.reject(error);
@@ -133,6 +141,7 @@ export class Database {
     try {
       this.#assertOpen();
       keyBytes = keyToScratchBytes(key);
+      if (keyBytes[0] === storeRegionFirstByte) assertOutsideStoreRegion(keyBytes);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -147,14 +156,27 @@ export class Database {
    * partitions commit through a two-phase commit. Later entries win over earlier ones for a key.
    */
   batch(operations: readonly BatchOperation[]): Promise<void> {
-    const startedMs = this.#observer === null ? 0 : performance.now();
     let entries: BatchEntry[];
-    let partition = -1;
     try {
       this.#assertOpen();
       if (!Array.isArray(operations))
         throw new LightningError('ERR_BAD_ARGUMENT', 'batch takes an array of operations');
-      entries = operations.map((operation, index) => toBatchEntry(operation, index));
+      entries = operations.map((operation, index) => toBatchEntry(operation, index, this.#snapshots));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.writeEntries(entries);
+  }
+
+  /**
+   * @internal The atomic write of `db.batch()`, for entries checked already; their keys may lie in
+   * the store region (named stores).
+   */
+  writeEntries(entries: BatchEntry[]): Promise<void> {
+    const startedMs = this.#observer === null ? 0 : performance.now();
+    let partition = -1;
+    try {
+      this.#assertOpen();
       for (const entry of entries) {
         const owner = this.#parts.router.partitionOf(entry.key);
         if (partition === -1) partition = owner;
@@ -198,10 +220,21 @@ export class Database {
   }
 
   #read(key: Uint8Array | string, scratch: ValueScratch | null): Buffer | undefined {
-    const startedMs = this.#observer === null ? 0 : performance.now();
     this.#assertOpen();
     // The key is done with when the read returns: a string is encoded into the thread's scratch.
     const keyBytes = keyToScratchBytes(key);
+    if (keyBytes[0] === storeRegionFirstByte) assertOutsideStoreRegion(keyBytes);
+    return this.#readBytes(keyBytes, scratch);
+  }
+
+  /** @internal A read of any key, the store region's included (for named stores). */
+  readKey(keyBytes: Uint8Array, scratch: ValueScratch | null): Buffer | undefined {
+    this.#assertOpen();
+    return this.#readBytes(keyBytes, scratch);
+  }
+
+  #readBytes(keyBytes: Uint8Array, scratch: ValueScratch | null): Buffer | undefined {
+    const startedMs = this.#observer === null ? 0 : performance.now();
     const partition = this.#parts.router.partitionOf(keyBytes);
     const value = this.#parts.versionedReaders[partition]!.get(keyBytes, readLatest, scratch);
     this.#observer?.read(partition, startedMs);
@@ -215,7 +248,67 @@ export class Database {
    */
   range(options?: RangeOptions): IterableIterator<[Buffer, Buffer]> {
     this.#assertOpen();
-    return new SnapshotRange(this.#snapshots, options);
+    return new SnapshotRange(this.#snapshots, defaultRangeBounds(options));
+  }
+
+  /** @internal A scan at a snapshot of its own within bounds parsed already (for named stores). */
+  rangeWithin(bounds: RangeBounds): IterableIterator<[Buffer, Buffer]> {
+    this.#assertOpen();
+    return new SnapshotRange(this.#snapshots, bounds);
+  }
+
+  /** @internal A put (a value) or a delete (null) of any key, the store region's included. */
+  writeKey(keyBytes: Uint8Array, value: Uint8Array | null): Promise<void> {
+    try {
+      this.#assertOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const startedMs = this.#observer === null ? 0 : performance.now();
+    const partition = this.#parts.router.partitionOf(keyBytes);
+    const channel = this.#channelOf(partition);
+    const written =
+      value === null ? channel.del(partition, keyBytes) : channel.put(partition, keyBytes, value);
+    if (this.#observer === null) return written;
+    return this.#observer.write(value === null ? 'del' : 'put', partition, startedMs, written);
+  }
+
+  /** @internal What this thread's snapshots read through: names the database on this thread. */
+  get snapshotSource(): SnapshotSource {
+    return this.#snapshots;
+  }
+
+  /**
+   * The named store `name` (created durably if absent, unless `{ create: false }`: then a missing
+   * one rejects with ERR_NOT_FOUND). A store is a key space of its own inside this database's
+   * partitions; see docs/stores.md. Keep the Store: each call reads the catalog.
+   */
+  store(name: string, options?: StoreOptions): Promise<Store> {
+    try {
+      this.#assertOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return openStore(this, name, options);
+  }
+
+  /** The names of the named stores, sorted by their UTF-8 bytes; synchronous, reads the catalog. */
+  stores(): string[] {
+    this.#assertOpen();
+    return listStores(this).map((record) => record.name);
+  }
+
+  /**
+   * Drops the named store `name` and every entry in it (ERR_NOT_FOUND if there is none). The store
+   * disappears atomically, then its entries are deleted partition by partition; see docs/stores.md.
+   */
+  dropStore(name: string): Promise<void> {
+    try {
+      this.#assertOpen();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return dropStore(this, name);
   }
 
   /**
@@ -275,7 +368,13 @@ export class Database {
   async backup(dir: string, options?: BackupOptions): Promise<BackupResult> {
     this.#assertOpen();
     const { path, partitions } = this.#parts.handle;
-    const source = { path, partitions, router: this.#parts.router, snapshot: () => this.snapshot() };
+    // A backup copies every key, the named stores' included: its scan is not clipped as range() is.
+    const snapshot = () => {
+      const taken = this.snapshot();
+      const range = () => taken.rangeWithin(parseRangeOptions(undefined));
+      return { timestamp: taken.timestamp, range, release: () => taken.release() };
+    };
+    const source = { path, partitions, router: this.#parts.router, snapshot };
     return backupDatabase(source, dir, options);
   }
 
@@ -336,18 +435,4 @@ export class Database {
   #channelOf(partition: number): WriteChannel {
     return this.#parts.channels[this.#partitionWorkers[partition]!]!;
   }
-}
-
-function toBatchEntry(operation: unknown, index: number): BatchEntry {
-  if (typeof operation !== 'object' || operation === null) {
-    throw new LightningError('ERR_BAD_ARGUMENT', `batch operation ${index} must be an object`);
-  }
-  const o = operation as { type?: unknown; key?: unknown; value?: unknown };
-  if (o.type === 'put') {
-    if (o.value === undefined)
-      throw new LightningError('ERR_BAD_ARGUMENT', `batch operation ${index}: put needs a value`);
-    return { kind: operationPut, key: keyToBytes(o.key), value: valueToBytes(o.value) };
-  }
-  if (o.type === 'del') return { kind: operationDel, key: keyToBytes(o.key), value: null };
-  throw new LightningError('ERR_BAD_ARGUMENT', `batch operation ${index}: type must be 'put' or 'del'`);
 }

@@ -2,10 +2,13 @@ import { keyToScratchBytes } from '../shared-memory/bytes.js';
 import { LightningError, type RangeOptions } from '../shared-memory/index.js';
 import { PartitionCursor } from '../shared-memory/mvcc/partition-cursor.js';
 import type { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
-import { parseRangeOptions, type RangeBounds } from '../shared-memory/tree/range-options.js';
+import type { RangeBounds } from '../shared-memory/tree/range-options.js';
 import { MergedRange } from './merged-range.js';
 import type { PartitionRouter } from './partition-router.js';
 import type { SnapshotHold, SnapshotRegistry } from './snapshot-registry.js';
+import type { Store } from './stores/store.js';
+import { assertOutsideStoreRegion, defaultRangeBounds, storeRegionFirstByte } from './stores/store-keys.js';
+import { SnapshotStore } from './stores/store-views.js';
 
 /** What a snapshot reads through: the partitions of one database, on this thread. */
 export interface SnapshotSource {
@@ -49,9 +52,21 @@ export class Snapshot {
     return this.#released;
   }
 
+  /** @internal What this snapshot reads through: names the database on this thread. */
+  get source(): SnapshotSource {
+    return this.#source;
+  }
+
   get(key: Uint8Array | string): Buffer | undefined {
     this.#assertOpen();
     const bytes = keyToScratchBytes(key);
+    if (bytes[0] === storeRegionFirstByte) assertOutsideStoreRegion(bytes);
+    return this.readKey(bytes);
+  }
+
+  /** @internal A read of any key, the store region's included (for named stores). */
+  readKey(bytes: Uint8Array): Buffer | undefined {
+    this.#assertOpen();
     const { readers, router } = this.#source;
     return readers[router.partitionOf(bytes)]!.get(bytes, this.#timestamp);
   }
@@ -66,8 +81,12 @@ export class Snapshot {
    * before releasing the snapshot.
    */
   range(options?: RangeOptions): IterableIterator<[Buffer, Buffer]> {
+    return this.rangeWithin(defaultRangeBounds(options));
+  }
+
+  /** @internal A scan within bounds parsed already, which may lie in the store region. */
+  rangeWithin(bounds: RangeBounds): IterableIterator<[Buffer, Buffer]> {
     this.#assertOpen();
-    const bounds = parseRangeOptions(options);
     return new MergedRange(
       cursorsAt(this.#source, bounds, this.#timestamp),
       bounds.reverse,
@@ -75,6 +94,12 @@ export class Snapshot {
       null,
       null,
     );
+  }
+
+  /** Reads of named store `store` at this snapshot: get, getString and range, keys without its prefix. */
+  store(store: Store): SnapshotStore {
+    this.#assertOpen();
+    return new SnapshotStore(this, store);
   }
 
   /** Frees the snapshot's slot. Idempotent; afterwards reads throw ERR_CLOSED. */
@@ -98,8 +123,8 @@ export class Snapshot {
  * one (see SnapshotRegistry), so abandoned scans never make later snapshots fail.
  */
 export class SnapshotRange extends MergedRange {
-  constructor(source: SnapshotSource, options: RangeOptions | undefined) {
-    const bounds = parseRangeOptions(options);
+  /** `bounds`: parsed by defaultRangeBounds (the default store) or for a named store. */
+  constructor(source: SnapshotSource, bounds: RangeBounds) {
     const registry = source.registry;
     const hold = registry.acquire(true);
     let cursors: PartitionCursor[];

@@ -6,8 +6,11 @@ import {
   type RangeOptions,
   valueToBytes,
 } from '../shared-memory/index.js';
-import { type KeyInterval, keyWithin, parseRangeOptions } from '../shared-memory/tree/range-options.js';
+import { type KeyInterval, keyWithin, type RangeBounds } from '../shared-memory/tree/range-options.js';
 import type { Snapshot } from './snapshot.js';
+import type { Store } from './stores/store.js';
+import { assertOutsideStoreRegion, defaultRangeBounds, storeRegionFirstByte } from './stores/store-keys.js';
+import { TransactionStore } from './stores/store-views.js';
 
 /** A write buffered by a transaction: a put (value) or a delete (null). */
 export interface BufferedWrite {
@@ -43,11 +46,18 @@ export class Transaction {
   get(key: Uint8Array | string): Buffer | undefined {
     this.#assertActive();
     const bytes = keyToBytes(key);
+    if (bytes[0] === storeRegionFirstByte) assertOutsideStoreRegion(bytes);
+    return this.readKey(bytes);
+  }
+
+  /** @internal A read of any key, the store region's included (for named stores). */
+  readKey(bytes: Uint8Array): Buffer | undefined {
+    this.#assertActive();
     const name = bytesName(bytes);
     const own = this.#writes.get(name);
     if (own !== undefined) return own.value === null ? undefined : Buffer.from(own.value);
     if (!this.#reads.has(name)) this.#reads.set(name, bytes.slice());
-    return this.#snapshot.get(bytes);
+    return this.#snapshot.readKey(bytes);
   }
 
   getString(key: Uint8Array | string): string | undefined {
@@ -56,20 +66,33 @@ export class Transaction {
 
   put(key: Uint8Array | string, value: Uint8Array | string): void {
     this.#assertActive();
-    const keyBytes = keyToBytes(key).slice();
-    this.#writes.set(bytesName(keyBytes), { key: keyBytes, value: valueToBytes(value).slice() });
+    const keyBytes = keyToBytes(key);
+    if (keyBytes[0] === storeRegionFirstByte) assertOutsideStoreRegion(keyBytes);
+    this.writeKey(keyBytes, valueToBytes(value));
   }
 
   del(key: Uint8Array | string): void {
     this.#assertActive();
-    const keyBytes = keyToBytes(key).slice();
-    this.#writes.set(bytesName(keyBytes), { key: keyBytes, value: null });
+    const keyBytes = keyToBytes(key);
+    if (keyBytes[0] === storeRegionFirstByte) assertOutsideStoreRegion(keyBytes);
+    this.writeKey(keyBytes, null);
+  }
+
+  /** @internal Buffers a put (a value) or a delete (null) of any key, the store region's included. */
+  writeKey(keyBytes: Uint8Array, value: Uint8Array | null): void {
+    this.#assertActive();
+    const key = keyBytes.slice();
+    this.#writes.set(bytesName(key), { key, value: value === null ? null : value.slice() });
   }
 
   /** Entries within the bounds at the snapshot, with this transaction's own writes applied. */
   range(options?: RangeOptions): IterableIterator<[Buffer, Buffer]> {
+    return this.rangeWithin(defaultRangeBounds(options));
+  }
+
+  /** @internal `range` within bounds parsed already, which may lie in the store region. */
+  rangeWithin(bounds: RangeBounds): IterableIterator<[Buffer, Buffer]> {
     this.#assertActive();
-    const bounds = parseRangeOptions(options);
     this.#ranges.push({
       lower: bounds.lower?.slice() ?? null,
       lowerInclusive: bounds.lowerInclusive,
@@ -80,8 +103,14 @@ export class Transaction {
     const own = [...this.#writes.values()]
       .filter((write) => keyWithin(write.key, bounds))
       .sort((a, b) => direction * compareBytes(a.key, 0, a.key.length, b.key, 0, b.key.length));
-    const stored = this.#snapshot.range({ ...options, limit: undefined });
+    const stored = this.#snapshot.rangeWithin({ ...bounds, limit: Infinity });
     return mergeOwnWrites(stored, own, direction, bounds.limit);
+  }
+
+  /** Named store `store` within this transaction: get, getString, put, del and range, keys without its prefix. */
+  store(store: Store): TransactionStore {
+    this.#assertActive();
+    return new TransactionStore(this, this.#snapshot.source, store);
   }
 
   /** @internal The buffered writes, reads and ranges, for the commit. */

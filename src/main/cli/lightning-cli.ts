@@ -25,6 +25,7 @@ import { registerRepairCommand } from './repair-command.js';
 import { registerScanCommand } from './scan-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerStatsCommand } from './stats-command.js';
+import { registerStoresCommand } from './stores-command.js';
 import { registerVerifyCommand } from './verify-command.js';
 
 const exitCodesHelp = `
@@ -79,6 +80,7 @@ function buildProgram(): Command {
   registerDataCommands(program);
   registerScanCommand(program);
   registerStatsCommand(program);
+  registerStoresCommand(program);
   registerLoadCommand(program);
   registerDumpCommand(program);
   registerCheckpointCommand(program);

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo, BlockList, isIP } from 'node:net';
 import { isLightningError, LightningError } from '../../shared-memory/index.js';
+import { attachThreadCounters } from '../../shared-memory/thread-counters-layout.js';
 import type { Database, DatabaseStats } from '../database.js';
 import type { AdminMetrics, MetricsSource } from './metrics.js';
 import { MetricsCache } from './metrics-cache.js';
@@ -141,8 +142,11 @@ class AdminHttpServer implements AdminServer {
     let source: MetricsSource | null = null;
     if (db !== null) {
       const recorder = new OperationRecorder(db.stats().partitions);
-      const workerControls = db.share().workerControls.map((sab) => new Int32Array(sab));
-      source = { db, recorder, workerControls };
+      const handle = db.share();
+      const workerControls = handle.workerControls.map((sab) => new Int32Array(sab));
+      const { threadsMax, partitions } = handle;
+      const rows = attachThreadCounters(handle.counters, threadsMax, partitions);
+      source = { db, recorder, workerControls, counters: { rows, threadsMax, partitions } };
       db.attachAdmin({ observer: recorder, detach: () => this.#databaseClosing(db) });
     }
     this.#release();

@@ -47,7 +47,7 @@ export async function serveData(
   }
   const query = url.searchParams;
   let encodings: EntryEncodings;
-  let range: RangeOptions | null = null;
+  let entries: IterableIterator<[Buffer, Buffer]>;
   let keysOnly = false;
   try {
     encodings = {
@@ -70,26 +70,26 @@ export async function serveData(
       send(response, 200, jsonType, db, statsJson(db));
       return;
     }
-    range = path === '/v1/scan' ? rangeParameters(query, encodings) : {};
     keysOnly = path === '/v1/scan' && booleanParameter(query, 'keysOnly');
+    entries = db.range(path === '/v1/scan' ? rangeParameters(query, encodings) : {});
   } catch (error) {
-    if (!isLightningError(error, 'ERR_BAD_ARGUMENT')) throw error;
+    if (!isLightningError(error, 'ERR_BAD_ARGUMENT') && !isLightningError(error, 'ERR_KEY_TOO_LARGE'))
+      throw error;
     sendText(response, 400, `${error.message}\n`);
     return;
   }
-  await streamEntries(db, range, keysOnly, encodings, request, response);
+  await streamEntries(db, entries, keysOnly, encodings, request, response);
 }
 
-/** Writes the entries of `range` as lines, waiting whenever the client reads slower than we scan. */
+/** Writes the entries as lines, waiting whenever the client reads slower than we scan. */
 async function streamEntries(
   db: Database,
-  range: RangeOptions,
+  entries: IterableIterator<[Buffer, Buffer]>,
   keysOnly: boolean,
   encodings: EntryEncodings,
   request: IncomingMessage,
   response: ServerResponse,
 ): Promise<void> {
-  const entries = db.range(range);
   response.writeHead(200, {
     'content-type': linesType,
     'cache-control': 'no-store',

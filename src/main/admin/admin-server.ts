@@ -355,7 +355,7 @@ function validateOptions(
   if (!allowRemote && !isLoopbackHost(host)) {
     throw new LightningError(
       'ERR_BAD_ARGUMENT',
-      `host ${host} is not a loopback address: the admin endpoints have no authentication. ` +
+      `host ${host} is not a loopback address: /metrics, /health and /ready have no authentication. ` +
         'Pass allowRemote: true (lightning-cli serve --allow-remote) to bind it anyway',
     );
   }

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type Database, open } from '../src/index.js';
 import { AdminMetrics } from '../src/main/admin/metrics.js';
 import { OperationRecorder } from '../src/main/admin/operation-observer.js';
+import { attachThreadCounters } from '../src/shared-memory/thread-counters-layout.js';
 import { codeOf } from './support/async.js';
 import { parseExposition, total } from './support/prometheus-text.js';
 import { mulberry32, seedFromEnv } from './support/seeded-random.js';
@@ -129,10 +130,16 @@ describe('the metrics text', () => {
       else await db.batch([{ type: 'put', key, value: 'b' }]);
     }
     const metrics = new AdminMetrics();
+    const handle = db.share();
     const source = {
       db,
       recorder,
-      workerControls: db.share().workerControls.map((sab) => new Int32Array(sab)),
+      workerControls: handle.workerControls.map((sab) => new Int32Array(sab)),
+      counters: {
+        rows: attachThreadCounters(handle.counters, handle.threadsMax, handle.partitions),
+        threadsMax: handle.threadsMax,
+        partitions: handle.partitions,
+      },
     };
     metrics.collect(source);
     const text = await metrics.text();

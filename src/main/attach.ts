@@ -8,6 +8,7 @@ import {
 } from '../shared-memory/index.js';
 import { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
+import { attachThreadCounters } from '../shared-memory/thread-counters-layout.js';
 import { DecisionLog } from '../storage/decision-log.js';
 import { walDirectory } from '../storage/layout.js';
 import { Failpoints } from '../workers/failpoints.js';
@@ -37,6 +38,7 @@ export async function attach(handle: unknown): Promise<Database> {
   assertDatabaseHandle(handle);
   const databaseControl = attachControlBlock(handle.databaseControl, databaseControlWords(handle.threadsMax));
   const controls = handle.workerControls.map((sab) => attachControlBlock(sab, kWorkerFieldCount));
+  const counters = attachThreadCounters(handle.counters, handle.threadsMax, handle.partitions);
   const router = await createPartitionRouter(handle.partitions, handle.partitionHash);
   const claim = claimThreadSlot(databaseControl, handle.threadsMax);
   const slot = claim.slot;
@@ -86,6 +88,7 @@ export async function attach(handle: unknown): Promise<Database> {
     transactionChannels,
     workerControls: controls,
     databaseControl,
+    counters,
     release: async () => {
       liveness.stop();
       releaseThreadSlot(databaseControl, claim);

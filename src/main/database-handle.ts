@@ -3,8 +3,8 @@ import { isPartitionHash, type PartitionHash } from '../storage/partition-hash.j
 import type { WorkerPlacement } from '../workers/owner-protocol.js';
 import type { Durability } from './open-options.js';
 
-/** Version 3 added `partitionHash`. */
-export const databaseHandleFormatVersion = 3;
+/** Version 3 added `partitionHash`; 4 added `counters`. */
+export const databaseHandleFormatVersion = 4;
 
 /**
  * What `db.share()` returns: everything another thread needs to read the database's memory and to
@@ -37,6 +37,8 @@ export interface DatabaseHandle {
    */
   rings: SharedArrayBuffer[][];
   databaseControl: SharedArrayBuffer;
+  /** Every thread slot's operation and transaction counts (shared-memory/thread-counters-layout.ts). */
+  counters: SharedArrayBuffer;
   /** Opened with `{ readOnly: true }`: an attached thread's writes reject with ERR_READ_ONLY too. */
   readOnly?: boolean;
 }
@@ -66,6 +68,7 @@ export function assertDatabaseHandle(handle: unknown): asserts handle is Databas
     h.rings.length === h.workerControls.length &&
     Array.isArray(h.workerPlacements) &&
     h.workerPlacements.length === h.workerControls.length &&
-    h.databaseControl instanceof SharedArrayBuffer;
+    h.databaseControl instanceof SharedArrayBuffer &&
+    h.counters instanceof SharedArrayBuffer;
   if (!complete) throw new LightningError('ERR_BAD_ARGUMENT', 'database handle is incomplete');
 }

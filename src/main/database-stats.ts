@@ -9,6 +9,7 @@ import type { WorkerPlacement } from '../workers/owner-protocol.js';
 import type { DatabaseParts } from './database.js';
 import type { Durability } from './open-options.js';
 import { writesRefusedUntilSpace } from './open-storage.js';
+import { sumThreadCounters } from './thread-counters.js';
 import type { TransactionStats } from './transaction-coordinator.js';
 
 export interface WorkerStats {
@@ -43,9 +44,26 @@ export interface DatabaseStats {
   workerStats: WorkerStats[];
   /** What open() recovered, on the thread that opened the database; null on attached threads. */
   recovery: RecoveryStats | null;
-  /** Transactions run by this thread. */
+  /**
+   * Transactions run by every thread of the process that used this database: the opener and every
+   * attached thread, those that have closed or exited included.
+   */
   transactions: TransactionStats;
+  /** Operations issued by every thread, as `transactions` counts them. */
+  operations: OperationStats;
   mvcc: MvccStats;
+}
+
+/**
+ * Operations every thread issued: puts, dels and batches accepted (queued for their owners; a write
+ * the owner then failed still counts, see lightning_operation_errors_total), and gets (getUnsafe and
+ * getString included) that returned.
+ */
+export interface OperationStats {
+  put: number;
+  del: number;
+  batch: number;
+  get: number;
 }
 
 export interface MvccStats {
@@ -81,15 +99,13 @@ const workerStateNames = ['starting', 'running', 'stopped', 'crashed'] as const;
 
 /**
  * What `db.stats()` returns, read synchronously: tree statistics from the partitions' shared memory,
- * batch counters from the workers' control blocks, MVCC state from the MVCC block, and this thread's
- * own counters.
+ * batch counters from the workers' control blocks, MVCC state from the MVCC block, and every
+ * thread's operation and transaction counts from the thread counters.
  */
-export function collectStats(
-  parts: DatabaseParts,
-  transactions: TransactionStats,
-  leakedSnapshots: number,
-): DatabaseStats {
+export function collectStats(parts: DatabaseParts, leakedSnapshots: number): DatabaseStats {
   const { handle, versionedReaders, workerControls, mvcc } = parts;
+  const counts = sumThreadCounters(parts.counters, handle.threadsMax, handle.partitions);
+  const total = (cells: number[]) => cells.reduce((sum, count) => sum + count, 0);
   const partitionStats = versionedReaders.map((reader) => reader.main.stats());
   const workerStats = workerControls.map((control, worker) => ({
     worker,
@@ -116,7 +132,13 @@ export function collectStats(
     versionStoreStats: versionedReaders.map((reader) => reader.versions.stats()),
     workerStats,
     recovery: parts.recovery,
-    transactions: { ...transactions },
+    transactions: counts.transactions,
+    operations: {
+      put: total(counts.operations.put),
+      del: total(counts.operations.del),
+      batch: total(counts.operations.batch),
+      get: total(counts.operations.get),
+    },
     mvcc: {
       timestamp: BigInt(mvcc.now()),
       openSnapshots: mvcc.openSnapshots(),

@@ -26,11 +26,18 @@ import { toBatchEntry } from './stores/batch-entry.js';
 import type { Store, StoreOptions } from './stores/store.js';
 import { dropStore, listStores, openStore } from './stores/store-catalog.js';
 import { assertOutsideStoreRegion, defaultRangeBounds, storeRegionFirstByte } from './stores/store-keys.js';
+import { ThreadCounterRow } from './thread-counters.js';
 import type { Transaction } from './transaction.js';
 import { TransactionCoordinator, type TransactionOptions } from './transaction-coordinator.js';
 import type { WriteChannel } from './write-channel.js';
 
-export type { DatabaseStats, MvccStats, RecoveryStats, WorkerStats } from './database-stats.js';
+export type {
+  DatabaseStats,
+  MvccStats,
+  OperationStats,
+  RecoveryStats,
+  WorkerStats,
+} from './database-stats.js';
 
 /**
  * One operation of `db.batch()`. With `store`, the key is the named store's (from `db.store()`);
@@ -61,6 +68,8 @@ export interface DatabaseParts {
   channels: WriteChannel[];
   workerControls: Int32Array[];
   databaseControl: Int32Array;
+  /** Every thread slot's row of counts (thread-counters-layout.ts); this thread writes row `slot` only. */
+  counters: Float64Array;
   /** Stops what this thread started: the workers (opener) or its thread slot (attached). */
   release: () => Promise<void>;
   /** What open() recovered (the opener), or null (attached). */
@@ -84,11 +93,14 @@ export class Database {
   #observer: OperationObserver | null = null;
   readonly #snapshots: SnapshotSource;
   readonly #coordinator: TransactionCoordinator;
+  /** This thread's row of the shared counts: one increment per operation. */
+  readonly #counts: ThreadCounterRow;
 
   /** @internal Built by open() and attach(). */
   constructor(parts: DatabaseParts) {
     this.#parts = parts;
     this.#partitionWorkers = Int32Array.from(parts.handle.partitionWorkers);
+    this.#counts = new ThreadCounterRow(parts.counters, parts.slot, parts.handle.partitions);
     this.#snapshots = {
       readers: parts.versionedReaders,
       router: parts.router,
@@ -106,6 +118,7 @@ export class Database {
       decisionLog: parts.decisionLog,
       failpoints: parts.failpoints,
       partitions: parts.handle.partitions,
+      stats: this.#counts.transactions,
     });
   }
 
@@ -128,6 +141,7 @@ export class Database {
     }
     const partition = this.#parts.router.partitionOf(keyBytes);
     const written = this.#channelOf(partition).put(partition, keyBytes, valueBytes);
+    this.#counts.put[partition]++;
     return this.#observer === null ? written : this.#observer.write('put', partition, startedMs, written);
   }
 
@@ -147,6 +161,7 @@ export class Database {
     }
     const partition = this.#parts.router.partitionOf(keyBytes);
     const written = this.#channelOf(partition).del(partition, keyBytes);
+    this.#counts.del[partition]++;
     return this.#observer === null ? written : this.#observer.write('del', partition, startedMs, written);
   }
 
@@ -186,6 +201,7 @@ export class Database {
       return Promise.reject(error);
     }
     if (entries.length === 0) return Promise.resolve();
+    this.#counts.batch[partition < 0 ? this.#parts.handle.partitions : partition]++;
     const written =
       partition === -2
         ? this.#coordinator.batch(entries)
@@ -237,6 +253,7 @@ export class Database {
     const startedMs = this.#observer === null ? 0 : performance.now();
     const partition = this.#parts.router.partitionOf(keyBytes);
     const value = this.#parts.versionedReaders[partition]!.get(keyBytes, readLatest, scratch);
+    this.#counts.get[partition]++;
     this.#observer?.read(partition, startedMs);
     return value;
   }
@@ -337,7 +354,7 @@ export class Database {
 
   stats(): DatabaseStats {
     this.#assertOpen();
-    return collectStats(this.#parts, this.#coordinator.stats, this.#snapshots.registry.leaked);
+    return collectStats(this.#parts, this.#snapshots.registry.leaked);
   }
 
   /**

@@ -17,6 +17,7 @@ import {
   transactionEntriesDefault,
 } from '../shared-memory/mvcc/mvcc-state.js';
 import { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
+import { attachThreadCounters, createThreadCounters } from '../shared-memory/thread-counters-layout.js';
 import { accountForFiles, createIdentity, createPartitionFiles } from '../storage/database-files.js';
 import { readMetadata } from '../storage/database-metadata.js';
 import { DecisionLog, readCommittedTransactions, removeDecisionLogs } from '../storage/decision-log.js';
@@ -131,6 +132,7 @@ async function openLocked(
     ...Array.from({ length: resolved.threadsMax }, () => CommandRing.create(transactionRingBytes)),
   ]);
   const databaseControl = createControlBlock(databaseControlWords(resolved.threadsMax));
+  const counters = createThreadCounters(resolved.threadsMax, partitions);
   const partitionHash = existing?.hash ?? newDatabasePartitionHash;
   const router = await createPartitionRouter(partitions, partitionHash);
   const mvcc = MvccState.create({
@@ -215,6 +217,7 @@ async function openLocked(
     workerPlacements: placements,
     rings: rings.map((perWorker) => perWorker.map((ring) => ring.sab)),
     databaseControl: databaseControl.buffer as SharedArrayBuffer,
+    counters,
     ...(resolved.readOnly && readOnlyCause === 'option' ? { readOnly: true } : {}),
   };
   const claim = claimThreadSlot(databaseControl, resolved.threadsMax);
@@ -282,6 +285,7 @@ async function openLocked(
     transactionChannels,
     workerControls: controls,
     databaseControl,
+    counters: attachThreadCounters(counters, resolved.threadsMax, partitions),
     checkpoint: () =>
       (resolved.readOnly && writableAgain === null) || writesRefusedUntilSpace(databaseControl)
         ? Promise.reject(readOnlyError('checkpoint()', directory, readOnlyCause))

@@ -56,6 +56,8 @@ export interface CoordinatorParts {
   decisionLog: DecisionLog;
   failpoints: Failpoints;
   partitions: number;
+  /** Where this thread counts its transactions. */
+  stats: TransactionStats;
 }
 
 export const retriesDefault = 16;
@@ -77,18 +79,14 @@ const decisionLogBytesMax = 1 << 20;
  */
 export class TransactionCoordinator {
   readonly #parts: CoordinatorParts;
-  readonly stats: TransactionStats = {
-    commits: 0,
-    conflicts: 0,
-    retries: 0,
-    failed: 0,
-    crossPartitionCommits: 0,
-  };
+  /** This thread's counts, kept where every thread's stats() can sum them (thread-counters.ts). */
+  readonly stats: TransactionStats;
   /** Status references of committed transactions whose decisions are in the decision log. */
   #logged: number[] = [];
 
   constructor(parts: CoordinatorParts) {
     this.#parts = parts;
+    this.stats = parts.stats;
   }
 
   async run<T>(fn: (tx: Transaction) => T | Promise<T>, options: TransactionOptions | undefined): Promise<T> {

@@ -1,7 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo, BlockList, isIP } from 'node:net';
 import { isLightningError, LightningError } from '../../shared-memory/index.js';
+import { attachThreadCounters } from '../../shared-memory/thread-counters-layout.js';
 import type { Database, DatabaseStats } from '../database.js';
+import { DataAccess, dataPathPrefix } from './data-access.js';
 import type { AdminMetrics, MetricsSource } from './metrics.js';
 import { MetricsCache } from './metrics-cache.js';
 import { type OperationObserver, OperationRecorder } from './operation-observer.js';
@@ -12,10 +14,17 @@ export interface AdminServerOptions {
   /** Address to bind; default 127.0.0.1. Anything but a loopback address needs `allowRemote: true`. */
   host?: string;
   /**
-   * Allow a non-loopback `host`. The endpoints have no authentication: bind beyond loopback only
-   * behind a firewall or a proxy that restricts who can reach them.
+   * Allow a non-loopback `host`. Only the data endpoints (/v1/*) can ask for a token, and beyond
+   * loopback they answer only with one: bind beyond loopback only behind a firewall or a proxy that
+   * restricts who can reach /metrics, /health and /ready.
    */
   allowRemote?: boolean;
+  /**
+   * A bearer token the data endpoints (/v1/get, /v1/scan, /v1/dump, /v1/stats: everything that
+   * returns the database's data) require in `Authorization: Bearer <token>`, else 401. Without one
+   * they answer any client that reaches them on loopback.
+   */
+  token?: string;
   /**
    * How long, in milliseconds, a collected /metrics text is served again before the next scrape
    * collects anew; default 1000, 0 collects on every scrape. A burst of scrapes then costs one
@@ -54,7 +63,7 @@ const metricsCacheMsMax = 60_000;
 
 const jsonType = 'application/json; charset=utf-8';
 const textType = 'text/plain; charset=utf-8';
-const endpoints = ['/metrics', '/health', '/ready'];
+const endpoints = ['/metrics', '/health', '/ready', '/v1/get', '/v1/scan', '/v1/dump', '/v1/stats'];
 
 /**
  * Starts the admin HTTP server (node:http): Prometheus metrics on /metrics, liveness on /health and
@@ -62,16 +71,16 @@ const endpoints = ['/metrics', '/health', '/ready'];
  * answers 503 during recovery; hand it the database with `setDatabase` once open() resolved.
  */
 export async function startAdminServer(options: AdminServerOptions): Promise<AdminServer> {
-  const { port, host, metricsCacheMs } = validateOptions(options);
-  const admin = await createAdminServer(host, false, metricsCacheMs);
+  const { port, host, metricsCacheMs, token } = validateOptions(options);
+  const admin = await createAdminServer(host, false, metricsCacheMs, token);
   await admin.listen(port);
   return admin;
 }
 
 /** `db.serveAdmin()`: a server bound to one database, closed when the database closes. */
 export async function serveDatabase(db: Database, options: AdminServerOptions): Promise<AdminServer> {
-  const { port, host, metricsCacheMs } = validateOptions(options);
-  const admin = await createAdminServer(host, true, metricsCacheMs);
+  const { port, host, metricsCacheMs, token } = validateOptions(options);
+  const admin = await createAdminServer(host, true, metricsCacheMs, token);
   await admin.listen(port);
   try {
     admin.setDatabase(db);
@@ -87,9 +96,11 @@ async function createAdminServer(
   host: string,
   closeWithDatabase: boolean,
   metricsCacheMs: number,
+  token: string | null,
 ): Promise<AdminHttpServer> {
   const { AdminMetrics } = await import('./metrics.js');
-  return new AdminHttpServer(host, closeWithDatabase, new AdminMetrics(), metricsCacheMs);
+  const dataAccess = new DataAccess(token, isLoopbackHost(host));
+  return new AdminHttpServer(host, closeWithDatabase, new AdminMetrics(), metricsCacheMs, dataAccess);
 }
 
 class AdminHttpServer implements AdminServer {
@@ -98,12 +109,20 @@ class AdminHttpServer implements AdminServer {
   readonly #server: Server;
   readonly #metrics: AdminMetrics;
   readonly #metricsCache: MetricsCache;
+  readonly #dataAccess: DataAccess;
   #source: MetricsSource | null = null;
   #port = 0;
   #closing: Promise<void> | null = null;
 
-  constructor(host: string, closeWithDatabase: boolean, metrics: AdminMetrics, metricsCacheMs: number) {
+  constructor(
+    host: string,
+    closeWithDatabase: boolean,
+    metrics: AdminMetrics,
+    metricsCacheMs: number,
+    dataAccess: DataAccess,
+  ) {
     this.host = host;
+    this.#dataAccess = dataAccess;
     this.#metrics = metrics;
     this.#metricsCache = new MetricsCache(metrics, metricsCacheMs);
     this.#closeWithDatabase = closeWithDatabase;
@@ -141,8 +160,11 @@ class AdminHttpServer implements AdminServer {
     let source: MetricsSource | null = null;
     if (db !== null) {
       const recorder = new OperationRecorder(db.stats().partitions);
-      const workerControls = db.share().workerControls.map((sab) => new Int32Array(sab));
-      source = { db, recorder, workerControls };
+      const handle = db.share();
+      const workerControls = handle.workerControls.map((sab) => new Int32Array(sab));
+      const { threadsMax, partitions } = handle;
+      const rows = attachThreadCounters(handle.counters, threadsMax, partitions);
+      source = { db, recorder, workerControls, counters: { rows, threadsMax, partitions } };
       db.attachAdmin({ observer: recorder, detach: () => this.#databaseClosing(db) });
     }
     this.#release();
@@ -172,7 +194,12 @@ class AdminHttpServer implements AdminServer {
   }
 
   async #respond(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const path = new URL(request.url ?? '/', 'http://admin').pathname;
+    const url = new URL(request.url ?? '/', 'http://admin');
+    const path = url.pathname;
+    if (path.startsWith(dataPathPrefix)) {
+      await this.#respondData(url, request, response);
+      return;
+    }
     if (!endpoints.includes(path)) {
       send(request, response, 404, textType, `not found; endpoints: ${endpoints.join(', ')}\n`);
       return;
@@ -201,6 +228,28 @@ class AdminHttpServer implements AdminServer {
     }
     const { status, body } = health(stats);
     send(request, response, status, jsonType, `${JSON.stringify(body)}\n`);
+  }
+
+  /** The data endpoints: GET only, the token checked first, then the database must be served. */
+  async #respondData(url: URL, request: IncomingMessage, response: ServerResponse): Promise<void> {
+    if (request.method !== 'GET') {
+      response.setHeader('allow', 'GET');
+      send(request, response, 405, textType, 'method not allowed\n');
+      return;
+    }
+    const refusal = this.#dataAccess.refusal(request);
+    if (refusal !== null) {
+      if (refusal.status === 401) response.setHeader('www-authenticate', 'Bearer');
+      send(request, response, refusal.status, textType, `${refusal.message}\n`);
+      return;
+    }
+    const db = this.#stats() === null ? null : this.#source!.db;
+    if (db === null) {
+      send(request, response, 503, textType, 'the database is not open yet, or is closing\n');
+      return;
+    }
+    const { serveData } = await import('./data-endpoints.js');
+    await serveData(db, url, request, response);
   }
 
   /** The served database's stats, or null when there is none or it closed. */
@@ -279,10 +328,21 @@ export function isLoopbackHost(host: string): boolean {
   return false;
 }
 
-function validateOptions(options: AdminServerOptions): Required<AdminServerOptions> {
+/** The shortest token accepted: anything shorter is guessable by trying. */
+const tokenCharsMin = 16;
+
+function validateOptions(
+  options: AdminServerOptions,
+): Required<Omit<AdminServerOptions, 'token'>> & { token: string | null } {
   if (typeof options !== 'object' || options === null)
     throw new LightningError('ERR_BAD_ARGUMENT', 'the admin server takes an options object { port, host }');
-  const { port, host = '127.0.0.1', allowRemote = false, metricsCacheMs = metricsCacheMsDefault } = options;
+  const {
+    port,
+    host = '127.0.0.1',
+    allowRemote = false,
+    metricsCacheMs = metricsCacheMsDefault,
+    token = null,
+  } = options;
   if (!Number.isInteger(port) || port < 0 || port > 65_535)
     throw new LightningError(
       'ERR_BAD_ARGUMENT',
@@ -295,7 +355,7 @@ function validateOptions(options: AdminServerOptions): Required<AdminServerOptio
   if (!allowRemote && !isLoopbackHost(host)) {
     throw new LightningError(
       'ERR_BAD_ARGUMENT',
-      `host ${host} is not a loopback address: the admin endpoints have no authentication. ` +
+      `host ${host} is not a loopback address: /metrics, /health and /ready have no authentication. ` +
         'Pass allowRemote: true (lightning-cli serve --allow-remote) to bind it anyway',
     );
   }
@@ -305,5 +365,10 @@ function validateOptions(options: AdminServerOptions): Required<AdminServerOptio
       `metricsCacheMs must be an integer from 0 to ${metricsCacheMsMax}, got ${String(metricsCacheMs)}`,
     );
   }
-  return { port, host, allowRemote, metricsCacheMs };
+  if (token !== null && (typeof token !== 'string' || token.length < tokenCharsMin || /\s/.test(token)))
+    throw new LightningError(
+      'ERR_BAD_ARGUMENT',
+      `token must be a string of at least ${tokenCharsMin} characters without spaces`,
+    );
+  return { port, host, allowRemote, metricsCacheMs, token };
 }

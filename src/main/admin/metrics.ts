@@ -7,7 +7,9 @@ import {
   readOwnerMetrics,
   syncDurationBoundsMicros,
 } from '../../shared-memory/owner-metrics-layout.js';
+import { countedOperations } from '../../shared-memory/thread-counters-layout.js';
 import type { Database, DatabaseStats } from '../database.js';
+import { sumThreadCounters } from '../thread-counters.js';
 import { latencyBoundsSeconds, type OperationRecorder, partitionSeveral } from './operation-observer.js';
 import { type HistogramSample, SampledHistogram } from './sampled-histogram.js';
 import { readTransactionStats, TransactionMetrics } from './transaction-metrics.js';
@@ -18,6 +20,8 @@ export interface MetricsSource {
   recorder: OperationRecorder;
   /** Each owner worker's control block, where the owners count batches, log writes and syncs. */
   workerControls: Int32Array[];
+  /** Every thread slot's operation counts (thread-counters-layout.ts). */
+  counters: { rows: Float64Array; threadsMax: number; partitions: number };
 }
 
 const workerStates = ['starting', 'running', 'stopped', 'crashed'] as const;
@@ -44,12 +48,12 @@ export class AdminMetrics {
   );
   readonly #operationsTotal = this.#counter(
     'lightning_operations_total',
-    'Operations that completed on the serving thread, by operation and partition',
+    'Operations issued by every thread of the process (attached workers, and threads that exited, included), by operation and partition: writes when queued, gets when returned',
     ['operation', 'partition'],
   );
   readonly #operationErrors = this.#counter(
     'lightning_operation_errors_total',
-    'Writes on the serving thread whose promise rejected, by operation',
+    'Writes on the serving thread (only) whose promise rejected while this admin server served, by operation',
     ['operation'],
   );
   readonly #walBytes = this.#counter(
@@ -102,7 +106,7 @@ export class AdminMetrics {
     const registry = this.registry;
     new SampledHistogram({
       name: 'lightning_operation_duration_seconds',
-      help: 'Latency of operations on the serving thread, from the call until the promise resolved (get: until it returned)',
+      help: 'Latency of operations on the serving thread only (other threads are counted in lightning_operations_total, not timed), from the call until the promise resolved (get: until it returned)',
       labelNames: ['operation', 'partition'],
       bounds: latencyBoundsSeconds,
       registry,
@@ -168,9 +172,14 @@ export class AdminMetrics {
     if (source === null || stats === null) return;
     this.#owners = source.workerControls.map(readOwnerMetrics);
     this.#operations = source.recorder.series();
-    for (const series of this.#operations) {
-      const labels = { operation: series.operation, partition: partitionLabel(series.partition) };
-      this.#operationsTotal.inc(labels, series.count);
+    const { rows, threadsMax, partitions } = source.counters;
+    const counts = sumThreadCounters(rows, threadsMax, partitions);
+    for (const operation of countedOperations) {
+      counts.operations[operation].forEach((count, cell) => {
+        if (count === 0) return;
+        const partition = partitionLabel(cell === partitions ? partitionSeveral : cell);
+        this.#operationsTotal.inc({ operation, partition }, count);
+      });
     }
     for (const { operation, count } of source.recorder.errors())
       this.#operationErrors.inc({ operation }, count);

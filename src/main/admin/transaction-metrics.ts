@@ -6,7 +6,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
  * build whose stats carry them and with one whose stats do not (then these metrics are absent, not 0).
  */
 
-/** `stats().transactions`: counted on the thread that calls stats(). */
+/** `stats().transactions`: counted by every thread, summed from the thread counters. */
 export interface TransactionCounts {
   commits: number;
   conflicts: number;
@@ -71,22 +71,22 @@ export class TransactionMetrics {
   constructor(registry: Registry) {
     const counter = (name: string, help: string) => new Counter({ name, help, registers: [registry] });
     const gauge = (name: string, help: string) => new Gauge({ name, help, registers: [registry] });
-    this.#commits = counter('lightning_transaction_commits_total', 'Transactions committed (serving thread)');
+    this.#commits = counter('lightning_transaction_commits_total', 'Transactions committed (all threads)');
     this.#conflicts = counter(
       'lightning_transaction_conflicts_total',
-      'Transaction attempts aborted by a conflict (serving thread)',
+      'Transaction attempts aborted by a conflict (all threads)',
     );
     this.#retries = counter(
       'lightning_transaction_retries_total',
-      'Transaction attempts retried after a conflict (serving thread)',
+      'Transaction attempts retried after a conflict (all threads)',
     );
     this.#failed = counter(
       'lightning_transaction_failed_total',
-      'Transactions that rejected: retries exhausted or an error thrown by the function (serving thread)',
+      'Transactions that rejected: retries exhausted or an error thrown by the function (all threads)',
     );
     this.#crossPartition = counter(
       'lightning_transaction_cross_partition_commits_total',
-      'Transactions committed across partitions by two-phase commit (serving thread)',
+      'Transactions committed across partitions by two-phase commit (all threads)',
     );
     this.#openSnapshots = gauge(
       'lightning_snapshots_open',

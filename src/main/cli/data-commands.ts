@@ -12,6 +12,7 @@ import { type OpenFlags, openExitCodesHelp, openHowOf, withDatabase } from './cl
 import { finishDatabaseCommand } from './database-command.js';
 import { exitNotFound, exitOk } from './database-inspection.js';
 import { jsonLine } from './entry-format.js';
+import { addLiveOptions, liveHelp, type ReadFlags, withReadSource } from './read-source.js';
 
 /**
  * `get`, `put` and `del`: one key at a time, for looking at and fixing single entries from a shell.
@@ -19,7 +20,7 @@ import { jsonLine } from './entry-format.js';
  * exactly as stored, so `get -n db key > file` gives back what `put --file` stored.
  */
 
-interface GetFlags extends EncodingFlags, OpenFlags {
+interface GetFlags extends EncodingFlags, ReadFlags {
   json?: boolean;
   newline: boolean;
 }
@@ -33,7 +34,7 @@ const keyHelp = 'the key (a key that starts with "-" goes after "--")';
 export async function runGet(directory: string, keyText: string, flags: GetFlags): Promise<number> {
   const encodings = entryEncodings(flags);
   const key = decodeText(keyText, encodings.key, 'the key');
-  const value = await withDatabase(directory, openHowOf(flags), async (db) => db.get(key));
+  const value = await withReadSource(directory, flags, (source) => source.get(key));
   if (value === undefined) {
     process.stderr.write(`lightning-cli: not found: no key ${JSON.stringify(keyText)}\n`);
     return exitNotFound;
@@ -109,7 +110,8 @@ Examples:
   $ lightning-cli get ./data user:1 --json
   $ lightning-cli get ./data 75736572 --key-encoding hex --value-encoding base64
   $ lightning-cli get -n ./data avatar:7 > avatar.png
-
+  $ lightning-cli get ./data user:1 --url http://127.0.0.1:9464
+${liveHelp}
 ${openExitCodesHelp({ extra: ['  6  the key was not found'] })}`;
 
 const putHelp = `
@@ -144,6 +146,7 @@ export function registerDataCommands(program: Command): void {
     .option('--json', 'print {"key": ..., "value": ...} as one JSON line')
     .option('-n, --no-newline', 'no newline after the value');
   addEncodingOptions(get, 'are written (values: how they are printed)');
+  addLiveOptions(get);
   finishDatabaseCommand(get, { create: false, help: getHelp }, runGet);
 
   const put = program

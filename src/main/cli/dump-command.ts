@@ -1,10 +1,11 @@
 import { resolve } from 'node:path';
 import { type Command, Option } from 'commander';
 import { addEncodingOptions, type EncodingFlags, entryEncodings } from './byte-encoding.js';
-import { type OpenFlags, openExitCodesHelp, openHowOf, withDatabase } from './cli-database.js';
+import { openExitCodesHelp } from './cli-database.js';
 import { finishDatabaseCommand } from './database-command.js';
 import { exitOk } from './database-inspection.js';
 import { formatOfFileName, type LoadFormat, loadFormats } from './entry-reader.js';
+import { addLiveOptions, liveHelp, type ReadFlags, withReadSource } from './read-source.js';
 import { entryLineFormatter } from './scan-command.js';
 import { LineWriter, stdoutSink, type TextSink, writeFileAtomically } from './text-output.js';
 import { count, createTransferProgress, humanBytes } from './transfer-progress.js';
@@ -15,7 +16,7 @@ import { count, createTransferProgress, humanBytes } from './transfer-progress.j
  * process writes while it runs and the dump is one consistent state.
  */
 
-interface DumpFlags extends EncodingFlags, OpenFlags {
+interface DumpFlags extends EncodingFlags, ReadFlags {
   format?: LoadFormat;
   header: boolean;
   force?: boolean;
@@ -32,8 +33,8 @@ export async function runDump(
   const toLine = entryLineFormatter(format, encodings);
   const startedMs = Date.now();
   const dumpTo = (sink: TextSink, showProgress: boolean) =>
-    withDatabase(directory, openHowOf(flags), async (db) => {
-      const entries = db.stats().entries;
+    withReadSource(directory, flags, async (source) => {
+      const entries = (await source.stats()).entries;
       // Progress only when stdout is free for it to be read: with the data on stdout it would
       // interleave with the data in a terminal.
       const progress = createTransferProgress('dump', { rows: entries }, { quiet: !showProgress });
@@ -41,7 +42,7 @@ export async function runDump(
       let rows = 0;
       try {
         if (format === 'csv' && flags.header) await output.line('key,value');
-        for (const [key, value] of db.range()) {
+        for await (const [key, value] of source.entries(null, false)) {
           rows++;
           const written = output.line(toLine(key, value));
           if (written !== null) {
@@ -86,7 +87,8 @@ Examples:
   $ lightning-cli dump ./data | gzip > backup.jsonl.gz
   $ lightning-cli dump ./data export.csv --encoding base64
   $ lightning-cli dump ./data export.csv --no-header --force
-
+  $ lightning-cli dump ./data backup.jsonl --url http://127.0.0.1:9464
+${liveHelp}
 ${openExitCodesHelp()}`;
 
 export function registerDumpCommand(program: Command): void {
@@ -104,5 +106,6 @@ export function registerDumpCommand(program: Command): void {
     .option('--force', 'replace [file] if it exists')
     .option('-q, --quiet', 'no progress on stderr');
   addEncodingOptions(dump, 'are written');
+  addLiveOptions(dump);
   finishDatabaseCommand(dump, { create: false, help: dumpHelp }, runDump);
 }

@@ -8,10 +8,11 @@ import {
   encodeBytes,
   entryEncodings,
 } from './byte-encoding.js';
-import { type OpenFlags, openExitCodesHelp, openHowOf, parseCount, withDatabase } from './cli-database.js';
+import { openExitCodesHelp, parseCount } from './cli-database.js';
 import { finishDatabaseCommand } from './database-command.js';
 import { exitOk } from './database-inspection.js';
 import { csvLine, jsonLine } from './entry-format.js';
+import { addLiveOptions, liveHelp, type ReadFlags, withReadSource } from './read-source.js';
 import { LineWriter, stdoutSink } from './text-output.js';
 
 /**
@@ -23,7 +24,7 @@ import { LineWriter, stdoutSink } from './text-output.js';
 export const scanFormats = ['text', 'jsonl', 'csv'] as const;
 export type ScanFormat = (typeof scanFormats)[number];
 
-interface ScanFlags extends EncodingFlags, OpenFlags {
+interface ScanFlags extends EncodingFlags, ReadFlags {
   gte?: string;
   gt?: string;
   lte?: string;
@@ -94,10 +95,10 @@ export async function runScan(directory: string, flags: ScanFlags): Promise<numb
   const range = rangeOf(flags, encodings);
   const format = entryLineFormatter(flags.format, encodings);
   const keysOnly = flags.keysOnly === true;
-  await withDatabase(directory, openHowOf(flags), async (db) => {
+  await withReadSource(directory, flags, async (source) => {
     const output = new LineWriter(stdoutSink());
     if (flags.format === 'csv') await output.line(keysOnly ? 'key' : 'key,value');
-    for (const [key, value] of db.range(range)) {
+    for await (const [key, value] of source.entries(range, keysOnly)) {
       const written = output.line(format(key, keysOnly ? null : value));
       if (written !== null) await written;
     }
@@ -120,7 +121,8 @@ Examples:
   $ lightning-cli scan ./data --gte a --lt b --reverse
   $ lightning-cli scan ./data --format jsonl --keys-only | wc -l
   $ lightning-cli scan ./data --gte 00 --lt 8000 --key-encoding hex --format jsonl
-
+  $ lightning-cli scan ./data --prefix user: --url http://127.0.0.1:9464
+${liveHelp}
 ${openExitCodesHelp()}`;
 
 export function registerScanCommand(program: Command): void {
@@ -142,5 +144,6 @@ export function registerScanCommand(program: Command): void {
     )
     .option('-k, --keys-only', 'print keys without values');
   addEncodingOptions(scan, 'are written (bounds and output)');
+  addLiveOptions(scan);
   finishDatabaseCommand(scan, { create: false, help: scanHelp }, runScan);
 }

@@ -2,6 +2,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { startAdminServer } from '../admin/admin-server.js';
 import { open } from '../open.js';
 import { locateDatabase } from './database-inspection.js';
+import { adminTokenVariable } from './live-client.js';
 
 /**
  * `lightning-cli serve <directory> --port <n>`: opens the database and serves its admin endpoints
@@ -13,6 +14,7 @@ export interface ServeFlags {
   port: number;
   host: string;
   allowRemote?: boolean;
+  token?: string;
 }
 
 const stopSignals = ['SIGINT', 'SIGTERM'] as const;
@@ -36,9 +38,12 @@ export async function runServe(directory: string, flags: ServeFlags): Promise<nu
     port: flags.port,
     host: flags.host,
     allowRemote: flags.allowRemote === true,
+    ...tokenOption(flags.token ?? process.env[adminTokenVariable]),
   });
   try {
-    process.stdout.write(`admin server listening on ${server.url} (/metrics, /health, /ready)\n`);
+    process.stdout.write(
+      `admin server listening on ${server.url} (/metrics, /health, /ready; /v1/get, /v1/scan, /v1/dump, /v1/stats)\n`,
+    );
     process.stdout.write(`opening ${target.path}\n`);
     const db = await open(target.path);
     try {
@@ -59,6 +64,10 @@ export async function runServe(directory: string, flags: ServeFlags): Promise<nu
   return 0;
 }
 
+function tokenOption(token: string | undefined): { token?: string } {
+  return token === undefined || token === '' ? {} : { token };
+}
+
 function parsePort(text: string): number {
   const port = Number(text);
   if (!/^\d+$/.test(text) || port > 65_535) throw new InvalidArgumentError('expected a port from 0 to 65535');
@@ -71,9 +80,13 @@ Endpoints (GET):
             latency, checkpoints, entries and arena pages per partition, worker state, transactions
   /health   200 while every owner worker runs; 503 with a JSON body naming the workers that do not
   /ready    503 while the database opens and recovers, 200 once it serves
+  /v1/get, /v1/scan, /v1/dump, /v1/stats
+            the database's data, for "lightning-cli get|scan|dump|stats --url" (see docs/cli-live.md)
 
 The server binds 127.0.0.1 unless --host says otherwise; a host that is not a loopback address is
-refused unless --allow-remote is given (the endpoints have no authentication).
+refused unless --allow-remote is given. With --token (or ${adminTokenVariable} in the environment)
+the /v1 endpoints answer only requests that carry "Authorization: Bearer <token>" (else 401); beyond
+loopback they need one. /metrics, /health and /ready have no authentication.
 
 Exit codes:
   0  stopped by SIGINT or SIGTERM and closed cleanly
@@ -92,6 +105,10 @@ export function registerServeCommand(program: Command): void {
     .requiredOption('-p, --port <port>', 'TCP port to listen on (0 picks a free one)', parsePort)
     .option('--host <address>', 'address to bind', '127.0.0.1')
     .option('--allow-remote', 'allow binding an address that is not loopback')
+    .option(
+      '--token <token>',
+      `bearer token the /v1 data endpoints require (default: $${adminTokenVariable})`,
+    )
     .addHelpText('after', serveHelp)
     .action(async (directory: string, flags: ServeFlags) => {
       process.exitCode = await runServe(directory, flags);

@@ -4,10 +4,11 @@ import type { Command } from 'commander';
 import { partitionDirectory, walDirectory } from '../../storage/layout.js';
 import { verifyWal } from '../../storage/wal/index.js';
 import type { DatabaseStats } from '../database.js';
-import { type OpenFlags, openExitCodesHelp, openHowOf, withDatabase } from './cli-database.js';
+import { openExitCodesHelp } from './cli-database.js';
 import { formatTable, jsonText } from './cli-format.js';
 import { finishDatabaseCommand } from './database-command.js';
 import { exitOk, partitionName } from './database-inspection.js';
+import { addLiveOptions, liveHelp, type ReadFlags, withReadSource } from './read-source.js';
 import { count, humanBytes } from './transfer-progress.js';
 
 /**
@@ -16,7 +17,7 @@ import { count, humanBytes } from './transfer-progress.js';
  * take on disk.
  */
 
-interface StatsFlags extends OpenFlags {
+interface StatsFlags extends ReadFlags {
   json?: boolean;
 }
 
@@ -115,8 +116,8 @@ export function renderStatsText(stats: DatabaseStats, disk: readonly DiskUsage[]
 }
 
 export async function runStats(directory: string, flags: StatsFlags): Promise<number> {
-  const { stats, disk } = await withDatabase(directory, openHowOf(flags), async (db) => {
-    const stats = db.stats();
+  const { stats, disk } = await withReadSource(directory, flags, async (source) => {
+    const stats = await source.stats();
     return { stats, disk: await diskUsageOf(stats.path, stats.partitions) };
   });
   if (flags.json === true) {
@@ -144,7 +145,8 @@ writes to that partition will soon fail with ERR_PARTITION_FULL.
 Examples:
   $ lightning-cli stats ./data
   $ lightning-cli stats ./data --json | jq .entries
-
+  $ lightning-cli stats ./data --url http://127.0.0.1:9464
+${liveHelp}
 ${openExitCodesHelp()}`;
 
 export function registerStatsCommand(program: Command): void {
@@ -153,5 +155,6 @@ export function registerStatsCommand(program: Command): void {
     .description('entries, tree shape, memory and disk usage per partition')
     .argument('<directory>', 'the database directory')
     .option('--json', 'print the statistics as JSON');
+  addLiveOptions(command);
   finishDatabaseCommand(command, { create: false, help: statsHelp }, runStats);
 }

@@ -274,8 +274,8 @@ export class Database {
    */
   async backup(dir: string, options?: BackupOptions): Promise<BackupResult> {
     this.#assertOpen();
-    const { path, partitions } = this.#parts.handle;
-    const source = { path, partitions, router: this.#parts.router, snapshot: () => this.snapshot() };
+    const { path, partitions, trees, versionTrees, mvcc } = this.#parts.handle;
+    const source = { path, partitions, trees, versionTrees, mvcc, snapshot: () => this.snapshot() };
     return backupDatabase(source, dir, options);
   }
 

@@ -12,7 +12,7 @@ import { metadataFileName, readMetadata, writeMetadata } from '../storage/databa
 import { syncDirectory } from '../storage/durable-file.js';
 import type { PartitionHash } from '../storage/partition-hash.js';
 import type { BackupPartitionDone, BackupPartitionTask } from '../workers/backup-partition-task.js';
-import { runPartitionTasks } from './partition-tasks.js';
+import { pooledWorkMin, runPartitionTasks } from './partition-tasks.js';
 
 /**
  * Online backup: the contents of one snapshot, written as a database directory of its own.
@@ -76,12 +76,6 @@ export interface BackupResult {
   files: number;
   durationMs: number;
 }
-
-/**
- * Fewer entries than this are written on the calling thread: starting a pool's threads (each loading
- * the engine's modules) would take longer than the work.
- */
-export const pooledEntriesMin = 8192;
 
 /**
  * Writes a backup of `source` into `dir`, which must not exist or be empty (ERR_BAD_ARGUMENT), and
@@ -236,7 +230,7 @@ async function writePartitions(
       progress.partitionsDone++;
       options.onProgress?.({ ...progress });
     },
-    heads < pooledEntriesMin ? () => import('../workers/backup-partition-task.js') : null,
+    heads < pooledWorkMin.backupEntries ? () => import('../workers/backup-partition-task.js') : null,
   );
   for (const [partition, done] of written.entries()) {
     if (done.partition !== partition) {

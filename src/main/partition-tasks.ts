@@ -6,6 +6,14 @@ import { fileURLToPath } from 'node:url';
 import { tsxRegisterUrl } from './owner-worker-start.js';
 import { reviveLightningError } from './revive-error.js';
 
+/**
+ * The least work worth a pool. Starting a pool costs each thread an isolate and the engine's modules
+ * (100–300 ms each on an idle machine); below these, the tasks run on the calling thread. A backup of
+ * 65,536 entries takes about that long to encode and compress, a check of 64 MiB to hash and decode.
+ * Tests lower them to exercise the pool on small databases.
+ */
+export const pooledWorkMin = { backupEntries: 65_536, checkBytes: 64 * 1024 * 1024 };
+
 /** Tasks run so far in this process, in a pool and on the calling thread: what tests look at. */
 export const partitionTaskCounts = { pooled: 0, inline: 0 };
 

@@ -14,13 +14,7 @@ import { metadataFileName, readMetadata } from '../storage/database-metadata.js'
 import { syncDirectory } from '../storage/durable-file.js';
 import { partitionDirectory } from '../storage/layout.js';
 import type { BackupCheckDone, BackupCheckTask } from '../workers/backup-check-task.js';
-import { runPartitionTasks } from './partition-tasks.js';
-
-/**
- * Backups smaller than this are checked on the calling thread: starting a pool's threads (each loading
- * the engine's modules) would take longer than the work.
- */
-export const pooledBytesMin = 1024 * 1024;
+import { pooledWorkMin, runPartitionTasks } from './partition-tasks.js';
 
 /** A file inside a partition's directory, `partitions/NNNN/...`: that partition's task checks it. */
 const partitionFilePattern = /^partitions\/(\d{4})\//;
@@ -269,7 +263,7 @@ async function checkBackup(
         partitionsDone: partitionsDone + 1,
       });
     },
-    bytes < pooledBytesMin ? () => import('../workers/backup-check-task.js') : null,
+    bytes < pooledWorkMin.checkBytes ? () => import('../workers/backup-check-task.js') : null,
   );
   tracker.report({ file: '' });
 }

@@ -1,7 +1,6 @@
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
-import { dirname, join, relative, resolve, sep } from 'node:path';
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { LightningError } from '../shared-memory/index.js';
+import { dirname, join, resolve, sep } from 'node:path';
+import { LightningError, type TreeHandle, TreeReader } from '../shared-memory/index.js';
 import {
   type BackupFile,
   type BackupPartition,
@@ -9,20 +8,11 @@ import {
   hashFile,
   writeBackupDescriptor,
 } from '../storage/backup-descriptor.js';
-import {
-  type CheckpointBatch,
-  type CheckpointEntry,
-  manifestFileName,
-  writeCheckpoint,
-  writeManifest,
-} from '../storage/checkpoint/index.js';
 import { metadataFileName, readMetadata, writeMetadata } from '../storage/database-metadata.js';
 import { syncDirectory } from '../storage/durable-file.js';
-import { partitionDirectory } from '../storage/layout.js';
 import type { PartitionHash } from '../storage/partition-hash.js';
-import { lsnFirst } from '../storage/wal/index.js';
-import { BatchFeed } from './batch-feed.js';
-import type { PartitionRouter } from './partition-router.js';
+import type { BackupPartitionDone, BackupPartitionTask } from '../workers/backup-partition-task.js';
+import { pooledWorkMin, runPartitionTasks } from './partition-tasks.js';
 
 /**
  * Online backup: the contents of one snapshot, written as a database directory of its own.
@@ -33,6 +23,11 @@ import type { PartitionRouter } from './partition-router.js';
  * consistent across partitions: it holds every write committed at or before the snapshot's timestamp
  * and none after, whichever partitions a transaction touched. Writes continue meanwhile; the snapshot
  * only keeps the versions it can see from being reclaimed until the backup releases it.
+ *
+ * Each partition is written by a task of its own in a piscina pool (src/workers/backup-partition-task.ts):
+ * the task reads the partition's tree in shared memory at the snapshot's read timestamp (in key order,
+ * so nothing is merged across partitions and no key is hashed again), encodes, compresses, fsyncs and
+ * checksums its files. The snapshot is held on this thread until every task has finished.
  */
 
 /** What a backup needs of an open database; Database.backup() builds it. */
@@ -40,20 +35,22 @@ export interface BackupSource {
   /** The database directory (absolute). */
   path: string;
   partitions: number;
-  /** The database's key-to-partition routing. */
-  router: PartitionRouter;
+  /** Every partition's tree and version store, and the MVCC state, as the database handle has them. */
+  trees: readonly TreeHandle[];
+  versionTrees: readonly TreeHandle[];
+  mvcc: SharedArrayBuffer;
   snapshot(): BackupSnapshot;
 }
 
 /** The part of a Snapshot a backup reads. */
 export interface BackupSnapshot {
   readonly timestamp: bigint;
-  range(): IterableIterator<[Buffer, Buffer]>;
+  readonly readTimestamp: number;
   release(): void;
 }
 
 export interface BackupProgress {
-  /** Entries handed to the checkpoint writers so far. */
+  /** Entries of the partitions written so far. */
   entries: number;
   /** Their key and value bytes, uncompressed. */
   bytes: number;
@@ -63,7 +60,7 @@ export interface BackupProgress {
 }
 
 export interface BackupOptions {
-  /** Called after each chunk of entries and when a partition's checkpoint completes. */
+  /** Called when a partition's checkpoint and manifest are written (in completion order). */
   onProgress?: (progress: BackupProgress) => void;
 }
 
@@ -81,25 +78,11 @@ export interface BackupResult {
 }
 
 /**
- * Entries read from the snapshot between yields to the event loop, and their byte bound: the walk is
- * synchronous, so this bounds how long the thread's other work (resolving writes) waits.
- */
-const chunkEntriesMax = 4096;
-const chunkBytesMax = 1024 * 1024;
-/** Chunks of batches a partition's writer may fall behind the reader before the reader waits. */
-const feedCapacity = 4;
-/**
- * Partitions written at once, each with an open file and a 64 KiB block buffer. More partitions than
- * this take several passes over the snapshot, each writing the next group, so memory and file
- * descriptors stay bounded for any partition count.
- */
-const partitionsPerPass = 256;
-
-/**
  * Writes a backup of `source` into `dir`, which must not exist or be empty (ERR_BAD_ARGUMENT), and
  * must not lie inside the database directory. Files are fsynced, then their directories; BACKUP.json
  * goes last, so a backup interrupted at any point lacks it and restore refuses it. On failure what was
- * written is removed. O(snapshot bytes); memory about 64 KiB per partition written at once.
+ * written is removed. O(snapshot bytes); memory about 64 KiB per partition written at once, with as
+ * many partitions written at once as the machine has cores.
  */
 export async function backupDatabase(
   source: BackupSource,
@@ -120,27 +103,31 @@ export async function backupDatabase(
       );
     }
     const { databaseId, hash } = metadata;
-    const { router } = source;
     const snapshot = source.snapshot();
     const timestamp = snapshot.timestamp;
-    let contents: BackupPartition[];
+    let written: BackupPartitionDone[];
     try {
-      contents = await writePartitions(
+      written = await writePartitions(
         target.path,
-        snapshot,
-        router,
-        source.partitions,
+        source,
+        snapshot.readTimestamp,
         { databaseId, hash },
         options,
       );
     } finally {
       snapshot.release();
     }
+    const contents: BackupPartition[] = written.map(({ partition, entries, dataBytes, fileBytes }) => ({
+      partition,
+      entries,
+      dataBytes,
+      fileBytes,
+    }));
     await writeMetadata(target.path, { ...metadata, databaseId });
     await syncDirectory(join(target.path, 'partitions'));
     await syncDirectory(target.path);
     if (target.created) await syncDirectory(dirname(target.path));
-    const files = await describeFiles(target.path, source.partitions, contents);
+    const files = await describeFiles(target.path, written);
     await writeBackupDescriptor(target.path, {
       timestamp,
       createdAt: new Date().toISOString(),
@@ -207,126 +194,68 @@ async function claimDirectory(dir: string, databasePath: string): Promise<Claime
   };
 }
 
-/** Writes every partition's checkpoint and manifest, a group of partitions per pass over the snapshot. */
+/** Writes every partition's checkpoint and manifest, one pool task per partition. */
 async function writePartitions(
   dir: string,
-  snapshot: BackupSnapshot,
-  router: PartitionRouter,
-  partitions: number,
+  source: BackupSource,
+  readTimestamp: number,
   identity: { databaseId: string; hash: PartitionHash },
   options: BackupOptions,
-): Promise<BackupPartition[]> {
+): Promise<BackupPartitionDone[]> {
+  const { partitions } = source;
   const progress: BackupProgress = { entries: 0, bytes: 0, partitionsDone: 0, partitions };
-  const report = () => options.onProgress?.({ ...progress });
-  const contents: BackupPartition[] = [];
-  for (let first = 0; first < partitions; first += partitionsPerPass) {
-    const end = Math.min(partitions, first + partitionsPerPass);
-    const feeds = Array.from({ length: end - first }, () => new BatchFeed<CheckpointBatch>(feedCapacity));
-    const dataBytes = new Array<number>(end - first).fill(0);
-    const writers = feeds.map(async (feed, i) => {
-      const partition = first + i;
-      const directory = partitionDirectory(dir, partition);
-      try {
-        const written = await writeCheckpoint(directory, partition, BigInt(lsnFirst), feed);
-        await writeManifest(directory, {
-          databaseId: identity.databaseId,
-          partitions,
-          hash: identity.hash,
-          checkpoints: [
-            { partition, file: written.file, startLsn: BigInt(lsnFirst), entries: written.entries },
-          ],
-          durable: { lsn: 0n, log: null },
-        });
-        progress.partitionsDone++;
-        report();
-        return { partition, entries: written.entries, dataBytes: dataBytes[i]!, fileBytes: written.bytes };
-      } catch (error) {
-        // The reader must not wait for room in a feed nobody drains any more.
-        for (const other of feeds) other.abort(error);
-        throw error;
-      }
-    });
-    // Settled below, after the pass; until then a failure must not count as an unhandled rejection.
-    for (const writer of writers) writer.catch(() => {});
-    try {
-      await feedPass(snapshot, router, first, feeds, dataBytes, progress, report);
-      for (const feed of feeds) feed.end();
-    } catch (error) {
-      for (const feed of feeds) feed.abort(error);
+  const tasks = Array.from(
+    { length: partitions },
+    (_, partition): BackupPartitionTask => ({
+      dir,
+      partition,
+      partitions,
+      databaseId: identity.databaseId,
+      hash: identity.hash,
+      tree: source.trees[partition]!,
+      versionTree: source.versionTrees[partition]!,
+      mvcc: source.mvcc,
+      readTimestamp,
+    }),
+  );
+  // Counted from the trees' heads (an upper bound of what the snapshot sees): enough to tell a small
+  // backup, which threads would only slow down, from one worth spreading over the cores.
+  const heads = source.trees.reduce((sum, tree) => sum + TreeReader.attach(tree).count, 0);
+  const written = await runPartitionTasks<BackupPartitionTask, BackupPartitionDone>(
+    'backup-partition-task',
+    tasks,
+    (done) => {
+      progress.entries += done.entries;
+      progress.bytes += done.dataBytes;
+      progress.partitionsDone++;
+      options.onProgress?.({ ...progress });
+    },
+    heads < pooledWorkMin.backupEntries ? () => import('../workers/backup-partition-task.js') : null,
+  );
+  for (const [partition, done] of written.entries()) {
+    if (done.partition !== partition) {
+      throw new LightningError('ERR_INTERNAL', `backup: task ${partition} wrote partition ${done.partition}`);
     }
-    const settled = await Promise.allSettled(writers);
-    const failed = settled.find((result) => result.status === 'rejected');
-    if (failed !== undefined) throw failed.reason;
-    for (const result of settled) if (result.status === 'fulfilled') contents.push(result.value);
   }
-  return contents;
+  return written;
 }
 
 /**
- * One pass over the snapshot in key order: each entry of a partition in [first, first + feeds) goes to
- * that partition's feed. A partition's entries are a subsequence of the sorted stream, so each
- * checkpoint receives its keys in ascending order, as the format requires.
+ * Every file of the backup but BACKUP.json with its size and xxh64: the partitions' files as their
+ * tasks read them back, and the metadata read back here. The partition directories must hold exactly
+ * those files.
  */
-async function feedPass(
-  snapshot: BackupSnapshot,
-  router: PartitionRouter,
-  first: number,
-  feeds: readonly BatchFeed<CheckpointBatch>[],
-  dataBytes: number[],
-  progress: BackupProgress,
-  report: () => void,
-): Promise<void> {
-  let pending: CheckpointEntry[][] = feeds.map(() => []);
-  let chunkEntries = 0;
-  let chunkBytes = 0;
-  const flush = async () => {
-    const batches = pending;
-    pending = feeds.map(() => []);
-    for (const [i, batch] of batches.entries()) if (batch.length > 0) await feeds[i]!.push(batch);
-    progress.entries += chunkEntries;
-    progress.bytes += chunkBytes;
-    chunkEntries = 0;
-    chunkBytes = 0;
-    report();
-    await yieldToEventLoop();
-  };
-  for (const entry of snapshot.range()) {
-    const i = router.partitionOf(entry[0]) - first;
-    if (i < 0 || i >= feeds.length) continue;
-    const entryBytes = entry[0].length + entry[1].length;
-    pending[i]!.push(entry);
-    dataBytes[i]! += entryBytes;
-    chunkEntries++;
-    chunkBytes += entryBytes;
-    if (chunkEntries >= chunkEntriesMax || chunkBytes >= chunkBytesMax) await flush();
-  }
-  await flush();
-}
-
-/** Every file of the backup but BACKUP.json, read back from disk for its size and xxh64. */
-async function describeFiles(
-  dir: string,
-  partitions: number,
-  contents: readonly BackupPartition[],
-): Promise<BackupFile[]> {
-  const paths = [join(dir, metadataFileName)];
-  for (let partition = 0; partition < partitions; partition++) {
-    const directory = partitionDirectory(dir, partition);
-    paths.push(join(directory, manifestFileName));
-    for (const name of await readdir(directory)) if (name.endsWith('.ckp')) paths.push(join(directory, name));
-  }
-  const files: BackupFile[] = [];
-  for (const path of paths) {
-    const { bytes, xxh64 } = await hashFile(path);
-    files.push({ path: relative(dir, path).split(sep).join('/'), bytes, xxh64 });
-  }
-  const checkpointBytes = contents.reduce((sum, partition) => sum + partition.fileBytes, 0);
-  const listedBytes = files.filter((file) => file.path.endsWith('.ckp')).reduce((s, f) => s + f.bytes, 0);
-  if (listedBytes !== checkpointBytes) {
-    throw new LightningError(
-      'ERR_INTERNAL',
-      `backup: checkpoints hold ${listedBytes} bytes on disk, ${checkpointBytes} as written`,
-    );
+async function describeFiles(dir: string, written: readonly BackupPartitionDone[]): Promise<BackupFile[]> {
+  const files: BackupFile[] = [{ path: metadataFileName, ...(await hashFile(join(dir, metadataFileName))) }];
+  for (const done of written) {
+    files.push(...done.files);
+    const checkpoints = done.files.filter((file) => file.path.endsWith('.ckp'));
+    if (checkpoints.length !== 1 || checkpoints[0]!.bytes !== done.fileBytes) {
+      throw new LightningError(
+        'ERR_INTERNAL',
+        `backup: partition ${done.partition}'s checkpoint is not the ${done.fileBytes} bytes written`,
+      );
+    }
   }
   return files;
 }

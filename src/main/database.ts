@@ -9,7 +9,7 @@ import {
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { readLatest, type VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import type { BatchEntry } from '../shared-memory/ring/operation-codec.js';
-import { parseRangeOptions, type RangeBounds } from '../shared-memory/tree/range-options.js';
+import type { RangeBounds } from '../shared-memory/tree/range-options.js';
 import { threadValueScratch, ValueScratch } from '../shared-memory/tree/value-scratch.js';
 import type { DecisionLog } from '../storage/decision-log.js';
 import type { Failpoints } from '../workers/failpoints.js';
@@ -384,14 +384,9 @@ export class Database {
    */
   async backup(dir: string, options?: BackupOptions): Promise<BackupResult> {
     this.#assertOpen();
-    const { path, partitions } = this.#parts.handle;
-    // A backup copies every key, the named stores' included: its scan is not clipped as range() is.
-    const snapshot = () => {
-      const taken = this.snapshot();
-      const range = () => taken.rangeWithin(parseRangeOptions(undefined));
-      return { timestamp: taken.timestamp, range, release: () => taken.release() };
-    };
-    const source = { path, partitions, router: this.#parts.router, snapshot };
+    // A backup copies every key, the named stores' included: the tasks read the trees themselves.
+    const { path, partitions, trees, versionTrees, mvcc } = this.#parts.handle;
+    const source = { path, partitions, trees, versionTrees, mvcc, snapshot: () => this.snapshot() };
     return backupDatabase(source, dir, options);
   }
 

@@ -36,6 +36,7 @@ import {
   type ResolvedOptions,
   resolveOpenOptions,
 } from './open-options.js';
+import { type OpenPhase, openPhaseClock } from './open-phases.js';
 import {
   explainOpenFailure,
   lockUnlessReadOnly,
@@ -71,6 +72,7 @@ export async function open(path: string, options?: OpenOptions): Promise<Databas
   const resolved = resolveOpenOptions(options);
   if (resolved.fileLayer !== undefined) await installFileLayerModule(resolved.fileLayer);
   const directory = resolve(path);
+  const phase = openPhaseClock();
   // Not even the directory or its LOCK file is made where no database may be created.
   if (resolved.create === false && (await readMetadata(directory)) === null) {
     throw new LightningError('ERR_BAD_ARGUMENT', `no database at ${directory} (create: false)`);
@@ -78,8 +80,9 @@ export async function open(path: string, options?: OpenOptions): Promise<Databas
   try {
     await prepareDatabaseDirectory(directory, resolved.readOnly);
     const releaseLock = await lockUnlessReadOnly(directory, resolved.readOnly);
+    phase('directory-and-lock');
     try {
-      return await openLocked(directory, resolved, releaseLock);
+      return await openLocked(directory, resolved, releaseLock, 'option', phase);
     } catch (error) {
       await releaseLock();
       throw explainOpenFailure(error, directory);
@@ -99,6 +102,7 @@ async function openLocked(
   resolved: ResolvedOptions,
   releaseLock: () => Promise<void>,
   readOnlyCause: ReadOnlyCause = 'option',
+  phase: (phase: OpenPhase) => void = () => {},
 ): Promise<Database> {
   if (resolved.readOnly && (await readMetadata(directory)) === null) throw noDatabaseToRead(directory);
   // Every file the database needs is there and belongs to it, or nothing of a database is.
@@ -111,6 +115,7 @@ async function openLocked(
     );
   }
   const partitions = existing?.partitions ?? resolved.partitions ?? partitionsDefault;
+  phase('file-checks');
   let topology: ReturnType<typeof readTopology>;
   let plan: ReturnType<typeof planWorkers>;
   try {
@@ -133,8 +138,6 @@ async function openLocked(
   ]);
   const databaseControl = createControlBlock(databaseControlWords(resolved.threadsMax));
   const counters = createThreadCounters(resolved.threadsMax, partitions);
-  const partitionHash = existing?.hash ?? newDatabasePartitionHash;
-  const router = await createPartitionRouter(partitions, partitionHash);
   const mvcc = MvccState.create({
     committers: workerCount + resolved.threadsMax,
     threads: resolved.threadsMax,
@@ -144,29 +147,41 @@ async function openLocked(
   // Opened on a full disk: what the directory holds before the owners read it, so that it takes the
   // lock later only if no other process wrote it meanwhile.
   const fingerprint = readOnlyCause === 'disk-full' ? await directoryFingerprint(directory) : null;
-  // Decisions of two-phase commits a crash left in doubt: the owners resolve them while recovering.
-  const committedTransactions = [...(await readCommittedTransactions(directory))];
-  // Refuses an old log layout and names this run's logs.
-  const walRun = await startWalRun(directory);
-  // A new database: its partitions' manifests first, its identity once it started (below).
-  const createdId = files.kind === 'none' ? await createPartitionFiles(directory, partitions) : null;
+  // The owner threads load their modules (most of a worker's start-up) while this thread reads the
+  // logs' layout and, for a new database, creates its files; they get their partitions after that.
+  const pool = WorkerPool.spawn(plan, rings, controls, mvcc);
+  phase('workers-spawned');
+  const partitionHash = existing?.hash ?? newDatabasePartitionHash;
+  let router: Awaited<ReturnType<typeof createPartitionRouter>>;
+  let committedTransactions: number[];
+  let walRun: Awaited<ReturnType<typeof startWalRun>>;
+  let createdId: Awaited<ReturnType<typeof createPartitionFiles>> | null;
+  try {
+    router = await createPartitionRouter(partitions, partitionHash);
+    // Decisions of two-phase commits a crash left in doubt: the owners resolve them while recovering.
+    committedTransactions = [...(await readCommittedTransactions(directory))];
+    // Refuses an old log layout and names this run's logs.
+    walRun = await startWalRun(directory);
+    // A new database: its partitions' manifests first, its identity once it started (below).
+    createdId = files.kind === 'none' ? await createPartitionFiles(directory, partitions) : null;
+  } catch (error) {
+    await pool.stop();
+    throw error;
+  }
   // Where each partition's checkpoint covers the logs: damage there is skipped at recovery.
   const logCoverage =
     files.kind === 'database'
       ? files.manifests.map((manifest) => manifest.checkpoints[0]?.coversLog ?? null)
       : [];
-  let started: Awaited<ReturnType<typeof WorkerPool.start>>;
+  phase('logs-and-router');
+  let started: Awaited<ReturnType<WorkerPool['start']>>;
   try {
     const pinning = decidePinning(resolved.pinWorkers, topology);
-    started = await WorkerPool.start(
+    started = await pool.start(
       directory,
-      plan,
       partitions,
       resolved,
-      rings,
-      controls,
       pinning,
-      mvcc,
       committedTransactions,
       walRun.epoch,
       logCoverage,
@@ -182,7 +197,8 @@ async function openLocked(
       },
     );
   }
-  const { pool, trees, versionTrees, recoveries, placements } = started;
+  phase('workers-started');
+  const { trees, versionTrees, recoveries, placements } = started;
   // Recorded only once the database could start, so a refused open leaves the directory as it was.
   let tornTails: TornTail[];
   try {
@@ -270,6 +286,7 @@ async function openLocked(
   if (writableAgain !== null)
     refuseWritesUntilSpace([...channels, ...transactionChannels], directory, databaseControl);
   else if (resolved.readOnly) refuseWrites([...channels, ...transactionChannels], directory);
+  phase('settled');
   return new Database({
     handle,
     router,

@@ -17,7 +17,7 @@ export function startOwnerWorker(): Worker {
   return new Worker(bootstrap, { eval: true });
 }
 
-function tsxRegisterUrl(): string {
+export function tsxRegisterUrl(): string {
   const requireHere = createRequire(import.meta.url);
   const manifestPath = requireHere.resolve('tsx/package.json');
   const manifest = requireHere(manifestPath) as { exports: { './esm/api': { import: { default: string } } } };

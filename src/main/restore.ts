@@ -1,17 +1,23 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
-import { isLightningError, LightningError } from '../shared-memory/index.js';
+import { LightningError } from '../shared-memory/index.js';
+import { checkBackupFile, named, relativePath } from '../storage/backup-check.js';
 import {
   type BackupDescriptor,
+  type BackupFile,
   backupDescriptorFileName,
-  hashFile,
   readBackupDescriptor,
 } from '../storage/backup-descriptor.js';
-import { manifestFileName, readManifest, verifyCheckpoint } from '../storage/checkpoint/index.js';
+import { manifestFileName } from '../storage/checkpoint/index.js';
 import { metadataFileName, readMetadata } from '../storage/database-metadata.js';
 import { syncDirectory } from '../storage/durable-file.js';
 import { partitionDirectory } from '../storage/layout.js';
+import type { BackupCheckDone, BackupCheckTask } from '../workers/backup-check-task.js';
+import { pooledWorkMin, runPartitionTasks } from './partition-tasks.js';
+
+/** A file inside a partition's directory, `partitions/NNNN/...`: that partition's task checks it. */
+const partitionFilePattern = /^partitions\/(\d{4})\//;
 
 /**
  * Restore: checks a backup completely and copies it into place as a database directory that opens to
@@ -20,6 +26,7 @@ import { partitionDirectory } from '../storage/layout.js';
  * copy's structure through the readers open() uses (metadata, each manifest, and every block of each
  * checkpoint). The copy is built in a temporary directory beside the target and renamed into place
  * only once all of it verified and is durable, so a failure leaves no target and no partial copy.
+ * Each partition's files are checked (and copied) by a task of its own in a piscina pool.
  */
 
 export interface RestoreProgress {
@@ -97,8 +104,7 @@ export async function verifyBackup(
   const started = performance.now();
   const { dir, descriptor } = await loadBackup(backupDir, options);
   const tracker = new Tracker(descriptor, options);
-  await checkFiles(dir, descriptor, tracker, null);
-  await checkStructure(dir, dir, descriptor, tracker);
+  await checkBackup(dir, descriptor, tracker, null);
   return summaryOf(dir, descriptor, started);
 }
 
@@ -120,8 +126,7 @@ export async function restore(
   await mkdir(temporary);
   try {
     const tracker = new Tracker(descriptor, options);
-    await checkFiles(dir, descriptor, tracker, temporary);
-    await checkStructure(temporary, dir, descriptor, tracker);
+    await checkBackup(dir, descriptor, tracker, temporary);
     await syncDirectories(temporary, descriptor);
     await rename(temporary, target).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOTEMPTY' || error.code === 'EEXIST' || error.code === 'ENOTDIR') {
@@ -200,131 +205,67 @@ async function checkTarget(targetDir: string, backup: string): Promise<string> {
 }
 
 /**
- * Reads every listed file once, checking its size and xxh64; with `copyTo`, writes it there on the
- * way and fsyncs it. A mismatch or a missing file is ERR_CORRUPTION naming the backup file.
+ * Checks every listed file once for its size and xxh64 and reads the metadata, manifests and
+ * checkpoints through; with `copyTo`, copies each file there on the way and fsyncs it. The files
+ * outside the partitions' directories (the metadata) are checked here first; each partition is then
+ * checked (and copied) by a task of its own in a piscina pool. ERR_CORRUPTION names the backup file.
  */
-async function checkFiles(
+async function checkBackup(
   dir: string,
   descriptor: BackupDescriptor,
   tracker: Tracker,
   copyTo: string | null,
 ): Promise<void> {
+  const root = copyTo ?? dir;
+  const byPartition: BackupFile[][] = Array.from({ length: descriptor.partitions }, () => []);
+  const others: BackupFile[] = [];
   for (const file of descriptor.files) {
-    const source = join(dir, ...file.path.split('/'));
+    const match = partitionFilePattern.exec(file.path);
+    const partition = match === null ? -1 : Number(match[1]);
+    if (partition >= 0 && partition < descriptor.partitions) byPartition[partition]!.push(file);
+    else others.push(file);
+  }
+  for (const file of others) {
     tracker.report({ phase: 'copy', file: file.path });
-    let found: { bytes: number; xxh64: string };
-    try {
-      if (copyTo === null) found = await hashFile(source);
-      else found = await copyFile(source, join(copyTo, ...file.path.split('/')));
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-        throw new LightningError('ERR_CORRUPTION', `${source}: missing (BACKUP.json lists it)`, {
-          cause: error,
-        });
-      }
-      throw error;
-    }
-    if (found.bytes !== file.bytes || found.xxh64 !== file.xxh64) {
-      throw new LightningError(
-        'ERR_CORRUPTION',
-        `${source}: ${found.bytes} bytes with xxh64 ${found.xxh64}; BACKUP.json says ${file.bytes} bytes with xxh64 ${file.xxh64}`,
-      );
-    }
+    await checkBackupFile(dir, file, copyTo);
     const { filesDone, bytesDone } = tracker.progress;
     tracker.report({ filesDone: filesDone + 1, bytesDone: bytesDone + file.bytes });
   }
-  tracker.report({ file: '' });
-}
-
-async function copyFile(source: string, destination: string): Promise<{ bytes: number; xxh64: string }> {
-  // Opening the source first means a missing backup file creates nothing in the copy.
-  await stat(source);
-  await mkdir(dirname(destination), { recursive: true });
-  const output = await open(destination, 'wx');
-  try {
-    let position = 0;
-    const found = await hashFile(source, async (chunk) => {
-      let written = 0;
-      while (written < chunk.length) {
-        const { bytesWritten } = await output.write(
-          chunk,
-          written,
-          chunk.length - written,
-          position + written,
-        );
-        written += bytesWritten;
-      }
-      position += chunk.length;
-    });
-    await output.sync();
-    return found;
-  } finally {
-    await output.close();
-  }
-}
-
-/**
- * Opens `root` the way open() would read it: the metadata, each partition's manifest and the whole
- * checkpoint it names, every block checksum included, and checks them against BACKUP.json. Errors
- * name the backup file (the files under `root` equal it byte for byte by now).
- */
-async function checkStructure(
-  root: string,
-  backup: string,
-  descriptor: BackupDescriptor,
-  tracker: Tracker,
-): Promise<void> {
-  const inBackup = (path: string) => join(backup, ...path.split('/'));
-  const corrupt = (path: string, why: string) =>
-    new LightningError('ERR_CORRUPTION', `${inBackup(path)}: ${why}`);
-  const listed = new Set(descriptor.files.map((file) => file.path));
-  const metadata = await named(metadataFileName, root, backup, () => readMetadata(root));
+  const metadata = await named(metadataFileName, root, dir, () => readMetadata(root));
   if (metadata === null || metadata.partitions !== descriptor.partitions) {
-    throw corrupt(metadataFileName, `does not describe ${descriptor.partitions} partitions`);
-  }
-  for (let partition = 0; partition < descriptor.partitions; partition++) {
-    const directory = partitionDirectory(root, partition);
-    const manifestPath = relativePath(partitionDirectory('', partition), manifestFileName);
-    tracker.report({ phase: 'verify', file: manifestPath });
-    const manifest = await named(manifestPath, root, backup, () => readManifest(directory));
-    const record = manifest?.checkpoints.find((checkpoint) => checkpoint.partition === partition);
-    if (manifest === null || manifest.partitions !== descriptor.partitions || record === undefined) {
-      throw corrupt(manifestPath, `does not name a checkpoint of partition ${partition}`);
-    }
-    const checkpointPath = relativePath(partitionDirectory('', partition), record.file);
-    if (!listed.has(checkpointPath))
-      throw corrupt(manifestPath, `names ${record.file}, which BACKUP.json does not list`);
-    const info = await named(checkpointPath, root, backup, () =>
-      verifyCheckpoint(join(directory, record.file)),
+    throw new LightningError(
+      'ERR_CORRUPTION',
+      `${join(dir, metadataFileName)}: does not describe ${descriptor.partitions} partitions`,
     );
-    const expected = descriptor.contents[partition]!;
-    if (
-      info.partition !== partition ||
-      info.startLsn !== record.startLsn ||
-      info.entryCount !== expected.entries
-    ) {
-      throw corrupt(
-        checkpointPath,
-        `holds partition ${info.partition}, start LSN ${info.startLsn}, ${info.entryCount} entries; ` +
-          `expected partition ${partition}, start LSN ${record.startLsn}, ${expected.entries} entries`,
-      );
-    }
-    tracker.report({ partitionsDone: partition + 1 });
   }
+  const listed = descriptor.files.map((file) => file.path);
+  const tasks = byPartition.map(
+    (files, partition): BackupCheckTask => ({
+      dir,
+      partition,
+      partitions: descriptor.partitions,
+      entries: descriptor.contents[partition]!.entries,
+      files,
+      listed,
+      copyTo,
+    }),
+  );
+  const bytes = descriptor.files.reduce((sum, file) => sum + file.bytes, 0);
+  await runPartitionTasks<BackupCheckTask, BackupCheckDone>(
+    'backup-check-task',
+    tasks,
+    (done) => {
+      const { filesDone, bytesDone, partitionsDone } = tracker.progress;
+      tracker.report({ phase: 'verify', file: relativePath(partitionDirectory('', done.partition), '') });
+      tracker.report({
+        filesDone: filesDone + done.files,
+        bytesDone: bytesDone + done.bytes,
+        partitionsDone: partitionsDone + 1,
+      });
+    },
+    bytes < pooledWorkMin.checkBytes ? () => import('../workers/backup-check-task.js') : null,
+  );
   tracker.report({ file: '' });
-}
-
-/** Runs a reader on a copy; its corruption error is re-raised naming the backup file it came from. */
-async function named<T>(path: string, root: string, backup: string, read: () => Promise<T>): Promise<T> {
-  try {
-    return await read();
-  } catch (error) {
-    if (root === backup || !isLightningError(error)) throw error;
-    const detail = error.message.replace(`${error.code}: `, '');
-    throw new LightningError(error.code, `${join(backup, ...path.split('/'))} (as copied): ${detail}`, {
-      cause: error,
-    });
-  }
 }
 
 /** fsyncs every directory of the copy, deepest first, so the whole tree is durable before the rename. */
@@ -337,10 +278,6 @@ async function syncDirectories(root: string, descriptor: BackupDescriptor): Prom
   const deepestFirst = [...directories].sort((a, b) => b.split('/').length - a.split('/').length);
   for (const directory of deepestFirst) await syncDirectory(join(root, ...directory.split('/')));
   await syncDirectory(root);
-}
-
-function relativePath(partitionDir: string, name: string): string {
-  return join(partitionDir, name).split(sep).join('/');
 }
 
 function summaryOf(dir: string, descriptor: BackupDescriptor, started: number): VerifyBackupResult {

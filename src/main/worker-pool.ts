@@ -25,6 +25,8 @@ interface OwnerWorker {
   api: Comlink.Remote<OwnerApi>;
   control: Int32Array;
   rings: CommandRing[];
+  /** Rejects once the thread has exited, whenever that was (before start() too). */
+  exited: Promise<never>;
 }
 
 /**
@@ -35,38 +37,26 @@ interface OwnerWorker {
 export class WorkerPool {
   readonly #workers: OwnerWorker[];
   readonly #mvcc: MvccState;
+  readonly #plan: WorkerPlan;
   #stopping = false;
 
-  private constructor(workers: OwnerWorker[], mvcc: MvccState) {
+  private constructor(workers: OwnerWorker[], mvcc: MvccState, plan: WorkerPlan) {
     this.#workers = workers;
     this.#mvcc = mvcc;
+    this.#plan = plan;
   }
 
   /**
-   * Starts one worker per planned worker; resolves with the tree handle of every partition and where
-   * each worker was placed.
+   * Starts one thread per planned worker, which loads its modules while the caller goes on with its
+   * own work (reading the directory, creating files); `start()` then hands each its partitions. The
+   * threads run in parallel: none waits for another to load.
    */
-  static async start(
-    path: string,
+  static spawn(
     plan: WorkerPlan,
-    partitions: number,
-    options: ResolvedOptions,
     rings: CommandRing[][],
     controls: Int32Array[],
-    pinning: PinningDecision,
     mvcc: MvccState,
-    committedTransactions: number[],
-    walEpoch: number,
-    logCoverage: (LogPosition | null)[],
-  ): Promise<{
-    pool: WorkerPool;
-    trees: TreeHandle[];
-    versionTrees: TreeHandle[];
-    recoveries: PartitionRecovery[];
-    tornTails: TornTail[];
-    skippedDamage: SkippedDamage[];
-    placements: WorkerPlacement[];
-  }> {
+  ): WorkerPool {
     const workers: OwnerWorker[] = plan.workers.map((planned) => {
       const thread = startOwnerWorker();
       return {
@@ -74,10 +64,36 @@ export class WorkerPool {
         api: Comlink.wrap<OwnerApi>(nodeEndpoint(thread)),
         control: controls[planned.index]!,
         rings: rings[planned.index]!,
+        exited: exitOf(thread),
       };
     });
-    const pool = new WorkerPool(workers, mvcc);
+    const pool = new WorkerPool(workers, mvcc, plan);
     for (const [index, worker] of workers.entries()) pool.#watch(worker, index);
+    return pool;
+  }
+
+  /**
+   * Gives every spawned worker its partitions to recover; resolves with the tree handle of every
+   * partition and where each worker was placed. On failure every worker is stopped.
+   */
+  async start(
+    path: string,
+    partitions: number,
+    options: ResolvedOptions,
+    pinning: PinningDecision,
+    committedTransactions: number[],
+    walEpoch: number,
+    logCoverage: (LogPosition | null)[],
+  ): Promise<{
+    trees: TreeHandle[];
+    versionTrees: TreeHandle[];
+    recoveries: PartitionRecovery[];
+    tornTails: TornTail[];
+    skippedDamage: SkippedDamage[];
+    placements: WorkerPlacement[];
+  }> {
+    const plan = this.#plan;
+    const workers = this.#workers;
     const trees: TreeHandle[] = new Array(partitions);
     const versionTrees: TreeHandle[] = new Array(partitions);
     const recoveries: PartitionRecovery[] = new Array(partitions);
@@ -104,13 +120,13 @@ export class WorkerPool {
               failpoints: options.failpoints,
               fileLayer: options.fileLayer,
               placement: { node: planned.node, cpus: planned.cpus, pinning },
-              mvcc: mvcc.sab,
+              mvcc: this.#mvcc.sab,
               committedTransactions,
               walEpoch,
               logCoverage,
               readOnly: options.readOnly,
             }),
-            pool.#exited(worker),
+            this.#exited(worker),
           ]);
           placements[planned.index] = started.placement;
           tornTails.push(...started.tornTails);
@@ -123,12 +139,12 @@ export class WorkerPool {
         }),
       );
     } catch (error) {
-      await pool.stop();
+      await this.stop();
       throw error;
     }
     // An open database must not keep the process alive by itself; writes in flight do (KeepAlive).
     for (const worker of workers) worker.thread.unref();
-    return { pool, trees, versionTrees, recoveries, tornTails, skippedDamage, placements };
+    return { trees, versionTrees, recoveries, tornTails, skippedDamage, placements };
   }
 
   /** Checkpoints every partition, each worker its own, in parallel. */
@@ -215,13 +231,20 @@ export class WorkerPool {
 
   /** Rejects when the worker thread exits: a pending control call would otherwise never settle. */
   #exited(worker: OwnerWorker): Promise<never> {
-    const exited = new Promise<never>((_, reject) => {
-      worker.thread.once('exit', (code) => reject(new Error(`owner worker exited with code ${code}`)));
-    });
-    // Used only inside Promise.race: once the race is decided, a later exit must not be unhandled.
-    exited.catch(() => {});
-    return exited;
+    return worker.exited;
   }
+}
+
+/**
+ * A promise that rejects when `thread` exits, made as the thread is created so an exit before anyone
+ * waits is still seen. Used only inside Promise.race: an exit no race waits for must not be unhandled.
+ */
+function exitOf(thread: Worker): Promise<never> {
+  const exited = new Promise<never>((_, reject) => {
+    thread.once('exit', (code) => reject(new Error(`owner worker exited with code ${code}`)));
+  });
+  exited.catch(() => {});
+  return exited;
 }
 
 /** Wakes every thread waiting on these rings, so it re-reads the worker's state. */

@@ -1,5 +1,4 @@
 import { type FileHandle, open } from 'node:fs/promises';
-import { uncompress } from 'lz4-napi';
 import { keyBytesMax, valueBytesMax } from '../../shared-memory/limits.js';
 import { type XxhashApi, xxhashApi } from '../xxhash.js';
 import {
@@ -19,6 +18,7 @@ import {
   incomplete,
   lz4SizePrefixBytes,
 } from './checkpoint-format.js';
+import { loadLz4 } from './lz4.js';
 
 /** What a checkpoint's header and footer say, both verified. */
 export interface CheckpointInfo extends CheckpointHeader, CheckpointFooter {
@@ -56,6 +56,7 @@ export async function readCheckpointHeader(file: string): Promise<CheckpointInfo
 export async function* readCheckpoint(file: string): AsyncGenerator<[Buffer, Buffer][], void, undefined> {
   const { handle, api, info } = await openCheckpoint(file);
   try {
+    const { uncompress } = await loadLz4();
     const end = info.fileBytes - checkpointFooterBytes;
     let offset = checkpointHeaderBytes;
     let blockCount = 0;

@@ -1,5 +1,4 @@
 import { join } from 'node:path';
-import { compress } from 'lz4-napi';
 import { assert } from '../../shared-memory/assert.js';
 import { compareBytes } from '../../shared-memory/bytes.js';
 import { LightningError } from '../../shared-memory/errors.js';
@@ -19,6 +18,7 @@ import {
   lsnMax,
   u32Max,
 } from './checkpoint-format.js';
+import { loadLz4 } from './lz4.js';
 
 /** One entry of a checkpoint: key and value bytes. */
 export type CheckpointEntry = readonly [key: Uint8Array, value: Uint8Array];
@@ -188,6 +188,7 @@ class BlockWriter {
   async #writeBlock(content: Buffer, entryCount: number): Promise<void> {
     assert(entryCount > 0 && content.length > 0, 'blocks are never empty');
     // Async compression runs on the libuv pool: the owner's event loop keeps serving writes meanwhile.
+    const { compress } = await loadLz4();
     const compressed = await compress(content);
     const header = encodeBlockHeader(compressed, content.length, entryCount, this.#api);
     await this.#append([header, compressed]);

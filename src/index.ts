@@ -7,6 +7,9 @@
  */
 
 export { type AdminServer, type AdminServerOptions, startAdminServer } from './main/admin/admin-server.js';
+export { AbortError } from './main/api/async-scan.js';
+export type { WriteOptions } from './main/api/conditional-write.js';
+export type { ScanIterator, ScanOptions } from './main/api/scan-options.js';
 export { attach } from './main/attach.js';
 export type { BackupOptions, BackupProgress, BackupResult } from './main/backup.js';
 export {

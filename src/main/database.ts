@@ -16,9 +16,13 @@ import type { Failpoints } from '../workers/failpoints.js';
 import type { CheckpointResult } from '../workers/partition-checkpoint.js';
 import type { AdminAttachment, AdminServer, AdminServerOptions } from './admin/admin-server.js';
 import type { OperationObserver } from './admin/operation-observer.js';
+import { clearKeys } from './api/clear-range.js';
+import { conditionalWrite, parseWriteOptions, type WriteOptions } from './api/conditional-write.js';
+import { type ScanIterator, type ScanOptions, scanShape } from './api/scan-options.js';
 import { type BackupOptions, type BackupResult, backupDatabase } from './backup.js';
 import type { DatabaseHandle } from './database-handle.js';
 import { collectStats, type DatabaseStats, type RecoveryStats } from './database-stats.js';
+import { scanKeys, scanValues } from './merged-range.js';
 import type { PartitionRouter } from './partition-router.js';
 import { Snapshot, SnapshotRange, type SnapshotSource } from './snapshot.js';
 import { SnapshotRegistry } from './snapshot-registry.js';
@@ -107,7 +111,8 @@ export class Database {
    * in one turn to one owner worker share one promise (see WriteChannel): it rejects if any of them
    * failed in the owner. Bad input rejects this call's own promise, and nothing is queued.
    */
-  put(key: Uint8Array | string, value: Uint8Array | string): Promise<void> {
+  put(key: Uint8Array | string, value: Uint8Array | string, options?: WriteOptions): Promise<void> {
+    if (options !== undefined) return this.#conditional(key, value, false, options);
     const startedMs = this.#observer === null ? 0 : performance.now();
     let keyBytes: Uint8Array;
     let valueBytes: Uint8Array;
@@ -127,7 +132,8 @@ export class Database {
    * Removes `key` (a missing key is not an error). Resolves once applied; shares its turn's promise
    * with the other puts and deletes to the same owner, as `put` does.
    */
-  del(key: Uint8Array | string): Promise<void> {
+  del(key: Uint8Array | string, options?: WriteOptions): Promise<void> {
+    if (options !== undefined) return this.#conditional(key, null, true, options);
     const startedMs = this.#observer === null ? 0 : performance.now();
     let keyBytes: Uint8Array;
     try {
@@ -139,6 +145,28 @@ export class Database {
     const partition = this.#parts.router.partitionOf(keyBytes);
     const written = this.#channelOf(partition).del(partition, keyBytes);
     return this.#observer === null ? written : this.#observer.write('del', partition, startedMs, written);
+  }
+
+  /**
+   * A put or del with a condition (`ifValue`, see WriteOptions), run as a single-key
+   * transaction: ERR_CONDITION_FAILED if the key's value is not the expected one, ERR_TX_CONFLICT
+   * only if it kept changing through every retry. Without a condition, a plain put or del.
+   */
+  #conditional(key: unknown, value: unknown, isDelete: boolean, options: WriteOptions): Promise<void> {
+    let write: (tx: Transaction) => void;
+    try {
+      this.#assertOpen();
+      const condition = parseWriteOptions(options);
+      if (condition === null) {
+        return isDelete
+          ? this.del(key as Uint8Array | string)
+          : this.put(key as Uint8Array | string, value as Uint8Array | string);
+      }
+      write = conditionalWrite(key, isDelete ? null : value, isDelete, condition);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#coordinator.run(write, undefined);
   }
 
   /**
@@ -182,6 +210,55 @@ export class Database {
   }
 
   /**
+   * The values of `keys` (copies), in the keys' order, undefined where a key is missing; all read at
+   * one snapshot, so they are consistent with each other. Synchronous; every key is checked before
+   * any is read. O(k log n).
+   */
+  getMany(keys: readonly (Uint8Array | string)[]): (Buffer | undefined)[] {
+    return this.#atSnapshot((snapshot) => snapshot.getMany(keys));
+  }
+
+  /**
+   * The number of entries within the bounds (same options as `range`, `limit` caps the count), at a
+   * snapshot taken now. Reads no values. Synchronous; O(entries counted).
+   */
+  count(options?: RangeOptions): number {
+    return this.#atSnapshot((snapshot) => snapshot.count(options));
+  }
+
+  #atSnapshot<T>(read: (snapshot: Snapshot) => T): T {
+    this.#assertOpen();
+    const snapshot = new Snapshot(this.#snapshots, false);
+    try {
+      return read(snapshot);
+    } finally {
+      snapshot.release();
+    }
+  }
+
+  /**
+   * Deletes every entry within the bounds (same options as `range`) as of a snapshot taken now, and
+   * resolves with how many it deleted. Each partition's share is deleted atomically by its owner (cut
+   * into atomic chunks only where it exceeds one log record); the partitions are not one atomic
+   * step: a reader may see some partitions cleared and others not yet, and a failure may leave some
+   * cleared. Entries written while it runs may be deleted or kept.
+   */
+  clear(options?: RangeOptions): Promise<number> {
+    let keys: SnapshotRange<Buffer>;
+    try {
+      this.#assertOpen();
+      keys = new SnapshotRange<Buffer>(this.#snapshots, options, scanShape(undefined, scanKeys));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return clearKeys(
+      keys,
+      (key) => this.#parts.router.partitionOf(key),
+      (part) => this.#channelOf(part.partition).batch(part.partition, part.entries),
+    );
+  }
+
+  /**
    * Like `get`, without the copy: the value is a view of a buffer this thread reuses, valid only
    * until the next `getUnsafe` on this thread (of any database), and overwritten then.
    * Read it, or copy what you keep, before the next such call; never keep it across an `await`.
@@ -211,11 +288,24 @@ export class Database {
   /**
    * Entries within the bounds, sorted by key bytes, merged from all partitions, read at a snapshot
    * taken now: a scan never mixes states, however long it runs. The snapshot is released when the
-   * scan ends (or is left with break/return).
+   * scan ends (or is left with break/return, or its `signal` aborts). Iterate it with for-of or, to
+   * let timers and I/O run during a long scan, with for-await.
    */
-  range(options?: RangeOptions): IterableIterator<[Buffer, Buffer]> {
+  range(options?: ScanOptions): ScanIterator<[Buffer, Buffer]> {
     this.#assertOpen();
-    return new SnapshotRange(this.#snapshots, options);
+    return new SnapshotRange(this.#snapshots, options, scanShape(options));
+  }
+
+  /** The keys within the bounds, sorted, at a snapshot taken now; values are not read. */
+  keys(options?: ScanOptions): ScanIterator<Buffer> {
+    this.#assertOpen();
+    return new SnapshotRange<Buffer>(this.#snapshots, options, scanShape(options, scanKeys));
+  }
+
+  /** The values within the bounds, in key order, at a snapshot taken now. */
+  values(options?: ScanOptions): ScanIterator<Buffer> {
+    this.#assertOpen();
+    return new SnapshotRange<Buffer>(this.#snapshots, options, scanShape(options, scanValues));
   }
 
   /**

@@ -3,7 +3,10 @@ import { LightningError, type RangeOptions } from '../shared-memory/index.js';
 import { PartitionCursor } from '../shared-memory/mvcc/partition-cursor.js';
 import type { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import { parseRangeOptions, type RangeBounds } from '../shared-memory/tree/range-options.js';
-import { MergedRange } from './merged-range.js';
+import { countWithin } from './api/count-range.js';
+import { readMany } from './api/get-many.js';
+import { type ScanIterator, type ScanOptions, scanShape } from './api/scan-options.js';
+import { MergedRange, type ScanShape, scanKeys, scanValues } from './merged-range.js';
 import type { PartitionRouter } from './partition-router.js';
 import type { SnapshotHold, SnapshotRegistry } from './snapshot-registry.js';
 
@@ -61,19 +64,53 @@ export class Snapshot {
   }
 
   /**
+   * The values of `keys` at the snapshot, in the keys' order (undefined where a key is missing).
+   * Every key is checked first: one bad key throws before anything is read. O(k log n).
+   */
+  getMany(keys: readonly (Uint8Array | string)[]): (Buffer | undefined)[] {
+    this.#assertOpen();
+    return readMany(this.#source, keys, this.#timestamp);
+  }
+
+  /**
    * Entries within the bounds at the snapshot, sorted by key bytes, merged from all partitions: one
    * descent per partition to start, then O(log P) comparisons in shared memory per entry. Iterate it
-   * before releasing the snapshot.
+   * (for-of, or for-await) before releasing the snapshot.
    */
-  range(options?: RangeOptions): IterableIterator<[Buffer, Buffer]> {
+  range(options?: ScanOptions): ScanIterator<[Buffer, Buffer]> {
+    return this.#scan(options, scanShape(options));
+  }
+
+  /** The keys within the bounds at the snapshot, sorted; values are not read. */
+  keys(options?: ScanOptions): ScanIterator<Buffer> {
+    return this.#scan(options, scanShape(options, scanKeys));
+  }
+
+  /** The values within the bounds at the snapshot, in key order. */
+  values(options?: ScanOptions): ScanIterator<Buffer> {
+    return this.#scan(options, scanShape(options, scanValues));
+  }
+
+  /**
+   * The number of entries within the bounds at the snapshot (at most `limit`). Walks each
+   * partition's keys in place, without merging them or reading values: O(entries counted).
+   */
+  count(options?: RangeOptions): number {
     this.#assertOpen();
     const bounds = parseRangeOptions(options);
-    return new MergedRange(
+    return countWithin(cursorsAt(this.#source, { ...bounds, reverse: false }, this.#timestamp), bounds.limit);
+  }
+
+  #scan<T>(options: RangeOptions | undefined, shape: ScanShape): MergedRange<T> {
+    this.#assertOpen();
+    const bounds = parseRangeOptions(options);
+    return new MergedRange<T>(
       cursorsAt(this.#source, bounds, this.#timestamp),
       bounds.reverse,
       bounds.limit,
       null,
       null,
+      shape,
     );
   }
 
@@ -97,8 +134,8 @@ export class Snapshot {
  * (counted as leaked). Until then, when the thread runs out of snapshot slots, unfinished scans share
  * one (see SnapshotRegistry), so abandoned scans never make later snapshots fail.
  */
-export class SnapshotRange extends MergedRange {
-  constructor(source: SnapshotSource, options: RangeOptions | undefined) {
+export class SnapshotRange<T = [Buffer, Buffer]> extends MergedRange<T> {
+  constructor(source: SnapshotSource, options: RangeOptions | undefined, shape?: ScanShape) {
     const bounds = parseRangeOptions(options);
     const registry = source.registry;
     const hold = registry.acquire(true);
@@ -109,13 +146,17 @@ export class SnapshotRange extends MergedRange {
       registry.release(hold);
       throw error;
     }
-    super(cursors, bounds.reverse, bounds.limit, registry, hold);
+    super(cursors, bounds.reverse, bounds.limit, registry, hold, shape);
     registry.guardScan(this, hold);
   }
 }
 
 /** One cursor per partition, each positioned by one descent. */
-function cursorsAt(source: SnapshotSource, bounds: RangeBounds, readTimestamp: number): PartitionCursor[] {
+export function cursorsAt(
+  source: SnapshotSource,
+  bounds: RangeBounds,
+  readTimestamp: number,
+): PartitionCursor[] {
   const readers = source.readers;
   const cursors = new Array<PartitionCursor>(readers.length);
   for (let i = 0; i < readers.length; i++)

@@ -1,0 +1,35 @@
+import { keyToBytes, LightningError } from '../../shared-memory/index.js';
+import type { SnapshotSource } from '../snapshot.js';
+
+/** Most keys one getMany call takes: a bound on the work (and memory) of one synchronous call. */
+export const getManyKeysMax = 1 << 20;
+
+/** Every key of a getMany call, checked and encoded before any is read. */
+export function keysToBytes(keys: unknown): Uint8Array[] {
+  if (!Array.isArray(keys)) throw new LightningError('ERR_BAD_ARGUMENT', 'getMany takes an array of keys');
+  if (keys.length > getManyKeysMax) {
+    throw new LightningError(
+      'ERR_BAD_ARGUMENT',
+      `getMany takes at most ${getManyKeysMax} keys, got ${keys.length}: split the call`,
+    );
+  }
+  const bytes = new Array<Uint8Array>(keys.length);
+  for (let i = 0; i < keys.length; i++) bytes[i] = keyToBytes(keys[i], `key ${i}`);
+  return bytes;
+}
+
+/** The values of `keys` at `readTimestamp`, in order, undefined where missing. O(k log n). */
+export function readMany(
+  source: SnapshotSource,
+  keys: readonly unknown[],
+  readTimestamp: number,
+): (Buffer | undefined)[] {
+  const bytes = keysToBytes(keys);
+  const { readers, router } = source;
+  const values = new Array<Buffer | undefined>(bytes.length);
+  for (let i = 0; i < bytes.length; i++) {
+    const key = bytes[i]!;
+    values[i] = readers[router.partitionOf(key)]!.get(key, readTimestamp);
+  }
+  return values;
+}

@@ -9,8 +9,16 @@
 export { type AdminServer, type AdminServerOptions, startAdminServer } from './main/admin/admin-server.js';
 export { AbortError } from './main/api/async-scan.js';
 export type { WriteOptions } from './main/api/conditional-write.js';
-export type { ScanIterator, ScanOptions } from './main/api/scan-options.js';
-export { attach } from './main/attach.js';
+export type {
+  Bytes,
+  CustomEncoding,
+  EncodingName,
+  EncodingOption,
+  EncodingOptions,
+  Out,
+} from './main/api/encoding-types.js';
+export type { KeyRange, ScanIterator, ScanOptions } from './main/api/scan-options.js';
+export { attach, open } from './main/api/typed-open.js';
 export type { BackupOptions, BackupProgress, BackupResult } from './main/backup.js';
 export {
   type BatchOperation,
@@ -21,7 +29,6 @@ export {
   type WorkerStats,
 } from './main/database.js';
 export type { DatabaseHandle } from './main/database-handle.js';
-export { open } from './main/open.js';
 export type { Durability, OpenOptions } from './main/open-options.js';
 export {
   type RestoreOptions,

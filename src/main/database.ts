@@ -1,28 +1,31 @@
-import { keyToScratchBytes } from '../shared-memory/bytes.js';
-import {
-  databaseStateOpen,
-  kDatabaseState,
-  keyToBytes,
-  LightningError,
-  type RangeOptions,
-  valueToBytes,
-} from '../shared-memory/index.js';
+import { databaseStateOpen, kDatabaseState, LightningError } from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { readLatest, type VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
-import { type BatchEntry, operationDel, operationPut } from '../shared-memory/ring/operation-codec.js';
+import type { BatchEntry } from '../shared-memory/ring/operation-codec.js';
 import { threadValueScratch, ValueScratch } from '../shared-memory/tree/value-scratch.js';
 import type { DecisionLog } from '../storage/decision-log.js';
 import type { Failpoints } from '../workers/failpoints.js';
 import type { CheckpointResult } from '../workers/partition-checkpoint.js';
 import type { AdminAttachment, AdminServer, AdminServerOptions } from './admin/admin-server.js';
 import type { OperationObserver } from './admin/operation-observer.js';
+import { type BatchOperation, toBatchEntry } from './api/batch-entry.js';
 import { clearKeys } from './api/clear-range.js';
-import { conditionalWrite, parseWriteOptions, type WriteOptions } from './api/conditional-write.js';
-import { type ScanIterator, type ScanOptions, scanShape } from './api/scan-options.js';
+import { conditionalWrite, type WriteOptions } from './api/conditional-write.js';
+import type { Bytes, Out } from './api/encoding-types.js';
+import {
+  decode,
+  type Encodings,
+  encodeBounds,
+  encodeKey,
+  encodeValue,
+  noEncodings,
+} from './api/encodings.js';
+import { type KeyRange, type ScanIterator, type ScanOptions, scanShape } from './api/scan-options.js';
+import { shareWithEncodings } from './api/shared-encodings.js';
 import { type BackupOptions, type BackupResult, backupDatabase } from './backup.js';
 import type { DatabaseHandle } from './database-handle.js';
 import { collectStats, type DatabaseStats, type RecoveryStats } from './database-stats.js';
-import { scanKeys, scanValues } from './merged-range.js';
+import { type ScanMode, scanEntries, scanKeys, scanValues } from './merged-range.js';
 import type { PartitionRouter } from './partition-router.js';
 import { Snapshot, SnapshotRange, type SnapshotSource } from './snapshot.js';
 import { SnapshotRegistry } from './snapshot-registry.js';
@@ -30,12 +33,8 @@ import type { Transaction } from './transaction.js';
 import { TransactionCoordinator, type TransactionOptions } from './transaction-coordinator.js';
 import type { WriteChannel } from './write-channel.js';
 
+export type { BatchOperation } from './api/batch-entry.js';
 export type { DatabaseStats, MvccStats, RecoveryStats, WorkerStats } from './database-stats.js';
-
-/** One operation of `db.batch()`. */
-export type BatchOperation =
-  | { type: 'put'; key: Uint8Array | string; value: Uint8Array | string }
-  | { type: 'del'; key: Uint8Array | string };
 
 /** Where getString reads a value before decoding it (one per thread, as module state is). */
 const stringScratch = new ValueScratch();
@@ -71,7 +70,7 @@ export interface DatabaseParts {
  * straight from the partitions' shared memory; writes go through this thread's command rings to the
  * partitions' owner workers and resolve once applied, so a read on any thread after that sees them.
  */
-export class Database {
+export class Database<K = Bytes, V = Bytes> {
   readonly #parts: DatabaseParts;
   readonly #partitionWorkers: Int32Array;
   #closed = false;
@@ -81,6 +80,8 @@ export class Database {
   #observer: OperationObserver | null = null;
   readonly #snapshots: SnapshotSource;
   readonly #coordinator: TransactionCoordinator;
+  /** How keys and values are stored (see api/encodings.ts); none by default. */
+  #encodings: Encodings = noEncodings;
 
   /** @internal Built by open() and attach(). */
   constructor(parts: DatabaseParts) {
@@ -106,20 +107,26 @@ export class Database {
     });
   }
 
+  /** @internal Set once, by open() or attach(), before the database is handed out. */
+  useEncodings<K2, V2>(encodings: Encodings): Database<K2, V2> {
+    this.#encodings = encodings;
+    return this as unknown as Database<K2, V2>;
+  }
+
   /**
    * Stores `value` under `key`. Resolves once applied; O(log n) in the owner. Puts and deletes issued
    * in one turn to one owner worker share one promise (see WriteChannel): it rejects if any of them
    * failed in the owner. Bad input rejects this call's own promise, and nothing is queued.
    */
-  put(key: Uint8Array | string, value: Uint8Array | string, options?: WriteOptions): Promise<void> {
+  put(key: K, value: V, options?: WriteOptions<V>): Promise<void> {
     if (options !== undefined) return this.#conditional(key, value, false, options);
     const startedMs = this.#observer === null ? 0 : performance.now();
     let keyBytes: Uint8Array;
     let valueBytes: Uint8Array;
     try {
       this.#assertOpen();
-      keyBytes = keyToScratchBytes(key);
-      valueBytes = valueToBytes(value);
+      keyBytes = encodeKey(this.#encodings.keys, key);
+      valueBytes = encodeValue(this.#encodings.values, value);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -132,13 +139,13 @@ export class Database {
    * Removes `key` (a missing key is not an error). Resolves once applied; shares its turn's promise
    * with the other puts and deletes to the same owner, as `put` does.
    */
-  del(key: Uint8Array | string, options?: WriteOptions): Promise<void> {
+  del(key: K, options?: WriteOptions<V>): Promise<void> {
     if (options !== undefined) return this.#conditional(key, null, true, options);
     const startedMs = this.#observer === null ? 0 : performance.now();
     let keyBytes: Uint8Array;
     try {
       this.#assertOpen();
-      keyBytes = keyToScratchBytes(key);
+      keyBytes = encodeKey(this.#encodings.keys, key);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -152,20 +159,15 @@ export class Database {
    * transaction: ERR_CONDITION_FAILED if the key's value is not the expected one, ERR_TX_CONFLICT
    * only if it kept changing through every retry. Without a condition, a plain put or del.
    */
-  #conditional(key: unknown, value: unknown, isDelete: boolean, options: WriteOptions): Promise<void> {
-    let write: (tx: Transaction) => void;
+  #conditional(key: K, value: V | null, isDelete: boolean, options: WriteOptions<V>): Promise<void> {
+    let write: ((tx: Transaction) => void) | null;
     try {
       this.#assertOpen();
-      const condition = parseWriteOptions(options);
-      if (condition === null) {
-        return isDelete
-          ? this.del(key as Uint8Array | string)
-          : this.put(key as Uint8Array | string, value as Uint8Array | string);
-      }
-      write = conditionalWrite(key, isDelete ? null : value, isDelete, condition);
+      write = conditionalWrite(this.#encodings, key, value, isDelete, options);
     } catch (error) {
       return Promise.reject(error);
     }
+    if (write === null) return isDelete ? this.del(key) : this.put(key, value as V);
     return this.#coordinator.run(write, undefined);
   }
 
@@ -174,7 +176,7 @@ export class Database {
    * whole batch. Keys in one partition go to its owner as one atomic change; keys in several
    * partitions commit through a two-phase commit. Later entries win over earlier ones for a key.
    */
-  batch(operations: readonly BatchOperation[]): Promise<void> {
+  batch(operations: readonly BatchOperation<K, V>[]): Promise<void> {
     const startedMs = this.#observer === null ? 0 : performance.now();
     let entries: BatchEntry[];
     let partition = -1;
@@ -182,7 +184,7 @@ export class Database {
       this.#assertOpen();
       if (!Array.isArray(operations))
         throw new LightningError('ERR_BAD_ARGUMENT', 'batch takes an array of operations');
-      entries = operations.map((operation, index) => toBatchEntry(operation, index));
+      entries = operations.map((operation, index) => toBatchEntry(operation, index, this.#encodings));
       for (const entry of entries) {
         const owner = this.#parts.router.partitionOf(entry.key);
         if (partition === -1) partition = owner;
@@ -205,8 +207,8 @@ export class Database {
   }
 
   /** The value under `key` (a copy), or undefined. Synchronous; O(log n). */
-  get(key: Uint8Array | string): Buffer | undefined {
-    return this.#read(key, null);
+  get(key: K): Out<V> | undefined {
+    return decode(this.#encodings.values, this.#read(key, null));
   }
 
   /**
@@ -214,7 +216,7 @@ export class Database {
    * one snapshot, so they are consistent with each other. Synchronous; every key is checked before
    * any is read. O(k log n).
    */
-  getMany(keys: readonly (Uint8Array | string)[]): (Buffer | undefined)[] {
+  getMany(keys: readonly K[]): (Out<V> | undefined)[] {
     return this.#atSnapshot((snapshot) => snapshot.getMany(keys));
   }
 
@@ -222,13 +224,13 @@ export class Database {
    * The number of entries within the bounds (same options as `range`, `limit` caps the count), at a
    * snapshot taken now. Reads no values. Synchronous; O(entries counted).
    */
-  count(options?: RangeOptions): number {
+  count(options?: KeyRange<K>): number {
     return this.#atSnapshot((snapshot) => snapshot.count(options));
   }
 
-  #atSnapshot<T>(read: (snapshot: Snapshot) => T): T {
+  #atSnapshot<T>(read: (snapshot: Snapshot<K, V>) => T): T {
     this.#assertOpen();
-    const snapshot = new Snapshot(this.#snapshots, false);
+    const snapshot = new Snapshot<K, V>(this.#snapshots, false, this.#encodings);
     try {
       return read(snapshot);
     } finally {
@@ -243,11 +245,12 @@ export class Database {
    * step: a reader may see some partitions cleared and others not yet, and a failure may leave some
    * cleared. Entries written while it runs may be deleted or kept.
    */
-  clear(options?: RangeOptions): Promise<number> {
+  clear(options?: KeyRange<K>): Promise<number> {
     let keys: SnapshotRange<Buffer>;
     try {
       this.#assertOpen();
-      keys = new SnapshotRange<Buffer>(this.#snapshots, options, scanShape(undefined, scanKeys));
+      const bounds = encodeBounds(this.#encodings.keys, options);
+      keys = new SnapshotRange<Buffer>(this.#snapshots, bounds, scanShape(undefined, scanKeys));
     } catch (error) {
       return Promise.reject(error);
     }
@@ -264,21 +267,21 @@ export class Database {
    * Read it, or copy what you keep, before the next such call; never keep it across an `await`.
    * lmdb-js offers the same trade with `getBinaryFast`.
    */
-  getUnsafe(key: Uint8Array | string): Buffer | undefined {
+  getUnsafe(key: K): Buffer | undefined {
     return this.#read(key, threadValueScratch);
   }
 
-  /** The value under `key` decoded as UTF-8, or undefined. */
-  getString(key: Uint8Array | string): string | undefined {
+  /** The stored bytes of the value under `key` decoded as UTF-8 (whatever the value encoding), or undefined. */
+  getString(key: K): string | undefined {
     // Decoded from a scratch of its own: a view getUnsafe returned stays valid.
     return this.#read(key, stringScratch)?.toString('utf8');
   }
 
-  #read(key: Uint8Array | string, scratch: ValueScratch | null): Buffer | undefined {
+  #read(key: K, scratch: ValueScratch | null): Buffer | undefined {
     const startedMs = this.#observer === null ? 0 : performance.now();
     this.#assertOpen();
     // The key is done with when the read returns: a string is encoded into the thread's scratch.
-    const keyBytes = keyToScratchBytes(key);
+    const keyBytes = encodeKey(this.#encodings.keys, key);
     const partition = this.#parts.router.partitionOf(keyBytes);
     const value = this.#parts.versionedReaders[partition]!.get(keyBytes, readLatest, scratch);
     this.#observer?.read(partition, startedMs);
@@ -291,30 +294,33 @@ export class Database {
    * scan ends (or is left with break/return, or its `signal` aborts). Iterate it with for-of or, to
    * let timers and I/O run during a long scan, with for-await.
    */
-  range(options?: ScanOptions): ScanIterator<[Buffer, Buffer]> {
-    this.#assertOpen();
-    return new SnapshotRange(this.#snapshots, options, scanShape(options));
+  range(options?: ScanOptions<K>): ScanIterator<[Out<K>, Out<V>]> {
+    return this.#scan(options, scanEntries);
   }
 
   /** The keys within the bounds, sorted, at a snapshot taken now; values are not read. */
-  keys(options?: ScanOptions): ScanIterator<Buffer> {
-    this.#assertOpen();
-    return new SnapshotRange<Buffer>(this.#snapshots, options, scanShape(options, scanKeys));
+  keys(options?: ScanOptions<K>): ScanIterator<Out<K>> {
+    return this.#scan(options, scanKeys);
   }
 
   /** The values within the bounds, in key order, at a snapshot taken now. */
-  values(options?: ScanOptions): ScanIterator<Buffer> {
+  values(options?: ScanOptions<K>): ScanIterator<Out<V>> {
+    return this.#scan(options, scanValues);
+  }
+
+  #scan<T>(options: ScanOptions<K> | undefined, mode: ScanMode): ScanIterator<T> {
     this.#assertOpen();
-    return new SnapshotRange<Buffer>(this.#snapshots, options, scanShape(options, scanValues));
+    const shape = scanShape(options, mode, this.#encodings);
+    return new SnapshotRange<T>(this.#snapshots, encodeBounds(this.#encodings.keys, options), shape);
   }
 
   /**
    * A consistent view of the whole database at one read timestamp: it sees exactly the writes
    * committed at or before it, across all partitions. Synchronous. Call `release()` when done.
    */
-  snapshot(): Snapshot {
+  snapshot(): Snapshot<K, V> {
     this.#assertOpen();
-    return new Snapshot(this.#snapshots);
+    return new Snapshot<K, V>(this.#snapshots, true, this.#encodings);
   }
 
   /**
@@ -323,13 +329,15 @@ export class Database {
    * the transaction is retried from the start (`fn` runs again) up to `retries` times (default 16),
    * then fails with ERR_TX_CONFLICT. An error thrown by `fn` aborts it: nothing is written.
    */
-  transaction<T>(fn: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
+  transaction<T>(fn: (tx: Transaction<K, V>) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
     try {
       this.#assertOpen();
+      if (typeof fn !== 'function')
+        throw new LightningError('ERR_BAD_ARGUMENT', 'transaction takes a function');
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#coordinator.run(fn, options);
+    return this.#coordinator.run((tx) => fn(tx.withEncodings<K, V>(this.#encodings)), options);
   }
 
   stats(): DatabaseStats {
@@ -365,14 +373,22 @@ export class Database {
   async backup(dir: string, options?: BackupOptions): Promise<BackupResult> {
     this.#assertOpen();
     const { path, partitions } = this.#parts.handle;
-    const source = { path, partitions, router: this.#parts.router, snapshot: () => this.snapshot() };
+    // A backup copies stored bytes: its snapshot decodes nothing.
+    const snapshot = (): Snapshot => {
+      this.#assertOpen();
+      return new Snapshot(this.#snapshots);
+    };
+    const source = { path, partitions, router: this.#parts.router, snapshot };
     return backupDatabase(source, dir, options);
   }
 
-  /** A structured-cloneable handle: `await attach(handle)` in another worker thread. */
+  /**
+   * A structured-cloneable handle: `await attach(handle)` in another worker thread. It names the
+   * database's built-in encodings, which the attached Database then uses too.
+   */
   share(): DatabaseHandle {
     this.#assertOpen();
-    return this.#parts.handle;
+    return shareWithEncodings(this.#parts.handle, this.#encodings);
   }
 
   /**
@@ -383,7 +399,8 @@ export class Database {
   async serveAdmin(options: AdminServerOptions): Promise<AdminServer> {
     this.#assertOpen();
     const { serveDatabase } = await import('./admin/admin-server.js');
-    return serveDatabase(this, options);
+    // The server reads stats and serves no keys or values: the encodings do not matter to it.
+    return serveDatabase(this as unknown as Database, options);
   }
 
   /** @internal The admin server's hook: attaches it (one at a time) or, with null, detaches it. */
@@ -426,18 +443,4 @@ export class Database {
   #channelOf(partition: number): WriteChannel {
     return this.#parts.channels[this.#partitionWorkers[partition]!]!;
   }
-}
-
-function toBatchEntry(operation: unknown, index: number): BatchEntry {
-  if (typeof operation !== 'object' || operation === null) {
-    throw new LightningError('ERR_BAD_ARGUMENT', `batch operation ${index} must be an object`);
-  }
-  const o = operation as { type?: unknown; key?: unknown; value?: unknown };
-  if (o.type === 'put') {
-    if (o.value === undefined)
-      throw new LightningError('ERR_BAD_ARGUMENT', `batch operation ${index}: put needs a value`);
-    return { kind: operationPut, key: keyToBytes(o.key), value: valueToBytes(o.value) };
-  }
-  if (o.type === 'del') return { kind: operationDel, key: keyToBytes(o.key), value: null };
-  throw new LightningError('ERR_BAD_ARGUMENT', `batch operation ${index}: type must be 'put' or 'del'`);
 }

@@ -2,6 +2,7 @@ import { compareBytes } from '../shared-memory/index.js';
 import type { PartitionCursor } from '../shared-memory/mvcc/partition-cursor.js';
 import { RestartBudget } from '../shared-memory/tree/optimistic-view.js';
 import { AsyncScan, abortError } from './api/async-scan.js';
+import { type Codec, type Encodings, noEncodings } from './api/encodings.js';
 import type { SnapshotHold, SnapshotRegistry } from './snapshot-registry.js';
 
 /** What a scan returns for each entry: [key, value], the key alone, or the value alone. */
@@ -15,9 +16,11 @@ export interface ScanShape {
   mode: ScanMode;
   /** Ends the scan (releasing its snapshot) when aborted; the next step throws an AbortError. */
   signal: AbortSignal | null;
+  /** How the keys and values returned are decoded (none: Buffers). */
+  encodings: Encodings;
 }
 
-export const entriesShape: ScanShape = { mode: scanEntries, signal: null };
+export const entriesShape: ScanShape = { mode: scanEntries, signal: null, encodings: noEncodings };
 
 /**
  * A k-way merge of per-partition cursors into one sorted scan, forward or reverse, with a global
@@ -47,6 +50,8 @@ export class MergedRange<T = [Buffer, Buffer]> implements IterableIterator<T>, A
   readonly #hold: SnapshotHold | null;
   readonly #mode: ScanMode;
   readonly #signal: AbortSignal | null;
+  readonly #keyCodec: Codec | null;
+  readonly #valueCodec: Codec | null;
   /** Set when the signal ended the scan: every later step throws the AbortError. */
   #aborted = false;
   readonly #onAbort = (): void => {
@@ -65,6 +70,8 @@ export class MergedRange<T = [Buffer, Buffer]> implements IterableIterator<T>, A
   ) {
     this.#mode = shape.mode;
     this.#signal = shape.signal;
+    this.#keyCodec = shape.encodings.keys;
+    this.#valueCodec = shape.encodings.values;
     this.#cursors = cursors;
     this.#reverse = reverse;
     this.#remaining = limit;
@@ -97,9 +104,7 @@ export class MergedRange<T = [Buffer, Buffer]> implements IterableIterator<T>, A
     try {
       const winner = this.#tree[0]!;
       const top = this.#cursors[winner]!;
-      const mode = this.#mode;
-      const taken = mode === scanKeys ? top.takeKey() : top.take();
-      const entry = (mode === scanValues ? (taken as [Buffer, Buffer])[1] : taken) as T;
+      const entry = this.#shape(top);
       if (--this.#remaining === 0) {
         this.#end();
       } else {
@@ -117,6 +122,23 @@ export class MergedRange<T = [Buffer, Buffer]> implements IterableIterator<T>, A
   return(): IteratorResult<T> {
     this.#end();
     return { done: true, value: undefined };
+  }
+
+  /** The head of `top`, taken and shaped as the scan returns it. */
+  #shape(top: PartitionCursor): T {
+    const keys = this.#keyCodec;
+    const values = this.#valueCodec;
+    if (this.#mode === scanKeys) {
+      const key = top.takeKey();
+      return (keys === null ? key : keys.decode(key)) as T;
+    }
+    const entry = top.take();
+    if (this.#mode === scanValues) return (values === null ? entry[1] : values.decode(entry[1])) as T;
+    if (keys === null && values === null) return entry as T;
+    return [
+      keys === null ? entry[0] : keys.decode(entry[0]),
+      values === null ? entry[1] : values.decode(entry[1]),
+    ] as T;
   }
 
   /** No more entries: drops the cursors and gives back the scan's own snapshot. Idempotent. */

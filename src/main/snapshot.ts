@@ -1,12 +1,13 @@
-import { keyToScratchBytes } from '../shared-memory/bytes.js';
-import { LightningError, type RangeOptions } from '../shared-memory/index.js';
+import { LightningError } from '../shared-memory/index.js';
 import { PartitionCursor } from '../shared-memory/mvcc/partition-cursor.js';
 import type { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import { parseRangeOptions, type RangeBounds } from '../shared-memory/tree/range-options.js';
 import { countWithin } from './api/count-range.js';
+import type { Bytes, Out } from './api/encoding-types.js';
+import { decode, type Encodings, encodeBounds, encodeKey, noEncodings } from './api/encodings.js';
 import { readMany } from './api/get-many.js';
-import { type ScanIterator, type ScanOptions, scanShape } from './api/scan-options.js';
-import { MergedRange, type ScanShape, scanKeys, scanValues } from './merged-range.js';
+import { type KeyRange, type ScanIterator, type ScanOptions, scanShape } from './api/scan-options.js';
+import { MergedRange, type ScanShape, scanEntries, scanKeys, scanValues } from './merged-range.js';
 import type { PartitionRouter } from './partition-router.js';
 import type { SnapshotHold, SnapshotRegistry } from './snapshot-registry.js';
 
@@ -22,8 +23,9 @@ export interface SnapshotSource {
  * writes committed at or before it, in every partition, however long it is kept. Release it when done:
  * an open snapshot keeps the versions it can see from being cleaned up.
  */
-export class Snapshot {
+export class Snapshot<K = Bytes, V = Bytes> {
   readonly #source: SnapshotSource;
+  readonly #encodings: Encodings;
   readonly #hold: SnapshotHold;
   readonly #timestamp: number;
   #released = false;
@@ -31,8 +33,9 @@ export class Snapshot {
   /**
    * @internal Made by db.snapshot() and a transaction (`countAsLeak` false: it is always released).
    */
-  constructor(source: SnapshotSource, countAsLeak = true) {
+  constructor(source: SnapshotSource, countAsLeak = true, encodings: Encodings = noEncodings) {
     this.#source = source;
+    this.#encodings = encodings;
     this.#hold = source.registry.acquire(false);
     this.#timestamp = this.#hold.timestamp;
     source.registry.watch(this, this.#hold, countAsLeak);
@@ -52,24 +55,29 @@ export class Snapshot {
     return this.#released;
   }
 
-  get(key: Uint8Array | string): Buffer | undefined {
-    this.#assertOpen();
-    const bytes = keyToScratchBytes(key);
-    const { readers, router } = this.#source;
-    return readers[router.partitionOf(bytes)]!.get(bytes, this.#timestamp);
+  get(key: K): Out<V> | undefined {
+    return decode(this.#encodings.values, this.#read(key));
   }
 
-  getString(key: Uint8Array | string): string | undefined {
-    return this.get(key)?.toString('utf8');
+  /** The stored bytes of the value under `key` as UTF-8, whatever the value encoding. */
+  getString(key: K): string | undefined {
+    return this.#read(key)?.toString('utf8');
+  }
+
+  #read(key: K): Buffer | undefined {
+    this.#assertOpen();
+    const bytes = encodeKey(this.#encodings.keys, key);
+    const { readers, router } = this.#source;
+    return readers[router.partitionOf(bytes)]!.get(bytes, this.#timestamp);
   }
 
   /**
    * The values of `keys` at the snapshot, in the keys' order (undefined where a key is missing).
    * Every key is checked first: one bad key throws before anything is read. O(k log n).
    */
-  getMany(keys: readonly (Uint8Array | string)[]): (Buffer | undefined)[] {
+  getMany(keys: readonly K[]): (Out<V> | undefined)[] {
     this.#assertOpen();
-    return readMany(this.#source, keys, this.#timestamp);
+    return readMany(this.#source, keys, this.#timestamp, this.#encodings);
   }
 
   /**
@@ -77,33 +85,33 @@ export class Snapshot {
    * descent per partition to start, then O(log P) comparisons in shared memory per entry. Iterate it
    * (for-of, or for-await) before releasing the snapshot.
    */
-  range(options?: ScanOptions): ScanIterator<[Buffer, Buffer]> {
-    return this.#scan(options, scanShape(options));
+  range(options?: ScanOptions<K>): ScanIterator<[Out<K>, Out<V>]> {
+    return this.#scan(options, scanShape(options, scanEntries, this.#encodings));
   }
 
   /** The keys within the bounds at the snapshot, sorted; values are not read. */
-  keys(options?: ScanOptions): ScanIterator<Buffer> {
-    return this.#scan(options, scanShape(options, scanKeys));
+  keys(options?: ScanOptions<K>): ScanIterator<Out<K>> {
+    return this.#scan(options, scanShape(options, scanKeys, this.#encodings));
   }
 
   /** The values within the bounds at the snapshot, in key order. */
-  values(options?: ScanOptions): ScanIterator<Buffer> {
-    return this.#scan(options, scanShape(options, scanValues));
+  values(options?: ScanOptions<K>): ScanIterator<Out<V>> {
+    return this.#scan(options, scanShape(options, scanValues, this.#encodings));
   }
 
   /**
    * The number of entries within the bounds at the snapshot (at most `limit`). Walks each
    * partition's keys in place, without merging them or reading values: O(entries counted).
    */
-  count(options?: RangeOptions): number {
+  count(options?: KeyRange<K>): number {
     this.#assertOpen();
-    const bounds = parseRangeOptions(options);
+    const bounds = parseRangeOptions(encodeBounds(this.#encodings.keys, options));
     return countWithin(cursorsAt(this.#source, { ...bounds, reverse: false }, this.#timestamp), bounds.limit);
   }
 
-  #scan<T>(options: RangeOptions | undefined, shape: ScanShape): MergedRange<T> {
+  #scan<T>(options: KeyRange<K> | undefined, shape: ScanShape): MergedRange<T> {
     this.#assertOpen();
-    const bounds = parseRangeOptions(options);
+    const bounds = parseRangeOptions(encodeBounds(this.#encodings.keys, options));
     return new MergedRange<T>(
       cursorsAt(this.#source, bounds, this.#timestamp),
       bounds.reverse,
@@ -135,7 +143,8 @@ export class Snapshot {
  * one (see SnapshotRegistry), so abandoned scans never make later snapshots fail.
  */
 export class SnapshotRange<T = [Buffer, Buffer]> extends MergedRange<T> {
-  constructor(source: SnapshotSource, options: RangeOptions | undefined, shape?: ScanShape) {
+  /** `options`: bounds already encoded as keys. */
+  constructor(source: SnapshotSource, options: object | undefined, shape?: ScanShape) {
     const bounds = parseRangeOptions(options);
     const registry = source.registry;
     const hold = registry.acquire(true);

@@ -1,12 +1,8 @@
-import {
-  bytesName,
-  compareBytes,
-  keyToBytes,
-  LightningError,
-  type RangeOptions,
-  valueToBytes,
-} from '../shared-memory/index.js';
+import { bytesName, compareBytes, LightningError } from '../shared-memory/index.js';
 import { type KeyInterval, keyWithin, parseRangeOptions } from '../shared-memory/tree/range-options.js';
+import type { Bytes, Out } from './api/encoding-types.js';
+import { type Encodings, encodeBounds, encodeKeyCopy, encodeValue, noEncodings } from './api/encodings.js';
+import type { KeyRange } from './api/scan-options.js';
 import type { Snapshot } from './snapshot.js';
 
 /** A write buffered by a transaction: a put (value) or a delete (null). */
@@ -20,7 +16,7 @@ export interface BufferedWrite {
  * (and its own buffered writes), writes buffered until commit. Every key read and every range scanned
  * is recorded: under serializable isolation the owners check at commit that none of them changed.
  */
-export class Transaction {
+export class Transaction<K = Bytes, V = Bytes> {
   /** 0 on the first try, then 1, 2, ... on retries after conflicts. */
   readonly attempt: number;
   readonly #snapshot: Snapshot;
@@ -28,6 +24,7 @@ export class Transaction {
   readonly #reads = new Map<string, Uint8Array>();
   readonly #ranges: KeyInterval[] = [];
   #finished = false;
+  #encodings: Encodings = noEncodings;
 
   /** @internal Made by db.transaction(). */
   constructor(snapshot: Snapshot, attempt: number) {
@@ -35,14 +32,31 @@ export class Transaction {
     this.attempt = attempt;
   }
 
+  /** @internal Makes the transaction encode keys and values as its database does. */
+  withEncodings<K2, V2>(encodings: Encodings): Transaction<K2, V2> {
+    this.#encodings = encodings;
+    return this as unknown as Transaction<K2, V2>;
+  }
+
   /** The snapshot's read timestamp. */
   get timestamp(): bigint {
     return this.#snapshot.timestamp;
   }
 
-  get(key: Uint8Array | string): Buffer | undefined {
+  get(key: K): Out<V> | undefined {
+    const value = this.#read(key);
+    const codec = this.#encodings.values;
+    return (value === undefined || codec === null ? value : codec.decode(value)) as Out<V> | undefined;
+  }
+
+  /** The stored bytes of the value under `key` as UTF-8, whatever the value encoding. */
+  getString(key: K): string | undefined {
+    return this.#read(key)?.toString('utf8');
+  }
+
+  #read(key: K): Buffer | undefined {
     this.#assertActive();
-    const bytes = keyToBytes(key);
+    const bytes = encodeKeyCopy(this.#encodings.keys, key);
     const name = bytesName(bytes);
     const own = this.#writes.get(name);
     if (own !== undefined) return own.value === null ? undefined : Buffer.from(own.value);
@@ -50,26 +64,24 @@ export class Transaction {
     return this.#snapshot.get(bytes);
   }
 
-  getString(key: Uint8Array | string): string | undefined {
-    return this.get(key)?.toString('utf8');
+  put(key: K, value: V): void {
+    this.#assertActive();
+    const keyBytes = encodeKeyCopy(this.#encodings.keys, key).slice();
+    const valueBytes = encodeValue(this.#encodings.values, value).slice();
+    this.#writes.set(bytesName(keyBytes), { key: keyBytes, value: valueBytes });
   }
 
-  put(key: Uint8Array | string, value: Uint8Array | string): void {
+  del(key: K): void {
     this.#assertActive();
-    const keyBytes = keyToBytes(key).slice();
-    this.#writes.set(bytesName(keyBytes), { key: keyBytes, value: valueToBytes(value).slice() });
-  }
-
-  del(key: Uint8Array | string): void {
-    this.#assertActive();
-    const keyBytes = keyToBytes(key).slice();
+    const keyBytes = encodeKeyCopy(this.#encodings.keys, key).slice();
     this.#writes.set(bytesName(keyBytes), { key: keyBytes, value: null });
   }
 
   /** Entries within the bounds at the snapshot, with this transaction's own writes applied. */
-  range(options?: RangeOptions): IterableIterator<[Buffer, Buffer]> {
+  range(options?: KeyRange<K>): IterableIterator<[Out<K>, Out<V>]> {
     this.#assertActive();
-    const bounds = parseRangeOptions(options);
+    const encoded = encodeBounds(this.#encodings.keys, options);
+    const bounds = parseRangeOptions(encoded);
     this.#ranges.push({
       lower: bounds.lower?.slice() ?? null,
       lowerInclusive: bounds.lowerInclusive,
@@ -80,8 +92,11 @@ export class Transaction {
     const own = [...this.#writes.values()]
       .filter((write) => keyWithin(write.key, bounds))
       .sort((a, b) => direction * compareBytes(a.key, 0, a.key.length, b.key, 0, b.key.length));
-    const stored = this.#snapshot.range({ ...options, limit: undefined });
-    return mergeOwnWrites(stored, own, direction, bounds.limit);
+    const stored = this.#snapshot.range({ ...encoded, limit: undefined });
+    const merged = mergeOwnWrites(stored, own, direction, bounds.limit);
+    const { keys, values } = this.#encodings;
+    if (keys === null && values === null) return merged as IterableIterator<[Out<K>, Out<V>]>;
+    return decodeEntries(merged, this.#encodings) as IterableIterator<[Out<K>, Out<V>]>;
   }
 
   /** @internal The buffered writes, reads and ranges, for the commit. */
@@ -140,5 +155,15 @@ function* mergeOwnWrites(
     if (write!.value === null) continue;
     yield [Buffer.from(write!.key), Buffer.from(write!.value)];
     remaining--;
+  }
+}
+
+function* decodeEntries(
+  entries: Iterable<[Buffer, Buffer]>,
+  encodings: Encodings,
+): Generator<[unknown, unknown]> {
+  const { keys, values } = encodings;
+  for (const [key, value] of entries) {
+    yield [keys === null ? key : keys.decode(key), values === null ? value : values.decode(value)];
   }
 }

@@ -13,8 +13,9 @@ import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { afterAll, describe, expect, it } from 'vitest';
 import { attach, type CustomEncoding, type EncodingOption, open } from '../src/index.js';
-import { codeOf } from './support/async.js';
+import { codeOf, within } from './support/async.js';
 import { mulberry32, seedFromEnv } from './support/seeded-random.js';
+import { startTsWorker } from './support/ts-worker.js';
 
 const baseSeed = seedFromEnv(0xe4c0de);
 const seedText = `0x${baseSeed.toString(16)}`;
@@ -193,6 +194,40 @@ describe.each(cases)(`$name at $partitions partitions (seed ${seedText})`, (c) =
 
       expect(await db.clear({ gte: lower, lt: upper })).toBe(within.length);
       expect(db.count()).toBe(expected.length - within.length);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
+describe('an app worker that attaches', () => {
+  it('reads and writes with the encodings the handle names', async () => {
+    const db = await open<string, unknown>(tempDir(), {
+      partitions: 2,
+      workers: 1,
+      keyEncoding: 'utf8',
+      valueEncoding: 'json',
+    });
+    try {
+      await db.put('from-main', { list: [1, 'two'], nested: { ok: true } });
+      const worker = startTsWorker(new URL('./fixtures/encoded-attached-worker.ts', import.meta.url), {
+        handle: db.share(),
+      });
+      const reply = await within(
+        new Promise<{ type: string; seen?: unknown; message?: string }>((resolve, reject) => {
+          worker.once('message', resolve);
+          worker.once('error', reject);
+          worker.once('exit', (code) => reject(new Error(`the worker exited (${code}) without replying`)));
+        }),
+        120_000,
+        'the attached worker to reply',
+      );
+      await worker.terminate();
+      expect(reply).toEqual({ type: 'done', seen: { list: [1, 'two'], nested: { ok: true } } });
+      expect(db.get('from-worker')).toEqual({
+        seen: { list: [1, 'two'], nested: { ok: true } },
+        thread: 'worker',
+      });
     } finally {
       await db.close();
     }

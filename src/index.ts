@@ -12,7 +12,18 @@
 // types by default (TypeScript 7) gets them through this reference, kept in the emitted .d.ts.
 /// <reference types="node" preserve="true" />
 
-export { attach } from './main/attach.js';
+export { AbortError } from './main/api/async-scan.js';
+export type { WriteOptions } from './main/api/conditional-write.js';
+export type {
+  Bytes,
+  CustomEncoding,
+  EncodingName,
+  EncodingOption,
+  EncodingOptions,
+  Out,
+} from './main/api/encoding-types.js';
+export type { KeyRange, ScanIterator, ScanOptions } from './main/api/scan-options.js';
+export { attach, open } from './main/api/typed-open.js';
 export type { BackupOptions, BackupProgress, BackupResult } from './main/backup.js';
 export {
   type BatchOperation,
@@ -23,7 +34,6 @@ export {
   type WorkerStats,
 } from './main/database.js';
 export type { DatabaseHandle } from './main/database-handle.js';
-export { open } from './main/open.js';
 export type { Durability, OpenOptions } from './main/open-options.js';
 export {
   type RestoreOptions,

@@ -98,7 +98,10 @@ function randomRange(rng: Rng): RangeOptions {
 }
 
 async function check(db: Database, stores: Store[], models: Model[], rng: Rng, at: string): Promise<void> {
-  const views: Array<{ range: Database['range']; get: Database['get'] }> = [db, ...stores];
+  const views: Array<{
+    range: (options?: RangeOptions) => Iterable<[Buffer, Buffer]>;
+    get: Database['get'];
+  }> = [db, ...stores];
   for (let s = 0; s < views.length; s++) {
     const view = views[s]!;
     const model = models[s]!;

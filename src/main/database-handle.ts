@@ -1,6 +1,7 @@
 import { LightningError, type TreeHandle } from '../shared-memory/index.js';
 import { isPartitionHash, type PartitionHash } from '../storage/partition-hash.js';
 import type { WorkerPlacement } from '../workers/owner-protocol.js';
+import type { EncodingName } from './api/encoding-types.js';
 import type { Durability } from './open-options.js';
 
 /** Version 3 added `partitionHash`; 4 added `counters`. */
@@ -41,6 +42,9 @@ export interface DatabaseHandle {
   counters: SharedArrayBuffer;
   /** Opened with `{ readOnly: true }`: an attached thread's writes reject with ERR_READ_ONLY too. */
   readOnly?: boolean;
+  /** The built-in key and value encodings of the Database that shared it ('custom': one of its own). */
+  keyEncoding?: EncodingName | 'custom' | undefined;
+  valueEncoding?: EncodingName | 'custom' | undefined;
 }
 
 export function assertDatabaseHandle(handle: unknown): asserts handle is DatabaseHandle {

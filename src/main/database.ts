@@ -1,11 +1,4 @@
-import { keyToScratchBytes } from '../shared-memory/bytes.js';
-import {
-  databaseStateOpen,
-  kDatabaseState,
-  LightningError,
-  type RangeOptions,
-  valueToBytes,
-} from '../shared-memory/index.js';
+import { databaseStateOpen, kDatabaseState, LightningError } from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { readLatest, type VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import type { BatchEntry } from '../shared-memory/ring/operation-codec.js';
@@ -16,9 +9,24 @@ import type { Failpoints } from '../workers/failpoints.js';
 import type { CheckpointResult } from '../workers/partition-checkpoint.js';
 import type { AdminAttachment, AdminServer, AdminServerOptions } from './admin/admin-server.js';
 import type { OperationObserver } from './admin/operation-observer.js';
+import type { BatchOperation } from './api/batch-entry.js';
+import { clearKeys } from './api/clear-range.js';
+import { conditionalWrite, type WriteOptions } from './api/conditional-write.js';
+import type { Bytes, Out } from './api/encoding-types.js';
+import {
+  decode,
+  type Encodings,
+  encodeBounds,
+  encodeKey,
+  encodeValue,
+  noEncodings,
+} from './api/encodings.js';
+import { type KeyRange, type ScanIterator, type ScanOptions, scanShape } from './api/scan-options.js';
+import { shareWithEncodings } from './api/shared-encodings.js';
 import { type BackupOptions, type BackupResult, backupDatabase } from './backup.js';
 import type { DatabaseHandle } from './database-handle.js';
 import { collectStats, type DatabaseStats, type RecoveryStats } from './database-stats.js';
+import { type ScanMode, scanEntries, scanKeys, scanValues } from './merged-range.js';
 import type { PartitionRouter } from './partition-router.js';
 import { Snapshot, SnapshotRange, type SnapshotSource } from './snapshot.js';
 import { SnapshotRegistry } from './snapshot-registry.js';
@@ -31,6 +39,7 @@ import type { Transaction } from './transaction.js';
 import { TransactionCoordinator, type TransactionOptions } from './transaction-coordinator.js';
 import type { WriteChannel } from './write-channel.js';
 
+export type { BatchOperation } from './api/batch-entry.js';
 export type {
   DatabaseStats,
   MvccStats,
@@ -38,14 +47,6 @@ export type {
   RecoveryStats,
   WorkerStats,
 } from './database-stats.js';
-
-/**
- * One operation of `db.batch()`. With `store`, the key is the named store's (from `db.store()`);
- * without, the default store's.
- */
-export type BatchOperation =
-  | { type: 'put'; key: Uint8Array | string; value: Uint8Array | string; store?: Store }
-  | { type: 'del'; key: Uint8Array | string; store?: Store };
 
 /** Where getString reads a value before decoding it (one per thread, as module state is). */
 const stringScratch = new ValueScratch();
@@ -83,7 +84,7 @@ export interface DatabaseParts {
  * straight from the partitions' shared memory; writes go through this thread's command rings to the
  * partitions' owner workers and resolve once applied, so a read on any thread after that sees them.
  */
-export class Database {
+export class Database<K = Bytes, V = Bytes> {
   readonly #parts: DatabaseParts;
   readonly #partitionWorkers: Int32Array;
   #closed = false;
@@ -95,6 +96,8 @@ export class Database {
   readonly #coordinator: TransactionCoordinator;
   /** This thread's row of the shared counts: one increment per operation. */
   readonly #counts: ThreadCounterRow;
+  /** How keys and values are stored (see api/encodings.ts); none by default. */
+  #encodings: Encodings = noEncodings;
 
   /** @internal Built by open() and attach(). */
   constructor(parts: DatabaseParts) {
@@ -122,20 +125,27 @@ export class Database {
     });
   }
 
+  /** @internal Set once, by open() or attach(), before the database is handed out. */
+  useEncodings<K2, V2>(encodings: Encodings): Database<K2, V2> {
+    this.#encodings = encodings;
+    return this as unknown as Database<K2, V2>;
+  }
+
   /**
    * Stores `value` under `key`. Resolves once applied; O(log n) in the owner. Puts and deletes issued
    * in one turn to one owner worker share one promise (see WriteChannel): it rejects if any of them
    * failed in the owner. Bad input rejects this call's own promise, and nothing is queued.
    */
-  put(key: Uint8Array | string, value: Uint8Array | string): Promise<void> {
+  put(key: K, value: V, options?: WriteOptions<V>): Promise<void> {
+    if (options !== undefined) return this.#conditional(key, value, false, options);
     const startedMs = this.#observer === null ? 0 : performance.now();
     let keyBytes: Uint8Array;
     let valueBytes: Uint8Array;
     try {
       this.#assertOpen();
-      keyBytes = keyToScratchBytes(key);
+      keyBytes = encodeKey(this.#encodings.keys, key);
       if (keyBytes[0] === storeRegionFirstByte) assertOutsideStoreRegion(keyBytes);
-      valueBytes = valueToBytes(value);
+      valueBytes = encodeValue(this.#encodings.values, value);
     } catch (error) {
       return Promise.reject(error);
     }
@@ -149,12 +159,13 @@ export class Database {
    * Removes `key` (a missing key is not an error). Resolves once applied; shares its turn's promise
    * with the other puts and deletes to the same owner, as `put` does.
    */
-  del(key: Uint8Array | string): Promise<void> {
+  del(key: K, options?: WriteOptions<V>): Promise<void> {
+    if (options !== undefined) return this.#conditional(key, null, true, options);
     const startedMs = this.#observer === null ? 0 : performance.now();
     let keyBytes: Uint8Array;
     try {
       this.#assertOpen();
-      keyBytes = keyToScratchBytes(key);
+      keyBytes = encodeKey(this.#encodings.keys, key);
       if (keyBytes[0] === storeRegionFirstByte) assertOutsideStoreRegion(keyBytes);
     } catch (error) {
       return Promise.reject(error);
@@ -166,17 +177,36 @@ export class Database {
   }
 
   /**
+   * A put or del with a condition (`ifValue`, see WriteOptions), run as a single-key
+   * transaction: ERR_CONDITION_FAILED if the key's value is not the expected one, ERR_TX_CONFLICT
+   * only if it kept changing through every retry. Without a condition, a plain put or del.
+   */
+  #conditional(key: K, value: V | null, isDelete: boolean, options: WriteOptions<V>): Promise<void> {
+    let write: ((tx: Transaction) => void) | null;
+    try {
+      this.#assertOpen();
+      write = conditionalWrite(this.#encodings, key, value, isDelete, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (write === null) return isDelete ? this.del(key) : this.put(key, value as V);
+    return this.#coordinator.run(write, undefined);
+  }
+
+  /**
    * Applies puts and deletes atomically: all or none, and readers see the state before or after the
    * whole batch. Keys in one partition go to its owner as one atomic change; keys in several
    * partitions commit through a two-phase commit. Later entries win over earlier ones for a key.
    */
-  batch(operations: readonly BatchOperation[]): Promise<void> {
+  batch(operations: readonly BatchOperation<K, V>[]): Promise<void> {
     let entries: BatchEntry[];
     try {
       this.#assertOpen();
       if (!Array.isArray(operations))
         throw new LightningError('ERR_BAD_ARGUMENT', 'batch takes an array of operations');
-      entries = operations.map((operation, index) => toBatchEntry(operation, index, this.#snapshots));
+      entries = operations.map((operation, index) =>
+        toBatchEntry(operation, index, this.#snapshots, this.#encodings),
+      );
     } catch (error) {
       return Promise.reject(error);
     }
@@ -215,8 +245,58 @@ export class Database {
   }
 
   /** The value under `key` (a copy), or undefined. Synchronous; O(log n). */
-  get(key: Uint8Array | string): Buffer | undefined {
-    return this.#read(key, null);
+  get(key: K): Out<V> | undefined {
+    return decode(this.#encodings.values, this.#read(key, null));
+  }
+
+  /**
+   * The values of `keys` (copies), in the keys' order, undefined where a key is missing; all read at
+   * one snapshot, so they are consistent with each other. Synchronous; every key is checked before
+   * any is read. O(k log n).
+   */
+  getMany(keys: readonly K[]): (Out<V> | undefined)[] {
+    return this.#atSnapshot((snapshot) => snapshot.getMany(keys));
+  }
+
+  /**
+   * The number of entries within the bounds (same options as `range`, `limit` caps the count), at a
+   * snapshot taken now. Reads no values. Synchronous; O(entries counted).
+   */
+  count(options?: KeyRange<K>): number {
+    return this.#atSnapshot((snapshot) => snapshot.count(options));
+  }
+
+  #atSnapshot<T>(read: (snapshot: Snapshot<K, V>) => T): T {
+    this.#assertOpen();
+    const snapshot = new Snapshot<K, V>(this.#snapshots, false, this.#encodings);
+    try {
+      return read(snapshot);
+    } finally {
+      snapshot.release();
+    }
+  }
+
+  /**
+   * Deletes every entry within the bounds (same options as `range`) as of a snapshot taken now, and
+   * resolves with how many it deleted. Each partition's share is deleted atomically by its owner (cut
+   * into atomic chunks only where it exceeds one log record); the partitions are not one atomic
+   * step: a reader may see some partitions cleared and others not yet, and a failure may leave some
+   * cleared. Entries written while it runs may be deleted or kept.
+   */
+  clear(options?: KeyRange<K>): Promise<number> {
+    let keys: SnapshotRange<Buffer>;
+    try {
+      this.#assertOpen();
+      const bounds = defaultRangeBounds(encodeBounds(this.#encodings.keys, options));
+      keys = new SnapshotRange<Buffer>(this.#snapshots, bounds, scanShape(undefined, scanKeys));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return clearKeys(
+      keys,
+      (key) => this.#parts.router.partitionOf(key),
+      (part) => this.#channelOf(part.partition).batch(part.partition, part.entries),
+    );
   }
 
   /**
@@ -225,20 +305,20 @@ export class Database {
    * Read it, or copy what you keep, before the next such call; never keep it across an `await`.
    * lmdb-js offers the same trade with `getBinaryFast`.
    */
-  getUnsafe(key: Uint8Array | string): Buffer | undefined {
+  getUnsafe(key: K): Buffer | undefined {
     return this.#read(key, threadValueScratch);
   }
 
-  /** The value under `key` decoded as UTF-8, or undefined. */
-  getString(key: Uint8Array | string): string | undefined {
+  /** The stored bytes of the value under `key` decoded as UTF-8 (whatever the value encoding), or undefined. */
+  getString(key: K): string | undefined {
     // Decoded from a scratch of its own: a view getUnsafe returned stays valid.
     return this.#read(key, stringScratch)?.toString('utf8');
   }
 
-  #read(key: Uint8Array | string, scratch: ValueScratch | null): Buffer | undefined {
+  #read(key: K, scratch: ValueScratch | null): Buffer | undefined {
     this.#assertOpen();
     // The key is done with when the read returns: a string is encoded into the thread's scratch.
-    const keyBytes = keyToScratchBytes(key);
+    const keyBytes = encodeKey(this.#encodings.keys, key);
     if (keyBytes[0] === storeRegionFirstByte) assertOutsideStoreRegion(keyBytes);
     return this.#readBytes(keyBytes, scratch);
   }
@@ -261,11 +341,28 @@ export class Database {
   /**
    * Entries within the bounds, sorted by key bytes, merged from all partitions, read at a snapshot
    * taken now: a scan never mixes states, however long it runs. The snapshot is released when the
-   * scan ends (or is left with break/return).
+   * scan ends (or is left with break/return, or its `signal` aborts). Iterate it with for-of or, to
+   * let timers and I/O run during a long scan, with for-await.
    */
-  range(options?: RangeOptions): IterableIterator<[Buffer, Buffer]> {
+  range(options?: ScanOptions<K>): ScanIterator<[Out<K>, Out<V>]> {
+    return this.#scan(options, scanEntries);
+  }
+
+  /** The keys within the bounds, sorted, at a snapshot taken now; values are not read. */
+  keys(options?: ScanOptions<K>): ScanIterator<Out<K>> {
+    return this.#scan(options, scanKeys);
+  }
+
+  /** The values within the bounds, in key order, at a snapshot taken now. */
+  values(options?: ScanOptions<K>): ScanIterator<Out<V>> {
+    return this.#scan(options, scanValues);
+  }
+
+  #scan<T>(options: ScanOptions<K> | undefined, mode: ScanMode): ScanIterator<T> {
     this.#assertOpen();
-    return new SnapshotRange(this.#snapshots, defaultRangeBounds(options));
+    const shape = scanShape(options, mode, this.#encodings);
+    const bounds = defaultRangeBounds(encodeBounds(this.#encodings.keys, options));
+    return new SnapshotRange<T>(this.#snapshots, bounds, shape);
   }
 
   /** @internal A scan at a snapshot of its own within bounds parsed already (for named stores). */
@@ -332,9 +429,9 @@ export class Database {
    * A consistent view of the whole database at one read timestamp: it sees exactly the writes
    * committed at or before it, across all partitions. Synchronous. Call `release()` when done.
    */
-  snapshot(): Snapshot {
+  snapshot(): Snapshot<K, V> {
     this.#assertOpen();
-    return new Snapshot(this.#snapshots);
+    return new Snapshot<K, V>(this.#snapshots, true, this.#encodings);
   }
 
   /**
@@ -343,7 +440,19 @@ export class Database {
    * the transaction is retried from the start (`fn` runs again) up to `retries` times (default 16),
    * then fails with ERR_TX_CONFLICT. An error thrown by `fn` aborts it: nothing is written.
    */
-  transaction<T>(fn: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
+  transaction<T>(fn: (tx: Transaction<K, V>) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
+    try {
+      this.#assertOpen();
+      if (typeof fn !== 'function')
+        throw new LightningError('ERR_BAD_ARGUMENT', 'transaction takes a function');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#coordinator.run((tx) => fn(tx.withEncodings<K, V>(this.#encodings)), options);
+  }
+
+  /** @internal A transaction that reads and writes stored bytes, whatever the encodings (named stores). */
+  transactionBytes<T>(fn: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T> {
     try {
       this.#assertOpen();
     } catch (error) {
@@ -384,16 +493,24 @@ export class Database {
    */
   async backup(dir: string, options?: BackupOptions): Promise<BackupResult> {
     this.#assertOpen();
-    // A backup copies every key, the named stores' included: the tasks read the trees themselves.
+    // A backup copies every key, the named stores' included: the tasks read the trees themselves,
+    // and its snapshot (held while they run) decodes nothing.
     const { path, partitions, trees, versionTrees, mvcc } = this.#parts.handle;
-    const source = { path, partitions, trees, versionTrees, mvcc, snapshot: () => this.snapshot() };
+    const snapshot = (): Snapshot => {
+      this.#assertOpen();
+      return new Snapshot(this.#snapshots);
+    };
+    const source = { path, partitions, trees, versionTrees, mvcc, snapshot };
     return backupDatabase(source, dir, options);
   }
 
-  /** A structured-cloneable handle: `await attach(handle)` in another worker thread. */
+  /**
+   * A structured-cloneable handle: `await attach(handle)` in another worker thread. It names the
+   * database's built-in encodings, which the attached Database then uses too.
+   */
   share(): DatabaseHandle {
     this.#assertOpen();
-    return this.#parts.handle;
+    return shareWithEncodings(this.#parts.handle, this.#encodings);
   }
 
   /**
@@ -404,7 +521,8 @@ export class Database {
   async serveAdmin(options: AdminServerOptions): Promise<AdminServer> {
     this.#assertOpen();
     const { serveDatabase } = await import('./admin/admin-server.js');
-    return serveDatabase(this, options);
+    // The server reads stats and serves no keys or values: the encodings do not matter to it.
+    return serveDatabase(this as unknown as Database, options);
   }
 
   /** @internal The admin server's hook: attaches it (one at a time) or, with null, detaches it. */

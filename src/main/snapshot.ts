@@ -1,9 +1,13 @@
-import { keyToScratchBytes } from '../shared-memory/bytes.js';
-import { LightningError, type RangeOptions } from '../shared-memory/index.js';
+import { LightningError } from '../shared-memory/index.js';
 import { PartitionCursor } from '../shared-memory/mvcc/partition-cursor.js';
 import type { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import type { RangeBounds } from '../shared-memory/tree/range-options.js';
-import { MergedRange } from './merged-range.js';
+import { countWithin } from './api/count-range.js';
+import type { Bytes, Out } from './api/encoding-types.js';
+import { decode, type Encodings, encodeBounds, encodeKey, noEncodings } from './api/encodings.js';
+import { readMany } from './api/get-many.js';
+import { type KeyRange, type ScanIterator, type ScanOptions, scanShape } from './api/scan-options.js';
+import { MergedRange, type ScanShape, scanEntries, scanKeys, scanValues } from './merged-range.js';
 import type { PartitionRouter } from './partition-router.js';
 import type { SnapshotHold, SnapshotRegistry } from './snapshot-registry.js';
 import type { Store } from './stores/store.js';
@@ -22,8 +26,9 @@ export interface SnapshotSource {
  * writes committed at or before it, in every partition, however long it is kept. Release it when done:
  * an open snapshot keeps the versions it can see from being cleaned up.
  */
-export class Snapshot {
+export class Snapshot<K = Bytes, V = Bytes> {
   readonly #source: SnapshotSource;
+  readonly #encodings: Encodings;
   readonly #hold: SnapshotHold;
   readonly #timestamp: number;
   #released = false;
@@ -31,8 +36,9 @@ export class Snapshot {
   /**
    * @internal Made by db.snapshot() and a transaction (`countAsLeak` false: it is always released).
    */
-  constructor(source: SnapshotSource, countAsLeak = true) {
+  constructor(source: SnapshotSource, countAsLeak = true, encodings: Encodings = noEncodings) {
     this.#source = source;
+    this.#encodings = encodings;
     this.#hold = source.registry.acquire(false);
     this.#timestamp = this.#hold.timestamp;
     source.registry.watch(this, this.#hold, countAsLeak);
@@ -57,9 +63,18 @@ export class Snapshot {
     return this.#source;
   }
 
-  get(key: Uint8Array | string): Buffer | undefined {
+  get(key: K): Out<V> | undefined {
+    return decode(this.#encodings.values, this.#read(key));
+  }
+
+  /** The stored bytes of the value under `key` as UTF-8, whatever the value encoding. */
+  getString(key: K): string | undefined {
+    return this.#read(key)?.toString('utf8');
+  }
+
+  #read(key: K): Buffer | undefined {
     this.#assertOpen();
-    const bytes = keyToScratchBytes(key);
+    const bytes = encodeKey(this.#encodings.keys, key);
     if (bytes[0] === storeRegionFirstByte) assertOutsideStoreRegion(bytes);
     return this.readKey(bytes);
   }
@@ -71,28 +86,63 @@ export class Snapshot {
     return readers[router.partitionOf(bytes)]!.get(bytes, this.#timestamp);
   }
 
-  getString(key: Uint8Array | string): string | undefined {
-    return this.get(key)?.toString('utf8');
+  /**
+   * The values of `keys` at the snapshot, in the keys' order (undefined where a key is missing).
+   * Every key is checked first: one bad key throws before anything is read. O(k log n).
+   */
+  getMany(keys: readonly K[]): (Out<V> | undefined)[] {
+    this.#assertOpen();
+    return readMany(this.#source, keys, this.#timestamp, this.#encodings);
   }
 
   /**
    * Entries within the bounds at the snapshot, sorted by key bytes, merged from all partitions: one
    * descent per partition to start, then O(log P) comparisons in shared memory per entry. Iterate it
-   * before releasing the snapshot.
+   * (for-of, or for-await) before releasing the snapshot.
    */
-  range(options?: RangeOptions): IterableIterator<[Buffer, Buffer]> {
-    return this.rangeWithin(defaultRangeBounds(options));
+  range(options?: ScanOptions<K>): ScanIterator<[Out<K>, Out<V>]> {
+    return this.#scan(options, scanShape(options, scanEntries, this.#encodings));
   }
 
-  /** @internal A scan within bounds parsed already, which may lie in the store region. */
+  /** The keys within the bounds at the snapshot, sorted; values are not read. */
+  keys(options?: ScanOptions<K>): ScanIterator<Out<K>> {
+    return this.#scan(options, scanShape(options, scanKeys, this.#encodings));
+  }
+
+  /** The values within the bounds at the snapshot, in key order. */
+  values(options?: ScanOptions<K>): ScanIterator<Out<V>> {
+    return this.#scan(options, scanShape(options, scanValues, this.#encodings));
+  }
+
+  /**
+   * The number of entries within the bounds at the snapshot (at most `limit`). Walks each
+   * partition's keys in place, without merging them or reading values: O(entries counted).
+   */
+  count(options?: KeyRange<K>): number {
+    this.#assertOpen();
+    const bounds = defaultRangeBounds(encodeBounds(this.#encodings.keys, options));
+    return countWithin(cursorsAt(this.#source, { ...bounds, reverse: false }, this.#timestamp), bounds.limit);
+  }
+
+  /** @internal A scan of entries within bounds parsed already, which may lie in the store region. */
   rangeWithin(bounds: RangeBounds): IterableIterator<[Buffer, Buffer]> {
     this.#assertOpen();
-    return new MergedRange(
+    return this.#scanWithin<[Buffer, Buffer]>(bounds, undefined);
+  }
+
+  #scan<T>(options: KeyRange<K> | undefined, shape: ScanShape): MergedRange<T> {
+    this.#assertOpen();
+    return this.#scanWithin<T>(defaultRangeBounds(encodeBounds(this.#encodings.keys, options)), shape);
+  }
+
+  #scanWithin<T>(bounds: RangeBounds, shape: ScanShape | undefined): MergedRange<T> {
+    return new MergedRange<T>(
       cursorsAt(this.#source, bounds, this.#timestamp),
       bounds.reverse,
       bounds.limit,
       null,
       null,
+      shape,
     );
   }
 
@@ -122,9 +172,9 @@ export class Snapshot {
  * (counted as leaked). Until then, when the thread runs out of snapshot slots, unfinished scans share
  * one (see SnapshotRegistry), so abandoned scans never make later snapshots fail.
  */
-export class SnapshotRange extends MergedRange {
-  /** `bounds`: parsed by defaultRangeBounds (the default store) or for a named store. */
-  constructor(source: SnapshotSource, bounds: RangeBounds) {
+export class SnapshotRange<T = [Buffer, Buffer]> extends MergedRange<T> {
+  /** `bounds`: parsed by defaultRangeBounds (the default store) or for a named store, keys encoded. */
+  constructor(source: SnapshotSource, bounds: RangeBounds, shape?: ScanShape) {
     const registry = source.registry;
     const hold = registry.acquire(true);
     let cursors: PartitionCursor[];
@@ -134,13 +184,17 @@ export class SnapshotRange extends MergedRange {
       registry.release(hold);
       throw error;
     }
-    super(cursors, bounds.reverse, bounds.limit, registry, hold);
+    super(cursors, bounds.reverse, bounds.limit, registry, hold, shape);
     registry.guardScan(this, hold);
   }
 }
 
 /** One cursor per partition, each positioned by one descent. */
-function cursorsAt(source: SnapshotSource, bounds: RangeBounds, readTimestamp: number): PartitionCursor[] {
+export function cursorsAt(
+  source: SnapshotSource,
+  bounds: RangeBounds,
+  readTimestamp: number,
+): PartitionCursor[] {
   const readers = source.readers;
   const cursors = new Array<PartitionCursor>(readers.length);
   for (let i = 0; i < readers.length; i++)

@@ -1,12 +1,8 @@
-import {
-  bytesName,
-  compareBytes,
-  keyToBytes,
-  LightningError,
-  type RangeOptions,
-  valueToBytes,
-} from '../shared-memory/index.js';
+import { bytesName, compareBytes, LightningError } from '../shared-memory/index.js';
 import { type KeyInterval, keyWithin, type RangeBounds } from '../shared-memory/tree/range-options.js';
+import type { Bytes, Out } from './api/encoding-types.js';
+import { type Encodings, encodeBounds, encodeKeyCopy, encodeValue, noEncodings } from './api/encodings.js';
+import type { KeyRange } from './api/scan-options.js';
 import type { Snapshot } from './snapshot.js';
 import type { Store } from './stores/store.js';
 import { assertOutsideStoreRegion, defaultRangeBounds, storeRegionFirstByte } from './stores/store-keys.js';
@@ -23,7 +19,7 @@ export interface BufferedWrite {
  * (and its own buffered writes), writes buffered until commit. Every key read and every range scanned
  * is recorded: under serializable isolation the owners check at commit that none of them changed.
  */
-export class Transaction {
+export class Transaction<K = Bytes, V = Bytes> {
   /** 0 on the first try, then 1, 2, ... on retries after conflicts. */
   readonly attempt: number;
   readonly #snapshot: Snapshot;
@@ -31,6 +27,7 @@ export class Transaction {
   readonly #reads = new Map<string, Uint8Array>();
   readonly #ranges: KeyInterval[] = [];
   #finished = false;
+  #encodings: Encodings = noEncodings;
 
   /** @internal Made by db.transaction(). */
   constructor(snapshot: Snapshot, attempt: number) {
@@ -38,14 +35,31 @@ export class Transaction {
     this.attempt = attempt;
   }
 
+  /** @internal Makes the transaction encode keys and values as its database does. */
+  withEncodings<K2, V2>(encodings: Encodings): Transaction<K2, V2> {
+    this.#encodings = encodings;
+    return this as unknown as Transaction<K2, V2>;
+  }
+
   /** The snapshot's read timestamp. */
   get timestamp(): bigint {
     return this.#snapshot.timestamp;
   }
 
-  get(key: Uint8Array | string): Buffer | undefined {
+  get(key: K): Out<V> | undefined {
+    const value = this.#read(key);
+    const codec = this.#encodings.values;
+    return (value === undefined || codec === null ? value : codec.decode(value)) as Out<V> | undefined;
+  }
+
+  /** The stored bytes of the value under `key` as UTF-8, whatever the value encoding. */
+  getString(key: K): string | undefined {
+    return this.#read(key)?.toString('utf8');
+  }
+
+  #read(key: K): Buffer | undefined {
     this.#assertActive();
-    const bytes = keyToBytes(key);
+    const bytes = encodeKeyCopy(this.#encodings.keys, key);
     if (bytes[0] === storeRegionFirstByte) assertOutsideStoreRegion(bytes);
     return this.readKey(bytes);
   }
@@ -60,20 +74,16 @@ export class Transaction {
     return this.#snapshot.readKey(bytes);
   }
 
-  getString(key: Uint8Array | string): string | undefined {
-    return this.get(key)?.toString('utf8');
-  }
-
-  put(key: Uint8Array | string, value: Uint8Array | string): void {
+  put(key: K, value: V): void {
     this.#assertActive();
-    const keyBytes = keyToBytes(key);
+    const keyBytes = encodeKeyCopy(this.#encodings.keys, key);
     if (keyBytes[0] === storeRegionFirstByte) assertOutsideStoreRegion(keyBytes);
-    this.writeKey(keyBytes, valueToBytes(value));
+    this.writeKey(keyBytes, encodeValue(this.#encodings.values, value));
   }
 
-  del(key: Uint8Array | string): void {
+  del(key: K): void {
     this.#assertActive();
-    const keyBytes = keyToBytes(key);
+    const keyBytes = encodeKeyCopy(this.#encodings.keys, key);
     if (keyBytes[0] === storeRegionFirstByte) assertOutsideStoreRegion(keyBytes);
     this.writeKey(keyBytes, null);
   }
@@ -86,8 +96,12 @@ export class Transaction {
   }
 
   /** Entries within the bounds at the snapshot, with this transaction's own writes applied. */
-  range(options?: RangeOptions): IterableIterator<[Buffer, Buffer]> {
-    return this.rangeWithin(defaultRangeBounds(options));
+  range(options?: KeyRange<K>): IterableIterator<[Out<K>, Out<V>]> {
+    this.#assertActive();
+    const merged = this.rangeWithin(defaultRangeBounds(encodeBounds(this.#encodings.keys, options)));
+    const { keys, values } = this.#encodings;
+    if (keys === null && values === null) return merged as IterableIterator<[Out<K>, Out<V>]>;
+    return decodeEntries(merged, this.#encodings) as IterableIterator<[Out<K>, Out<V>]>;
   }
 
   /** @internal `range` within bounds parsed already, which may lie in the store region. */
@@ -169,5 +183,15 @@ function* mergeOwnWrites(
     if (write!.value === null) continue;
     yield [Buffer.from(write!.key), Buffer.from(write!.value)];
     remaining--;
+  }
+}
+
+function* decodeEntries(
+  entries: Iterable<[Buffer, Buffer]>,
+  encodings: Encodings,
+): Generator<[unknown, unknown]> {
+  const { keys, values } = encodings;
+  for (const [key, value] of entries) {
+    yield [keys === null ? key : keys.decode(key), values === null ? value : values.decode(value)];
   }
 }

@@ -14,6 +14,7 @@ export type LightningErrorCode =
   | 'ERR_LOCKED'
   | 'ERR_NOT_SUPPORTED'
   | 'ERR_TX_CONFLICT'
+  | 'ERR_CONDITION_FAILED'
   | 'ERR_TOO_MANY_SNAPSHOTS'
   | 'ERR_WORKER_CRASHED'
   | 'ERR_DISK_FULL'

@@ -79,7 +79,7 @@ export async function openStore(
   if (!create) throw new LightningError('ERR_NOT_FOUND', `there is no store named ${JSON.stringify(name)}`);
   // Serializable: two threads that create the same store both read its (missing) record and the
   // counter; one commits, the other conflicts, runs again and finds the record.
-  const record = await host.transaction((tx) => {
+  const record = await host.transactionBytes((tx) => {
     const existing = tx.readKey(key);
     if (existing !== undefined) return decodeRecord(existing);
     const counter = tx.readKey(counterKey);
@@ -106,7 +106,7 @@ export async function dropStore(host: StoreHost, name: unknown): Promise<void> {
   // One transaction moves the record aside: from its commit on, the store is gone for every thread
   // and the name is free; the entries are deleted afterwards, and the moved record says which id
   // they have until they are.
-  const record = await host.transaction((tx) => {
+  const record = await host.transactionBytes((tx) => {
     const found = tx.readKey(key);
     if (found === undefined)
       throw new LightningError('ERR_NOT_FOUND', `there is no store named ${JSON.stringify(name)}`);

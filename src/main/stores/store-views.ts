@@ -1,6 +1,18 @@
 import { LightningError, type RangeOptions, valueToBytes } from '../../shared-memory/index.js';
-import type { Snapshot, SnapshotSource } from '../snapshot.js';
-import type { Transaction } from '../transaction.js';
+import type { RangeBounds } from '../../shared-memory/tree/range-options.js';
+import type { SnapshotSource } from '../snapshot.js';
+
+/** What a store's view reads through: a snapshot's or a transaction's byte-level reads. */
+interface ByteReads {
+  readKey(bytes: Uint8Array): Buffer | undefined;
+  rangeWithin(bounds: RangeBounds): IterableIterator<[Buffer, Buffer]>;
+}
+
+/** A transaction's byte-level reads and writes. */
+interface ByteReadsAndWrites extends ByteReads {
+  writeKey(keyBytes: Uint8Array, value: Uint8Array | null): void;
+}
+
 import { decodeRecord, recordKey } from './catalog-records.js';
 import { Store } from './store.js';
 import { storeKeyToBytes, storePrefixBytes, UnprefixedRange } from './store-keys.js';
@@ -23,11 +35,11 @@ function assertStoreOf(store: unknown, source: SnapshotSource): asserts store is
  * consistent with every other store and the default store read through the same snapshot.
  */
 export class SnapshotStore {
-  readonly #snapshot: Snapshot;
+  readonly #snapshot: ByteReads;
   readonly #store: Store;
 
   /** @internal Made by `snapshot.store()`. */
-  constructor(snapshot: Snapshot, store: Store) {
+  constructor(snapshot: ByteReads & { readonly source: SnapshotSource }, store: Store) {
     assertStoreOf(store, snapshot.source);
     this.#snapshot = snapshot;
     this.#store = store;
@@ -52,14 +64,14 @@ export class SnapshotStore {
  * buffered with the transaction's own, so one commit covers every store it touched.
  */
 export class TransactionStore {
-  readonly #tx: Transaction;
+  readonly #tx: ByteReadsAndWrites;
   readonly #store: Store;
 
   /**
    * @internal Made by `tx.store()`. The store's catalog record is read within the transaction, so a
    * drop of the store that commits meanwhile conflicts with it (under serializable isolation).
    */
-  constructor(tx: Transaction, source: SnapshotSource, store: Store) {
+  constructor(tx: ByteReadsAndWrites, source: SnapshotSource, store: Store) {
     assertStoreOf(store, source);
     this.#tx = tx;
     this.#store = store;

@@ -2,6 +2,7 @@ import { LightningError, type RangeOptions, valueToBytes } from '../../shared-me
 import type { BatchEntry } from '../../shared-memory/ring/operation-codec.js';
 import type { RangeBounds } from '../../shared-memory/tree/range-options.js';
 import { ValueScratch } from '../../shared-memory/tree/value-scratch.js';
+import { noEncodings } from '../api/encodings.js';
 import type { SnapshotSource } from '../snapshot.js';
 import type { Transaction } from '../transaction.js';
 import type { TransactionOptions } from '../transaction-coordinator.js';
@@ -29,7 +30,8 @@ export interface StoreHost {
   writeEntries(entries: BatchEntry[]): Promise<void>;
   rangeWithin(bounds: RangeBounds): IterableIterator<[Buffer, Buffer]>;
   partitionOf(key: Uint8Array): number;
-  transaction<T>(fn: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T>;
+  /** Its transactions, reading and writing stored bytes whatever the database's encodings. */
+  transactionBytes<T>(fn: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T>;
 }
 
 /** Where getString reads a value before decoding it (one per thread, as module state is). */
@@ -106,7 +108,9 @@ export class Store {
       if (!Array.isArray(operations))
         throw new LightningError('ERR_BAD_ARGUMENT', 'batch takes an array of operations');
       const source = this.#host.snapshotSource;
-      entries = operations.map((operation, index) => toBatchEntry(operation, index, source, this));
+      entries = operations.map((operation, index) =>
+        toBatchEntry(operation, index, source, noEncodings, this),
+      );
     } catch (error) {
       return Promise.reject(error);
     }

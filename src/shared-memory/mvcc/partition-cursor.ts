@@ -141,6 +141,30 @@ export class PartitionCursor {
     }
   }
 
+  /**
+   * Like `take()`, for a scan of keys: copies the head's key only (it is also where the cursor
+   * resumes) and moves past it.
+   */
+  takeKey(): Buffer {
+    let budget: RestartBudget | null = null;
+    for (;;) {
+      if (this.#olderValue !== null) {
+        const key = this.#olderKey;
+        this.#passed(key);
+        return key;
+      }
+      const key = copyBytes(this.headBytes, this.headStart, this.headLength);
+      if (this.#view.validate(this.#page, this.#version)) {
+        this.#passed(key);
+        return key;
+      }
+      this.#view.restarts++;
+      budget ??= new RestartBudget();
+      budget.spend();
+      this.reposition();
+    }
+  }
+
   /** Settles on the next head after the one `take()` returned (or finds the cursor exhausted). */
   advance(): void {
     this.#index += this.#step;

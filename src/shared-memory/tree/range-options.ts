@@ -7,6 +7,11 @@ export interface RangeOptions {
   gt?: Uint8Array | string;
   lte?: Uint8Array | string;
   lt?: Uint8Array | string;
+  /**
+   * Every key that starts with these bytes (a string as UTF-8). Not combined with gt, gte, lt or lte:
+   * giving both is ERR_BAD_ARGUMENT.
+   */
+  prefix?: Uint8Array | string;
   reverse?: boolean;
   /** Most entries to return; any non-negative integer, or Infinity. */
   limit?: number;
@@ -71,6 +76,7 @@ export function parseRangeOptions(options: RangeOptions | undefined): RangeBound
   if (typeof reverse !== 'boolean') {
     throw new LightningError('ERR_BAD_ARGUMENT', 'range option reverse must be a boolean');
   }
+  if (options.prefix !== undefined) return prefixBounds(options, reverse, limit);
   // Explicit undefined checks: `null` is a bad bound, not a missing one.
   const lowerInclusive = options.gte !== undefined;
   const upperInclusive = options.lte !== undefined;
@@ -84,4 +90,43 @@ export function parseRangeOptions(options: RangeOptions | undefined): RangeBound
     reverse,
     limit,
   };
+}
+
+/**
+ * The bounds of a prefix: from the prefix itself (inclusive) up to its successor, the shortest key
+ * above every key that starts with it (exclusive): the prefix with its last byte below 0xff raised
+ * by one and the bytes after it dropped. A prefix of only 0xff bytes (or an empty one) has no
+ * successor, so its range runs to the end.
+ */
+function prefixBounds(options: RangeOptions, reverse: boolean, limit: number): RangeBounds {
+  if (
+    options.gt !== undefined ||
+    options.gte !== undefined ||
+    options.lt !== undefined ||
+    options.lte !== undefined
+  ) {
+    throw new LightningError('ERR_BAD_ARGUMENT', 'range options: give prefix or gt/gte/lt/lte, not both');
+  }
+  const prefix = keyToBytes(options.prefix, 'prefix');
+  return {
+    lower: prefix.length === 0 ? null : prefix,
+    lowerInclusive: true,
+    upper: prefixSuccessor(prefix),
+    upperInclusive: false,
+    reverse,
+    limit,
+  };
+}
+
+/** The shortest byte string above every string that starts with `prefix`, or null if none is. */
+export function prefixSuccessor(prefix: Uint8Array): Uint8Array | null {
+  for (let i = prefix.length - 1; i >= 0; i--) {
+    if (prefix[i] !== 0xff) {
+      // A copy: on a Buffer, slice() is a view, and the caller's prefix must stay as it is.
+      const successor = Uint8Array.from(prefix.subarray(0, i + 1));
+      successor[i] = prefix[i]! + 1;
+      return successor;
+    }
+  }
+  return null;
 }

@@ -50,8 +50,10 @@ export class LightningIterator extends AbstractIterator<object, StoreData, Store
   readonly #pick: (entry: [Buffer, Buffer]) => [StoreData | undefined, StoreData | undefined];
 
   constructor(db: object, source: IteratorSource, options: LevelIteratorOptions) {
+    // The cursor first: a bad range throws before the iterator registers with its database.
+    const cursor = openCursor(source, options);
     super(db, options);
-    this.#cursor = openCursor(source, options);
+    this.#cursor = cursor;
     const { keyEncoding, valueEncoding } = options;
     const keys = options.keys !== false;
     const values = options.values !== false;
@@ -89,8 +91,10 @@ export class LightningKeyIterator extends AbstractKeyIterator<object, StoreData>
   readonly #pick: (entry: [Buffer, Buffer]) => StoreData;
 
   constructor(db: object, source: IteratorSource, options: LevelIteratorOptions) {
+    // The cursor first: a bad range throws before the iterator registers with its database.
+    const cursor = openCursor(source, options);
     super(db, options);
-    this.#cursor = openCursor(source, options);
+    this.#cursor = cursor;
     const { keyEncoding } = options;
     this.#pick = ([key]) => toFormat(key, keyEncoding);
   }
@@ -123,8 +127,10 @@ export class LightningValueIterator extends AbstractValueIterator<object, StoreD
   readonly #pick: (entry: [Buffer, Buffer]) => StoreData;
 
   constructor(db: object, source: IteratorSource, options: LevelIteratorOptions) {
+    // The cursor first: a bad range throws before the iterator registers with its database.
+    const cursor = openCursor(source, options);
     super(db, options);
-    this.#cursor = openCursor(source, options);
+    this.#cursor = cursor;
     const { valueEncoding } = options;
     this.#pick = ([, value]) => toFormat(value, valueEncoding);
   }

@@ -71,11 +71,12 @@ export class RangeCursor {
 
 /** lightning-db range bounds from Level's range options (absent bounds are left out). */
 function boundsOf(options: LevelRangeOptions): RangeOptions {
+  // Level lets gte win over gt, and lte over lt, where both are given; lightning-db takes one.
   const bounds: RangeOptions = { reverse: options.reverse };
-  if (options.gt !== undefined) bounds.gt = options.gt;
   if (options.gte !== undefined) bounds.gte = options.gte;
-  if (options.lt !== undefined) bounds.lt = options.lt;
+  else if (options.gt !== undefined) bounds.gt = options.gt;
   if (options.lte !== undefined) bounds.lte = options.lte;
+  else if (options.lt !== undefined) bounds.lt = options.lt;
   return bounds;
 }
 

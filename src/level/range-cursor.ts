@@ -25,26 +25,25 @@ export class RangeCursor {
   readonly #snapshot: Snapshot;
   readonly #ownsSnapshot: boolean;
   readonly #bounds: RangeOptions;
-  #entries: IterableIterator<[Buffer, Buffer]>;
+  /** The scan, started on the first read: see the constructor. */
+  #entries: IterableIterator<[Buffer, Buffer]> | null = null;
   #closed = false;
 
-  /** `snapshot` null: the cursor reads at a snapshot of its own, taken now. */
+  /**
+   * `snapshot` null: the cursor reads at a snapshot of its own, taken now. The scan itself starts on
+   * the first read, so a cursor made on an explicit snapshot that is closed already fails when it is
+   * read, where abstract-level reports that snapshot's state with its own error code.
+   */
   constructor(database: Database, snapshot: Snapshot | null, options: LevelRangeOptions) {
+    this.#bounds = boundsOf(options);
+    if (options.limit >= 0) this.#bounds.limit = options.limit;
     this.#ownsSnapshot = snapshot === null;
     this.#snapshot = snapshot ?? database.snapshot();
-    this.#bounds = boundsOf(options);
-    try {
-      this.#entries = this.#snapshot.range(
-        options.limit >= 0 ? { ...this.#bounds, limit: options.limit } : this.#bounds,
-      );
-    } catch (error) {
-      if (this.#ownsSnapshot) this.#snapshot.release();
-      throw error;
-    }
   }
 
   /** The next entry in the range's order, or undefined at its end. */
   next(): [Buffer, Buffer] | undefined {
+    this.#entries ??= this.#snapshot.range(this.#bounds);
     const step = this.#entries.next();
     return step.done === true ? undefined : step.value;
   }
@@ -54,17 +53,16 @@ export class RangeCursor {
    * original bounds; `remaining` is how many more entries the iterator may yield (its limit).
    */
   seek(target: StoreData, remaining: number): void {
-    this.#entries.return?.();
+    this.#entries?.return?.();
     const bounds = seekBounds(this.#bounds, bytesOf(target));
-    this.#entries = this.#snapshot.range(
-      Number.isFinite(remaining) ? { ...bounds, limit: remaining } : bounds,
-    );
+    bounds.limit = Number.isFinite(remaining) ? remaining : undefined;
+    this.#entries = this.#snapshot.range(bounds);
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#entries.return?.();
+    this.#entries?.return?.();
     if (this.#ownsSnapshot) this.#snapshot.release();
   }
 }

@@ -33,14 +33,26 @@ interface LevelOperation {
 /** The manifest abstract-level's constructor takes. */
 type LevelManifest = ConstructorParameters<typeof AbstractLevel>[0];
 
-/** Options that are Level's own; the rest of the constructor's options are lightning-db's. */
-const levelOptionNames = new Set([
-  'keyEncoding',
-  'valueEncoding',
-  'createIfMissing',
-  'errorIfExists',
-  'passive',
-]);
+/**
+ * lightning-db's open options, which the constructor takes out of its options; everything else is
+ * Level's (including options of the caller's own, which Level hands to hooks). Typed as a record of
+ * every OpenOptions key but `create`, so an option added to lightning-db must be listed here.
+ */
+const lightningOptionNames: Record<keyof Omit<OpenOptions, 'create'>, true> = {
+  partitions: true,
+  workers: true,
+  workersPerNode: true,
+  pinWorkers: true,
+  durability: true,
+  syncIntervalMs: true,
+  checkpointWalBytes: true,
+  pageSizeBytes: true,
+  partitionBytesMax: true,
+  threadsMax: true,
+  readOnly: true,
+  failpoints: true,
+  fileLayer: true,
+};
 
 /** Keys deleted per atomic batch by clear(): bounds the memory a large clear holds at once. */
 const clearBatchKeys = 1024;
@@ -63,7 +75,7 @@ export class LightningLevel<K = string, V = string> extends AbstractLevel<Buffer
     const levelOptions: Record<string, unknown> = {};
     const openOptions: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(options ?? {})) {
-      (levelOptionNames.has(name) ? levelOptions : openOptions)[name] = value;
+      (Object.hasOwn(lightningOptionNames, name) ? openOptions : levelOptions)[name] = value;
     }
     // Cast: level-supports' manifest type predates getSync and has.
     const manifest = {

@@ -13,11 +13,12 @@ import { parseTap } from './support/tap-report.js';
 const runner = fileURLToPath(new URL('./fixtures/level-suite-runner.ts', import.meta.url));
 
 /**
- * Floors well below what abstract-level 3.1's suite runs with LightningLevel's manifest (about 800
- * tests and 3,000 assertions, sublevel pass included): a lower count means tests went missing.
+ * Floors well below what abstract-level 3.1's suite runs with LightningLevel's manifest: about 740
+ * tests and 2,570 assertions in its main pass, and as many again in its pass on a sublevel. A lower
+ * count means tests went missing.
  */
-const testsMin = 600;
-const assertionsMin = 2000;
+const testsMin = 1000;
+const assertionsMin = 3500;
 
 function runSuite(): Promise<{ output: string; exitCode: number | null; elapsedMs: number }> {
   const startedMs = performance.now();
@@ -37,8 +38,14 @@ function runSuite(): Promise<{ output: string; exitCode: number | null; elapsedM
   });
 }
 
+/**
+ * Only a guard against a hang: the suite opens a database for nearly every test, about 1,000 opens,
+ * each starting an owner worker, which takes 1 to 3 s on a heavily loaded 2-core machine.
+ */
+const suiteTimeoutMs = 3_600_000;
+
 describe('Level compatibility', () => {
-  it("passes abstract-level's conformance suite", { timeout: 600_000 }, async () => {
+  it("passes abstract-level's conformance suite", { timeout: suiteTimeoutMs }, async () => {
     const { output, exitCode, elapsedMs } = await runSuite();
     const report = parseTap(output);
     const figure = (name: string): string => new RegExp(`^# ${name} (\\d+)$`, 'm').exec(output)?.[1] ?? '?';

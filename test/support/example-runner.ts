@@ -4,6 +4,7 @@
  * temporary directory as its working directory, so relative paths such as './data' land there.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -56,7 +57,12 @@ export const packageSpecifierPattern = /(['"])lightning-db(?:\/([\w-]+))?\1/g;
 
 /** The source file an import of the package (or of one of its subpaths) names, with the extension given. */
 export function sourceEntryOf(subpath: string | undefined, extension: '.ts' | '.js'): string {
-  return join(root, 'src', `${subpath ?? 'index'}${extension}`);
+  if (subpath === undefined) return join(root, 'src', `index${extension}`);
+  // A subpath is a file (src/internals.ts) or a folder with an index (src/level/index.ts).
+  const file = join(root, 'src', `${subpath}.ts`);
+  return existsSync(file)
+    ? join(root, 'src', `${subpath}${extension}`)
+    : join(root, 'src', subpath, `index${extension}`);
 }
 
 export async function runProgramExample(code: string, lang: 'ts' | 'js'): Promise<ExampleResult> {

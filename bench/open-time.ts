@@ -3,7 +3,8 @@
  * (median reported, with min and max):
  * - open()+close() creating a new database, reopening an empty one, and reopening one with 10,000
  *   keys, with open()'s phases (src/main/open-phases.ts) where the measured build has them;
- * - starting one worker thread that loads the owner worker's modules, against an empty worker;
+ * - starting one worker thread that loads the owner worker (its bundle where the build has one), against
+ *   an empty worker;
  * - `lightning-cli get` on a database of 100 keys, as a child process (node start-up included).
  *
  *   npm run bench:open -- [--runs 9] [--roots /path/to/other/checkout,...]
@@ -120,6 +121,12 @@ async function workerStart(code: string): Promise<number> {
   return elapsedMs;
 }
 
+/** What the build's owner threads load: its bundle where it has one (built by `npm run build`). */
+function ownerWorkerEntry(root: string): string {
+  const bundle = path.join(root, 'dist/src/workers/owner-worker.bundle.js');
+  return existsSync(bundle) ? bundle : path.join(root, 'dist/src/workers/owner-worker.js');
+}
+
 function cliGet(root: string, directory: string): number {
   const start = performance.now();
   const child = spawnSync(
@@ -173,7 +180,7 @@ async function main(): Promise<void> {
         rmSync(fresh, { recursive: true, force: true });
         await openClose(build, empty, result.open.get('reopen empty')!);
         await openClose(build, large, result.open.get(`reopen ${keysLarge} keys`)!);
-        const entry = pathToFileURL(path.join(build.root, 'dist/src/workers/owner-worker.js')).href;
+        const entry = pathToFileURL(ownerWorkerEntry(build.root)).href;
         result.ownerWorker.push(
           await workerStart(
             `import(${JSON.stringify(entry)}).then(() => require('node:worker_threads').parentPort.postMessage(0));`,

@@ -149,7 +149,7 @@ async function openLocked(
   const fingerprint = readOnlyCause === 'disk-full' ? await directoryFingerprint(directory) : null;
   // The owner threads load their modules (most of a worker's start-up) while this thread reads the
   // logs' layout and, for a new database, creates its files; they get their partitions after that.
-  const pool = WorkerPool.spawn(plan, rings, controls, mvcc);
+  const pool = WorkerPool.spawn(plan, rings, controls, mvcc, resolved.fileLayer?.endsWith('.ts') === true);
   phase('workers-spawned');
   const partitionHash = existing?.hash ?? newDatabasePartitionHash;
   let router: Awaited<ReturnType<typeof createPartitionRouter>>;

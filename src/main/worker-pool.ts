@@ -49,16 +49,18 @@ export class WorkerPool {
   /**
    * Starts one thread per planned worker, which loads its modules while the caller goes on with its
    * own work (reading the directory, creating files); `start()` then hands each its partitions. The
-   * threads run in parallel: none waits for another to load.
+   * threads run in parallel: none waits for another to load. `typeScriptModules`: the threads will
+   * import a TypeScript module of the caller's (see startOwnerWorker).
    */
   static spawn(
     plan: WorkerPlan,
     rings: CommandRing[][],
     controls: Int32Array[],
     mvcc: MvccState,
+    typeScriptModules = false,
   ): WorkerPool {
     const workers: OwnerWorker[] = plan.workers.map((planned) => {
-      const thread = startOwnerWorker();
+      const thread = startOwnerWorker(typeScriptModules);
       return {
         thread,
         api: Comlink.wrap<OwnerApi>(nodeEndpoint(thread)),

@@ -127,11 +127,17 @@ function ownerWorkerEntry(root: string): string {
   return existsSync(bundle) ? bundle : path.join(root, 'dist/src/workers/owner-worker.js');
 }
 
+/** The build's CLI: its bundle (the package's bin) where it has one. */
+function cliEntry(root: string): string {
+  const bundle = path.join(root, 'dist/src/main/lightning-cli.bundle.js');
+  return existsSync(bundle) ? bundle : path.join(root, 'dist/src/main/cli/lightning-cli.js');
+}
+
 function cliGet(root: string, directory: string): number {
   const start = performance.now();
   const child = spawnSync(
     process.execPath,
-    [path.join(root, 'dist/src/main/cli/lightning-cli.js'), 'get', directory, 'key-00000042'],
+    [cliEntry(root), 'get', directory, 'key-00000042'],
     { encoding: 'utf8' },
   );
   const elapsedMs = performance.now() - start;

@@ -182,7 +182,8 @@ describe('the packed package', () => {
         'package/dist/src/internals.js',
         'package/dist/src/internals.d.ts',
         'package/dist/src/main/cli/lightning-cli.js',
-        'package/dist/src/workers/owner-worker.js',
+        'package/dist/src/workers/owner-worker.bundle.js',
+        'package/dist/src/main/lightning-cli.bundle.js',
       ]) {
         expect(listed).toContain(expected);
       }
@@ -261,6 +262,14 @@ describe('the packed package', () => {
       expect(fromEsm.promClientWithAdmin).toBeGreaterThan(0);
       expect(JSON.parse(commonJs)).toEqual({ value: 'from CommonJS' });
       expect(cli).toContain('lightning-cli');
+
+      // The installed bin (the bundled CLI) against a real database: it starts owner threads from the
+      // installed package's bundled owner worker.
+      const bin = join(project, 'node_modules', '.bin', 'lightning-cli');
+      const database = join(work, 'cli-database');
+      await step('lightning-cli put', bin, ['put', '--create', database, 'greeting', 'from the CLI'], project);
+      const got = await step('lightning-cli get', bin, ['get', database, 'greeting'], project);
+      expect(got.trim()).toBe('from the CLI');
     },
     packTestTimeoutMs,
   );

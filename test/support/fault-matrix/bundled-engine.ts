@@ -27,12 +27,12 @@ export async function bundleEngine(): Promise<BundledEngine> {
   const source = join(here, '..', '..', '..', 'src');
   const directory = join(here, '..', '..', '.cache', `fault-matrix-${process.pid}`);
   await build({
-    // The owner worker sits at '../workers/owner-worker.js' from the module that starts it, as in
+    // The owner worker sits at '../workers/owner-worker.bundle.js' from the module that starts it, as in
     // the compiled package.
     entryPoints: {
       'main/index': join(source, 'index.ts'),
       'cli/lightning-cli': join(source, 'main', 'cli', 'lightning-cli.ts'),
-      'workers/owner-worker': join(source, 'workers', 'owner-worker.ts'),
+      'workers/owner-worker.bundle': join(source, 'workers', 'owner-worker.ts'),
     },
     outdir: directory,
     bundle: true,

@@ -135,11 +135,9 @@ function cliEntry(root: string): string {
 
 function cliGet(root: string, directory: string): number {
   const start = performance.now();
-  const child = spawnSync(
-    process.execPath,
-    [cliEntry(root), 'get', directory, 'key-00000042'],
-    { encoding: 'utf8' },
-  );
+  const child = spawnSync(process.execPath, [cliEntry(root), 'get', directory, 'key-00000042'], {
+    encoding: 'utf8',
+  });
   const elapsedMs = performance.now() - start;
   if (child.status !== 0 || child.stdout.length < valueBytes) {
     throw new Error(`lightning-cli get failed (${child.status}): ${child.stderr}`);

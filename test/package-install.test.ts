@@ -267,7 +267,12 @@ describe('the packed package', () => {
       // installed package's bundled owner worker.
       const bin = join(project, 'node_modules', '.bin', 'lightning-cli');
       const database = join(work, 'cli-database');
-      await step('lightning-cli put', bin, ['put', '--create', database, 'greeting', 'from the CLI'], project);
+      await step(
+        'lightning-cli put',
+        bin,
+        ['put', '--create', database, 'greeting', 'from the CLI'],
+        project,
+      );
       const got = await step('lightning-cli get', bin, ['get', database, 'greeting'], project);
       expect(got.trim()).toBe('from the CLI');
     },

@@ -74,6 +74,7 @@ function stageCheckout(): string {
     'README.md',
     'LICENSE',
     'src',
+    'scripts',
   ]) {
     cpSync(join(root, name), join(stage, name), { recursive: true });
   }
@@ -100,12 +101,28 @@ const dir = mkdtempSync(join(tmpdir(), 'lightning-consumer-esm-'));
 const db = await open(dir, { partitions: 2 });
 await db.put('greeting', 'from an ES module');
 const value = db.get('greeting')?.toString();
+const users = await db.store('users');
+await users.put('ada', 'lovelace');
+const fromStore = users.get('ada')?.toString();
 await db.close();
 rmSync(dir, { recursive: true });
+const jsonDir = mkdtempSync(join(tmpdir(), 'lightning-consumer-json-'));
+const typed = await open(jsonDir, { partitions: 1, keyEncoding: 'utf8', valueEncoding: 'json' });
+await typed.put('point', { x: 1, y: [2, 3] });
+const fromJson = typed.get('point');
+await typed.close();
+rmSync(jsonDir, { recursive: true });
+const { LightningLevel } = await import('lightning-db/level');
+const levelDir = mkdtempSync(join(tmpdir(), 'lightning-consumer-level-'));
+const level = new LightningLevel(join(levelDir, 'db'), { partitions: 1, valueEncoding: 'json' });
+await level.put('k', { through: 'level' });
+const fromLevel = await level.get('k');
+await level.close();
+rmSync(levelDir, { recursive: true });
 const admin = await startAdminServer({ port: 0 });
 const promClientWithAdmin = promClientModules();
 await admin.close();
-console.log(JSON.stringify({ value, internals: typeof BTree, promClientAtImport, promClientWithAdmin }));
+console.log(JSON.stringify({ value, fromStore, fromJson, fromLevel, internals: typeof BTree, promClientAtImport, promClientWithAdmin }));
 `;
 
 const useFromCommonJs = `
@@ -126,6 +143,7 @@ const { open } = require('lightning-db');
 const typedEsm = `
 import { open, type Database, type OpenOptions } from 'lightning-db';
 import { BTree, type TreeHandle } from 'lightning-db/internals';
+import { LightningLevel } from 'lightning-db/level';
 // @ts-expect-error The engine's internals are not exported by the package's main entry.
 import { TreeReader } from 'lightning-db';
 const options: OpenOptions = { partitions: 2 };
@@ -135,6 +153,16 @@ const value: Buffer | undefined = db.get('key');
 const handle: TreeHandle | undefined = undefined;
 void [value, handle, BTree, TreeReader];
 await db.close();
+interface Point { x: number; y: number[] }
+const typed = await open<string, Point>('./typed', { keyEncoding: 'utf8', valueEncoding: 'json' });
+const x: number | undefined = typed.get('point')?.x;
+// @ts-expect-error A value of the wrong type for the database's value type.
+await typed.put('point', 'not a point');
+void x;
+await typed.close();
+const level = new LightningLevel<string, string>('./level');
+const fromLevel: string | undefined = await level.get('key');
+void fromLevel;
 `;
 
 const typedCommonJs = `
@@ -257,6 +285,9 @@ describe('the packed package', () => {
           `${fromEsm.promClientWithAdmin} once an admin server started`,
       );
       expect(fromEsm.value).toBe('from an ES module');
+      expect(fromEsm.fromStore).toBe('lovelace');
+      expect(fromEsm.fromJson).toEqual({ x: 1, y: [2, 3] });
+      expect(fromEsm.fromLevel).toEqual({ through: 'level' });
       expect(fromEsm.internals).toBe('function');
       expect(fromEsm.promClientAtImport).toBe(0);
       expect(fromEsm.promClientWithAdmin).toBeGreaterThan(0);

@@ -45,7 +45,7 @@ export {
 } from './main/restore.js';
 export type { Snapshot } from './main/snapshot.js';
 export { type AdminServer, type AdminServerOptions, startAdminServer } from './main/start-admin-server.js';
-export type { StoreBatchOperation } from './main/stores/batch-entry.js';
+export type { StoreBatchOperation, StoreOperation } from './main/stores/batch-entry.js';
 export type { Store, StoreOptions } from './main/stores/store.js';
 export type { SnapshotStore, TransactionStore } from './main/stores/store-views.js';
 export type { Transaction } from './main/transaction.js';

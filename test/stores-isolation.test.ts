@@ -266,10 +266,10 @@ describe('store arguments and the catalog', () => {
     expect(
       codeOfThrow(() => scratch.get('k1')),
       'a dropped store handle',
-    ).toBe('ERR_NOT_FOUND');
-    expect(codeOf(await rejection(scratch.put('k1', 'v')))).toBe('ERR_NOT_FOUND');
+    ).toBe('ERR_STORE_DROPPED');
+    expect(codeOf(await rejection(scratch.put('k1', 'v')))).toBe('ERR_STORE_DROPPED');
     expect(codeOf(await rejection(db.batch([{ type: 'del', key: 'k1', store: scratch }])))).toBe(
-      'ERR_NOT_FOUND',
+      'ERR_STORE_DROPPED',
     );
     const again = await db.store('scratch');
     expect(again.id).toBeGreaterThan(scratch.id);

@@ -1,4 +1,9 @@
-import { databaseStateOpen, kDatabaseState, LightningError } from '../shared-memory/index.js';
+import {
+  databaseStateOpen,
+  kDatabaseState,
+  kDatabaseStoreDrops,
+  LightningError,
+} from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { readLatest, type VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import type { BatchEntry } from '../shared-memory/ring/operation-codec.js';
@@ -9,10 +14,10 @@ import type { Failpoints } from '../workers/failpoints.js';
 import type { CheckpointResult } from '../workers/partition-checkpoint.js';
 import type { AdminAttachment, AdminServer, AdminServerOptions } from './admin/admin-server.js';
 import type { OperationObserver } from './admin/operation-observer.js';
-import type { BatchOperation } from './api/batch-entry.js';
+import type { BatchOperation, StoreOperation } from './api/batch-entry.js';
 import { clearKeys } from './api/clear-range.js';
 import { conditionalWrite, type WriteOptions } from './api/conditional-write.js';
-import type { Bytes, Out } from './api/encoding-types.js';
+import type { Bytes, EncodingOptions, Out } from './api/encoding-types.js';
 import {
   decode,
   type Encodings,
@@ -30,7 +35,7 @@ import { type ScanMode, scanEntries, scanKeys, scanValues } from './merged-range
 import type { PartitionRouter } from './partition-router.js';
 import { Snapshot, SnapshotRange, type SnapshotSource } from './snapshot.js';
 import { SnapshotRegistry } from './snapshot-registry.js';
-import { toBatchEntry } from './stores/batch-entry.js';
+import { StoreBatch, toBatchEntry } from './stores/batch-entry.js';
 import type { Store, StoreOptions } from './stores/store.js';
 import { dropStore, listStores, openStore } from './stores/store-catalog.js';
 import { assertOutsideStoreRegion, defaultRangeBounds, storeRegionFirstByte } from './stores/store-keys.js';
@@ -39,7 +44,7 @@ import type { Transaction } from './transaction.js';
 import { TransactionCoordinator, type TransactionOptions } from './transaction-coordinator.js';
 import type { WriteChannel } from './write-channel.js';
 
-export type { BatchOperation } from './api/batch-entry.js';
+export type { BatchOperation, StoreOperation } from './api/batch-entry.js';
 export type {
   DatabaseStats,
   MvccStats,
@@ -198,19 +203,21 @@ export class Database<K = Bytes, V = Bytes> {
    * whole batch. Keys in one partition go to its owner as one atomic change; keys in several
    * partitions commit through a two-phase commit. Later entries win over earlier ones for a key.
    */
-  batch(operations: readonly BatchOperation<K, V>[]): Promise<void> {
+  batch(operations: readonly (BatchOperation<K, V> | StoreOperation)[]): Promise<void> {
     let entries: BatchEntry[];
+    const stores = new StoreBatch();
     try {
       this.#assertOpen();
       if (!Array.isArray(operations))
         throw new LightningError('ERR_BAD_ARGUMENT', 'batch takes an array of operations');
       entries = operations.map((operation, index) =>
-        toBatchEntry(operation, index, this.#snapshots, this.#encodings),
+        toBatchEntry(operation, index, this.#snapshots, this.#encodings, null, stores),
       );
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.writeEntries(entries);
+    // A batch that writes named stores checks them once applied (stores/store-liveness.ts).
+    return stores.afterWrite(this.writeEntries(entries));
   }
 
   /**
@@ -394,16 +401,31 @@ export class Database<K = Bytes, V = Bytes> {
 
   /**
    * The named store `name` (created durably if absent, unless `{ create: false }`: then a missing
-   * one rejects with ERR_NOT_FOUND). A store is a key space of its own inside this database's
-   * partitions; see docs/stores.md. Keep the Store: each call reads the catalog.
+   * one rejects with ERR_NOT_FOUND), its keys and values encoded with `keyEncoding` and
+   * `valueEncoding` as the database's are (`db.store<string, User>('users', { keyEncoding: 'utf8',
+   * valueEncoding: 'json' })`). A store is a key space of its own inside this database's partitions;
+   * see docs/stores.md. Keep the Store: each call reads the catalog.
    */
-  store(name: string, options?: StoreOptions): Promise<Store> {
+  store<SK = Bytes, SV = Bytes>(
+    name: string,
+    options?: StoreOptions<SK, SV> & EncodingOptions<SK, SV>,
+  ): Promise<Store<SK, SV>> {
     try {
       this.#assertOpen();
     } catch (error) {
       return Promise.reject(error);
     }
-    return openStore(this, name, options);
+    return openStore(this, name, options as StoreOptions<unknown, unknown>) as Promise<Store<SK, SV>>;
+  }
+
+  /** @internal The named stores dropped since the database opened, by any thread (store-liveness.ts). */
+  storeDrops(): number {
+    return Atomics.load(this.#parts.databaseControl, kDatabaseStoreDrops);
+  }
+
+  /** @internal Counts a committed drop of a named store, for every thread. */
+  countStoreDrop(): void {
+    Atomics.add(this.#parts.databaseControl, kDatabaseStoreDrops, 1);
   }
 
   /** The names of the named stores, sorted by their UTF-8 bytes; synchronous, reads the catalog. */

@@ -147,7 +147,7 @@ export class Snapshot<K = Bytes, V = Bytes> {
   }
 
   /** Reads of named store `store` at this snapshot: get, getString and range, keys without its prefix. */
-  store(store: Store): SnapshotStore {
+  store<SK, SV>(store: Store<SK, SV>): SnapshotStore<SK, SV> {
     this.#assertOpen();
     return new SnapshotStore(this, store);
   }

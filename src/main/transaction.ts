@@ -122,9 +122,9 @@ export class Transaction<K = Bytes, V = Bytes> {
   }
 
   /** Named store `store` within this transaction: get, getString, put, del and range, keys without its prefix. */
-  store(store: Store): TransactionStore {
+  store<SK, SV>(store: Store<SK, SV>): TransactionStore<SK, SV> {
     this.#assertActive();
-    return new TransactionStore(this, this.#snapshot.source, store);
+    return new TransactionStore(this as unknown as Transaction, this.#snapshot.source, store);
   }
 
   /** @internal The buffered writes, reads and ranges, for the commit. */

@@ -17,8 +17,9 @@ export const controlMagic = 0x43_54_52_4c; // "CTRL"
  * 2: the worker control block gained the owner's metrics (owner-metrics-layout.ts).
  * 3: the database control block's slot table records each slot's holder and its death.
  * 4: the database control block says whether writes are refused until the disk has space.
+ * 5: the database control block counts the named stores dropped since the database opened.
  */
-export const controlFormatVersion = 4;
+export const controlFormatVersion = 5;
 
 export const kControlMagic = 0;
 export const kControlFormatVersion = 1;
@@ -55,8 +56,14 @@ export const kDatabaseGenerations = 5;
  * every owner write again, and every thread's writes are taken from then on.
  */
 export const kDatabaseWritesRefused = 6;
+/**
+ * Named stores dropped since the database opened, bumped once each drop has committed: a thread
+ * that sees it unchanged knows its Store objects are still live without reading the catalog
+ * (stores/store-liveness.ts).
+ */
+export const kDatabaseStoreDrops = 7;
 /** First word of the slot table: `databaseSlotWords` words per thread slot, fields below. */
-export const kDatabaseSlots = 7;
+export const kDatabaseSlots = 8;
 export const databaseSlotWords = 3;
 /** Slot field: 0 free, the claim generation while held, slotReclaiming while a dead holder's is undone. */
 export const kSlotClaim = 0;

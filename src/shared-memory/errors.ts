@@ -5,6 +5,7 @@
 export type LightningErrorCode =
   | 'ERR_BAD_ARGUMENT'
   | 'ERR_NOT_FOUND'
+  | 'ERR_STORE_DROPPED'
   | 'ERR_KEY_TOO_LARGE'
   | 'ERR_VALUE_TOO_LARGE'
   | 'ERR_PARTITION_FULL'

@@ -1,4 +1,5 @@
 import { LightningError } from '../../shared-memory/index.js';
+import { assertOutsideStoreRegion, storeRegionFirstByte } from '../stores/store-keys.js';
 import type { Transaction } from '../transaction.js';
 import type { Bytes } from './encoding-types.js';
 import { type Codec, type Encodings, encodeKeyCopy, encodeValue } from './encodings.js';
@@ -47,6 +48,7 @@ export function conditionalWrite(
   const condition = parseWriteOptions(options, encodings.values);
   if (condition === null) return null;
   const keyBytes = encodeKeyCopy(encodings.keys, key).slice();
+  if (keyBytes[0] === storeRegionFirstByte) assertOutsideStoreRegion(keyBytes);
   const valueBytes = isDelete ? null : encodeValue(encodings.values, value).slice();
   return checkAndWrite(keyBytes, valueBytes, condition);
 }
@@ -57,15 +59,16 @@ export function conditionalWrite(
  * The owner validates the read at commit (serializable isolation), so a concurrent write to the key
  * between the read and the commit makes it a conflict: the transaction runs again, reads the new
  * value and decides again. Of several conditional writes racing on one key with the same condition,
- * exactly one wins.
+ * exactly one wins. `keyBytes` is the stored key (a named store's has its prefix), read and written
+ * as bytes.
  */
-function checkAndWrite(
+export function checkAndWrite(
   keyBytes: Uint8Array,
   valueBytes: Uint8Array | null,
   condition: WriteCondition,
 ): (tx: Transaction) => void {
   return (tx) => {
-    const current = tx.get(keyBytes);
+    const current = tx.readKey(keyBytes);
     const expected = condition.expected;
     const holds = expected === null ? current === undefined : current?.equals(expected) === true;
     if (!holds) {
@@ -78,7 +81,6 @@ function checkAndWrite(
             : 'the key holds another value than the one the write was conditional on',
       );
     }
-    if (valueBytes === null) tx.del(keyBytes);
-    else tx.put(keyBytes, valueBytes);
+    tx.writeKey(keyBytes, valueBytes);
   };
 }

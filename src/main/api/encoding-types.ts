@@ -39,7 +39,7 @@ export type EncodingOption<T> =
           ? 'binary' | 'msgpack'
           : 'json' | 'msgpack');
 
-/** The encoding options of `open()` and `attach()` (and, later, of a named store). */
+/** The encoding options of `open()`, `attach()` and `db.store()`. */
 export interface EncodingOptions<K, V> {
   /** How keys are stored; their encoded bytes are also their sort order. Default: bytes as given. */
   keyEncoding?: EncodingOption<K>;

@@ -3,8 +3,8 @@ import { keyToBytes, LightningError, type RangeOptions, valueToBytes } from '../
 import type { EncodingName } from './encoding-types.js';
 
 /**
- * An encoding at run time: values to stored bytes and back. Keys and values of a database (and,
- * later, of each named store) each have one, or none: null is the default, bytes as given.
+ * An encoding at run time: values to stored bytes and back. Keys and values of a database (and of
+ * each named store's view) each have one, or none: null is the default, bytes as given.
  */
 export interface Codec {
   /** A built-in encoding's name travels in a database handle to attached threads; 'custom' cannot. */

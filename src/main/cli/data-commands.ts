@@ -13,6 +13,7 @@ import { finishDatabaseCommand } from './database-command.js';
 import { exitNotFound, exitOk } from './database-inspection.js';
 import { jsonLine } from './entry-format.js';
 import { addLiveOptions, liveHelp, type ReadFlags, withReadSource } from './read-source.js';
+import { addStoreOption, storeMissingHelp } from './store-option.js';
 
 /**
  * `get`, `put` and `del`: one key at a time, for looking at and fixing single entries from a shell.
@@ -36,7 +37,8 @@ export async function runGet(directory: string, keyText: string, flags: GetFlags
   const key = decodeText(keyText, encodings.key, 'the key');
   const value = await withReadSource(directory, flags, (source) => source.get(key));
   if (value === undefined) {
-    process.stderr.write(`lightning-cli: not found: no key ${JSON.stringify(keyText)}\n`);
+    const where = flags.store === undefined ? '' : ` in store ${JSON.stringify(flags.store)}`;
+    process.stderr.write(`lightning-cli: not found: no key ${JSON.stringify(keyText)}${where}\n`);
     return exitNotFound;
   }
   if (flags.json === true) {
@@ -111,8 +113,9 @@ Examples:
   $ lightning-cli get ./data 75736572 --key-encoding hex --value-encoding base64
   $ lightning-cli get -n ./data avatar:7 > avatar.png
   $ lightning-cli get ./data user:1 --url http://127.0.0.1:9464
+  $ lightning-cli get ./data u1 --store users
 ${liveHelp}
-${openExitCodesHelp({ extra: ['  6  the key was not found'] })}`;
+${openExitCodesHelp({ extra: ['  6  the key was not found', storeMissingHelp] })}`;
 
 const putHelp = `
 Stores <value> under <key>, replacing any value there; the command returns once the write is synced
@@ -145,6 +148,7 @@ export function registerDataCommands(program: Command): void {
     .argument('<key>', keyHelp)
     .option('--json', 'print {"key": ..., "value": ...} as one JSON line')
     .option('-n, --no-newline', 'no newline after the value');
+  addStoreOption(get, 'read');
   addEncodingOptions(get, 'are written (values: how they are printed)');
   addLiveOptions(get);
   finishDatabaseCommand(get, { create: false, help: getHelp }, runGet);

@@ -7,6 +7,7 @@ import { exitOk } from './database-inspection.js';
 import { formatOfFileName, type LoadFormat, loadFormats } from './entry-reader.js';
 import { addLiveOptions, liveHelp, type ReadFlags, withReadSource } from './read-source.js';
 import { entryLineFormatter } from './scan-command.js';
+import { addStoreOption, storeMissingHelp } from './store-option.js';
 import { LineWriter, stdoutSink, type TextSink, writeFileAtomically } from './text-output.js';
 import { count, createTransferProgress, humanBytes } from './transfer-progress.js';
 
@@ -34,7 +35,7 @@ export async function runDump(
   const startedMs = Date.now();
   const dumpTo = (sink: TextSink, showProgress: boolean) =>
     withReadSource(directory, flags, async (source) => {
-      const entries = (await source.stats()).entries;
+      const entries = await source.entriesTotal();
       // Progress only when stdout is free for it to be read: with the data on stdout it would
       // interleave with the data in a terminal.
       const progress = createTransferProgress('dump', { rows: entries }, { quiet: !showProgress });
@@ -88,8 +89,12 @@ Examples:
   $ lightning-cli dump ./data export.csv --encoding base64
   $ lightning-cli dump ./data export.csv --no-header --force
   $ lightning-cli dump ./data backup.jsonl --url http://127.0.0.1:9464
+  $ lightning-cli dump ./data users.jsonl --store users
+
+With --store, the named store's entries (its keys without any prefix, its values' stored bytes)
+instead of the default store's; "lightning-cli load --store" reads them back into a store.
 ${liveHelp}
-${openExitCodesHelp()}`;
+${openExitCodesHelp({ extra: [storeMissingHelp] })}`;
 
 export function registerDumpCommand(program: Command): void {
   const dump = program
@@ -105,6 +110,7 @@ export function registerDumpCommand(program: Command): void {
     .option('--no-header', 'CSV: no "key,value" header row')
     .option('--force', 'replace [file] if it exists')
     .option('-q, --quiet', 'no progress on stderr');
+  addStoreOption(dump, 'dump');
   addEncodingOptions(dump, 'are written');
   addLiveOptions(dump);
   finishDatabaseCommand(dump, { create: false, help: dumpHelp }, runDump);

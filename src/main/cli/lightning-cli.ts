@@ -25,6 +25,7 @@ import { registerRepairCommand } from './repair-command.js';
 import { registerScanCommand } from './scan-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerStatsCommand } from './stats-command.js';
+import { exitStoreMissing, StoreMissingError } from './store-option.js';
 import { registerStoresCommand } from './stores-command.js';
 import { registerVerifyCommand } from './verify-command.js';
 
@@ -37,6 +38,7 @@ Exit codes (all commands):
   4  corruption found
   5  the database is open in another live process
   6  not found: get of a key that is not there
+  7  --store names a store the database does not have (get, scan, dump, load)
 `;
 
 /**
@@ -47,6 +49,7 @@ Exit codes (all commands):
 function exitCodeOf(error: unknown): number {
   if (error instanceof CommanderError) return error.exitCode === 0 ? exitOk : exitUsage;
   if (error instanceof DatabaseMissingError) return exitDatabaseMissing;
+  if (error instanceof StoreMissingError) return exitStoreMissing;
   if (isLightningError(error, 'ERR_BAD_ARGUMENT')) return exitUsage;
   if (isLightningError(error, 'ERR_CORRUPTION')) return exitCorruption;
   if (isLightningError(error, 'ERR_LOCKED')) return exitLocked;

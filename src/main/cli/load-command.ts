@@ -10,6 +10,13 @@ import { finishDatabaseCommand } from './database-command.js';
 import { exitOk } from './database-inspection.js';
 import { formatOfFileName, type LoadFormat, loadFormats, readEntries } from './entry-reader.js';
 import { PartitionLoader } from './partition-loader.js';
+import {
+  addStoreOption,
+  type StoreFlags,
+  storeKeyBytesMax,
+  storeMissingHelp,
+  storeOfFlags,
+} from './store-option.js';
 import { count, createTransferProgress, humanBytes } from './transfer-progress.js';
 
 /**
@@ -19,7 +26,7 @@ import { count, createTransferProgress, humanBytes } from './transfer-progress.j
  * is counted and reported instead.
  */
 
-interface LoadFlags extends EncodingFlags, OpenFlags {
+interface LoadFlags extends EncodingFlags, OpenFlags, StoreFlags {
   format?: LoadFormat;
   header: boolean;
   skipBad?: boolean;
@@ -63,23 +70,28 @@ export async function runLoad(directory: string, file: string, flags: LoadFlags)
   // Every entry written is synced by close(), whatever the durability mode: a load that exits 0 is
   // durable, and one that does not is partial either way, so syncing each batch would only slow it.
   await withDatabase(directory, openHowOf(flags, { canCreate: true, durability: 'none' }), async (db) => {
-    const loader = await PartitionLoader.create(db);
+    // With --create, a missing --store is made too: loading a dump into a new store is the usual case.
+    const store = await storeOfFlags(db, flags, flags.create === true);
+    const keyBytesMax = store === null ? null : storeKeyBytesMax;
+    const loader = await PartitionLoader.create(db, store);
     const input = fromStdin ? process.stdin : createReadStream(source, { highWaterMark: 256 * 1024 });
     const progress = createTransferProgress('load', { bytes: totalBytes }, { quiet: flags.quiet === true });
     try {
       const chunks = readEntries(input, { format, header: flags.header, encodings: entryEncodings(flags) });
       for await (const chunk of chunks) {
         for (const item of chunk.items) {
-          if (item.error !== undefined) {
+          const keyError = item.error === undefined ? storeKeyError(item.key, keyBytesMax) : undefined;
+          if (keyError !== undefined || item.error !== undefined) {
+            const error = keyError ?? item.error ?? '';
             badLines++;
             if (flags.skipBad !== true) {
               await loader.finish();
               throw new LightningError(
                 'ERR_BAD_ARGUMENT',
-                `${source}: line ${item.line}: ${item.error}. The ${count(rows)} entries before it were loaded; --skip-bad skips bad lines`,
+                `${source}: line ${item.line}: ${error}. The ${count(rows)} entries before it were loaded; --skip-bad skips bad lines`,
               );
             }
-            if (bad.length < badLinesShownMax) bad.push({ line: item.line, error: item.error });
+            if (bad.length < badLinesShownMax) bad.push({ line: item.line, error });
             continue;
           }
           rows++;
@@ -117,6 +129,12 @@ export async function runLoad(directory: string, file: string, flags: LoadFlags)
   }
   process.stdout.write(flags.json === true ? jsonText(summary) : summaryText(summary));
   return exitOk;
+}
+
+/** Why a key cannot go into a named store (whose keys are at most `keyBytesMax`), or undefined. */
+function storeKeyError(key: Buffer, keyBytesMax: number | null): string | undefined {
+  if (keyBytesMax === null || key.length <= keyBytesMax) return undefined;
+  return `the key is ${key.length} bytes; a named store's limit is ${keyBytesMax}`;
 }
 
 async function inputSize(file: string): Promise<number> {
@@ -193,8 +211,16 @@ Examples:
   $ lightning-cli load ./new-db dump.jsonl --create --partitions 32
   $ gunzip -c dump.jsonl.gz | lightning-cli load ./data - --quiet
   $ lightning-cli load ./data blobs.csv --value-encoding base64 --no-header
+  $ lightning-cli load ./data users.jsonl --store users --create
 
-${openExitCodesHelp({ create: true, extra: ['  130  interrupted (Ctrl-C); the entries read before it were loaded'] })}`;
+With --store, the entries go into the named store (its keys at most 1,018 bytes: a longer one is a bad
+line); the store must exist unless --create is given, which makes the database and the store as
+needed.
+
+${openExitCodesHelp({
+  create: true,
+  extra: [storeMissingHelp, '  130  interrupted (Ctrl-C); the entries read before it were loaded'],
+})}`;
 
 export function registerLoadCommand(program: Command): void {
   const load = program
@@ -207,6 +233,7 @@ export function registerLoadCommand(program: Command): void {
     .option('--skip-bad', 'skip and count bad lines instead of stopping at the first')
     .option('--json', 'print the summary as JSON')
     .option('-q, --quiet', 'no progress on stderr');
+  addStoreOption(load, 'load into');
   addEncodingOptions(load, 'are written in the file (for lines that do not say)');
   finishDatabaseCommand(load, { create: true, help: loadHelp }, runLoad);
 }

@@ -1,11 +1,13 @@
 import type { BatchOperation, Database } from '../database.js';
+import type { Store } from '../stores/store.js';
 
 /**
  * Writes a stream of puts as per-partition batches with a bounded window of batches in flight: one
  * batch is one ring record and one log write for its owner, so a bulk load costs far fewer round
  * trips than one put per entry, and the window keeps every owner busy without unbounded memory.
  * Order is kept per key: the entries of one partition go out in the order they were added, on one
- * ring, and the owner applies them in that order.
+ * ring, and the owner applies them in that order. With a named store, the entries are that store's,
+ * routed by the keys they are stored under.
  */
 
 /** Entries per batch: enough to amortise the ring and log per-record costs. */
@@ -17,20 +19,23 @@ const inFlightMax = 64;
 
 export class PartitionLoader {
   readonly #db: Database;
+  readonly #store: Store | null;
   readonly #pending: BatchOperation[][];
   readonly #pendingBytes: number[];
   readonly #inFlight: Promise<void>[] = [];
   #failure: { error: unknown } | null = null;
 
-  private constructor(db: Database, partitions: number) {
+  private constructor(db: Database, store: Store | null, partitions: number) {
     this.#db = db;
+    this.#store = store;
     this.#pending = Array.from({ length: partitions }, () => []);
     this.#pendingBytes = new Array<number>(partitions).fill(0);
   }
 
-  static async create(db: Database): Promise<PartitionLoader> {
+  /** A loader into `store` of `db`, or into its default store for null. */
+  static async create(db: Database, store: Store | null = null): Promise<PartitionLoader> {
     const partitions = db.stats().partitions;
-    return new PartitionLoader(db, partitions);
+    return new PartitionLoader(db, store, partitions);
   }
 
   /**
@@ -39,9 +44,10 @@ export class PartitionLoader {
    * promise returned, or `finish()`.
    */
   add(key: Buffer, value: Buffer): Promise<void> | null {
-    const partition = this.#db.partitionOf(key);
+    const store = this.#store;
+    const partition = this.#db.partitionOf(store === null ? key : store.keyOf(key));
     const pending = this.#pending[partition]!;
-    pending.push({ type: 'put', key, value });
+    pending.push(store === null ? { type: 'put', key, value } : { type: 'put', key, value, store });
     this.#pendingBytes[partition]! += key.length + value.length;
     if (pending.length < batchEntriesMax && this.#pendingBytes[partition]! < batchBytesMax) return null;
     this.#send(partition);

@@ -3,6 +3,7 @@ import { isLightningError, LightningError, type RangeOptions } from '../../share
 import type { DatabaseStats } from '../database.js';
 import { type OpenFlags, openHowOf, withDatabase } from './cli-database.js';
 import { adminTokenVariable, LiveClient, type LiveFlags } from './live-client.js';
+import { assertStoreReadable, type StoreFlags, storeOfFlags } from './store-option.js';
 
 /**
  * Where the read commands (get, scan, stats, dump) read from: the database directory, opened by
@@ -12,38 +13,47 @@ import { adminTokenVariable, LiveClient, type LiveFlags } from './live-client.js
 export interface ReadSource {
   get(key: Uint8Array): Promise<Buffer | undefined>;
   stats(): Promise<DatabaseStats>;
+  /** How many entries `entries(null)` will give, for progress: stats().entries, or a store's count. */
+  entriesTotal(): Promise<number>;
   /** The entries of `range` in key order, or every entry for null; the value is null with keysOnly. */
   entries(range: RangeOptions | null, keysOnly: boolean): Iterable<Entry> | AsyncIterable<Entry>;
 }
 
 export type Entry = [Buffer, Buffer | null];
-export type ReadFlags = LiveFlags & OpenFlags;
+export type ReadFlags = LiveFlags & OpenFlags & StoreFlags;
 
-/** Runs `work` on the database at `directory`, directly or through the admin server at --url. */
+/**
+ * Runs `work` on the database at `directory`, directly or through the admin server at --url; on the
+ * named store --store names, if it does (directly only).
+ */
 export async function withReadSource<T>(
   directory: string,
   flags: ReadFlags,
   work: (source: ReadSource) => Promise<T>,
 ): Promise<T> {
+  assertStoreReadable(flags);
   if (flags.url !== undefined) {
     const client = new LiveClient(flags.url, flags.token ?? process.env[adminTokenVariable], directory);
     return work({
       get: (key) => client.get(key),
       stats: () => client.stats(),
+      entriesTotal: async () => (await client.stats()).entries,
       entries: (range, keysOnly) => client.entries(range, keysOnly),
     });
   }
   try {
-    return await withDatabase(directory, openHowOf(flags), (db) =>
-      work({
-        get: async (key) => db.get(key),
+    return await withDatabase(directory, openHowOf(flags), async (db) => {
+      const store = await storeOfFlags(db, flags);
+      // A named store's keys come back without its prefix, as the default store's do.
+      const reads = store ?? db;
+      return work({
+        get: async (key) => reads.get(key),
         stats: async () => db.stats(),
-        entries: (range, keysOnly) => {
-          const entries = db.range(range ?? undefined);
-          return keysOnly ? keysOf(entries) : entries;
-        },
-      }),
-    );
+        entriesTotal: async () => (store === null ? db.stats().entries : store.count()),
+        entries: (range, keysOnly) =>
+          keysOnly ? keysOf(reads.keys(range ?? undefined)) : reads.range(range ?? undefined),
+      });
+    });
   } catch (error) {
     if (!isLightningError(error, 'ERR_LOCKED')) throw error;
     throw new LightningError(
@@ -57,8 +67,8 @@ export async function withReadSource<T>(
   }
 }
 
-function* keysOf(entries: Iterable<[Buffer, Buffer]>): Iterable<Entry> {
-  for (const [key] of entries) yield [key, null];
+function* keysOf(keys: Iterable<Buffer>): Iterable<Entry> {
+  for (const key of keys) yield [key, null];
 }
 
 /** --url and --token, for the read commands. */

@@ -13,6 +13,7 @@ import { finishDatabaseCommand } from './database-command.js';
 import { exitOk } from './database-inspection.js';
 import { csvLine, jsonLine } from './entry-format.js';
 import { addLiveOptions, liveHelp, type ReadFlags, withReadSource } from './read-source.js';
+import { addStoreOption, storeMissingHelp } from './store-option.js';
 import { LineWriter, stdoutSink } from './text-output.js';
 
 /**
@@ -122,8 +123,11 @@ Examples:
   $ lightning-cli scan ./data --format jsonl --keys-only | wc -l
   $ lightning-cli scan ./data --gte 00 --lt 8000 --key-encoding hex --format jsonl
   $ lightning-cli scan ./data --prefix user: --url http://127.0.0.1:9464
+  $ lightning-cli scan ./data --store users --prefix u
+
+With --store, the entries of the named store (keys without any prefix) instead of the default store's.
 ${liveHelp}
-${openExitCodesHelp()}`;
+${openExitCodesHelp({ extra: [storeMissingHelp] })}`;
 
 export function registerScanCommand(program: Command): void {
   const scan = program
@@ -143,6 +147,7 @@ export function registerScanCommand(program: Command): void {
         .default('text' satisfies ScanFormat),
     )
     .option('-k, --keys-only', 'print keys without values');
+  addStoreOption(scan, 'scan');
   addEncodingOptions(scan, 'are written (bounds and output)');
   addLiveOptions(scan);
   finishDatabaseCommand(scan, { create: false, help: scanHelp }, runScan);

@@ -1,6 +1,6 @@
 import { isLightningError, LightningError } from '../../shared-memory/index.js';
-import { type BatchEntry, operationDel } from '../../shared-memory/ring/operation-codec.js';
 import type { RangeBounds } from '../../shared-memory/tree/range-options.js';
+import { type Encodings, loadEncoding } from '../api/encodings.js';
 import {
   assertStoreName,
   counterKey,
@@ -14,8 +14,10 @@ import {
   recordKey,
   type StoreRecord,
 } from './catalog-records.js';
-import { Store, type StoreHost, type StoreOptions } from './store.js';
+import { Store, type StoreOptions } from './store.js';
+import type { StoreHost } from './store-base.js';
 import { prefixSuccessor, storeIdMax, storePrefix } from './store-keys.js';
+import { deleteKeys, StoreLiveness } from './store-liveness.js';
 
 /**
  * Creating, listing and dropping named stores: every change of the catalog is one transaction, so
@@ -26,29 +28,52 @@ import { prefixSuccessor, storeIdMax, storePrefix } from './store-keys.js';
 /** Entries deleted per step of a drop: one batch per partition of at most this many. */
 const dropChunkEntries = 512;
 
-/** The Store objects this thread handed out, per database, by name: one object per store. */
-const handedOut = new WeakMap<StoreHost, Map<string, Store>>();
+/** A store as this thread knows it: its liveness, and the views handed out, by their encodings. */
+interface KnownStore {
+  live: StoreLiveness;
+  views: Map<string, Store<unknown, unknown>>;
+}
 
-/** The Store for `record`; an older object for the same name with another id is marked dropped. */
-function storeOf(host: StoreHost, record: StoreRecord): Store {
+/** The stores this thread opened, per database, by name: one liveness per store and thread. */
+const handedOut = new WeakMap<StoreHost, Map<string, KnownStore>>();
+
+/**
+ * A view of the store of `record` with `encodings`. Views with the same built-in encodings (or none)
+ * are one object; a custom encoding makes a view of its own each time. An older store under the
+ * same name (another id) is marked dropped.
+ */
+function storeOf(
+  host: StoreHost,
+  record: StoreRecord,
+  drops: number,
+  encodings: Encodings,
+): Store<unknown, unknown> {
   let stores = handedOut.get(host);
   if (stores === undefined) {
     stores = new Map();
     handedOut.set(host, stores);
   }
-  const known = stores.get(record.name);
-  if (known !== undefined && known.id === record.id) return known;
-  known?.markDropped();
-  const store = new Store(host, record.id, record.name);
-  stores.set(record.name, store);
+  let known = stores.get(record.name);
+  if (known === undefined || known.live.id !== record.id) {
+    known?.live.markDropped();
+    known = { live: new StoreLiveness(host, record.id, record.name, drops), views: new Map() };
+    stores.set(record.name, known);
+  }
+  const { keys, values } = encodings;
+  const shareable = keys?.name !== 'custom' && values?.name !== 'custom';
+  const viewKey = `${keys?.name ?? ''}/${values?.name ?? ''}`;
+  const view = shareable ? known.views.get(viewKey) : undefined;
+  if (view !== undefined) return view;
+  const store = new Store<unknown, unknown>(host, known.live, encodings);
+  if (shareable) known.views.set(viewKey, store);
   return store;
 }
 
 function markDropped(host: StoreHost, record: StoreRecord): void {
   const stores = handedOut.get(host);
   const known = stores?.get(record.name);
-  if (known !== undefined && known.id === record.id) {
-    known.markDropped();
+  if (known !== undefined && known.live.id === record.id) {
+    known.live.markDropped();
     stores!.delete(record.name);
   }
 }
@@ -64,18 +89,24 @@ export function listStores(host: StoreHost): StoreRecord[] {
 export async function openStore(
   host: StoreHost,
   name: unknown,
-  options: StoreOptions | undefined,
-): Promise<Store> {
+  options: StoreOptions<unknown, unknown> | undefined,
+): Promise<Store<unknown, unknown>> {
   assertStoreName(name);
   if (options !== undefined && (typeof options !== 'object' || options === null))
     throw new LightningError('ERR_BAD_ARGUMENT', 'store options must be an object');
   const create = options?.create ?? true;
   if (typeof create !== 'boolean')
     throw new LightningError('ERR_BAD_ARGUMENT', 'store option create must be a boolean');
+  const encodings: Encodings = {
+    keys: await loadEncoding(options?.keyEncoding, 'store option keyEncoding'),
+    values: await loadEncoding(options?.valueEncoding, 'store option valueEncoding'),
+  };
   await finishDrops(host);
   const key = recordKey(name);
+  // Loaded before the record is read: see store-liveness.ts.
+  const drops = host.storeDrops();
   const found = host.readKey(key, null);
-  if (found !== undefined) return storeOf(host, decodeRecord(found));
+  if (found !== undefined) return storeOf(host, decodeRecord(found), drops, encodings);
   if (!create) throw new LightningError('ERR_NOT_FOUND', `there is no store named ${JSON.stringify(name)}`);
   // Serializable: two threads that create the same store both read its (missing) record and the
   // counter; one commits, the other conflicts, runs again and finds the record.
@@ -95,7 +126,7 @@ export async function openStore(
     tx.writeKey(key, encodeRecord(created));
     return created;
   });
-  return storeOf(host, record);
+  return storeOf(host, record, drops, encodings);
 }
 
 /** `db.dropStore(name)`. */
@@ -115,6 +146,9 @@ export async function dropStore(host: StoreHost, name: unknown): Promise<void> {
     tx.writeKey(droppingKey(dropped.id), found);
     return dropped;
   });
+  // Counted before any entry is deleted: a Store on any thread that checks after this sees the
+  // drop, and one that checked before reads entries not yet deleted (store-liveness.ts).
+  host.countStoreDrop();
   markDropped(host, record);
   await eraseStore(host, record.id);
 }
@@ -153,21 +187,11 @@ async function eraseStore(host: StoreHost, id: number): Promise<void> {
     limit: dropChunkEntries,
   };
   for (;;) {
-    const byPartition = new Map<number, BatchEntry[]>();
-    let last: Uint8Array | null = null;
-    for (const [key] of host.rangeWithin(bounds)) {
-      const partition = host.partitionOf(key);
-      let entries = byPartition.get(partition);
-      if (entries === undefined) {
-        entries = [];
-        byPartition.set(partition, entries);
-      }
-      entries.push({ kind: operationDel, key, value: null });
-      last = key;
-    }
-    if (last === null) break;
-    await Promise.all([...byPartition.values()].map((entries) => host.writeEntries(entries)));
-    bounds.lower = last;
+    const keys: Uint8Array[] = [];
+    for (const [key] of host.rangeWithin(bounds)) keys.push(key);
+    if (keys.length === 0) break;
+    await deleteKeys(host, keys);
+    bounds.lower = keys[keys.length - 1]!;
     bounds.lowerInclusive = false;
   }
   await host.writeKey(droppingKey(id), null);

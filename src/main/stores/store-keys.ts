@@ -126,34 +126,3 @@ export function prefixSuccessor(prefix: Uint8Array): Uint8Array | null {
   }
   return null;
 }
-
-/**
- * A scan of a store's region that returns keys without the store's prefix (views of the copies the
- * scan made, so nothing is copied again). Ending it early (`break`, `return()`) ends the scan below,
- * which gives back its snapshot.
- */
-export class UnprefixedRange implements IterableIterator<[Buffer, Buffer]> {
-  readonly #entries: IterableIterator<[Buffer, Buffer]>;
-  readonly #prefixBytes: number;
-
-  constructor(entries: IterableIterator<[Buffer, Buffer]>, prefixBytes: number) {
-    this.#entries = entries;
-    this.#prefixBytes = prefixBytes;
-  }
-
-  [Symbol.iterator](): this {
-    return this;
-  }
-
-  next(): IteratorResult<[Buffer, Buffer]> {
-    const next = this.#entries.next();
-    if (next.done === true) return next;
-    const [key, value] = next.value;
-    return { done: false, value: [key.subarray(this.#prefixBytes), value] };
-  }
-
-  return(): IteratorResult<[Buffer, Buffer]> {
-    this.#entries.return?.();
-    return { done: true, value: undefined };
-  }
-}

@@ -1,6 +1,14 @@
-import { LightningError, type RangeOptions, valueToBytes } from '../../shared-memory/index.js';
+import { LightningError } from '../../shared-memory/index.js';
 import type { RangeBounds } from '../../shared-memory/tree/range-options.js';
+import type { Bytes, Out } from '../api/encoding-types.js';
+import { decode } from '../api/encodings.js';
+import type { KeyRange } from '../api/scan-options.js';
 import type { SnapshotSource } from '../snapshot.js';
+import type { Transaction } from '../transaction.js';
+import type { Store } from './store.js';
+import { StoreBase } from './store-base.js';
+import { decodeStoreEntries } from './store-codecs.js';
+import { assertStoreInTransaction } from './transaction-record.js';
 
 /** What a store's view reads through: a snapshot's or a transaction's byte-level reads. */
 interface ByteReads {
@@ -8,18 +16,9 @@ interface ByteReads {
   rangeWithin(bounds: RangeBounds): IterableIterator<[Buffer, Buffer]>;
 }
 
-/** A transaction's byte-level reads and writes. */
-interface ByteReadsAndWrites extends ByteReads {
-  writeKey(keyBytes: Uint8Array, value: Uint8Array | null): void;
-}
-
-import { decodeRecord, recordKey } from './catalog-records.js';
-import { Store } from './store.js';
-import { storeKeyToBytes, storePrefixBytes, UnprefixedRange } from './store-keys.js';
-
 /** Throws ERR_BAD_ARGUMENT unless `store` is a Store of the database that reads through `source`. */
-function assertStoreOf(store: unknown, source: SnapshotSource): asserts store is Store {
-  if (!(store instanceof Store)) {
+function assertStoreOf(store: unknown, source: SnapshotSource): asserts store is StoreBase {
+  if (!(store instanceof StoreBase)) {
     throw new LightningError('ERR_BAD_ARGUMENT', 'store() takes a Store from db.store()');
   }
   if (!store.belongsTo(source)) {
@@ -30,32 +29,43 @@ function assertStoreOf(store: unknown, source: SnapshotSource): asserts store is
   }
 }
 
+/** Reads of a store through a snapshot or a transaction, with the store's encodings. */
+class StoreReads<K, V> {
+  protected readonly reads: ByteReads;
+  protected readonly store: StoreBase;
+
+  constructor(reads: ByteReads, store: StoreBase) {
+    this.reads = reads;
+    this.store = store;
+  }
+
+  get(key: K): Out<V> | undefined {
+    return decode(this.store.encodings.values, this.reads.readKey(this.store.keyOf(key)));
+  }
+
+  /** The stored bytes of the value under `key` as UTF-8, whatever the value encoding. */
+  getString(key: K): string | undefined {
+    return this.reads.readKey(this.store.keyOf(key))?.toString('utf8');
+  }
+
+  /** The store's entries within the bounds (keys without the store's prefix), decoded. */
+  range(options?: KeyRange<K>): IterableIterator<[Out<K>, Out<V>]> {
+    const entries = this.reads.rangeWithin(this.store.boundsOf(options as KeyRange<unknown>));
+    return decodeStoreEntries(entries, this.store.scanEncodings) as IterableIterator<[Out<K>, Out<V>]>;
+  }
+}
+
 /**
  * A named store seen through a snapshot (`snapshot.store(store)`): reads at the snapshot's timestamp,
- * consistent with every other store and the default store read through the same snapshot.
+ * consistent with every other store and the default store read through the same snapshot. A store
+ * dropped since fails every read with ERR_STORE_DROPPED, as the Store itself does.
  */
-export class SnapshotStore {
-  readonly #snapshot: ByteReads;
-  readonly #store: Store;
-
+export class SnapshotStore<K = Bytes, V = Bytes> extends StoreReads<K, V> {
   /** @internal Made by `snapshot.store()`. */
-  constructor(snapshot: ByteReads & { readonly source: SnapshotSource }, store: Store) {
+  constructor(snapshot: ByteReads & { readonly source: SnapshotSource }, store: Store<K, V>) {
     assertStoreOf(store, snapshot.source);
-    this.#snapshot = snapshot;
-    this.#store = store;
-  }
-
-  get(key: Uint8Array | string): Buffer | undefined {
-    return this.#snapshot.readKey(this.#store.keyOf(storeKeyToBytes(key)));
-  }
-
-  getString(key: Uint8Array | string): string | undefined {
-    return this.get(key)?.toString('utf8');
-  }
-
-  /** The store's entries within the bounds at the snapshot (keys without the store's prefix). */
-  range(options?: RangeOptions): IterableIterator<[Buffer, Buffer]> {
-    return new UnprefixedRange(this.#snapshot.rangeWithin(this.#store.boundsOf(options)), storePrefixBytes);
+    store.assertLive();
+    super(snapshot, store);
   }
 }
 
@@ -63,45 +73,25 @@ export class SnapshotStore {
  * A named store inside a transaction (`tx.store(store)`): its reads are recorded and its writes
  * buffered with the transaction's own, so one commit covers every store it touched.
  */
-export class TransactionStore {
-  readonly #tx: ByteReadsAndWrites;
-  readonly #store: Store;
+export class TransactionStore<K = Bytes, V = Bytes> extends StoreReads<K, V> {
+  readonly #tx: Transaction;
 
   /**
    * @internal Made by `tx.store()`. The store's catalog record is read within the transaction, so a
    * drop of the store that commits meanwhile conflicts with it (under serializable isolation).
    */
-  constructor(tx: ByteReadsAndWrites, source: SnapshotSource, store: Store) {
+  constructor(tx: Transaction, source: SnapshotSource, store: Store<K, V>) {
     assertStoreOf(store, source);
+    assertStoreInTransaction(tx, store);
+    super(tx, store);
     this.#tx = tx;
-    this.#store = store;
-    const record = tx.readKey(recordKey(store.name));
-    if (record === undefined || decodeRecord(record).id !== store.id) {
-      throw new LightningError(
-        'ERR_NOT_FOUND',
-        `the store ${JSON.stringify(store.name)} (id ${store.id}) does not exist at this transaction's snapshot`,
-      );
-    }
   }
 
-  get(key: Uint8Array | string): Buffer | undefined {
-    return this.#tx.readKey(this.#store.keyOf(storeKeyToBytes(key)));
+  put(key: K, value: V): void {
+    this.#tx.writeKey(this.store.keyOf(key), this.store.valueOf(value));
   }
 
-  getString(key: Uint8Array | string): string | undefined {
-    return this.get(key)?.toString('utf8');
-  }
-
-  put(key: Uint8Array | string, value: Uint8Array | string): void {
-    this.#tx.writeKey(this.#store.keyOf(storeKeyToBytes(key)), valueToBytes(value));
-  }
-
-  del(key: Uint8Array | string): void {
-    this.#tx.writeKey(this.#store.keyOf(storeKeyToBytes(key)), null);
-  }
-
-  /** The store's entries within the bounds, with the transaction's own writes applied. */
-  range(options?: RangeOptions): IterableIterator<[Buffer, Buffer]> {
-    return new UnprefixedRange(this.#tx.rangeWithin(this.#store.boundsOf(options)), storePrefixBytes);
+  del(key: K): void {
+    this.#tx.writeKey(this.store.keyOf(key), null);
   }
 }

@@ -1,189 +1,203 @@
-import { LightningError, type RangeOptions, valueToBytes } from '../../shared-memory/index.js';
+import { LightningError } from '../../shared-memory/index.js';
 import type { BatchEntry } from '../../shared-memory/ring/operation-codec.js';
-import type { RangeBounds } from '../../shared-memory/tree/range-options.js';
 import { ValueScratch } from '../../shared-memory/tree/value-scratch.js';
-import { noEncodings } from '../api/encodings.js';
-import type { SnapshotSource } from '../snapshot.js';
-import type { Transaction } from '../transaction.js';
-import type { TransactionOptions } from '../transaction-coordinator.js';
-import { type StoreBatchOperation, toBatchEntry } from './batch-entry.js';
-import {
-  prefixedKey,
-  storeKeyToBytes,
-  storePrefix,
-  storePrefixBytes,
-  storeRangeBounds,
-  UnprefixedRange,
-} from './store-keys.js';
+import { clearKeys } from '../api/clear-range.js';
+import { checkAndWrite, parseWriteOptions, type WriteOptions } from '../api/conditional-write.js';
+import { countWithin } from '../api/count-range.js';
+import type { Bytes, EncodingOptions, Out } from '../api/encoding-types.js';
+import { decode } from '../api/encodings.js';
+import { keysToBytes } from '../api/get-many.js';
+import { type KeyRange, type ScanIterator, type ScanOptions, scanShape } from '../api/scan-options.js';
+import { type ScanMode, scanEntries, scanKeys, scanValues } from '../merged-range.js';
+import { cursorsAt, Snapshot, SnapshotRange } from '../snapshot.js';
+import { StoreBatch, type StoreBatchOperation, type StoreOperation, toBatchEntry } from './batch-entry.js';
+import { StoreBase } from './store-base.js';
+import { storeKeyToBytes } from './store-keys.js';
+import { assertStoreInTransaction } from './transaction-record.js';
 
-/** Options of `db.store(name, options)`. */
-export interface StoreOptions {
+/** Options of `db.store(name, options)`: whether to create it, and how its keys and values are encoded. */
+export interface StoreOptions<K = Bytes, V = Bytes> extends EncodingOptions<K, V> {
   /** Create the store if it does not exist (default true); false: a missing store is ERR_NOT_FOUND. */
   create?: boolean;
-}
-
-/** What a store needs of its database on one thread: the Database's internal paths. */
-export interface StoreHost {
-  readonly snapshotSource: SnapshotSource;
-  readKey(keyBytes: Uint8Array, scratch: ValueScratch | null): Buffer | undefined;
-  writeKey(keyBytes: Uint8Array, value: Uint8Array | null): Promise<void>;
-  writeEntries(entries: BatchEntry[]): Promise<void>;
-  rangeWithin(bounds: RangeBounds): IterableIterator<[Buffer, Buffer]>;
-  partitionOf(key: Uint8Array): number;
-  /** Its transactions, reading and writing stored bytes whatever the database's encodings. */
-  transactionBytes<T>(fn: (tx: Transaction) => T | Promise<T>, options?: TransactionOptions): Promise<T>;
 }
 
 /** Where getString reads a value before decoding it (one per thread, as module state is). */
 const stringScratch = new ValueScratch();
 
 /**
- * A named store of a database (`await db.store(name)`): a key space of its own, read and written like
- * the database itself — synchronous reads from shared memory, writes through the owner workers — and
- * kept in the same partitions, logs and checkpoints (its keys carry a prefix the caller never sees;
- * see store-keys.ts). Its keys are at most `storeKeyBytesMax` (1,018) bytes.
+ * A named store of a database (`await db.store<K, V>(name, options)`): a key space of its own, read and
+ * written like the database itself — synchronous reads from shared memory, writes through the owner
+ * workers — and kept in the same partitions, logs and checkpoints (its keys carry a prefix the caller
+ * never sees; see store-keys.ts). Keys and values are encoded with the store's own encodings, given
+ * when it is opened (a view: they are not stored); its keys are at most 1,018 bytes once encoded.
  *
- * The public methods convert keys and values to bytes and call the byte-level methods (`getBytes`,
- * `putBytes`, `delBytes`, `rangeBytes`), so an encoding layer can wrap those.
+ * Every call first checks that the store still exists (one Atomics.load; see store-liveness.ts): a
+ * store dropped on any thread fails every later call with ERR_STORE_DROPPED.
  */
-export class Store {
-  /** The store's name, as given to `db.store()`. */
-  readonly name: string;
-  /** The store's id in the catalog (1 to 65535): never reused, even after a drop. */
-  readonly id: number;
-  readonly #host: StoreHost;
-  readonly #prefix: Uint8Array;
-  #dropped = false;
-
-  /** @internal Made by `db.store()` from the store's catalog record. */
-  constructor(host: StoreHost, id: number, name: string) {
-    this.#host = host;
-    this.id = id;
-    this.name = name;
-    this.#prefix = storePrefix(id);
+export class Store<K = Bytes, V = Bytes> extends StoreBase {
+  /** The value under `key` (a copy, decoded), or undefined. Synchronous; O(log n). */
+  get(key: K): Out<V> | undefined {
+    return decode(this.encodings.values, this.#read(key, null));
   }
 
-  /** The value under `key` (a copy), or undefined. Synchronous; O(log n). */
-  get(key: Uint8Array | string): Buffer | undefined {
-    return this.getBytes(storeKeyToBytes(key), null);
+  /** The stored bytes of the value under `key` as UTF-8 (whatever the value encoding), or undefined. */
+  getString(key: K): string | undefined {
+    return this.#read(key, stringScratch)?.toString('utf8');
   }
 
-  /** The value under `key` decoded as UTF-8, or undefined. */
-  getString(key: Uint8Array | string): string | undefined {
-    return this.getBytes(storeKeyToBytes(key), stringScratch)?.toString('utf8');
+  #read(key: K, scratch: ValueScratch | null): Buffer | undefined {
+    const value = this.host.readKey(this.keyOf(key), scratch);
+    // After the read too: a drop that began meanwhile may have deleted some of the store's entries.
+    this.live.assertLive();
+    return value;
   }
 
-  /** Stores `value` under `key`; resolves once applied, as `db.put` does. */
-  put(key: Uint8Array | string, value: Uint8Array | string): Promise<void> {
-    let keyBytes: Uint8Array;
-    let valueBytes: Uint8Array;
+  /**
+   * The values of `keys`, in order, undefined where missing, all read at one snapshot. Every key is
+   * checked before any is read. Synchronous; O(k log n).
+   */
+  getMany(keys: readonly K[]): (Out<V> | undefined)[] {
+    this.live.assertLive();
+    const stored = keysToBytes(keys, this.encodings.keys).map((bytes, index) =>
+      this.prefixed(storeKeyToBytes(bytes, `key ${index}`)),
+    );
+    const snapshot = new Snapshot(this.host.snapshotSource, false);
     try {
-      keyBytes = storeKeyToBytes(key);
-      valueBytes = valueToBytes(value);
+      const values = stored.map((key) => decode<Out<V>>(this.encodings.values, snapshot.readKey(key)));
+      this.live.assertLive();
+      return values;
+    } finally {
+      snapshot.release();
+    }
+  }
+
+  /**
+   * Stores `value` under `key`; resolves once applied, as `db.put` does. With `{ ifValue }` the write
+   * is conditional, as `db.put`'s (ERR_CONDITION_FAILED), and atomic with a check of the catalog.
+   */
+  put(key: K, value: V, options?: WriteOptions<V>): Promise<void> {
+    return this.#write(key, value, false, options);
+  }
+
+  /** Removes `key` (a missing key is not an error); resolves once applied. `ifValue` as for put. */
+  del(key: K, options?: WriteOptions<V>): Promise<void> {
+    return this.#write(key, null, true, options);
+  }
+
+  #write(key: K, value: V | null, isDelete: boolean, options: WriteOptions<V> | undefined): Promise<void> {
+    let keyBytes: Uint8Array;
+    let valueBytes: Uint8Array | null;
+    let condition: ReturnType<typeof parseWriteOptions>;
+    try {
+      keyBytes = this.keyOf(key);
+      valueBytes = isDelete ? null : this.valueOf(value);
+      condition = parseWriteOptions(options, this.encodings.values);
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.putBytes(keyBytes, valueBytes);
-  }
-
-  /** Removes `key` (a missing key is not an error); resolves once applied. */
-  del(key: Uint8Array | string): Promise<void> {
-    let keyBytes: Uint8Array;
-    try {
-      keyBytes = storeKeyToBytes(key);
-    } catch (error) {
-      return Promise.reject(error);
+    if (condition !== null) {
+      const write = checkAndWrite(keyBytes, valueBytes?.slice() ?? null, condition);
+      return this.host.transactionBytes((tx) => {
+        assertStoreInTransaction(tx, this);
+        write(tx);
+      });
     }
-    return this.delBytes(keyBytes);
+    const written = this.host.writeKey(keyBytes, valueBytes);
+    return this.live.afterWrite(written, valueBytes === null ? [] : [keyBytes]);
   }
 
   /**
    * Applies puts and deletes atomically, as `db.batch` does. An operation's key is this store's,
    * unless it names another store of the same database in its `store` field.
    */
-  batch(operations: readonly StoreBatchOperation[]): Promise<void> {
+  batch(operations: readonly (StoreBatchOperation<K, V> | StoreOperation)[]): Promise<void> {
     let entries: BatchEntry[];
+    const touched = new StoreBatch();
     try {
-      this.#assertLive();
+      this.live.assertLive();
       if (!Array.isArray(operations))
         throw new LightningError('ERR_BAD_ARGUMENT', 'batch takes an array of operations');
-      const source = this.#host.snapshotSource;
+      const source = this.host.snapshotSource;
       entries = operations.map((operation, index) =>
-        toBatchEntry(operation, index, source, noEncodings, this),
+        toBatchEntry(operation, index, source, this.encodings, this, touched),
       );
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#host.writeEntries(entries);
+    return touched.afterWrite(this.host.writeEntries(entries));
   }
 
   /**
-   * The store's entries within the bounds (keys without the store's prefix), sorted by key bytes,
-   * read at a snapshot taken now, as `db.range` does.
+   * The store's entries within the bounds (keys without the store's prefix, decoded), sorted by their
+   * encoded bytes, read at a snapshot taken now, as `db.range` does: for-of or for-await, with
+   * `signal` to stop it.
    */
-  range(options?: RangeOptions): IterableIterator<[Buffer, Buffer]> {
-    return this.rangeBytes(this.boundsOf(options));
+  range(options?: ScanOptions<K>): ScanIterator<[Out<K>, Out<V>]> {
+    return this.#scan(options, scanEntries);
   }
 
-  /** @internal The read under a key given as bytes (no prefix); `scratch` as `db.getUnsafe` uses one. */
-  getBytes(keyBytes: Uint8Array, scratch: ValueScratch | null): Buffer | undefined {
-    return this.#host.readKey(this.keyOf(keyBytes), scratch);
+  /** The store's keys within the bounds, sorted, at a snapshot taken now; values are not read. */
+  keys(options?: ScanOptions<K>): ScanIterator<Out<K>> {
+    return this.#scan(options, scanKeys);
   }
 
-  /** @internal The put of a key and value given as bytes (the key without the prefix). */
-  putBytes(keyBytes: Uint8Array, valueBytes: Uint8Array): Promise<void> {
+  /** The store's values within the bounds, in key order, at a snapshot taken now. */
+  values(options?: ScanOptions<K>): ScanIterator<Out<V>> {
+    return this.#scan(options, scanValues);
+  }
+
+  #scan<T>(options: ScanOptions<K> | undefined, mode: ScanMode): ScanIterator<T> {
+    const shape = scanShape(options, mode, this.scanEncodings);
+    const scan = new SnapshotRange<T>(this.host.snapshotSource, this.boundsOf(options), shape);
+    // Checked again once the scan holds its snapshot: entries a drop deletes later stay in it.
     try {
-      return this.#host.writeKey(this.keyOf(keyBytes), valueBytes);
+      this.live.assertLive();
+    } catch (error) {
+      scan.return();
+      throw error;
+    }
+    return scan;
+  }
+
+  /** The number of the store's entries within the bounds (at most `limit`), reading no values. */
+  count(options?: KeyRange<K>): number {
+    const bounds = this.boundsOf(options);
+    const snapshot = new Snapshot(this.host.snapshotSource, false);
+    try {
+      this.live.assertLive();
+      const cursors = cursorsAt(
+        this.host.snapshotSource,
+        { ...bounds, reverse: false },
+        snapshot.readTimestamp,
+      );
+      return countWithin(cursors, bounds.limit);
+    } finally {
+      snapshot.release();
+    }
+  }
+
+  /**
+   * Deletes the store's entries within the bounds as of a snapshot taken now, as `db.clear` does
+   * (atomic in each partition, not across them); resolves with how many it deleted.
+   */
+  clear(options?: KeyRange<K>): Promise<number> {
+    let keys: SnapshotRange<Buffer>;
+    try {
+      keys = new SnapshotRange<Buffer>(
+        this.host.snapshotSource,
+        this.boundsOf(options),
+        scanShape(undefined, scanKeys),
+      );
+      this.live.assertLive();
     } catch (error) {
       return Promise.reject(error);
     }
-  }
-
-  /** @internal The delete of a key given as bytes (without the prefix). */
-  delBytes(keyBytes: Uint8Array): Promise<void> {
-    try {
-      return this.#host.writeKey(this.keyOf(keyBytes), null);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-  }
-
-  /** @internal A scan within bounds made by `boundsOf`; keys come back without the prefix. */
-  rangeBytes(bounds: RangeBounds): IterableIterator<[Buffer, Buffer]> {
-    this.#assertLive();
-    return new UnprefixedRange(this.#host.rangeWithin(bounds), storePrefixBytes);
-  }
-
-  /** @internal The key a caller's key (checked bytes, no prefix) is kept under. */
-  keyOf(keyBytes: Uint8Array): Uint8Array {
-    this.#assertLive();
-    return prefixedKey(this.#prefix, keyBytes);
-  }
-
-  /** @internal Range options mapped into the store's part of the region. */
-  boundsOf(options: RangeOptions | undefined): RangeBounds {
-    this.#assertLive();
-    return storeRangeBounds(this.#prefix, options);
-  }
-
-  /** @internal True if the store was opened through the database that reads through `source`. */
-  belongsTo(source: SnapshotSource): boolean {
-    return this.#host.snapshotSource === source;
-  }
-
-  /** @internal Called when this thread learns the store was dropped: every use fails from then on. */
-  markDropped(): void {
-    this.#dropped = true;
-  }
-
-  /** True once this thread dropped the store (or found it dropped or replaced in the catalog). */
-  get dropped(): boolean {
-    return this.#dropped;
-  }
-
-  #assertLive(): void {
-    if (this.#dropped) {
-      throw new LightningError('ERR_NOT_FOUND', `the store ${JSON.stringify(this.name)} was dropped`);
-    }
+    const host = this.host;
+    const cleared = clearKeys(
+      keys,
+      (key) => host.partitionOf(key),
+      (part) => host.writeEntries(part.entries),
+    );
+    return this.live.afterWrite(cleared, []).then(() => cleared);
   }
 }

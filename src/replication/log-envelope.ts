@@ -137,7 +137,8 @@ export function decodeLogEnvelope(bytes: Uint8Array, where: string): LogEnvelope
   if (payloadLength !== bytes.length - envelopeHeaderBytes) {
     fail(`header says ${payloadLength} payload bytes, the message has ${bytes.length - envelopeHeaderBytes}`);
   }
-  const payload = bytes.subarray(envelopeHeaderBytes);
+  // A plain Uint8Array view whatever `bytes` is (a client may hand over a Buffer).
+  const payload = new Uint8Array(bytes.buffer, bytes.byteOffset + envelopeHeaderBytes, payloadLength);
   if (view.getUint32(kEnvelopePayloadChecksum, true) !== xxh32(payload)) fail('payload checksum mismatch');
   const envelope: LogEnvelope = {
     term: readSafeU64(view, kEnvelopeTerm, fail),

@@ -3,7 +3,8 @@ import { LightningError } from '../shared-memory/errors.js';
 import { LogChain } from './log-chain.js';
 import { decodeLogEnvelope, type LogEnvelope } from './log-envelope.js';
 import type { LogStream } from './log-stream.js';
-import { replicationError } from './nats-errors.js';
+import { isClosedConnection, replicationError } from './nats-errors.js';
+import { publishRetryMsDefault } from './replication-limits.js';
 
 /**
  * A follower's side of the replication log: an ordered consumer (the client recreates it from the
@@ -27,6 +28,8 @@ export interface LogReaderOptions {
   signal?: AbortSignal;
   /** How many messages the client asks the server for at a time. */
   batchMessages?: number;
+  /** How long to keep trying to start reading while the stream has no leader: 60 s unless told. */
+  retryMs?: number;
 }
 
 /** One envelope as read, with where it is in the stream. */
@@ -68,17 +71,8 @@ async function* entries(
 ): AsyncGenerator<LogEntry> {
   const { signal } = options;
   if (signal?.aborted) return;
-  let messages: ConsumerMessages;
-  try {
-    const consumer = await js.consumers.get(stream.name, {
-      filter_subjects: stream.subject,
-      deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: after + 1,
-    });
-    messages = await consumer.consume({ max_messages: options.batchMessages ?? 256 });
-  } catch (error) {
-    throw replicationError(`reading log ${stream.name}`, error);
-  }
+  const messages = await startConsumer(js, stream, after, options);
+  if (messages === undefined) return;
   const stop = (): void => void messages.stop();
   signal?.addEventListener('abort', stop, { once: true });
   try {
@@ -91,5 +85,39 @@ async function* entries(
   } finally {
     signal?.removeEventListener('abort', stop);
     messages.stop();
+  }
+}
+
+/** How long each pull request of the reader lasts: its heartbeats come at half that. */
+const pullExpiresMs = 5_000;
+
+/**
+ * Creates the ordered consumer and starts it, retrying while the stream has no leader to answer (an
+ * election after its leader died takes seconds) until `retryMs` has passed. Undefined if aborted.
+ */
+async function startConsumer(
+  js: JetStreamClient,
+  stream: LogStream,
+  after: number,
+  options: LogReaderOptions,
+): Promise<ConsumerMessages | undefined> {
+  const deadline = Date.now() + (options.retryMs ?? publishRetryMsDefault);
+  for (let attempt = 1; ; attempt++) {
+    if (options.signal?.aborted) return undefined;
+    try {
+      const consumer = await js.consumers.get(stream.name, {
+        filter_subjects: stream.subject,
+        deliver_policy: DeliverPolicy.StartSequence,
+        opt_start_seq: after + 1,
+      });
+      // Pulls that expire after 5 s, so the server's idle heartbeats come every 2.5 s: a reader whose
+      // consumer died with its server notices in seconds and recreates it from where it was.
+      return await consumer.consume({ max_messages: options.batchMessages ?? 256, expires: pullExpiresMs });
+    } catch (error) {
+      if (isClosedConnection(error) || Date.now() >= deadline) {
+        throw replicationError(`reading log ${stream.name} (${attempt} attempts)`, error);
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.min(100 * attempt, 1_000)));
+    }
   }
 }

@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LeaderLease, readLeaderLease } from '../src/replication/leader-lease.js';
 import { type LeaseBucket, openLeaseBucket } from '../src/replication/lease-bucket.js';
 import { waitForLeaderLease } from '../src/replication/lease-takeover.js';
@@ -74,14 +74,20 @@ function envelopeSource(random: () => number, partitions: number) {
   };
 }
 
-/** Every entry of the log from its start up to `lastSequence`, read by an ordered consumer. */
-async function readAll(stream: LogStream, lastSequence: number): Promise<LogEntry[]> {
+/**
+ * Every entry of the log from its start up to `lastSequence`, read by an ordered consumer, and how
+ * often the reader had to recreate its consumer.
+ */
+async function follow(
+  stream: LogStream,
+  lastSequence: number,
+): Promise<{ read: LogEntry[]; restarts: number }> {
   const controller = new AbortController();
-  const { entries, chain } = readLog(js, stream, { signal: controller.signal });
+  const reading = readLog(js, stream, { signal: controller.signal });
   const read: LogEntry[] = [];
   await within(
     (async () => {
-      for await (const entry of entries) {
+      for await (const entry of reading.entries) {
         read.push(entry);
         if (entry.streamSequence >= lastSequence) break;
       }
@@ -90,8 +96,12 @@ async function readAll(stream: LogStream, lastSequence: number): Promise<LogEntr
     `reading ${stream.name} to sequence ${lastSequence}`,
   );
   controller.abort();
-  expect(chain.streamSequence).toBe(lastSequence);
-  return read;
+  expect(reading.chain.streamSequence).toBe(lastSequence);
+  return { read, restarts: reading.consumerRestarts };
+}
+
+async function readAll(stream: LogStream, lastSequence: number): Promise<LogEntry[]> {
+  return (await follow(stream, lastSequence)).read;
 }
 
 describe('the test cluster', () => {
@@ -242,6 +252,11 @@ describe('leader lease', () => {
 });
 
 describe('replication log', () => {
+  // Every test starts with three servers, even after one that failed with a server killed.
+  afterEach(async () => {
+    for (const node of cluster.nodes) if (node.state !== 'running') await cluster.restart(node.index);
+  });
+
   it('round-trips 300 seeded envelopes of 4 partitions in order, chain and checksums checked', async () => {
     const stream = await ensureLogStream(jsm, { name: 'ROUNDTRIP' });
     const publisher = await LogPublisher.start(js, jsm, stream, { term: 1 });
@@ -323,13 +338,38 @@ describe('replication log', () => {
     expect((await readAll(stream, 150)).length).toBe(150);
   });
 
+  it("SIGKILL of the server holding a reader's consumer: the reader recreates it, missing nothing", async () => {
+    const stream = await ensureLogStream(jsm, { name: 'READERKILL' });
+    const publisher = await LogPublisher.start(js, jsm, stream, { term: 1 });
+    const next = envelopeSource(mulberry32(seed + 4), 2);
+    const total = 100;
+    for (let i = 0; i < 20; i++) await publisher.publish(next());
+    const following = follow(stream, total);
+    // The reader's consumer exists once it has read the first 20.
+    const [host] = await cluster.consumerLeaders(stream.name);
+    const streamLeader = await cluster.streamLeader(stream.name);
+    await cluster.kill(host!);
+    const killedAt = performance.now();
+    for (let i = 20; i < total; i++) await publisher.publish(next());
+    const followed = await following;
+    console.log(
+      `reader's consumer host SIGKILL (node ${host}, stream leader ${streamLeader}): all ${total} read ` +
+        `${(performance.now() - killedAt).toFixed(0)} ms after the kill, consumer recreated ` +
+        `${followed.restarts} times, ${publisher.retries} publish retries`,
+    );
+    expect(followed.read.map((entry) => entry.streamSequence)).toEqual(
+      Array.from({ length: total }, (_, i) => i + 1),
+    );
+    expect(followed.restarts).toBeGreaterThanOrEqual(1);
+  });
+
   it('SIGKILL of the stream leader: publishes resume after retries, nothing is stored twice', async () => {
     const stream = await ensureLogStream(jsm, { name: 'LEADERKILL' });
     const publisher = await LogPublisher.start(js, jsm, stream, { term: 1 });
     const next = envelopeSource(mulberry32(seed + 3), 3);
     const total = 200;
     // A follower reading all along: its ordered consumer must come through the election too.
-    const following = readAll(stream, total);
+    const following = follow(stream, total);
     const receipts: PublishReceipt[] = [];
     let longestGapMs = 0;
     let lastAckAt = performance.now();
@@ -357,12 +397,13 @@ describe('replication log', () => {
     // Read back: exactly `total` envelopes, each partition's chain unbroken (readAll checks it), by
     // the reader that followed the log through the kill and by one started after it.
     const followedAt = performance.now();
-    expect(await following).toHaveLength(total);
+    const followed = await following;
+    expect(followed.read).toHaveLength(total);
     const followerLagMs = performance.now() - followedAt;
     expect(await readAll(stream, total)).toHaveLength(total);
     console.log(
-      `the reader that followed through the kill had all ${total} ${followerLagMs.toFixed(0)} ms after the last ack`,
+      `the reader that followed through the kill had all ${total} ${followerLagMs.toFixed(0)} ms after the ` +
+        `last ack, having recreated its consumer ${followed.restarts} times`,
     );
-    await cluster.restart(victim);
   });
 });

@@ -1,4 +1,9 @@
-import { type ConsumerMessages, DeliverPolicy, type JetStreamClient } from '@nats-io/jetstream';
+import {
+  type Consumer,
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JetStreamClient,
+} from '@nats-io/jetstream';
 import { LightningError } from '../shared-memory/errors.js';
 import { LogChain } from './log-chain.js';
 import { decodeLogEnvelope, type LogEnvelope } from './log-envelope.js';
@@ -7,9 +12,18 @@ import { isClosedConnection, replicationError } from './nats-errors.js';
 import { publishRetryMsDefault } from './replication-limits.js';
 
 /**
- * A follower's side of the replication log: an ordered consumer (the client recreates it from the
- * last sequence seen when the stream's leader changes or a message goes missing, so messages come
- * once each and in stream order) whose messages are decoded, checked and yielded in order.
+ * A follower's side of the replication log: an ordered consumer (messages come once each, in stream
+ * order; the client recreates it from the last sequence seen when it notices a gap or that the
+ * consumer is gone) whose messages are decoded, checked and yielded in order.
+ *
+ * The consumer the client creates has one replica, in memory, on one server. If that server dies,
+ * the client (3.4.0, against nats-server 2.9.10) never learns that the consumer is gone: its
+ * "does it still exist?" request times out instead of answering "not found", and it keeps asking
+ * (seen in test/replication-nats.test.ts: the reading hung until the test's guard). So this reader
+ * watches the consumer itself: on missed heartbeats, or when its own "does it exist?" after 5 s
+ * without a message gets no answer, it drops the consumer and creates a new one from the last
+ * sequence it accepted. The chain check makes a restart safe: a message seen twice or skipped would
+ * be refused.
  *
  * Every envelope is checked twice over: by itself (magic, version, checksums: decodeLogEnvelope) and
  * against those before it (each partition's chain, rising stream sequences, terms that never fall:
@@ -38,16 +52,19 @@ export interface LogEntry {
   readonly envelope: LogEnvelope;
 }
 
+/** A reading in progress: its entries, the chain it checks (its position), how often it restarted. */
+export interface LogReading {
+  readonly entries: AsyncIterable<LogEntry>;
+  readonly chain: LogChain;
+  /** Consumers dropped for missed heartbeats and created again from the chain's position. */
+  readonly consumerRestarts: number;
+}
+
 /**
  * Reads `stream` in order from after `afterStreamSequence`, following it as it grows, until the
- * signal aborts or the consumer of the iterator stops. The chain it checks is `chain` (returned, so
- * the caller can read its position).
+ * signal aborts or the consumer of the iterator stops.
  */
-export function readLog(
-  js: JetStreamClient,
-  stream: LogStream,
-  options: LogReaderOptions = {},
-): { entries: AsyncIterable<LogEntry>; chain: LogChain } {
+export function readLog(js: JetStreamClient, stream: LogStream, options: LogReaderOptions = {}): LogReading {
   const after = options.afterStreamSequence ?? 0;
   if (!Number.isSafeInteger(after) || after < 0) {
     throw new LightningError(
@@ -59,37 +76,78 @@ export function readLog(
     ...(options.partitions === undefined ? {} : { partitions: options.partitions }),
     streamSequence: after,
   });
-  return { entries: entries(js, stream, chain, after, options), chain };
+  const reading = {
+    chain,
+    consumerRestarts: 0,
+    entries: undefined as unknown as AsyncIterable<LogEntry>,
+  };
+  reading.entries = entries(js, stream, reading, options);
+  return reading;
 }
 
 async function* entries(
   js: JetStreamClient,
   stream: LogStream,
-  chain: LogChain,
-  after: number,
+  reading: { chain: LogChain; consumerRestarts: number },
   options: LogReaderOptions,
 ): AsyncGenerator<LogEntry> {
   const { signal } = options;
-  if (signal?.aborted) return;
-  const messages = await startConsumer(js, stream, after, options);
-  if (messages === undefined) return;
-  const stop = (): void => void messages.stop();
-  signal?.addEventListener('abort', stop, { once: true });
-  try {
-    for await (const message of messages) {
-      const envelope = decodeLogEnvelope(message.data, `${stream.name} stream sequence ${message.seq}`);
-      chain.accept(message.seq, envelope);
-      yield { streamSequence: message.seq, envelope };
-      if (signal?.aborted) return;
+  const { chain } = reading;
+  for (;;) {
+    if (signal?.aborted) return;
+    const started = await startConsumer(js, stream, chain.streamSequence, options);
+    if (started === undefined) return;
+    const { consumer, messages } = started;
+    let stalled = false;
+    const restart = (): void => {
+      stalled = true;
+      void messages.stop();
+    };
+    const stop = (): void => void messages.stop();
+    signal?.addEventListener('abort', stop, { once: true });
+    void (async () => {
+      for await (const status of messages.status()) if (status.type === 'heartbeats_missed') return restart();
+    })().catch(() => {});
+    // The watchdog: after a quiet spell, ask whether the consumer still exists. An idle log is
+    // quiet too, so silence alone proves nothing; a consumer that does not answer is gone.
+    let lastSignOfLifeMs = Date.now();
+    let checking = false;
+    const watchdog = setInterval(() => {
+      if (checking || stalled || Date.now() - lastSignOfLifeMs < readerQuietMs) return;
+      checking = true;
+      consumer
+        .info()
+        .then(() => {
+          lastSignOfLifeMs = Date.now();
+        }, restart)
+        .finally(() => {
+          checking = false;
+        });
+    }, readerQuietMs / 4);
+    watchdog.unref();
+    try {
+      for await (const message of messages) {
+        if (stalled) break;
+        lastSignOfLifeMs = Date.now();
+        const envelope = decodeLogEnvelope(message.data, `${stream.name} stream sequence ${message.seq}`);
+        chain.accept(message.seq, envelope);
+        yield { streamSequence: message.seq, envelope };
+        if (signal?.aborted) return;
+      }
+    } finally {
+      clearInterval(watchdog);
+      signal?.removeEventListener('abort', stop);
+      void messages.stop();
     }
-  } finally {
-    signal?.removeEventListener('abort', stop);
-    messages.stop();
+    if (!stalled) return;
+    reading.consumerRestarts++;
   }
 }
 
-/** How long each pull request of the reader lasts: its heartbeats come at half that. */
+/** How long each pull request of the reader lasts: the server's idle heartbeats come at half that. */
 const pullExpiresMs = 5_000;
+/** After this long without a message, the reader checks that its consumer still exists. */
+const readerQuietMs = 5_000;
 
 /**
  * Creates the ordered consumer and starts it, retrying while the stream has no leader to answer (an
@@ -100,7 +158,7 @@ async function startConsumer(
   stream: LogStream,
   after: number,
   options: LogReaderOptions,
-): Promise<ConsumerMessages | undefined> {
+): Promise<{ consumer: Consumer; messages: ConsumerMessages } | undefined> {
   const deadline = Date.now() + (options.retryMs ?? publishRetryMsDefault);
   for (let attempt = 1; ; attempt++) {
     if (options.signal?.aborted) return undefined;
@@ -110,9 +168,11 @@ async function startConsumer(
         deliver_policy: DeliverPolicy.StartSequence,
         opt_start_seq: after + 1,
       });
-      // Pulls that expire after 5 s, so the server's idle heartbeats come every 2.5 s: a reader whose
-      // consumer died with its server notices in seconds and recreates it from where it was.
-      return await consumer.consume({ max_messages: options.batchMessages ?? 256, expires: pullExpiresMs });
+      const messages = await consumer.consume({
+        max_messages: options.batchMessages ?? 256,
+        expires: pullExpiresMs,
+      });
+      return { consumer, messages };
     } catch (error) {
       if (isClosedConnection(error) || Date.now() >= deadline) {
         throw replicationError(`reading log ${stream.name} (${attempt} attempts)`, error);

@@ -65,6 +65,7 @@ interface JszResponse {
       name: string;
       cluster?: { leader?: string; replicas?: { name: string; current: boolean }[] };
       state?: { messages: number; first_seq: number; last_seq: number };
+      consumer_detail?: { name: string; cluster?: { leader?: string } }[];
     }[];
   }[];
 }
@@ -248,6 +249,31 @@ export class NatsCluster {
       await sleep(pollMs);
     }
     throw new Error(`no node leads stream ${stream} after ${timeoutMs} ms`);
+  }
+
+  /**
+   * The indexes of the nodes that lead at least one consumer of `stream` (each node believed only
+   * about itself), waiting until there is one: how a test finds the server a reader depends on.
+   */
+  async consumerLeaders(stream: string, timeoutMs = this.#readyTimeoutMs): Promise<number[]> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      const running = this.nodes.filter((node) => node.state === 'running');
+      const answers = await Promise.all(
+        running.map((node) => this.#jsz(node, '?accounts=true&streams=true&consumers=true')),
+      );
+      const leaders = running.filter((node, i) =>
+        (answers[i]?.account_details ?? []).some((account) =>
+          account.stream_detail
+            ?.find((detail) => detail.name === stream)
+            ?.consumer_detail?.some((consumer) => consumer.cluster?.leader === node.name),
+        ),
+      );
+      if (leaders.length > 0) return leaders.map((node) => node.index);
+      this.#throwIfAllDead();
+      await sleep(pollMs);
+    }
+    throw new Error(`no node leads a consumer of stream ${stream} after ${timeoutMs} ms`);
   }
 
   /**

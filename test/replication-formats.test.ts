@@ -2,7 +2,8 @@
  * The replication layer's pieces that need no server: the log envelope (round trip, every damaged
  * byte caught), the chain a reader checks across envelopes, the lease value, and the lease's timing
  * rule (a renewal's deadline counts from when it was sent, not from when it was confirmed) on a fake
- * KV and a driven clock. The same pieces against a real cluster: test/replication-nats.test.ts.
+ * KV and a driven clock. The same pieces against a real cluster: test/replication-lease.test.ts and
+ * test/replication-log.test.ts.
  */
 import { JetStreamApiError } from '@nats-io/jetstream';
 import type { KV } from '@nats-io/kv';

@@ -3,7 +3,12 @@ import { assert } from '../shared-memory/assert.js';
 import { LightningError } from '../shared-memory/errors.js';
 import { encodeLogEnvelope, envelopeMessageId, type LogEnvelope } from './log-envelope.js';
 import type { LogStream } from './log-stream.js';
-import { isClosedConnection, isWrongLastSequence, replicationError } from './nats-errors.js';
+import {
+  isClosedConnection,
+  isRefusedByClient,
+  isWrongLastSequence,
+  replicationError,
+} from './nats-errors.js';
 import { publishAttemptMsDefault, publishRetryMsDefault } from './replication-limits.js';
 
 /**
@@ -120,7 +125,8 @@ export class LogPublisher {
    * Publishes one batch under this publisher's term. Resolves once the stream has stored it on a
    * majority of its replicas; rejects ERR_DEPOSED if the log moved on without us (then every later
    * publish rejects the same), ERR_REPLICATION if no acknowledgement came within the retry time,
-   * ERR_BAD_ARGUMENT for an envelope that breaks its format's rules.
+   * ERR_BAD_ARGUMENT for an envelope that breaks its format's rules or is larger than the server's
+   * max_payload (1 MiB by default).
    */
   publish(envelope: Envelope): Promise<PublishReceipt> {
     const full: LogEnvelope = { ...envelope, term: this.term };
@@ -153,6 +159,12 @@ export class LogPublisher {
             { cause: error },
           );
           throw this.#deposed;
+        }
+        if (isRefusedByClient(error)) {
+          // Never sent, so nothing to retry: a batch too large for the servers must be split.
+          throw new LightningError('ERR_BAD_ARGUMENT', `log ${this.stream.name}: ${String(error)}`, {
+            cause: error,
+          });
         }
         if (isClosedConnection(error) || Date.now() >= deadline) {
           throw replicationError(

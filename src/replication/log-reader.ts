@@ -19,7 +19,7 @@ import { publishRetryMsDefault } from './replication-limits.js';
  * The consumer the client creates has one replica, in memory, on one server. If that server dies,
  * the client (@nats-io/jetstream 3.x against nats-server 2.9.10) never learns that the consumer is
  * gone: its "does it still exist?" request times out instead of answering "not found", and it keeps
- * asking (seen with 3.4.0 in test/replication-nats.test.ts: the reading hung until the test's guard;
+ * asking (seen with 3.4.0 in test/replication-log.test.ts: the reading hung until the test's guard;
  * 3.3.1, pinned now, has the same retry loop). So this reader
  * watches the consumer itself: on missed heartbeats, or when its own "does it exist?" after 5 s
  * without a message gets no answer, it drops the consumer and creates a new one from the last

@@ -1,5 +1,5 @@
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
-import { ClosedConnectionError } from '@nats-io/transport-node';
+import { ClosedConnectionError, InvalidArgumentError } from '@nats-io/transport-node';
 import { LightningError } from '../shared-memory/errors.js';
 
 /**
@@ -23,6 +23,11 @@ export function isWrongLastSequence(error: unknown): boolean {
 /** The stream (or the KV bucket's stream) does not exist. */
 export function isStreamNotFound(error: unknown): boolean {
   return error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound;
+}
+
+/** The client refused the request before sending it (e.g. larger than the server's max_payload). */
+export function isRefusedByClient(error: unknown): boolean {
+  return error instanceof InvalidArgumentError;
 }
 
 /** The connection was closed by its owner: retrying cannot help. */

@@ -20,6 +20,8 @@ export type LightningErrorCode =
   | 'ERR_WORKER_CRASHED'
   | 'ERR_DISK_FULL'
   | 'ERR_READ_ONLY'
+  | 'ERR_DEPOSED'
+  | 'ERR_REPLICATION'
   | 'ERR_INTERNAL';
 
 export class LightningError extends Error {

@@ -1,0 +1,89 @@
+import {
+  DiscardPolicy,
+  type JetStreamManager,
+  RetentionPolicy,
+  StorageType,
+  type StreamConfig,
+} from '@nats-io/jetstream';
+import { nanos } from '@nats-io/transport-node';
+import { LightningError } from '../shared-memory/errors.js';
+import { envelopeHeaderBytes, envelopePayloadBytesMax } from './log-envelope.js';
+import { isStreamNotFound, replicationError } from './nats-errors.js';
+import { duplicateWindowMs, replicasDefault } from './replication-limits.js';
+
+/**
+ * The JetStream stream that carries a database's replication log: file storage, replicated (3
+ * copies unless told), nothing ever discarded to make room for new messages (a full stream rejects
+ * the publish instead: a leader must learn its log did not get through), deletes of single messages
+ * denied, and a duplicate window in which a retried publish is recognised by its message id.
+ * Retention by the leader's checkpoints is still to come: until then the stream keeps everything.
+ */
+export interface LogStream {
+  readonly name: string;
+  /** The one subject the log is published on; fencing expects its last sequence. */
+  readonly subject: string;
+  readonly replicas: number;
+}
+
+export interface LogStreamOptions {
+  /** Stream name (letters, digits, `-`, `_`). */
+  name: string;
+  replicas?: number;
+}
+
+const streamNamePattern = /^[A-Za-z0-9_-]{1,64}$/;
+
+/** The subject of a stream's log: `lightning.<stream>.log`. */
+export function logSubjectOf(stream: string): string {
+  return `lightning.${stream}.log`;
+}
+
+/**
+ * Creates the log stream, or checks that the existing one has the same subject and replica count
+ * (ERR_BAD_ARGUMENT if not: fencing and durability both depend on them).
+ */
+export async function ensureLogStream(jsm: JetStreamManager, options: LogStreamOptions): Promise<LogStream> {
+  const { name } = options;
+  if (typeof name !== 'string' || !streamNamePattern.test(name)) {
+    throw new LightningError(
+      'ERR_BAD_ARGUMENT',
+      `a log stream name must match ${streamNamePattern}, got ${name}`,
+    );
+  }
+  const replicas = options.replicas ?? replicasDefault;
+  const subject = logSubjectOf(name);
+  const config: Partial<StreamConfig> & { name: string } = {
+    name,
+    subjects: [subject],
+    num_replicas: replicas,
+    storage: StorageType.File,
+    retention: RetentionPolicy.Limits,
+    discard: DiscardPolicy.New,
+    duplicate_window: nanos(duplicateWindowMs),
+    max_msg_size: envelopeHeaderBytes + envelopePayloadBytesMax,
+    deny_delete: true,
+  };
+  let existing: StreamConfig;
+  try {
+    try {
+      existing = (await jsm.streams.info(name)).config;
+    } catch (error) {
+      if (!isStreamNotFound(error)) throw error;
+      existing = (await jsm.streams.add(config)).config;
+    }
+  } catch (error) {
+    throw replicationError(`creating log stream ${name}`, error);
+  }
+  if (
+    existing.num_replicas !== replicas ||
+    existing.subjects?.length !== 1 ||
+    existing.subjects[0] !== subject
+  ) {
+    throw new LightningError(
+      'ERR_BAD_ARGUMENT',
+      `log stream ${name} exists with subjects ${JSON.stringify(existing.subjects)} and ${existing.num_replicas} ` +
+        `replicas, not [${subject}] and ${replicas}`,
+    );
+  }
+  return { name, subject, replicas };
+}

@@ -51,7 +51,8 @@ describe('Level compatibility', () => {
   it("passes abstract-level's conformance suite", { timeout: suiteTimeoutMs }, async () => {
     const { output, exitCode, elapsedMs } = await runSuite();
     const report = parseTap(output);
-    const figure = (name: string): string => new RegExp(`^# ${name} (\\d+)$`, 'm').exec(output)?.[1] ?? '?';
+    const figure = (name: string): string =>
+      new RegExp(`^level-suite ${name} (\\d+)$`, 'm').exec(output)?.[1] ?? '?';
     console.log(
       `abstract-level suite: ${report.tests} tests, ${report.assertions} assertions, ` +
         `${report.passed} passed, ${report.failed} failed; ${(elapsedMs / 1000).toFixed(1)} s, of which ` +

@@ -56,7 +56,8 @@ describe('Level compatibility', () => {
     console.log(
       `abstract-level suite: ${report.tests} tests, ${report.assertions} assertions, ` +
         `${report.passed} passed, ${report.failed} failed; ${(elapsedMs / 1000).toFixed(1)} s, of which ` +
-        `${figure('opens')} database opens took ${figure('opening ms')} ms and closes ${figure('closing ms')} ms`,
+        `${figure('opens')} database opens took ${figure('opening ms')} ms and closes ${figure('closing ms')} ms; ` +
+        `${figure('released')} databases no test could reach were stopped as it ran, ${figure('left open')} at its end`,
     );
     for (const failure of report.failures) console.log(`failed: ${failure}`);
     expect(report.failures).toEqual([]);

@@ -9,8 +9,8 @@ import { parseTap } from './support/tap-report.js';
  * test, and so does a run that stopped early or ran far fewer tests than the suite holds (a suite
  * that silently ran nothing must not pass).
  *
- * Not part of `npm test`: the suite opens about a thousand databases, each starting an owner worker,
- * which takes minutes even on an idle machine. Run it with `npm run test:level`.
+ * Not part of `npm test` yet: the suite opens about a thousand databases, each starting an owner
+ * worker, which takes about two minutes on a shared 2-core machine. Run it with `npm run test:level`.
  */
 
 const runner = fileURLToPath(new URL('./fixtures/level-suite-runner.ts', import.meta.url));

@@ -19,6 +19,34 @@ export interface LivenessWatch {
   stop(): void;
 }
 
+interface Watcher {
+  databaseControl: Int32Array;
+  threadsMax: number;
+  onOwnExit: (() => void) | null;
+}
+
+/**
+ * The watches of every database open or attached on this thread. One 'worker' and one 'exit'
+ * listener serve them all: a listener per database would add one 'exit' listener per database to
+ * every worker started, and Node warns of a leak past ten.
+ */
+const watchers = new Set<Watcher>();
+
+function onWorker(worker: Worker): void {
+  // Read now: a worker that has exited reports threadId -1. The databases watching now are the ones
+  // the worker could attach to.
+  const workerThreadId = worker.threadId;
+  const watching = [...watchers];
+  worker.once('exit', () => {
+    for (const watcher of watching)
+      reportThreadExited(watcher.databaseControl, watcher.threadsMax, workerThreadId);
+  });
+}
+
+function onExit(): void {
+  for (const watcher of watchers) watcher.onOwnExit?.();
+}
+
 export function watchThreadLiveness(
   databaseControl: Int32Array,
   threadsMax: number,
@@ -27,20 +55,25 @@ export function watchThreadLiveness(
   /** Runs first when this thread exits holding its slot: it must stop writing to its rings. */
   onOwnExit: () => void,
 ): LivenessWatch {
-  const onWorker = (worker: Worker): void => {
-    // Read now: a worker that has exited reports threadId -1.
-    const workerThreadId = worker.threadId;
-    worker.once('exit', () => reportThreadExited(databaseControl, threadsMax, workerThreadId));
+  const watcher: Watcher = {
+    databaseControl,
+    threadsMax,
+    onOwnExit:
+      ownClaim === null
+        ? null
+        : () => {
+            onOwnExit();
+            reportThreadDead(databaseControl, ownClaim);
+          },
   };
-  const onExit = (): void => {
-    if (ownClaim === null) return;
-    onOwnExit();
-    reportThreadDead(databaseControl, ownClaim);
-  };
-  process.on('worker', onWorker);
-  process.on('exit', onExit);
+  if (watchers.size === 0) {
+    process.on('worker', onWorker);
+    process.on('exit', onExit);
+  }
+  watchers.add(watcher);
   return {
     stop(): void {
+      if (!watchers.delete(watcher) || watchers.size > 0) return;
       process.off('worker', onWorker);
       process.off('exit', onExit);
     },

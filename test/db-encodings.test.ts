@@ -12,10 +12,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Packr } from 'msgpackr';
 import { afterAll, describe, expect, it } from 'vitest';
-import { attach, type CustomEncoding, type EncodingOption, open } from '../src/index.js';
+import { attach, type EncodingOption, open } from '../src/index.js';
 import { codeOf, within } from './support/async.js';
 import { mulberry32, seedFromEnv } from './support/seeded-random.js';
 import { startTsWorker } from './support/ts-worker.js';
+import { uint32 } from './support/uint32-encoding.js';
 
 const baseSeed = seedFromEnv(0xe4c0de);
 const seedText = `0x${baseSeed.toString(16)}`;
@@ -32,16 +33,6 @@ function tempDir(): string {
 }
 
 const packr = new Packr({ useRecords: false });
-
-/** Big-endian uint32 keys: their bytes sort as the numbers do. */
-const uint32: CustomEncoding<number> = {
-  encode: (n) => {
-    const bytes = Buffer.alloc(4);
-    bytes.writeUInt32BE(n);
-    return bytes;
-  },
-  decode: (bytes) => bytes.readUInt32BE(0),
-};
 
 interface Case<K, V> {
   name: string;

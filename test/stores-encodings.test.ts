@@ -13,9 +13,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CustomEncoding, type EncodingOption, open, type Store } from '../src/index.js';
-import { codeOf, rejection } from './support/async.js';
+import { type EncodingOption, open, type Store } from '../src/index.js';
+import { codeOf, codeOfThrow, rejection } from './support/async.js';
 import { mulberry32, seedFromEnv } from './support/seeded-random.js';
+import { uint32 } from './support/uint32-encoding.js';
 
 const baseSeed = seedFromEnv(0x5707e5);
 const seedText = `0x${baseSeed.toString(16)}`;
@@ -42,25 +43,6 @@ afterAll(async () => {
   await db?.close();
   rmSync(dir, { recursive: true, force: true });
 });
-
-function codeOfThrow(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    return codeOf(error);
-  }
-  return 'no error';
-}
-
-/** Big-endian uint32 keys: their bytes sort as the numbers do. */
-const uint32: CustomEncoding<number> = {
-  encode: (n) => {
-    const bytes = Buffer.alloc(4);
-    bytes.writeUInt32BE(n);
-    return bytes;
-  },
-  decode: (bytes) => bytes.readUInt32BE(0),
-};
 
 interface Case<K, V> {
   name: string;

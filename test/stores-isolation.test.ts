@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { keyBytesMax, open, type Store } from '../src/index.js';
-import { codeOf, rejection } from './support/async.js';
+import { codeOf, codeOfThrow, rejection } from './support/async.js';
 
 type Database = Awaited<ReturnType<typeof open>>;
 
@@ -26,15 +26,6 @@ const edgeKeys = [
   Buffer.from([0xff, 0xff, 0xff, 0xfe, 0xff]),
   Buffer.from([0xff]),
 ];
-
-function codeOfThrow(fn: () => unknown): string {
-  try {
-    fn();
-  } catch (error) {
-    return codeOf(error);
-  }
-  return 'no error';
-}
 
 function keysOf(entries: Iterable<[Buffer, Buffer]>): string[] {
   return [...entries].map(([key]) => key.toString('hex'));

@@ -23,3 +23,13 @@ export async function rejection(promise: Promise<unknown>): Promise<Error> {
   }
   throw new Error('expected a rejection');
 }
+
+/** The code of what `fn` throws (see codeOf), or 'no error'. */
+export function codeOfThrow(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (error) {
+    return codeOf(error);
+  }
+  return 'no error';
+}

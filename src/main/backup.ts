@@ -223,6 +223,7 @@ async function writePartitions(
   const heads = source.trees.reduce((sum, tree) => sum + TreeReader.attach(tree).count, 0);
   const written = await runPartitionTasks<BackupPartitionTask, BackupPartitionDone>(
     'backup-partition-task',
+    () => import('../workers/backup-partition-task.js'),
     tasks,
     (done) => {
       progress.entries += done.entries;
@@ -230,7 +231,7 @@ async function writePartitions(
       progress.partitionsDone++;
       options.onProgress?.({ ...progress });
     },
-    heads < pooledWorkMin.backupEntries ? () => import('../workers/backup-partition-task.js') : null,
+    heads >= pooledWorkMin.backupEntries,
   );
   for (const [partition, done] of written.entries()) {
     if (done.partition !== partition) {

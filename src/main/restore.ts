@@ -253,6 +253,7 @@ async function checkBackup(
   const bytes = descriptor.files.reduce((sum, file) => sum + file.bytes, 0);
   await runPartitionTasks<BackupCheckTask, BackupCheckDone>(
     'backup-check-task',
+    () => import('../workers/backup-check-task.js'),
     tasks,
     (done) => {
       const { filesDone, bytesDone, partitionsDone } = tracker.progress;
@@ -263,7 +264,7 @@ async function checkBackup(
         partitionsDone: partitionsDone + 1,
       });
     },
-    bytes < pooledWorkMin.checkBytes ? () => import('../workers/backup-check-task.js') : null,
+    bytes >= pooledWorkMin.checkBytes,
   );
   tracker.report({ file: '' });
 }

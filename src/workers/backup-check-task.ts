@@ -42,3 +42,8 @@ export default async function checkBackupPartition(task: BackupCheckTask): Promi
     bytes: task.files.reduce((sum, file) => sum + file.bytes, 0),
   };
 }
+
+/** What a pool thread answers once it has loaded this module (src/main/partition-tasks.ts). */
+export function ready(): true {
+  return true;
+}

@@ -111,3 +111,8 @@ function* batches(
   }
   if (batch.length > 0) yield batch;
 }
+
+/** What a pool thread answers once it has loaded this module (src/main/partition-tasks.ts). */
+export function ready(): true {
+  return true;
+}

@@ -7,11 +7,12 @@
  * included). Each line ends with the load average and the entry count the backup reported, so a
  * wrong fast answer shows; the medians over the rounds follow.
  *
- * `--modes pool,inline` runs each build that has a piscina pool both ways in the same round: `pool`
- * as the engine chooses by itself, `inline` with the pool's thresholds raised so that every task runs
- * on the calling thread (a build without the pool runs once, as `-`).
+ * `--modes auto,pool,inline` runs each build that has a piscina pool each of those ways in the same
+ * round: `auto` as the engine chooses by itself, `pool` with the pool's thresholds at zero so that a
+ * pool always runs, `inline` with them at infinity so that every task runs on the calling thread (a
+ * build without the pool runs once, as `-`). Like for like: the same build, database and round.
  *
- *   npm run bench:backup -- [--records 1000000] [--partitions 16] [--rounds 1] [--modes pool,inline]
+ *   npm run bench:backup -- [--records 1000000] [--partitions 16] [--rounds 1] [--modes auto]
  *     [--roots /other/checkout]
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -24,7 +25,8 @@ import { findRepoRoot } from './lib/environment.js';
 import { randomRecords } from './lib/rng.js';
 import { median, spreadPercent } from './lib/stats.js';
 
-type Mode = 'pool' | 'inline';
+type Mode = 'auto' | 'pool' | 'inline';
+const modeNames: readonly Mode[] = ['auto', 'pool', 'inline'];
 
 interface Options {
   records: number;
@@ -53,7 +55,7 @@ interface Engine {
 
 function parse(argv: string[]): Options {
   const here = findRepoRoot(path.dirname(fileURLToPath(import.meta.url)));
-  const options: Options = { records: 1_000_000, partitions: 16, rounds: 1, roots: [here], modes: ['pool'] };
+  const options: Options = { records: 1_000_000, partitions: 16, rounds: 1, roots: [here], modes: ['auto'] };
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i];
     if (flag === '--records') options.records = parsePositiveInteger(flag, argv[++i]);
@@ -63,7 +65,7 @@ function parse(argv: string[]): Options {
     else if (flag === '--modes') options.modes = parseModes(argv[++i]);
     else {
       throw new Error(
-        `unknown flag ${flag}; flags: --records N, --partitions N, --rounds N, --modes pool,inline, --roots a,b`,
+        `unknown flag ${flag}; flags: --records N, --partitions N, --rounds N, --modes auto,pool,inline, --roots a,b`,
       );
     }
   }
@@ -72,8 +74,8 @@ function parse(argv: string[]): Options {
 
 function parseModes(text: string | undefined): Mode[] {
   const modes = (text ?? '').split(',').filter(Boolean);
-  if (modes.length === 0 || modes.some((mode) => mode !== 'pool' && mode !== 'inline')) {
-    throw new Error(`--modes takes pool, inline or both (comma-separated), not ${text}`);
+  if (modes.length === 0 || modes.some((mode) => !modeNames.includes(mode as Mode))) {
+    throw new Error(`--modes takes auto, pool and inline (comma-separated), not ${text}`);
   }
   return [...new Set(modes)] as Mode[];
 }
@@ -135,8 +137,10 @@ async function main(): Promise<void> {
         for (const mode of modes) {
           const name = `${options.roots[b]!} ${mode.padEnd(6)}`;
           const saved = pool === null ? null : { ...pool };
-          if (pool && mode === 'inline')
-            Object.assign(pool, { backupEntries: Infinity, checkBytes: Infinity });
+          if (pool && mode !== 'auto') {
+            const threshold = mode === 'pool' ? 0 : Number.POSITIVE_INFINITY;
+            Object.assign(pool, { backupEntries: threshold, checkBytes: threshold });
+          }
           try {
             await runRound(engine, source, scratch, `${b}-${mode}-${round}`, (what, result) => {
               const key = `${name}  ${what}`;

@@ -8,13 +8,14 @@ import { tsxRegisterUrl } from './owner-worker-start.js';
 import { reviveLightningError } from './revive-error.js';
 
 /**
- * The least work worth a pool. A pool thread costs an isolate, the task's modules (about 60 of them)
- * and compiling the hot code again, 250–450 ms of CPU on this 2-core machine, before it does as much
- * as the calling thread does warm; below these, the tasks run on the calling thread only. Measured
- * with bench/backup-speed.ts (bench/RESULTS.md, "Open time, and backup, verify and restore in a
- * pool"). Tests lower them to exercise the pool on small databases.
+ * The least work worth a pool. A pool thread costs an isolate, the task's modules (about 60) and
+ * compiling the hot code again: 0.25–0.3 CPU-seconds here before it runs as fast as the calling
+ * thread, which meanwhile already overlaps its reading with lz4 and the writes on libuv's threads. On
+ * 2 cores a backup of 250,000 or 500,000 entries took as long pooled as not, at twice the CPU, and one
+ * of 1,000,000 was 15–25% faster pooled (bench/RESULTS.md, "Open time, and backup, verify and restore
+ * in a pool"). Tests lower them to exercise the pool on small databases.
  */
-export const pooledWorkMin = { backupEntries: 262_144, checkBytes: 64 * 1024 * 1024 };
+export const pooledWorkMin = { backupEntries: 524_288, checkBytes: 64 * 1024 * 1024 };
 
 /** Tasks run so far in this process, in a pool and on the calling thread: what tests look at. */
 export const partitionTaskCounts = { pooled: 0, inline: 0 };

@@ -9,11 +9,11 @@ import { reviveLightningError } from './revive-error.js';
 
 /**
  * The least work worth a pool. A pool thread costs an isolate, the task's modules (about 60) and
- * compiling the hot code again: 0.25–0.3 CPU-seconds here before it runs as fast as the calling
- * thread, which meanwhile already overlaps its reading with lz4 and the writes on libuv's threads. On
- * 2 cores a backup of 250,000 or 500,000 entries took as long pooled as not, at twice the CPU, and one
- * of 1,000,000 was 15–25% faster pooled (bench/RESULTS.md, "Open time, and backup, verify and restore
- * in a pool"). Tests lower them to exercise the pool on small databases.
+ * compiling the hot code again: about 0.3 CPU-seconds, against about 1 CPU-second for all of a
+ * 1,000,000-entry backup on the calling thread, which already overlaps its reading with lz4 and the
+ * writes on libuv's threads. On 2 cores a pooled backup of 250,000 entries was slower than one on the
+ * calling thread, of 500,000 as fast, of 750,000 and 1,000,000 13–15% faster (bench/RESULTS.md,
+ * "Open time, and backup, verify and restore in a pool"). Tests lower them to exercise the pool.
  */
 export const pooledWorkMin = { backupEntries: 524_288, checkBytes: 64 * 1024 * 1024 };
 

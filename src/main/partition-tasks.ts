@@ -34,7 +34,10 @@ export const partitionTaskOptions = { callerRuns: true };
  */
 const tasksPerThread = 2;
 
-/** A task module: the default export runs one task; `ready` answers once its thread has loaded it. */
+/**
+ * A task module as this thread loads it: the default export runs one task. (Each also exports
+ * `ready`, which a pool thread answers once it has loaded the module.)
+ */
 export interface PartitionTaskModule<Task, Result> {
   default: (task: Task) => Promise<Result>;
 }

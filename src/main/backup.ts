@@ -24,7 +24,8 @@ import { pooledWorkMin, runPartitionTasks } from './partition-tasks.js';
  * and none after, whichever partitions a transaction touched. Writes continue meanwhile; the snapshot
  * only keeps the versions it can see from being reclaimed until the backup releases it.
  *
- * Each partition is written by a task of its own in a piscina pool (src/workers/backup-partition-task.ts):
+ * Each partition is written by a task of its own (src/workers/backup-partition-task.ts), on the calling
+ * thread and, for a large backup, in a piscina pool beside it (src/main/partition-tasks.ts):
  * the task reads the partition's tree in shared memory at the snapshot's read timestamp (in key order,
  * so nothing is merged across partitions and no key is hashed again), encodes, compresses, fsyncs and
  * checksums its files. The snapshot is held on this thread until every task has finished.
@@ -81,8 +82,8 @@ export interface BackupResult {
  * Writes a backup of `source` into `dir`, which must not exist or be empty (ERR_BAD_ARGUMENT), and
  * must not lie inside the database directory. Files are fsynced, then their directories; BACKUP.json
  * goes last, so a backup interrupted at any point lacks it and restore refuses it. On failure what was
- * written is removed. O(snapshot bytes); memory about 64 KiB per partition written at once, with as
- * many partitions written at once as the machine has cores.
+ * written is removed. O(snapshot bytes); memory about 128 KiB per partition written at once (a batch
+ * of entries and a block), with two partitions at once per thread and as many threads as cores.
  */
 export async function backupDatabase(
   source: BackupSource,
@@ -223,6 +224,7 @@ async function writePartitions(
   const heads = source.trees.reduce((sum, tree) => sum + TreeReader.attach(tree).count, 0);
   const written = await runPartitionTasks<BackupPartitionTask, BackupPartitionDone>(
     'backup-partition-task',
+    () => import('../workers/backup-partition-task.js'),
     tasks,
     (done) => {
       progress.entries += done.entries;
@@ -230,7 +232,7 @@ async function writePartitions(
       progress.partitionsDone++;
       options.onProgress?.({ ...progress });
     },
-    heads < pooledWorkMin.backupEntries ? () => import('../workers/backup-partition-task.js') : null,
+    heads >= pooledWorkMin.backupEntries,
   );
   for (const [partition, done] of written.entries()) {
     if (done.partition !== partition) {

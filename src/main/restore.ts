@@ -26,7 +26,8 @@ const partitionFilePattern = /^partitions\/(\d{4})\//;
  * copy's structure through the readers open() uses (metadata, each manifest, and every block of each
  * checkpoint). The copy is built in a temporary directory beside the target and renamed into place
  * only once all of it verified and is durable, so a failure leaves no target and no partial copy.
- * Each partition's files are checked (and copied) by a task of its own in a piscina pool.
+ * Each partition's files are checked (and copied) by a task of its own, on the calling thread and, for
+ * a large backup, in a piscina pool beside it.
  */
 
 export interface RestoreProgress {
@@ -208,7 +209,8 @@ async function checkTarget(targetDir: string, backup: string): Promise<string> {
  * Checks every listed file once for its size and xxh64 and reads the metadata, manifests and
  * checkpoints through; with `copyTo`, copies each file there on the way and fsyncs it. The files
  * outside the partitions' directories (the metadata) are checked here first; each partition is then
- * checked (and copied) by a task of its own in a piscina pool. ERR_CORRUPTION names the backup file.
+ * checked (and copied) by a task of its own (src/main/partition-tasks.ts). ERR_CORRUPTION names the
+ * backup file.
  */
 async function checkBackup(
   dir: string,
@@ -253,6 +255,7 @@ async function checkBackup(
   const bytes = descriptor.files.reduce((sum, file) => sum + file.bytes, 0);
   await runPartitionTasks<BackupCheckTask, BackupCheckDone>(
     'backup-check-task',
+    () => import('../workers/backup-check-task.js'),
     tasks,
     (done) => {
       const { filesDone, bytesDone, partitionsDone } = tracker.progress;
@@ -263,7 +266,7 @@ async function checkBackup(
         partitionsDone: partitionsDone + 1,
       });
     },
-    bytes < pooledWorkMin.checkBytes ? () => import('../workers/backup-check-task.js') : null,
+    bytes >= pooledWorkMin.checkBytes,
   );
   tracker.report({ file: '' });
 }

@@ -2,7 +2,8 @@
  * A piscina task: checks (and, for a restore, copies) one partition of a backup. Each of the
  * partition's files is read once for its size and xxh64 against BACKUP.json (copied and fsynced on the
  * way when `copyTo` is set), then the manifest and every block of the checkpoint are read through the
- * readers open() uses. Runs in a pool thread, so partitions are checked in parallel.
+ * readers open() uses. Runs in a pool thread or on the calling thread (src/main/partition-tasks.ts),
+ * so partitions are checked in parallel.
  */
 
 import { checkBackupFile, checkPartitionStructure } from '../storage/backup-check.js';
@@ -41,4 +42,9 @@ export default async function checkBackupPartition(task: BackupCheckTask): Promi
     files: task.files.length,
     bytes: task.files.reduce((sum, file) => sum + file.bytes, 0),
   };
+}
+
+/** What a pool thread answers once it has loaded this module (src/main/partition-tasks.ts). */
+export function ready(): true {
+  return true;
 }

@@ -2,7 +2,8 @@
  * A piscina task: writes one partition of a backup. Reads the partition's trees in shared memory at
  * the backup's snapshot, writes them as one checkpoint (encoded, lz4-compressed, checksummed,
  * fsynced) and a manifest naming it, then reads both files back for their size and xxh64. Runs in a
- * pool thread, so partitions are written in parallel and the caller's thread stays free.
+ * pool thread or on the calling thread (src/main/partition-tasks.ts), so partitions are written in
+ * parallel.
  *
  * The caller holds the snapshot for as long as the task runs: the versions visible at its read
  * timestamp are kept in the version store until then, so this thread may read them without a
@@ -50,9 +51,13 @@ export interface BackupPartitionDone {
   files: BackupFile[];
 }
 
-/** Entries, and their bytes, handed to the checkpoint writer at a time. */
-const batchEntriesMax = 4096;
-const batchBytesMax = 1024 * 1024;
+/**
+ * Entries, and their bytes, handed to the checkpoint writer at a time: about one 64 KiB block's worth.
+ * A batch stays alive while its blocks are compressed and written, and a thread keeps two tasks in
+ * flight; small batches keep what survives the young generation's collections small.
+ */
+const batchEntriesMax = 512;
+const batchBytesMax = 64 * 1024;
 
 export default async function backupPartition(task: BackupPartitionTask): Promise<BackupPartitionDone> {
   const reader = new VersionedReader(
@@ -110,4 +115,9 @@ function* batches(
     }
   }
   if (batch.length > 0) yield batch;
+}
+
+/** What a pool thread answers once it has loaded this module (src/main/partition-tasks.ts). */
+export function ready(): true {
+  return true;
 }

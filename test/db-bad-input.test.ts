@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { attach, type LightningError, open } from '../src/index.js';
 import { createPartitionRouter } from '../src/main/partition-router.js';
-import { codeOf } from './support/async.js';
+import { asyncOutcome, codeOf, codeOfThrow, unchecked, within } from './support/async.js';
 
 type Database = Awaited<ReturnType<typeof open>>;
 type OpenOptions = NonNullable<Parameters<typeof open>[1]>;
@@ -28,49 +28,12 @@ type ErrorCode = LightningError['code'];
 const keyBytesMax = 1024;
 const valueBytesMax = 64 * 1024 * 1024;
 
-/** The outcome of a call that must throw synchronously. */
-function syncOutcome(call: () => unknown): string {
-  try {
-    call();
-    return 'no error';
-  } catch (error) {
-    return codeOf(error);
-  }
-}
-
-/** The outcome of a call that must return a promise and report errors by rejecting it. */
-async function asyncOutcome(call: () => Promise<unknown>): Promise<string> {
-  let promise: Promise<unknown>;
-  try {
-    promise = call();
-  } catch (error) {
-    return `threw synchronously: ${codeOf(error)}`;
-  }
-  return bounded(
-    promise.then(() => 'resolved', codeOf),
-    'a call expected to settle',
-  );
-}
-
 /**
  * A write resolves in milliseconds on an idle machine (a 64 MiB value in a few seconds on a loaded
  * one); tens of seconds mean a lost wake-up or a dead owner. Failing with the operation's name beats
  * the bare timeout of the whole test.
  */
 const settleMsMax = 45_000;
-
-function bounded<T>(promise: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} never settled (${settleMsMax} ms)`)), settleMsMax);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** Bad input smuggled past the type checker, as untyped JavaScript callers would pass it. */
-function unchecked<T>(value: unknown): T {
-  return value as T;
-}
 
 const tempDirs: string[] = [];
 const openDatabases: Database[] = [];
@@ -82,7 +45,8 @@ function tempDir(): string {
 }
 
 afterEach(async () => {
-  for (const db of openDatabases.splice(0)) await bounded(db.close(), 'close() in afterEach').catch(() => {});
+  for (const db of openDatabases.splice(0))
+    await within(db.close(), settleMsMax, 'close() in afterEach').catch(() => {});
 });
 
 afterAll(() => {
@@ -168,7 +132,7 @@ describe('open() refuses bad arguments with ERR_BAD_ARGUMENT', () => {
     for (const durability of ['sync', 'relaxed', 'none'] as const) {
       const db = await open(tempDir(), { partitions: 2, workers: 1, durability });
       openDatabases.push(db);
-      await bounded(db.put('k', durability), `put with durability ${durability}`);
+      await within(db.put('k', durability), settleMsMax, `put with durability ${durability}`);
       expect(db.getString('k')).toBe(durability);
       await db.close();
     }
@@ -223,7 +187,7 @@ describe('methods of an open database', () => {
     db = await open(tempDir(), { partitions: 16, workers: 2 });
     for (let i = 0; i < 50; i++) {
       written.set(`base:${i}`, `v${i}`);
-      await bounded(db.put(`base:${i}`, `v${i}`), `put base:${i}`);
+      await within(db.put(`base:${i}`, `v${i}`), settleMsMax, `put base:${i}`);
     }
   });
 
@@ -239,7 +203,7 @@ describe('methods of an open database', () => {
 
   /** Records a key written by a test, so the unchanged-check knows about it. */
   async function put(key: string, value: string): Promise<void> {
-    await bounded(db.put(key, value), `put ${key.slice(0, 20)}`);
+    await within(db.put(key, value), settleMsMax, `put ${key.slice(0, 20)}`);
     written.set(key, value);
   }
 
@@ -255,20 +219,21 @@ describe('methods of an open database', () => {
   for (const [name, key] of badKeys) {
     it(`a key that is ${name}: put/del reject and get/getString throw ERR_BAD_ARGUMENT`, async () => {
       const k = unchecked<Key>(key);
-      expect(await asyncOutcome(() => db.put(k, 'v')), 'put').toBe('ERR_BAD_ARGUMENT');
-      expect(await asyncOutcome(() => db.del(k)), 'del').toBe('ERR_BAD_ARGUMENT');
+      expect(await asyncOutcome(() => db.put(k, 'v'), settleMsMax), 'put').toBe('ERR_BAD_ARGUMENT');
+      expect(await asyncOutcome(() => db.del(k), settleMsMax), 'del').toBe('ERR_BAD_ARGUMENT');
       expect(
-        syncOutcome(() => db.get(k)),
+        codeOfThrow(() => db.get(k)),
         'get',
       ).toBe('ERR_BAD_ARGUMENT');
       expect(
-        syncOutcome(() => db.getString(k)),
+        codeOfThrow(() => db.getString(k)),
         'getString',
       ).toBe('ERR_BAD_ARGUMENT');
-      expect(await asyncOutcome(() => db.batch([{ type: 'put', key: k, value: 'v' }])), 'batch put').toBe(
-        'ERR_BAD_ARGUMENT',
-      );
-      expect(await asyncOutcome(() => db.batch([{ type: 'del', key: k }])), 'batch del').toBe(
+      expect(
+        await asyncOutcome(() => db.batch([{ type: 'put', key: k, value: 'v' }]), settleMsMax),
+        'batch put',
+      ).toBe('ERR_BAD_ARGUMENT');
+      expect(await asyncOutcome(() => db.batch([{ type: 'del', key: k }]), settleMsMax), 'batch del').toBe(
         'ERR_BAD_ARGUMENT',
       );
       expectUnchanged();
@@ -287,11 +252,16 @@ describe('methods of an open database', () => {
   for (const [name, value] of badValues) {
     it(`a value that is ${name} is refused by put and batch, for a new and an existing key`, async () => {
       const v = unchecked<Value>(value);
-      expect(await asyncOutcome(() => db.put('fresh', v)), 'put new key').toBe('ERR_BAD_ARGUMENT');
-      expect(await asyncOutcome(() => db.put('base:1', v)), 'put existing key').toBe('ERR_BAD_ARGUMENT');
-      expect(await asyncOutcome(() => db.batch([{ type: 'put', key: 'base:2', value: v }])), 'batch').toBe(
+      expect(await asyncOutcome(() => db.put('fresh', v), settleMsMax), 'put new key').toBe(
         'ERR_BAD_ARGUMENT',
       );
+      expect(await asyncOutcome(() => db.put('base:1', v), settleMsMax), 'put existing key').toBe(
+        'ERR_BAD_ARGUMENT',
+      );
+      expect(
+        await asyncOutcome(() => db.batch([{ type: 'put', key: 'base:2', value: v }]), settleMsMax),
+        'batch',
+      ).toBe('ERR_BAD_ARGUMENT');
       expect(db.get('fresh')).toBeUndefined();
       expectUnchanged();
     });
@@ -303,21 +273,24 @@ describe('methods of an open database', () => {
     const tooLongText = '€'.repeat(342);
     for (const key of [tooLong, tooLongText]) {
       const what = typeof key === 'string' ? 'text key' : 'byte key';
-      expect(await asyncOutcome(() => db.put(key, 'v')), `put ${what}`).toBe('ERR_KEY_TOO_LARGE');
-      expect(await asyncOutcome(() => db.del(key)), `del ${what}`).toBe('ERR_KEY_TOO_LARGE');
+      expect(await asyncOutcome(() => db.put(key, 'v'), settleMsMax), `put ${what}`).toBe(
+        'ERR_KEY_TOO_LARGE',
+      );
+      expect(await asyncOutcome(() => db.del(key), settleMsMax), `del ${what}`).toBe('ERR_KEY_TOO_LARGE');
       expect(
-        syncOutcome(() => db.get(key)),
+        codeOfThrow(() => db.get(key)),
         `get ${what}`,
       ).toBe('ERR_KEY_TOO_LARGE');
       expect(
-        syncOutcome(() => db.getString(key)),
+        codeOfThrow(() => db.getString(key)),
         `getString ${what}`,
       ).toBe('ERR_KEY_TOO_LARGE');
-      expect(await asyncOutcome(() => db.batch([{ type: 'put', key, value: 'v' }])), `batch ${what}`).toBe(
-        'ERR_KEY_TOO_LARGE',
-      );
       expect(
-        syncOutcome(() => db.range({ gte: key })),
+        await asyncOutcome(() => db.batch([{ type: 'put', key, value: 'v' }]), settleMsMax),
+        `batch ${what}`,
+      ).toBe('ERR_KEY_TOO_LARGE');
+      expect(
+        codeOfThrow(() => db.range({ gte: key })),
         `range gte ${what}`,
       ).toBe('ERR_KEY_TOO_LARGE');
     }
@@ -333,24 +306,25 @@ describe('methods of an open database', () => {
     timeout: 120_000,
   }, async () => {
     const tooBig = Buffer.alloc(valueBytesMax + 1, 0x76);
-    expect(await asyncOutcome(() => db.put('huge', tooBig)), 'put').toBe('ERR_VALUE_TOO_LARGE');
-    expect(await asyncOutcome(() => db.put('base:3', tooBig)), 'put over an existing key').toBe(
+    expect(await asyncOutcome(() => db.put('huge', tooBig), settleMsMax), 'put').toBe('ERR_VALUE_TOO_LARGE');
+    expect(await asyncOutcome(() => db.put('base:3', tooBig), settleMsMax), 'put over an existing key').toBe(
       'ERR_VALUE_TOO_LARGE',
     );
-    expect(await asyncOutcome(() => db.batch([{ type: 'put', key: 'huge', value: tooBig }])), 'batch').toBe(
-      'ERR_VALUE_TOO_LARGE',
-    );
+    expect(
+      await asyncOutcome(() => db.batch([{ type: 'put', key: 'huge', value: tooBig }]), settleMsMax),
+      'batch',
+    ).toBe('ERR_VALUE_TOO_LARGE');
     expect(db.get('huge')).toBeUndefined();
     expectUnchanged();
 
     // The limit is inclusive: exactly 64 MiB goes through the ring in fragments and reads back whole.
     const largest = tooBig.subarray(0, valueBytesMax);
     largest[valueBytesMax - 1] = 0x21;
-    await bounded(db.put('largest', largest), 'put of a 64 MiB value');
+    await within(db.put('largest', largest), settleMsMax, 'put of a 64 MiB value');
     const got = db.get('largest');
     expect(got?.length).toBe(valueBytesMax);
     expect(got?.equals(largest), 'the 64 MiB value reads back intact').toBe(true);
-    await bounded(db.del('largest'), 'del of the 64 MiB value');
+    await within(db.del('largest'), settleMsMax, 'del of the 64 MiB value');
     expectUnchanged();
   });
 
@@ -371,7 +345,7 @@ describe('methods of an open database', () => {
   ];
   for (const [name, batch, code] of badBatches) {
     it(`batch: ${name} → ${code}`, async () => {
-      expect(await asyncOutcome(() => db.batch(unchecked<BatchOperations>(batch)))).toBe(code);
+      expect(await asyncOutcome(() => db.batch(unchecked<BatchOperations>(batch)), settleMsMax)).toBe(code);
       expect(db.get('a')).toBeUndefined();
       expectUnchanged();
     });
@@ -406,7 +380,9 @@ describe('methods of an open database', () => {
       ],
     ];
     for (const [name, batch, code] of cases) {
-      expect(await asyncOutcome(() => db.batch(unchecked<BatchOperations>(batch))), name).toBe(code);
+      expect(await asyncOutcome(() => db.batch(unchecked<BatchOperations>(batch)), settleMsMax), name).toBe(
+        code,
+      );
       expect(db.get('k1'), name).toBeUndefined();
       expectUnchanged();
     }
@@ -425,11 +401,13 @@ describe('methods of an open database', () => {
 
     // A bad entry anywhere rejects the whole batch before anything is sent.
     expect(
-      await asyncOutcome(() =>
-        db.batch([
-          { type: 'put', key: firstKey, value: '1' },
-          { type: 'put', key: secondKey, value: 'x'.repeat(valueBytesMax + 1) },
-        ]),
+      await asyncOutcome(
+        () =>
+          db.batch([
+            { type: 'put', key: firstKey, value: '1' },
+            { type: 'put', key: secondKey, value: 'x'.repeat(valueBytesMax + 1) },
+          ]),
+        settleMsMax,
       ),
     ).toBe('ERR_VALUE_TOO_LARGE');
     expect(db.get(firstKey)).toBeUndefined();
@@ -438,11 +416,13 @@ describe('methods of an open database', () => {
     // A valid batch over both partitions: both entries, and a delete in one of them.
     await put(firstKey, 'kept');
     expect(
-      await asyncOutcome(() =>
-        db.batch([
-          { type: 'del', key: firstKey },
-          { type: 'put', key: secondKey, value: '2' },
-        ]),
+      await asyncOutcome(
+        () =>
+          db.batch([
+            { type: 'del', key: firstKey },
+            { type: 'put', key: secondKey, value: '2' },
+          ]),
+        settleMsMax,
       ),
     ).toBe('resolved');
     expect(db.get(firstKey)).toBeUndefined();
@@ -468,7 +448,7 @@ describe('methods of an open database', () => {
   ];
   for (const [name, options, code] of badRanges) {
     it(`range(${name}) throws ${code} at the call, not on the first next()`, () => {
-      expect(syncOutcome(() => db.range(unchecked<RangeOptions>(options)))).toBe(code);
+      expect(codeOfThrow(() => db.range(unchecked<RangeOptions>(options)))).toBe(code);
     });
   }
 

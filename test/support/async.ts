@@ -33,3 +33,27 @@ export function codeOfThrow(fn: () => unknown): string {
   }
   return 'no error';
 }
+
+/**
+ * The outcome of a call that must return a promise and report errors by rejecting it: 'resolved',
+ * the rejection's code, or 'threw synchronously: <code>'. A call that never settles within
+ * `settleMs` fails the test with a reason.
+ */
+export async function asyncOutcome(call: () => Promise<unknown>, settleMs: number): Promise<string> {
+  let promise: Promise<unknown>;
+  try {
+    promise = call();
+  } catch (error) {
+    return `threw synchronously: ${codeOf(error)}`;
+  }
+  return within(
+    promise.then(() => 'resolved', codeOf),
+    settleMs,
+    'a call expected to settle',
+  );
+}
+
+/** Bad input smuggled past the type checker, as untyped JavaScript callers would pass it. */
+export function unchecked<T>(value: unknown): T {
+  return value as T;
+}

@@ -23,7 +23,7 @@ export type {
   Out,
 } from './main/api/encoding-types.js';
 export type { KeyRange, ScanIterator, ScanOptions } from './main/api/scan-options.js';
-export { attach, open } from './main/api/typed-open.js';
+export { attach, open, openReplica } from './main/api/typed-open.js';
 export type { BackupOptions, BackupProgress, BackupResult } from './main/backup.js';
 export {
   type BatchOperation,
@@ -50,6 +50,8 @@ export type { Store, StoreOptions } from './main/stores/store.js';
 export type { SnapshotStore, TransactionStore } from './main/stores/store-views.js';
 export type { Transaction } from './main/transaction.js';
 export type { TransactionOptions, TransactionStats } from './main/transaction-coordinator.js';
+export type { ReplicationOptions } from './replication/replication-options.js';
+export type { Replication, ReplicationRoleName, ReplicationStats } from './replication/replication-role.js';
 export {
   isLightningError,
   keyBytesMax,

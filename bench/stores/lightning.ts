@@ -23,6 +23,9 @@ export const lightningDurabilityOf: Record<'sync' | 'nosync', Durability> = {
 };
 
 const acknowledgementText: Record<Durability, string> = {
+  replicated:
+    "durability 'replicated': as 'sync', and the batch's records are acknowledged by a majority of the " +
+    "replication log's servers before the owner writes them",
   sync:
     "durability 'sync': a write or transaction resolves after its owner batch is written to the owner's log " +
     "and fdatasync'd (group commit: one write and one fdatasync per owner batch); a cross-partition " +

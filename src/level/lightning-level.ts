@@ -50,6 +50,7 @@ const lightningOptionNames: Record<keyof Omit<OpenOptions, 'create'>, true> = {
   partitionBytesMax: true,
   threadsMax: true,
   readOnly: true,
+  replication: true,
   failpoints: true,
   fileLayer: true,
 };

@@ -1,3 +1,4 @@
+import type { ReplicationStats } from '../replication/replication-role.js';
 import {
   kWorkerBatches,
   kWorkerBatchSizeMax,
@@ -52,6 +53,8 @@ export interface DatabaseStats {
   /** Operations issued by every thread, as `transactions` counts them. */
   operations: OperationStats;
   mvcc: MvccStats;
+  /** A replicated database's role, position and lag (docs/replication.md); null otherwise. */
+  replication: ReplicationStats | null;
 }
 
 /**
@@ -102,7 +105,11 @@ const workerStateNames = ['starting', 'running', 'stopped', 'crashed'] as const;
  * batch counters from the workers' control blocks, MVCC state from the MVCC block, and every
  * thread's operation and transaction counts from the thread counters.
  */
-export function collectStats(parts: DatabaseParts, leakedSnapshots: number): DatabaseStats {
+export function collectStats(
+  parts: DatabaseParts,
+  leakedSnapshots: number,
+  replication: ReplicationStats | null,
+): DatabaseStats {
   const { handle, versionedReaders, workerControls, mvcc } = parts;
   const counts = sumThreadCounters(parts.counters, handle.threadsMax, handle.partitions);
   const total = (cells: number[]) => cells.reduce((sum, count) => sum + count, 0);
@@ -145,5 +152,6 @@ export function collectStats(parts: DatabaseParts, leakedSnapshots: number): Dat
       leakedSnapshots,
       versionsRetained: versionedReaders.reduce((sum, reader) => sum + reader.versions.count, 0),
     },
+    replication,
   };
 }

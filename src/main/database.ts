@@ -1,3 +1,4 @@
+import type { Replication, ReplicationRole } from '../replication/replication-role.js';
 import {
   databaseStateOpen,
   kDatabaseState,
@@ -103,6 +104,8 @@ export class Database<K = Bytes, V = Bytes> {
   readonly #counts: ThreadCounterRow;
   /** How keys and values are stored (see api/encodings.ts); none by default. */
   #encodings: Encodings = noEncodings;
+  /** The replication of a database opened with the `replication` option (opener thread only). */
+  #replication: ReplicationRole | null = null;
 
   /** @internal Built by open() and attach(). */
   constructor(parts: DatabaseParts) {
@@ -134,6 +137,20 @@ export class Database<K = Bytes, V = Bytes> {
   useEncodings<K2, V2>(encodings: Encodings): Database<K2, V2> {
     this.#encodings = encodings;
     return this as unknown as Database<K2, V2>;
+  }
+
+  /** @internal Set once, by open(), for a replicated database. */
+  useReplication(role: ReplicationRole): void {
+    this.#replication = role;
+    this.#coordinator.setReplicatedCommit((shipped) => role.waitUntilShipped(shipped));
+  }
+
+  /**
+   * The replication of a database opened with the `replication` option, or null: its role, its
+   * position in the log, session waits and promotion (docs/replication.md).
+   */
+  get replication(): Replication | null {
+    return this.#replication;
   }
 
   /**
@@ -485,7 +502,7 @@ export class Database<K = Bytes, V = Bytes> {
 
   stats(): DatabaseStats {
     this.#assertOpen();
-    return collectStats(this.#parts, this.#snapshots.registry.leaked);
+    return collectStats(this.#parts, this.#snapshots.registry.leaked, this.#replication?.stats() ?? null);
   }
 
   /**
@@ -532,6 +549,13 @@ export class Database<K = Bytes, V = Bytes> {
    */
   share(): DatabaseHandle {
     this.#assertOpen();
+    if (this.#replication !== null) {
+      // Another thread's writes would reach the owners without the role's refusals and switches.
+      throw new LightningError(
+        'ERR_NOT_SUPPORTED',
+        'a replicated database is used from the thread that opened it; share() is not supported yet',
+      );
+    }
     return shareWithEncodings(this.#parts.handle, this.#encodings);
   }
 

@@ -1,5 +1,10 @@
 import type { PinWorkersMode } from '../numa/index.js';
 import {
+  type ReplicationOptions,
+  type ResolvedReplication,
+  resolveReplication,
+} from '../replication/replication-options.js';
+import {
   LightningError,
   pageSizeBytesDefault,
   pageSizeBytesMax,
@@ -9,7 +14,11 @@ import {
 } from '../shared-memory/index.js';
 import { type FailpointSpec, Failpoints } from '../workers/failpoints.js';
 
-export type Durability = 'sync' | 'relaxed' | 'none';
+/**
+ * 'replicated': 'sync', and a write is acknowledged only once the replication log's servers hold it
+ * too (the default, and the only mode, of a replicated database; see docs/replication.md).
+ */
+export type Durability = 'sync' | 'relaxed' | 'none' | 'replicated';
 
 export interface OpenOptions {
   /**
@@ -52,6 +61,12 @@ export interface OpenOptions {
    * this open sees the files as they were when it opened.
    */
   readOnly?: boolean;
+  /**
+   * Replicate through a NATS JetStream log (docs/replication.md): `open()` makes this database the
+   * leader (it takes the lease: ERR_LOCKED if another database leads the log), `openReplica()` a
+   * follower. Durability is then 'replicated'.
+   */
+  replication?: ReplicationOptions;
   /** Testing only: named fail-points in the owner workers, e.g. { 'owner.apply': 'crash-after:100' }. */
   failpoints?: FailpointSpec;
   /**
@@ -77,6 +92,7 @@ export interface ResolvedOptions {
   failpoints: FailpointSpec | undefined;
   fileLayer: string | undefined;
   readOnly: boolean;
+  replication: ResolvedReplication | null;
 }
 
 export const partitionsDefault = 16;
@@ -85,7 +101,7 @@ export const checkpointWalBytesDefault = 64 * 1024 * 1024;
 export const partitionsMax = 4096;
 export const threadsMaxDefault = 8;
 export const threadsMaxLimit = 64;
-const durabilities: readonly Durability[] = ['sync', 'relaxed', 'none'];
+const durabilities: readonly Durability[] = ['sync', 'relaxed', 'none', 'replicated'];
 const optionNames: readonly (keyof OpenOptions)[] = [
   'create',
   'partitions',
@@ -99,6 +115,7 @@ const optionNames: readonly (keyof OpenOptions)[] = [
   'partitionBytesMax',
   'threadsMax',
   'readOnly',
+  'replication',
   'failpoints',
 ];
 /** Accepted but left out of the documented list (see OpenOptions.fileLayer). */
@@ -123,10 +140,20 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
   if (typeof options !== 'object' || options === null || Array.isArray(options))
     throw bad('options must be an object');
   const o = options as OpenOptions;
-  const durability = o.durability ?? 'sync';
+  const replication = o.replication === undefined ? null : resolveReplication(o.replication);
+  const durability = o.durability ?? (replication === null ? 'sync' : 'replicated');
   if (!durabilities.includes(durability)) {
     throw bad(`durability must be one of ${durabilities.join(', ')}, got ${JSON.stringify(durability)}`);
   }
+  if ((durability === 'replicated') !== (replication !== null)) {
+    throw bad(
+      replication === null
+        ? "durability 'replicated' needs the replication option"
+        : `a replicated database's durability is 'replicated', not ${JSON.stringify(durability)}`,
+    );
+  }
+  if (replication !== null && o.readOnly === true)
+    throw bad('a replicated database cannot be opened readOnly');
   const workers = o.workers ?? 'auto';
   if (workers !== 'auto') integerIn(workers, 'workers', 1, 1024);
   const pinWorkers = o.pinWorkers ?? 'auto';
@@ -193,5 +220,6 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
     failpoints: o.failpoints,
     fileLayer: o.fileLayer,
     readOnly: o.readOnly ?? false,
+    replication,
   };
 }

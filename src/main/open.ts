@@ -37,6 +37,7 @@ import {
   resolveOpenOptions,
 } from './open-options.js';
 import { type OpenPhase, openPhaseClock } from './open-phases.js';
+import { type StartedReplication, startReplication } from './open-replication.js';
 import {
   explainOpenFailure,
   lockUnlessReadOnly,
@@ -65,7 +66,7 @@ import { transactionRingBytes, WriteChannel } from './write-channel.js';
  * with a different `partitions` is ERR_BAD_ARGUMENT. Each partition is recovered from its checkpoint and
  * write-ahead log before this resolves; damage other than a torn tail is ERR_CORRUPTION naming the file.
  */
-export async function open(path: string, options?: OpenOptions): Promise<Database> {
+export async function open(path: string, options?: OpenOptions, follow = false): Promise<Database> {
   if (typeof path !== 'string' || path.length === 0) {
     throw new LightningError('ERR_BAD_ARGUMENT', 'path must be a non-empty string');
   }
@@ -82,7 +83,7 @@ export async function open(path: string, options?: OpenOptions): Promise<Databas
     const releaseLock = await lockUnlessReadOnly(directory, resolved.readOnly);
     phase('directory-and-lock');
     try {
-      return await openLocked(directory, resolved, releaseLock, 'option', phase);
+      return await openLocked(directory, resolved, releaseLock, 'option', phase, follow);
     } catch (error) {
       await releaseLock();
       throw explainOpenFailure(error, directory);
@@ -103,6 +104,7 @@ async function openLocked(
   releaseLock: () => Promise<void>,
   readOnlyCause: ReadOnlyCause = 'option',
   phase: (phase: OpenPhase) => void = () => {},
+  follow = false,
 ): Promise<Database> {
   if (resolved.readOnly && (await readMetadata(directory)) === null) throw noDatabaseToRead(directory);
   // Every file the database needs is there and belongs to it, or nothing of a database is.
@@ -159,7 +161,10 @@ async function openLocked(
   try {
     router = await createPartitionRouter(partitions, partitionHash);
     // Decisions of two-phase commits a crash left in doubt: the owners resolve them while recovering.
-    committedTransactions = [...(await readCommittedTransactions(directory))];
+    // A replicated database presumes abort: the log decides what a leader that died mid-commit did
+    // (the log's records are applied once it follows; replication-role.ts).
+    committedTransactions =
+      resolved.replication === null ? [...(await readCommittedTransactions(directory))] : [];
     // Refuses an old log layout and names this run's logs.
     walRun = await startWalRun(directory);
     // A new database: its partitions' manifests first, its identity once it started (below).
@@ -287,7 +292,8 @@ async function openLocked(
     refuseWritesUntilSpace([...channels, ...transactionChannels], directory, databaseControl);
   else if (resolved.readOnly) refuseWrites([...channels, ...transactionChannels], directory);
   phase('settled');
-  return new Database({
+  let replication: StartedReplication | null = null;
+  const db = new Database({
     handle,
     router,
     versionedReaders: trees.map(
@@ -316,16 +322,41 @@ async function openLocked(
       tornTailBytes: tornTails.reduce((sum, torn) => sum + torn.bytesDropped, 0),
     },
     release: async () => {
+      await replication?.beforeOwnersStop();
       markClosed(databaseControl);
       const lockTakenLater = (await writableAgain?.stop()) ?? null;
       liveness.stop();
       await reclaimer.stop();
       await pool.stop();
+      await replication?.afterOwnersStop();
       releaseThreadSlot(databaseControl, claim);
       await releaseLock();
       await lockTakenLater?.();
     },
   });
+  if (resolved.replication !== null) {
+    try {
+      replication = await startReplication({
+        directory,
+        options: resolved.replication,
+        lead: !follow,
+        db,
+        pool,
+        databaseControl,
+        threadsMax: resolved.threadsMax,
+        rings,
+        controls,
+        keepAlive,
+        partitionWorkers,
+        userChannels: [...channels, ...transactionChannels],
+      });
+    } catch (error) {
+      await db.close();
+      throw error;
+    }
+    db.useReplication(replication.role);
+  }
+  return db;
 }
 
 function markClosed(databaseControl: Int32Array): void {

@@ -7,7 +7,7 @@ import {
   kWorkerSleeping,
   LightningError,
 } from '../shared-memory/index.js';
-import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
+import { type MvccState, txFree } from '../shared-memory/mvcc/mvcc-state.js';
 import { type BatchEntry, operationDel, operationPut } from '../shared-memory/ring/operation-codec.js';
 import {
   isolationSerializable,
@@ -83,6 +83,8 @@ export class TransactionCoordinator {
   readonly stats: TransactionStats;
   /** Status references of committed transactions whose decisions are in the decision log. */
   #logged: number[] = [];
+  /** Set on a replicated database's leader: see setReplicatedCommit. */
+  #replicatedCommit: ((shipped: () => boolean) => Promise<void>) | null = null;
 
   constructor(parts: CoordinatorParts) {
     this.#parts = parts;
@@ -268,8 +270,20 @@ export class TransactionCoordinator {
     }
     this.#wakeParticipants(parts);
     if (failure !== null) throw failure;
+    if (committed && this.#replicatedCommit !== null) {
+      await this.#replicatedCommit(() => mvcc.transactionState(reference) === txFree);
+    }
     if (committed) await this.#trimDecisionLog();
     return committed;
+  }
+
+  /**
+   * Replication: a cross-partition commit is acknowledged only once every participant's decision
+   * record is in the replication log (each participant frees the status entry after its log took
+   * the record, which the leader ships first). `gate` waits for `shipped()` or throws.
+   */
+  setReplicatedCommit(gate: (shipped: () => boolean) => Promise<void>): void {
+    this.#replicatedCommit = gate;
   }
 
   #wakeParticipants(parts: Map<number, TransactionPart>): void {

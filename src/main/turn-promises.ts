@@ -2,11 +2,13 @@ import { assert } from '../shared-memory/assert.js';
 import { LightningError } from '../shared-memory/index.js';
 import {
   statusConflict,
+  statusDeposed,
   statusDiskFull,
   statusDiskQuota,
   statusOk,
   statusPartitionFull,
   statusReadOnlyFileSystem,
+  statusReplicationFailed,
 } from '../shared-memory/ring/ring-layout.js';
 
 /**
@@ -189,6 +191,19 @@ function statusError(
     return new LightningError(
       'ERR_PARTITION_FULL',
       `the key's partition cannot hold this write${detail}; delete data or reopen with a larger partitionBytesMax${shared}`,
+    );
+  }
+  if (status === statusDeposed) {
+    return new LightningError(
+      'ERR_DEPOSED',
+      `this database no longer leads its replication log; nothing of the write was applied${shared}`,
+    );
+  }
+  if (status === statusReplicationFailed) {
+    return new LightningError(
+      'ERR_REPLICATION',
+      'the replication log did not acknowledge the write in time; it was not applied here, and the ' +
+        `log may hold it (a follower would then apply it)${shared}`,
     );
   }
   const refusal = refusedErrno(status);

@@ -1,4 +1,4 @@
-import type { Worker } from 'node:worker_threads';
+import type { MessagePort, Worker } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import type { PinningDecision, WorkerPlan } from '../numa/index.js';
@@ -110,7 +110,8 @@ export class WorkerPool {
             worker.api.start({
               workerIndex: planned.index,
               path,
-              durability: options.durability,
+              // A replicated database syncs its log as 'sync' does; the stream is the leader's business.
+              durability: options.durability === 'replicated' ? 'sync' : options.durability,
               partitionCount: partitions,
               checkpointWalBytes: options.checkpointWalBytes,
               syncIntervalMs: options.syncIntervalMs,
@@ -192,6 +193,21 @@ export class WorkerPool {
     } finally {
       if (!this.#stopping) for (const worker of this.#workers) worker.thread.unref();
     }
+  }
+
+  /**
+   * Replication: each worker ships its passes' records to its port before writing them (see
+   * workers/log-shipper.ts), or, with `null`, stops shipping. Ports are transferred.
+   */
+  async replicate(ports: (MessagePort | null)[] | null): Promise<void> {
+    await Promise.all(
+      this.#workers.map((worker, i) => {
+        const port = ports?.[i] ?? null;
+        const call =
+          port === null ? worker.api.replicate(null) : worker.api.replicate(Comlink.transfer(port, [port]));
+        return Promise.race([call, this.#exited(worker)]);
+      }),
+    );
   }
 
   /** Lets every worker apply what it was sent, then ends the threads. */

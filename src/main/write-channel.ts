@@ -132,10 +132,11 @@ export class WriteChannel {
 
   /**
    * Refuses every write with `refusal` for as long as `stillRefused()` says so, asked again at each
-   * write (nothing is pending: writes are refused from the start).
+   * write. Replaces an earlier refusal; a failure for good (fail()) stays. Writes already sent are
+   * not affected.
    */
   refuseWhile(refusal: LightningError, stillRefused: () => boolean): void {
-    if (this.#failure !== null) return;
+    if (this.#failure !== null && this.#stillRefused === null) return;
     this.#failure = refusal;
     this.#stillRefused = stillRefused;
   }

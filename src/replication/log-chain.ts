@@ -34,15 +34,39 @@ export class LogChain {
     return this.#lastTerm;
   }
 
-  /** Accepts the envelope stored at `streamSequence`, or throws ERR_CORRUPTION saying what breaks. */
-  accept(streamSequence: number, envelope: LogEnvelope): void {
+  /**
+   * Whether the envelope's records were applied already: a follower resuming from the position its
+   * partitions recorded reads again the messages after the oldest of them, and skips what each
+   * partition has. A batch that straddles the partition's position (some of it applied, some not)
+   * cannot come from one leader's log: ERR_CORRUPTION.
+   */
+  applied(streamSequence: number, envelope: LogEnvelope): boolean {
+    const last = this.lastSequenceOf(envelope.partition);
+    if (envelope.lastSequence <= last) return true;
+    if (envelope.previousSequence < last) {
+      throw new LightningError(
+        'ERR_CORRUPTION',
+        `replication log at stream sequence ${streamSequence}: partition ${envelope.partition}'s batch ` +
+          `${envelope.firstSequence}..${envelope.lastSequence} straddles its applied sequence ${last}`,
+      );
+    }
+    return false;
+  }
+
+  /**
+   * Accepts the envelope stored at `streamSequence`, or throws ERR_CORRUPTION saying what breaks.
+   * `sameMessage`: it follows another envelope of the same message, at the same stream sequence.
+   */
+  accept(streamSequence: number, envelope: LogEnvelope, sameMessage = false): void {
     const fail = (why: string): never => {
       throw new LightningError(
         'ERR_CORRUPTION',
         `replication log at stream sequence ${streamSequence}: ${why}`,
       );
     };
-    if (!(streamSequence > this.#lastStreamSequence)) {
+    if (
+      sameMessage ? streamSequence !== this.#lastStreamSequence : !(streamSequence > this.#lastStreamSequence)
+    ) {
       fail(`does not follow stream sequence ${this.#lastStreamSequence}`);
     }
     if (envelope.term < this.#lastTerm) {
@@ -61,5 +85,11 @@ export class LogChain {
     this.#lastSequenceOf.set(envelope.partition, envelope.lastSequence);
     this.#lastStreamSequence = streamSequence;
     this.#lastTerm = envelope.term;
+  }
+
+  /** Moves the position past a message all of whose envelopes were applied before (see `applied`). */
+  pass(streamSequence: number, term: number): void {
+    if (streamSequence > this.#lastStreamSequence) this.#lastStreamSequence = streamSequence;
+    if (term > this.#lastTerm) this.#lastTerm = term;
   }
 }

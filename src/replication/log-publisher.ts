@@ -2,6 +2,7 @@ import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstre
 import { assert } from '../shared-memory/assert.js';
 import { LightningError } from '../shared-memory/errors.js';
 import { encodeLogEnvelope, envelopeMessageId, type LogEnvelope } from './log-envelope.js';
+import { encodeLogMessage, logMessageId } from './log-message.js';
 import type { LogStream } from './log-stream.js';
 import {
   isClosedConnection,
@@ -133,14 +134,30 @@ export class LogPublisher {
     // Encoded now, so a bad envelope rejects at once rather than after the publishes before it.
     const bytes = encodeLogEnvelope(full);
     const messageId = envelopeMessageId(full);
-    const result = this.#tail.then(() => this.#publishNow(bytes, messageId));
+    return this.#enqueue(() => this.#publishNow(bytes, () => messageId));
+  }
+
+  /**
+   * Publishes several envelopes (of different partitions, or consecutive batches of one) as one
+   * message (log-message.ts): one fenced round trip for all. Settles as `publish` does.
+   */
+  publishMessage(envelopes: readonly Envelope[]): Promise<PublishReceipt> {
+    const bytes = encodeLogMessage(envelopes.map((envelope) => ({ ...envelope, term: this.term })));
+    return this.#enqueue(() =>
+      this.#publishNow(bytes, (expected) => logMessageId(this.term, expected, bytes)),
+    );
+  }
+
+  #enqueue(publish: () => Promise<PublishReceipt>): Promise<PublishReceipt> {
+    const result = this.#tail.then(publish);
     this.#tail = result.catch(() => {});
     return result;
   }
 
-  async #publishNow(bytes: Uint8Array, messageId: string): Promise<PublishReceipt> {
+  async #publishNow(bytes: Uint8Array, idFor: (expected: number) => string): Promise<PublishReceipt> {
     if (this.#deposed !== undefined) throw this.#deposed;
     const expected = this.#lastSequence;
+    const messageId = idFor(expected);
     const deadline = Date.now() + this.#retryMs;
     for (let attempt = 1; ; attempt++) {
       let ack: PubAck;

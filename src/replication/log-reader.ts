@@ -6,7 +6,8 @@ import {
 } from '@nats-io/jetstream';
 import { LightningError } from '../shared-memory/errors.js';
 import { LogChain } from './log-chain.js';
-import { decodeLogEnvelope, type LogEnvelope } from './log-envelope.js';
+import type { LogEnvelope } from './log-envelope.js';
+import { decodeLogMessage } from './log-message.js';
 import type { LogStream } from './log-stream.js';
 import { isClosedConnection, replicationError } from './nats-errors.js';
 import { publishRetryMsDefault } from './replication-limits.js';
@@ -45,12 +46,26 @@ export interface LogReaderOptions {
   batchMessages?: number;
   /** How long to keep trying to start reading while the stream has no leader: 60 s unless told. */
   retryMs?: number;
+  /**
+   * Skip, without yielding, envelopes each partition has already (their last sequence is at or below
+   * the partition's in `partitions`): a follower resuming from positions its partitions recorded at
+   * different points of the log. Off: such an envelope breaks the chain (ERR_CORRUPTION).
+   */
+  skipApplied?: boolean;
+  /** Told of a message whose every envelope was skipped: the reader's position moved past it. */
+  onPassed?: (streamSequence: number) => void;
 }
 
 /** One envelope as read, with where it is in the stream. */
 export interface LogEntry {
   readonly streamSequence: number;
   readonly envelope: LogEnvelope;
+  /** The last envelope of its message: once it is applied, the follower is at `streamSequence`. */
+  readonly lastOfMessage: boolean;
+  /** When the stream stored the message (the server's clock), in ms since the epoch. */
+  readonly storedAtMs: number;
+  /** Messages the stream held after this one when it was delivered: the follower's lag. */
+  readonly pending: number;
 }
 
 /** A reading in progress: its entries, the chain it checks (its position), how often it restarted. */
@@ -106,6 +121,8 @@ async function* entries(
     };
     const stop = (): void => void messages.stop();
     signal?.addEventListener('abort', stop, { once: true });
+    // Aborted while the consumer was being created: the event has fired already.
+    if (signal?.aborted) stop();
     void (async () => {
       for await (const status of messages.status()) if (status.type === 'heartbeats_missed') return restart();
     })().catch(() => {});
@@ -130,9 +147,22 @@ async function* entries(
       for await (const message of messages) {
         if (stalled) break;
         lastSignOfLifeMs = Date.now();
-        const envelope = decodeLogEnvelope(message.data, `${stream.name} stream sequence ${message.seq}`);
-        chain.accept(message.seq, envelope);
-        yield { streamSequence: message.seq, envelope };
+        const where = `${stream.name} stream sequence ${message.seq}`;
+        const envelopes = decodeLogMessage(message.data, where);
+        const storedAtMs = message.info.timestampNanos / 1e6;
+        const pending = message.info.pending;
+        const fresh = options.skipApplied
+          ? envelopes.filter((envelope) => !chain.applied(message.seq, envelope))
+          : envelopes;
+        if (fresh.length === 0) {
+          chain.pass(message.seq, envelopes[envelopes.length - 1]!.term);
+          options.onPassed?.(message.seq);
+        }
+        for (let i = 0; i < fresh.length; i++) {
+          chain.accept(message.seq, fresh[i]!, i > 0);
+          const lastOfMessage = i === fresh.length - 1;
+          yield { streamSequence: message.seq, envelope: fresh[i]!, lastOfMessage, storedAtMs, pending };
+        }
         if (signal?.aborted) return;
       }
     } finally {

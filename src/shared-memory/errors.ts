@@ -22,6 +22,7 @@ export type LightningErrorCode =
   | 'ERR_READ_ONLY'
   | 'ERR_DEPOSED'
   | 'ERR_REPLICATION'
+  | 'ERR_NOT_LEADER'
   | 'ERR_INTERNAL';
 
 export class LightningError extends Error {

@@ -14,14 +14,17 @@ import {
   kRingResetRequest,
   recordTypeFragment,
   statusConflict,
+  statusDeposed,
   statusPartitionFull,
+  statusReplicationFailed,
 } from '../shared-memory/ring/ring-layout.js';
 import { storageCondition } from '../storage/storage-errors.js';
 import { flushOwnerLogs, type PartitionLog } from '../storage/wal/index.js';
 import type { Failpoints } from './failpoints.js';
+import type { LogShipper } from './log-shipper.js';
 import { OperationApplier } from './operation-applier.js';
 import { observeLogs, recordBatch } from './owner-metrics.js';
-import { markPass, rollBackPass } from './pass-rollback.js';
+import { markPass, refusalStatus, rollBackPass } from './pass-rollback.js';
 import type { VersionedPartition } from './versioned-partition.js';
 
 export type DurabilityMode = 'sync' | 'relaxed' | 'none';
@@ -82,6 +85,8 @@ export class OwnerLoop {
   readonly #plainRings: number;
   #stopping = false;
   #finished: Promise<void> | null = null;
+  /** Set while this database leads a replication log: each pass's records go to the stream first. */
+  #shipper: LogShipper | null = null;
 
   constructor(
     partitions: Map<number, OwnedPartition>,
@@ -108,6 +113,15 @@ export class OwnerLoop {
 
   start(): void {
     this.#finished = this.#run();
+  }
+
+  /**
+   * Starts (or, with null, stops) shipping each pass's records to the replication log before they
+   * are written here. Takes effect at the next pass.
+   */
+  setShipper(shipper: LogShipper | null): void {
+    this.#shipper?.close();
+    this.#shipper = shipper;
   }
 
   /** Stops after applying everything already appended; resolves when the last batch is complete. */
@@ -251,6 +265,22 @@ export class OwnerLoop {
     // a decision may be made durable only once every prepare is, or presumed abort could keep half of
     // a transaction after a power loss.
     const sync = this.#durability === 'sync' || this.#applier.passNeedsSync;
+    const passes = (): { consumer: RingConsumer; fromSeq: number; toSeq: number }[] =>
+      finished.map((r) => ({
+        consumer: consumers[r]!,
+        fromSeq: startSeqs[r]!,
+        toSeq: this.#completedSeqs[r]!,
+      }));
+    const shipper = this.#shipper;
+    if (shipper !== null) {
+      // Replicated: the stream takes the records first; refused there, they never reach this log.
+      const refused = await this.#ship(shipper, touched);
+      if (refused !== null) {
+        rollBackPass(marks, this.#applier, passes(), refused);
+        for (const r of finished) consumers[r]!.complete(this.#completedSeqs[r]!);
+        return total;
+      }
+    }
     try {
       await this.#failpoints.pause('owner.before-sync');
       await flushOwnerLogs(touched, sync);
@@ -265,12 +295,9 @@ export class OwnerLoop {
       }
       // The disk is full or read-only: an operating condition. The writer dropped the batch; undo
       // the rest of the pass and refuse its writes, and keep serving (the next pass tries again).
-      const passes = finished.map((r) => ({
-        consumer: consumers[r]!,
-        fromSeq: startSeqs[r]!,
-        toSeq: this.#completedSeqs[r]!,
-      }));
-      rollBackPass(marks, this.#applier, passes, errno);
+      rollBackPass(marks, this.#applier, passes(), refusalStatus(errno));
+      // The stream has what this log refused: this database no longer holds what it leads.
+      shipper?.diverged(`the owner's log refused records the replication log holds (${errno})`);
       for (const r of finished) consumers[r]!.complete(this.#completedSeqs[r]!);
       return total;
     }
@@ -291,6 +318,23 @@ export class OwnerLoop {
     recordBatch(control, total);
     for (const r of finished) consumers[r]!.complete(this.#completedSeqs[r]!);
     return total;
+  }
+
+  /**
+   * Ships the pass's records (every log it touched holds them unflushed) and waits for the stream.
+   * Returns null once the stream holds them, or the status to refuse the pass with; then the records
+   * are dropped from the logs, as if never appended.
+   */
+  async #ship(shipper: LogShipper, touched: Set<PartitionLog>): Promise<number | null> {
+    const writers = new Set([...touched].map((log) => log.writer));
+    for (const writer of writers) {
+      if (writer.pendingBytes === 0) continue;
+      const reply = await shipper.ship(writer.copyPending());
+      if (reply.ok) continue;
+      for (const dropped of writers) dropped.discardPending();
+      return reply.code === 'ERR_DEPOSED' ? statusDeposed : statusReplicationFailed;
+    }
+    return null;
   }
 
   /**

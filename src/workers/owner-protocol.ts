@@ -1,3 +1,4 @@
+import type { MessagePort } from 'node:worker_threads';
 import type { PinningDecision, ThreadPlacement } from '../numa/index.js';
 import type { TreeHandle } from '../shared-memory/index.js';
 import type { LogPosition } from '../storage/checkpoint/index.js';
@@ -81,6 +82,11 @@ export interface OwnerApi {
   becomeWritable(walEpoch: number): Promise<void>;
   /** Checkpoints every partition of this worker; resolves with what was written. */
   checkpoint(): Promise<CheckpointResult[]>;
+  /**
+   * Replication: from the next pass, ship each pass's records to `port` and wait for its answer
+   * before writing them (workers/log-shipper.ts); with null, stop shipping.
+   */
+  replicate(port: MessagePort | null): Promise<void>;
   /** Applies everything already appended, stops the loop, and resolves when done. */
   shutdown(): Promise<void>;
 }

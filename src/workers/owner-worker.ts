@@ -4,7 +4,7 @@
  * shut down. Only this thread ever writes its partitions' trees.
  */
 
-import { parentPort } from 'node:worker_threads';
+import { type MessagePort, parentPort } from 'node:worker_threads';
 import * as Comlink from 'comlink';
 import nodeEndpoint from 'comlink/dist/esm/node-adapter.mjs';
 import { placeCurrentThread } from '../numa/index.js';
@@ -33,6 +33,7 @@ import {
 import { CheckpointScheduler } from './checkpoint-scheduler.js';
 import { recordClosingMarks, recordRecoveredMarks } from './durable-marks.js';
 import { Failpoints } from './failpoints.js';
+import { LogShipper } from './log-shipper.js';
 import { type OwnedPartition, OwnerLoop } from './owner-loop.js';
 import { checkpointRecorder } from './owner-metrics.js';
 import type { OwnerApi, OwnerConfig, OwnerStarted } from './owner-protocol.js';
@@ -127,6 +128,11 @@ const api: OwnerApi = {
       // The previous checkpoint and its manifest stay in place; the log still holds every write.
       rethrowStorageCondition(error, 'writing a checkpoint', 'the previous checkpoint is kept');
     }
+  },
+
+  async replicate(port: MessagePort | null): Promise<void> {
+    if (loop === null) throw new Error('owner worker not started');
+    loop.setShipper(port === null ? null : new LogShipper(port));
   },
 
   async shutdown(): Promise<void> {

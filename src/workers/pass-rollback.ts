@@ -47,11 +47,10 @@ export function rollBackPass(
   marks: PassMarks,
   applier: OperationApplier,
   rings: readonly RingPass[],
-  errno: StorageConditionErrno,
+  refused: number,
 ): void {
   for (const [log, mark] of marks) log.rollBack(mark);
   applier.rollBackPass();
-  const refused = refusalStatus(errno);
   for (const { consumer, fromSeq, toSeq } of rings) {
     for (let seq = (fromSeq + 1) | 0; seq !== ((toSeq + 1) | 0); seq = (seq + 1) | 0) {
       if (consumer.statusOf(seq) === statusOk) consumer.setStatus(seq, refused);

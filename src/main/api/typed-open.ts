@@ -1,3 +1,5 @@
+import type { ReplicationOptions } from '../../replication/replication-options.js';
+import { LightningError } from '../../shared-memory/errors.js';
 import { attach as attachDatabase } from '../attach.js';
 import type { Database } from '../database.js';
 import { assertDatabaseHandle } from '../database-handle.js';
@@ -24,6 +26,29 @@ export function open(path: string, options?: OpenOptions): Promise<Database>;
 export async function open(path: string, options?: unknown): Promise<unknown> {
   const { encodings, rest } = await splitOptions(options);
   const db = await openDatabase(path, rest);
+  return db.useEncodings(encodings);
+}
+
+/**
+ * Opens (creating if needed) the database in `path` as a follower of the replication log that
+ * `options.replication` names (docs/replication.md): it applies the leader's writes as they come,
+ * serves reads like any database, refuses writes (ERR_NOT_LEADER) until `db.replication.promote()`.
+ * A new, empty directory starts from the log's beginning; a restored backup from its position.
+ */
+export function openReplica<K = Bytes, V = Bytes>(
+  path: string,
+  options: OpenOptions & EncodingOptions<K, V> & { replication: ReplicationOptions },
+): Promise<Database<K, V>>;
+export function openReplica(
+  path: string,
+  options: OpenOptions & { replication: ReplicationOptions },
+): Promise<Database>;
+export async function openReplica(path: string, options: unknown): Promise<unknown> {
+  const { encodings, rest } = await splitOptions(options);
+  if (rest?.replication === undefined) {
+    throw new LightningError('ERR_BAD_ARGUMENT', 'openReplica needs the replication option');
+  }
+  const db = await openDatabase(path, rest, true);
   return db.useEncodings(encodings);
 }
 

@@ -28,7 +28,8 @@ export const storeKeyBytesMax = keyBytesMax - storePrefixBytes;
 /** The catalog's store id: its keys are the region prefix, 00 00, then a store's name. */
 export const catalogStoreId = 0;
 /** Store ids go from 1 to this; they are never reused. */
-export const storeIdMax = 0xffff;
+/** Id 0xFFFF is not given to any store: its region holds replication positions (replication/replica-position.ts). */
+export const storeIdMax = 0xfffe;
 
 /**
  * Throws ERR_BAD_ARGUMENT if `key` lies in the store region. Callers test the first byte before

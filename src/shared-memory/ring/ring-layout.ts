@@ -72,3 +72,10 @@ export const statusConflict = 3;
 export const statusDiskFull = 4;
 export const statusDiskQuota = 5;
 export const statusReadOnlyFileSystem = 6;
+/** Replication: this database lost its leadership; the write was not applied anywhere. */
+export const statusDeposed = 7;
+/**
+ * Replication: the stream did not acknowledge the write in time. It was not applied here; the
+ * stream may hold it (a follower, and this database once it catches up, would then apply it).
+ */
+export const statusReplicationFailed = 8;

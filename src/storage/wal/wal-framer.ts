@@ -117,6 +117,18 @@ export class RecordFramer {
     return batch;
   }
 
+  /** The records framed and not yet taken, as a copy (the replication leader ships them). */
+  copyPending(): Uint8Array {
+    return Uint8Array.prototype.slice.call(this.#buffer, 0, this.#bytes);
+  }
+
+  /** Forgets every record framed and not yet taken (their LSNs are rolled back by their callers). */
+  discardPending(): void {
+    this.#bytes = 0;
+    this.#records = 0;
+    this.#lastLsns = new Map();
+  }
+
   /** Gives back a taken buffer once its write finished, so the next batch reuses it. */
   recycle(buffer: Buffer): void {
     if (buffer.length <= framedBytesRetainMax) this.#spare = buffer;

@@ -199,6 +199,23 @@ export class WalWriter {
     };
   }
 
+  /**
+   * A copy of the records appended and not yet handed to a flush, framed as the log holds them
+   * (wal-format.ts): what a replication leader publishes before it writes them.
+   */
+  copyPending(): Uint8Array {
+    return this.#framer.copyPending();
+  }
+
+  /**
+   * Forgets the records appended since the last flush: the replication log refused them, so they
+   * must never reach this log either. The caller rolls back its partitions' LSNs (PartitionLog).
+   */
+  discardPending(): void {
+    this.#throwIfUnusable();
+    this.#framer.discardPending();
+  }
+
   /** Bytes appended and not yet handed to a flush. */
   get pendingBytes(): number {
     return this.#framer.pendingBytes;

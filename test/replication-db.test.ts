@@ -18,8 +18,7 @@ import {
   runTransactions,
   useDirectories,
 } from './replication/replicated-db.js';
-import { within } from './support/async.js';
-import { stepMs, useNatsCluster } from './support/nats-log.js';
+import { stepMs, until, useNatsCluster } from './support/nats-log.js';
 import { mulberry32, seedFromEnv } from './support/seeded-random.js';
 
 const seed = seedFromEnv(randomInt(2 ** 32));
@@ -140,14 +139,10 @@ describe('a replicated database', () => {
       await nats.cluster.restart(victim);
       const end = leader.replication!.position();
       let onVictim: number | undefined;
-      await within(
-        (async () => {
-          while ((onVictim = await nats.cluster.streamLastSequenceOn(victim, 'NODEKILL')) !== end)
-            await new Promise((resolve) => setTimeout(resolve, 100));
-        })(),
-        stepMs,
-        `node ${victim} catching up to ${end}`,
-      );
+      await until(`node ${victim} catching up to ${end}`, async () => {
+        onVictim = await nats.cluster.streamLastSequenceOn(victim, 'NODEKILL');
+        return onVictim === end;
+      });
       expect(onVictim).toBe(end);
       await closeAll(follower, leader);
     },

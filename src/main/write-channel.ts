@@ -69,9 +69,14 @@ export class WriteChannel {
   #turnOpen = false;
   #waitingForCompletion = false;
   #waitingForSpace = false;
+  /** Set for good: the owner died or the database closed. Every write, sent or new, gets it. */
   #failure: LightningError | null = null;
-  /** While `#failure` is a refusal that lifts (a database opened on a full disk): whether it still holds. */
-  #stillRefused: (() => boolean) | null = null;
+  /**
+   * A refusal of new writes that lifts once `stillRefused()` says so (a database opened on a full
+   * disk, a replica, a deposed leader). Writes already sent settle as the owner completes them: a
+   * refusal must never stop the completions from being read, or they would never settle.
+   */
+  #refusal: { readonly error: LightningError; readonly stillRefused: () => boolean } | null = null;
   #drainWaiters: (() => void)[] = [];
 
   /** `logDirectory`: the owners' log directory, named by the errors of writes the disk refused. */
@@ -119,9 +124,7 @@ export class WriteChannel {
 
   /** Fails every pending operation (the owner died or the database closed). */
   fail(error: LightningError): void {
-    // A failure for good replaces a refusal that would have lifted.
-    if (this.#failure === null || this.#stillRefused !== null) this.#failure = error;
-    this.#stillRefused = null;
+    this.#failure ??= error;
     const hadPending = this.pending > 0;
     this.#inFlight = 0;
     this.#backlog = [];
@@ -132,13 +135,11 @@ export class WriteChannel {
 
   /**
    * Refuses every write with `refusal` for as long as `stillRefused()` says so, asked again at each
-   * write. Replaces an earlier refusal; a failure for good (fail()) stays. Writes already sent are
-   * not affected.
+   * write. Replaces an earlier refusal; a failure for good (fail()) comes first. Writes already sent
+   * are not affected: they settle as their owner completes them.
    */
   refuseWhile(refusal: LightningError, stillRefused: () => boolean): void {
-    if (this.#failure !== null && this.#stillRefused === null) return;
-    this.#failure = refusal;
-    this.#stillRefused = stillRefused;
+    this.#refusal = { error: refusal, stillRefused };
   }
 
   #send(
@@ -150,12 +151,10 @@ export class WriteChannel {
     entries: BatchEntry[] | null,
     part: TransactionPart | null,
   ): Promise<void> {
-    if (this.#stillRefused !== null && !this.#stillRefused()) {
-      this.#failure = null;
-      this.#stillRefused = null;
-    }
+    if (this.#refusal !== null && !this.#refusal.stillRefused()) this.#refusal = null;
     if (this.#failure === null) this.#checkWorkerAlive();
     if (this.#failure !== null) return Promise.reject(this.#failure);
+    if (this.#refusal !== null) return Promise.reject(this.#refusal.error);
     if (bytes > operationBytesMax) return Promise.reject(tooLargeForTheLog(bytes, part !== null));
     if (this.pending === 0) this.#keepAlive.hold();
     // Puts and deletes share their turn's promise; batches and transaction parts need their own.

@@ -5,6 +5,7 @@ import type { LeaseBucket } from './lease-bucket.js';
 import { decodeLeaseValue, encodeLeaseValue, validateHolder } from './lease-value.js';
 import { isWrongLastSequence, replicationError } from './nats-errors.js';
 import {
+  leaseAttemptFraction,
   leaseKeyDefault,
   leaseMarginFraction,
   leaseRenewFraction,
@@ -227,7 +228,10 @@ export class LeaderLease {
     if (this.#renewing || !this.isHeld()) return;
     this.#renewing = true;
     const sentAtMs = this.#clock();
-    const timeoutMs = Math.max(1, Math.floor(this.#heldUntilMs - sentAtMs));
+    const timeoutMs = Math.max(
+      1,
+      Math.floor(Math.min(this.#heldUntilMs - sentAtMs, this.#bucket.ttlMs * leaseAttemptFraction)),
+    );
     try {
       const value = encodeLeaseValue({ holder: this.holder, term: this.term });
       const revision = await this.#bucket.kv.update(this.key, value, this.#revision, timeoutMs);
@@ -245,7 +249,7 @@ export class LeaderLease {
       this.#scheduleRenewal(this.#bucket.ttlMs * leaseRenewFraction);
     } catch (error) {
       if (isWrongLastSequence(error)) {
-        this.#lose('another holder took the lease over', error);
+        await this.#afterRevisionMismatch(error);
       } else if (this.isHeld()) {
         // A timeout or a lost connection: retry until the lease lapses (the lapse timer reports it).
         this.#scheduleRenewal(this.#bucket.ttlMs * leaseRetryFraction);
@@ -253,6 +257,33 @@ export class LeaderLease {
     } finally {
       this.#renewing = false;
     }
+  }
+
+  /**
+   * A renewal found the entry at another revision. An earlier attempt whose answer was lost (a
+   * timeout, a dropped connection) may have landed: if the entry still names this holder and term,
+   * it is ours at a newer revision. Adopting it does not extend the deadline (when that write was
+   * stored is unknown); the next renewal, sent at once, does. Anything else is a takeover.
+   */
+  async #afterRevisionMismatch(error: unknown): Promise<void> {
+    let current: LeaseState | undefined;
+    try {
+      current = await readLeaderLease(this.#bucket, this.key);
+    } catch {
+      if (this.isHeld()) this.#scheduleRenewal(this.#bucket.ttlMs * leaseRetryFraction);
+      return;
+    }
+    if (
+      current === undefined ||
+      current.holder !== this.holder ||
+      current.term !== this.term ||
+      current.revision <= this.#revision
+    ) {
+      this.#lose('another holder took the lease over', error);
+      return;
+    }
+    this.#revision = current.revision;
+    if (this.isHeld()) this.#scheduleRenewal(0);
   }
 
   async #deleteAt(revision: number): Promise<void> {

@@ -15,6 +15,12 @@ export const leaseRenewFraction = 1 / 4;
 export const leaseMarginFraction = 1 / 5;
 /** A failed renewal is retried this often (as a fraction of the TTL) until the lease lapses. */
 export const leaseRetryFraction = 1 / 16;
+/**
+ * How long one renewal attempt waits for its answer (a fraction of the TTL): an attempt sent on a
+ * connection that then drops gets no answer at all, and the next attempt must go out on the new
+ * connection well before the lease lapses.
+ */
+export const leaseAttemptFraction = 1 / 8;
 /** How often a candidate tries to take a lease over while its holder keeps it (a fraction of the TTL). */
 export const leasePollFraction = 1 / 8;
 /** The KV key of the leader lease in its bucket, unless told otherwise. */
@@ -34,6 +40,10 @@ export const publishAttemptMsDefault = 5_000;
 
 assert(leaseRenewFraction * 3 < 1 - leaseMarginFraction, 'a lease must fit three renewals before it lapses');
 assert(leaseRetryFraction < leaseRenewFraction, 'renewal retries must be quicker than renewals');
+assert(
+  leaseRenewFraction + 2 * (leaseAttemptFraction + leaseRetryFraction) < 1 - leaseMarginFraction,
+  'a failed renewal must leave room for two more attempts before the lease lapses',
+);
 assert(leaseTtlMsMin * leaseRetryFraction >= 50, 'the shortest lease must leave room for a retry');
 assert(publishAttemptMsDefault * 2 <= publishRetryMsDefault, 'a publish must get several attempts');
 assert(publishRetryMsDefault < duplicateWindowMs, 'retries must end inside the duplicate window');

@@ -6,7 +6,7 @@
  */
 import { type JetStreamClient, type JetStreamManager, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { afterAll, beforeAll, expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import type { LogEnvelope } from '../../src/replication/log-envelope.js';
 import { type LogEntry, readLog } from '../../src/replication/log-reader.js';
 import type { LogStream } from '../../src/replication/log-stream.js';
@@ -25,7 +25,8 @@ export interface NatsContext {
 }
 
 /**
- * Starts a 3-server cluster and connects to it before the file's tests; closes both after them. The
+ * Starts a 3-server cluster and connects to it before the file's tests (restarting any server a test
+ * left down after it); closes both after them. The
  * returned object is filled in by `beforeAll`: read its fields inside tests only.
  */
 export function useNatsCluster(clientName: string): NatsContext {
@@ -39,6 +40,12 @@ export function useNatsCluster(clientName: string): NatsContext {
     });
     context.js = jetstream(context.nc);
     context.jsm = await jetstreamManager(context.nc);
+  });
+  // A test that failed half way may leave a server down: the next test starts with all three.
+  afterEach(async () => {
+    for (const node of context.cluster?.nodes ?? []) {
+      if (node.state !== 'running') await context.cluster.restart(node.index);
+    }
   });
   afterAll(async () => {
     await context.nc?.close().catch(() => {});

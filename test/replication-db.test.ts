@@ -6,8 +6,9 @@
  * operations, and the times printed are figures, never asserted.
  */
 import { randomInt } from 'node:crypto';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import type { Database } from '../src/index.js';
+import { type Database, restore } from '../src/index.js';
 import {
   caughtUp,
   digest,
@@ -111,6 +112,43 @@ describe('a replicated database', () => {
       ).toBe('ERR_REPLICATION');
       expect(await rejectionCode(follower.replication!.waitForPosition(-1))).toBe('ERR_BAD_ARGUMENT');
       await closeAll(follower, leader);
+    },
+    testMs,
+  );
+
+  it(
+    'a follower restored from another follower’s backup applies the log from the backup’s positions',
+    async () => {
+      const random = mulberry32(seed + 2);
+      const target = { servers: nats.cluster.servers, stream: 'BOOTSTRAP' };
+      const leader = await leaderAt(await directory(), target, 'leader');
+      const source = await followerAt(await directory(), target, 'source');
+      await runTransactions(leader, random, 300, { concurrency: 8, keySpace: 400, tag: 'a' });
+      await caughtUp(source, leader);
+      const backupDir = join(await directory(), 'backup');
+      await source.backup(backupDir);
+      const backedUpAt = source.replication!.position();
+      await runTransactions(leader, random, 300, { concurrency: 8, keySpace: 400, tag: 'b' });
+      const restoredDir = join(await directory(), 'restored');
+      await restore(backupDir, restoredDir);
+      const restored = await followerAt(restoredDir, target, 'restored');
+      const fresh = await followerAt(await directory(), target, 'fresh');
+      await caughtUp(restored, leader);
+      await caughtUp(fresh, leader);
+      const expected = digest(leader);
+      expect(digest(restored)).toEqual(expected);
+      expect(digest(fresh)).toEqual(expected);
+      // The restored follower skipped what its backup held: it applied fewer envelopes than one that
+      // read the whole log.
+      const appliedByRestored = restored.stats().replication!.envelopesApplied;
+      const appliedByFresh = fresh.stats().replication!.envelopesApplied;
+      console.log(
+        `bootstrap: backup at position ${backedUpAt} of ${leader.replication!.position()}; the restored ` +
+          `follower applied ${appliedByRestored} envelopes, a fresh one ${appliedByFresh}`,
+      );
+      expect(appliedByRestored).toBeLessThan(appliedByFresh);
+      expect(restored.stats().replication!.failure).toBeNull();
+      await closeAll(fresh, restored, source, leader);
     },
     testMs,
   );

@@ -52,6 +52,13 @@ export function resolveReplication(options: unknown): ResolvedReplication {
   ) {
     throw bad('servers must be a non-empty string or array of strings');
   }
+  for (const server of servers) {
+    // The client takes "host:port" or a nats:// (or tls://, ws://) URL: refuse anything else now
+    // rather than as a connection failure.
+    if (!URL.canParse(server.includes('://') ? server : `nats://${server}`)) {
+      throw bad(`servers: ${JSON.stringify(server)} is not a server address (host:port or nats://host:port)`);
+    }
+  }
   if (typeof o.stream !== 'string' || !/^[A-Za-z0-9_-]{1,48}$/.test(o.stream)) {
     throw bad(`stream must be 1 to 48 letters, digits, '-' or '_', got ${JSON.stringify(o.stream)}`);
   }

@@ -200,14 +200,31 @@ function fakeBucket(ttlMs: number) {
     revision: number;
   }[] = [];
   let revision = 0;
+  /** What a read of the entry finds (a renewal that meets another revision reads it): none by default. */
+  let stored: { holder: string; term: number; revision: number } | null = null;
   const kv = {
     create: async () => ++revision,
     update: (_key: string, _value: Uint8Array, expected: number) =>
       new Promise<number>((resolve, reject) => pending.push({ resolve, reject, revision: expected })),
     delete: async () => {},
+    get: async () =>
+      stored === null
+        ? null
+        : {
+            operation: 'PUT',
+            revision: stored.revision,
+            value: encodeLeaseValue({ holder: stored.holder, term: stored.term }),
+          },
   };
   const bucket: LeaseBucket = { kv: kv as unknown as KV, name: 'fake', ttlMs };
-  return { bucket, pending, nextRevision: () => ++revision };
+  return {
+    bucket,
+    pending,
+    nextRevision: () => ++revision,
+    store: (entry: { holder: string; term: number; revision: number }) => {
+      stored = entry;
+    },
+  };
 }
 
 describe('leader lease timing (fake KV, driven clock)', () => {
@@ -257,7 +274,8 @@ describe('leader lease timing (fake KV, driven clock)', () => {
   });
 
   it('is lost at once when a renewal finds the entry rewritten by another holder', async () => {
-    const { bucket, pending } = fakeBucket(2_000);
+    const { bucket, pending, store } = fakeBucket(2_000);
+    store({ holder: 'b', term: 7, revision: 9 });
     const lease = await LeaderLease.acquire(bucket, { holder: 'a', clock: () => Date.now() });
     const lost = lease.whenLost();
     await vi.advanceTimersByTimeAsync(500);
@@ -270,6 +288,27 @@ describe('leader lease timing (fake KV, driven clock)', () => {
     const reason = await lost;
     expect(reason.code).toBe('ERR_DEPOSED');
     expect(reason.message).toContain('another holder');
+  });
+
+  it('adopts its own renewal that landed unseen, and renews again at once', async () => {
+    const { bucket, pending, store } = fakeBucket(1_600); // renew 400, retry 100, trust 1280
+    const lease = await LeaderLease.acquire(bucket, { holder: 'a', clock: () => Date.now() });
+    await vi.advanceTimersByTimeAsync(400);
+    // The first attempt is stored (revision 2) but its answer is lost; the retry meets revision 2.
+    store({ holder: 'a', term: 1, revision: 2 });
+    pending[0]!.reject(new Error('TimeoutError'));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(pending).toHaveLength(2);
+    pending[1]!.reject(
+      new JetStreamApiError({ code: 400, err_code: 10071, description: 'wrong last sequence: 2' }),
+    );
+    await vi.advanceTimersByTimeAsync(0);
+    expect(lease.isHeld()).toBe(true);
+    expect(lease.revision).toBe(2);
+    // Adopting does not stretch the deadline: the renewal sent at once from revision 2 does.
+    expect(pending).toHaveLength(3);
+    expect(pending[2]!.revision).toBe(2);
+    await lease.release();
   });
 
   it('retries a renewal that timed out, and keeps the lease when a retry is confirmed in time', async () => {

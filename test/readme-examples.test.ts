@@ -6,14 +6,15 @@
  * block without a marker must run and exit 0, and the TypeScript ones must also type-check against the
  * package's types. Shell blocks whose commands are all npm's are checked against package.json's scripts
  * (never run: they install and build); other shell blocks run with `lightning-cli` on the PATH, in a
- * temporary directory holding a small database at ./data. The examples run side by side (each in its
+ * temporary directory holding a small database at ./data. Examples that read LIGHTNING_NATS_SERVERS
+ * get the URLs of a 3-node JetStream cluster the test starts. The examples run side by side (each in its
  * own directory and process) to keep the file's time down. Every relative link of these files must
  * name a file of the repository, and a heading of it when it names one.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { open } from '../src/index.js';
 import {
   commandExists,
@@ -23,6 +24,7 @@ import {
   runShellExample,
 } from './support/example-runner.js';
 import { typeErrorsOf } from './support/example-types.js';
+import { NatsCluster } from './support/nats-cluster.js';
 import {
   absolutePathsIn,
   headingSlugs,
@@ -60,6 +62,22 @@ const quickStartOutput = 'alice\nuser:1 = alice\nuser:2 = bob\nalice\ncarol\n';
  * machine each can take minutes. Above the runner's own limit, so a hang reports the example's output.
  */
 const exampleTestTimeoutMs = 300_000;
+
+/**
+ * Examples that name LIGHTNING_NATS_SERVERS (the replication ones) run against a real 3-node
+ * JetStream cluster on 127.0.0.1, started once for them when the first one runs.
+ */
+const natsVariable = 'LIGHTNING_NATS_SERVERS';
+let natsCluster: Promise<NatsCluster> | undefined;
+afterAll(async () => {
+  await (await natsCluster)?.close();
+});
+
+async function environmentFor(code: string): Promise<NodeJS.ProcessEnv> {
+  if (!code.includes(natsVariable)) return process.env;
+  natsCluster ??= NatsCluster.start();
+  return { ...process.env, [natsVariable]: (await natsCluster).servers.join(',') };
+}
 
 const isQuickStart = (path: string, code: string): boolean =>
   path === 'README.md' && code.includes('attach(workerData)');
@@ -179,7 +197,7 @@ describe('documentation examples', () => {
             absolutePathsIn(run.code, 'program'),
             'absolute paths would land outside the temporary directory',
           ).toEqual([]);
-          const result = await runProgramExample(run.code, run.lang);
+          const result = await runProgramExample(run.code, run.lang, await environmentFor(run.code));
           expect(result.code === 0 && !result.timedOut, describeFailure(result)).toBe(true);
           if (isQuickStart(path, run.code)) expect(result.stdout).toBe(quickStartOutput);
         },

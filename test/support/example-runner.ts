@@ -65,7 +65,11 @@ export function sourceEntryOf(subpath: string | undefined, extension: '.ts' | '.
     : join(root, 'src', subpath, `index${extension}`);
 }
 
-export async function runProgramExample(code: string, lang: 'ts' | 'js'): Promise<ExampleResult> {
+export async function runProgramExample(
+  code: string,
+  lang: 'ts' | 'js',
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<ExampleResult> {
   return withScratch(async (scratch, work) => {
     // .mts and .mjs: ES modules wherever they lie (top-level await needs that), whatever package.json says.
     const programPath = join(scratch, lang === 'ts' ? 'example.mts' : 'example.mjs');
@@ -74,7 +78,7 @@ export async function runProgramExample(code: string, lang: 'ts' | 'js'): Promis
       process.execPath,
       ['--import', tsxLoaderUrl, '--import', tsxWorkersUrl, programPath],
       work,
-      process.env,
+      env,
     );
   });
 }

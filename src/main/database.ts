@@ -154,6 +154,20 @@ export class Database<K = Bytes, V = Bytes> {
   }
 
   /**
+   * @internal The shared-memory handle, for this thread's own readers of it (the admin server's
+   * metrics); `share()` is for other threads, and a replicated database refuses it.
+   */
+  get ownHandle(): DatabaseHandle {
+    this.#assertOpen();
+    return this.#parts.handle;
+  }
+
+  /** The database's directory, as open() resolved it. */
+  get path(): string {
+    return this.#parts.handle.path;
+  }
+
+  /**
    * Stores `value` under `key`. Resolves once applied; O(log n) in the owner. Puts and deletes issued
    * in one turn to one owner worker share one promise (see WriteChannel): it rejects if any of them
    * failed in the owner. Bad input rejects this call's own promise, and nothing is queued.

@@ -3,7 +3,7 @@ import { type AddressInfo, BlockList, isIP } from 'node:net';
 import { isLightningError, LightningError } from '../../shared-memory/index.js';
 import { attachThreadCounters } from '../../shared-memory/thread-counters-layout.js';
 import type { Database, DatabaseStats } from '../database.js';
-import { DataAccess, dataPathPrefix } from './data-access.js';
+import { DataAccess, dataPathPrefix, promotePath, replicationPaths } from './data-access.js';
 import type { AdminMetrics, MetricsSource } from './metrics.js';
 import { MetricsCache } from './metrics-cache.js';
 import { type OperationObserver, OperationRecorder } from './operation-observer.js';
@@ -63,7 +63,17 @@ const metricsCacheMsMax = 60_000;
 
 const jsonType = 'application/json; charset=utf-8';
 const textType = 'text/plain; charset=utf-8';
-const endpoints = ['/metrics', '/health', '/ready', '/v1/get', '/v1/scan', '/v1/dump', '/v1/stats'];
+const endpoints = [
+  '/metrics',
+  '/health',
+  '/ready',
+  '/v1/get',
+  '/v1/scan',
+  '/v1/dump',
+  '/v1/stats',
+  '/v1/replication',
+  '/v1/replication/promote',
+];
 
 /**
  * Starts the admin HTTP server (node:http): Prometheus metrics on /metrics, liveness on /health and
@@ -160,7 +170,7 @@ class AdminHttpServer implements AdminServer {
     let source: MetricsSource | null = null;
     if (db !== null) {
       const recorder = new OperationRecorder(db.stats().partitions);
-      const handle = db.share();
+      const handle = db.ownHandle;
       const workerControls = handle.workerControls.map((sab) => new Int32Array(sab));
       const { threadsMax, partitions } = handle;
       const rows = attachThreadCounters(handle.counters, threadsMax, partitions);
@@ -230,10 +240,14 @@ class AdminHttpServer implements AdminServer {
     send(request, response, status, jsonType, `${JSON.stringify(body)}\n`);
   }
 
-  /** The data endpoints: GET only, the token checked first, then the database must be served. */
+  /**
+   * The data and replication endpoints: GET only (POST for promotion), the token checked first, then
+   * the database must be served.
+   */
   async #respondData(url: URL, request: IncomingMessage, response: ServerResponse): Promise<void> {
-    if (request.method !== 'GET') {
-      response.setHeader('allow', 'GET');
+    const method = url.pathname === promotePath ? 'POST' : 'GET';
+    if (request.method !== method) {
+      response.setHeader('allow', method);
       send(request, response, 405, textType, 'method not allowed\n');
       return;
     }
@@ -246,6 +260,11 @@ class AdminHttpServer implements AdminServer {
     const db = this.#stats() === null ? null : this.#source!.db;
     if (db === null) {
       send(request, response, 503, textType, 'the database is not open yet, or is closing\n');
+      return;
+    }
+    if (replicationPaths.includes(url.pathname)) {
+      const { serveReplication } = await import('./replication-endpoints.js');
+      await serveReplication(db, url, response);
       return;
     }
     const { serveData } = await import('./data-endpoints.js');

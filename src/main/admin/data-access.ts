@@ -3,6 +3,9 @@ import type { IncomingMessage } from 'node:http';
 
 /** Paths under this prefix return the database's data (data-endpoints.ts). */
 export const dataPathPrefix = '/v1/';
+/** The replication endpoints (replication-endpoints.ts): status, and promotion, the one POST. */
+export const replicationPaths: readonly string[] = ['/v1/replication', '/v1/replication/promote'];
+export const promotePath = '/v1/replication/promote';
 
 export interface DataRefusal {
   status: 401 | 403;

@@ -93,7 +93,7 @@ async function streamEntries(
   response.writeHead(200, {
     'content-type': linesType,
     'cache-control': 'no-store',
-    [databaseHeader]: encodeURIComponent(db.share().path),
+    [databaseHeader]: encodeURIComponent(db.path),
   });
   let chunk = '';
   try {
@@ -173,12 +173,19 @@ function rangeParameters(query: URLSearchParams, encodings: EntryEncodings): Ran
   return range;
 }
 
-function send(response: ServerResponse, status: number, type: string, db: Database, body: string): void {
+/** Writes a whole response naming the database served. */
+export function send(
+  response: ServerResponse,
+  status: number,
+  type: string,
+  db: Database,
+  body: string,
+): void {
   response.writeHead(status, {
     'content-type': type,
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
-    [databaseHeader]: encodeURIComponent(db.share().path),
+    [databaseHeader]: encodeURIComponent(db.path),
   });
   response.end(body);
 }

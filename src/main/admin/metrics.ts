@@ -11,6 +11,7 @@ import { countedOperations } from '../../shared-memory/thread-counters-layout.js
 import type { Database, DatabaseStats } from '../database.js';
 import { sumThreadCounters } from '../thread-counters.js';
 import { latencyBoundsSeconds, type OperationRecorder, partitionSeveral } from './operation-observer.js';
+import { ReplicationMetrics } from './replication-metrics.js';
 import { type HistogramSample, SampledHistogram } from './sampled-histogram.js';
 import { readTransactionStats, TransactionMetrics } from './transaction-metrics.js';
 
@@ -38,6 +39,7 @@ export class AdminMetrics {
   #owners: OwnerMetricsReading[] = [];
   #operations: ReturnType<OperationRecorder['series']> = [];
   #transactions: TransactionMetrics | null = null;
+  #replication: ReplicationMetrics | null = null;
   /** Collections so far, this one included: how many scrapes did the work rather than reuse a text. */
   #collections = 0;
 
@@ -208,6 +210,10 @@ export class AdminMetrics {
     if (transactions !== null) {
       this.#transactions ??= new TransactionMetrics(this.registry);
       this.#transactions.set(transactions);
+    }
+    if (stats.replication !== null) {
+      this.#replication ??= new ReplicationMetrics(this.registry);
+      this.#replication.set(stats.replication);
     }
   }
 

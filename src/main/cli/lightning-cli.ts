@@ -22,6 +22,7 @@ import {
 import { registerDumpCommand } from './dump-command.js';
 import { registerLoadCommand } from './load-command.js';
 import { registerRepairCommand } from './repair-command.js';
+import { registerReplicaCommands } from './replica-commands.js';
 import { registerScanCommand } from './scan-command.js';
 import { registerServeCommand } from './serve-command.js';
 import { registerStatsCommand } from './stats-command.js';
@@ -92,6 +93,7 @@ function buildProgram(): Command {
   registerBackupCommands(program);
   registerServeCommand(program);
   registerBenchCommand(program);
+  registerReplicaCommands(program);
   return program;
 }
 

@@ -1,6 +1,7 @@
 import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { LightningError, type RangeOptions } from '../../shared-memory/index.js';
+import type { ReplicationStats } from '../../replication/replication-role.js';
+import { LightningError, type LightningErrorCode, type RangeOptions } from '../../shared-memory/index.js';
 import type { DatabaseStats } from '../database.js';
 import { parseJsonLine } from './entry-format.js';
 
@@ -88,14 +89,56 @@ export class LiveClient {
     if (pending.trim() !== '') yield entryOf(pending, keysOnly);
   }
 
-  async #request(path: string, query: Record<string, string>, allowed: number[] = []): Promise<Response> {
+  /** The served database's `stats().replication`; ERR_BAD_ARGUMENT if it is not replicated. */
+  async replication(): Promise<ReplicationStats> {
+    return this.#replicationAnswer(await this.#request('/v1/replication', {}, replicationStatuses));
+  }
+
+  /**
+   * Promotes the served follower and returns its new replication stats: waits for the lease up to
+   * `timeoutMs`, or with `wait` false fails at once (ERR_LOCKED) while another database holds it.
+   */
+  async promote(wait: boolean, timeoutMs: number): Promise<ReplicationStats> {
+    const query = { wait: String(wait), timeoutMs: String(timeoutMs) };
+    return this.#replicationAnswer(
+      await this.#request('/v1/replication/promote', query, replicationStatuses, 'POST'),
+    );
+  }
+
+  /** Stats from a 200, or the server's error (JSON: error, message) as the LightningError it names. */
+  async #replicationAnswer(response: Response): Promise<ReplicationStats> {
+    const text = await response.text();
+    let body: ReplicationStats | { error: string; message: string };
+    try {
+      body = JSON.parse(text) as typeof body;
+    } catch {
+      throw new LightningError(
+        'ERR_BAD_ARGUMENT',
+        `${this.#base.origin} has no replication endpoints (an older server?): ${text.trim().slice(0, 200)}`,
+      );
+    }
+    if (response.status === 200) return body as ReplicationStats;
+    const { error, message } = body as { error: string; message: string };
+    if (response.status === 404) {
+      throw new LightningError('ERR_BAD_ARGUMENT', `${this.#base.origin}: ${message}`);
+    }
+    const code = isErrorCode(error) ? error : 'ERR_REPLICATION';
+    throw new LightningError(code, `the admin server answered ${response.status}: ${message}`);
+  }
+
+  async #request(
+    path: string,
+    query: Record<string, string>,
+    allowed: number[] = [],
+    method: 'GET' | 'POST' = 'GET',
+  ): Promise<Response> {
     const url = new URL(path, this.#base);
     for (const [name, value] of Object.entries(query)) url.searchParams.set(name, value);
     const headers: Record<string, string> = {};
     if (this.#token !== undefined) headers.authorization = `Bearer ${this.#token}`;
     let response: Response;
     try {
-      response = await fetch(url, { headers });
+      response = await fetch(url, { headers, method });
     } catch (error) {
       const reason = (error as { cause?: { code?: string } }).cause?.code ?? String(error);
       throw failure(`cannot reach the admin server at ${this.#base.origin}: ${reason}`, error);
@@ -132,6 +175,13 @@ export class LiveClient {
       `the admin server at ${this.#base.origin} serves ${servedPath}, not ${resolve(this.#directory)}`,
     );
   }
+}
+
+/** The error statuses the replication endpoints answer with a JSON body (replication-endpoints.ts). */
+const replicationStatuses = [404, 409, 503, 504];
+
+function isErrorCode(code: string): code is LightningErrorCode {
+  return /^ERR_[A-Z_]+$/.test(code);
 }
 
 function entryOf(line: string, keysOnly: boolean): [Buffer, Buffer | null] {

@@ -6,8 +6,9 @@
  * block without a marker must run and exit 0, and the TypeScript ones must also type-check against the
  * package's types. Shell blocks whose commands are all npm's are checked against package.json's scripts
  * (never run: they install and build); other shell blocks run with `lightning-cli` on the PATH, in a
- * temporary directory holding a small database at ./data. Examples that read LIGHTNING_NATS_SERVERS
- * get the URLs of a 3-node JetStream cluster the test starts. The examples run side by side (each in its
+ * temporary directory holding a small database at ./data. A block marked `<!-- example: nats cluster -->`
+ * (a replication example) runs with LIGHTNING_NATS_SERVERS set to the URLs of a 3-node JetStream
+ * cluster on 127.0.0.1 that this file starts for them, once. The examples run side by side (each in its
  * own directory and process) to keep the file's time down. Every relative link of these files must
  * name a file of the repository, and a heading of it when it names one.
  */
@@ -27,6 +28,7 @@ import { typeErrorsOf } from './support/example-types.js';
 import { NatsCluster } from './support/nats-cluster.js';
 import {
   absolutePathsIn,
+  type ExampleRun,
   headingSlugs,
   planExamples,
   readFencedBlocks,
@@ -64,8 +66,9 @@ const quickStartOutput = 'alice\nuser:1 = alice\nuser:2 = bob\nalice\ncarol\n';
 const exampleTestTimeoutMs = 300_000;
 
 /**
- * Examples that name LIGHTNING_NATS_SERVERS (the replication ones) run against a real 3-node
- * JetStream cluster on 127.0.0.1, started once for them when the first one runs.
+ * Examples marked `nats cluster` (the replication ones) run against a real 3-node JetStream cluster
+ * on 127.0.0.1, started once for them when the first one runs; they read its URLs from this variable
+ * (and fall back to a cluster of the user's own on the default ports).
  */
 const natsVariable = 'LIGHTNING_NATS_SERVERS';
 let natsCluster: Promise<NatsCluster> | undefined;
@@ -73,8 +76,8 @@ afterAll(async () => {
   await (await natsCluster)?.close();
 });
 
-async function environmentFor(code: string): Promise<NodeJS.ProcessEnv> {
-  if (!code.includes(natsVariable)) return process.env;
+async function environmentFor(run: ExampleRun): Promise<NodeJS.ProcessEnv> {
+  if (!run.natsCluster) return process.env;
   natsCluster ??= NatsCluster.start();
   return { ...process.env, [natsVariable]: (await natsCluster).servers.join(',') };
 }
@@ -126,6 +129,21 @@ describe('documentation examples', () => {
         expect(block.reason.length, `${path} line ${block.line}`).toBeGreaterThan(0);
     }
     expect(plans.find(({ path }) => path === 'README.md')!.plan.runs.length).toBeGreaterThan(0);
+  });
+
+  it(`gives a NATS cluster to the examples marked for one, which read ${natsVariable}, and only to them`, () => {
+    for (const { path, plan } of plans) {
+      for (const run of plan.runs) {
+        const where = `${path} line ${run.lines.join('+')}`;
+        const reads = run.code.includes(natsVariable);
+        expect(reads, `${where}: reads ${natsVariable} exactly when marked nats cluster`).toBe(
+          run.natsCluster,
+        );
+      }
+    }
+    expect(plans.find(({ path }) => path === 'README.md')!.plan.runs.some((run) => run.natsCluster)).toBe(
+      true,
+    );
   });
 
   it("runs the README's quick start, whose app worker attaches", () => {
@@ -197,7 +215,7 @@ describe('documentation examples', () => {
             absolutePathsIn(run.code, 'program'),
             'absolute paths would land outside the temporary directory',
           ).toEqual([]);
-          const result = await runProgramExample(run.code, run.lang, await environmentFor(run.code));
+          const result = await runProgramExample(run.code, run.lang, await environmentFor(run));
           expect(result.code === 0 && !result.timedOut, describeFailure(result)).toBe(true);
           if (isQuickStart(path, run.code)) expect(result.stdout).toBe(quickStartOutput);
         },
@@ -241,10 +259,31 @@ describe('documentation example markers and links', () => {
       fence('sh', 'npm install && npm test') +
       fence('', '<db>/LOCK');
     const plan = planExamples(readFencedBlocks(markdown));
-    expect(plan.runs).toEqual([{ lang: 'ts', lines: [2, 6], code: 'const a = 1;\nconsole.log(a);' }]);
+    expect(plan.runs).toEqual([
+      { lang: 'ts', lines: [2, 6], code: 'const a = 1;\nconsole.log(a);', natsCluster: false },
+    ]);
     expect(plan.skipped).toEqual([{ line: 10, lang: 'ts', reason: 'needs an app worker' }]);
     expect(plan.npmChecks).toEqual([{ line: 14, commands: ['npm install', 'npm test'] }]);
     expect(plan.other.map((block) => block.line)).toEqual([18]);
+  });
+
+  it('marks an example that needs a NATS cluster, with the blocks that continue it; never a shell block', () => {
+    const markdown =
+      fence('ts', 'const servers = process.env.X;', '<!-- example: nats cluster -->') +
+      fence('ts', 'console.log(servers);', '<!-- example: continues -->') +
+      fence('ts', 'const b = 2;');
+    expect(planExamples(readFencedBlocks(markdown)).runs).toEqual([
+      {
+        lang: 'ts',
+        lines: [2, 6],
+        code: 'const servers = process.env.X;\nconsole.log(servers);',
+        natsCluster: true,
+      },
+      { lang: 'ts', lines: [10], code: 'const b = 2;', natsCluster: false },
+    ]);
+    expect(() =>
+      planExamples(readFencedBlocks(fence('sh', 'nats-server -js', '<!-- example: nats cluster -->'))),
+    ).toThrow(/only program examples/);
   });
 
   it('refuses a continuing block with no runnable block before it, and a marker it does not know', () => {

@@ -1,8 +1,9 @@
 /**
  * Reads the fenced code blocks of a Markdown file and sorts them into what a test can do with each:
  * TypeScript and JavaScript examples to run (a block marked `<!-- example: continues -->` on the line
- * before its fence runs joined to the example before it), shell blocks to run or to check, and blocks
- * marked `<!-- example: not runnable: <reason> -->`, which are only listed with their reason.
+ * before its fence runs joined to the example before it; one marked `<!-- example: nats cluster -->`
+ * runs with a NATS JetStream cluster to talk to), shell blocks to run or to check, and blocks marked
+ * `<!-- example: not runnable: <reason> -->`, which are only listed with their reason.
  */
 
 /** One fenced block: its language tag ('' when none), its text and where it starts. */
@@ -14,13 +15,18 @@ export interface FencedBlock {
   marker: BlockMarker | null;
 }
 
-export type BlockMarker = { kind: 'continues' } | { kind: 'not-runnable'; reason: string };
+export type BlockMarker =
+  | { kind: 'continues' }
+  | { kind: 'nats-cluster' }
+  | { kind: 'not-runnable'; reason: string };
 
 /** Blocks run as one program: an example and the blocks that continue it, joined in order. */
 export interface ExampleRun {
   lang: 'ts' | 'js';
   lines: number[];
   code: string;
+  /** Marked `nats cluster`: it needs NATS servers with JetStream (a replication example). */
+  natsCluster: boolean;
 }
 
 /** A shell block whose commands are all `npm ...`: checked against package.json's scripts, not run. */
@@ -80,6 +86,7 @@ function parseMarker(previous: string | undefined, fenceIndex: number): BlockMar
   }
   const text = match[1] ?? '';
   if (text === 'continues') return { kind: 'continues' };
+  if (text === 'nats cluster') return { kind: 'nats-cluster' };
   const notRunnable = /^not runnable:\s*(\S.*)$/.exec(text);
   if (notRunnable !== null) return { kind: 'not-runnable', reason: notRunnable[1] ?? '' };
   throw new Error(`line ${fenceIndex}: unknown example marker "${text}"`);
@@ -106,6 +113,8 @@ export function planExamples(blocks: readonly FencedBlock[]): ExamplePlan {
     if (isShell) {
       if (block.marker?.kind === 'continues')
         throw new Error(`line ${block.line}: shell blocks cannot continue`);
+      if (block.marker?.kind === 'nats-cluster')
+        throw new Error(`line ${block.line}: only program examples get a NATS cluster`);
       const commands = shellCommands(block.code);
       if (commands.length > 0 && commands.every((command) => command.startsWith('npm '))) {
         plan.npmChecks.push({ line: block.line, commands });
@@ -124,7 +133,12 @@ export function planExamples(blocks: readonly FencedBlock[]): ExamplePlan {
       lastRun.code += `\n${block.code}`;
       continue;
     }
-    lastRun = { lang, lines: [block.line], code: block.code };
+    lastRun = {
+      lang,
+      lines: [block.line],
+      code: block.code,
+      natsCluster: block.marker?.kind === 'nats-cluster',
+    };
     plan.runs.push(lastRun);
   }
   return plan;

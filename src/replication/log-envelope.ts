@@ -2,11 +2,12 @@ import { xxh32 } from '../main/xxh32.js';
 import { LightningError } from '../shared-memory/errors.js';
 
 /**
- * The replication log's unit: one envelope per published message, carrying one batch of one
- * partition's log records (its payload, opaque here) with the partition's sequence range and the
- * sequence just before it, so a reader can check that batches chain without a gap or an overlap.
- * Every number is little-endian; sequences are the partition's LSNs (see wal-format.ts: 1, 2, 3, ...
- * per partition, 0 meaning "no record"), u64 on the wire and safe integers in memory.
+ * The replication log's unit: an envelope carries one batch of one partition's log records (its
+ * payload, opaque here) with the partition's sequence range and the sequence just before it, so a
+ * reader can check that batches chain without a gap or an overlap; a published message holds one or
+ * more envelopes (log-message.ts). Every number is little-endian; sequences are the partition's
+ * replication sequences (its records counted 1, 2, 3, ... across every leader, 0 meaning "no
+ * record"; see leader-shipping.ts), u64 on the wire and safe integers in memory.
  *
  *     0  magic "LRPL"                    4 bytes
  *     4  format version                  u32 (1)

@@ -66,7 +66,10 @@ export interface ReplicationStats {
 
 /** `db.replication`: what users of a replicated database see of its replication. */
 export interface Replication {
-  /** 'leader' (takes writes) or 'follower' (applies the log; writes reject ERR_NOT_LEADER). */
+  /**
+   * 'leader' (takes writes), 'follower' (applies the log; writes reject ERR_NOT_LEADER) or 'deposed'
+   * (stopped leading; writes reject ERR_DEPOSED until it is reopened).
+   */
   readonly role: ReplicationRoleName;
   /** This database's stream position; on the leader, after a write resolved, at or past it. */
   position(): number;
@@ -92,11 +95,11 @@ const catchUpMsMax = 10 * 60_000;
  * rejected and this database steps down again: it never leads a log it has not applied.
  *
  * Stepping down (the lease lost, a publish rejected or unacknowledged, an owner's log refusing what
- * the stream took): user writes are refused (ERR_NOT_LEADER, or ERR_DEPOSED for those already sent),
- * the owners stop shipping once those settle, and the database follows the log again from the
- * positions its partitions hold (those of its promotion): it re-applies its own term, which is
- * harmless (the records are blind writes, applied in order), and learns what the stream holds that
- * its own log may lack.
+ * the stream took) is for good: new user writes are refused ERR_DEPOSED (those already sent settle
+ * ERR_DEPOSED or ERR_REPLICATION), reads go on, and the role stays 'deposed' until the database is
+ * closed. Reopened, it follows the log from the positions its partitions hold (those of its
+ * promotion): it re-applies its own term, which is harmless (the records are blind writes, applied
+ * in order), and learns what the stream holds that its own log may lack.
  */
 export class ReplicationRole implements Replication {
   readonly #db: ReplicatedDatabase;

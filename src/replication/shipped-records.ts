@@ -18,7 +18,7 @@ import {
  * holds them (wal-format.ts: length, checksum, LSN, partition, type, payload, padding). An envelope's
  * payload is one partition's records of one pass, in order; their checksums travel with them, so a
  * follower checks each record as recovery does. The LSNs are the leader's and are not used by a
- * follower: the envelope's sequences count records (see replication-leader.ts).
+ * follower: the envelope's sequences count records (see leader-shipping.ts).
  */
 
 /** One partition's records of a shipped batch, in log order. */

@@ -170,18 +170,28 @@ export class LeaderShipping {
         }
       }
     }
+    let published = 0;
     try {
       for (const envelopes of messages) {
         if (envelopes.length > 0) await this.#publisher.publishMessage(envelopes);
         this.#messages++;
+        published++;
       }
     } catch (error) {
+      // Deposed before any message of the batch was stored: the log has none of it. Once one was
+      // stored (a batch split over several messages), the log holds part of it: its outcome is the
+      // new leader's to say, which is what ERR_REPLICATION tells the writers.
       const reason =
-        error instanceof LightningError && error.code === 'ERR_DEPOSED'
+        error instanceof LightningError && error.code === 'ERR_DEPOSED' && published === 0
           ? error
-          : new LightningError('ERR_REPLICATION', `publishing to the replication log: ${String(error)}`, {
-              cause: error,
-            });
+          : new LightningError(
+              'ERR_REPLICATION',
+              published === 0
+                ? `publishing to the replication log: ${String(error)}`
+                : `publishing to the replication log: ${published} of the ${messages.length} messages ` +
+                    `carrying these writes reached it before: ${String(error)}`,
+              { cause: error },
+            );
       // Some of the batch may be in the log: its writers get the refusal, and this leader steps
       // down, so that it learns from the log (as a follower) what it holds.
       for (const waiting of batch) reply(waiting.port, refusal(reason));

@@ -191,7 +191,9 @@ export class ReplicationRole implements Replication {
   /**
    * Resolves once this database has applied the log up to `position` (at once on the leader, which
    * acknowledged it); ERR_REPLICATION if that takes longer than `timeoutMs` (default: the
-   * sessionTimeoutMs option) or applying has stopped.
+   * sessionTimeoutMs option) or applying has stopped. A follower being promoted answers once the
+   * promotion settled; a deposed database rejects ERR_DEPOSED (it neither leads nor applies the log,
+   * so it cannot tell), a closed one ERR_CLOSED.
    */
   waitForPosition(position: number, timeoutMs = this.#options.sessionTimeoutMs): Promise<void> {
     if (!Number.isSafeInteger(position) || position < 0) {
@@ -199,7 +201,18 @@ export class ReplicationRole implements Replication {
         new LightningError('ERR_BAD_ARGUMENT', `a position is a safe integer >= 0, got ${position}`),
       );
     }
-    if (this.#role !== 'follower' || this.#applier === null) return Promise.resolve();
+    if (this.#closed) return Promise.reject(new LightningError('ERR_CLOSED', 'the database is closed'));
+    if (this.#role === 'leader') return Promise.resolve();
+    if (this.#role === 'deposed') {
+      return Promise.reject(
+        new LightningError(
+          'ERR_DEPOSED',
+          'this database was deposed and no longer applies the log; reopen it with openReplica() to read at a position',
+        ),
+      );
+    }
+    // Promoting: the applier stopped at the log's end; the promotion's outcome decides.
+    if (this.#applier === null) return this.#switching.then(() => this.waitForPosition(position, timeoutMs));
     return this.#applier.waitFor(position, timeoutMs);
   }
 

@@ -76,7 +76,21 @@ describe('replication through the admin server', () => {
       expect(refused.stderr).toContain('ERR_LOCKED');
       expect(follower.replication!.role).toBe('follower');
 
+      // A promotion whose client went away ends with the request: it must not take the lease later.
+      const abandon = new AbortController();
+      const abandoned = fetch(`${followerAdmin.url}/v1/replication/promote`, {
+        ...authorized,
+        method: 'POST',
+        signal: abandon.signal,
+      }).catch((error: unknown) => error);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      abandon.abort();
+      await abandoned;
       await leader.close();
+      // Closing released the lease: a wait still running would take it at once (the watch reports
+      // the delete). Should the abort be lost, this check can miss it under load, never fail wrongly.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      expect(follower.replication!.role).toBe('follower');
       const promoted = await runCli(['promote', followerDir, '--url', followerAdmin.url, '--json'], { env });
       expect(promoted.code, promoted.stderr).toBe(0);
       expect(JSON.parse(promoted.stdout)).toMatchObject({ role: 'leader', name: 'follower' });

@@ -9,7 +9,8 @@ import { send } from './data-endpoints.js';
  *
  *   GET  /v1/replication           stats().replication as JSON; 404 if the database is not replicated.
  *   POST /v1/replication/promote   makes a follower the leader and answers its new stats. It waits for
- *                                  the lease up to `timeoutMs` (default 60,000; 504 once it runs out),
+ *                                  the lease up to `timeoutMs` (default 60,000, at most 290,000;
+ *                                  504 once it runs out; a client that disconnects ends the wait),
  *                                  or with `wait=false` answers 409 (ERR_LOCKED) at once while
  *                                  another database holds it. A leader answers 200 unchanged; a
  *                                  deposed one 409 (ERR_DEPOSED: reopen it with openReplica()).
@@ -18,7 +19,11 @@ import { send } from './data-endpoints.js';
  */
 const jsonType = 'application/json; charset=utf-8';
 const promoteTimeoutMsDefault = 60_000;
-const promoteTimeoutMsMax = 60 * 60_000;
+/**
+ * Below the 300 s a fetch() client (undici) waits for response headers by default: a longer wait
+ * would outlive the CLI's request and promote with nobody watching.
+ */
+const promoteTimeoutMsMax = 290_000;
 
 export async function serveReplication(db: Database, url: URL, response: ServerResponse): Promise<void> {
   const replication = db.replication;
@@ -47,12 +52,19 @@ export async function serveReplication(db: Database, url: URL, response: ServerR
       );
       return;
     }
-    const signal = AbortSignal.timeout(timeoutMs);
+    // The wait ends with the request: a client that went away (Ctrl-C) must not promote later.
+    const gone = new AbortController();
+    response.on('close', () => {
+      if (!response.writableFinished) gone.abort(new Error('the client went away'));
+    });
+    const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), gone.signal]);
     try {
       await replication.promote({ wait, signal });
     } catch (error) {
       if (signal.aborted && !isLightningError(error)) {
-        sendError(response, db, 504, 'ERR_LOCKED', `the lease was still held after ${timeoutMs} ms`);
+        // The client that went away gets nothing; one still waiting hears the lease is held.
+        if (!gone.signal.aborted)
+          sendError(response, db, 504, 'ERR_LOCKED', `the lease was still held after ${timeoutMs} ms`);
         return;
       }
       if (!isLightningError(error)) throw error;

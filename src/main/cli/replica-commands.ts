@@ -23,6 +23,9 @@ interface PromoteFlags extends LiveFlags {
   timeout: string;
 }
 
+/** The admin server's limit (replication-endpoints.ts): below fetch()'s 300 s wait for an answer. */
+const promoteTimeoutMsMax = 290_000;
+
 const liveOnly =
   'replication lives in the process that holds the database open: pass --url http://127.0.0.1:<port> ' +
   '(the port of db.serveAdmin() in that process)';
@@ -105,10 +108,10 @@ Examples:
     )
     .action(async (directory: string, flags: PromoteFlags) => {
       const timeoutMs = Number(flags.timeout);
-      if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) {
+      if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > promoteTimeoutMsMax) {
         throw new LightningError(
           'ERR_BAD_ARGUMENT',
-          `--timeout must be a positive integer (ms), got ${flags.timeout}`,
+          `--timeout must be an integer from 1 to ${promoteTimeoutMsMax} (ms), got ${flags.timeout}`,
         );
       }
       print(await clientOf(directory, flags).promote(flags.wait, timeoutMs), flags.json);

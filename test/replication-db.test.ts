@@ -8,7 +8,7 @@
 import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Database, restore } from '../src/index.js';
+import { type Database, openReplica, restore } from '../src/index.js';
 import {
   caughtUp,
   digest,
@@ -19,6 +19,7 @@ import {
   runTransactions,
   useDirectories,
 } from './replication/replicated-db.js';
+import { codeOf, rejection } from './support/async.js';
 import { stepMs, until, useNatsCluster } from './support/nats-log.js';
 import { mulberry32, seedFromEnv } from './support/seeded-random.js';
 
@@ -149,6 +150,27 @@ describe('a replicated database', () => {
       expect(appliedByRestored).toBeLessThan(appliedByFresh);
       expect(restored.stats().replication!.failure).toBeNull();
       await closeAll(fresh, restored, source, leader);
+    },
+    testMs,
+  );
+
+  it(
+    'refuses at open a database whose partition count differs from the log’s',
+    async () => {
+      const target = { servers: nats.cluster.servers, stream: 'PARTITIONS' };
+      const leader = await leaderAt(await directory(), target, 'leader');
+      await leader.put('k', 'v');
+      const replication = { ...target, name: 'other' };
+      const refused = await rejection(
+        openReplica(await directory(), { partitions: 16, workers: 1, replication }),
+      );
+      expect(codeOf(refused)).toBe('ERR_BAD_ARGUMENT');
+      expect(refused.message).toContain('8 partitions');
+      // The same count is accepted.
+      const follower = await followerAt(await directory(), target, 'follower');
+      await caughtUp(follower, leader);
+      expect(follower.getString('k')).toBe('v');
+      await closeAll(follower, leader);
     },
     testMs,
   );

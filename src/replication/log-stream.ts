@@ -29,7 +29,16 @@ export interface LogStreamOptions {
   /** Stream name (letters, digits, `-`, `_`). */
   name: string;
   replicas?: number;
+  /**
+   * The partition count of the databases on this log, recorded in the stream's description by the
+   * first database that creates it and checked by every later one: a key's partition depends on the
+   * count, so a follower with another count would file the leader's records where its reads never
+   * look.
+   */
+  partitions?: number;
 }
+
+const partitionsPattern = /partitions=(\d+)/;
 
 const streamNamePattern = /^[A-Za-z0-9_-]{1,64}$/;
 
@@ -39,8 +48,9 @@ export function logSubjectOf(stream: string): string {
 }
 
 /**
- * Creates the log stream, or checks that the existing one has the same subject and replica count
- * (ERR_BAD_ARGUMENT if not: fencing and durability both depend on them).
+ * Creates the log stream, or checks that the existing one has the same subject, replica count and
+ * (when both say) partition count: ERR_BAD_ARGUMENT if not (fencing, durability and where each
+ * record goes depend on them).
  */
 export async function ensureLogStream(jsm: JetStreamManager, options: LogStreamOptions): Promise<LogStream> {
   const { name } = options;
@@ -62,6 +72,9 @@ export async function ensureLogStream(jsm: JetStreamManager, options: LogStreamO
     duplicate_window: nanos(duplicateWindowMs),
     max_msg_size: envelopeHeaderBytes + envelopePayloadBytesMax,
     deny_delete: true,
+    ...(options.partitions === undefined
+      ? {}
+      : { description: `lightning-db replication log; partitions=${options.partitions}` }),
   };
   let existing: StreamConfig;
   try {
@@ -83,6 +96,14 @@ export async function ensureLogStream(jsm: JetStreamManager, options: LogStreamO
       'ERR_BAD_ARGUMENT',
       `log stream ${name} exists with subjects ${JSON.stringify(existing.subjects)} and ${existing.num_replicas} ` +
         `replicas, not [${subject}] and ${replicas}`,
+    );
+  }
+  const recorded = partitionsPattern.exec(existing.description ?? '')?.[1];
+  if (options.partitions !== undefined && recorded !== undefined && Number(recorded) !== options.partitions) {
+    throw new LightningError(
+      'ERR_BAD_ARGUMENT',
+      `log stream ${name} carries a database of ${recorded} partitions, and this one has ${options.partitions}: ` +
+        "every database of a replication log must have the leader's partition count",
     );
   }
   return { name, subject, replicas };

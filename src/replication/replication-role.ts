@@ -150,7 +150,11 @@ export class ReplicationRole implements Replication {
     }
     try {
       const jsm = await jetstreamManager(nc);
-      const stream = await ensureLogStream(jsm, { name: options.stream, replicas: options.replicas });
+      const stream = await ensureLogStream(jsm, {
+        name: options.stream,
+        replicas: options.replicas,
+        partitions: db.partitions,
+      });
       const bucket = await openLeaseBucket(jetstream(nc), {
         name: leaseBucketName(options.stream),
         ttlMs: options.leaseTtlMs,

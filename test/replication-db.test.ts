@@ -9,6 +9,8 @@ import { randomInt } from 'node:crypto';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type Database, openReplica, restore } from '../src/index.js';
+import { openLeaseBucket } from '../src/replication/lease-bucket.js';
+import { encodeLeaseValue } from '../src/replication/lease-value.js';
 import {
   caughtUp,
   digest,
@@ -150,6 +152,26 @@ describe('a replicated database', () => {
       expect(appliedByRestored).toBeLessThan(appliedByFresh);
       expect(restored.stats().replication!.failure).toBeNull();
       await closeAll(fresh, restored, source, leader);
+    },
+    testMs,
+  );
+
+  it(
+    'a leader whose lease another holder took steps down: writes and session waits reject ERR_DEPOSED, reads go on',
+    async () => {
+      const target = { servers: nats.cluster.servers, stream: 'TAKEN', leaseTtlMs: 2_000 };
+      const leader = await leaderAt(await directory(), target, 'leader');
+      await leader.put('before', 'taken');
+      // Another holder writes the lease entry: the leader's next renewal finds it and steps down.
+      const bucket = await openLeaseBucket(nats.js, { name: 'TAKEN-lease', ttlMs: 2_000, replicas: 3 });
+      await bucket.kv.put('leader', encodeLeaseValue({ holder: 'intruder', term: 1_000 }));
+      await until('the leader stepping down', () => leader.replication!.role === 'deposed');
+      expect(await rejectionCode(leader.put('after', 'x'))).toBe('ERR_DEPOSED');
+      expect(await rejectionCode(leader.replication!.waitForPosition(1))).toBe('ERR_DEPOSED');
+      expect(await rejectionCode(leader.replication!.promote())).toBe('ERR_DEPOSED');
+      expect(leader.getString('before')).toBe('taken');
+      expect(leader.stats().replication!.failure).toContain('another holder');
+      await leader.close();
     },
     testMs,
   );

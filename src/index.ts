@@ -51,7 +51,7 @@ export type { SnapshotStore, TransactionStore } from './main/stores/store-views.
 export type { Transaction } from './main/transaction.js';
 export type { TransactionOptions, TransactionStats } from './main/transaction-coordinator.js';
 export type { ReplicationOptions } from './replication/replication-options.js';
-export type { Replication, ReplicationRoleName, ReplicationStats } from './replication/replication-role.js';
+export type { Replication, ReplicationRoleName, ReplicationStats } from './replication/replication-types.js';
 export {
   isLightningError,
   keyBytesMax,

@@ -1,4 +1,4 @@
-import type { ReplicationStats } from '../replication/replication-role.js';
+import type { ReplicationStats } from '../replication/replication-types.js';
 import {
   kWorkerBatches,
   kWorkerBatchSizeMax,

@@ -1,4 +1,5 @@
-import type { Replication, ReplicationRole } from '../replication/replication-role.js';
+import type { ReplicationRole } from '../replication/replication-role.js';
+import type { Replication } from '../replication/replication-types.js';
 import {
   databaseStateOpen,
   kDatabaseState,

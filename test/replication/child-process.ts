@@ -76,10 +76,20 @@ export class ReplicatedChild {
   }
 
   /** Resolves with the first line (from the start) that `matches`; fails on a child failure or after stepMs. */
-  async waitFor(what: string, matches: (line: string) => boolean): Promise<string> {
+  waitFor(what: string, matches: (line: string) => boolean): Promise<string> {
+    return this.#until(what, () => this.lines.find(matches));
+  }
+
+  /** Resolves once `count` lines matching `matches` arrived. */
+  async waitForCount(what: string, count: number, matches: (line: string) => boolean): Promise<void> {
+    await this.#until(what, () => (this.lines.filter(matches).length >= count ? true : undefined));
+  }
+
+  /** Polls `probe` after every report (and every 100 ms) until it finds something. */
+  async #until<T>(what: string, probe: () => T | undefined): Promise<T> {
     const deadline = Date.now() + stepMs;
     for (;;) {
-      const found = this.lines.find(matches);
+      const found = probe();
       if (found !== undefined) return found;
       if (this.#failure !== null) throw this.#error(`${what}: ${this.#failure}`);
       if (Date.now() > deadline) throw this.#error(`${what}: not reported within ${stepMs} ms`);
@@ -91,11 +101,6 @@ export class ReplicatedChild {
         };
       });
     }
-  }
-
-  /** Resolves once `count` lines matching `matches` arrived. */
-  async waitForCount(what: string, count: number, matches: (line: string) => boolean): Promise<void> {
-    await this.waitFor(what, () => this.lines.filter(matches).length >= count);
   }
 
   signal(signal: 'SIGSTOP' | 'SIGCONT'): void {

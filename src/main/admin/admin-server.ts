@@ -71,8 +71,7 @@ const endpoints = [
   '/v1/scan',
   '/v1/dump',
   '/v1/stats',
-  '/v1/replication',
-  '/v1/replication/promote',
+  ...replicationPaths,
 ];
 
 /**

@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { ReplicationStats } from '../../replication/replication-role.js';
+import type { ReplicationStats } from '../../replication/replication-types.js';
 
 const roles = ['leader', 'follower', 'deposed'] as const;
 

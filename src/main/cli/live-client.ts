@@ -1,6 +1,6 @@
 import { realpath } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { ReplicationStats } from '../../replication/replication-role.js';
+import type { ReplicationStats } from '../../replication/replication-types.js';
 import { LightningError, type LightningErrorCode, type RangeOptions } from '../../shared-memory/index.js';
 import type { DatabaseStats } from '../database.js';
 import { parseJsonLine } from './entry-format.js';

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { ReplicationStats } from '../../replication/replication-role.js';
+import type { ReplicationStats } from '../../replication/replication-types.js';
 import { LightningError } from '../../shared-memory/index.js';
 import { formatTable, jsonText } from './cli-format.js';
 import { exitOk } from './database-inspection.js';

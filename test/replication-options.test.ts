@@ -20,7 +20,9 @@ describe('replication options', () => {
       leaseTtlMs: 5_000,
       replicas: 3,
       sessionTimeoutMs: 5_000,
+      retainMs: 86_400_000,
     });
+    expect(resolveReplication({ ...valid, retainMs: 0 }).retainMs).toBe(0);
   });
 
   const bad: [string, unknown][] = [
@@ -34,6 +36,9 @@ describe('replication options', () => {
     ['a lease TTL under a second', { ...valid, leaseTtlMs: 10 }],
     ['a fractional lease TTL', { ...valid, leaseTtlMs: 1500.5 }],
     ['a session timeout of 0', { ...valid, sessionTimeoutMs: 0 }],
+    ['a negative retainMs', { ...valid, retainMs: -1 }],
+    ['a retainMs over 365 days', { ...valid, retainMs: 366 * 86_400_000 }],
+    ['a retainMs that is not a number', { ...valid, retainMs: '1d' }],
   ];
   for (const [what, replication] of bad) {
     it(`refuses ${what} with ERR_BAD_ARGUMENT, before connecting`, async () => {

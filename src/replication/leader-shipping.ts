@@ -34,6 +34,7 @@ export class LeaderShipping {
   readonly #messageBytesMax: number;
   readonly #isHeld: () => boolean;
   readonly #onStop: (reason: LightningError) => void;
+  readonly #onPublished: (streamSequence: number, envelopes: readonly Envelope[]) => void;
   readonly #ports: MessagePort[] = [];
   #queue: Waiting[] = [];
   #running = false;
@@ -47,12 +48,15 @@ export class LeaderShipping {
     messageBytesMax: number;
     isHeld: () => boolean;
     onStop: (reason: LightningError) => void;
+    /** Told of every message the stream acknowledged, before its writers hear of it. */
+    onPublished?: (streamSequence: number, envelopes: readonly Envelope[]) => void;
   }) {
     this.#publisher = options.publisher;
     this.#sequences = options.sequences;
     this.#messageBytesMax = options.messageBytesMax;
     this.#isHeld = options.isHeld;
     this.#onStop = options.onStop;
+    this.#onPublished = options.onPublished ?? (() => {});
   }
 
   /** One port per owner worker, to transfer to it (WorkerPool.replicate). */
@@ -173,7 +177,10 @@ export class LeaderShipping {
     let published = 0;
     try {
       for (const envelopes of messages) {
-        if (envelopes.length > 0) await this.#publisher.publishMessage(envelopes);
+        if (envelopes.length > 0) {
+          const receipt = await this.#publisher.publishMessage(envelopes);
+          this.#onPublished(receipt.streamSequence, envelopes);
+        }
         this.#messages++;
         published++;
       }

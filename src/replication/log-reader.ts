@@ -147,6 +147,10 @@ async function* entries(
       for await (const message of messages) {
         if (stalled) break;
         lastSignOfLifeMs = Date.now();
+        // The log's messages are numbered without gaps (one subject, single deletes denied): a jump
+        // means the leader trimmed the log (log-retention.ts) past this reader's position.
+        if (message.seq > chain.streamSequence + 1)
+          throw logTrimmed(stream, chain.streamSequence, message.seq);
         const where = `${stream.name} stream sequence ${message.seq}`;
         const envelopes = decodeLogMessage(message.data, where);
         const storedAtMs = message.info.timestampNanos / 1e6;
@@ -194,6 +198,9 @@ async function startConsumer(
   for (let attempt = 1; ; attempt++) {
     if (options.signal?.aborted) return undefined;
     try {
+      const { state } = await (await js.streams.get(stream.name)).info();
+      // Everything up to first_seq - 1 was trimmed; a reader that needs some of it cannot go on.
+      if (state.first_seq > after + 1) throw logTrimmed(stream, after, state.first_seq);
       const consumer = await js.consumers.get(stream.name, {
         filter_subjects: stream.subject,
         deliver_policy: DeliverPolicy.StartSequence,
@@ -205,10 +212,24 @@ async function startConsumer(
       });
       return { consumer, messages };
     } catch (error) {
+      if (error instanceof LightningError) throw error;
       if (isClosedConnection(error) || Date.now() >= deadline) {
         throw replicationError(`reading log ${stream.name} (${attempt} attempts)`, error);
       }
       await new Promise((resolve) => setTimeout(resolve, Math.min(100 * attempt, 1_000)));
     }
   }
+}
+
+/**
+ * The leader trimmed the log below `first` (its retention, after every partition recorded a later
+ * position): a reader that has applied only up to `after` cannot continue from the log.
+ */
+function logTrimmed(stream: LogStream, after: number, first: number): LightningError {
+  return new LightningError(
+    'ERR_REPLICATION',
+    `replication log ${stream.name} was trimmed: it starts at stream sequence ${first}, and this replica ` +
+      `has applied it only up to ${after}; restore a recent backup of the leader or of a follower that is ` +
+      'past the trimmed part, and open that with openReplica() (see the replication option retainMs)',
+  );
 }

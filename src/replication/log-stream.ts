@@ -16,7 +16,8 @@ import { duplicateWindowMs, replicasDefault } from './replication-limits.js';
  * copies unless told), nothing ever discarded to make room for new messages (a full stream rejects
  * the publish instead: a leader must learn its log did not get through), deletes of single messages
  * denied, and a duplicate window in which a retried publish is recognised by its message id.
- * Retention by the leader's checkpoints is still to come: until then the stream keeps everything.
+ * Nothing is trimmed by age or size: the leader purges the messages below its checkpoints once they
+ * are `retainMs` old (leader-checkpoints.ts), keeping the last message (the fence needs it).
  */
 export interface LogStream {
   readonly name: string;

@@ -38,6 +38,13 @@ export const publishRetryMsDefault = 60_000;
 /** How long one publish attempt waits for the stream's acknowledgement. */
 export const publishAttemptMsDefault = 5_000;
 
+/**
+ * How often a leader writes its partitions' positions in the log (leader-checkpoints.ts), when
+ * anything was published since: a backup of the leader, or the leader reopened as a follower,
+ * re-applies at most about this much of the log, and the log is trimmed up to the last such write.
+ */
+export const positionCheckpointMs = 1_000;
+
 assert(leaseRenewFraction * 3 < 1 - leaseMarginFraction, 'a lease must fit three renewals before it lapses');
 assert(leaseRetryFraction < leaseRenewFraction, 'renewal retries must be quicker than renewals');
 assert(

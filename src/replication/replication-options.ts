@@ -15,6 +15,12 @@ export interface ReplicationOptions {
   replicas?: number;
   /** How long `waitForPosition()` waits by default. Default 5,000 ms. */
   sessionTimeoutMs?: number;
+  /**
+   * How long the log keeps messages that every partition of the leader has checkpointed past: a
+   * follower stopped for longer than this cannot catch up from the log and must be restored from a
+   * backup. 0 trims at every checkpoint. Default 86,400,000 ms (one day); at most 365 days.
+   */
+  retainMs?: number;
 }
 
 export interface ResolvedReplication {
@@ -24,11 +30,22 @@ export interface ResolvedReplication {
   leaseTtlMs: number;
   replicas: number;
   sessionTimeoutMs: number;
+  retainMs: number;
 }
 
 const leaseTtlMsDefault = 5_000;
 const sessionTimeoutMsDefault = 5_000;
-const names: readonly string[] = ['servers', 'stream', 'name', 'leaseTtlMs', 'replicas', 'sessionTimeoutMs'];
+const retainMsDefault = 24 * 3_600_000;
+const retainMsMax = 365 * 24 * 3_600_000;
+const names: readonly string[] = [
+  'servers',
+  'stream',
+  'name',
+  'leaseTtlMs',
+  'replicas',
+  'sessionTimeoutMs',
+  'retainMs',
+];
 
 function bad(message: string): LightningError {
   return new LightningError('ERR_BAD_ARGUMENT', `replication: ${message}`);
@@ -79,6 +96,7 @@ export function resolveReplication(options: unknown): ResolvedReplication {
     leaseTtlMs: integer(o.leaseTtlMs, 'leaseTtlMs', leaseTtlMsMin, leaseTtlMsMax, leaseTtlMsDefault),
     replicas: integer(o.replicas, 'replicas', 1, 5, replicasDefault),
     sessionTimeoutMs: integer(o.sessionTimeoutMs, 'sessionTimeoutMs', 1, 600_000, sessionTimeoutMsDefault),
+    retainMs: integer(o.retainMs, 'retainMs', 0, retainMsMax, retainMsDefault),
   };
 }
 

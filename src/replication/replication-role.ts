@@ -4,7 +4,9 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import type { WriteChannel } from '../main/write-channel.js';
 import { LightningError } from '../shared-memory/errors.js';
 import { type BatchEntry, operationPut } from '../shared-memory/ring/operation-codec.js';
+import { LeaderCheckpoints } from './leader-checkpoints.js';
 import { LeaderLease } from './leader-lease.js';
+import { LeaderPositions } from './leader-positions.js';
 import { LeaderShipping } from './leader-shipping.js';
 import { type LeaseBucket, openLeaseBucket } from './lease-bucket.js';
 import { waitForLeaderLease } from './lease-takeover.js';
@@ -55,9 +57,9 @@ const catchUpMsMax = 10 * 60_000;
  * Stepping down (the lease lost, a publish rejected or unacknowledged, an owner's log refusing what
  * the stream took) is for good: new user writes are refused ERR_DEPOSED (those already sent settle
  * ERR_DEPOSED or ERR_REPLICATION), reads go on, and the role stays 'deposed' until the database is
- * closed. Reopened, it follows the log from the positions its partitions hold (those of its
- * promotion): it re-applies its own term, which is harmless (the records are blind writes, applied
- * in order), and learns what the stream holds that its own log may lack.
+ * closed. Reopened, it follows the log from the positions its partitions hold (its last checkpoint:
+ * leader-checkpoints.ts): it re-applies what it published since, which is harmless (the records are
+ * blind writes, applied in order), and learns what the stream holds that its own log may lack.
  */
 export class ReplicationRole implements Replication {
   readonly #db: ReplicatedDatabase;
@@ -73,6 +75,7 @@ export class ReplicationRole implements Replication {
   #applier: ReplicaApplier | null = null;
   #lease: LeaderLease | null = null;
   #shipping: LeaderShipping | null = null;
+  #checkpoints: LeaderCheckpoints | null = null;
   #switching: Promise<void> = Promise.resolve();
   #closed = false;
 
@@ -246,18 +249,31 @@ export class ReplicationRole implements Replication {
         term: lease.term,
         lastSequence: end,
       });
+      const leaderPositions = new LeaderPositions(positions, lease.term, end);
       const shipping = new LeaderShipping({
         publisher,
         sequences: positions.map((position) => position.sequence),
         messageBytesMax: this.#messageBytesMax(),
         isHeld: () => lease.isHeld(),
         onStop: (reason) => void this.#stepDown(reason),
+        onPublished: (streamSequence, envelopes) => leaderPositions.record(streamSequence, envelopes),
       });
       await this.#db.replicate(shipping.ports(this.#db.workers));
       this.#lease = lease;
       this.#shipping = shipping;
       lease.onLost((reason) => shipping.stop(reason));
       this.#role = 'leader';
+      this.#checkpoints = new LeaderCheckpoints(
+        leaderPositions,
+        {
+          write: (partition, position) =>
+            this.#db.apply(partition, [this.#positionEntry(partition, position)]),
+          trim: async (streamSequence) =>
+            (await this.#manager.streams.purge(this.#stream.name, { seq: streamSequence })).purged,
+          isLeading: () => this.#role === 'leader',
+        },
+        { retainMs: this.#options.retainMs },
+      );
     } catch (error) {
       await lease.release();
       if (this.#applier === null && !this.#closed) this.#follow();
@@ -285,13 +301,18 @@ export class ReplicationRole implements Replication {
       { cause: reason },
     );
     for (const channel of this.#db.userChannels) channel.refuseWhile(refusal, () => true);
+    void this.#checkpoints?.stop(false);
     void this.#lease?.release();
   }
 
-  /** Stops applying (before the owners stop, at close). */
+  /**
+   * Stops applying, or, on a leader, takes a last checkpoint of its positions (so that it reopens
+   * where it stopped) and stops checkpointing: before the owners stop, at close.
+   */
   async stopApplying(): Promise<void> {
     this.#closed = true;
     await this.#switching;
+    await this.#checkpoints?.stop(this.#role === 'leader');
     await this.#applier?.stop();
   }
 
@@ -323,6 +344,8 @@ export class ReplicationRole implements Replication {
       messagesPublished: counts.messages,
       batchesPublished: counts.batches,
       publishRetries: counts.retries,
+      checkpointedPosition: this.#role === 'leader' ? (this.#checkpoints?.checkpointed ?? 0) : 0,
+      trimmedBelow: this.#checkpoints?.trimmedBelow ?? 0,
       failure: applier?.failure?.message ?? this.#deposedBy?.message ?? null,
     };
   }

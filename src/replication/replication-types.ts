@@ -26,6 +26,14 @@ export interface ReplicationStats {
   messagesPublished: number;
   batchesPublished: number;
   publishRetries: number;
+  /**
+   * Leader: the stream sequence its partitions' durable positions name (written every second while
+   * it publishes): a backup of it taken now resumes the log after that. 0 before the first, and on
+   * a follower.
+   */
+  checkpointedPosition: number;
+  /** The log's messages below this stream sequence were trimmed by this database while it led (0: none). */
+  trimmedBelow: number;
   /** Why applying stopped (a follower that cannot go on), or null. */
   failure: string | null;
 }

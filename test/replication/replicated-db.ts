@@ -31,6 +31,7 @@ export interface ReplicationTarget {
   servers: string[];
   stream: string;
   leaseTtlMs?: number;
+  retainMs?: number;
 }
 
 export function leaderAt(dir: string, target: ReplicationTarget, name: string): Promise<Database> {

@@ -18,6 +18,8 @@ export class ReplicationMetrics {
   readonly #messagesPublished: Counter;
   readonly #batchesPublished: Counter;
   readonly #publishRetries: Counter;
+  readonly #checkpointed: Gauge;
+  readonly #trimmedBelow: Gauge;
 
   constructor(registry: Registry) {
     const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[] = []) =>
@@ -63,6 +65,14 @@ export class ReplicationMetrics {
       'lightning_replication_publish_retries_total',
       'Leader: publish attempts beyond the first (an election, a lost connection)',
     );
+    this.#checkpointed = gauge(
+      'lightning_replication_checkpointed_position',
+      "Leader: the stream sequence its partitions' durable positions name (a backup resumes after it)",
+    );
+    this.#trimmedBelow = gauge(
+      'lightning_replication_trimmed_below',
+      "The log's messages below this stream sequence were trimmed by this database while it led",
+    );
   }
 
   set(stats: ReplicationStats): void {
@@ -77,5 +87,7 @@ export class ReplicationMetrics {
     this.#messagesPublished.inc(stats.messagesPublished);
     this.#batchesPublished.inc(stats.batchesPublished);
     this.#publishRetries.inc(stats.publishRetries);
+    this.#checkpointed.set(stats.checkpointedPosition);
+    this.#trimmedBelow.set(stats.trimmedBelow);
   }
 }

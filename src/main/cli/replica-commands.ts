@@ -54,6 +54,8 @@ export function renderReplicationText(stats: ReplicationStats): string {
       ['messages published', String(stats.messagesPublished)],
       ['batches published', String(stats.batchesPublished)],
       ['publish retries', String(stats.publishRetries)],
+      ['checkpointed position', String(stats.checkpointedPosition)],
+      ['log trimmed below', String(stats.trimmedBelow)],
     );
   }
   rows.push(['failure', stats.failure ?? '-']);

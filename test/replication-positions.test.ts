@@ -114,7 +114,7 @@ describe('leader checkpoints', () => {
   afterEach(() => vi.useRealTimers());
 
   /** A leader of two partitions whose checkpoint writes are published like any write (one record each). */
-  function leader(retainMs: number) {
+  function leader(retainMs: number, trimFailures = 0) {
     const positions = new LeaderPositions([emptyPosition(), emptyPosition()], 3, 0);
     let streamSequence = 0;
     const publish = (partition: number, records: number): void => {
@@ -131,6 +131,7 @@ describe('leader checkpoints', () => {
           publish(partition, 1);
         },
         trim: async (below) => {
+          if (trimFailures-- > 0) throw new Error('purge denied');
           trimmed.push(below);
           return 0;
         },
@@ -193,6 +194,21 @@ describe('leader checkpoints', () => {
     expect(trimmed).toEqual([1, 4]);
     await checkpoints.stop(true);
     expect(written).toHaveLength(8);
+  });
+
+  it('say a failing trim once, and trim again once the log allows it', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const { checkpoints, publish, trimmed } = leader(0, 3);
+    for (let second = 0; second < 5; second++) {
+      publish(0, 2);
+      await tick();
+    }
+    // Three rounds failed with the same error (said once), the next ones trimmed to their checkpoint.
+    expect(warn).toHaveBeenCalledTimes(1);
+    expect(trimmed).toEqual([10, 13]);
+    expect(checkpoints.trimmedBelow).toBe(13);
+    warn.mockRestore();
+    await checkpoints.stop(false);
   });
 
   it('take a last checkpoint when stopped as a leader closing', async () => {

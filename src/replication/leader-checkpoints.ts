@@ -45,6 +45,7 @@ export class LeaderCheckpoints {
   #stopped = false;
   #checkpointed = 0;
   #trimmedBelow = 0;
+  #lastFailure: string | null = null;
 
   constructor(positions: LeaderPositions, target: CheckpointTarget, options: { retainMs: number }) {
     this.#positions = positions;
@@ -81,10 +82,22 @@ export class LeaderCheckpoints {
     if (this.#running !== null || this.#stopped) return Promise.resolve();
     this.#running = this.#checkpoint()
       .then(() => this.#trim())
-      .catch((error: unknown) => {
-        if (this.#target.isLeading())
-          console.warn('lightning-db replication: checkpoint or trim failed', error);
-      })
+      .then(
+        () => {
+          this.#lastFailure = null;
+        },
+        (error: unknown) => {
+          // Said once per distinct failure: a stream that refuses purges would fail every round.
+          const text = String(error);
+          if (this.#target.isLeading() && text !== this.#lastFailure) {
+            console.warn(
+              'lightning-db replication: a checkpoint or trim of the log failed (retried each second)',
+              error,
+            );
+          }
+          this.#lastFailure = text;
+        },
+      )
       .finally(() => {
         this.#running = null;
       });

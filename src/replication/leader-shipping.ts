@@ -36,6 +36,10 @@ export class LeaderShipping {
   readonly #onStop: (reason: LightningError) => void;
   readonly #onPublished: (streamSequence: number, envelopes: readonly Envelope[]) => void;
   readonly #ports: MessagePort[] = [];
+  readonly #ownerHasWork: (worker: number) => boolean;
+  readonly #gatherMs: number;
+  /** Wakes a gathering publisher when an owner's batch arrives. */
+  #arrived: (() => void) | null = null;
   #queue: Waiting[] = [];
   #running = false;
   #stopped: LightningError | null = null;
@@ -50,6 +54,13 @@ export class LeaderShipping {
     onStop: (reason: LightningError) => void;
     /** Told of every message the stream acknowledged, before its writers hear of it. */
     onPublished?: (streamSequence: number, envelopes: readonly Envelope[]) => void;
+    /**
+     * Whether owner `worker` has user writes outstanding beyond what it shipped: then its next
+     * batch is coming, and the next message waits for it (briefly) to carry both.
+     */
+    ownerHasWork?: (worker: number) => boolean;
+    /** The longest a message waits for other owners' batches: 2 ms unless told. */
+    gatherMs?: number;
   }) {
     this.#publisher = options.publisher;
     this.#sequences = options.sequences;
@@ -57,6 +68,8 @@ export class LeaderShipping {
     this.#isHeld = options.isHeld;
     this.#onStop = options.onStop;
     this.#onPublished = options.onPublished ?? (() => {});
+    this.#ownerHasWork = options.ownerHasWork ?? (() => false);
+    this.#gatherMs = options.gatherMs ?? gatherMsDefault;
   }
 
   /** One port per owner worker, to transfer to it (WorkerPool.replicate). */
@@ -114,6 +127,7 @@ export class LeaderShipping {
       return;
     }
     this.#queue.push({ port, records: request.records });
+    this.#arrived?.();
     if (!this.#running) void this.#run();
   }
 
@@ -121,12 +135,39 @@ export class LeaderShipping {
     this.#running = true;
     try {
       while (this.#queue.length > 0 && this.#stopped === null) {
+        await this.#gather();
         const batch = this.#queue;
         this.#queue = [];
         await this.#publish(batch);
       }
     } finally {
       this.#running = false;
+    }
+  }
+
+  /**
+   * Waits, at most `gatherMs`, for the batches of the other owners that have writes outstanding:
+   * their passes alternate otherwise (one publishes while the other syncs), every message carrying
+   * one owner's batch, and every message costs the servers, the leader and the followers the same
+   * whatever it carries.
+   */
+  async #gather(): Promise<void> {
+    const started = performance.now();
+    for (;;) {
+      const queued = new Set(this.#queue.map((waiting) => waiting.port));
+      const coming = this.#ports.some((port, worker) => !queued.has(port) && this.#ownerHasWork(worker));
+      if (!coming || this.#stopped !== null) return;
+      const leftMs = this.#gatherMs - (performance.now() - started);
+      if (leftMs <= 0) return;
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          this.#arrived = null;
+          resolve();
+        };
+        const timer = setTimeout(done, leftMs);
+        this.#arrived = done;
+      });
     }
   }
 
@@ -245,6 +286,12 @@ export class LeaderShipping {
     return pieces;
   }
 }
+
+/**
+ * The longest a message waits for another owner's batch: about one owner's log write and sync plus
+ * the turn of its writers, the time in which an owner that has work ships again.
+ */
+const gatherMsDefault = 2;
 
 function recordSize(view: DataView, offset: number): number {
   return recordBytes(view.getUint32(offset + kRecordPayloadLength, true));

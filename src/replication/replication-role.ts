@@ -257,6 +257,7 @@ export class ReplicationRole implements Replication {
         isHeld: () => lease.isHeld(),
         onStop: (reason) => void this.#stepDown(reason),
         onPublished: (streamSequence, envelopes) => leaderPositions.record(streamSequence, envelopes),
+        ownerHasWork: (worker) => (this.#db.userChannels[worker]?.pending ?? 0) > 0,
       });
       await this.#db.replicate(shipping.ports(this.#db.workers));
       this.#lease = lease;

@@ -157,6 +157,45 @@ describe('a replicated database', () => {
   );
 
   it(
+    'refuses a write too large for one log message alone: the writes sharing its group commit go on',
+    async () => {
+      const target = { servers: nats.cluster.servers, stream: 'TOOLARGE' };
+      const leader = await leaderAt(await directory(), target, 'leader');
+      const follower = await followerAt(await directory(), target, 'follower');
+      const huge = 'x'.repeat(nats.nc.info!.max_payload + 1024);
+      // Sent microseconds apart, the small puts reach the owners with the large one (puts of one
+      // turn share a promise, so each group gets a turn of its own).
+      const small = Array.from({ length: 64 }, (_, i) => leader.put(`small${i}`, `v${i}`));
+      await null;
+      const large = leader.put('large', huge);
+      await null;
+      const largeInTransaction = leader.transaction((tx) => {
+        tx.put('tx-small', 'ok');
+        tx.put('tx-large', huge);
+      });
+      const alsoSmall = Array.from({ length: 64 }, (_, i) => leader.put(`after${i}`, `w${i}`));
+      expect(await rejectionCode(large)).toBe('ERR_VALUE_TOO_LARGE');
+      expect(await rejectionCode(largeInTransaction)).toBe('ERR_VALUE_TOO_LARGE');
+      await Promise.all([...small, ...alsoSmall]);
+      // The leader goes on leading, and the follower has every small write and neither large one.
+      expect(leader.replication!.role).toBe('leader');
+      await leader.put('later', 'still leading');
+      await caughtUp(follower, leader);
+      for (const db of [leader, follower]) {
+        expect(db.getString('large')).toBeUndefined();
+        expect(db.getString('tx-large')).toBeUndefined();
+        expect(db.getString('tx-small')).toBeUndefined();
+        expect(db.getString('small63')).toBe('v63');
+        expect(db.getString('after0')).toBe('w0');
+        expect(db.getString('later')).toBe('still leading');
+      }
+      expect(digest(follower)).toEqual(digest(leader));
+      await closeAll(follower, leader);
+    },
+    testMs,
+  );
+
+  it(
     'a leader whose lease another holder took steps down: writes and session waits reject ERR_DEPOSED, reads go on',
     async () => {
       const target = { servers: nats.cluster.servers, stream: 'TAKEN', leaseTtlMs: 2_000 };

@@ -59,7 +59,8 @@ export async function startReplication(wiring: ReplicationWiring): Promise<Start
         readKey: (key) => db.readKey(key, null),
         apply: (partition: number, entries: BatchEntry[]) =>
           channels[partitionWorkers[partition]!]!.batch(partition, entries),
-        replicate: (ports: MessagePort[] | null) => pool.replicate(ports),
+        replicate: (ports: MessagePort[] | null, recordBytesMax?: number) =>
+          pool.replicate(ports, recordBytesMax),
         userChannels: wiring.userChannels,
       },
       wiring.options,

@@ -9,6 +9,7 @@ import {
   statusPartitionFull,
   statusReadOnlyFileSystem,
   statusReplicationFailed,
+  statusTooLargeToReplicate,
 } from '../shared-memory/ring/ring-layout.js';
 
 /**
@@ -204,6 +205,14 @@ function statusError(
       'ERR_REPLICATION',
       'the replication log did not acknowledge the write in time; it was not applied here, and the ' +
         `log may hold it (a follower would then apply it)${shared}`,
+    );
+  }
+  if (status === statusTooLargeToReplicate) {
+    return new LightningError(
+      'ERR_VALUE_TOO_LARGE',
+      "the write's log record is larger than one message of the replication log can carry (the NATS " +
+        "servers' max_payload, 1 MiB by default, less 4 KiB); nothing of it was applied: write it in " +
+        `smaller parts, or raise the servers' max_payload${shared}`,
     );
   }
   const refusal = refusedErrno(status);

@@ -197,14 +197,17 @@ export class WorkerPool {
 
   /**
    * Replication: each worker ships its passes' records to its port before writing them (see
-   * workers/log-shipper.ts), or, with `null`, stops shipping. Ports are transferred.
+   * workers/log-shipper.ts), or, with `null`, stops shipping. Ports are transferred. A write whose
+   * log record would be larger than `recordBytesMax` is refused alone.
    */
-  async replicate(ports: (MessagePort | null)[] | null): Promise<void> {
+  async replicate(ports: (MessagePort | null)[] | null, recordBytesMax?: number): Promise<void> {
     await Promise.all(
       this.#workers.map((worker, i) => {
         const port = ports?.[i] ?? null;
         const call =
-          port === null ? worker.api.replicate(null) : worker.api.replicate(Comlink.transfer(port, [port]));
+          port === null
+            ? worker.api.replicate(null)
+            : worker.api.replicate(Comlink.transfer(port, [port]), recordBytesMax);
         return Promise.race([call, this.#exited(worker)]);
       }),
     );

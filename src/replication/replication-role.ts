@@ -34,8 +34,11 @@ export interface ReplicatedDatabase {
   readKey(key: Uint8Array): Uint8Array | undefined;
   /** Writes one partition's batch through a thread slot of the replication's own (never refused). */
   apply(partition: number, entries: BatchEntry[]): Promise<void>;
-  /** Starts (ports) or stops (null) the owners' shipping of their records. */
-  replicate(ports: MessagePort[] | null): Promise<void>;
+  /**
+   * Starts (ports) or stops (null) the owners' shipping of their records; a write whose record is
+   * larger than `recordBytesMax` is refused alone by its owner.
+   */
+  replicate(ports: MessagePort[] | null, recordBytesMax?: number): Promise<void>;
   /** The channels users write through: refused while this database follows. */
   readonly userChannels: readonly WriteChannel[];
 }
@@ -259,7 +262,10 @@ export class ReplicationRole implements Replication {
         onPublished: (streamSequence, envelopes) => leaderPositions.record(streamSequence, envelopes),
         ownerHasWork: (worker) => (this.#db.userChannels[worker]?.pending ?? 0) > 0,
       });
-      await this.#db.replicate(shipping.ports(this.#db.workers));
+      await this.#db.replicate(
+        shipping.ports(this.#db.workers),
+        this.#messageBytesMax() - envelopeHeaderBytes,
+      );
       this.#lease = lease;
       this.#shipping = shipping;
       lease.onLost((reason) => shipping.stop(reason));

@@ -21,9 +21,12 @@ export type ShipRequest =
 export class LogShipper {
   readonly #port: MessagePort;
   readonly #waiting: ((reply: ShipReply) => void)[] = [];
+  /** The largest framed record a message of the log can carry: larger writes are refused alone. */
+  readonly recordBytesMax: number;
 
-  constructor(port: MessagePort) {
+  constructor(port: MessagePort, recordBytesMax: number) {
     this.#port = port;
+    this.recordBytesMax = recordBytesMax;
     port.on('message', (reply: ShipReply) => this.#waiting.shift()?.(reply));
   }
 

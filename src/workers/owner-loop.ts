@@ -17,9 +17,11 @@ import {
   statusDeposed,
   statusPartitionFull,
   statusReplicationFailed,
+  statusTooLargeToReplicate,
 } from '../shared-memory/ring/ring-layout.js';
 import { storageCondition } from '../storage/storage-errors.js';
 import { flushOwnerLogs, type PartitionLog } from '../storage/wal/index.js';
+import { recordBytes } from '../storage/wal/wal-format.js';
 import type { Failpoints } from './failpoints.js';
 import type { LogShipper } from './log-shipper.js';
 import { OperationApplier } from './operation-applier.js';
@@ -384,6 +386,12 @@ export class OwnerLoop {
     touched: Set<PartitionLog>,
   ): number {
     this.#failpoints.hit('owner.apply');
+    // A record the replication log cannot carry would fail the whole pass there: refuse it alone.
+    // (A record's payload is the operation, or for a prepare its writes plus an 8-byte id.)
+    const shipper = this.#shipper;
+    if (shipper !== null && recordBytes(end - start + 8) > shipper.recordBytesMax) {
+      return statusTooLargeToReplicate;
+    }
     const status = this.#applier.stage(u8, start, end, touched);
     if (status === statusPartitionFull) consumer.recordPartitionFull(this.#applier.lastPartitionFull);
     return status;

@@ -84,9 +84,10 @@ export interface OwnerApi {
   checkpoint(): Promise<CheckpointResult[]>;
   /**
    * Replication: from the next pass, ship each pass's records to `port` and wait for its answer
-   * before writing them (workers/log-shipper.ts); with null, stop shipping.
+   * before writing them (workers/log-shipper.ts); with null, stop shipping. A write whose log record
+   * would be larger than `recordBytesMax` is refused alone (statusTooLargeToReplicate).
    */
-  replicate(port: MessagePort | null): Promise<void>;
+  replicate(port: MessagePort | null, recordBytesMax?: number): Promise<void>;
   /** Applies everything already appended, stops the loop, and resolves when done. */
   shutdown(): Promise<void>;
 }

@@ -130,9 +130,9 @@ const api: OwnerApi = {
     }
   },
 
-  async replicate(port: MessagePort | null): Promise<void> {
+  async replicate(port: MessagePort | null, recordBytesMax = Number.MAX_SAFE_INTEGER): Promise<void> {
     if (loop === null) throw new Error('owner worker not started');
-    loop.setShipper(port === null ? null : new LogShipper(port));
+    loop.setShipper(port === null ? null : new LogShipper(port, recordBytesMax));
   },
 
   async shutdown(): Promise<void> {

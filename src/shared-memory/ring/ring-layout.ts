@@ -79,3 +79,9 @@ export const statusDeposed = 7;
  * stream may hold it (a follower, and this database once it catches up, would then apply it).
  */
 export const statusReplicationFailed = 8;
+/**
+ * Replication: the write's log record is larger than one message of the replication log can carry
+ * (the servers' max_payload less room for headers). Refused alone, before it was logged: the other
+ * writes of its pass go on.
+ */
+export const statusTooLargeToReplicate = 9;

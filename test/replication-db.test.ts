@@ -5,7 +5,7 @@
  * session reads on a follower see the caller's own writes. Seeded (LIGHTNING_SEED); bounds count
  * operations, and the times printed are figures, never asserted.
  */
-import { randomInt } from 'node:crypto';
+
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type Database, openReplica, restore } from '../src/index.js';
@@ -18,18 +18,14 @@ import {
   leaderAt,
   putCounting,
   rejectionCode,
+  replicationTestFile,
   runTransactions,
-  useDirectories,
 } from './replication/replicated-db.js';
 import { codeOf, rejection } from './support/async.js';
-import { stepMs, until, useNatsCluster } from './support/nats-log.js';
-import { mulberry32, seedFromEnv } from './support/seeded-random.js';
+import { until } from './support/nats-log.js';
+import { mulberry32 } from './support/seeded-random.js';
 
-const seed = seedFromEnv(randomInt(2 ** 32));
-console.log(`replication-db seed ${seed} (LIGHTNING_SEED=${seed} replays the workloads)`);
-const nats = useNatsCluster('replication-db.test');
-const directory = useDirectories('ldb-repl');
-const testMs = 6 * stepMs;
+const { seed, nats, directory, testMs } = replicationTestFile('replication-db', 'ldb-repl');
 
 async function closeAll(...dbs: Database[]): Promise<void> {
   for (const db of dbs) await db.close();

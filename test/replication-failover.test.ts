@@ -10,7 +10,7 @@
  *   and nothing applied twice (its contents equal the leader's).
  * Seeded (LIGHTNING_SEED); the times printed are figures, never asserted.
  */
-import { randomInt } from 'node:crypto';
+
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,20 +23,15 @@ import {
   followerAt,
   leaderAt,
   rejectionCode,
+  replicationTestFile,
   runTransactions,
-  useDirectories,
 } from './replication/replicated-db.js';
 import { journalEnvName, readJournal } from './support/fault-journal.js';
-import { stepMs, useNatsCluster } from './support/nats-log.js';
 import { PowerLossReplay, writeImage } from './support/power-loss-image.js';
-import { mulberry32, seedFromEnv } from './support/seeded-random.js';
+import { mulberry32 } from './support/seeded-random.js';
 
-const seed = seedFromEnv(randomInt(2 ** 32));
-console.log(`replication-failover seed ${seed} (LIGHTNING_SEED=${seed} replays the workloads)`);
-const nats = useNatsCluster('replication-failover.test');
-const directory = useDirectories('ldb-failover');
+const { seed, nats, directory, testMs } = replicationTestFile('replication-failover', 'ldb-failover');
 const faultLayerPath = fileURLToPath(new URL('./support/fault-file-layer.ts', import.meta.url));
-const testMs = 6 * stepMs;
 /** Short, so a takeover comes soon after the holder stops renewing. */
 const leaseTtlMs = 2_000;
 

@@ -7,7 +7,7 @@
  * ERR_REPLICATION saying so, and one restored from the leader's backup catches up. Seeded
  * (LIGHTNING_SEED); bounds count messages and envelopes, never time.
  */
-import { randomInt } from 'node:crypto';
+
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type Database, restore } from '../src/index.js';
@@ -18,17 +18,13 @@ import {
   leaderAt,
   partitions,
   rejectionCode,
+  replicationTestFile,
   runTransactions,
-  useDirectories,
 } from './replication/replicated-db.js';
-import { stepMs, until, useNatsCluster } from './support/nats-log.js';
-import { mulberry32, seedFromEnv } from './support/seeded-random.js';
+import { until } from './support/nats-log.js';
+import { mulberry32 } from './support/seeded-random.js';
 
-const seed = seedFromEnv(randomInt(2 ** 32));
-console.log(`replication-retention seed ${seed} (LIGHTNING_SEED=${seed} replays the workloads)`);
-const nats = useNatsCluster('replication-retention.test');
-const directory = useDirectories('ldb-retain');
-const testMs = 6 * stepMs;
+const { seed, nats, directory, testMs } = replicationTestFile('replication-retention', 'ldb-retain');
 
 /**
  * Writes a marker and waits for the leader's next checkpoint to cover it (a leader that published

@@ -3,14 +3,15 @@
  * test cluster, a digest of a database's whole contents, a seeded transaction workload, and a wait
  * for a follower to reach the leader's position.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { type Database, isLightningError, open, openReplica } from '../../src/index.js';
 import { codeOf, rejection } from '../support/async.js';
-import { stepMs } from '../support/nats-log.js';
+import { type NatsContext, stepMs, useNatsCluster } from '../support/nats-log.js';
+import { seedFromEnv } from '../support/seeded-random.js';
 
 export const partitions = 8;
 
@@ -24,6 +25,26 @@ export function useDirectories(prefix: string): () => Promise<string> {
     const dir = await mkdtemp(join(tmpdir(), `${prefix}-`));
     made.push(dir);
     return dir;
+  };
+}
+
+/** What a database-level replication test file sets up: its seed (printed), cluster and directories. */
+export interface ReplicationTestFile {
+  readonly seed: number;
+  readonly nats: NatsContext;
+  readonly directory: () => Promise<string>;
+  /** A test's timeout: several waits of stepMs. */
+  readonly testMs: number;
+}
+
+export function replicationTestFile(name: string, directoryPrefix: string): ReplicationTestFile {
+  const seed = seedFromEnv(randomInt(2 ** 32));
+  console.log(`${name} seed ${seed} (LIGHTNING_SEED=${seed} replays the workloads)`);
+  return {
+    seed,
+    nats: useNatsCluster(`${name}.test`),
+    directory: useDirectories(directoryPrefix),
+    testMs: 6 * stepMs,
   };
 }
 

@@ -114,7 +114,9 @@ describe('leader checkpoints', () => {
   afterEach(() => vi.useRealTimers());
 
   /** A leader of two partitions whose checkpoint writes are published like any write (one record each). */
-  function leader(retainMs: number, trimFailures = 0) {
+  function leader(retainMs: number, failures: { trims?: number; writesOf1?: number } = {}) {
+    let trimFailures = failures.trims ?? 0;
+    let writeFailures = failures.writesOf1 ?? 0;
     const positions = new LeaderPositions([emptyPosition(), emptyPosition()], 3, 0);
     let streamSequence = 0;
     const publish = (partition: number, records: number): void => {
@@ -127,6 +129,7 @@ describe('leader checkpoints', () => {
       positions,
       {
         write: async (partition, position) => {
+          if (partition === 1 && writeFailures-- > 0) throw new Error('write refused');
           written.push({ partition, streamSequence: position.streamSequence, sequence: position.sequence });
           publish(partition, 1);
         },
@@ -198,7 +201,7 @@ describe('leader checkpoints', () => {
 
   it('say a failing trim once, and trim again once the log allows it', async () => {
     const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
-    const { checkpoints, publish, trimmed } = leader(0, 3);
+    const { checkpoints, publish, trimmed } = leader(0, { trims: 3 });
     for (let second = 0; second < 5; second++) {
       publish(0, 2);
       await tick();
@@ -207,6 +210,28 @@ describe('leader checkpoints', () => {
     expect(warn).toHaveBeenCalledTimes(1);
     expect(trimmed).toEqual([10, 13]);
     expect(checkpoints.trimmedBelow).toBe(13);
+    warn.mockRestore();
+    await checkpoints.stop(false);
+  });
+
+  it('take again, next round, a checkpoint that one partition refused, and trim only to complete ones', async () => {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const { checkpoints, publish, written, trimmed } = leader(0, { writesOf1: 1 });
+    publish(0, 1);
+    publish(1, 1);
+    await tick();
+    // Partition 0 took it, partition 1 refused it: not a checkpoint, nothing trimmed.
+    expect(written.map((w) => w.partition)).toEqual([0]);
+    expect(checkpoints.checkpointed).toBe(0);
+    expect(trimmed).toEqual([]);
+    await tick();
+    expect(written.slice(1).map((w) => [w.partition, w.streamSequence])).toEqual([
+      [0, 3],
+      [1, 3],
+    ]);
+    expect(checkpoints.checkpointed).toBe(3);
+    expect(trimmed).toEqual([3]);
+    expect(warn).toHaveBeenCalledTimes(1);
     warn.mockRestore();
     await checkpoints.stop(false);
   });

@@ -12,7 +12,13 @@ export interface CheckpointTarget {
   isLeading(): boolean;
 }
 
-/** A checkpoint every partition holds durably: the stream sequence its positions name, and when. */
+/** Checkpoints kept for trimming, at most, over one retainMs (a busy leader takes one a second). */
+const historyPerRetain = 1024;
+
+/**
+ * A checkpoint every partition holds durably: the stream sequence its positions name, and when (on
+ * the monotonic clock: a wall clock stepped forward must not age checkpoints early).
+ */
 interface Checkpoint {
   readonly streamSequence: number;
   readonly atMs: number;
@@ -111,16 +117,26 @@ export class LeaderCheckpoints {
     // The last checkpoint's own write is one record per partition: more means something else came.
     if (takenAt !== null && sequences.every((sequence, p) => sequence <= takenAt[p]! + 1)) return;
     const snapshot = this.#positions.snapshot();
+    const outcomes = await Promise.allSettled(
+      snapshot.map((position, partition) => this.#target.write(partition, position)),
+    );
+    const failed = outcomes.find((outcome) => outcome.status === 'rejected');
+    // Not taken unless every partition has it: the next round writes them all again.
+    if (failed !== undefined) throw failed.reason;
     this.#takenAt = snapshot.map((position) => position.sequence);
-    await Promise.all(snapshot.map((position, partition) => this.#target.write(partition, position)));
     const streamSequence = snapshot[0]!.streamSequence;
     this.#checkpointed = streamSequence;
-    this.#history.push({ streamSequence, atMs: Date.now() });
+    // Kept for trimming at most about 1,024 per retainMs: a later one is trimmed to a little later.
+    const atMs = performance.now();
+    const last = this.#history[this.#history.length - 1];
+    if (last === undefined || atMs - last.atMs >= this.#retainMs / historyPerRetain) {
+      this.#history.push({ streamSequence, atMs });
+    }
   }
 
   async #trim(): Promise<void> {
     if (!this.#target.isLeading()) return;
-    const cutoffMs = Date.now() - this.#retainMs;
+    const cutoffMs = performance.now() - this.#retainMs;
     let due: Checkpoint | undefined;
     while (this.#history.length > 0 && this.#history[0]!.atMs <= cutoffMs) due = this.#history.shift();
     if (due === undefined || due.streamSequence <= this.#trimmedBelow) return;

@@ -148,7 +148,7 @@ async function* entries(
         if (stalled) break;
         lastSignOfLifeMs = Date.now();
         // The log's messages are numbered without gaps (one subject, single deletes denied): a jump
-        // means the leader trimmed the log (log-retention.ts) past this reader's position.
+        // means the leader trimmed the log (leader-checkpoints.ts) past this reader's position.
         if (message.seq > chain.streamSequence + 1)
           throw logTrimmed(stream, chain.streamSequence, message.seq);
         const where = `${stream.name} stream sequence ${message.seq}`;
@@ -198,7 +198,7 @@ async function startConsumer(
   for (let attempt = 1; ; attempt++) {
     if (options.signal?.aborted) return undefined;
     try {
-      const { state } = await (await js.streams.get(stream.name)).info();
+      const { state } = await (await js.streams.get(stream.name)).info(true);
       // Everything up to first_seq - 1 was trimmed; a reader that needs some of it cannot go on.
       if (state.first_seq > after + 1) throw logTrimmed(stream, after, state.first_seq);
       const consumer = await js.consumers.get(stream.name, {

@@ -7,8 +7,8 @@ import { createHash, randomInt } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll } from 'vitest';
-import { type Database, isLightningError, open, openReplica } from '../../src/index.js';
+import { afterAll, expect } from 'vitest';
+import { type Database, isLightningError, open, openReplica, restore } from '../../src/index.js';
 import { codeOf, rejection } from '../support/async.js';
 import { type NatsContext, stepMs, useNatsCluster } from '../support/nats-log.js';
 import { seedFromEnv } from '../support/seeded-random.js';
@@ -77,6 +77,33 @@ export function digest(db: Database): { hash: string; entries: number } {
 /** Resolves once `follower` applied everything `leader` acknowledged so far. */
 export async function caughtUp(follower: Database, leader: Database): Promise<void> {
   await follower.replication!.waitForPosition(leader.replication!.position(), stepMs);
+}
+
+/**
+ * Restores `backupDir` and opens it as a follower, next to a fresh follower; once both caught up with
+ * `leader`, checks that both hold its exact contents and that the restored one applied fewer
+ * envelopes (it resumed from its backup's positions), with `failure` null. Both stay open.
+ */
+export async function bootstrapFromBackup(
+  leader: Database,
+  target: ReplicationTarget,
+  backupDir: string,
+  directory: () => Promise<string>,
+): Promise<{ restored: Database; fresh: Database; appliedByRestored: number; appliedByFresh: number }> {
+  const restoredDir = join(await directory(), 'restored');
+  await restore(backupDir, restoredDir);
+  const restored = await followerAt(restoredDir, target, 'restored');
+  const fresh = await followerAt(await directory(), target, 'fresh');
+  await caughtUp(restored, leader);
+  await caughtUp(fresh, leader);
+  const expected = digest(leader);
+  expect(digest(restored)).toEqual(expected);
+  expect(digest(fresh)).toEqual(expected);
+  const appliedByRestored = restored.stats().replication!.envelopesApplied;
+  const appliedByFresh = fresh.stats().replication!.envelopesApplied;
+  expect(appliedByRestored).toBeLessThan(appliedByFresh);
+  expect(restored.stats().replication!.failure).toBeNull();
+  return { restored, fresh, appliedByRestored, appliedByFresh };
 }
 
 /**

@@ -248,13 +248,14 @@ describe('a replicated database', () => {
       await caughtUp(follower, leader);
       expect(digest(follower)).toEqual(digest(leader));
       await nats.cluster.restart(victim);
+      // At least to here: the leader's checkpoint may publish a message or two after this.
       const end = leader.replication!.position();
       let onVictim: number | undefined;
       await until(`node ${victim} catching up to ${end}`, async () => {
         onVictim = await nats.cluster.streamLastSequenceOn(victim, 'NODEKILL');
-        return onVictim === end;
+        return onVictim !== undefined && onVictim >= end;
       });
-      expect(onVictim).toBe(end);
+      expect(onVictim).toBeGreaterThanOrEqual(end);
       await closeAll(follower, leader);
     },
     testMs,

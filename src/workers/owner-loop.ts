@@ -137,8 +137,13 @@ export class OwnerLoop {
   async #run(): Promise<void> {
     const control = this.#control;
     while (!this.#stopping) {
-      if ((await this.drainOnce()) > 0) {
-        await yieldToEventLoop();
+      const completed = await this.drainOnce();
+      if (completed > 0) {
+        // A busy replicated owner lets its writers refill its rings before the next pass: every
+        // pass costs a round trip to the log's servers, and one started at the first write back
+        // carries only the writers that were quickest (PostgreSQL's commit_delay/commit_siblings).
+        if (this.#shipper !== null && completed >= replicatedSettleOperations) await settleBeforePass();
+        else await yieldToEventLoop();
         continue;
       }
       // Announce sleep, then look once more: a producer that appended before seeing the flag is
@@ -396,6 +401,15 @@ export class OwnerLoop {
     if (status === statusPartitionFull) consumer.recordPartitionFull(this.#applier.lastPartitionFull);
     return status;
   }
+}
+
+/** A replicated pass of at least this many operations is followed by a settle. */
+const replicatedSettleOperations = 8;
+/** How long a busy replicated owner waits for its writers before its next pass (a timer's least). */
+const replicatedSettleMs = 1;
+
+function settleBeforePass(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, replicatedSettleMs));
 }
 
 function readU32(u8: Uint8Array, at: number): number {

@@ -63,6 +63,54 @@ describe('replication log', () => {
     expect(first).toBe(201);
   });
 
+  it('stops a reader whose next message was trimmed, or whose start lies below the log, ERR_REPLICATION', async () => {
+    const stream = await ensureLogStream(nats.jsm, { name: 'TRIMREAD' });
+    const publisher = await LogPublisher.start(nats.js, nats.jsm, stream, { term: 1 });
+    const next = envelopeSource(mulberry32(seed + 5), 1);
+    const sent: Omit<LogEnvelope, 'term'>[] = [];
+    for (let i = 0; i < 30; i++) {
+      sent.push(next());
+      await publisher.publish(sent[i]!);
+    }
+    // A reader fetching one message at a time reads the first, then the log is trimmed under it.
+    const controller = new AbortController();
+    const { entries } = readLog(nats.js, stream, { batchMessages: 1, signal: controller.signal });
+    const iterator = entries[Symbol.asyncIterator]();
+    expect((await iterator.next()).value?.streamSequence).toBe(1);
+    expect((await nats.jsm.streams.purge(stream.name, { seq: 20 })).purged).toBe(19);
+    const read: number[] = [];
+    const failure = await (async () => {
+      for (;;) {
+        const step = await iterator.next();
+        if (step.done) return null;
+        read.push(step.value.streamSequence);
+      }
+    })().catch((error: unknown) => error as Error & { code?: string });
+    controller.abort();
+    // What the client had fetched before the trim may come first; never a gap.
+    expect(read).toEqual(read.map((_, i) => i + 2));
+    expect(failure?.code).toBe('ERR_REPLICATION');
+    expect(failure?.message).toContain(
+      `it starts at stream sequence 20, and this replica has applied it only up to ${read.length + 1}`,
+    );
+    // A reader starting below the log's first message is told at once.
+    const late = readLog(nats.js, stream, { afterStreamSequence: 5 });
+    const error = await rejection(late.entries[Symbol.asyncIterator]().next());
+    expect(codeOf(error)).toBe('ERR_REPLICATION');
+    expect(String(error)).toContain('was trimmed');
+    // A reader resuming from a position the log kept reads to the end, chained from there.
+    const resumed = new AbortController();
+    const kept = readLog(nats.js, stream, {
+      afterStreamSequence: 19,
+      partitions: new Map([[0, sent[18]!.lastSequence]]),
+      signal: resumed.signal,
+    });
+    const rest: number[] = [];
+    for await (const entry of kept.entries) if (rest.push(entry.streamSequence) === 11) break;
+    resumed.abort();
+    expect(rest).toEqual(Array.from({ length: 11 }, (_, i) => 20 + i));
+  });
+
   it('rejects a publish with a stale expected sequence as ERR_DEPOSED; that publisher then refuses all', async () => {
     const stream = await ensureLogStream(nats.jsm, { name: 'STALE' });
     const old = await LogPublisher.start(nats.js, nats.jsm, stream, { term: 1 });

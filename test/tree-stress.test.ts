@@ -66,7 +66,11 @@ const startupMs = 60_000;
 const writerMarginMs = 20_000 + Math.round(durationMs * 0.25) + extraOpsMarginMs;
 /** Readers must notice the stop flag within one operation and then do one full pass. */
 const readerMarginMs = 20_000;
-/** Less work than this means the readers were starved, so the run proved little. */
+/**
+ * Less work than this means the readers were starved, so the run proved little: the writer goes on
+ * past its duration until every reader did this much (or the extra operations run out), so a slow
+ * machine lengthens the run instead of failing it.
+ */
 const workScale = Math.min(1, durationMs / 4000);
 const minGets = Math.ceil(1000 * workScale);
 const minScans = Math.ceil(100 * workScale);
@@ -160,6 +164,8 @@ it(
         durationMs,
         restartsWanted,
         overlapsWanted,
+        getsWanted: minGets,
+        scansWanted: minScans,
         extraOpsMax,
         checkEveryOp,
         keySpace,

@@ -111,29 +111,19 @@ async function runPuts(
     for (const concurrency of concurrencies) {
       for (const mode of rotation(modes, round)) {
         const label = `round ${round}  ${mode.padEnd(10)} ${String(concurrency).padStart(2)} outstanding`;
-        try {
-          const { record, problem } = await runPutRun(context, mode, concurrency, round);
-          if (record !== undefined) {
-            records.push(record);
-            const { result } = record;
-            const lag =
-              record.follower === null
-                ? ''
-                : `, follower lag p50 ${formatFixed(record.follower.statsLagMsP50, 1)} ms (stats)`;
-            console.log(
-              `  ${label}: ${formatCount(result.puts / result.seconds).padStart(7)} puts/s, p50 ${formatFixed(result.latencyMs.p50, 2)} ms, ` +
-                `p99 ${formatFixed(result.latencyMs.p99, 2)} ms, leader ${formatFixed(result.cpuSeconds / result.seconds, 2)} cores${lag}; ` +
-                `load ${formatFixed(result.loadAverage1m, 2)}`,
-            );
-          }
-          if (problem !== undefined) {
-            failures.push(`${label}: ${problem}`);
-            console.log(`  ${label}: FAILED, ${problem}`);
-          }
-        } catch (error) {
-          failures.push(`${label}: ${String(error)}`);
-          console.log(`  ${label}: FAILED, ${String(error)}`);
-        }
+        await runRound(label, failures, runPutRun(context, mode, concurrency, round), (record) => {
+          records.push(record);
+          const { result } = record;
+          const lag =
+            record.follower === null
+              ? ''
+              : `, follower lag p50 ${formatFixed(record.follower.statsLagMsP50, 1)} ms (stats)`;
+          return (
+            `${formatCount(result.puts / result.seconds).padStart(7)} puts/s, p50 ${formatFixed(result.latencyMs.p50, 2)} ms, ` +
+            `p99 ${formatFixed(result.latencyMs.p99, 2)} ms, leader ${formatFixed(result.cpuSeconds / result.seconds, 2)} cores${lag}; ` +
+            `load ${formatFixed(result.loadAverage1m, 2)}`
+          );
+        });
       }
     }
   }
@@ -155,24 +145,36 @@ async function runFailovers(
     seed: options.seed,
   };
   for (let round = 1; round <= options.failovers; round++) {
-    const label = `failover ${round}`;
-    try {
-      const { record, problem } = await runFailoverRound(context, round);
-      if (record !== undefined) {
-        records.push(record);
-        console.log(
-          `  ${label}: kill → promoted ${formatCount(record.killToPromotedMs)} ms, → first put ${formatCount(record.killToFirstPutMs)} ms; ` +
-            `${formatCount(record.present)} of ${formatCount(record.acked)} acknowledged puts on the new leader; load ${loadText()}`,
-        );
-      }
-      if (problem !== undefined) {
-        failures.push(`${label}: ${problem}`);
-        console.log(`  ${label}: FAILED, ${problem}`);
-      }
-    } catch (error) {
-      failures.push(`${label}: ${String(error)}`);
-      console.log(`  ${label}: FAILED, ${String(error)}`);
-    }
+    await runRound(`failover ${round}`, failures, runFailoverRound(context, round), (record) => {
+      records.push(record);
+      return (
+        `kill → promoted ${formatCount(record.killToPromotedMs)} ms, → first put ${formatCount(record.killToFirstPutMs)} ms; ` +
+        `${formatCount(record.present)} of ${formatCount(record.acked)} acknowledged puts on the new leader; load ${loadText()}`
+      );
+    });
+  }
+}
+
+/**
+ * Awaits one round: its record (kept and described by `took`, which returns the line to print) and
+ * its problem, or the error it threw, each added to `failures` and printed under `label`.
+ */
+async function runRound<R>(
+  label: string,
+  failures: string[],
+  round: Promise<{ record?: R | undefined; problem?: string | undefined }>,
+  took: (record: R) => string,
+): Promise<void> {
+  const fail = (why: string): void => {
+    failures.push(`${label}: ${why}`);
+    console.log(`  ${label}: FAILED, ${why}`);
+  };
+  try {
+    const { record, problem } = await round;
+    if (record !== undefined) console.log(`  ${label}: ${took(record)}`);
+    if (problem !== undefined) fail(problem);
+  } catch (error) {
+    fail(String(error));
   }
 }
 

@@ -178,9 +178,12 @@ export class LeaderShipping {
       this.stop(new LightningError('ERR_DEPOSED', 'the leader lease was not renewed in time'));
       return;
     }
-    // A record too large for any message is refused alone: the others of the batch go on.
+    // A record too large for any message is refused alone: the others of the batch go on. (The
+    // owners refuse such writes before logging them; this guards the rest. Only a batch larger than
+    // a message can hold one, so smaller batches are not walked.)
+    const room = this.#messageBytesMax - envelopeHeaderBytes;
     batch = batch.filter((waiting) => {
-      const tooLarge = this.#largestRecord(waiting.records) > this.#messageBytesMax - envelopeHeaderBytes;
+      const tooLarge = waiting.records.length > room && this.#largestRecord(waiting.records) > room;
       if (tooLarge) {
         reply(waiting.port, {
           ok: false,

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { JetStreamClient, JetStreamManager, PubAck } from '@nats-io/jetstream';
 import { assert } from '../shared-memory/assert.js';
 import { LightningError } from '../shared-memory/errors.js';
@@ -191,7 +192,7 @@ export class LogPublisher {
         }
         this.#retries++;
         // A short pause: an election takes seconds, and each attempt already waited up to attemptMs.
-        await new Promise((resolve) => setTimeout(resolve, Math.min(50 * attempt, 500)));
+        await sleep(Math.min(50 * attempt, 500));
         continue;
       }
       assert(

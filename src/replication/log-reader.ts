@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   type Consumer,
   type ConsumerMessages,
@@ -216,7 +217,7 @@ async function startConsumer(
       if (isClosedConnection(error) || Date.now() >= deadline) {
         throw replicationError(`reading log ${stream.name} (${attempt} attempts)`, error);
       }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(100 * attempt, 1_000)));
+      await sleep(Math.min(100 * attempt, 1_000));
     }
   }
 }

@@ -1,4 +1,4 @@
-import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { setTimeout as sleep, setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import {
   type BTree,
   type CommandRing,
@@ -142,7 +142,8 @@ export class OwnerLoop {
         // A busy replicated owner lets its writers refill its rings before the next pass: every
         // pass costs a round trip to the log's servers, and one started at the first write back
         // carries only the writers that were quickest (PostgreSQL's commit_delay/commit_siblings).
-        if (this.#shipper !== null && completed >= replicatedSettleOperations) await settleBeforePass();
+        if (this.#shipper !== null && completed >= replicatedSettleOperations)
+          await sleep(replicatedSettleMs);
         else await yieldToEventLoop();
         continue;
       }
@@ -407,10 +408,6 @@ export class OwnerLoop {
 const replicatedSettleOperations = 8;
 /** How long a busy replicated owner waits for its writers before its next pass (a timer's least). */
 const replicatedSettleMs = 1;
-
-function settleBeforePass(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, replicatedSettleMs));
-}
 
 function readU32(u8: Uint8Array, at: number): number {
   return (u8[at]! | (u8[at + 1]! << 8) | (u8[at + 2]! << 16) | (u8[at + 3]! << 24)) >>> 0;

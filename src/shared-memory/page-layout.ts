@@ -10,7 +10,9 @@
  *  10  u16  fragmented bytes: freed cell bytes inside the cell area, reclaimed by compaction
  *  12  u32  link: upper child (interior), next page (overflow chain, free list)
  *  16  u32  chunk bytes (overflow pages)
- *  20  ..   reserved, zero
+ *  20  u32  page id, and 24 u64 page LSN: the page file's (storage/page-file), zero in the arena
+ *
+ * On disk, in the page file, the latch word holds the page's checksum instead.
  */
 export const pLatch = 0;
 export const pType = 4;

@@ -1,0 +1,140 @@
+import { LightningError } from '../../shared-memory/errors.js';
+import type { XxhashApi } from '../xxhash.js';
+
+/**
+ * The page file, format version 1: one partition's pages at `pageId * pageSizeBytes`, page 0 being
+ * the file header. Little-endian.
+ *
+ *   header (page 0)  magic "LPGF" | format version u32 | page size u32 | partition u32 | xxh32 of those
+ *   page             xxh32 of bytes [4, page size) u32 | page content, with at byte 20 the page id u32
+ *                    and at byte 24 the page LSN u64
+ *
+ * The first word of a page on disk is its checksum; in memory the same word is the page's latch,
+ * which is zeroed when a page is loaded. Bytes 20..31 are reserved in every page header the tree
+ * writes (page-layout.ts), so the file needs no bytes of its own. The page id catches a page written
+ * to the wrong place or read from the wrong offset; the checksum catches a torn or damaged page.
+ *
+ * The double-write file (`pages.dwb`), written and synced before a checkpoint writes any page in
+ * place, repairs a page torn by a crash during the in-place write:
+ *
+ *   header  magic "LDWB" | format version u32 | page size u32 | image count u32 | xxh32 of those
+ *           (padded to one page)
+ *   images  image count sealed pages, each verified on its own
+ */
+export const pageFileFormatVersion = 1;
+export const pageFileName = 'pages.lpg';
+export const doubleWriteFileName = 'pages.dwb';
+
+export const kPageChecksum = 0;
+export const kPageId = 20;
+export const kPageLsn = 24;
+
+const fileMagic = 0x4647_504c; // "LPGF" little-endian
+const doubleWriteMagic = 0x4257_444c; // "LDWB" little-endian
+const headerFieldBytes = 16;
+
+export interface PageFileHeader {
+  pageSizeBytes: number;
+  partition: number;
+}
+
+function encodeHeader(
+  api: XxhashApi,
+  magic: number,
+  fields: readonly number[],
+  pageSizeBytes: number,
+): Uint8Array {
+  const page = new Uint8Array(pageSizeBytes);
+  const view = new DataView(page.buffer);
+  view.setUint32(0, magic, true);
+  view.setUint32(4, pageFileFormatVersion, true);
+  fields.forEach((field, at) => view.setUint32(8 + 4 * at, field, true));
+  view.setUint32(headerFieldBytes, api.h32Raw(page.subarray(0, headerFieldBytes)), true);
+  return page;
+}
+
+/** Reads a header's two fields after checking magic, version and checksum; `what` names the file. */
+function decodeHeader(api: XxhashApi, magic: number, bytes: Uint8Array, what: string): [number, number] {
+  if (bytes.length < headerFieldBytes + 4) throw corruption(`${what}: shorter than its header`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (view.getUint32(0, true) !== magic) throw corruption(`${what}: bad magic number`);
+  const version = view.getUint32(4, true);
+  if (version !== pageFileFormatVersion) {
+    throw new LightningError(
+      'ERR_FORMAT_VERSION',
+      `${what}: format version ${version}; this build reads version ${pageFileFormatVersion}`,
+    );
+  }
+  if (view.getUint32(headerFieldBytes, true) !== api.h32Raw(bytes.subarray(0, headerFieldBytes))) {
+    throw corruption(`${what}: header checksum mismatch`);
+  }
+  return [view.getUint32(8, true), view.getUint32(12, true)];
+}
+
+export function encodePageFileHeader(api: XxhashApi, header: PageFileHeader): Uint8Array {
+  return encodeHeader(api, fileMagic, [header.pageSizeBytes, header.partition], header.pageSizeBytes);
+}
+
+export function decodePageFileHeader(api: XxhashApi, bytes: Uint8Array, path: string): PageFileHeader {
+  const [pageSizeBytes, partition] = decodeHeader(api, fileMagic, bytes, `page file ${path}`);
+  return { pageSizeBytes, partition };
+}
+
+export function encodeDoubleWriteHeader(
+  api: XxhashApi,
+  pageSizeBytes: number,
+  imageCount: number,
+): Uint8Array {
+  return encodeHeader(api, doubleWriteMagic, [pageSizeBytes, imageCount], pageSizeBytes);
+}
+
+/** The double-write file's page size and image count. */
+export function decodeDoubleWriteHeader(
+  api: XxhashApi,
+  bytes: Uint8Array,
+  path: string,
+): { pageSizeBytes: number; imageCount: number } {
+  const [pageSizeBytes, imageCount] = decodeHeader(api, doubleWriteMagic, bytes, `double-write file ${path}`);
+  return { pageSizeBytes, imageCount };
+}
+
+/** Stamps `image` (a copy of a frame) with its page id and checksum, ready to be written. */
+export function sealPage(api: XxhashApi, image: Uint8Array, pageId: number): void {
+  const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
+  view.setUint32(kPageId, pageId, true);
+  view.setUint32(kPageChecksum, api.h32Raw(image.subarray(4)), true);
+}
+
+/** Why `image` is not a sound copy of page `pageId`, or null if it is. */
+export function pageImageProblem(api: XxhashApi, image: Uint8Array, pageId: number): string | null {
+  const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
+  if (view.getUint32(kPageChecksum, true) !== api.h32Raw(image.subarray(4)))
+    return 'checksum mismatch (torn or damaged)';
+  const stored = view.getUint32(kPageId, true);
+  if (stored !== pageId) return `holds page ${stored}`;
+  return null;
+}
+
+/** The image's own page id (after a successful `pageImageProblem` check of it). */
+export function pageIdOf(image: Uint8Array): number {
+  return new DataView(image.buffer, image.byteOffset, image.byteLength).getUint32(kPageId, true);
+}
+
+/**
+ * The LSN of the last log record applied to the page: a checkpoint writes the page only once the log
+ * is durable up to it. A u64 on disk read as a safe integer, as the log's own LSNs are (wal-format.ts).
+ */
+export function pageLsnOf(image: Uint8Array): number {
+  const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
+  return view.getUint32(kPageLsn, true) + view.getUint32(kPageLsn + 4, true) * 2 ** 32;
+}
+
+export function setPageLsn(image: Uint8Array, lsn: number): void {
+  const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
+  view.setUint32(kPageLsn, lsn % 2 ** 32, true);
+  view.setUint32(kPageLsn + 4, Math.floor(lsn / 2 ** 32), true);
+}
+
+export function corruption(message: string): LightningError {
+  return new LightningError('ERR_CORRUPTION', message);
+}

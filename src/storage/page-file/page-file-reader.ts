@@ -1,0 +1,98 @@
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import { LightningError } from '../../shared-memory/errors.js';
+import type { PageLoader } from '../../shared-memory/pool/page-loader.js';
+import { type XxhashApi, xxhashApi } from '../xxhash.js';
+import {
+  corruption,
+  decodePageFileHeader,
+  kPageChecksum,
+  type PageFileHeader,
+  pageFileName,
+  pageImageProblem,
+} from './page-file-format.js';
+
+/**
+ * Reads pages of one partition's page file synchronously, for a buffer pool's misses on any thread.
+ * Each thread opens its own descriptor: a pread needs no shared position, and closing one thread's
+ * reader never pulls the file from under another's.
+ *
+ * A page that fails its checksum or names another page id is ERR_CORRUPTION, never loaded: the pool
+ * gives the frame back and the page stays evicted.
+ */
+export class PageFileReader implements PageLoader {
+  readonly path: string;
+  readonly header: PageFileHeader;
+  readonly #api: XxhashApi;
+  #fd: number;
+
+  private constructor(path: string, fd: number, header: PageFileHeader, api: XxhashApi) {
+    this.path = path;
+    this.#fd = fd;
+    this.header = header;
+    this.#api = api;
+  }
+
+  /**
+   * Opens `dir`'s page file and checks its header against what the caller expects. A missing file is
+   * ERR_CORRUPTION: a database whose manifest names pages must have them.
+   */
+  static async open(dir: string, expected: PageFileHeader): Promise<PageFileReader> {
+    const api = await xxhashApi();
+    const path = join(dir, pageFileName);
+    let fd: number;
+    try {
+      fd = openSync(path, 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+        throw corruption(`page file ${path} is missing`);
+      throw error;
+    }
+    try {
+      const first = new Uint8Array(expected.pageSizeBytes);
+      const read = readSync(fd, first, 0, first.length, 0);
+      const header = decodePageFileHeader(api, first.subarray(0, read), path);
+      if (header.pageSizeBytes !== expected.pageSizeBytes || header.partition !== expected.partition) {
+        throw corruption(
+          `page file ${path} is partition ${header.partition} with ${header.pageSizeBytes}-byte pages; ` +
+            `expected partition ${expected.partition} with ${expected.pageSizeBytes}-byte pages`,
+        );
+      }
+      return new PageFileReader(path, fd, header, api);
+    } catch (error) {
+      closeSync(fd);
+      throw error;
+    }
+  }
+
+  /** Pages the file holds, the header included. */
+  pageCount(): number {
+    return Math.floor(fstatSync(this.#descriptor()).size / this.header.pageSizeBytes);
+  }
+
+  load(pageId: number, frame: Uint8Array): void {
+    const pageSizeBytes = this.header.pageSizeBytes;
+    if (frame.length !== pageSizeBytes) {
+      throw new LightningError('ERR_BAD_ARGUMENT', `a frame is ${pageSizeBytes} bytes, got ${frame.length}`);
+    }
+    const read = readSync(this.#descriptor(), frame, 0, pageSizeBytes, pageId * pageSizeBytes);
+    if (read !== pageSizeBytes) {
+      throw corruption(`page ${pageId} lies beyond the end of page file ${this.path} (read ${read} bytes)`);
+    }
+    const problem = pageImageProblem(this.#api, frame, pageId);
+    if (problem !== null) throw corruption(`page ${pageId} of ${this.path}: ${problem}`);
+    // The checksum word is the latch in memory: a loaded page starts unlatched.
+    frame.fill(0, kPageChecksum, kPageChecksum + 4);
+  }
+
+  close(): void {
+    if (this.#fd < 0) return;
+    closeSync(this.#fd);
+    this.#fd = -1;
+  }
+
+  #descriptor(): number {
+    if (this.#fd < 0) throw new LightningError('ERR_CLOSED', `page file ${this.path} reader is closed`);
+    return this.#fd;
+  }
+}

@@ -48,7 +48,7 @@ function encodeHeader(
   const view = new DataView(page.buffer);
   view.setUint32(0, magic, true);
   view.setUint32(4, pageFileFormatVersion, true);
-  fields.forEach((field, at) => view.setUint32(8 + 4 * at, field, true));
+  for (const [at, field] of fields.entries()) view.setUint32(8 + 4 * at, field, true);
   view.setUint32(headerFieldBytes, api.h32Raw(page.subarray(0, headerFieldBytes)), true);
   return page;
 }

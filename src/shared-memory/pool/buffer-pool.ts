@@ -43,6 +43,11 @@ export interface BufferPoolOptions {
   pagesMax: number;
   /** Frames: the most pages resident at once. At least 8. */
   framesMax: number;
+  /**
+   * Page ids already in use, all of them in the page file (a pool over an existing file: its page
+   * count). They start evicted and load on first use. Default 1: only the reserved page 0.
+   */
+  pagesAllocated?: number;
 }
 
 export interface BufferPoolStats {
@@ -109,7 +114,7 @@ export class BufferPool {
 
   /** A new pool, every page id unallocated, every frame free; this thread attached to it. */
   static create(options: BufferPoolOptions, loader: PageLoader): BufferPool {
-    const { pageSizeBytes, pagesMax, framesMax } = options;
+    const { pageSizeBytes, pagesMax, framesMax, pagesAllocated = 1 } = options;
     if (
       !Number.isInteger(pageSizeBytes) ||
       pageSizeBytes < pageSizeBytesMin ||
@@ -128,6 +133,11 @@ export class BufferPool {
         `framesMax must be an integer from ${poolFramesMin} to pagesMax, got ${String(framesMax)}`,
       );
     }
+    if (!Number.isInteger(pagesAllocated) || pagesAllocated < 1 || pagesAllocated > pagesMax) {
+      throw badArgument(
+        `pagesAllocated must be an integer from 1 to pagesMax, got ${String(pagesAllocated)}`,
+      );
+    }
     const regions = poolRegions(pageSizeBytes, pagesMax, framesMax);
     const sab = new SharedArrayBuffer(regions.totalBytes);
     const i32 = new Int32Array(sab);
@@ -137,7 +147,7 @@ export class BufferPool {
     i32[kPoolPagesMax] = pagesMax;
     i32[kPoolFramesMax] = framesMax;
     i32[kPoolHeaderChecksum] = checksumWords(i32.subarray(0, poolChecksummedFieldCount)) | 0;
-    i32[kPoolPagesAllocated] = 1;
+    i32[kPoolPagesAllocated] = pagesAllocated;
     i32.fill(stateEvicted, regions.pageState, regions.pageState + pagesMax);
     i32.fill(-1, regions.frameOf, regions.frameOf + pagesMax);
     const pool = new BufferPool(sab, loader);

@@ -200,9 +200,12 @@ export class BufferPool {
       if (tag === stateUnlocked || tag === stateMarked) {
         // A read is the second chance: the clock will pass this page over once more.
         if (tag === stateMarked) Atomics.compareExchange(i32, index, word, stateWithTag(word, stateUnlocked));
+        const frame = Atomics.load(i32, this.#frameOfBase + pageId);
+        // Evicted since the state was loaded: validate would fail anyway; look again instead.
+        if (frame < 0) continue;
         this.version = word;
         this.hits++;
-        return this.#frameByteOffset(Atomics.load(i32, this.#frameOfBase + pageId));
+        return this.#frameByteOffset(frame);
       }
       if (tag === stateEvicted) {
         const locked = stateWithTag(word, stateLockedBase + this.holder);

@@ -193,7 +193,8 @@ export class BufferPool {
     this.#checkPageId(pageId);
     const i32 = this.i32;
     const index = this.#stateBase + pageId;
-    const stall = new StallClock();
+    // Made on the first wait only: a hit allocates nothing.
+    let stall: StallClock | null = null;
     for (;;) {
       const word = Atomics.load(i32, index);
       const tag = stateTag(word);
@@ -216,6 +217,7 @@ export class BufferPool {
         this.version = unlocked;
         return offset;
       }
+      stall ??= new StallClock();
       this.#waitForLatch(index, word, pageId, stall);
     }
   }
@@ -234,7 +236,8 @@ export class BufferPool {
     this.#checkPageId(pageId);
     const i32 = this.i32;
     const index = this.#stateBase + pageId;
-    const stall = new StallClock();
+    // Made on the first wait only: a hit allocates nothing.
+    let stall: StallClock | null = null;
     for (;;) {
       const word = Atomics.load(i32, index);
       const tag = stateTag(word);
@@ -244,6 +247,7 @@ export class BufferPool {
         if (tag === stateEvicted) return this.#load(pageId, locked);
         return this.#frameByteOffset(Atomics.load(i32, this.#frameOfBase + pageId));
       }
+      stall ??= new StallClock();
       this.#waitForLatch(index, word, pageId, stall);
     }
   }

@@ -11,11 +11,12 @@ import { isLightningError } from '../src/shared-memory/errors.js';
 import { BufferPool } from '../src/shared-memory/pool/buffer-pool.js';
 import { kPoolFrameMutex } from '../src/shared-memory/pool/pool-layout.js';
 import { installFileLayer, nodeFileLayer } from '../src/storage/file-layer.js';
-import { pageFileName, setPageLsn } from '../src/storage/page-file/page-file-format.js';
+import { doubleWriteFileName, pageFileName, setPageLsn } from '../src/storage/page-file/page-file-format.js';
 import { PageFileReader } from '../src/storage/page-file/page-file-reader.js';
 import {
   createPageFile,
   pageFileProblems,
+  repairTornPages,
   writeDirtyPages,
 } from '../src/storage/page-file/page-file-writer.js';
 import { mulberry32, seedFromEnv } from './support/seeded-random.js';
@@ -289,6 +290,8 @@ describe('buffer pool bad input', () => {
     readers.push(reader);
     expectCode(() => reader.load(3, new Uint8Array(pageSize)), 'ERR_CORRUPTION');
     expectCode(() => reader.load(3, new Uint8Array(100)), 'ERR_BAD_ARGUMENT');
+    await rm(join(dir, doubleWriteFileName));
+    await expect(repairTornPages(dir, pageSize)).rejects.toMatchObject({ code: 'ERR_CORRUPTION' });
     await writeFile(join(dir, pageFileName), Buffer.alloc(pageSize));
     await expect(PageFileReader.open(dir, { pageSizeBytes: pageSize, partition: 0 })).rejects.toMatchObject({
       code: 'ERR_CORRUPTION',

@@ -2,7 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LightningError } from '../../shared-memory/errors.js';
 import type { BufferPool } from '../../shared-memory/pool/buffer-pool.js';
-import { writeFileDurably } from '../durable-file.js';
+import { syncDirectory, writeFileDurably } from '../durable-file.js';
 import { fileLayer, type LayerFileHandle } from '../file-layer.js';
 import { xxhashApi } from '../xxhash.js';
 import {
@@ -27,10 +27,14 @@ export interface DirtyPagesWritten {
   pagesChangedMeanwhile: number;
 }
 
-/** Creates `dir`'s page file holding only its header. An existing page file is never overwritten. */
+/**
+ * Creates `dir`'s page file holding only its header, and its empty double-write file, both durable
+ * (names included). An existing page file is never overwritten.
+ */
 export async function createPageFile(dir: string, header: PageFileHeader): Promise<void> {
   const path = join(dir, pageFileName);
   if (await exists(path)) throw new LightningError('ERR_BAD_ARGUMENT', `page file ${path} already exists`);
+  await writeFileDurably(join(dir, doubleWriteFileName), new Uint8Array(0));
   await writeFileDurably(path, encodePageFileHeader(await xxhashApi(), header));
 }
 
@@ -67,20 +71,24 @@ export async function writeDirtyPages(
   if (images.length === 0) return { pagesWritten: 0, pagesAhead, pagesChangedMeanwhile: 0 };
   images.sort((a, b) => a.pageId - b.pageId);
   const layer = fileLayer();
-  await withFile(join(dir, doubleWriteFileName), 'w', async (handle) => {
+  const doubleWritePath = join(dir, doubleWriteFileName);
+  // createPageFile made it; if it is gone, its new name must be durable before any page is written.
+  const doubleWriteIsNew = !(await exists(doubleWritePath));
+  await withFile(doubleWritePath, 'w', async (handle) => {
     await handle.writev(
       [encodeDoubleWriteHeader(api, pageSizeBytes, images.length), ...images.map((i) => i.image)],
       0,
     );
     await handle.datasync();
   });
+  if (doubleWriteIsNew) await syncDirectory(dir);
   await withFile(join(dir, pageFileName), 'r+', async (handle) => {
     for (const { pageId, image } of images)
       await handle.write(image, 0, pageSizeBytes, pageId * pageSizeBytes);
     await handle.datasync();
   });
   // Emptied so that open() has nothing to repair; if this is lost, repairing writes the same images.
-  await (await layer.open(join(dir, doubleWriteFileName), 'w')).close();
+  await (await layer.open(doubleWritePath, 'w')).close();
   let pagesChangedMeanwhile = 0;
   for (const { pageId, version } of images) if (!pool.markCleanIf(pageId, version)) pagesChangedMeanwhile++;
   return { pagesWritten: images.length, pagesAhead, pagesChangedMeanwhile };
@@ -90,7 +98,8 @@ export async function writeDirtyPages(
  * Puts back, at open, every sound image of the double-write file whose page in place differs (a
  * crash tore it, or never wrote it). An image that fails its own checksum is skipped: the crash came
  * while the double-write file was written, before any page was written in place. Returns the pages
- * rewritten. No double-write file, or an empty one, means the last checkpoint finished.
+ * rewritten. An empty double-write file means the last checkpoint finished; a missing one is
+ * ERR_CORRUPTION (createPageFile makes it with the page file).
  */
 export async function repairTornPages(dir: string, pageSizeBytes: number): Promise<number> {
   const api = await xxhashApi();
@@ -99,7 +108,9 @@ export async function repairTornPages(dir: string, pageSizeBytes: number): Promi
   try {
     bytes = await readFile(path);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new LightningError('ERR_CORRUPTION', `double-write file ${path} is missing`);
+    }
     throw error;
   }
   if (bytes.length === 0) return 0;

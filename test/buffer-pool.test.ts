@@ -276,6 +276,25 @@ describe('buffer pool bad input', () => {
     corrupt[3] = saved;
   });
 
+  it('refuses a bad durable LSN, a second write-back at once, a page-size mismatch and a missing file', async () => {
+    const pool = await newPool(16, 8);
+    pool.unlock(pool.allocate(), true);
+    for (const durableLsn of [-1, 1.5, Number.NaN, 2 ** 53]) {
+      await expect(writeDirtyPages(pool, dir, durableLsn)).rejects.toMatchObject({
+        code: 'ERR_BAD_ARGUMENT',
+      });
+    }
+    const first = writeDirtyPages(pool, dir, durableAll);
+    await expect(writeDirtyPages(pool, dir, durableAll)).rejects.toMatchObject({ code: 'ERR_BAD_ARGUMENT' });
+    expect(await first).toMatchObject({ pagesWritten: 1 });
+    const wide = BufferPool.create({ pageSizeBytes: 8192, pagesMax: 16, framesMax: 8 }, readers[0]!);
+    wide.unlock(wide.allocate(), true);
+    await expect(writeDirtyPages(wide, dir, durableAll)).rejects.toMatchObject({ code: 'ERR_BAD_ARGUMENT' });
+    await expect(writeDirtyPages(pool, join(dir, 'nowhere'), durableAll)).rejects.toMatchObject({
+      code: 'ERR_CORRUPTION',
+    });
+  });
+
   it('reports a missing or foreign page file as ERR_CORRUPTION, and a page past its end', async () => {
     await expect(
       PageFileReader.open(join(dir, 'nowhere'), { pageSizeBytes: pageSize, partition: 0 }),

@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LightningError } from '../../shared-memory/errors.js';
 import type { BufferPool } from '../../shared-memory/pool/buffer-pool.js';
@@ -7,6 +7,7 @@ import { fileLayer, type LayerFileHandle } from '../file-layer.js';
 import { xxhashApi } from '../xxhash.js';
 import {
   decodeDoubleWriteHeader,
+  decodePageFileHeader,
   doubleWriteFileName,
   encodeDoubleWriteHeader,
   encodePageFileHeader,
@@ -51,6 +52,59 @@ export async function createPageFile(dir: string, header: PageFileHeader): Promi
  * checkpoint instead of on the first write to each page, which the caller waits for.
  */
 export async function writeDirtyPages(
+  pool: BufferPool,
+  dir: string,
+  durableLsn: number,
+): Promise<DirtyPagesWritten> {
+  if (!Number.isSafeInteger(durableLsn) || durableLsn < 0) {
+    throw new LightningError(
+      'ERR_BAD_ARGUMENT',
+      `durableLsn must be a safe integer >= 0, got ${String(durableLsn)}`,
+    );
+  }
+  // Two at once would interleave their double-write files and each mark the other's pages clean.
+  if (checkpointsRunning.has(pool)) {
+    throw new LightningError('ERR_BAD_ARGUMENT', 'writeDirtyPages: this pool is already being written back');
+  }
+  checkpointsRunning.add(pool);
+  try {
+    await checkPageFile(dir, pool.pageSizeBytes);
+    return await writeDirtyPagesOnce(pool, dir, durableLsn);
+  } finally {
+    checkpointsRunning.delete(pool);
+  }
+}
+
+const checkpointsRunning = new WeakSet<BufferPool>();
+
+/** Throws unless `dir`'s page file exists with pages of `pageSizeBytes` (ERR_CORRUPTION otherwise). */
+async function checkPageFile(dir: string, pageSizeBytes: number): Promise<void> {
+  const path = join(dir, pageFileName);
+  let header: PageFileHeader;
+  try {
+    const handle = await open(path, 'r');
+    try {
+      const first = new Uint8Array(pageSizeBytes);
+      const { bytesRead } = await handle.read(first, 0, pageSizeBytes, 0);
+      header = decodePageFileHeader(await xxhashApi(), first.subarray(0, bytesRead), path);
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new LightningError('ERR_CORRUPTION', `page file ${path} is missing`);
+    }
+    throw error;
+  }
+  if (header.pageSizeBytes !== pageSizeBytes) {
+    throw new LightningError(
+      'ERR_BAD_ARGUMENT',
+      `page file ${path} has ${header.pageSizeBytes}-byte pages; the pool has ${pageSizeBytes}-byte pages`,
+    );
+  }
+}
+
+async function writeDirtyPagesOnce(
   pool: BufferPool,
   dir: string,
   durableLsn: number,

@@ -10,7 +10,8 @@
  *   that lost a write, would bring an old generation back);
  * - a generation the owner had started to write (garbage that passed validation is caught).
  *
- * Afterwards every page checksum in the file is valid and a fresh pool reads every page at the
+ * The owner also allocates pages as it goes, which readers pick as soon as the page count includes
+ * them (latched until the owner fills them). Afterwards every page checksum in the file is valid and a fresh pool reads every page at the
  * owner's last generation of it. Work is counted in operations, never in time.
  *
  * LIGHTNING_SEED replays the threads' choices of pages (not their interleaving).
@@ -34,10 +35,19 @@ console.log(`pool-stress: seed ${seed} (LIGHTNING_SEED to replay)`);
 const pageCount = 16_384;
 const readers = 4;
 const readsPerReader = 20_000;
+/** Pages the owner allocates during the run, which readers pick as soon as they exist. */
+const pagesGrown = 256;
 
 type OwnerMessage =
   | { type: 'ready'; sab: SharedArrayBuffer }
-  | { type: 'done'; rewrites: number; checkpoints: number; full: number; stats: BufferPoolStats }
+  | {
+      type: 'done';
+      rewrites: number;
+      checkpoints: number;
+      full: number;
+      grown: number;
+      stats: BufferPoolStats;
+    }
   | { type: 'failed' };
 type ReaderMessage =
   | {
@@ -69,11 +79,13 @@ it.each([
   async ({ share, rewritesMin }) => {
     await buildStressPageFile(dir, pageCount);
     const framesMax = pageCount / share;
-    const shared = new SharedArrayBuffer(4 * (pageCount + 1));
+    const pagesFinal = pageCount + pagesGrown;
+    const shared = new SharedArrayBuffer(4 * (pagesFinal + 1));
     const base: Omit<PoolStressInput, 'role' | 'readerIndex'> = {
       dir,
       seed,
       pageCount,
+      pagesGrown,
       framesMax,
       rewritesMin,
       rewritesMax: rewritesMin * 20,
@@ -98,7 +110,7 @@ it.each([
       const ownerDone = await owner.next('done');
       console.log(
         `pool-stress 1/${share}: ${framesMax} frames over ${pageCount} pages; owner ${ownerDone.rewrites} rewrites, ` +
-          `${ownerDone.checkpoints} checkpoints, ${ownerDone.full} full; misses ${ownerDone.stats.misses}, ` +
+          `${ownerDone.checkpoints} checkpoints, ${ownerDone.grown} pages allocated, ${ownerDone.full} full; misses ${ownerDone.stats.misses}, ` +
           `evictions ${ownerDone.stats.evictions}; readers ${JSON.stringify(results.map((r) => r.counts))}`,
       );
       for (const [index, result] of results.entries()) {
@@ -111,6 +123,7 @@ it.each([
         expect(result.counts.validated).toBe(readsPerReader);
       }
       expect(ownerDone.rewrites).toBeGreaterThanOrEqual(rewritesMin);
+      expect(ownerDone.grown).toBe(pagesGrown);
       // The readers raced the owner and missed: restarts show the race, misses and evictions the pool's work.
       expect(ownerDone.stats.misses).toBeGreaterThan(framesMax);
       expect(ownerDone.stats.evictions).toBeGreaterThan(0);
@@ -125,14 +138,14 @@ it.each([
         const fresh = BufferPool.create(
           {
             pageSizeBytes: stressPageSize,
-            pagesMax: pageCount + 1,
+            pagesMax: pagesFinal + 1,
             framesMax: 64,
-            pagesAllocated: pageCount + 1,
+            pagesAllocated: pagesFinal + 1,
           },
           reader,
         );
         let stale = 0;
-        for (let pageId = 1; pageId <= pageCount; pageId++) {
+        for (let pageId = 1; pageId <= pagesFinal; pageId++) {
           const seen = readStressPage(fresh.u8, fresh.read(pageId));
           if (seen.pageId !== pageId || !seen.whole || seen.generation !== generations[pageId]) stale++;
         }

@@ -37,8 +37,11 @@ export interface ArenaOptions {
  * thread that meets a page id beyond its views calls `covers()`, which rebuilds them from the buffer's
  * current length; no message is needed because the buffer object itself is shared.
  *
- * Pages are reached only through `pageOffset(pageId)`, so that evicting cold pages can be added later
- * without touching the tree.
+ * The tree reaches pages only through four accessors, so that a buffer pool, where a page may live in
+ * any frame or on disk only, can stand in for the arena without touching the tree: `pageOffset` (the
+ * byte offset of the page's contents), `pageWordIndex` (the same as an Int32Array index, for the tree's
+ * meta fields), `latchIndex` (where the page's latch word is) and `readLatch` (the latch word, which a
+ * pool would first bring the page in for). Here the latch is the page's first word.
  */
 export class PageArena {
   readonly sab: SharedArrayBuffer;
@@ -136,9 +139,32 @@ export class PageArena {
     return new PageArena(sab, pageSizeBytes, pagesMax);
   }
 
-  /** Byte offset of a page: the single accessor through which every page is reached. */
+  /** Byte offset of a page's contents in `u8`. */
   pageOffset(pageId: number): number {
     return pageId * this.pageSizeBytes;
+  }
+
+  /** Int32Array index of a page's first word in `i32`. */
+  pageWordIndex(pageId: number): number {
+    return pageId * this.pageWords;
+  }
+
+  /** Int32Array index in `i32` of the page's latch word (see latch.ts). */
+  latchIndex(pageId: number): number {
+    return pageId * this.pageWords;
+  }
+
+  /**
+   * The page's latch word as a reader sees it now. A reader checks it for the unstable bits, reads the
+   * page, then compares the word again (`validate`); the caller must have checked `covers(pageId)`.
+   */
+  readLatch(pageId: number): number {
+    return Atomics.load(this.i32, pageId * this.pageWords);
+  }
+
+  /** True if the page's latch word is still `version`: what was read from the page since is consistent. */
+  validate(pageId: number, version: number): boolean {
+    return Atomics.load(this.i32, pageId * this.pageWords) === version;
   }
 
   /**

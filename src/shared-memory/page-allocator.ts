@@ -3,7 +3,7 @@ import { kArenaFreeListHead, kArenaFreePageCount, kArenaPagesAllocated } from '.
 import { assert } from './assert.js';
 import { LightningError } from './errors.js';
 import { latchFreed, latchLockedBit } from './latch.js';
-import { pageTypeFree, pLatch, pLink, pType } from './page-layout.js';
+import { pageTypeFree, pLink, pType } from './page-layout.js';
 
 /**
  * Hands out and takes back pages of one arena. Owner thread only: the arena has a single writer.
@@ -80,7 +80,7 @@ export class PageAllocator {
     const arena = this.#arena;
     assert(pageId > 0 && pageId < arena.pagesAllocated(), `free of page ${pageId} outside the arena`);
     const base = arena.pageOffset(pageId);
-    const latchIndex = (base + pLatch) >>> 2;
+    const latchIndex = arena.latchIndex(pageId);
     const word = Atomics.load(arena.i32, latchIndex);
     Atomics.store(arena.i32, latchIndex, word | latchLockedBit);
     assert(arena.u8[base + pType] !== pageTypeFree, `double free of page ${pageId}`);

@@ -246,7 +246,7 @@ export class PartitionCursor {
       const flags = u8[cell]!;
       const keyStart = leafKeyAt(u8, cell);
       const keyLength = get16(u8, cell + leafKeyLengthOffset);
-      if (keyStart + keyLength > (page + 1) * this.#pageSizeBytes) return false;
+      if (keyStart + keyLength > view.arena.pageOffset(page) + this.#pageSizeBytes) return false;
       if (end !== null) {
         const order = compareBytes(u8, keyStart, keyLength, end, 0, end.length) * this.#step;
         if (order > 0 || (order === 0 && !this.#endInclusive)) {

@@ -57,7 +57,7 @@ function trySeek(view: OptimisticView, key: Uint8Array, target: Uint8Array): Buf
     const u8 = view.arena.u8;
     const storedStart = leafKeyAt(u8, cell);
     const storedLength = get16(u8, cell + leafKeyLengthOffset);
-    if (storedStart + storedLength > (page + 1) * view.arena.pageSizeBytes) return retry;
+    if (storedStart + storedLength > view.arena.pageOffset(page) + view.arena.pageSizeBytes) return retry;
     // A version key is the key's length (u16 BE), the key, and eight bytes of inverted timestamp.
     const isVersion =
       storedLength === key.length + 10 &&

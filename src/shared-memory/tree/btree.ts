@@ -80,7 +80,7 @@ export class BTree extends TreeReader {
     super(arena, metaPageId);
     this.#arena = arena;
     this.#allocator = allocator;
-    this.#metaWord = metaPageId * arena.pageWords;
+    this.#metaWord = arena.pageWordIndex(metaPageId);
     this.#pageSizeBytes = arena.pageSizeBytes;
     this.#cellBytesMax = cellBytesMax(arena.pageSizeBytes);
     this.#latches = new WriteLatches(arena);
@@ -109,7 +109,7 @@ export class BTree extends TreeReader {
     const rootPageId = allocator.allocate();
     initNode(arena.u8, arena.pageOffset(rootPageId), arena.pageSizeBytes, pageTypeLeaf, 0);
     writeTreeMetaHeader(arena, metaPageId);
-    const metaWord = metaPageId * arena.pageWords;
+    const metaWord = arena.pageWordIndex(metaPageId);
     Atomics.store(arena.i32, metaWord + kTreeRootPageId, rootPageId);
     Atomics.store(arena.i32, metaWord + kTreeHeight, 1);
     return new BTree(arena, metaPageId, allocator);

@@ -84,7 +84,7 @@ export function checkTree(tree: TreeReader): TreeCheckReport {
   const i32 = arena.i32;
   const pageSizeBytes = arena.pageSizeBytes;
   const pagesAllocated = arena.pagesAllocated();
-  const metaWord = metaPageId * arena.pageWords;
+  const metaWord = arena.pageWordIndex(metaPageId);
   const seen = new Uint8Array(pagesAllocated);
   const fail = (page: number, message: string): never => {
     throw new LightningError('ERR_CORRUPTION', `checkTree: page ${page}: ${message}`);
@@ -94,7 +94,7 @@ export function checkTree(tree: TreeReader): TreeCheckReport {
       fail(page, `${what} page id out of range`);
     if (seen[page] !== 0) fail(page, `${what} page reached twice`);
     seen[page] = 1;
-    const latch = Atomics.load(i32, page * arena.pageWords);
+    const latch = Atomics.load(i32, arena.latchIndex(page));
     if ((latch & latchLockedBit) !== 0) fail(page, `${what} page is locked`);
     if (what !== 'free' && (latch & latchObsoleteBit) !== 0) fail(page, `${what} page is marked obsolete`);
   };
@@ -246,7 +246,7 @@ export function checkTree(tree: TreeReader): TreeCheckReport {
     const base = arena.pageOffset(page);
     if (u8[base + pType] !== pageTypeFree)
       fail(page, `${pageTypeName(u8[base + pType]!)} page on the free list`);
-    if ((Atomics.load(i32, page * arena.pageWords) & latchObsoleteBit) === 0)
+    if ((Atomics.load(i32, arena.latchIndex(page)) & latchObsoleteBit) === 0)
       fail(page, 'free page not marked obsolete');
     report.freePages++;
   }

@@ -44,7 +44,6 @@ const restartsBetweenClockChecks = 1024;
 export class OptimisticView {
   readonly arena: PageArena;
   readonly metaPageId: number;
-  readonly #metaWord: number;
   readonly #pageSizeBytes: number;
   readonly #slotsMax: number;
 
@@ -71,7 +70,6 @@ export class OptimisticView {
   constructor(arena: PageArena, metaPageId: number) {
     this.arena = arena;
     this.metaPageId = metaPageId;
-    this.#metaWord = metaPageId * arena.pageWords;
     this.#pageSizeBytes = arena.pageSizeBytes;
     this.#slotsMax = Math.floor((arena.pageSizeBytes - pageHeaderBytes) / slotBytes);
   }
@@ -85,20 +83,18 @@ export class OptimisticView {
    */
   descend(key: Uint8Array | null, strict: boolean, wantFence: boolean, reverse = false): number {
     const arena = this.arena;
-    const metaWord = this.#metaWord;
-    const metaVersion = Atomics.load(arena.i32, metaWord);
+    const metaPageId = this.metaPageId;
+    const metaVersion = arena.readLatch(metaPageId);
     if ((metaVersion & latchUnstableMask) !== 0) return restart;
-    let node = Atomics.load(arena.i32, metaWord + kTreeRootPageId);
+    let node = Atomics.load(arena.i32, arena.pageWordIndex(metaPageId) + kTreeRootPageId);
     if (node <= 0 || !arena.covers(node)) return restart;
-    let version = Atomics.load(arena.i32, node * arena.pageWords);
-    if ((version & latchUnstableMask) !== 0 || Atomics.load(arena.i32, metaWord) !== metaVersion)
-      return restart;
+    let version = arena.readLatch(node);
+    if ((version & latchUnstableMask) !== 0 || !arena.validate(metaPageId, metaVersion)) return restart;
     if (wantFence) this.fencePage = 0;
-    const pageSizeBytes = this.#pageSizeBytes;
     const head = key === null ? 0 : keyHead(key, 0, key.length);
     for (let depth = 0; depth < treeHeightMax; depth++) {
       const u8 = arena.u8;
-      const base = node * pageSizeBytes;
+      const base = arena.pageOffset(node);
       const type = u8[base + pType];
       if (type === pageTypeLeaf) {
         this.leafPage = node;
@@ -124,9 +120,9 @@ export class OptimisticView {
         this.#locateFence(node, version, cell);
       }
       if (child === 0 || !arena.covers(child)) return restart;
-      const childVersion = Atomics.load(arena.i32, child * arena.pageWords);
+      const childVersion = arena.readLatch(child);
       if ((childVersion & latchUnstableMask) !== 0) return restart;
-      if (Atomics.load(arena.i32, node * arena.pageWords) !== version) return restart;
+      if (!arena.validate(node, version)) return restart;
       node = child;
       version = childVersion;
     }
@@ -143,19 +139,19 @@ export class OptimisticView {
     const u8 = this.arena.u8;
     const start = cell + interiorKeyOffset;
     const end = start + get16(u8, cell);
-    if (end > (page + 1) * this.#pageSizeBytes) return null;
+    if (end > this.arena.pageOffset(page) + this.#pageSizeBytes) return null;
     const fence = u8.slice(start, end);
     return this.validate(page, version) ? fence : null;
   }
 
   /** True if `page` still has `version`: everything read from it since is a consistent state. */
   validate(page: number, version: number): boolean {
-    return Atomics.load(this.arena.i32, page * this.arena.pageWords) === version;
+    return this.arena.validate(page, version);
   }
 
   /** Number of cells in the leaf, or `restart` if the count is impossible. */
   leafCount(page: number): number {
-    const count = get16(this.arena.u8, page * this.#pageSizeBytes + pCount);
+    const count = get16(this.arena.u8, this.arena.pageOffset(page) + pCount);
     return count > this.#slotsMax ? restart : count;
   }
 
@@ -165,7 +161,7 @@ export class OptimisticView {
    */
   leafSearch(page: number, count: number, key: Uint8Array, strict: boolean): number {
     const u8 = this.arena.u8;
-    const base = page * this.#pageSizeBytes;
+    const base = this.arena.pageOffset(page);
     const head = keyHead(key, 0, key.length);
     let low = 0;
     let high = count;
@@ -195,7 +191,7 @@ export class OptimisticView {
   /** Absolute offset of leaf cell `index`, its fixed header bounds-checked; or `restart`. */
   leafCell(page: number, count: number, index: number): number {
     const u8 = this.arena.u8;
-    const base = page * this.#pageSizeBytes;
+    const base = this.arena.pageOffset(page);
     const offset = get16(u8, base + pageHeaderBytes + index * slotBytes);
     if (offset < pageHeaderBytes + count * slotBytes || offset + 7 > this.#pageSizeBytes) return restart;
     return base + offset;
@@ -206,7 +202,7 @@ export class OptimisticView {
     const u8 = this.arena.u8;
     const keyLength = get16(u8, cell + leafKeyLengthOffset);
     const keyStart = cell + 7 + leafMvccBytes(u8[cell]!);
-    if (keyStart + keyLength > (page + 1) * this.#pageSizeBytes) return null;
+    if (keyStart + keyLength > this.arena.pageOffset(page) + this.#pageSizeBytes) return null;
     const out = Buffer.allocUnsafe(keyLength);
     out.set(u8.subarray(keyStart, keyStart + keyLength));
     return out;
@@ -248,7 +244,7 @@ export class OptimisticView {
     const flags = u8[cell]!;
     const valueLength = get32(u8, cell + leafValueLengthOffset);
     const valueStart = cell + 7 + leafMvccBytes(flags) + get16(u8, cell + leafKeyLengthOffset);
-    const pageEnd = (page + 1) * this.#pageSizeBytes;
+    const pageEnd = arena.pageOffset(page) + this.#pageSizeBytes;
     if ((flags & cellFlagOverflow) === 0) {
       if (valueStart + valueLength > pageEnd) return null;
       const out = scratch === null ? Buffer.allocUnsafe(valueLength) : scratch.view(valueLength);
@@ -266,7 +262,7 @@ export class OptimisticView {
     for (let hops = 0; copied < valueLength; hops++) {
       if (hops >= hopsMax || next === 0 || !arena.covers(next)) return null;
       u8 = arena.u8;
-      const base = next * this.#pageSizeBytes;
+      const base = arena.pageOffset(next);
       const chunk = get32(u8, base + pChunkBytes);
       if (
         u8[base + pType] !== pageTypeOverflow ||

@@ -47,7 +47,7 @@ export function openTreeHandle(handle: unknown): { arena: PageArena; metaPageId:
 
 /** Writes the static fields of a tree meta page and their checksum. */
 export function writeTreeMetaHeader(arena: PageArena, metaPageId: number): void {
-  const word = metaPageId * arena.pageWords;
+  const word = arena.pageWordIndex(metaPageId);
   arena.u8[arena.pageOffset(metaPageId) + pType] = pageTypeTreeMeta;
   arena.i32[word + kTreeMagic] = treeMagic;
   arena.i32[word + kTreeFormatVersion] = treeFormatVersion;
@@ -55,7 +55,7 @@ export function writeTreeMetaHeader(arena: PageArena, metaPageId: number): void 
 }
 
 export function verifyTreeMeta(arena: PageArena, metaPageId: number): void {
-  const word = metaPageId * arena.pageWords;
+  const word = arena.pageWordIndex(metaPageId);
   const i32 = arena.i32;
   const magic = i32[word + kTreeMagic]!;
   const version = i32[word + kTreeFormatVersion]!;

@@ -104,7 +104,7 @@ export class TreeReader {
   /** Number of entries (tombstones awaiting cleanup are not entries). */
   get count(): number {
     const { arena, metaPageId } = this.view;
-    const metaWord = metaPageId * arena.pageWords;
+    const metaWord = arena.pageWordIndex(metaPageId);
     return (
       (Atomics.load(arena.i32, metaWord + kTreeEntryCount) >>> 0) -
       (Atomics.load(arena.i32, metaWord + kTreeTombstoneCount) >>> 0)
@@ -113,7 +113,7 @@ export class TreeReader {
 
   stats(): TreeStats {
     const { arena, metaPageId } = this.view;
-    const metaWord = metaPageId * arena.pageWords;
+    const metaWord = arena.pageWordIndex(metaPageId);
     const pagesAllocated = arena.pagesAllocated();
     const pagesFree = Atomics.load(arena.i32, kArenaFreePageCount);
     return {

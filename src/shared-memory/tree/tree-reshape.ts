@@ -65,7 +65,7 @@ export class TreeReshape {
     this.#allocator = allocator;
     this.#latches = latches;
     this.#metaPageId = metaPageId;
-    this.#metaWord = metaPageId * arena.pageWords;
+    this.#metaWord = arena.pageWordIndex(metaPageId);
     this.#pageSizeBytes = arena.pageSizeBytes;
     this.#usableBytes = usableBytes(arena.pageSizeBytes);
     this.#underflowBytes = underflowBytes(arena.pageSizeBytes);

@@ -23,7 +23,7 @@ export class WriteLatches {
   /** Takes a page's latch for the rest of this write (no-op if this write holds it already). */
   lock(pageId: number): void {
     const arena = this.#arena;
-    const word = pageId * arena.pageWords;
+    const word = arena.latchIndex(pageId);
     const version = Atomics.load(arena.i32, word);
     if ((version & latchLockedBit) !== 0) return;
     Atomics.store(arena.i32, word, version | latchLockedBit);

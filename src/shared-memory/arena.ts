@@ -11,6 +11,7 @@ import {
 } from './arena-layout.js';
 import { checksumWords } from './checksum.js';
 import { LightningError } from './errors.js';
+import { latchFreed, latchLockedBit, latchObsoleteBit, latchUnlocked } from './latch.js';
 import {
   assertLimitsConsistent,
   pageSizeBytesDefault,
@@ -37,11 +38,11 @@ export interface ArenaOptions {
  * thread that meets a page id beyond its views calls `covers()`, which rebuilds them from the buffer's
  * current length; no message is needed because the buffer object itself is shared.
  *
- * The tree reaches pages only through four accessors, so that a buffer pool, where a page may live in
- * any frame or on disk only, can stand in for the arena without touching the tree: `pageOffset` (the
- * byte offset of the page's contents), `pageWordIndex` (the same as an Int32Array index, for the tree's
- * meta fields), `latchIndex` (where the page's latch word is) and `readLatch` (the latch word, which a
- * pool would first bring the page in for). Here the latch is the page's first word.
+ * The tree reaches pages only through the methods below, so that a buffer pool, where a page may live
+ * in any frame or on disk only, can stand in for the arena without touching the tree: `pageOffset`
+ * and `pageWordIndex` (where the page's contents are), `readLatch` and `validate` (a reader's
+ * optimistic check, which a pool would first bring the page in for), and the writer's latches
+ * (`lockForWrite`, `lockForFree` and their unlocks). Here the latch is the page's first word.
  */
 export class PageArena {
   readonly sab: SharedArrayBuffer;
@@ -149,11 +150,6 @@ export class PageArena {
     return pageId * this.pageWords;
   }
 
-  /** Int32Array index in `i32` of the page's latch word (see latch.ts). */
-  latchIndex(pageId: number): number {
-    return pageId * this.pageWords;
-  }
-
   /**
    * The page's latch word as a reader sees it now. A reader checks it for the unstable bits, reads the
    * page, then compares the word again (`validate`); the caller must have checked `covers(pageId)`.
@@ -165,6 +161,49 @@ export class PageArena {
   /** True if the page's latch word is still `version`: what was read from the page since is consistent. */
   validate(pageId: number, version: number): boolean {
     return Atomics.load(this.i32, pageId * this.pageWords) === version;
+  }
+
+  /**
+   * The single writer latches a page it is about to change: readers of it restart until
+   * `unlockAfterWrite`. Returns the word to hand back to `unlockAfterWrite`, or -1 (never a word of
+   * an unlocked page) if the writer holds the page already.
+   */
+  lockForWrite(pageId: number): number {
+    const index = pageId * this.pageWords;
+    const word = Atomics.load(this.i32, index);
+    if ((word & latchLockedBit) !== 0) return -1;
+    Atomics.store(this.i32, index, word | latchLockedBit);
+    return word;
+  }
+
+  /** Ends `lockForWrite`: the version moves on, so every read that overlapped the change restarts. */
+  unlockAfterWrite(pageId: number, wordBefore: number): void {
+    Atomics.store(this.i32, pageId * this.pageWords, latchUnlocked(wordBefore));
+  }
+
+  /**
+   * Latches a page that is being freed (it may be latched by the writer already) and returns its word;
+   * `unlockFreed` then marks it obsolete with the version moved on, so a stale reader restarts.
+   */
+  lockForFree(pageId: number): number {
+    const index = pageId * this.pageWords;
+    const word = Atomics.load(this.i32, index);
+    Atomics.store(this.i32, index, word | latchLockedBit);
+    return word;
+  }
+
+  unlockFreed(pageId: number, wordBefore: number): void {
+    Atomics.store(this.i32, pageId * this.pageWords, latchFreed(wordBefore));
+  }
+
+  /** For checks at rest (checkTree): the page is latched. */
+  isLatched(pageId: number): boolean {
+    return (Atomics.load(this.i32, pageId * this.pageWords) & latchLockedBit) !== 0;
+  }
+
+  /** For checks at rest (checkTree): the page was freed and not reused since. */
+  isFreed(pageId: number): boolean {
+    return (Atomics.load(this.i32, pageId * this.pageWords) & latchObsoleteBit) !== 0;
   }
 
   /**

@@ -2,7 +2,6 @@ import type { PageArena } from './arena.js';
 import { kArenaFreeListHead, kArenaFreePageCount, kArenaPagesAllocated } from './arena-layout.js';
 import { assert } from './assert.js';
 import { LightningError } from './errors.js';
-import { latchFreed, latchLockedBit } from './latch.js';
 import { pageTypeFree, pLink, pType } from './page-layout.js';
 
 /**
@@ -80,13 +79,11 @@ export class PageAllocator {
     const arena = this.#arena;
     assert(pageId > 0 && pageId < arena.pagesAllocated(), `free of page ${pageId} outside the arena`);
     const base = arena.pageOffset(pageId);
-    const latchIndex = arena.latchIndex(pageId);
-    const word = Atomics.load(arena.i32, latchIndex);
-    Atomics.store(arena.i32, latchIndex, word | latchLockedBit);
+    const word = arena.lockForFree(pageId);
     assert(arena.u8[base + pType] !== pageTypeFree, `double free of page ${pageId}`);
     arena.u8[base + pType] = pageTypeFree;
     arena.u32[(base + pLink) >>> 2] = this.freeListHead();
-    Atomics.store(arena.i32, latchIndex, latchFreed(word));
+    arena.unlockFreed(pageId, word);
     Atomics.store(arena.i32, kArenaFreeListHead, pageId);
     Atomics.add(arena.i32, kArenaFreePageCount, 1);
   }

@@ -2,7 +2,6 @@ import { PageArena } from '../arena.js';
 import { kArenaFreeListHead, kArenaFreePageCount } from '../arena-layout.js';
 import { compareBytes } from '../bytes.js';
 import { LightningError } from '../errors.js';
-import { latchLockedBit, latchObsoleteBit } from '../latch.js';
 import { cellBytesMax, pageHeaderBytes, slotBytes } from '../limits.js';
 import {
   pageTypeFree,
@@ -94,9 +93,8 @@ export function checkTree(tree: TreeReader): TreeCheckReport {
       fail(page, `${what} page id out of range`);
     if (seen[page] !== 0) fail(page, `${what} page reached twice`);
     seen[page] = 1;
-    const latch = Atomics.load(i32, arena.latchIndex(page));
-    if ((latch & latchLockedBit) !== 0) fail(page, `${what} page is locked`);
-    if (what !== 'free' && (latch & latchObsoleteBit) !== 0) fail(page, `${what} page is marked obsolete`);
+    if (arena.isLatched(page)) fail(page, `${what} page is locked`);
+    if (what !== 'free' && arena.isFreed(page)) fail(page, `${what} page is marked obsolete`);
   };
   seen[0] = 1;
   claim(metaPageId, 'meta');
@@ -246,8 +244,7 @@ export function checkTree(tree: TreeReader): TreeCheckReport {
     const base = arena.pageOffset(page);
     if (u8[base + pType] !== pageTypeFree)
       fail(page, `${pageTypeName(u8[base + pType]!)} page on the free list`);
-    if ((Atomics.load(i32, arena.latchIndex(page)) & latchObsoleteBit) === 0)
-      fail(page, 'free page not marked obsolete');
+    if (!arena.isFreed(page)) fail(page, 'free page not marked obsolete');
     report.freePages++;
   }
   if (report.freePages !== freeCount)

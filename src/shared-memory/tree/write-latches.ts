@@ -1,5 +1,4 @@
 import type { PageArena } from '../arena.js';
-import { latchLockedBit, latchUnlocked } from '../latch.js';
 import type { PageAllocator } from '../page-allocator.js';
 
 /**
@@ -10,8 +9,8 @@ import type { PageAllocator } from '../page-allocator.js';
  */
 export class WriteLatches {
   readonly #arena: PageArena;
-  /** Int32Array word index of each held latch, and the version word it had before locking. */
-  #words = new Int32Array(64);
+  /** Each held page, and the latch word it had before locking. */
+  #pages = new Int32Array(64);
   #versions = new Int32Array(64);
   #held = 0;
   readonly #pagesToFree: number[] = [];
@@ -22,13 +21,10 @@ export class WriteLatches {
 
   /** Takes a page's latch for the rest of this write (no-op if this write holds it already). */
   lock(pageId: number): void {
-    const arena = this.#arena;
-    const word = arena.latchIndex(pageId);
-    const version = Atomics.load(arena.i32, word);
-    if ((version & latchLockedBit) !== 0) return;
-    Atomics.store(arena.i32, word, version | latchLockedBit);
-    if (this.#held === this.#words.length) this.#grow();
-    this.#words[this.#held] = word;
+    const version = this.#arena.lockForWrite(pageId);
+    if (version === -1) return;
+    if (this.#held === this.#pages.length) this.#grow();
+    this.#pages[this.#held] = pageId;
     this.#versions[this.#held] = version;
     this.#held++;
   }
@@ -40,10 +36,10 @@ export class WriteLatches {
 
   /** Ends the write: releases every latch (bumping each version), then frees the unlinked pages. */
   release(allocator: PageAllocator): void {
-    const i32 = this.#arena.i32;
-    const words = this.#words;
+    const arena = this.#arena;
+    const pages = this.#pages;
     const versions = this.#versions;
-    for (let i = this.#held - 1; i >= 0; i--) Atomics.store(i32, words[i]!, latchUnlocked(versions[i]!));
+    for (let i = this.#held - 1; i >= 0; i--) arena.unlockAfterWrite(pages[i]!, versions[i]!);
     this.#held = 0;
     if (this.#pagesToFree.length === 0) return;
     for (const page of this.#pagesToFree) allocator.free(page);
@@ -52,11 +48,11 @@ export class WriteLatches {
 
   /** A write of a large value latches one page per overflow chunk: make room for more. */
   #grow(): void {
-    const words = new Int32Array(this.#words.length * 2);
+    const pages = new Int32Array(this.#pages.length * 2);
     const versions = new Int32Array(this.#versions.length * 2);
-    words.set(this.#words);
+    pages.set(this.#pages);
     versions.set(this.#versions);
-    this.#words = words;
+    this.#pages = pages;
     this.#versions = versions;
   }
 }

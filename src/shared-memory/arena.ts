@@ -3,12 +3,15 @@ import {
   arenaFormatVersion,
   arenaMagic,
   kArenaFormatVersion,
+  kArenaFreeListHead,
+  kArenaFreePageCount,
   kArenaHeaderChecksum,
   kArenaMagic,
   kArenaPageSizeBytes,
   kArenaPagesAllocated,
   kArenaPagesMax,
 } from './arena-layout.js';
+import { assert } from './assert.js';
 import { checksumWords } from './checksum.js';
 import { LightningError } from './errors.js';
 import { latchFreed, latchLockedBit, latchObsoleteBit, latchUnlocked } from './latch.js';
@@ -22,6 +25,7 @@ import {
   partitionBytesMax,
   partitionPagesMin,
 } from './limits.js';
+import type { PageSpace } from './page-space.js';
 
 export interface ArenaOptions {
   /** Page size in bytes: a power of two from 4 KiB to 32 KiB. Default 4 KiB. */
@@ -44,7 +48,7 @@ export interface ArenaOptions {
  * optimistic check, which a pool would first bring the page in for), and the writer's latches
  * (`lockForWrite`, `lockForFree` and their unlocks). Here the latch is the page's first word.
  */
-export class PageArena {
+export class PageArena implements PageSpace {
   readonly sab: SharedArrayBuffer;
   readonly pageSizeBytes: number;
   readonly pagesMax: number;
@@ -56,6 +60,8 @@ export class PageArena {
   i32: Int32Array;
   /** Pages covered by the current views. */
   viewPages: number;
+  readonly freeListHeadIndex = kArenaFreeListHead;
+  readonly freePageCountIndex = kArenaFreePageCount;
 
   private constructor(sab: SharedArrayBuffer, pageSizeBytes: number, pagesMax: number) {
     this.sab = sab;
@@ -219,6 +225,55 @@ export class PageArena {
   /** Pages ever handed out, including page 0 and the pages now on the free list. */
   pagesAllocated(): number {
     return Atomics.load(this.i32, kArenaPagesAllocated);
+  }
+
+  /**
+   * Grows the buffer (doubling, capped at the maximum) so that `pageId` lies inside it. The operating
+   * system refusing the memory is reported as a full partition, before anything has changed.
+   */
+  growToHold(pageId: number): void {
+    const neededBytes = this.pageOffset(pageId + 1);
+    const sab = this.sab;
+    if (neededBytes > sab.byteLength) {
+      const maxBytes = this.pagesMax * this.pageSizeBytes;
+      try {
+        sab.grow(Math.min(maxBytes, Math.max(neededBytes, sab.byteLength * 2)));
+      } catch (error) {
+        throw new LightningError(
+          'ERR_PARTITION_FULL',
+          `could not grow the partition's buffer to ${neededBytes} bytes: ${String(error)}`,
+          { cause: error },
+        );
+      }
+    }
+    this.refreshViews();
+  }
+
+  /** The next page id never handed out; `growToHold` must have made room for it. */
+  takeNewPage(): number {
+    const pageId = this.pagesAllocated();
+    assert(
+      pageId < this.pagesMax && this.pageOffset(pageId + 1) <= this.sab.byteLength,
+      'a new page without room made for it',
+    );
+    this.refreshViews();
+    Atomics.store(this.i32, kArenaPagesAllocated, pageId + 1);
+    return pageId;
+  }
+
+  bytesReserved(): number {
+    return this.sab.byteLength;
+  }
+
+  /** Pages never move in an arena: nothing is pinned. */
+  releasePins(): void {}
+
+  readerSpace(): PageArena {
+    return this;
+  }
+
+  verifyHeader(): void {
+    PageArena.attach(this.sab);
   }
 
   /** Rebuilds the fixed-length views over the buffer's current length. */

@@ -1,20 +1,19 @@
-import type { PageArena } from './arena.js';
-import { kArenaFreeListHead, kArenaFreePageCount, kArenaPagesAllocated } from './arena-layout.js';
 import { assert } from './assert.js';
 import { LightningError } from './errors.js';
 import { pageTypeFree, pLink, pType } from './page-layout.js';
+import type { PageSpace } from './page-space.js';
 
 /**
- * Hands out and takes back pages of one arena. Owner thread only: the arena has a single writer.
+ * Hands out and takes back the pages of one page space. Owner thread only: it has a single writer.
  *
  * A freed page goes on a free list linked through its header, with its version word marked obsolete:
  * a reader still inside it fails validation and restarts. The version counter is never reset, so a
  * page that is reused also looks changed to a reader that saw it before it was freed.
  */
 export class PageAllocator {
-  readonly #arena: PageArena;
+  readonly #arena: PageSpace;
 
-  constructor(arena: PageArena) {
+  constructor(arena: PageSpace) {
     this.#arena = arena;
   }
 
@@ -25,11 +24,11 @@ export class PageAllocator {
   }
 
   freePageCount(): number {
-    return Atomics.load(this.#arena.i32, kArenaFreePageCount);
+    return Atomics.load(this.#arena.i32, this.#arena.freePageCountIndex);
   }
 
   freeListHead(): number {
-    return Atomics.load(this.#arena.i32, kArenaFreeListHead);
+    return Atomics.load(this.#arena.i32, this.#arena.freeListHeadIndex);
   }
 
   /**
@@ -48,7 +47,7 @@ export class PageAllocator {
     }
     // Grow the buffer now, so that allocate() cannot fail half-way through a change.
     const newPages = Math.max(0, pageCount - this.freePageCount());
-    if (newPages > 0) this.#growToHold(arena.pagesAllocated() + newPages - 1);
+    if (newPages > 0) arena.growToHold(arena.pagesAllocated() + newPages - 1);
   }
 
   /**
@@ -60,54 +59,24 @@ export class PageAllocator {
     const head = this.freeListHead();
     if (head !== 0) {
       const next = arena.u32[(arena.pageOffset(head) + pLink) >>> 2]!;
-      Atomics.store(arena.i32, kArenaFreeListHead, next);
-      Atomics.sub(arena.i32, kArenaFreePageCount, 1);
+      Atomics.store(arena.i32, arena.freeListHeadIndex, next);
+      Atomics.sub(arena.i32, arena.freePageCountIndex, 1);
       return head;
     }
-    const pageId = arena.pagesAllocated();
-    assert(
-      pageId < arena.pagesMax && arena.pageOffset(pageId + 1) <= arena.sab.byteLength,
-      'allocate() without a successful reserve()',
-    );
-    arena.refreshViews();
-    Atomics.store(arena.i32, kArenaPagesAllocated, pageId + 1);
-    return pageId;
+    return arena.takeNewPage();
   }
 
   /** Puts a page on the free list and marks it obsolete. The page may be locked by the caller. */
   free(pageId: number): void {
     const arena = this.#arena;
     assert(pageId > 0 && pageId < arena.pagesAllocated(), `free of page ${pageId} outside the arena`);
-    const base = arena.pageOffset(pageId);
     const word = arena.lockForFree(pageId);
+    const base = arena.pageOffset(pageId);
     assert(arena.u8[base + pType] !== pageTypeFree, `double free of page ${pageId}`);
     arena.u8[base + pType] = pageTypeFree;
     arena.u32[(base + pLink) >>> 2] = this.freeListHead();
     arena.unlockFreed(pageId, word);
-    Atomics.store(arena.i32, kArenaFreeListHead, pageId);
-    Atomics.add(arena.i32, kArenaFreePageCount, 1);
-  }
-
-  /**
-   * Grows the buffer (doubling, capped at the maximum) so that `pageId` lies inside it. The operating
-   * system refusing the memory is reported as a full partition, before anything has changed.
-   */
-  #growToHold(pageId: number): void {
-    const arena = this.#arena;
-    const neededBytes = arena.pageOffset(pageId + 1);
-    const sab = arena.sab;
-    if (neededBytes > sab.byteLength) {
-      const maxBytes = arena.pagesMax * arena.pageSizeBytes;
-      try {
-        sab.grow(Math.min(maxBytes, Math.max(neededBytes, sab.byteLength * 2)));
-      } catch (error) {
-        throw new LightningError(
-          'ERR_PARTITION_FULL',
-          `could not grow the partition's buffer to ${neededBytes} bytes: ${String(error)}`,
-          { cause: error },
-        );
-      }
-    }
-    arena.refreshViews();
+    Atomics.store(arena.i32, arena.freeListHeadIndex, pageId);
+    Atomics.add(arena.i32, arena.freePageCountIndex, 1);
   }
 }

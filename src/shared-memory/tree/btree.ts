@@ -4,6 +4,7 @@ import { LightningError } from '../errors.js';
 import { cellBytesMax, pageHeaderBytes, slotBytes } from '../limits.js';
 import { PageAllocator } from '../page-allocator.js';
 import { pageTypeLeaf, pChunkBytes, pFragmented } from '../page-layout.js';
+import type { PageSpace } from '../page-space.js';
 import { checkTree } from './check-tree.js';
 import {
   kTreeEntryCount,
@@ -54,7 +55,7 @@ export type BTreeOptions = ArenaOptions;
  * Pages freed by the change go back to the allocator only after every latch is released.
  */
 export class BTree extends TreeReader {
-  readonly #arena: PageArena;
+  readonly #arena: PageSpace;
   readonly #allocator: PageAllocator;
   readonly #metaWord: number;
   readonly #pageSizeBytes: number;
@@ -76,8 +77,8 @@ export class BTree extends TreeReader {
   #cellBytesLargest = 0;
   #keyBytesLongest = 0;
 
-  private constructor(arena: PageArena, metaPageId: number, allocator: PageAllocator) {
-    super(arena, metaPageId);
+  private constructor(arena: PageSpace, metaPageId: number, allocator: PageAllocator) {
+    super(arena.readerSpace(), metaPageId);
     this.#arena = arena;
     this.#allocator = allocator;
     this.#metaWord = arena.pageWordIndex(metaPageId);
@@ -102,7 +103,11 @@ export class BTree extends TreeReader {
     if (typeof options !== 'object' || options === null) {
       throw new LightningError('ERR_BAD_ARGUMENT', 'tree options must be an object');
     }
-    const arena = PageArena.create(options);
+    return BTree.createOn(PageArena.create(options));
+  }
+
+  /** Creates an empty tree in a page space with no pages yet (a new arena, or a new buffer pool). */
+  static createOn(arena: PageSpace): BTree {
     const allocator = new PageAllocator(arena);
     allocator.reserve(2);
     const metaPageId = allocator.allocate();
@@ -209,6 +214,14 @@ export class BTree extends TreeReader {
    * if there is none; `cellFlags` and `cellTimestamp` describe it. Owner-only: no restarts needed.
    */
   readCell(key: Uint8Array): Buffer | undefined {
+    try {
+      return this.#readCell(key);
+    } finally {
+      if (!this.#grouped) this.#arena.releasePins();
+    }
+  }
+
+  #readCell(key: Uint8Array): Buffer | undefined {
     // Trusted and latch-blind: inside a group this thread holds latches an optimistic read would wait on.
     const path = this.#path;
     const depth = path.descend(key);
@@ -249,6 +262,14 @@ export class BTree extends TreeReader {
    * latch-blind like `readCell`: owner-only.
    */
   firstKeyFrom(key: Uint8Array): Uint8Array | undefined {
+    try {
+      return this.#firstKeyFrom(key);
+    } finally {
+      if (!this.#grouped) this.#arena.releasePins();
+    }
+  }
+
+  #firstKeyFrom(key: Uint8Array): Uint8Array | undefined {
     const arena = this.#arena;
     const path = this.#path;
     const depth = path.descend(key);
@@ -362,6 +383,7 @@ export class BTree extends TreeReader {
   #finishWrite(): void {
     if (this.#grouped) return;
     this.#latches.release(this.#allocator);
+    this.#arena.releasePins();
     if (this.#checkEveryWrite && this.#failure === null) {
       try {
         checkTree(this);

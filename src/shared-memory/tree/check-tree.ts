@@ -1,5 +1,3 @@
-import { PageArena } from '../arena.js';
-import { kArenaFreeListHead, kArenaFreePageCount } from '../arena-layout.js';
 import { compareBytes } from '../bytes.js';
 import { LightningError } from '../errors.js';
 import { cellBytesMax, pageHeaderBytes, slotBytes } from '../limits.js';
@@ -76,9 +74,10 @@ interface KeyRef {
 export function checkTree(tree: TreeReader): TreeCheckReport {
   const arena = tree.view.arena;
   const metaPageId = tree.view.metaPageId;
-  PageArena.attach(arena.sab);
+  arena.verifyHeader();
   verifyTreeMeta(arena, metaPageId);
-  arena.refreshViews();
+  // Views over every allocated page, however far the buffer has grown.
+  arena.covers(arena.pagesAllocated() - 1);
   const u8 = arena.u8;
   const i32 = arena.i32;
   const pageSizeBytes = arena.pageSizeBytes;
@@ -234,9 +233,9 @@ export function checkTree(tree: TreeReader): TreeCheckReport {
     fail(metaPageId, `overflow page count says ${overflowPages}, the chains hold ${report.overflowPages}`);
   }
 
-  const freeCount = Atomics.load(i32, kArenaFreePageCount);
+  const freeCount = Atomics.load(i32, arena.freePageCountIndex);
   for (
-    let page = Atomics.load(i32, kArenaFreeListHead);
+    let page = Atomics.load(i32, arena.freeListHeadIndex);
     page !== 0;
     page = get32(u8, arena.pageOffset(page) + pLink)
   ) {

@@ -1,4 +1,3 @@
-import type { PageArena } from '../arena.js';
 import { compareBytes } from '../bytes.js';
 import { LightningError } from '../errors.js';
 import { latchUnstableMask } from '../latch.js';
@@ -12,6 +11,7 @@ import {
   pLink,
   pType,
 } from '../page-layout.js';
+import type { PageSpace } from '../page-space.js';
 import { kTreeRootPageId, treeHeightMax } from './meta-layout.js';
 import {
   cellFlagOverflow,
@@ -42,7 +42,7 @@ const restartsBetweenClockChecks = 1024;
  * word is re-validated is what was read believed. Readers never write shared memory.
  */
 export class OptimisticView {
-  readonly arena: PageArena;
+  readonly arena: PageSpace;
   readonly metaPageId: number;
   readonly #pageSizeBytes: number;
   readonly #slotsMax: number;
@@ -67,7 +67,7 @@ export class OptimisticView {
    */
   restarts = 0;
 
-  constructor(arena: PageArena, metaPageId: number) {
+  constructor(arena: PageSpace, metaPageId: number) {
     this.arena = arena;
     this.metaPageId = metaPageId;
     this.#pageSizeBytes = arena.pageSizeBytes;
@@ -261,6 +261,10 @@ export class OptimisticView {
     let copied = 0;
     for (let hops = 0; copied < valueLength; hops++) {
       if (hops >= hopsMax || next === 0 || !arena.covers(next)) return null;
+      // An overflow page does not change while its leaf keeps its version, but in a buffer pool its
+      // frame may be given to another page meanwhile: its own latch says whether it stayed.
+      const overflowVersion = arena.readLatch(next);
+      if ((overflowVersion & latchUnstableMask) !== 0) return null;
       u8 = arena.u8;
       const base = arena.pageOffset(next);
       const chunk = get32(u8, base + pChunkBytes);
@@ -274,7 +278,9 @@ export class OptimisticView {
       }
       out.set(u8.subarray(base + pageHeaderBytes, base + pageHeaderBytes + chunk), copied);
       copied += chunk;
+      const chunkPage = next;
       next = get32(u8, base + pLink);
+      if (!arena.validate(chunkPage, overflowVersion)) return null;
     }
     return out;
   }

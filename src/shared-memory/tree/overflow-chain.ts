@@ -1,7 +1,7 @@
-import type { PageArena } from '../arena.js';
 import { pageHeaderBytes } from '../limits.js';
 import type { PageAllocator } from '../page-allocator.js';
 import { pageTypeOverflow, pChunkBytes, pLink } from '../page-layout.js';
+import type { PageSpace } from '../page-space.js';
 import { initNode } from './node-edit.js';
 import { get32, set32 } from './node-format.js';
 
@@ -24,7 +24,7 @@ export function overflowPagesFor(valueBytes: number, pageSizeBytes: number): num
  * page before it is written (the caller releases them when its operation ends).
  */
 export function writeOverflowChain(
-  arena: PageArena,
+  arena: PageSpace,
   allocator: PageAllocator,
   value: Uint8Array,
   lock: (pageId: number) => void,
@@ -49,7 +49,7 @@ export function writeOverflowChain(
 }
 
 /** Page ids of a chain, first to last. Trusted: owner thread only. */
-export function overflowChainPages(arena: PageArena, firstPageId: number): number[] {
+export function overflowChainPages(arena: PageSpace, firstPageId: number): number[] {
   const pages: number[] = [];
   for (let page = firstPageId; page !== 0; page = get32(arena.u8, arena.pageOffset(page) + pLink)) {
     pages.push(page);

@@ -1,6 +1,6 @@
-import type { PageArena } from '../arena.js';
 import { assert } from '../assert.js';
 import { pageTypeLeaf, pLink, pType } from '../page-layout.js';
+import type { PageSpace } from '../page-space.js';
 import { kTreeHeight, kTreeRootPageId, treeHeightMax } from './meta-layout.js';
 import {
   cellAt,
@@ -26,10 +26,10 @@ export class OwnerPath {
   readonly indexes = new Int32Array(treeHeightMax);
   /** Output of `leafSearch`: whether the key at the returned index equals the search key. */
   found = false;
-  readonly #arena: PageArena;
+  readonly #arena: PageSpace;
   readonly #metaWord: number;
 
-  constructor(arena: PageArena, metaWord: number) {
+  constructor(arena: PageSpace, metaWord: number) {
     this.#arena = arena;
     this.#metaWord = metaWord;
   }

@@ -2,6 +2,7 @@ import { PageArena } from '../arena.js';
 import { checksumWords } from '../checksum.js';
 import { LightningError } from '../errors.js';
 import { pageTypeTreeMeta, pType } from '../page-layout.js';
+import type { PageSpace } from '../page-space.js';
 import {
   kTreeChecksum,
   kTreeFormatVersion,
@@ -46,7 +47,7 @@ export function openTreeHandle(handle: unknown): { arena: PageArena; metaPageId:
 }
 
 /** Writes the static fields of a tree meta page and their checksum. */
-export function writeTreeMetaHeader(arena: PageArena, metaPageId: number): void {
+export function writeTreeMetaHeader(arena: PageSpace, metaPageId: number): void {
   const word = arena.pageWordIndex(metaPageId);
   arena.u8[arena.pageOffset(metaPageId) + pType] = pageTypeTreeMeta;
   arena.i32[word + kTreeMagic] = treeMagic;
@@ -54,7 +55,7 @@ export function writeTreeMetaHeader(arena: PageArena, metaPageId: number): void 
   arena.i32[word + kTreeChecksum] = checksumWords([treeMagic, treeFormatVersion]) | 0;
 }
 
-export function verifyTreeMeta(arena: PageArena, metaPageId: number): void {
+export function verifyTreeMeta(arena: PageSpace, metaPageId: number): void {
   const word = arena.pageWordIndex(metaPageId);
   const i32 = arena.i32;
   const magic = i32[word + kTreeMagic]!;

@@ -1,6 +1,7 @@
-import type { PageArena } from '../arena.js';
-import { kArenaFreePageCount } from '../arena-layout.js';
+import { PageArena } from '../arena.js';
 import { keyToBytes } from '../bytes.js';
+import { LightningError } from '../errors.js';
+import type { PageSpace } from '../page-space.js';
 import {
   kTreeEntryCount,
   kTreeHeight,
@@ -43,7 +44,7 @@ export class TreeReader {
   /** Set by `getEntry`: the cell's timestamp or transaction reference, 0 if it has none. */
   cellTimestamp = 0;
 
-  protected constructor(arena: PageArena, metaPageId: number) {
+  protected constructor(arena: PageSpace, metaPageId: number) {
     this.view = new OptimisticView(arena, metaPageId);
   }
 
@@ -56,6 +57,9 @@ export class TreeReader {
   /** A structured-cloneable handle for `TreeReader.attach` in another thread. */
   share(): TreeHandle {
     const { arena, metaPageId } = this.view;
+    if (!(arena instanceof PageArena)) {
+      throw new LightningError('ERR_BAD_ARGUMENT', 'a tree over a buffer pool is shared through its pool');
+    }
     return { kind: 'lightning-db/tree', formatVersion: treeFormatVersion, sab: arena.sab, metaPageId };
   }
 
@@ -115,7 +119,7 @@ export class TreeReader {
     const { arena, metaPageId } = this.view;
     const metaWord = arena.pageWordIndex(metaPageId);
     const pagesAllocated = arena.pagesAllocated();
-    const pagesFree = Atomics.load(arena.i32, kArenaFreePageCount);
+    const pagesFree = Atomics.load(arena.i32, arena.freePageCountIndex);
     return {
       entries: this.count,
       height: Atomics.load(arena.i32, metaWord + kTreeHeight),
@@ -125,7 +129,7 @@ export class TreeReader {
       pagesFree,
       pagesInUse: pagesAllocated - pagesFree,
       overflowPages: Atomics.load(arena.i32, metaWord + kTreeOverflowPageCount),
-      bytesReserved: arena.sab.byteLength,
+      bytesReserved: arena.bytesReserved(),
       bytesMax: arena.pagesMax * arena.pageSizeBytes,
     };
   }

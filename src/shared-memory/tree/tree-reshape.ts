@@ -1,8 +1,8 @@
-import type { PageArena } from '../arena.js';
 import { assert } from '../assert.js';
 import { slotBytes, underflowBytes, usableBytes } from '../limits.js';
 import type { PageAllocator } from '../page-allocator.js';
 import { pageTypeInterior, pageTypeLeaf, pLink, pType } from '../page-layout.js';
+import type { PageSpace } from '../page-space.js';
 import { kTreeHeight, kTreeRootPageId, treeHeightMax } from './meta-layout.js';
 import {
   buildNode,
@@ -38,7 +38,7 @@ import type { WriteLatches } from './write-latches.js';
  * root collapse. Owner thread only; every page changed is latched through the write's `WriteLatches`.
  */
 export class TreeReshape {
-  readonly #arena: PageArena;
+  readonly #arena: PageSpace;
   readonly #allocator: PageAllocator;
   readonly #latches: WriteLatches;
   readonly #metaPageId: number;
@@ -54,7 +54,7 @@ export class TreeReshape {
   readonly #scratchRight: Uint8Array;
 
   constructor(
-    arena: PageArena,
+    arena: PageSpace,
     allocator: PageAllocator,
     latches: WriteLatches,
     metaPageId: number,

@@ -1,5 +1,5 @@
-import type { PageArena } from '../arena.js';
 import type { PageAllocator } from '../page-allocator.js';
+import type { PageSpace } from '../page-space.js';
 
 /**
  * The latches one write holds and the pages it will free. A write takes the latch of every page it
@@ -8,14 +8,14 @@ import type { PageAllocator } from '../page-allocator.js';
  * after every latch is released: a freed page is marked obsolete and may be reused at once.
  */
 export class WriteLatches {
-  readonly #arena: PageArena;
+  readonly #arena: PageSpace;
   /** Each held page, and the latch word it had before locking. */
   #pages = new Int32Array(64);
   #versions = new Int32Array(64);
   #held = 0;
   readonly #pagesToFree: number[] = [];
 
-  constructor(arena: PageArena) {
+  constructor(arena: PageSpace) {
     this.#arena = arena;
   }
 

@@ -272,8 +272,9 @@ export class PageArena implements PageSpace {
     return this;
   }
 
-  verifyHeader(): void {
+  imageAtRest(): PageArena {
     PageArena.attach(this.sab);
+    return this;
   }
 
   /** Rebuilds the fixed-length views over the buffer's current length. */

@@ -60,6 +60,9 @@ export interface PageSpace {
   releasePins(): void;
   /** The space a reader on the writer's own thread uses (a writer's space may pin what it reads). */
   readerSpace(): PageSpace;
-  /** Verifies the space's own header, for checkTree; throws ERR_CORRUPTION if it is damaged. */
-  verifyHeader(): void;
+  /**
+   * For checks at rest (checkTree): a space where every page stays where it is while the check holds
+   * offsets to it. An arena verifies its header and is its own; a pool's is a copy of its pages.
+   */
+  imageAtRest(): PageSpace;
 }

@@ -300,6 +300,76 @@ export class BufferPool {
     return pageId;
   }
 
+  /**
+   * Pins `pageId` for the pages' owner (loading it if needed) and returns its frame's byte offset,
+   * which stays good until `unpin`: the clock passes a pinned frame by. Readers still read the page and
+   * the owner still latches it to change it. Owner only; a page latched by the owner may be pinned.
+   */
+  pin(pageId: number): number {
+    this.#checkPageId(pageId);
+    const i32 = this.i32;
+    const frames = this.#frames;
+    const index = this.#stateBase + pageId;
+    const mine = stateLockedBase + this.holder;
+    for (;;) {
+      if (stateTag(Atomics.load(i32, index)) !== mine) this.read(pageId);
+      const frame = frames.frameOf(pageId);
+      if (frame < 0) continue;
+      frames.setPinned(frame, true);
+      // An evictor locks the page, then looks at the pin: seeing the page unlocked (or ours) after
+      // setting the pin means any evictor to come will see the pin.
+      const tag = stateTag(Atomics.load(i32, index));
+      if (
+        (tag === stateUnlocked || tag === stateMarked || tag === mine) &&
+        frames.frameOf(pageId) === frame
+      ) {
+        return this.#frameByteOffset(frame);
+      }
+      frames.setPinned(frame, false);
+    }
+  }
+
+  /** Ends `pin`. */
+  unpin(pageId: number): void {
+    const frame = this.#frames.frameOf(pageId);
+    if (frame >= 0) this.#frames.setPinned(frame, false);
+  }
+
+  /** The byte offset of a page pinned by this thread, or -1 if it is not pinned. */
+  pinnedOffset(pageId: number): number {
+    const frame = this.#frames.frameOf(pageId);
+    if (frame < 0 || !this.#frames.isPinned(frame) || this.#frames.pageOf(frame) !== pageId) return -1;
+    return this.#frameByteOffset(frame);
+  }
+
+  /**
+   * Where the page's frame is now, for a reader that resolved it with `read` and will `validate`; if
+   * it was evicted since, the first frame's offset (any frame: the validation will fail).
+   */
+  residentOffset(pageId: number): number {
+    const frame = this.#frames.frameOf(pageId);
+    return this.#frameByteOffset(Math.max(frame, 0));
+  }
+
+  /** True if this thread holds the page's latch. */
+  holdsLatch(pageId: number): boolean {
+    return stateTag(Atomics.load(this.i32, this.#stateBase + pageId)) === stateLockedBase + this.holder;
+  }
+
+  /** True if another thread or this one holds the page's latch. */
+  isLatched(pageId: number): boolean {
+    return stateTag(Atomics.load(this.i32, this.#stateBase + pageId)) >= stateLockedBase;
+  }
+
+  /**
+   * Records that a pinned page was changed without its latch (the counters of a tree's meta page,
+   * which readers read as single words). Owner only.
+   */
+  markDirty(pageId: number): void {
+    const frame = this.#frames.frameOf(pageId);
+    if (frame >= 0) this.#frames.setDirty(frame, true);
+  }
+
   /** Byte offset of a page this thread holds latched. */
   lockedOffset(pageId: number): number {
     return this.#frameByteOffset(Atomics.load(this.i32, this.#frameOfBase + pageId));

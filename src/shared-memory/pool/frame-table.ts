@@ -85,6 +85,15 @@ export class FrameTable {
     if (was !== (dirty ? 1 : 0)) Atomics.add(this.i32, kPoolDirtyFrames, dirty ? 1 : -1);
   }
 
+  isPinned(frame: number): boolean {
+    return Atomics.load(this.i32, this.#regions.framePinned + frame) !== 0;
+  }
+
+  /** Owner only. A pin is made safe against a concurrent evictor by BufferPool.pin's re-check. */
+  setPinned(frame: number, pinned: boolean): void {
+    Atomics.store(this.i32, this.#regions.framePinned + frame, pinned ? 1 : 0);
+  }
+
   freeFrameCount(): number {
     return Atomics.load(this.i32, kPoolFreeFrames);
   }
@@ -98,8 +107,8 @@ export class FrameTable {
     if (frame === undefined) {
       throw new LightningError(
         'ERR_PARTITION_FULL',
-        `buffer pool: all ${this.framesMax} frames hold dirty or latched pages; a checkpoint must write them ` +
-          'before another page can be loaded (raise memoryMaxBytes or checkpoint more often)',
+        `buffer pool: all ${this.framesMax} frames hold dirty, pinned or latched pages; a checkpoint must write ` +
+          'them before another page can be loaded (raise memoryMaxBytes or checkpoint more often)',
       );
     }
     Atomics.store(this.i32, this.#regions.pageOf + frame, pageId);
@@ -112,6 +121,7 @@ export class FrameTable {
     const frame = this.frameOf(pageId);
     if (frame < 0) return;
     this.setDirty(frame, false);
+    this.setPinned(frame, false);
     Atomics.store(this.i32, this.#regions.frameOf + pageId, -1);
     Atomics.store(this.i32, this.#regions.pageOf + frame, 0);
     this.#pushFree(frame);
@@ -145,6 +155,7 @@ export class FrameTable {
       if (pageId !== 0 && this.frameOf(pageId) === frame) continue;
       Atomics.store(i32, regions.pageOf + frame, 0);
       this.setDirty(frame, false);
+      this.setPinned(frame, false);
       Atomics.store(i32, regions.freeFrames + depth, frame);
       depth++;
     }
@@ -185,7 +196,7 @@ export class FrameTable {
       const frame = hand;
       hand = hand + 1 === framesMax ? 0 : hand + 1;
       const pageId = this.pageOf(frame);
-      if (pageId === 0 || this.isDirty(frame)) continue;
+      if (pageId === 0 || this.isDirty(frame) || this.isPinned(frame)) continue;
       const index = stateBase + pageId;
       const word = Atomics.load(i32, index);
       const tag = stateTag(word);
@@ -197,7 +208,8 @@ export class FrameTable {
       const locked = stateWithTag(word, stateLockedBase + this.#holder);
       if (Atomics.compareExchange(i32, index, word, locked) !== word) continue;
       // Locked now: no writer can dirty it, and the link cannot move while this thread has the mutex.
-      if (this.isDirty(frame) || this.frameOf(pageId) !== frame) {
+      // A pin set before the lock is seen here; one set after it sees the lock (BufferPool.pin).
+      if (this.isDirty(frame) || this.isPinned(frame) || this.frameOf(pageId) !== frame) {
         Atomics.store(i32, index, word);
         continue;
       }

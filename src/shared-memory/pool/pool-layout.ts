@@ -1,5 +1,5 @@
 /**
- * Layout of a buffer pool's SharedArrayBuffer, format version 1, after vmcache (Leis et al., SIGMOD
+ * Layout of a buffer pool's SharedArrayBuffer, format version 2, after vmcache (Leis et al., SIGMOD
  * 2023): a page id indexes a page table of state words; a fixed set of frames holds the resident
  * pages. Every field is an index into an Int32Array over the buffer.
  *
@@ -8,11 +8,12 @@
  *   frameOf    per page id: the frame holding it, or -1
  *   pageOf     per frame: the page it holds, or 0 (page 0 is the page file's header, never pooled)
  *   frameDirty per frame: 1 while the frame holds changes the page file does not have yet
+ *   framePinned per frame: 1 while the pages' owner holds an offset into it (the clock passes it by)
  *   freeFrames a stack of frames holding no page; its depth is kPoolFreeFrames
  *   frames     framesMax pages, starting at a page-aligned byte offset
  */
 export const poolMagic = 0x4c_42_50_4c; // "LBPL"
-export const poolFormatVersion = 1;
+export const poolFormatVersion = 2;
 
 export const kPoolMagic = 0;
 export const kPoolFormatVersion = 1;
@@ -38,9 +39,12 @@ export const kPoolWaiters = 11;
 export const kPoolMisses = 12;
 export const kPoolEvictions = 13;
 export const kPoolLatchRecoveries = 14;
+/** The tree's page allocator, over a pool: the head of its free-page list and the list's length. */
+export const kPoolFreeListHead = 15;
+export const kPoolFreePageCount = 16;
 
 /** Holder table: one word per attached thread, 0 when free, else the thread's id plus one. */
-export const kPoolHoldersBase = 16;
+export const kPoolHoldersBase = 17;
 /** Locked state tags are 3 + holder index, and the tag is one byte. */
 export const poolHoldersMax = 252;
 
@@ -85,6 +89,7 @@ export interface PoolRegions {
   frameOf: number;
   pageOf: number;
   frameDirty: number;
+  framePinned: number;
   freeFrames: number;
   framesByteOffset: number;
   totalBytes: number;
@@ -95,7 +100,8 @@ export function poolRegions(pageSizeBytes: number, pagesMax: number, framesMax: 
   const frameOf = pageState + pagesMax;
   const pageOf = frameOf + pagesMax;
   const frameDirty = pageOf + framesMax;
-  const freeFrames = frameDirty + framesMax;
+  const framePinned = frameDirty + framesMax;
+  const freeFrames = framePinned + framesMax;
   const tableBytes = (freeFrames + framesMax) * 4;
   const framesByteOffset = Math.ceil(tableBytes / pageSizeBytes) * pageSizeBytes;
   return {
@@ -103,6 +109,7 @@ export function poolRegions(pageSizeBytes: number, pagesMax: number, framesMax: 
     frameOf,
     pageOf,
     frameDirty,
+    framePinned,
     freeFrames,
     framesByteOffset,
     totalBytes: framesByteOffset + framesMax * pageSizeBytes,

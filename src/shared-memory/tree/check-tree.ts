@@ -72,9 +72,8 @@ interface KeyRef {
  * Call it only while no write is in progress. O(pages).
  */
 export function checkTree(tree: TreeReader): TreeCheckReport {
-  const arena = tree.view.arena;
+  const arena = tree.view.arena.imageAtRest();
   const metaPageId = tree.view.metaPageId;
-  arena.verifyHeader();
   verifyTreeMeta(arena, metaPageId);
   // Views over every allocated page, however far the buffer has grown.
   arena.covers(arena.pagesAllocated() - 1);

@@ -280,7 +280,9 @@ export class OptimisticView {
       copied += chunk;
       const chunkPage = next;
       next = get32(u8, base + pLink);
-      if (!arena.validate(chunkPage, overflowVersion)) return null;
+      // Reading the leaf's latch again, not only comparing it, keeps the leaf warm in a buffer pool: a
+      // chain longer than the pool's frames would otherwise push it out before the copy ends, forever.
+      if (!arena.validate(chunkPage, overflowVersion) || arena.readLatch(page) !== version) return null;
     }
     return out;
   }

@@ -160,9 +160,17 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
       this.#finished = true;
     } else {
       const fence = view.copyFence(fencePage, fenceVersion, fenceCell);
-      if (fence === null) return null;
-      this.#cursor = fence;
-      this.#cursorExclusive = true;
+      if (fence !== null) {
+        this.#cursor = fence;
+        this.#cursorExclusive = true;
+      } else if (batch.length > 0) {
+        // The fence's page changed (in a buffer pool: was evicted while values were copied). The
+        // entries are sound, the leaf validated: resume after the last of them, one descent more.
+        this.#cursor = batch[batch.length - 1]![0];
+        this.#cursorExclusive = true;
+      } else {
+        return null;
+      }
     }
     this.#batchFlags = flagsOut;
     this.#batchTimestamps = timestampsOut;
@@ -223,9 +231,17 @@ export class RangeIterator implements IterableIterator<[Buffer, Buffer]> {
       this.#finished = true;
     } else {
       const fence = view.copyFence(fencePage, fenceVersion, fenceCell);
-      if (fence === null) return null;
-      this.#cursor = fence;
-      this.#cursorExclusive = false;
+      if (fence !== null) {
+        this.#cursor = fence;
+        this.#cursorExclusive = false;
+      } else if (batch.length > 0) {
+        // The fence's page changed (in a buffer pool: was evicted while values were copied). The
+        // entries are sound, the leaf validated: resume after the last of them, one descent more.
+        this.#cursor = batch[batch.length - 1]![0];
+        this.#cursorExclusive = true;
+      } else {
+        return null;
+      }
     }
     this.#batchFlags = flagsOut;
     this.#batchTimestamps = timestampsOut;

@@ -54,6 +54,14 @@ export class TreeReader {
     return new TreeReader(arena, metaPageId);
   }
 
+  /**
+   * A reader of the tree whose meta page is `metaPageId` in a page space this thread has (a reader's
+   * space over a buffer pool attached on this thread, say).
+   */
+  static over(space: PageSpace, metaPageId: number): TreeReader {
+    return new TreeReader(space, metaPageId);
+  }
+
   /** A structured-cloneable handle for `TreeReader.attach` in another thread. */
   share(): TreeHandle {
     const { arena, metaPageId } = this.view;

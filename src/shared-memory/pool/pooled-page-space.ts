@@ -1,0 +1,173 @@
+import { LightningError } from '../errors.js';
+import { pageTypeFree, pType } from '../page-layout.js';
+import type { PageSpace } from '../page-space.js';
+import { copyToArena } from './arena-image.js';
+import type { BufferPool } from './buffer-pool.js';
+import { kPoolFreeListHead, kPoolFreePageCount, stateTagMask } from './pool-layout.js';
+
+/**
+ * A tree's pages in a buffer pool: a page lives in whichever frame holds it, or only in the page file.
+ * The pool's state word of a page is the tree's latch, so readers validate one word per page as they do
+ * in an arena, and the owner and an evictor exclude each other by compare-and-swap.
+ *
+ * Two kinds, one per role:
+ * - **The owner's**, which the single writer uses. Every page it reaches through `pageOffset` is pinned
+ *   until its write ends (`releasePins`), because the tree keeps offsets in locals across a write and
+ *   its own allocations run the clock. A page reached through `pageWordIndex` (a tree's meta page,
+ *   whose counters are words in place) stays pinned for good and is marked dirty after every write.
+ * - **A reader's**, on any thread. `readLatch` brings a missing page in; `pageOffset` says where its
+ *   frame is now, and `validate` says whether it still was.
+ *
+ * A reader sees the latch word with the tag byte cleared, so that the tree's own test for an unstable
+ * word (latch.ts: the low two bits) passes for a readable page; a page latched, evicted or loading is
+ * never handed to it (`read` waits or loads first).
+ */
+export class PooledPageSpace implements PageSpace {
+  readonly pool: BufferPool;
+  readonly pageSizeBytes: number;
+  readonly pagesMax: number;
+  readonly u8: Uint8Array;
+  readonly u32: Uint32Array;
+  readonly i32: Int32Array;
+  readonly freeListHeadIndex = kPoolFreeListHead;
+  readonly freePageCountIndex = kPoolFreePageCount;
+  readonly #owner: boolean;
+  /** The owner's pins until its write ends, and those it keeps for good. */
+  #pinned: number[] = [];
+  readonly #pinnedForGood = new Set<number>();
+  #reader: PooledPageSpace | null = null;
+
+  private constructor(pool: BufferPool, owner: boolean) {
+    this.pool = pool;
+    this.pageSizeBytes = pool.pageSizeBytes;
+    this.pagesMax = pool.pagesMax;
+    this.u8 = pool.u8;
+    this.u32 = new Uint32Array(pool.sab);
+    this.i32 = pool.i32;
+    this.#owner = owner;
+  }
+
+  /** The owner's space over `pool`: the only one that writes. */
+  static forOwner(pool: BufferPool): PooledPageSpace {
+    return new PooledPageSpace(pool, true);
+  }
+
+  /** A reader's space over `pool` (attached on the reader's thread). */
+  static forReader(pool: BufferPool): PooledPageSpace {
+    return new PooledPageSpace(pool, false);
+  }
+
+  covers(pageId: number): boolean {
+    return pageId >= 0 && pageId < this.pool.pagesAllocated();
+  }
+
+  pagesAllocated(): number {
+    return this.pool.pagesAllocated();
+  }
+
+  pageOffset(pageId: number): number {
+    const pool = this.pool;
+    if (!this.#owner) return pool.residentOffset(pageId);
+    const offset = pool.pinnedOffset(pageId);
+    if (offset >= 0) return offset;
+    const pinned = pool.pin(pageId);
+    this.#pinned.push(pageId);
+    return pinned;
+  }
+
+  /**
+   * Only a tree's meta page is reached this way. Its owner pins it for good; a reader brings it in if
+   * it is not resident (a pool with no owner, reading a page file).
+   */
+  pageWordIndex(pageId: number): number {
+    if (!this.#owner) return this.pool.read(pageId) >>> 2;
+    if (!this.#pinnedForGood.has(pageId)) {
+      this.pageOffset(pageId);
+      this.#pinnedForGood.add(pageId);
+    }
+    return this.pageOffset(pageId) >>> 2;
+  }
+
+  readLatch(pageId: number): number {
+    const pool = this.pool;
+    pool.read(pageId);
+    return pool.version & ~stateTagMask;
+  }
+
+  validate(pageId: number, version: number): boolean {
+    return this.pool.validate(pageId, version);
+  }
+
+  lockForWrite(pageId: number): number {
+    const pool = this.pool;
+    if (pool.holdsLatch(pageId)) return -1;
+    pool.lock(pageId);
+    return 0;
+  }
+
+  unlockAfterWrite(pageId: number, _wordBefore: number): void {
+    this.pool.unlock(pageId, true);
+  }
+
+  /** Returns -1 if the writer holds the page already (it then stays latched until the write ends). */
+  lockForFree(pageId: number): number {
+    return this.lockForWrite(pageId);
+  }
+
+  unlockFreed(pageId: number, wordBefore: number): void {
+    if (wordBefore === -1) return;
+    this.pool.unlock(pageId, true);
+  }
+
+  isLatched(pageId: number): boolean {
+    return this.pool.isLatched(pageId);
+  }
+
+  /** The pool has no freed state: a freed page is one whose type says so (read at rest). */
+  isFreed(pageId: number): boolean {
+    const pool = this.pool;
+    for (;;) {
+      const offset = pool.read(pageId);
+      const type = this.u8[offset + pType];
+      if (pool.validate(pageId, pool.version)) return type === pageTypeFree;
+    }
+  }
+
+  growToHold(pageId: number): void {
+    if (pageId >= this.pagesMax) {
+      throw new LightningError(
+        'ERR_PARTITION_FULL',
+        `partition is full: page ${pageId} is beyond the ${this.pagesMax - 1} pages its buffer pool's page table holds`,
+      );
+    }
+  }
+
+  takeNewPage(): number {
+    const pool = this.pool;
+    const pageId = pool.allocate();
+    pool.unlock(pageId, true);
+    return pageId;
+  }
+
+  bytesReserved(): number {
+    return this.pool.sab.byteLength;
+  }
+
+  releasePins(): void {
+    const pool = this.pool;
+    for (const pageId of this.#pinned) if (!this.#pinnedForGood.has(pageId)) pool.unpin(pageId);
+    this.#pinned.length = 0;
+    for (const pageId of this.#pinnedForGood) pool.markDirty(pageId);
+  }
+
+  readerSpace(): PageSpace {
+    if (!this.#owner) return this;
+    this.#reader ??= new PooledPageSpace(this.pool, false);
+    return this.#reader;
+  }
+
+  /** A copy of every page in an arena (see arena-image.ts): the check must not wait on evictions. */
+  imageAtRest(): PageSpace {
+    return copyToArena(this.pool);
+  }
+}

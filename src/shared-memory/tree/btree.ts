@@ -38,7 +38,7 @@ const emptyValue = new Uint8Array(0);
 
 import { overflowChainPages, overflowPagesFor, writeOverflowChain } from './overflow-chain.js';
 import { OwnerPath } from './owner-path.js';
-import { writeTreeMetaHeader } from './tree-handle.js';
+import { verifyTreeMeta, writeTreeMetaHeader } from './tree-handle.js';
 import { TreeReader } from './tree-reader.js';
 import { TreeReshape } from './tree-reshape.js';
 import { WriteLatches } from './write-latches.js';
@@ -118,6 +118,17 @@ export class BTree extends TreeReader {
     Atomics.store(arena.i32, metaWord + kTreeRootPageId, rootPageId);
     Atomics.store(arena.i32, metaWord + kTreeHeight, 1);
     return new BTree(arena, metaPageId, allocator);
+  }
+
+  /**
+   * The tree whose meta page is `metaPageId` in a space that already holds it (a buffer pool over a
+   * page file a tree was written to). Throws ERR_CORRUPTION if that page is not a tree's meta page.
+   * The allocator's free list is the space's: a pool's starts empty, so pages freed before are not
+   * reused until the page file keeps that list.
+   */
+  static openOn(arena: PageSpace, metaPageId: number): BTree {
+    verifyTreeMeta(arena, metaPageId);
+    return new BTree(arena, metaPageId, new PageAllocator(arena));
   }
 
   /** Inserts or overwrites. O(log n); throws ERR_PARTITION_FULL, leaving the tree unchanged, if full. */

@@ -34,10 +34,11 @@ const warmupGetsMax = 20_000;
 /** Three rounds: enough for a median that one noisy child (GC, another process) cannot move. */
 const roundsDefault = 3;
 
-const storeNames = ['lightning-db', 'sorted-btree', 'map'] as const;
+const storeNames = ['lightning-db', 'lightning-db-pool', 'sorted-btree', 'map'] as const;
 type StoreName = (typeof storeNames)[number];
 const storeLabels: Record<StoreName, string> = {
   'lightning-db': 'lightning-db',
+  'lightning-db-pool': 'lightning-db (pool)',
   'sorted-btree': 'sorted-btree',
   map: 'Map',
 };
@@ -173,7 +174,9 @@ function compareStrings(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-async function lightningDriver(options: Options): Promise<Driver<Uint8Array>> {
+type Tree = import('../src/shared-memory/tree/btree.js').BTree;
+
+async function arenaTree(options: Options): Promise<{ tree: Tree; notes: string }> {
   // Imported lazily so that the JS stores can still be benchmarked while the tree is being built.
   const { BTree } = await import('../src/shared-memory/index.js');
   // Budget 512 bytes per record (~3x what a 16+100 byte entry should need) and raise the default 1 GiB
@@ -184,8 +187,41 @@ async function lightningDriver(options: Options): Promise<Driver<Uint8Array>> {
     ...(maxBytesNeeded > 2 ** 30 ? { maxBytes: maxBytesNeeded } : {}),
   });
   return {
-    ordered: true,
+    tree,
     notes: `BTree.create({ pageSizeBytes: ${options.pageSizeBytes} }); keys are 16-byte Buffer views, scan is range()`,
+  };
+}
+
+/**
+ * The same tree in a buffer pool with a frame for every page it will need, so nothing is evicted and
+ * nothing read from a file: what the pool's indirection (frame lookup, state word, owner pins) costs a
+ * fully resident tree.
+ */
+async function pooledTree(options: Options): Promise<{ tree: Tree; notes: string }> {
+  const { BTree } = await import('../src/shared-memory/index.js');
+  const { BufferPool } = await import('../src/shared-memory/pool/buffer-pool.js');
+  const { PooledPageSpace } = await import('../src/shared-memory/pool/pooled-page-space.js');
+  // 256 bytes per record: over twice what the arena tree's pages hold per record.
+  const frames = Math.max(64, Math.ceil((options.records * 256) / options.pageSizeBytes));
+  const pool = BufferPool.create(
+    { pageSizeBytes: options.pageSizeBytes, pagesMax: frames + 1, framesMax: frames },
+    {
+      load: () => {
+        throw new Error('bench:tree: the pooled tree is sized never to miss');
+      },
+    },
+  );
+  return {
+    tree: BTree.createOn(PooledPageSpace.forOwner(pool)),
+    notes: `BTree.createOn(PooledPageSpace.forOwner(pool)), ${frames} frames of ${options.pageSizeBytes} bytes, never evicting`,
+  };
+}
+
+async function lightningDriver(options: Options, pooled: boolean): Promise<Driver<Uint8Array>> {
+  const { tree, notes } = pooled ? await pooledTree(options) : await arenaTree(options);
+  return {
+    ordered: true,
+    notes,
     key: (raw, index) => {
       const start = keyOffset(index);
       return raw.subarray(start, start + keyBytes);
@@ -329,7 +365,9 @@ function stopClock(clock: Clock): Elapsed {
 async function runChild(store: StoreName, options: Options): Promise<StoreResult> {
   switch (store) {
     case 'lightning-db':
-      return measure(store, options, await lightningDriver(options));
+      return measure(store, options, await lightningDriver(options, false));
+    case 'lightning-db-pool':
+      return measure(store, options, await lightningDriver(options, true));
     case 'sorted-btree':
       return measure(store, options, sortedBTreeDriver());
     case 'map':

@@ -88,7 +88,8 @@ export class BufferPool {
   version = 0;
   /** Reads through this thread's handle that found the page resident: a plain per-thread counter. */
   hits = 0;
-  readonly #regions: PoolRegions;
+  /** Where the tables are: for a tree's read path, which inlines a hit (pooled-page-space.ts). */
+  readonly regions: PoolRegions;
   readonly #frames: FrameTable;
   readonly #loader: PageLoader;
   readonly #stateBase: number;
@@ -101,15 +102,15 @@ export class BufferPool {
     this.pageSizeBytes = header[kPoolPageSizeBytes]!;
     this.pagesMax = header[kPoolPagesMax]!;
     this.framesMax = header[kPoolFramesMax]!;
-    this.#regions = poolRegions(this.pageSizeBytes, this.pagesMax, this.framesMax);
+    this.regions = poolRegions(this.pageSizeBytes, this.pagesMax, this.framesMax);
     this.u8 = new Uint8Array(sab);
     this.i32 = new Int32Array(sab);
     this.holder = claimHolder(this.i32);
-    this.#frames = new FrameTable(this.i32, this.#regions, this.framesMax, this.holder);
+    this.#frames = new FrameTable(this.i32, this.regions, this.framesMax, this.holder);
     this.#loader = loader;
-    this.#stateBase = this.#regions.pageState;
-    this.#frameOfBase = this.#regions.frameOf;
-    this.#framesByteOffset = this.#regions.framesByteOffset;
+    this.#stateBase = this.regions.pageState;
+    this.#frameOfBase = this.regions.frameOf;
+    this.#framesByteOffset = this.regions.framesByteOffset;
   }
 
   /** A new pool, every page id unallocated, every frame free; this thread attached to it. */
@@ -148,8 +149,10 @@ export class BufferPool {
     i32[kPoolFramesMax] = framesMax;
     i32[kPoolHeaderChecksum] = checksumWords(i32.subarray(0, poolChecksummedFieldCount)) | 0;
     i32[kPoolPagesAllocated] = pagesAllocated;
-    i32.fill(stateEvicted, regions.pageState, regions.pageState + pagesMax);
-    i32.fill(-1, regions.frameOf, regions.frameOf + pagesMax);
+    for (let pageId = 0; pageId < pagesMax; pageId++) {
+      i32[regions.pageState + (pageId << 1)] = stateEvicted;
+      i32[regions.frameOf + (pageId << 1)] = -1;
+    }
     const pool = new BufferPool(sab, loader);
     pool.#frames.initialise();
     return pool;
@@ -192,7 +195,7 @@ export class BufferPool {
   read(pageId: number): number {
     this.#checkPageId(pageId);
     const i32 = this.i32;
-    const index = this.#stateBase + pageId;
+    const index = this.#stateBase + (pageId << 1);
     // Made on the first wait only: a hit allocates nothing.
     let stall: StallClock | null = null;
     for (;;) {
@@ -201,7 +204,7 @@ export class BufferPool {
       if (tag === stateUnlocked || tag === stateMarked) {
         // A read is the second chance: the clock will pass this page over once more.
         if (tag === stateMarked) Atomics.compareExchange(i32, index, word, stateWithTag(word, stateUnlocked));
-        const frame = Atomics.load(i32, this.#frameOfBase + pageId);
+        const frame = Atomics.load(i32, this.#frameOfBase + (pageId << 1));
         // Evicted since the state was loaded: validate would fail anyway; look again instead.
         if (frame < 0) continue;
         this.version = word;
@@ -224,7 +227,7 @@ export class BufferPool {
 
   /** True if the page still has the version `read()` returned: the read saw one state of it. */
   validate(pageId: number, version: number): boolean {
-    const word = Atomics.load(this.i32, this.#stateBase + pageId);
+    const word = Atomics.load(this.i32, this.#stateBase + (pageId << 1));
     return (word ^ version) >>> 8 === 0 && stateTag(word) < stateEvicted;
   }
 
@@ -235,7 +238,7 @@ export class BufferPool {
   lock(pageId: number): number {
     this.#checkPageId(pageId);
     const i32 = this.i32;
-    const index = this.#stateBase + pageId;
+    const index = this.#stateBase + (pageId << 1);
     // Made on the first wait only: a hit allocates nothing.
     let stall: StallClock | null = null;
     for (;;) {
@@ -245,7 +248,7 @@ export class BufferPool {
         const locked = stateWithTag(word, stateLockedBase + this.holder);
         if (Atomics.compareExchange(i32, index, word, locked) !== word) continue;
         if (tag === stateEvicted) return this.#load(pageId, locked);
-        return this.#frameByteOffset(Atomics.load(i32, this.#frameOfBase + pageId));
+        return this.#frameByteOffset(Atomics.load(i32, this.#frameOfBase + (pageId << 1)));
       }
       stall ??= new StallClock();
       this.#waitForLatch(index, word, pageId, stall);
@@ -254,7 +257,7 @@ export class BufferPool {
 
   /** Releases `lock`; `dirty` records that the frame now differs from the page file. */
   unlock(pageId: number, dirty: boolean): void {
-    const index = this.#stateBase + pageId;
+    const index = this.#stateBase + (pageId << 1);
     const word = Atomics.load(this.i32, index);
     if (stateTag(word) !== stateLockedBase + this.holder) {
       throw new LightningError(
@@ -262,7 +265,7 @@ export class BufferPool {
         `buffer pool: unlock of page ${pageId}, which this thread does not hold`,
       );
     }
-    if (dirty) this.#frames.setDirty(Atomics.load(this.i32, this.#frameOfBase + pageId), true);
+    if (dirty) this.#frames.setDirty(Atomics.load(this.i32, this.#frameOfBase + (pageId << 1)), true);
     this.#publish(index, stateNext(word, stateUnlocked));
   }
 
@@ -279,7 +282,7 @@ export class BufferPool {
         `buffer pool: all ${this.pagesMax - 1} page ids are in use`,
       );
     }
-    const index = this.#stateBase + pageId;
+    const index = this.#stateBase + (pageId << 1);
     const word = Atomics.load(i32, index);
     const locked = stateWithTag(word, stateLockedBase + this.holder);
     Atomics.store(i32, index, locked);
@@ -309,7 +312,7 @@ export class BufferPool {
     this.#checkPageId(pageId);
     const i32 = this.i32;
     const frames = this.#frames;
-    const index = this.#stateBase + pageId;
+    const index = this.#stateBase + (pageId << 1);
     const mine = stateLockedBase + this.holder;
     for (;;) {
       if (stateTag(Atomics.load(i32, index)) !== mine) this.read(pageId);
@@ -353,12 +356,14 @@ export class BufferPool {
 
   /** True if this thread holds the page's latch. */
   holdsLatch(pageId: number): boolean {
-    return stateTag(Atomics.load(this.i32, this.#stateBase + pageId)) === stateLockedBase + this.holder;
+    return (
+      stateTag(Atomics.load(this.i32, this.#stateBase + (pageId << 1))) === stateLockedBase + this.holder
+    );
   }
 
   /** True if another thread or this one holds the page's latch. */
   isLatched(pageId: number): boolean {
-    return stateTag(Atomics.load(this.i32, this.#stateBase + pageId)) >= stateLockedBase;
+    return stateTag(Atomics.load(this.i32, this.#stateBase + (pageId << 1))) >= stateLockedBase;
   }
 
   /**
@@ -372,7 +377,7 @@ export class BufferPool {
 
   /** Byte offset of a page this thread holds latched. */
   lockedOffset(pageId: number): number {
-    return this.#frameByteOffset(Atomics.load(this.i32, this.#frameOfBase + pageId));
+    return this.#frameByteOffset(Atomics.load(this.i32, this.#frameOfBase + (pageId << 1)));
   }
 
   /**
@@ -399,7 +404,7 @@ export class BufferPool {
 
   /** The page's current version word, for `markCleanIf`. */
   versionOf(pageId: number): number {
-    return Atomics.load(this.i32, this.#stateBase + pageId);
+    return Atomics.load(this.i32, this.#stateBase + (pageId << 1));
   }
 
   /**
@@ -407,9 +412,9 @@ export class BufferPool {
    * stays dirty, so the next checkpoint writes it again. Owner only.
    */
   markCleanIf(pageId: number, version: number): boolean {
-    const word = Atomics.load(this.i32, this.#stateBase + pageId);
+    const word = Atomics.load(this.i32, this.#stateBase + (pageId << 1));
     if ((word ^ version) >>> 8 !== 0 || stateTag(word) >= stateEvicted) return false;
-    this.#frames.setDirty(Atomics.load(this.i32, this.#frameOfBase + pageId), false);
+    this.#frames.setDirty(Atomics.load(this.i32, this.#frameOfBase + (pageId << 1)), false);
     return true;
   }
 
@@ -435,7 +440,7 @@ export class BufferPool {
     try {
       const end = this.pagesAllocated();
       for (let pageId = 1; pageId < end; pageId++) {
-        const index = this.#stateBase + pageId;
+        const index = this.#stateBase + (pageId << 1);
         const word = Atomics.load(i32, index);
         if (stateTag(word) !== dead) continue;
         const frame = this.#frames.frameOf(pageId);
@@ -486,7 +491,7 @@ export class BufferPool {
   /** Loads `pageId`, latched by this thread as `locked`, into a frame; returns the frame's offset. */
   #load(pageId: number, locked: number): number {
     const frames = this.#frames;
-    const index = this.#stateBase + pageId;
+    const index = this.#stateBase + (pageId << 1);
     frames.lockMutex();
     let frame: number;
     try {

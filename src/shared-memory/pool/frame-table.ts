@@ -68,7 +68,7 @@ export class FrameTable {
   }
 
   frameOf(pageId: number): number {
-    return Atomics.load(this.i32, this.#regions.frameOf + pageId);
+    return Atomics.load(this.i32, this.#regions.frameOf + (pageId << 1));
   }
 
   pageOf(frame: number): number {
@@ -112,7 +112,7 @@ export class FrameTable {
       );
     }
     Atomics.store(this.i32, this.#regions.pageOf + frame, pageId);
-    Atomics.store(this.i32, this.#regions.frameOf + pageId, frame);
+    Atomics.store(this.i32, this.#regions.frameOf + (pageId << 1), frame);
     return frame;
   }
 
@@ -122,7 +122,7 @@ export class FrameTable {
     if (frame < 0) return;
     this.setDirty(frame, false);
     this.setPinned(frame, false);
-    Atomics.store(this.i32, this.#regions.frameOf + pageId, -1);
+    Atomics.store(this.i32, this.#regions.frameOf + (pageId << 1), -1);
     Atomics.store(this.i32, this.#regions.pageOf + frame, 0);
     this.#pushFree(frame);
   }
@@ -197,7 +197,7 @@ export class FrameTable {
       hand = hand + 1 === framesMax ? 0 : hand + 1;
       const pageId = this.pageOf(frame);
       if (pageId === 0 || this.isDirty(frame) || this.isPinned(frame)) continue;
-      const index = stateBase + pageId;
+      const index = stateBase + (pageId << 1);
       const word = Atomics.load(i32, index);
       const tag = stateTag(word);
       if (tag === stateUnlocked) {
@@ -213,7 +213,7 @@ export class FrameTable {
         Atomics.store(i32, index, word);
         continue;
       }
-      Atomics.store(i32, this.#regions.frameOf + pageId, -1);
+      Atomics.store(i32, this.#regions.frameOf + (pageId << 1), -1);
       Atomics.store(i32, this.#regions.pageOf + frame, 0);
       Atomics.store(i32, index, stateNext(word, stateEvicted));
       if (Atomics.load(i32, kPoolWaiters) > 0) Atomics.notify(i32, index);

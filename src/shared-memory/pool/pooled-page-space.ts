@@ -3,7 +3,13 @@ import { pageTypeFree, pType } from '../page-layout.js';
 import type { PageSpace } from '../page-space.js';
 import { copyToArena } from './arena-image.js';
 import type { BufferPool } from './buffer-pool.js';
-import { kPoolFreeListHead, kPoolFreePageCount, stateTagMask } from './pool-layout.js';
+import {
+  kPoolFreeListHead,
+  kPoolFreePageCount,
+  stateMarked,
+  stateTagMask,
+  stateUnlocked,
+} from './pool-layout.js';
 
 /**
  * A tree's pages in a buffer pool: a page lives in whichever frame holds it, or only in the page file.
@@ -36,6 +42,16 @@ export class PooledPageSpace implements PageSpace {
   #pinned: number[] = [];
   readonly #pinnedForGood = new Set<number>();
   #reader: PooledPageSpace | null = null;
+  /**
+   * The page `readLatch` (a reader) or `pageOffset` (the owner) resolved last and its offset: the tree
+   * asks for the same page's offset right after, and again for every cell it reads.
+   */
+  #lastPage = 0;
+  #lastOffset = 0;
+  #pagesSeen = 0;
+  readonly #stateBase: number;
+  readonly #frameOfBase: number;
+  readonly #framesByteOffset: number;
 
   private constructor(pool: BufferPool, owner: boolean) {
     this.pool = pool;
@@ -45,6 +61,9 @@ export class PooledPageSpace implements PageSpace {
     this.u32 = new Uint32Array(pool.sab);
     this.i32 = pool.i32;
     this.#owner = owner;
+    this.#stateBase = pool.regions.pageState;
+    this.#frameOfBase = pool.regions.frameOf;
+    this.#framesByteOffset = pool.regions.framesByteOffset;
   }
 
   /** The owner's space over `pool`: the only one that writes. */
@@ -57,8 +76,11 @@ export class PooledPageSpace implements PageSpace {
     return new PooledPageSpace(pool, false);
   }
 
+  /** Page ids are never taken back, so a count seen once stays a lower bound: reload it only above. */
   covers(pageId: number): boolean {
-    return pageId >= 0 && pageId < this.pool.pagesAllocated();
+    if (pageId < this.#pagesSeen) return pageId >= 0;
+    this.#pagesSeen = this.pool.pagesAllocated();
+    return pageId >= 0 && pageId < this.#pagesSeen;
   }
 
   pagesAllocated(): number {
@@ -66,13 +88,18 @@ export class PooledPageSpace implements PageSpace {
   }
 
   pageOffset(pageId: number): number {
+    if (pageId === this.#lastPage) return this.#lastOffset;
     const pool = this.pool;
     if (!this.#owner) return pool.residentOffset(pageId);
-    const offset = pool.pinnedOffset(pageId);
-    if (offset >= 0) return offset;
-    const pinned = pool.pin(pageId);
-    this.#pinned.push(pageId);
-    return pinned;
+    let offset = pool.pinnedOffset(pageId);
+    if (offset < 0) {
+      offset = pool.pin(pageId);
+      this.#pinned.push(pageId);
+    }
+    // Pinned: the offset holds until releasePins.
+    this.#lastPage = pageId;
+    this.#lastOffset = offset;
+    return offset;
   }
 
   /**
@@ -90,12 +117,33 @@ export class PooledPageSpace implements PageSpace {
 
   readLatch(pageId: number): number {
     const pool = this.pool;
-    pool.read(pageId);
+    // A hit on an unlocked page, inlined: the state word, then the frame (BufferPool.read in short).
+    const i32 = this.i32;
+    const word = Atomics.load(i32, this.#stateBase + (pageId << 1));
+    if ((word & stateTagMask) === stateUnlocked) {
+      const frame = Atomics.load(i32, this.#frameOfBase + (pageId << 1));
+      if (frame >= 0) {
+        pool.hits++;
+        this.#remember(pageId, this.#framesByteOffset + frame * this.pageSizeBytes);
+        return word;
+      }
+    }
+    const offset = pool.read(pageId);
+    this.#remember(pageId, offset);
     return pool.version & ~stateTagMask;
   }
 
+  /** Readers only: the owner's remembered page is its last pinned one. */
+  #remember(pageId: number, offset: number): void {
+    if (this.#owner) return;
+    this.#lastPage = pageId;
+    this.#lastOffset = offset;
+  }
+
+  /** BufferPool.validate inlined: unchanged, or only marked by the clock since. */
   validate(pageId: number, version: number): boolean {
-    return this.pool.validate(pageId, version);
+    const word = Atomics.load(this.i32, this.#stateBase + (pageId << 1));
+    return word === version || (word ^ version) === stateMarked;
   }
 
   lockForWrite(pageId: number): number {
@@ -157,6 +205,7 @@ export class PooledPageSpace implements PageSpace {
     const pool = this.pool;
     for (const pageId of this.#pinned) if (!this.#pinnedForGood.has(pageId)) pool.unpin(pageId);
     this.#pinned.length = 0;
+    this.#lastPage = 0;
     for (const pageId of this.#pinnedForGood) pool.markDirty(pageId);
   }
 

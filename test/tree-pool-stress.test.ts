@@ -47,6 +47,7 @@ type OwnerMessage =
       writes: number;
       deletes: number;
       writeBacks: number;
+      retried: number;
       wrong: number;
       examples: string[];
       live: number;
@@ -117,7 +118,7 @@ it.each([
       const done = await owner.next('done');
       console.log(
         `tree-pool-stress 1/${share}: ${framesMax} frames over ${pages} pages; owner ${done.writes} writes ` +
-          `(${done.deletes} deletes), ${done.writeBacks} write-backs; misses ${done.stats.misses}, evictions ` +
+          `(${done.deletes} deletes, ${done.retried} retried after a write-back), ${done.writeBacks} write-backs; misses ${done.stats.misses}, evictions ` +
           `${done.stats.evictions}; readers ${JSON.stringify(results.map((r) => ({ ...r.counts, full: r.errors.full })))}`,
       );
       for (const [index, result] of results.entries()) {

@@ -12,6 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { isLightningError } from '../src/shared-memory/errors.js';
 import { BufferPool } from '../src/shared-memory/pool/buffer-pool.js';
 import { PooledPageSpace } from '../src/shared-memory/pool/pooled-page-space.js';
 import { BTree } from '../src/shared-memory/tree/btree.js';
@@ -124,6 +125,18 @@ describe('B+Tree over a buffer pool', () => {
         // Everything is clean now: drop it all, so that what follows misses.
         pool.evict(shape.framesMax);
       };
+      let full = 0;
+      /** As an owner does: a put the pool cannot take now fails before changing anything; write back, retry. */
+      const putWritingBack = async (key: Buffer, value: Buffer): Promise<void> => {
+        try {
+          tree.put(key, value);
+        } catch (error) {
+          if (!isLightningError(error, 'ERR_PARTITION_FULL')) throw error;
+          full++;
+          await writeBack();
+          tree.put(key, value);
+        }
+      };
       let gets = 0;
       for (let round = 0; round < shape.rounds; round++) {
         for (let op = 0; op < shape.opsPerRound; op++) {
@@ -135,7 +148,7 @@ describe('B+Tree over a buffer pool', () => {
             const length =
               random() < 0.04 ? 4000 + Math.floor(random() * 8000) : 20 + Math.floor(random() * 180);
             const value = randomBytes(next, length);
-            tree.put(key, value);
+            await putWritingBack(key, value);
             model.set(hex, value);
           } else if (roll < 0.8) {
             expect(tree.delete(key)).toBe(model.delete(hex));
@@ -157,7 +170,7 @@ describe('B+Tree over a buffer pool', () => {
       const treePages = tree.stats().pagesInUse;
       console.log(
         `tree-pool ${shape.name}: ${model.size} keys in ${treePages} pages, ${shape.framesMax} frames, ` +
-          `${gets} gets, ${stats.misses} misses, ${stats.evictions} evictions, ${writeBacks} write-backs of ` +
+          `${gets} gets, ${full} puts retried after a write-back, ${stats.misses} misses, ${stats.evictions} evictions, ${writeBacks} write-backs of ` +
           `${pagesWritten} pages`,
       );
       // The pool really held a small fraction of the tree, and really went to the file.
@@ -175,4 +188,24 @@ describe('B+Tree over a buffer pool', () => {
       pool.detach();
     });
   }
+
+  it('refuses, before changing anything, a write whose pages the pool cannot hold', async () => {
+    const pool = await openPool(4096, 16);
+    const tree = BTree.createOn(PooledPageSpace.forOwner(pool));
+    tree.put('before', 'kept');
+    // 20 overflow pages: more than 16 frames can hold dirty until a write-back.
+    const tooLarge = Buffer.alloc(20 * pageSize, 7);
+    expect(() => tree.put('large', tooLarge)).toThrow(
+      expect.objectContaining({ code: 'ERR_PARTITION_FULL' }) as unknown as Error,
+    );
+    // Nothing changed, and the tree still takes writes (a write that failed half-way would refuse them).
+    expect(tree.get('large')).toBeUndefined();
+    expect(tree.count).toBe(1);
+    checkTree(tree);
+    tree.put('after', Buffer.alloc(pageSize, 1));
+    await writeDirtyPages(pool, dir, durableAll);
+    expect(tree.get('after')?.length).toBe(pageSize);
+    expect(tree.get('before')?.toString()).toBe('kept');
+    pool.detach();
+  });
 });

@@ -249,6 +249,9 @@ export class PageArena implements PageSpace {
     this.refreshViews();
   }
 
+  /** Every page of an arena is in memory: growToHold made the room. */
+  reserveFrames(_pageCount: number): void {}
+
   /** The next page id never handed out; `growToHold` must have made room for it. */
   takeNewPage(): number {
     const pageId = this.pagesAllocated();

@@ -48,6 +48,7 @@ export class PageAllocator {
     // Grow the buffer now, so that allocate() cannot fail half-way through a change.
     const newPages = Math.max(0, pageCount - this.freePageCount());
     if (newPages > 0) arena.growToHold(arena.pagesAllocated() + newPages - 1);
+    arena.reserveFrames(pageCount);
   }
 
   /**

@@ -51,6 +51,12 @@ export interface PageSpace {
   readonly freePageCountIndex: number;
   /** Makes sure page ids up to `pageId` can be taken by `takeNewPage`, or throws ERR_PARTITION_FULL. */
   growToHold(pageId: number): void;
+  /**
+   * Throws ERR_PARTITION_FULL, before anything changes, unless memory can hold `pageCount` more
+   * changed pages for the write about to start (a pool holds changed pages until they are written
+   * back). An arena always can.
+   */
+  reserveFrames(pageCount: number): void;
   /** A page id never handed out before, resident and ready for the writer to latch and fill. */
   takeNewPage(): number;
   /** Memory held for pages now, in bytes. */

@@ -375,6 +375,11 @@ export class BufferPool {
     if (frame >= 0) this.#frames.setDirty(frame, true);
   }
 
+  /** Frames holding changes the page file does not have yet. */
+  dirtyPageCount(): number {
+    return Atomics.load(this.i32, kPoolDirtyFrames);
+  }
+
   /** Byte offset of a page this thread holds latched. */
   lockedOffset(pageId: number): number {
     return this.#frameByteOffset(Atomics.load(this.i32, this.#frameOfBase + (pageId << 1)));

@@ -28,6 +28,12 @@ import {
  * word (latch.ts: the low two bits) passes for a readable page; a page latched, evicted or loading is
  * never handed to it (`read` waits or loads first).
  */
+/**
+ * Frames a write needs beyond the pages it changes: its descent's pinned path and a sibling per level,
+ * and frames readers are loading pages into at the time.
+ */
+const framesForPinsAndReaders = 8;
+
 export class PooledPageSpace implements PageSpace {
   readonly pool: BufferPool;
   readonly pageSizeBytes: number;
@@ -186,6 +192,26 @@ export class PooledPageSpace implements PageSpace {
       throw new LightningError(
         'ERR_PARTITION_FULL',
         `partition is full: page ${pageId} is beyond the ${this.pagesMax - 1} pages its buffer pool's page table holds`,
+      );
+    }
+  }
+
+  /**
+   * Frames for the pages a write will change, on top of the frames dirty already (never evicted) and
+   * a margin for the pages its descent pins and for readers loading pages meanwhile. Fails up front,
+   * so that the tree is never left half-changed by a frame it could not get; the owner writes its
+   * dirty pages back and tries again.
+   */
+  reserveFrames(pageCount: number): void {
+    const pool = this.pool;
+    const dirty = pool.dirtyPageCount();
+    const needed = pageCount + framesForPinsAndReaders;
+    if (dirty + needed > pool.framesMax) {
+      throw new LightningError(
+        'ERR_PARTITION_FULL',
+        `buffer pool: the write may change ${pageCount} pages and needs ${needed} frames, but ${dirty} of ` +
+          `its ${pool.framesMax} frames hold changes not yet written back; write them back (checkpoint) or ` +
+          'raise memoryMaxBytes',
       );
     }
   }

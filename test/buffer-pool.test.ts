@@ -227,6 +227,28 @@ describe('buffer pool on one thread', () => {
       `page ${pageId}: checksum mismatch (torn or damaged)`,
     ]);
   });
+
+  it('keeps the page space state with the pages, and refuses a damaged one', async () => {
+    const pool = await newPool(16, 8);
+    const pageId = pool.allocate();
+    fillPage(pool, pool.lockedOffset(pageId), pageId, 1);
+    pool.unlock(pageId, true);
+    await checkpointAndEvict(pool, 8);
+    const written = await PageFileReader.open(dir, { pageSizeBytes: pageSize, partition: 0 });
+    readers.push(written);
+    expect(written.poolStart()).toEqual({ pagesAllocated: 2, freeListHead: 0, freePageCount: 0 });
+    // One byte of the state (byte 68: its page count) changed on disk.
+    const { open } = await import('node:fs/promises');
+    const file = await open(join(dir, pageFileName), 'r+');
+    await file.write(Buffer.from([0x7f]), 0, 1, 68);
+    await file.close();
+    await expect(PageFileReader.open(dir, { pageSizeBytes: pageSize, partition: 0 })).rejects.toMatchObject({
+      code: 'ERR_CORRUPTION',
+    });
+    expect(await pageFileProblems(dir, pageSize)).toEqual([
+      expect.stringContaining('page 0 (the header): ERR_CORRUPTION: page file'),
+    ]);
+  });
 });
 
 describe('buffer pool bad input', () => {
@@ -253,6 +275,16 @@ describe('buffer pool bad input', () => {
         BufferPool.create({ pageSizeBytes: pageSize, pagesMax: 64, framesMax: 8, pagesAllocated: 0 }, reader),
       'ERR_BAD_ARGUMENT',
     );
+    // A free-page list that cannot belong to the allocated pages: beyond them, or a head without a count.
+    for (const list of [
+      { freeListHead: 10, freePageCount: 1 },
+      { freeListHead: 3, freePageCount: 0 },
+      { freeListHead: 0, freePageCount: 2 },
+      { freeListHead: 2, freePageCount: 10 },
+    ]) {
+      const options = { pageSizeBytes: pageSize, pagesMax: 64, framesMax: 8, pagesAllocated: 10, ...list };
+      expectCode(() => BufferPool.create(options, reader), 'ERR_BAD_ARGUMENT');
+    }
     expectCode(() => BufferPool.attach(new ArrayBuffer(64), reader), 'ERR_BAD_ARGUMENT');
     expectCode(() => BufferPool.attach(new SharedArrayBuffer(64), reader), 'ERR_CORRUPTION');
 

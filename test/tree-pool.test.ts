@@ -3,7 +3,8 @@
  * (some values long enough for overflow chains), overwrites and deletes on the owner's thread, with
  * the dirty pages written back to a real page file whenever half the frames are dirty and the clean
  * ones evicted, so that reads and the writer's own descents keep missing. After every round the tree
- * must match the model through point reads and scans and pass checkTree; at the end a second pool
+ * must match the model through point reads and scans and pass checkTree; at the end the tree reopens
+ * from the page file (free-page list included) whole and writable, and a second pool
  * over the page file alone must read the same tree.
  *
  * Reproduce a failure with LIGHTNING_SEED=<seed printed below>.
@@ -48,10 +49,7 @@ afterEach(async () => {
 async function openPool(pagesMax: number, framesMax: number): Promise<BufferPool> {
   const file = await PageFileReader.open(dir, { pageSizeBytes: pageSize, partition: 0 });
   files.push(file);
-  return BufferPool.create(
-    { pageSizeBytes: pageSize, pagesMax, framesMax, pagesAllocated: file.pageCount() },
-    file,
-  );
+  return BufferPool.create({ pageSizeBytes: pageSize, pagesMax, framesMax, ...file.poolStart() }, file);
 }
 
 /** Every entry of a tree in key order, as hex pairs. */
@@ -165,6 +163,12 @@ describe('B+Tree over a buffer pool', () => {
         expect(contents(tree)).toEqual(modelContents(model));
         checkTree(tree);
       }
+      // A run of deletes empties leaves, so that the free-page list is not empty when the file is reopened.
+      for (const key of [...model.keys()].sort().slice(0, Math.floor(model.size / 4))) {
+        expect(tree.delete(Buffer.from(key, 'hex'))).toBe(true);
+        model.delete(key);
+        if (pool.dirtyPageCount() >= shape.framesMax / 2) await writeBack();
+      }
       await writeBack();
       const stats = pool.stats();
       const treePages = tree.stats().pagesInUse;
@@ -185,7 +189,34 @@ describe('B+Tree over a buffer pool', () => {
       expect(contents(reader)).toEqual(modelContents(model));
       expect(reader.count).toBe(model.size);
       second.detach();
+
+      // Reopened from the file, the tree is whole, free list included, and takes writes again.
+      const freed = pool.spaceState();
+      expect(freed.freePageCount).toBeGreaterThan(0);
       pool.detach();
+      const third = await openPool(shape.pagesMax, shape.framesMax);
+      expect(third.spaceState()).toEqual(freed);
+      const reopened = BTree.openOn(PooledPageSpace.forOwner(third), tree.view.metaPageId);
+      checkTree(reopened);
+      expect(contents(reopened)).toEqual(modelContents(model));
+      for (const [i, key] of keys.slice(0, 200).entries()) {
+        const value = randomBytes(next, 20 + (i % 100));
+        try {
+          reopened.put(key, value);
+        } catch (error) {
+          if (!isLightningError(error, 'ERR_PARTITION_FULL')) throw error;
+          await writeDirtyPages(third, dir, durableAll);
+          reopened.put(key, value);
+        }
+        model.set(key.toString('hex'), value);
+      }
+      checkTree(reopened);
+      expect(contents(reopened)).toEqual(modelContents(model));
+      // The new pages came off the free list first, as they would have before the reopen.
+      expect(third.pagesAllocated() - freed.pagesAllocated).toBeLessThanOrEqual(
+        Math.max(0, 200 - freed.freePageCount),
+      );
+      third.detach();
     });
   }
 

@@ -10,6 +10,8 @@ import {
   kPoolFormatVersion,
   kPoolFrameMutex,
   kPoolFramesMax,
+  kPoolFreeListHead,
+  kPoolFreePageCount,
   kPoolHeaderChecksum,
   kPoolHoldersBase,
   kPoolLatchRecoveries,
@@ -48,6 +50,9 @@ export interface BufferPoolOptions {
    * count). They start evicted and load on first use. Default 1: only the reserved page 0.
    */
   pagesAllocated?: number;
+  /** A tree allocator's free-page list as the page file kept it (PageFileReader.spaceState). */
+  freeListHead?: number;
+  freePageCount?: number;
 }
 
 export interface BufferPoolStats {
@@ -115,7 +120,14 @@ export class BufferPool {
 
   /** A new pool, every page id unallocated, every frame free; this thread attached to it. */
   static create(options: BufferPoolOptions, loader: PageLoader): BufferPool {
-    const { pageSizeBytes, pagesMax, framesMax, pagesAllocated = 1 } = options;
+    const {
+      pageSizeBytes,
+      pagesMax,
+      framesMax,
+      pagesAllocated = 1,
+      freeListHead = 0,
+      freePageCount = 0,
+    } = options;
     if (
       !Number.isInteger(pageSizeBytes) ||
       pageSizeBytes < pageSizeBytesMin ||
@@ -139,6 +151,20 @@ export class BufferPool {
         `pagesAllocated must be an integer from 1 to pagesMax, got ${String(pagesAllocated)}`,
       );
     }
+    if (
+      !Number.isInteger(freeListHead) ||
+      !Number.isInteger(freePageCount) ||
+      freeListHead < 0 ||
+      freeListHead >= pagesAllocated ||
+      freePageCount < 0 ||
+      freePageCount >= pagesAllocated ||
+      (freeListHead === 0) !== (freePageCount === 0)
+    ) {
+      throw badArgument(
+        `a free-page list of ${String(freePageCount)} pages from page ${String(freeListHead)} does not fit ` +
+          `${pagesAllocated} allocated pages`,
+      );
+    }
     const regions = poolRegions(pageSizeBytes, pagesMax, framesMax);
     const sab = new SharedArrayBuffer(regions.totalBytes);
     const i32 = new Int32Array(sab);
@@ -149,6 +175,8 @@ export class BufferPool {
     i32[kPoolFramesMax] = framesMax;
     i32[kPoolHeaderChecksum] = checksumWords(i32.subarray(0, poolChecksummedFieldCount)) | 0;
     i32[kPoolPagesAllocated] = pagesAllocated;
+    i32[kPoolFreeListHead] = freeListHead;
+    i32[kPoolFreePageCount] = freePageCount;
     for (let pageId = 0; pageId < pagesMax; pageId++) {
       i32[regions.pageState + (pageId << 1)] = stateEvicted;
       i32[regions.frameOf + (pageId << 1)] = -1;
@@ -373,6 +401,15 @@ export class BufferPool {
   markDirty(pageId: number): void {
     const frame = this.#frames.frameOf(pageId);
     if (frame >= 0) this.#frames.setDirty(frame, true);
+  }
+
+  /** The tree allocator's words, as a page file keeps them beside its pages. */
+  spaceState(): { pagesAllocated: number; freeListHead: number; freePageCount: number } {
+    return {
+      pagesAllocated: this.pagesAllocated(),
+      freeListHead: Atomics.load(this.i32, kPoolFreeListHead),
+      freePageCount: Atomics.load(this.i32, kPoolFreePageCount),
+    };
   }
 
   /** Frames holding changes the page file does not have yet. */

@@ -2,10 +2,13 @@ import { LightningError } from '../../shared-memory/errors.js';
 import type { XxhashApi } from '../xxhash.js';
 
 /**
- * The page file, format version 1: one partition's pages at `pageId * pageSizeBytes`, page 0 being
+ * The page file, format version 2: one partition's pages at `pageId * pageSizeBytes`, page 0 being
  * the file header. Little-endian.
  *
  *   header (page 0)  magic "LPGF" | format version u32 | page size u32 | partition u32 | xxh32 of those
+ *                    and at byte 64, once pages were written back, the page space's state as of them:
+ *                    magic "LPGS" | pages allocated u32 | free-list head u32 | free pages u32 |
+ *                    xxh32 of those (version 2 added it)
  *   page             xxh32 of bytes [4, page size) u32 | page content, with at byte 20 the page id u32
  *                    and at byte 24 the page LSN u64
  *
@@ -14,6 +17,9 @@ import type { XxhashApi } from '../xxhash.js';
  * writes (page-layout.ts), so the file needs no bytes of its own. The page id catches a page written
  * to the wrong place or read from the wrong offset; the checksum catches a torn or damaged page.
  *
+ * The state is written with the pages, through the double-write file as page 0's image, so that the
+ * allocator's free list and page count always match the pages in the file.
+ *
  * The double-write file (`pages.dwb`), written and synced before a checkpoint writes any page in
  * place, repairs a page torn by a crash during the in-place write:
  *
@@ -21,7 +27,7 @@ import type { XxhashApi } from '../xxhash.js';
  *           (padded to one page)
  *   images  image count sealed pages, each verified on its own
  */
-export const pageFileFormatVersion = 1;
+export const pageFileFormatVersion = 2;
 export const pageFileName = 'pages.lpg';
 export const doubleWriteFileName = 'pages.dwb';
 
@@ -37,6 +43,18 @@ export interface PageFileHeader {
   pageSizeBytes: number;
   partition: number;
 }
+
+/** What a tree's page allocator keeps beside its pages (the pool's header words, in memory). */
+export interface PageSpaceState {
+  /** Page ids handed out, page 0 included. */
+  pagesAllocated: number;
+  freeListHead: number;
+  freePageCount: number;
+}
+
+const stateMagic = 0x5347_504c; // "LPGS" little-endian
+const kStateBlock = 64;
+const stateFieldBytes = 16;
 
 function encodeHeader(
   api: XxhashApi,
@@ -71,8 +89,61 @@ function decodeHeader(api: XxhashApi, magic: number, bytes: Uint8Array, what: st
   return [view.getUint32(8, true), view.getUint32(12, true)];
 }
 
-export function encodePageFileHeader(api: XxhashApi, header: PageFileHeader): Uint8Array {
-  return encodeHeader(api, fileMagic, [header.pageSizeBytes, header.partition], header.pageSizeBytes);
+/** Page 0: the header, and the page space's state when pages are written back with it. */
+export function encodePageFileHeader(
+  api: XxhashApi,
+  header: PageFileHeader,
+  state: PageSpaceState | null = null,
+): Uint8Array {
+  const page = encodeHeader(api, fileMagic, [header.pageSizeBytes, header.partition], header.pageSizeBytes);
+  if (state === null) return page;
+  const view = new DataView(page.buffer);
+  view.setUint32(kStateBlock, stateMagic, true);
+  view.setUint32(kStateBlock + 4, state.pagesAllocated, true);
+  view.setUint32(kStateBlock + 8, state.freeListHead, true);
+  view.setUint32(kStateBlock + 12, state.freePageCount, true);
+  view.setUint32(
+    kStateBlock + stateFieldBytes,
+    api.h32Raw(page.subarray(kStateBlock, kStateBlock + stateFieldBytes)),
+    true,
+  );
+  return page;
+}
+
+/**
+ * The page space's state in page 0 (checked with `decodePageFileHeader` first), or null if no page
+ * was ever written back. A damaged state is ERR_CORRUPTION.
+ */
+export function decodePageSpaceState(api: XxhashApi, bytes: Uint8Array, path: string): PageSpaceState | null {
+  if (bytes.length < kStateBlock + stateFieldBytes + 4)
+    throw corruption(`page file ${path}: header page is short`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const magic = view.getUint32(kStateBlock, true);
+  if (magic === 0 && view.getUint32(kStateBlock + stateFieldBytes, true) === 0) return null;
+  if (
+    magic !== stateMagic ||
+    view.getUint32(kStateBlock + stateFieldBytes, true) !==
+      api.h32Raw(bytes.subarray(kStateBlock, kStateBlock + stateFieldBytes))
+  ) {
+    throw corruption(`page file ${path}: the page space's state is damaged (torn or overwritten)`);
+  }
+  return {
+    pagesAllocated: view.getUint32(kStateBlock + 4, true),
+    freeListHead: view.getUint32(kStateBlock + 8, true),
+    freePageCount: view.getUint32(kStateBlock + 12, true),
+  };
+}
+
+/** Why `image` is not a sound page 0 (header and state) of the file at `path`, or null if it is. */
+export function headerImageProblem(api: XxhashApi, image: Uint8Array, path: string): string | null {
+  try {
+    decodePageFileHeader(api, image, path);
+    decodePageSpaceState(api, image, path);
+    return null;
+  } catch (error) {
+    if (error instanceof LightningError) return error.message;
+    throw error;
+  }
 }
 
 export function decodePageFileHeader(api: XxhashApi, bytes: Uint8Array, path: string): PageFileHeader {

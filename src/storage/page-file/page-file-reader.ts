@@ -6,8 +6,10 @@ import { type XxhashApi, xxhashApi } from '../xxhash.js';
 import {
   corruption,
   decodePageFileHeader,
+  decodePageSpaceState,
   kPageChecksum,
   type PageFileHeader,
+  type PageSpaceState,
   pageFileName,
   pageImageProblem,
 } from './page-file-format.js';
@@ -23,13 +25,22 @@ import {
 export class PageFileReader implements PageLoader {
   readonly path: string;
   readonly header: PageFileHeader;
+  /** The page space's state written with the pages, or null if no page was ever written back. */
+  readonly spaceState: PageSpaceState | null;
   readonly #api: XxhashApi;
   #fd: number;
 
-  private constructor(path: string, fd: number, header: PageFileHeader, api: XxhashApi) {
+  private constructor(
+    path: string,
+    fd: number,
+    header: PageFileHeader,
+    spaceState: PageSpaceState | null,
+    api: XxhashApi,
+  ) {
     this.path = path;
     this.#fd = fd;
     this.header = header;
+    this.spaceState = spaceState;
     this.#api = api;
   }
 
@@ -58,11 +69,34 @@ export class PageFileReader implements PageLoader {
             `expected partition ${expected.partition} with ${expected.pageSizeBytes}-byte pages`,
         );
       }
-      return new PageFileReader(path, fd, header, api);
+      return new PageFileReader(
+        path,
+        fd,
+        header,
+        decodePageSpaceState(api, first.subarray(0, read), path),
+        api,
+      );
     } catch (error) {
       closeSync(fd);
       throw error;
     }
+  }
+
+  /**
+   * What a buffer pool over this file starts from: the page space's state written with the pages, or
+   * for a file never written back, its page count and an empty free list. A state naming more pages
+   * than the file holds is ERR_CORRUPTION (the file was cut short).
+   */
+  poolStart(): PageSpaceState {
+    const pages = this.pageCount();
+    const state = this.spaceState;
+    if (state === null) return { pagesAllocated: pages, freeListHead: 0, freePageCount: 0 };
+    if (state.pagesAllocated > pages) {
+      throw corruption(
+        `page file ${this.path} holds ${pages} pages; its header says ${state.pagesAllocated}`,
+      );
+    }
+    return state;
   }
 
   /** Pages the file holds, the header included. */

@@ -11,6 +11,7 @@ import {
   doubleWriteFileName,
   encodeDoubleWriteHeader,
   encodePageFileHeader,
+  headerImageProblem,
   type PageFileHeader,
   pageFileName,
   pageIdOf,
@@ -68,8 +69,8 @@ export async function writeDirtyPages(
   }
   checkpointsRunning.add(pool);
   try {
-    await checkPageFile(dir, pool.pageSizeBytes);
-    return await writeDirtyPagesOnce(pool, dir, durableLsn);
+    const header = await checkPageFile(dir, pool.pageSizeBytes);
+    return await writeDirtyPagesOnce(pool, dir, durableLsn, header);
   } finally {
     checkpointsRunning.delete(pool);
   }
@@ -77,8 +78,8 @@ export async function writeDirtyPages(
 
 const checkpointsRunning = new WeakSet<BufferPool>();
 
-/** Throws unless `dir`'s page file exists with pages of `pageSizeBytes` (ERR_CORRUPTION otherwise). */
-async function checkPageFile(dir: string, pageSizeBytes: number): Promise<void> {
+/** `dir`'s page file header; throws unless the file exists with pages of `pageSizeBytes`. */
+async function checkPageFile(dir: string, pageSizeBytes: number): Promise<PageFileHeader> {
   const path = join(dir, pageFileName);
   let header: PageFileHeader;
   try {
@@ -102,12 +103,14 @@ async function checkPageFile(dir: string, pageSizeBytes: number): Promise<void> 
       `page file ${path} has ${header.pageSizeBytes}-byte pages; the pool has ${pageSizeBytes}-byte pages`,
     );
   }
+  return header;
 }
 
 async function writeDirtyPagesOnce(
   pool: BufferPool,
   dir: string,
   durableLsn: number,
+  header: PageFileHeader,
 ): Promise<DirtyPagesWritten> {
   const api = await xxhashApi();
   const pageSizeBytes = pool.pageSizeBytes;
@@ -123,6 +126,9 @@ async function writeDirtyPagesOnce(
     images.push({ pageId, version: pool.versionOf(pageId), image });
   });
   if (images.length === 0) return { pagesWritten: 0, pagesAhead, pagesChangedMeanwhile: 0 };
+  // The allocator's state as of the same moment as the pages, written with them as page 0.
+  const pagesWritten = images.length;
+  images.push({ pageId: 0, version: 0, image: encodePageFileHeader(api, header, pool.spaceState()) });
   images.sort((a, b) => a.pageId - b.pageId);
   const layer = fileLayer();
   const doubleWritePath = join(dir, doubleWriteFileName);
@@ -144,8 +150,10 @@ async function writeDirtyPagesOnce(
   // Emptied so that open() has nothing to repair; if this is lost, repairing writes the same images.
   await (await layer.open(doubleWritePath, 'w')).close();
   let pagesChangedMeanwhile = 0;
-  for (const { pageId, version } of images) if (!pool.markCleanIf(pageId, version)) pagesChangedMeanwhile++;
-  return { pagesWritten: images.length, pagesAhead, pagesChangedMeanwhile };
+  for (const { pageId, version } of images) {
+    if (pageId !== 0 && !pool.markCleanIf(pageId, version)) pagesChangedMeanwhile++;
+  }
+  return { pagesWritten, pagesAhead, pagesChangedMeanwhile };
 }
 
 /**
@@ -190,7 +198,10 @@ export async function repairTornPages(dir: string, pageSizeBytes: number): Promi
       const image = bytes.subarray(at * pageSizeBytes, (at + 1) * pageSizeBytes);
       if (image.length !== pageSizeBytes) break;
       const pageId = pageIdOf(image);
-      if (pageId === 0 || pageImageProblem(api, image, pageId) !== null) continue;
+      // Page 0 is the header with the page space's state; every other page checks its own checksum.
+      const problem =
+        pageId === 0 ? headerImageProblem(api, image, path) : pageImageProblem(api, image, pageId);
+      if (problem !== null) continue;
       const current = inPlace.subarray(pageId * pageSizeBytes, (pageId + 1) * pageSizeBytes);
       if (Buffer.compare(current, image) === 0) continue;
       await handle.write(image, 0, pageSizeBytes, pageId * pageSizeBytes);
@@ -208,6 +219,8 @@ export async function pageFileProblems(dir: string, pageSizeBytes: number): Prom
   const problems: string[] = [];
   if (bytes.length % pageSizeBytes !== 0)
     problems.push(`length ${bytes.length} is not a whole number of pages`);
+  const header = headerImageProblem(api, bytes.subarray(0, pageSizeBytes), join(dir, pageFileName));
+  if (header !== null) problems.push(`page 0 (the header): ${header}`);
   for (let pageId = 1; (pageId + 1) * pageSizeBytes <= bytes.length; pageId++) {
     const image = bytes.subarray(pageId * pageSizeBytes, (pageId + 1) * pageSizeBytes);
     const problem = pageImageProblem(api, image, pageId);

@@ -23,9 +23,15 @@ import type { XxhashApi } from '../xxhash.js';
  * The double-write file (`pages.dwb`), written and synced before a checkpoint writes any page in
  * place, repairs a page torn by a crash during the in-place write:
  *
- *   header  magic "LDWB" | format version u32 | page size u32 | image count u32 | xxh32 of those
+ *   header  magic "LDWB" | format version u32 | page size u32 | image count u32 | xxh32 of those |
+ *           at byte 32: xxh32 of the images' (page id, checksum) pairs, the batch's own checksum
  *           (padded to one page)
  *   images  image count sealed pages, each verified on its own
+ *
+ * The images are one consistent set: a repair writes back all of them or none. Only a double-write
+ * file that is whole (every image sound and of this batch, as the batch checksum says) was synced,
+ * and only then can pages have been written in place; a part of it that survived a power loss while
+ * it was written belongs to no state of the tree.
  */
 export const pageFileFormatVersion = 2;
 export const pageFileName = 'pages.lpg';
@@ -151,22 +157,37 @@ export function decodePageFileHeader(api: XxhashApi, bytes: Uint8Array, path: st
   return { pageSizeBytes, partition };
 }
 
+const kBatchChecksum = 32;
+
 export function encodeDoubleWriteHeader(
   api: XxhashApi,
   pageSizeBytes: number,
-  imageCount: number,
+  images: readonly Uint8Array[],
 ): Uint8Array {
-  return encodeHeader(api, doubleWriteMagic, [pageSizeBytes, imageCount], pageSizeBytes);
+  const page = encodeHeader(api, doubleWriteMagic, [pageSizeBytes, images.length], pageSizeBytes);
+  new DataView(page.buffer).setUint32(kBatchChecksum, batchChecksum(api, images), true);
+  return page;
 }
 
-/** The double-write file's page size and image count. */
+/** The double-write file's page size, image count and batch checksum. */
 export function decodeDoubleWriteHeader(
   api: XxhashApi,
   bytes: Uint8Array,
   path: string,
-): { pageSizeBytes: number; imageCount: number } {
+): { pageSizeBytes: number; imageCount: number; batchChecksum: number } {
   const [pageSizeBytes, imageCount] = decodeHeader(api, doubleWriteMagic, bytes, `double-write file ${path}`);
-  return { pageSizeBytes, imageCount };
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return { pageSizeBytes, imageCount, batchChecksum: view.getUint32(kBatchChecksum, true) };
+}
+
+/**
+ * A checksum of a whole set of images, in order: tells a set that was written whole from one a power
+ * loss left partly written, even where a sound image of a former set survived in its place.
+ */
+export function batchChecksum(api: XxhashApi, images: readonly Uint8Array[]): number {
+  const hasher = api.create32();
+  for (const image of images) hasher.update(image);
+  return hasher.digest();
 }
 
 /** Stamps `image` (a copy of a frame) with its page id and checksum, ready to be written. */

@@ -6,6 +6,7 @@ import { syncDirectory, writeFileDurably } from '../durable-file.js';
 import { fileLayer, type LayerFileHandle } from '../file-layer.js';
 import { xxhashApi } from '../xxhash.js';
 import {
+  batchChecksum,
   decodeDoubleWriteHeader,
   decodePageFileHeader,
   doubleWriteFileName,
@@ -136,7 +137,14 @@ async function writeDirtyPagesOnce(
   const doubleWriteIsNew = !(await exists(doubleWritePath));
   await withFile(doubleWritePath, 'w', async (handle) => {
     await handle.writev(
-      [encodeDoubleWriteHeader(api, pageSizeBytes, images.length), ...images.map((i) => i.image)],
+      [
+        encodeDoubleWriteHeader(
+          api,
+          pageSizeBytes,
+          images.map((i) => i.image),
+        ),
+        ...images.map((i) => i.image),
+      ],
       0,
     );
     await handle.datasync();
@@ -157,9 +165,11 @@ async function writeDirtyPagesOnce(
 }
 
 /**
- * Puts back, at open, every sound image of the double-write file whose page in place differs (a
- * crash tore it, or never wrote it). An image that fails its own checksum is skipped: the crash came
- * while the double-write file was written, before any page was written in place. Returns the pages
+ * Puts back, at open, the images of a whole double-write file whose pages in place differ (a crash
+ * tore them, or never wrote them), so that the page file holds the whole set. A double-write file
+ * that is not whole (a torn header, an image missing or unsound, or the batch checksum not matching)
+ * was never synced: the crash came while it was written, before any page was written in place, and
+ * none of it is used, since a part of a set belongs to no state of the pages. Returns the pages
  * rewritten. An empty double-write file means the last checkpoint finished; a missing one is
  * ERR_CORRUPTION (createPageFile makes it with the page file).
  */
@@ -176,7 +186,7 @@ export async function repairTornPages(dir: string, pageSizeBytes: number): Promi
     throw error;
   }
   if (bytes.length === 0) return 0;
-  let header: { pageSizeBytes: number; imageCount: number };
+  let header: { pageSizeBytes: number; imageCount: number; batchChecksum: number };
   try {
     header = decodeDoubleWriteHeader(api, bytes.subarray(0, pageSizeBytes), path);
   } catch (error) {
@@ -190,18 +200,24 @@ export async function repairTornPages(dir: string, pageSizeBytes: number): Promi
       `double-write file ${path} has ${header.pageSizeBytes}-byte pages, the page file ${pageSizeBytes}`,
     );
   }
+  const images: Uint8Array[] = [];
+  for (let at = 1; at <= header.imageCount; at++) {
+    const image = bytes.subarray(at * pageSizeBytes, (at + 1) * pageSizeBytes);
+    if (image.length !== pageSizeBytes) return 0;
+    const pageId = pageIdOf(image);
+    // Page 0 is the header with the page space's state; every other page checks its own checksum.
+    const problem =
+      pageId === 0 ? headerImageProblem(api, image, path) : pageImageProblem(api, image, pageId);
+    if (problem !== null) return 0;
+    images.push(image);
+  }
+  if (batchChecksum(api, images) !== header.batchChecksum) return 0;
   const pagePath = join(dir, pageFileName);
   const inPlace = await readFile(pagePath);
   let repaired = 0;
   await withFile(pagePath, 'r+', async (handle) => {
-    for (let at = 1; at <= header.imageCount; at++) {
-      const image = bytes.subarray(at * pageSizeBytes, (at + 1) * pageSizeBytes);
-      if (image.length !== pageSizeBytes) break;
+    for (const image of images) {
       const pageId = pageIdOf(image);
-      // Page 0 is the header with the page space's state; every other page checks its own checksum.
-      const problem =
-        pageId === 0 ? headerImageProblem(api, image, path) : pageImageProblem(api, image, pageId);
-      if (problem !== null) continue;
       const current = inPlace.subarray(pageId * pageSizeBytes, (pageId + 1) * pageSizeBytes);
       if (Buffer.compare(current, image) === 0) continue;
       await handle.write(image, 0, pageSizeBytes, pageId * pageSizeBytes);

@@ -11,7 +11,7 @@ import { isLightningError } from '../src/shared-memory/errors.js';
 import { BufferPool } from '../src/shared-memory/pool/buffer-pool.js';
 import { kPoolFrameMutex } from '../src/shared-memory/pool/pool-layout.js';
 import { installFileLayer, nodeFileLayer } from '../src/storage/file-layer.js';
-import { doubleWriteFileName, pageFileName, setPageLsn } from '../src/storage/page-file/page-file-format.js';
+import { doubleWriteFileName, pageFileName } from '../src/storage/page-file/page-file-format.js';
 import { PageFileReader } from '../src/storage/page-file/page-file-reader.js';
 import {
   createPageFile,
@@ -19,6 +19,7 @@ import {
   repairTornPages,
   writeDirtyPages,
 } from '../src/storage/page-file/page-file-writer.js';
+import { PageSetWriter } from '../src/storage/page-file/page-set-writer.js';
 import { mulberry32, seedFromEnv } from './support/seeded-random.js';
 import { startTsWorker, WorkerMailbox } from './support/ts-worker.js';
 
@@ -144,25 +145,46 @@ describe('buffer pool on one thread', () => {
     pool.unlock(pageId, true);
   });
 
-  it('never writes a page past the durable LSN, and writes it once the log catches up', async () => {
+  it('records the redo LSN with every page set, and a reopened file reports it', async () => {
+    const pool = await newPool(16, 8);
+    const fresh = await PageFileReader.open(dir, { pageSizeBytes: pageSize, partition: 0 });
+    readers.push(fresh);
+    expect(fresh.redoLsn()).toBeNull();
+    const pageId = pool.allocate();
+    fillPage(pool, pool.lockedOffset(pageId), pageId, 1);
+    pool.unlock(pageId, true);
+    expect(await writeDirtyPages(pool, dir, 500)).toEqual({ pagesWritten: 1, pagesChangedMeanwhile: 0 });
+    // A set with no dirty page still moves the redo LSN: the log below it is in the pages.
+    expect(await writeDirtyPages(pool, dir, 2 ** 40 + 7)).toEqual({
+      pagesWritten: 0,
+      pagesChangedMeanwhile: 0,
+    });
+    const reopened = await PageFileReader.open(dir, { pageSizeBytes: pageSize, partition: 0 });
+    readers.push(reopened);
+    expect(reopened.redoLsn()).toBe(2 ** 40 + 7);
+    expect(reopened.poolStart()).toEqual({ pagesAllocated: 2, freeListHead: 0, freePageCount: 0 });
+    await expect(writeDirtyPages(pool, dir, -1)).rejects.toMatchObject({ code: 'ERR_BAD_ARGUMENT' });
+  });
+
+  it('keeps a page dirty whose bytes changed in place, without a version bump, while it was written', async () => {
+    // A tree's meta page takes its root and counters as words in place: only the bytes tell.
     const pool = await newPool(16, 8);
     const pageId = pool.allocate();
     const offset = pool.lockedOffset(pageId);
     fillPage(pool, offset, pageId, 1);
-    setPageLsn(pool.u8.subarray(offset, offset + pageSize), 500);
     pool.unlock(pageId, true);
-    expect(await writeDirtyPages(pool, dir, 499)).toEqual({
-      pagesWritten: 0,
-      pagesAhead: 1,
-      pagesChangedMeanwhile: 0,
-    });
-    expect(pool.stats().dirtyPages).toBe(1);
-    expect(await writeDirtyPages(pool, dir, 500)).toEqual({
-      pagesWritten: 1,
-      pagesAhead: 0,
-      pagesChangedMeanwhile: 0,
-    });
-    expect(pool.stats().dirtyPages).toBe(0);
+    const writer = await PageSetWriter.open(pool, dir);
+    try {
+      const set = writer.capture(9);
+      pool.u8[offset + 100] ^= 0xff;
+      expect(await writer.write(set)).toEqual({ pagesWritten: 1, pagesChangedMeanwhile: 1 });
+      expect(pool.stats().dirtyPages).toBe(1);
+      expect(await writer.write(writer.capture(10))).toEqual({ pagesWritten: 1, pagesChangedMeanwhile: 0 });
+      expect(pool.stats().dirtyPages).toBe(0);
+      await expect(PageSetWriter.open(pool, dir)).rejects.toMatchObject({ code: 'ERR_BAD_ARGUMENT' });
+    } finally {
+      writer.close();
+    }
   });
 
   it('keeps a page dirty that changed while its image was being written', async () => {
@@ -197,7 +219,7 @@ describe('buffer pool on one thread', () => {
     } finally {
       installFileLayer(nodeFileLayer);
     }
-    expect(await writing).toEqual({ pagesWritten: 1, pagesAhead: 0, pagesChangedMeanwhile: 1 });
+    expect(await writing).toEqual({ pagesWritten: 1, pagesChangedMeanwhile: 1 });
     expect(pool.stats().dirtyPages).toBe(1);
     // Evicting now would lose generation 2: the clock passes the dirty page over.
     expect(pool.evict(8)).toBe(0);

@@ -21,6 +21,8 @@ export const pCellStart = 8;
 export const pFragmented = 10;
 export const pLink = 12;
 export const pChunkBytes = 16;
+/** The page file's page id (storage/page-file), stamped on the copy a checkpoint writes. */
+export const pPageId = 20;
 
 export const pageTypeFree = 1;
 export const pageTypeLeaf = 2;

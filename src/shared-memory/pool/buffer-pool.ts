@@ -2,6 +2,7 @@ import { threadId } from 'node:worker_threads';
 import { checksumWords } from '../checksum.js';
 import { LightningError } from '../errors.js';
 import { pageCountMax, pageSizeBytesMax, pageSizeBytesMin } from '../limits.js';
+import { pPageId } from '../page-layout.js';
 import { FrameTable, StallClock, waitOn } from './frame-table.js';
 import type { PageLoader } from './page-loader.js';
 import {
@@ -452,11 +453,30 @@ export class BufferPool {
   /**
    * Marks a page clean once the page file holds the image copied at `version`: a page changed since
    * stays dirty, so the next checkpoint writes it again. Owner only.
+   *
+   * With `image` (the copy written), the frame's contents must also still equal it: a tree's meta
+   * page takes its counters and root as words in place, without a latch and so without a version
+   * bump, and a write between the copy and this call would otherwise be taken for written. The first
+   * word (checksum on disk, latch in memory) and the page id the copy was sealed with are not compared.
    */
-  markCleanIf(pageId: number, version: number): boolean {
+  markCleanIf(pageId: number, version: number, image: Uint8Array | null = null): boolean {
     const word = Atomics.load(this.i32, this.#stateBase + (pageId << 1));
     if ((word ^ version) >>> 8 !== 0 || stateTag(word) >= stateEvicted) return false;
-    this.#frames.setDirty(Atomics.load(this.i32, this.#frameOfBase + (pageId << 1)), false);
+    const frame = Atomics.load(this.i32, this.#frameOfBase + (pageId << 1));
+    if (image !== null && !this.#frameEquals(frame, image)) return false;
+    this.#frames.setDirty(frame, false);
+    return true;
+  }
+
+  #frameEquals(frame: number, image: Uint8Array): boolean {
+    const at = this.#frameByteOffset(frame);
+    const u8 = this.u8;
+    const size = this.pageSizeBytes;
+    if (image.length !== size) return false;
+    for (let i = 4; i < size; i++) {
+      if (i === pPageId) i += 4;
+      if (u8[at + i] !== image[i]) return false;
+    }
     return true;
   }
 

@@ -1,16 +1,17 @@
 import { LightningError } from '../../shared-memory/errors.js';
+import { pPageId } from '../../shared-memory/page-layout.js';
 import type { XxhashApi } from '../xxhash.js';
 
 /**
- * The page file, format version 2: one partition's pages at `pageId * pageSizeBytes`, page 0 being
+ * The page file, format version 3: one partition's pages at `pageId * pageSizeBytes`, page 0 being
  * the file header. Little-endian.
  *
  *   header (page 0)  magic "LPGF" | format version u32 | page size u32 | partition u32 | xxh32 of those
  *                    and at byte 64, once pages were written back, the page space's state as of them:
  *                    magic "LPGS" | pages allocated u32 | free-list head u32 | free pages u32 |
- *                    xxh32 of those (version 2 added it)
+ *                    redo LSN u64 | xxh32 of those (version 2 added the state, version 3 the redo LSN)
  *   page             xxh32 of bytes [4, page size) u32 | page content, with at byte 20 the page id u32
- *                    and at byte 24 the page LSN u64
+ *                    (bytes 24..31 are reserved for a page LSN, for page-level redo: not stamped yet)
  *
  * The first word of a page on disk is its checksum; in memory the same word is the page's latch,
  * which is zeroed when a page is loaded. Bytes 20..31 are reserved in every page header the tree
@@ -18,7 +19,10 @@ import type { XxhashApi } from '../xxhash.js';
  * to the wrong place or read from the wrong offset; the checksum catches a torn or damaged page.
  *
  * The state is written with the pages, through the double-write file as page 0's image, so that the
- * allocator's free list and page count always match the pages in the file.
+ * allocator's free list and page count always match the pages in the file. The redo LSN is where the
+ * log's replay starts over these pages: they hold the effect of every record of the partition below
+ * it and of none at or above it (a checkpoint copies all its dirty pages at one moment between the
+ * owner's passes).
  *
  * The double-write file (`pages.dwb`), written and synced before a checkpoint writes any page in
  * place, repairs a page torn by a crash during the in-place write:
@@ -33,13 +37,12 @@ import type { XxhashApi } from '../xxhash.js';
  * and only then can pages have been written in place; a part of it that survived a power loss while
  * it was written belongs to no state of the tree.
  */
-export const pageFileFormatVersion = 2;
+export const pageFileFormatVersion = 3;
 export const pageFileName = 'pages.lpg';
 export const doubleWriteFileName = 'pages.dwb';
 
 export const kPageChecksum = 0;
-export const kPageId = 20;
-export const kPageLsn = 24;
+export const kPageId = pPageId;
 
 const fileMagic = 0x4647_504c; // "LPGF" little-endian
 const doubleWriteMagic = 0x4257_444c; // "LDWB" little-endian
@@ -58,9 +61,15 @@ export interface PageSpaceState {
   freePageCount: number;
 }
 
+/** What page 0 records beside the pages: the allocator's state, and where the log's replay starts. */
+export interface PageSetState extends PageSpaceState {
+  /** The pages hold every log record of the partition below this LSN, and none from it on. */
+  redoLsn: number;
+}
+
 const stateMagic = 0x5347_504c; // "LPGS" little-endian
 const kStateBlock = 64;
-const stateFieldBytes = 16;
+const stateFieldBytes = 24;
 
 function encodeHeader(
   api: XxhashApi,
@@ -99,7 +108,7 @@ function decodeHeader(api: XxhashApi, magic: number, bytes: Uint8Array, what: st
 export function encodePageFileHeader(
   api: XxhashApi,
   header: PageFileHeader,
-  state: PageSpaceState | null = null,
+  state: PageSetState | null = null,
 ): Uint8Array {
   const page = encodeHeader(api, fileMagic, [header.pageSizeBytes, header.partition], header.pageSizeBytes);
   if (state === null) return page;
@@ -108,6 +117,8 @@ export function encodePageFileHeader(
   view.setUint32(kStateBlock + 4, state.pagesAllocated, true);
   view.setUint32(kStateBlock + 8, state.freeListHead, true);
   view.setUint32(kStateBlock + 12, state.freePageCount, true);
+  view.setUint32(kStateBlock + 16, state.redoLsn % 2 ** 32, true);
+  view.setUint32(kStateBlock + 20, Math.floor(state.redoLsn / 2 ** 32), true);
   view.setUint32(
     kStateBlock + stateFieldBytes,
     api.h32Raw(page.subarray(kStateBlock, kStateBlock + stateFieldBytes)),
@@ -120,7 +131,7 @@ export function encodePageFileHeader(
  * The page space's state in page 0 (checked with `decodePageFileHeader` first), or null if no page
  * was ever written back. A damaged state is ERR_CORRUPTION.
  */
-export function decodePageSpaceState(api: XxhashApi, bytes: Uint8Array, path: string): PageSpaceState | null {
+export function decodePageSpaceState(api: XxhashApi, bytes: Uint8Array, path: string): PageSetState | null {
   if (bytes.length < kStateBlock + stateFieldBytes + 4)
     throw corruption(`page file ${path}: header page is short`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -137,6 +148,7 @@ export function decodePageSpaceState(api: XxhashApi, bytes: Uint8Array, path: st
     pagesAllocated: view.getUint32(kStateBlock + 4, true),
     freeListHead: view.getUint32(kStateBlock + 8, true),
     freePageCount: view.getUint32(kStateBlock + 12, true),
+    redoLsn: view.getUint32(kStateBlock + 16, true) + view.getUint32(kStateBlock + 20, true) * 2 ** 32,
   };
 }
 
@@ -210,21 +222,6 @@ export function pageImageProblem(api: XxhashApi, image: Uint8Array, pageId: numb
 /** The image's own page id (after a successful `pageImageProblem` check of it). */
 export function pageIdOf(image: Uint8Array): number {
   return new DataView(image.buffer, image.byteOffset, image.byteLength).getUint32(kPageId, true);
-}
-
-/**
- * The LSN of the last log record applied to the page: a checkpoint writes the page only once the log
- * is durable up to it. A u64 on disk read as a safe integer, as the log's own LSNs are (wal-format.ts).
- */
-export function pageLsnOf(image: Uint8Array): number {
-  const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
-  return view.getUint32(kPageLsn, true) + view.getUint32(kPageLsn + 4, true) * 2 ** 32;
-}
-
-export function setPageLsn(image: Uint8Array, lsn: number): void {
-  const view = new DataView(image.buffer, image.byteOffset, image.byteLength);
-  view.setUint32(kPageLsn, lsn % 2 ** 32, true);
-  view.setUint32(kPageLsn + 4, Math.floor(lsn / 2 ** 32), true);
 }
 
 export function corruption(message: string): LightningError {

@@ -9,6 +9,7 @@ import {
   decodePageSpaceState,
   kPageChecksum,
   type PageFileHeader,
+  type PageSetState,
   type PageSpaceState,
   pageFileName,
   pageImageProblem,
@@ -26,7 +27,7 @@ export class PageFileReader implements PageLoader {
   readonly path: string;
   readonly header: PageFileHeader;
   /** The page space's state written with the pages, or null if no page was ever written back. */
-  readonly spaceState: PageSpaceState | null;
+  readonly spaceState: PageSetState | null;
   readonly #api: XxhashApi;
   #fd: number;
 
@@ -34,7 +35,7 @@ export class PageFileReader implements PageLoader {
     path: string,
     fd: number,
     header: PageFileHeader,
-    spaceState: PageSpaceState | null,
+    spaceState: PageSetState | null,
     api: XxhashApi,
   ) {
     this.path = path;
@@ -96,7 +97,16 @@ export class PageFileReader implements PageLoader {
         `page file ${this.path} holds ${pages} pages; its header says ${state.pagesAllocated}`,
       );
     }
-    return state;
+    const { pagesAllocated, freeListHead, freePageCount } = state;
+    return { pagesAllocated, freeListHead, freePageCount };
+  }
+
+  /**
+   * Where the log's replay starts over the pages in the file: they hold every record of the partition
+   * below it. Null if no page set was ever written (replay from the log's first record).
+   */
+  redoLsn(): number | null {
+    return this.spaceState?.redoLsn ?? null;
   }
 
   /** Pages the file holds, the header included. */

@@ -1,35 +1,21 @@
-import { open, readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LightningError } from '../../shared-memory/errors.js';
 import type { BufferPool } from '../../shared-memory/pool/buffer-pool.js';
-import { syncDirectory, writeFileDurably } from '../durable-file.js';
-import { fileLayer, type LayerFileHandle } from '../file-layer.js';
+import { writeFileDurably } from '../durable-file.js';
 import { xxhashApi } from '../xxhash.js';
 import {
   batchChecksum,
   decodeDoubleWriteHeader,
-  decodePageFileHeader,
   doubleWriteFileName,
-  encodeDoubleWriteHeader,
   encodePageFileHeader,
   headerImageProblem,
   type PageFileHeader,
   pageFileName,
   pageIdOf,
   pageImageProblem,
-  pageLsnOf,
-  sealPage,
 } from './page-file-format.js';
-
-export interface DirtyPagesWritten {
-  /** Pages written in place (and first to the double-write file). */
-  pagesWritten: number;
-  /** Dirty pages left dirty because their LSN is past the durable LSN: never written ahead of the log. */
-  pagesAhead: number;
-  /** Pages written but changed meanwhile: they stay dirty for the next checkpoint. */
-  pagesChangedMeanwhile: number;
-}
-
+import { exists, PageSetWriter, type PageSetWritten, withFile } from './page-set-writer.js';
 /**
  * Creates `dir`'s page file holding only its header, and its empty double-write file, both durable
  * (names included). An existing page file is never overwritten.
@@ -42,126 +28,21 @@ export async function createPageFile(dir: string, header: PageFileHeader): Promi
 }
 
 /**
- * Writes the pool's dirty pages whose page LSN the log has made durable: first every image to the
- * double-write file and fdatasync, then each in place and fdatasync, then the double-write file is
- * emptied. A crash while pages are written in place leaves them torn, and `repairTornPages` puts the
- * images back; a crash while the double-write file is written leaves the page file as it was. Owner
- * only: the images are copied synchronously between its writes.
- *
- * Why a double-write area rather than a full page image in the log on each page's first change after
- * a checkpoint: the log stays a log of operations, its format and the replication stream do not
- * change, and the cost (each dirty page written twice per checkpoint) falls on the background
- * checkpoint instead of on the first write to each page, which the caller waits for.
+ * Writes every dirty page of `pool` to `dir`'s page file as one set, recording `redoLsn` (the log
+ * position the pages reflect) with them: `PageSetWriter` open, capture and write in one call, for a
+ * pool whose owner does nothing meanwhile, or whose changes meanwhile the next set writes.
  */
 export async function writeDirtyPages(
   pool: BufferPool,
   dir: string,
-  durableLsn: number,
-): Promise<DirtyPagesWritten> {
-  if (!Number.isSafeInteger(durableLsn) || durableLsn < 0) {
-    throw new LightningError(
-      'ERR_BAD_ARGUMENT',
-      `durableLsn must be a safe integer >= 0, got ${String(durableLsn)}`,
-    );
-  }
-  // Two at once would interleave their double-write files and each mark the other's pages clean.
-  if (checkpointsRunning.has(pool)) {
-    throw new LightningError('ERR_BAD_ARGUMENT', 'writeDirtyPages: this pool is already being written back');
-  }
-  checkpointsRunning.add(pool);
+  redoLsn: number,
+): Promise<PageSetWritten> {
+  const writer = await PageSetWriter.open(pool, dir);
   try {
-    const header = await checkPageFile(dir, pool.pageSizeBytes);
-    return await writeDirtyPagesOnce(pool, dir, durableLsn, header);
+    return await writer.write(writer.capture(redoLsn));
   } finally {
-    checkpointsRunning.delete(pool);
+    writer.close();
   }
-}
-
-const checkpointsRunning = new WeakSet<BufferPool>();
-
-/** `dir`'s page file header; throws unless the file exists with pages of `pageSizeBytes`. */
-async function checkPageFile(dir: string, pageSizeBytes: number): Promise<PageFileHeader> {
-  const path = join(dir, pageFileName);
-  let header: PageFileHeader;
-  try {
-    const handle = await open(path, 'r');
-    try {
-      const first = new Uint8Array(pageSizeBytes);
-      const { bytesRead } = await handle.read(first, 0, pageSizeBytes, 0);
-      header = decodePageFileHeader(await xxhashApi(), first.subarray(0, bytesRead), path);
-    } finally {
-      await handle.close();
-    }
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new LightningError('ERR_CORRUPTION', `page file ${path} is missing`);
-    }
-    throw error;
-  }
-  if (header.pageSizeBytes !== pageSizeBytes) {
-    throw new LightningError(
-      'ERR_BAD_ARGUMENT',
-      `page file ${path} has ${header.pageSizeBytes}-byte pages; the pool has ${pageSizeBytes}-byte pages`,
-    );
-  }
-  return header;
-}
-
-async function writeDirtyPagesOnce(
-  pool: BufferPool,
-  dir: string,
-  durableLsn: number,
-  header: PageFileHeader,
-): Promise<DirtyPagesWritten> {
-  const api = await xxhashApi();
-  const pageSizeBytes = pool.pageSizeBytes;
-  const images: { pageId: number; version: number; image: Uint8Array }[] = [];
-  let pagesAhead = 0;
-  pool.forEachDirty((pageId, offset) => {
-    const image = pool.u8.slice(offset, offset + pageSizeBytes);
-    if (pageLsnOf(image) > durableLsn) {
-      pagesAhead++;
-      return;
-    }
-    sealPage(api, image, pageId);
-    images.push({ pageId, version: pool.versionOf(pageId), image });
-  });
-  if (images.length === 0) return { pagesWritten: 0, pagesAhead, pagesChangedMeanwhile: 0 };
-  // The allocator's state as of the same moment as the pages, written with them as page 0.
-  const pagesWritten = images.length;
-  images.push({ pageId: 0, version: 0, image: encodePageFileHeader(api, header, pool.spaceState()) });
-  images.sort((a, b) => a.pageId - b.pageId);
-  const layer = fileLayer();
-  const doubleWritePath = join(dir, doubleWriteFileName);
-  // createPageFile made it; if it is gone, its new name must be durable before any page is written.
-  const doubleWriteIsNew = !(await exists(doubleWritePath));
-  await withFile(doubleWritePath, 'w', async (handle) => {
-    await handle.writev(
-      [
-        encodeDoubleWriteHeader(
-          api,
-          pageSizeBytes,
-          images.map((i) => i.image),
-        ),
-        ...images.map((i) => i.image),
-      ],
-      0,
-    );
-    await handle.datasync();
-  });
-  if (doubleWriteIsNew) await syncDirectory(dir);
-  await withFile(join(dir, pageFileName), 'r+', async (handle) => {
-    for (const { pageId, image } of images)
-      await handle.write(image, 0, pageSizeBytes, pageId * pageSizeBytes);
-    await handle.datasync();
-  });
-  // Emptied so that open() has nothing to repair; if this is lost, repairing writes the same images.
-  await (await layer.open(doubleWritePath, 'w')).close();
-  let pagesChangedMeanwhile = 0;
-  for (const { pageId, version } of images) {
-    if (pageId !== 0 && !pool.markCleanIf(pageId, version)) pagesChangedMeanwhile++;
-  }
-  return { pagesWritten, pagesAhead, pagesChangedMeanwhile };
 }
 
 /**
@@ -243,22 +124,4 @@ export async function pageFileProblems(dir: string, pageSizeBytes: number): Prom
     if (problem !== null) problems.push(`page ${pageId}: ${problem}`);
   }
   return problems;
-}
-
-async function withFile(path: string, flags: 'w' | 'r+', use: (handle: LayerFileHandle) => Promise<void>) {
-  const handle = await fileLayer().open(path, flags);
-  try {
-    await use(handle);
-  } finally {
-    await handle.close();
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -19,6 +19,7 @@ import {
 } from '../storage/wal/index.js';
 import type { LogCoverage } from '../storage/wal/log-coverage.js';
 import { applyOperation } from './apply-operation.js';
+import type { PagedTree } from './paged-tree.js';
 import { decisionCommitted, recordTransactionId } from './transaction-records.js';
 
 export interface PartitionRecovery {
@@ -51,13 +52,22 @@ export interface OwnerRecovery {
   durableMarks: (DurableMark | null)[];
 }
 
+/** A partition to recover: its tree, and for a partition over a page file, that tree's pages. */
+export interface OwnedTree {
+  readonly partition: number;
+  readonly tree: BTree;
+  /** The page file the tree was opened from (its pages stand for the checkpoint), or none. */
+  readonly pages?: PagedTree;
+}
+
 /** Replay state of one partition. */
 interface Replay {
   readonly partition: number;
   readonly tree: BTree;
+  readonly pages: PagedTree | null;
   readonly recovery: PartitionRecovery;
-  /** Prepared transactions without a decision yet: their writes, as batch operations. */
-  readonly prepared: Map<number, Uint8Array>;
+  /** Prepared transactions without a decision yet: their writes, as batch operations, and LSNs. */
+  readonly prepared: Map<number, { writes: Uint8Array; lsn: number }>;
 }
 
 /**
@@ -72,7 +82,7 @@ interface Replay {
  */
 export async function recoverPartitions(
   databaseDirectory: string,
-  owned: readonly { partition: number; tree: BTree }[],
+  owned: readonly OwnedTree[],
   committedTransactions: ReadonlySet<number>,
   epoch: number,
   coverage: LogCoverage,
@@ -80,20 +90,30 @@ export async function recoverPartitions(
   // Checkpoints load concurrently: one waits on its file (reads, lz4 on the libuv pool) while
   // another fills its tree on this thread.
   const starts = await Promise.all(
-    owned.map(({ partition, tree }) => loadCheckpoint(databaseDirectory, partition, tree)),
+    owned.map(({ partition, tree, pages }) =>
+      loadCheckpoint(databaseDirectory, partition, tree, pages ?? null),
+    ),
   );
   const replays = new Map<number, Replay>();
   const fromLsns = new Map<number, number>();
-  owned.forEach(({ partition, tree }, i) => {
+  owned.forEach(({ partition, tree, pages }, i) => {
     const { fromLsn, entries } = starts[i]!;
     fromLsns.set(partition, fromLsn);
     const recovery = { nextLsn: fromLsn, checkpointEntries: entries, replayedRecords: 0, resolved: [] };
-    replays.set(partition, { partition, tree, recovery, prepared: new Map() });
+    replays.set(partition, { partition, tree, pages: pages ?? null, recovery, prepared: new Map() });
   });
   const result = await readWal(walDirectory(databaseDirectory), {
     beforeEpoch: epoch,
     partitions: fromLsns,
-    onRecord: (record) => replayRecord(replays.get(record.partition)!, record),
+    onRecord: (record) => {
+      const replay = replays.get(record.partition)!;
+      if (replay.pages === null) return replayRecord(replay, record);
+      // A pool holds only so many changed pages: write them as a set when it is full, and go on.
+      return replay.pages.withRoom(
+        () => replayRecord(replay, record),
+        () => redoLsnWhileReplaying(replay, record.lsn),
+      );
+    },
     coverage,
   });
   owned.forEach(({ partition }, i) => {
@@ -106,7 +126,7 @@ export async function recoverPartitions(
     // checkpoint, never below it, or new records would take LSNs the next recovery skips.
     const fromLsn = fromLsns.get(replay.partition)!;
     replay.recovery.nextLsn = Math.max(result.nextLsns.get(replay.partition) ?? fromLsn, fromLsn);
-    resolveInDoubt(replay, committedTransactions);
+    await resolveInDoubt(replay, committedTransactions);
   }
   return {
     partitions: owned.map(({ partition }) => replays.get(partition)!.recovery),
@@ -145,11 +165,26 @@ function checkDurableReached(
   );
 }
 
-/** Loads the partition's checkpoint into `tree`; returns where its log replay starts. */
+/**
+ * Where a replay interrupted before the record at `lsn` must start again: there, or at the prepare of
+ * a transaction still waiting for its decision (its writes are not in the tree yet, and its prepare
+ * must be met again). The records in between are puts and deletes applied twice, to the same effect.
+ */
+function redoLsnWhileReplaying(replay: Replay, lsn: number): number {
+  let redo = lsn;
+  for (const { lsn: prepared } of replay.prepared.values()) redo = Math.min(redo, prepared);
+  return redo;
+}
+
+/**
+ * Loads the partition's checkpoint into `tree` (a paged tree's pages are its checkpoint, loaded as
+ * they are read); returns where its log replay starts.
+ */
 async function loadCheckpoint(
   databaseDirectory: string,
   partition: number,
   tree: BTree,
+  pages: PagedTree | null,
 ): Promise<{ fromLsn: number; entries: number; durable: DurableMark }> {
   const checkpointDirectory = partitionDirectory(databaseDirectory, partition);
   const manifest = await readManifest(checkpointDirectory);
@@ -161,6 +196,16 @@ async function loadCheckpoint(
   }
   const durable = manifest.durable ?? { lsn: 0n, log: null };
   const checkpoint = manifest.checkpoints.find((record) => record.partition === partition) ?? null;
+  if (pages !== null) {
+    if (checkpoint !== null) {
+      throw new LightningError(
+        'ERR_BAD_ARGUMENT',
+        `partition ${partition}: ${join(checkpointDirectory, manifestFileName)} names the checkpoint ${checkpoint.file}; ` +
+          'a partition over a page file starts from its pages only',
+      );
+    }
+    return { fromLsn: pages.redoLsn ?? lsnFirst, entries: 0, durable };
+  }
   // Without a checkpoint the sequence must start at the first LSN: a missing first record is lost
   // data, not a shorter log.
   if (checkpoint === null) return { fromLsn: lsnFirst, entries: 0, durable };
@@ -187,12 +232,13 @@ function replayRecord(replay: Replay, record: WalRecord): void {
   const payload = record.payload;
   try {
     if (record.type === recordTypePrepare) {
-      prepared.set(recordTransactionId(payload), payload.slice(8));
+      prepared.set(recordTransactionId(payload), { writes: payload.slice(8), lsn: record.lsn });
     } else if (record.type === recordTypeDecision) {
       const transactionId = recordTransactionId(payload);
-      const writes = prepared.get(transactionId);
-      prepared.delete(transactionId);
+      const writes = prepared.get(transactionId)?.writes;
       if (writes !== undefined && decisionCommitted(payload)) applyOperation(tree, writes, 0, writes.length);
+      // Only once applied: a pool with no room leaves the decision to be replayed again.
+      prepared.delete(transactionId);
     } else {
       applyOperation(tree, payload, 0, payload.length);
     }
@@ -218,10 +264,15 @@ function replayRecord(replay: Replay, record: WalRecord): void {
  * In doubt: prepared, then the process died before this partition logged a decision. A decision
  * log naming the transaction means the coordinator decided to commit; otherwise it never did.
  */
-function resolveInDoubt(replay: Replay, committedTransactions: ReadonlySet<number>): void {
-  for (const [transactionId, writes] of replay.prepared) {
+async function resolveInDoubt(replay: Replay, committedTransactions: ReadonlySet<number>): Promise<void> {
+  for (const [transactionId, { writes, lsn }] of replay.prepared) {
     const committed = committedTransactions.has(transactionId);
-    if (committed) applyOperation(replay.tree, writes, 0, writes.length);
+    const apply = (): void => {
+      applyOperation(replay.tree, writes, 0, writes.length);
+    };
+    if (committed && replay.pages === null) apply();
+    // Replay from the oldest in-doubt prepare would decide it again, the same way.
+    else if (committed) await replay.pages!.withRoom(apply, () => redoLsnWhileReplaying(replay, lsn));
     replay.recovery.resolved.push({ transactionId, committed });
   }
 }

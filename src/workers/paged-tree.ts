@@ -1,0 +1,137 @@
+import { isLightningError, LightningError } from '../shared-memory/errors.js';
+import { BufferPool } from '../shared-memory/pool/buffer-pool.js';
+import { PooledPageSpace } from '../shared-memory/pool/pooled-page-space.js';
+import { BTree } from '../shared-memory/tree/btree.js';
+import { PageFileReader } from '../storage/page-file/page-file-reader.js';
+import { repairTornPages } from '../storage/page-file/page-file-writer.js';
+import { PageSetWriter, type PageSetWritten } from '../storage/page-file/page-set-writer.js';
+
+/** The page a tree over a fresh page file gets for its meta page: the first one after the header. */
+export const pagedTreeMetaPageId = 1;
+
+export interface PagedTreeOptions {
+  /** The partition's directory, holding `pages.lpg` and `pages.dwb` (createPageFile). */
+  dir: string;
+  partition: number;
+  pageSizeBytes: number;
+  /** The page table's size: the most pages the partition may ever hold. */
+  pagesMax: number;
+  /** The frames: the most pages in memory at once. */
+  framesMax: number;
+}
+
+/**
+ * One partition's tree over a buffer pool and its page file: the pages live in the file, a bounded
+ * number of them in memory. Owner thread only (readers attach to `pool` on their own threads).
+ */
+export class PagedTree {
+  readonly tree: BTree;
+  readonly pool: BufferPool;
+  readonly #file: PageFileReader;
+  readonly #writer: PageSetWriter;
+  /** Where the log's replay starts over the pages in the file: it moves with every set written. */
+  #redoLsn: number | null;
+  #setsWritten = 0;
+
+  private constructor(tree: BTree, pool: BufferPool, file: PageFileReader, writer: PageSetWriter) {
+    this.tree = tree;
+    this.pool = pool;
+    this.#file = file;
+    this.#writer = writer;
+    this.#redoLsn = file.redoLsn();
+  }
+
+  /**
+   * Opens the partition's tree from its page file: puts back the pages a crash tore from the
+   * double-write file, starts a pool from the state written with the last page set, and opens the
+   * tree at its meta page (or creates it, if no page set was ever written). The tree then holds every
+   * log record below `redoLsn`; the caller replays the log from there.
+   */
+  static async open(options: PagedTreeOptions): Promise<PagedTree> {
+    const { dir, partition, pageSizeBytes, pagesMax, framesMax } = options;
+    await repairTornPages(dir, pageSizeBytes);
+    const file = await PageFileReader.open(dir, { pageSizeBytes, partition });
+    let pool: BufferPool | null = null;
+    let writer: PageSetWriter | null = null;
+    try {
+      pool = BufferPool.create({ pageSizeBytes, pagesMax, framesMax, ...file.poolStart() }, file);
+      const space = PooledPageSpace.forOwner(pool);
+      writer = await PageSetWriter.open(pool, dir);
+      let tree: BTree;
+      if (file.redoLsn() === null) {
+        // Pages a run left before its first set are garbage: no state names them.
+        if (file.poolStart().pagesAllocated !== 1) {
+          throw new LightningError(
+            'ERR_CORRUPTION',
+            `page file ${file.path} holds pages but no page set was completed in it`,
+          );
+        }
+        tree = BTree.createOn(space);
+      } else {
+        tree = BTree.openOn(space, pagedTreeMetaPageId);
+      }
+      if (tree.view.metaPageId !== pagedTreeMetaPageId)
+        throw new LightningError('ERR_INTERNAL', `a paged tree's meta page is ${tree.view.metaPageId}`);
+      return new PagedTree(tree, pool, file, writer);
+    } catch (error) {
+      writer?.close();
+      pool?.detach();
+      file.close();
+      throw error;
+    }
+  }
+
+  /** The LSN the page file's pages reflect, or null before the first page set. */
+  get redoLsn(): number | null {
+    return this.#redoLsn;
+  }
+
+  /** Page sets written since the tree was opened. */
+  get setsWritten(): number {
+    return this.#setsWritten;
+  }
+
+  /** True while a page set is being written: no other may start. */
+  get writing(): boolean {
+    return this.#writer.writing;
+  }
+
+  /**
+   * A checkpoint: copies every dirty page now, as the tree holding every log record below `redoLsn`
+   * and none from it on, then writes them as one set. The caller calls it between its passes, with
+   * nothing applied past `redoLsn` that a replay from `redoLsn` would not apply again (blind puts and
+   * deletes may be applied twice; a transaction's intents must not be in the tree). Returns null if
+   * a set is being written already.
+   */
+  async writePages(redoLsn: number): Promise<PageSetWritten | null> {
+    if (this.#writer.writing) return null;
+    const set = this.#writer.capture(redoLsn);
+    const written = await this.#writer.write(set);
+    this.#redoLsn = redoLsn;
+    this.#setsWritten++;
+    return written;
+  }
+
+  /**
+   * Runs `write` (one change of the tree), first writing a page set at `redoLsn()` if the pool has no
+   * room for the pages it may change (the pool refuses a write up front: nothing changed). A write
+   * that finds no room with every dirty page written needs more frames than the pool has.
+   */
+  async withRoom<T>(write: () => T, redoLsn: () => number): Promise<T> {
+    try {
+      return write();
+    } catch (error) {
+      if (!isLightningError(error, 'ERR_PARTITION_FULL') || this.pool.dirtyPageCount() === 0) throw error;
+    }
+    while (this.#writer.writing) await new Promise((resolve) => setImmediate(resolve));
+    await this.writePages(redoLsn());
+    return write();
+  }
+
+  /** Frees the pool and closes the file; the caller has written what it needs to keep. */
+  close(): void {
+    this.#writer.close();
+    this.pool.detach();
+    this.#file.close();
+  }
+}

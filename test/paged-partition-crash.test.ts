@@ -1,8 +1,9 @@
 /**
  * A partition whose tree lives in a page file behind a 48-frame buffer pool, with the real write-ahead
  * log (test/fixtures/paged-partition-cycles.ts): every operation is logged and fdatasynced, applied,
- * then acknowledged; page sets are written every 150 operations and whenever the pool is full, each at
- * the log position it reflects (its redo LSN). A child runs it over real files until SIGKILL, at a
+ * then acknowledged; page sets are written every 150 operations as checkpoints (recorded in the
+ * manifest, the log segments below them removed) and whenever the pool is full, each at the log
+ * position it reflects (its redo LSN). A child runs it over real files until SIGKILL, at a
  * seeded point (every other round: just after a set written for room, before the next periodic one);
  * then the partition opens as its owner would, with 24 frames (torn pages repaired, the tree opened from
  * the page file, the log replayed from the redo LSN, sets written as the smaller pool fills) and must hold every acknowledged
@@ -76,6 +77,7 @@ describe('a partition over a page file under SIGKILL', () => {
     let pageSets = 0;
     let roomSets = 0;
     let setsWhileReplaying = 0;
+    let segmentsRemoved = 0;
     let replayed = 0;
     for (let round = 0; round < kills; round++) {
       const epoch = round + 1;
@@ -91,7 +93,10 @@ describe('a partition over a page file under SIGKILL', () => {
         reachKillPointMs: 120_000,
         planText: `after ${killAfter} acknowledged operations${afterRoomSet ? ' and a set for room' : ''}, and ${killDelayMs} ms`,
         onLine: (line, control) => {
-          if (line.startsWith('P ')) pageSets++;
+          if (line.startsWith('P ')) {
+            pageSets++;
+            segmentsRemoved += Number(line.split(' ')[2]);
+          }
           if (line.startsWith('R ')) {
             roomSets++;
             if (killArmed) control.killAfter(killDelayMs);
@@ -133,7 +138,8 @@ describe('a partition over a page file under SIGKILL', () => {
       expect(await pageFileProblems(partitionDirectory(dir, 0), pagedPageSize)).toEqual([]);
     }
     console.log(
-      `paged-partition-crash: ${kills} kills, ${pageSets} page sets every 150 operations, ` +
+      `paged-partition-crash: ${kills} kills, ${pageSets} checkpoints every 150 operations ` +
+        `(${segmentsRemoved} log segments removed), ` +
         `${roomSets} for room in a full pool, ${replayed} records replayed, ` +
         `${setsWhileReplaying} sets written while replaying`,
     );
@@ -143,5 +149,7 @@ describe('a partition over a page file under SIGKILL', () => {
     // Every check replays the log from the last set: the redo LSN must have been exercised.
     expect(replayed).toBeGreaterThan(0);
     expect(setsWhileReplaying).toBeGreaterThan(0);
+    // Checkpoints advance the log's start: the replays above ran without the segments below it.
+    expect(segmentsRemoved).toBeGreaterThan(0);
   }, 300_000);
 });

@@ -112,7 +112,7 @@ async function* walk(entries: Iterable<[Buffer, Buffer]>): AsyncGenerator<Checkp
  * The LSN a partition's replay starts at, from its durable manifest (0 without a checkpoint). The
  * manifest, not this owner's memory, decides: the partition may belong to another owner this run.
  */
-async function checkpointStartLsn(databaseDirectory: string, partition: number): Promise<number> {
+export async function checkpointStartLsn(databaseDirectory: string, partition: number): Promise<number> {
   const directory = partitionDirectory(databaseDirectory, partition);
   const manifest = await readManifest(directory);
   // Another owner may have just renamed this manifest into place without having synced its

@@ -7,6 +7,7 @@ import {
   readManifest,
 } from '../storage/checkpoint/index.js';
 import { partitionDirectory, walDirectory } from '../storage/layout.js';
+import { pageFileName } from '../storage/page-file/page-file-format.js';
 import {
   lsnFirst,
   readWal,
@@ -196,15 +197,31 @@ async function loadCheckpoint(
   }
   const durable = manifest.durable ?? { lsn: 0n, log: null };
   const checkpoint = manifest.checkpoints.find((record) => record.partition === partition) ?? null;
+  const manifestPath = join(checkpointDirectory, manifestFileName);
   if (pages !== null) {
-    if (checkpoint !== null) {
+    if (checkpoint !== null && checkpoint.file !== pageFileName) {
       throw new LightningError(
         'ERR_BAD_ARGUMENT',
-        `partition ${partition}: ${join(checkpointDirectory, manifestFileName)} names the checkpoint ${checkpoint.file}; ` +
+        `partition ${partition}: ${manifestPath} names the checkpoint ${checkpoint.file}; ` +
           'a partition over a page file starts from its pages only',
       );
     }
-    return { fromLsn: pages.redoLsn ?? lsnFirst, entries: 0, durable };
+    // The manifest is written after the set it names: the page file can only be further on.
+    const redoLsn = pages.redoLsn ?? lsnFirst;
+    if (checkpoint !== null && redoLsn < Number(checkpoint.startLsn)) {
+      throw new LightningError(
+        'ERR_CORRUPTION',
+        `partition ${partition}: its page file's pages are as of LSN ${redoLsn}, but ${manifestPath} ` +
+          `records a page set at LSN ${checkpoint.startLsn}: the page file is older than the manifest (replaced or restored alone)`,
+      );
+    }
+    return { fromLsn: redoLsn, entries: 0, durable };
+  }
+  if (checkpoint?.file === pageFileName) {
+    throw new LightningError(
+      'ERR_BAD_ARGUMENT',
+      `partition ${partition}: ${manifestPath} names its page file as its checkpoint, and this open keeps partitions in memory`,
+    );
   }
   // Without a checkpoint the sequence must start at the first LSN: a missing first record is lost
   // data, not a shorter log.

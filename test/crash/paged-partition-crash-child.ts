@@ -1,7 +1,8 @@
 /**
  * The child of test/paged-partition-crash.test.ts: opens the partition (run `epoch`) and applies the
  * seeded operations until it is SIGKILLed, reporting "A <index>" once operation `index` is durable and
- * applied, and "P <redo LSN>" after each page set ("R" for one written because the pool was full).
+ * applied, "P <redo LSN> <log segments removed>" after each checkpoint, and "R <redo LSN> 0" after a page set
+ * written because the pool was full.
  *
  *   node --import tsx test/crash/paged-partition-crash-child.ts <dir> <seed> <epoch>
  */
@@ -15,7 +16,7 @@ if (dir === undefined || seedText === undefined || epochText === undefined)
 try {
   await runPagedWrites(dir, Number(seedText), Number(epochText), Number.POSITIVE_INFINITY, {
     acknowledged: (index) => report(`A ${index}\n`),
-    pageSet: (redoLsn, forRoom) => report(`${forRoom ? 'R' : 'P'} ${redoLsn}\n`),
+    pageSet: (redoLsn, forRoom, removed) => report(`${forRoom ? 'R' : 'P'} ${redoLsn} ${removed}\n`),
   });
 } catch (error) {
   fail(error instanceof Error ? (error.stack ?? error.message) : String(error));

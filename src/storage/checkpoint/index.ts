@@ -34,6 +34,7 @@ export {
   readManifest,
   recordCheckpoint,
   recordDurableMark,
+  recordPageSet,
   resetDurableMark,
   writeManifest,
 } from './manifest.js';

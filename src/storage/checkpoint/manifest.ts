@@ -10,6 +10,8 @@ import {
   writeChecksummedJson,
 } from '../checksummed-json.js';
 import { ensureDirectory } from '../durable-file.js';
+import { pageFileName } from '../page-file/page-file-format.js';
+import { readPageFileRedoLsn } from '../page-file/page-file-reader.js';
 import { isPartitionHash, legacyPartitionHash, type PartitionHash } from '../partition-hash.js';
 import { removeSupersededCheckpoints } from './checkpoint-files.js';
 import { lsnMax, parseCheckpointFileName, u32Max } from './checkpoint-format.js';
@@ -163,6 +165,36 @@ export async function recordCheckpoint(
 }
 
 /**
+ * Makes a written page set current for its partition: the manifest's record names the page file,
+ * with the set's redo LSN as the start of the log's replay, so that log segments below it can go.
+ * The page file must hold that set already (its page 0 says so), and the manifest is written only
+ * after it: the page file's redo LSN is never below the manifest's. A checkpoint file the record
+ * replaces is removed once the manifest is durable.
+ */
+export async function recordPageSet(
+  dir: string,
+  partition: number,
+  redoLsn: bigint,
+  accounting: { coversLog: LogPosition | null; durable: DurableMark | null },
+): Promise<RecordCheckpointResult> {
+  const record: CheckpointRecord = { partition, file: pageFileName, startLsn: redoLsn, entries: 0 };
+  if (accounting.coversLog !== null) record.coversLog = accounting.coversLog;
+  checkRecord(record, (why) => {
+    throw new LightningError('ERR_BAD_ARGUMENT', `recordPageSet: ${why}`);
+  });
+  return serialized(dir, async () => {
+    const inFile = await readPageFileRedoLsn(dir);
+    if (inFile === null || BigInt(inFile) < redoLsn) {
+      throw new LightningError(
+        'ERR_BAD_ARGUMENT',
+        `recordPageSet: ${join(dir, pageFileName)} holds no page set at redo LSN ${redoLsn} (it has ${String(inFile)})`,
+      );
+    }
+    return replaceRecord(dir, record, accounting.durable, 'recordPageSet');
+  });
+}
+
+/**
  * Records that the partition's records up to `mark.lsn` are durable in the logs (in segment
  * `mark.log`), if that is past what the manifest says: recovery then refuses logs that end before it.
  * Serialized with the manifest's other updates; a no-op when the mark does not move forward.
@@ -212,6 +244,19 @@ async function recordUnserialized(
         `expected ${record.partition}, ${record.startLsn}, ${record.entries}`,
     );
   }
+  return replaceRecord(dir, record, durable, 'recordCheckpoint');
+}
+
+/** Writes the manifest with `record` as its partition's, then removes the files it supersedes. */
+async function replaceRecord(
+  dir: string,
+  record: CheckpointRecord,
+  durable: DurableMark | null,
+  caller: string,
+): Promise<RecordCheckpointResult> {
+  const bad: Fail = (why) => {
+    throw new LightningError('ERR_BAD_ARGUMENT', `${caller}: ${why}`);
+  };
   const current = await readManifest(dir);
   if (current === null) {
     throw new LightningError('ERR_CORRUPTION', `${join(dir, manifestFileName)} is missing`);
@@ -353,6 +398,8 @@ function checkRecord(record: CheckpointRecord, fail: Fail): void {
   if (typeof startLsn !== 'bigint' || startLsn < 0n || startLsn > lsnMax)
     fail(`start LSN ${String(startLsn)}`);
   if (!Number.isSafeInteger(entries) || entries < 0) fail(`entry count ${entries}`);
+  // A partition over a page file: its pages are the checkpoint, at the page set's redo LSN.
+  if (file === pageFileName) return;
   const parsed = typeof file === 'string' ? parseCheckpointFileName(basename(file)) : null;
   if (
     parsed === null ||

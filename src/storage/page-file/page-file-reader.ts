@@ -1,4 +1,5 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LightningError } from '../../shared-memory/errors.js';
 import type { PageLoader } from '../../shared-memory/pool/page-loader.js';
@@ -14,6 +15,34 @@ import {
   pageFileName,
   pageImageProblem,
 } from './page-file-format.js';
+
+/**
+ * The redo LSN of the page set `dir`'s page file holds, or null if none was written: page 0's header
+ * and state are checked (they lie in its first bytes, whatever the page size).
+ */
+export async function readPageFileRedoLsn(dir: string): Promise<number | null> {
+  const api = await xxhashApi();
+  const path = join(dir, pageFileName);
+  let first: Buffer;
+  try {
+    const handle = await open(path, 'r');
+    try {
+      first = Buffer.alloc(pageHeaderBytesRead);
+      const { bytesRead } = await handle.read(first, 0, first.length, 0);
+      first = first.subarray(0, bytesRead);
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw corruption(`page file ${path} is missing`);
+    throw error;
+  }
+  decodePageFileHeader(api, first, path);
+  return decodePageSpaceState(api, first, path)?.redoLsn ?? null;
+}
+
+/** Enough of page 0 for its header and state. */
+const pageHeaderBytesRead = 128;
 
 /**
  * Reads pages of one partition's page file synchronously, for a buffer pool's misses on any thread.

@@ -117,11 +117,11 @@ describe('manifest', () => {
   it('a newer format version is ERR_FORMAT_VERSION', async () => {
     await writeManifest(dir, sample);
     const file = join(dir, manifestFileName);
-    await writeFile(file, (await readFile(file, 'utf8')).replace('"formatVersion": 3', '"formatVersion": 4'));
+    await writeFile(file, (await readFile(file, 'utf8')).replace('"formatVersion": 3', '"formatVersion": 5'));
     await expectCode(
       readManifest(dir),
       'ERR_FORMAT_VERSION',
-      'manifest format version 4; this build reads version 3',
+      'manifest format version 5; this build reads version 4',
     );
   });
 

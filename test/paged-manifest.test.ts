@@ -3,12 +3,13 @@
  * file holds it, the page file can never be older than the manifest says, and an open that keeps
  * partitions in memory refuses a partition whose checkpoint is its page file.
  */
-import { copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BTree } from '../src/shared-memory/tree/btree.js';
-import { readManifest, recordPageSet } from '../src/storage/checkpoint/index.js';
+import { manifestFileName, readManifest, recordPageSet } from '../src/storage/checkpoint/index.js';
+import { manifestPagedFormatVersion } from '../src/storage/checkpoint/manifest.js';
 import { partitionDirectory } from '../src/storage/layout.js';
 import { pageFileName } from '../src/storage/page-file/page-file-format.js';
 import { LogCoverage } from '../src/storage/wal/log-coverage.js';
@@ -51,6 +52,11 @@ describe('the manifest of a partition over a page file', () => {
     await recordPageSet(partitionDir, 0, 5n, noDurableMark);
     const manifest = await readManifest(partitionDir);
     expect(manifest?.checkpoints).toEqual([{ partition: 0, file: pageFileName, startLsn: 5n, entries: 0 }]);
+    // Version 4, which earlier builds refuse as a newer format instead of reading it as damaged.
+    const stored = JSON.parse(await readFile(join(partitionDir, manifestFileName), 'utf8')) as {
+      formatVersion: number;
+    };
+    expect(stored.formatVersion).toBe(manifestPagedFormatVersion);
     // Reopened: the tree as of the set, the log replayed from its redo LSN (there is no log here).
     const { paged, nextLsn } = await openPagedPartition(dir, 1);
     try {

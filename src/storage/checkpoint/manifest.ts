@@ -36,6 +36,12 @@ export const manifestFormat = 'lightning-db-manifest';
  * 'xxh64') and written as version 3 at the next update.
  */
 export const manifestFormatVersion = 3;
+/**
+ * Version 4 is version 3 whose records may name a partition's page file (`pages.lpg`) as its
+ * checkpoint. It is written only by manifests that do, so that a build that cannot read a page file
+ * says ERR_FORMAT_VERSION for them, and every other manifest stays readable by earlier builds.
+ */
+export const manifestPagedFormatVersion = 4;
 
 /** A place in an owner's log: a segment (by file name) and a byte offset in it. */
 export interface LogPosition {
@@ -86,6 +92,7 @@ const manifestKind: ChecksummedJsonKind = {
 };
 /** The versions read, newest first. */
 const manifestKinds: ChecksummedJsonKind[] = [
+  { ...manifestKind, formatVersion: manifestPagedFormatVersion },
   manifestKind,
   { ...manifestKind, formatVersion: 2 },
   { ...manifestKind, formatVersion: 1 },
@@ -291,7 +298,11 @@ async function replaceRecord(
 
 async function writeUnserialized(dir: string, manifest: Manifest): Promise<void> {
   await ensureDirectory(dir);
-  await writeChecksummedJson(join(dir, manifestFileName), canonicalObject(manifest));
+  const names = manifest.checkpoints.some((record) => record.file === pageFileName);
+  await writeChecksummedJson(
+    join(dir, manifestFileName),
+    canonicalObject(manifest, names ? manifestPagedFormatVersion : manifestFormatVersion),
+  );
 }
 
 /**
@@ -351,6 +362,8 @@ function fromJson(parsed: Record<string, unknown>, fail: Fail, version: number):
     if (coversLog !== null) record.coversLog = coversLog;
     return record;
   });
+  if (version < manifestPagedFormatVersion && records.some((record) => record.file === pageFileName))
+    fail(`names ${pageFileName}, which only version ${manifestPagedFormatVersion} may`);
   const manifest: Manifest = { partitions, checkpoints: records };
   if (version !== 1) {
     const { databaseId, durable } = parsed;

@@ -5,6 +5,7 @@ import { BTree } from '../shared-memory/tree/btree.js';
 import { PageFileReader } from '../storage/page-file/page-file-reader.js';
 import { repairTornPages } from '../storage/page-file/page-file-writer.js';
 import { PageSetWriter, type PageSetWritten } from '../storage/page-file/page-set-writer.js';
+import { type PagedTreeHandle, pagedTreeHandle } from '../storage/page-file/paged-tree-handle.js';
 
 /** The page a tree over a fresh page file gets for its meta page: the first one after the header. */
 export const pagedTreeMetaPageId = 1;
@@ -27,13 +28,23 @@ export interface PagedTreeOptions {
 export class PagedTree {
   readonly tree: BTree;
   readonly pool: BufferPool;
+  readonly dir: string;
+  readonly partition: number;
   readonly #file: PageFileReader;
   readonly #writer: PageSetWriter;
   /** Where the log's replay starts over the pages in the file: it moves with every set written. */
   #redoLsn: number | null;
   #setsWritten = 0;
 
-  private constructor(tree: BTree, pool: BufferPool, file: PageFileReader, writer: PageSetWriter) {
+  private constructor(
+    options: PagedTreeOptions,
+    tree: BTree,
+    pool: BufferPool,
+    file: PageFileReader,
+    writer: PageSetWriter,
+  ) {
+    this.dir = options.dir;
+    this.partition = options.partition;
     this.tree = tree;
     this.pool = pool;
     this.#file = file;
@@ -72,13 +83,18 @@ export class PagedTree {
       }
       if (tree.view.metaPageId !== pagedTreeMetaPageId)
         throw new LightningError('ERR_INTERNAL', `a paged tree's meta page is ${tree.view.metaPageId}`);
-      return new PagedTree(tree, pool, file, writer);
+      return new PagedTree(options, tree, pool, file, writer);
     } catch (error) {
       writer?.close();
       pool?.detach();
       file.close();
       throw error;
     }
+  }
+
+  /** A handle for reading the tree on another thread (`attachPagedTree`). */
+  share(): PagedTreeHandle {
+    return pagedTreeHandle(this.pool, this.dir, this.partition, this.tree.view.metaPageId);
   }
 
   /** The LSN the page file's pages reflect, or null before the first page set. */

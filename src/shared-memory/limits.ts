@@ -27,6 +27,8 @@ export const valueBytesMax = 64 * 1024 * 1024;
 export const partitionBytesDefault = 1024 * 1024 * 1024;
 /** Byte offsets stay below 2^31 so index arithmetic stays in small integers. */
 export const partitionBytesMax = 2 * 1024 * 1024 * 1024 - pageSizeBytesMax;
+/** One buffer pool's SharedArrayBuffer (page table, frame table, frames), for the same reason. */
+export const poolBytesMax = partitionBytesMax;
 /** The first reservation of a partition; it doubles on demand up to the partition's maximum. */
 export const partitionBytesInitial = 1024 * 1024;
 /** The smallest arena: header, tree meta, root and a few pages to split into. */

@@ -1,7 +1,7 @@
 import { threadId } from 'node:worker_threads';
 import { checksumWords } from '../checksum.js';
 import { LightningError } from '../errors.js';
-import { pageCountMax, pageSizeBytesMax, pageSizeBytesMin } from '../limits.js';
+import { pageCountMax, pageSizeBytesMax, pageSizeBytesMin, poolBytesMax } from '../limits.js';
 import { pPageId } from '../page-layout.js';
 import { FrameTable, StallClock, waitOn } from './frame-table.js';
 import type { PageLoader } from './page-loader.js';
@@ -167,6 +167,12 @@ export class BufferPool {
       );
     }
     const regions = poolRegions(pageSizeBytes, pagesMax, framesMax);
+    if (regions.totalBytes > poolBytesMax) {
+      throw badArgument(
+        `a pool of ${framesMax} frames of ${pageSizeBytes} bytes over ${pagesMax} page ids takes ` +
+          `${regions.totalBytes} bytes; one pool holds at most ${poolBytesMax} (fewer frames, or a smaller pagesMax)`,
+      );
+    }
     const sab = new SharedArrayBuffer(regions.totalBytes);
     const i32 = new Int32Array(sab);
     i32[kPoolMagic] = poolMagic;

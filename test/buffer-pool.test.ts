@@ -285,7 +285,10 @@ describe('buffer pool bad input', () => {
     expectCode(create({ pageSizeBytes: pageSize, pagesMax: 64, framesMax: 65 }), 'ERR_BAD_ARGUMENT');
     expectCode(create({ pageSizeBytes: pageSize, pagesMax: 64.5, framesMax: 8 }), 'ERR_BAD_ARGUMENT');
     // Over 2 GiB of frames, or a page table as large: offsets stay below 2^31 (limits.ts).
-    expectCode(create({ pageSizeBytes: pageSize, pagesMax: 2 ** 20, framesMax: 2 ** 19 }), 'ERR_BAD_ARGUMENT');
+    expectCode(
+      create({ pageSizeBytes: pageSize, pagesMax: 2 ** 20, framesMax: 2 ** 19 }),
+      'ERR_BAD_ARGUMENT',
+    );
     expectCode(create({ pageSizeBytes: pageSize, pagesMax: 2 ** 28, framesMax: 8 }), 'ERR_BAD_ARGUMENT');
     expectCode(
       () =>

@@ -27,10 +27,9 @@ import { runUntilKilled } from './crash/kill-harness.js';
 import { positiveFromEnv } from './crash/kill-lanes.js';
 import {
   createPagedDatabase,
-  entriesDigest,
   openPagedPartition,
+  PagedModel,
   pagedCheckFramesMax,
-  pagedOperation,
   pagedPageSize,
   treeDigest,
 } from './fixtures/paged-partition-cycles.js';
@@ -40,24 +39,6 @@ const seed = seedFromEnv(0x9a6e_d001);
 console.log(`paged-partition-crash: seed ${seed} (LIGHTNING_SEED to replay)`);
 const kills = positiveFromEnv('LIGHTNING_PAGED_KILLS', 6);
 const childScript = fileURLToPath(new URL('./crash/paged-partition-crash-child.ts', import.meta.url));
-
-/** What the partition must hold: every acknowledged operation of every round, in order. */
-class Model {
-  readonly #entries = new Map<string, Buffer>();
-
-  apply(roundSeed: number, index: number): void {
-    const { key, value } = pagedOperation(roundSeed, index);
-    if (value === null) this.#entries.delete(key.toString('hex'));
-    else this.#entries.set(key.toString('hex'), value);
-  }
-
-  digest(): string {
-    const sorted = [...this.#entries.entries()]
-      .map(([hex, value]): [Buffer, Buffer] => [Buffer.from(hex, 'hex'), value])
-      .sort(([a], [b]) => Buffer.compare(a, b));
-    return entriesDigest(sorted);
-  }
-}
 
 let dir: string;
 
@@ -73,7 +54,7 @@ describe('a partition over a page file under SIGKILL', () => {
   it('keeps every acknowledged write, whole, after each kill', async () => {
     const random = mulberry32(seed);
     await createPagedDatabase(dir);
-    const model = new Model();
+    const model = new PagedModel();
     let pageSets = 0;
     let roomSets = 0;
     let setsWhileReplaying = 0;

@@ -80,6 +80,28 @@ describe('the manifest of a partition over a page file', () => {
     });
   });
 
+  it('records the highest commit timestamp a cell may carry, which only rises', async () => {
+    const first = await openPagedPartition(dir, 1);
+    try {
+      expect(first.paged.timestampHigh).toBe(0);
+      first.paged.tree.put('k', 'v');
+      await first.paged.writePages(5, 9000);
+      // A lower oracle value (a caller without MVCC) cannot lower it: older pages keep their stamps.
+      await first.paged.writePages(6, 100);
+      expect(first.paged.timestampHigh).toBe(9000);
+      await expect(first.paged.writePages(7, -1)).rejects.toMatchObject({ code: 'ERR_BAD_ARGUMENT' });
+    } finally {
+      first.paged.close();
+    }
+    const second = await openPagedPartition(dir, 1);
+    try {
+      expect(second.paged.timestampHigh).toBe(9000);
+      expect(second.paged.redoLsn).toBe(6);
+    } finally {
+      second.paged.close();
+    }
+  });
+
   it('is refused by an open that keeps the partition in memory', async () => {
     await writeSetAt(5);
     await recordPageSet(partitionDirectory(dir, 0), 0, 5n, noDurableMark);

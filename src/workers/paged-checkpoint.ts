@@ -17,7 +17,8 @@ export interface PagedCheckpointResult {
  * partition has checkpointed past. Returns null if a set is being written already.
  *
  * The caller calls it between its passes, with the tree holding every record below `redoLsn` and
- * nothing a replay from there would not apply again (see PagedTree.writePages). The pages are copied
+ * nothing a replay from there would not apply again, and the timestamp oracle's value now (see
+ * PagedTree.writePages). The pages are copied
  * in this call's first synchronous step, so the log position read here is the one they reflect.
  */
 export async function checkpointPagedPartition(
@@ -26,11 +27,12 @@ export async function checkpointPagedPartition(
   log: PartitionLog,
   segmentRemoval: SegmentRemoval,
   redoLsn: number,
+  timestampHigh = 0,
 ): Promise<PagedCheckpointResult | null> {
   const partition = log.partition;
   // Every record of this partition before this position is below redoLsn only if nothing is staged.
   const coversLog = redoLsn === log.nextLsn ? log.writer.appendPosition() : null;
-  const written = await paged.writePages(redoLsn);
+  const written = await paged.writePages(redoLsn, timestampHigh);
   if (written === null) return null;
   await recordPageSet(partitionDirectory(databaseDirectory, partition), partition, BigInt(redoLsn), {
     coversLog,

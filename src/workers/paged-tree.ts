@@ -34,6 +34,8 @@ export class PagedTree {
   readonly #writer: PageSetWriter;
   /** Where the log's replay starts over the pages in the file: it moves with every set written. */
   #redoLsn: number | null;
+  /** No cell carries a commit timestamp above this: it only rises, with each set. */
+  #timestampHigh: number;
   #setsWritten = 0;
 
   private constructor(
@@ -50,6 +52,7 @@ export class PagedTree {
     this.#file = file;
     this.#writer = writer;
     this.#redoLsn = file.redoLsn();
+    this.#timestampHigh = file.spaceState?.timestampHigh ?? 0;
   }
 
   /**
@@ -102,6 +105,14 @@ export class PagedTree {
     return this.#redoLsn;
   }
 
+  /**
+   * No cell of the pages carries a commit timestamp above this: after a restart the timestamp oracle
+   * must start above it, or new snapshots would take heads the pages kept for newer than themselves.
+   */
+  get timestampHigh(): number {
+    return this.#timestampHigh;
+  }
+
   /** Page sets written since the tree was opened. */
   get setsWritten(): number {
     return this.#setsWritten;
@@ -116,14 +127,23 @@ export class PagedTree {
    * A checkpoint: copies every dirty page now, as the tree holding every log record below `redoLsn`
    * and none from it on, then writes them as one set. The caller calls it between its passes, with
    * nothing applied past `redoLsn` that a replay from `redoLsn` would not apply again (blind puts and
-   * deletes may be applied twice; a transaction's intents must not be in the tree). Returns null if
-   * a set is being written already.
+   * deletes may be applied twice; a transaction's intents must not be in the tree). `timestampHigh`:
+   * the timestamp oracle's value now (0 without MVCC); the set records the highest it was given.
+   * Returns null if a set is being written already.
    */
-  async writePages(redoLsn: number): Promise<PageSetWritten | null> {
+  async writePages(redoLsn: number, timestampHigh = 0): Promise<PageSetWritten | null> {
+    if (!Number.isSafeInteger(timestampHigh) || timestampHigh < 0) {
+      throw new LightningError(
+        'ERR_BAD_ARGUMENT',
+        `timestampHigh must be a safe integer >= 0, got ${String(timestampHigh)}`,
+      );
+    }
     if (this.#writer.writing) return null;
-    const set = this.#writer.capture(redoLsn);
+    const high = Math.max(this.#timestampHigh, timestampHigh);
+    const set = this.#writer.capture(redoLsn, high);
     const written = await this.#writer.write(set);
     this.#redoLsn = redoLsn;
+    this.#timestampHigh = high;
     this.#setsWritten++;
     return written;
   }

@@ -9,7 +9,8 @@ import type { XxhashApi } from '../xxhash.js';
  *   header (page 0)  magic "LPGF" | format version u32 | page size u32 | partition u32 | xxh32 of those
  *                    and at byte 64, once pages were written back, the page space's state as of them:
  *                    magic "LPGS" | pages allocated u32 | free-list head u32 | free pages u32 |
- *                    redo LSN u64 | xxh32 of those (version 2 added the state, version 3 the redo LSN)
+ *                    redo LSN u64 | timestamp high-water u64 | xxh32 of those (version 2 added the
+ *                    state, version 3 the redo LSN and the high-water)
  *   page             xxh32 of bytes [4, page size) u32 | page content, with at byte 20 the page id u32
  *                    (bytes 24..31 are reserved for a page LSN, for page-level redo: not stamped yet)
  *
@@ -65,11 +66,17 @@ export interface PageSpaceState {
 export interface PageSetState extends PageSpaceState {
   /** The pages hold every log record of the partition below this LSN, and none from it on. */
   redoLsn: number;
+  /**
+   * No cell in the pages carries a commit timestamp above this (0: none may). Heads keep the
+   * timestamps open snapshots needed; after a restart the timestamp oracle must start above this, or
+   * new snapshots would take those heads for newer than themselves.
+   */
+  timestampHigh: number;
 }
 
 const stateMagic = 0x5347_504c; // "LPGS" little-endian
 const kStateBlock = 64;
-const stateFieldBytes = 24;
+const stateFieldBytes = 32;
 
 function encodeHeader(
   api: XxhashApi,
@@ -117,14 +124,24 @@ export function encodePageFileHeader(
   view.setUint32(kStateBlock + 4, state.pagesAllocated, true);
   view.setUint32(kStateBlock + 8, state.freeListHead, true);
   view.setUint32(kStateBlock + 12, state.freePageCount, true);
-  view.setUint32(kStateBlock + 16, state.redoLsn % 2 ** 32, true);
-  view.setUint32(kStateBlock + 20, Math.floor(state.redoLsn / 2 ** 32), true);
+  setU64(view, kStateBlock + 16, state.redoLsn);
+  setU64(view, kStateBlock + 24, state.timestampHigh);
   view.setUint32(
     kStateBlock + stateFieldBytes,
     api.h32Raw(page.subarray(kStateBlock, kStateBlock + stateFieldBytes)),
     true,
   );
   return page;
+}
+
+/** A u64 field as a safe integer (LSNs and timestamps stay below 2^53). */
+function setU64(view: DataView, at: number, value: number): void {
+  view.setUint32(at, value % 2 ** 32, true);
+  view.setUint32(at + 4, Math.floor(value / 2 ** 32), true);
+}
+
+function getU64(view: DataView, at: number): number {
+  return view.getUint32(at, true) + view.getUint32(at + 4, true) * 2 ** 32;
 }
 
 /**
@@ -148,7 +165,8 @@ export function decodePageSpaceState(api: XxhashApi, bytes: Uint8Array, path: st
     pagesAllocated: view.getUint32(kStateBlock + 4, true),
     freeListHead: view.getUint32(kStateBlock + 8, true),
     freePageCount: view.getUint32(kStateBlock + 12, true),
-    redoLsn: view.getUint32(kStateBlock + 16, true) + view.getUint32(kStateBlock + 20, true) * 2 ** 32,
+    redoLsn: getU64(view, kStateBlock + 16),
+    timestampHigh: getU64(view, kStateBlock + 24),
   };
 }
 

@@ -36,10 +36,11 @@ export async function writeDirtyPages(
   pool: BufferPool,
   dir: string,
   redoLsn: number,
+  timestampHigh = 0,
 ): Promise<PageSetWritten> {
   const writer = await PageSetWriter.open(pool, dir);
   try {
-    return await writer.write(writer.capture(redoLsn));
+    return await writer.write(writer.capture(redoLsn, timestampHigh));
   } finally {
     writer.close();
   }

@@ -83,14 +83,19 @@ export class PageSetWriter {
 
   /**
    * Copies every dirty page and the allocator's state, synchronously. Owner only, between its writes,
-   * and not while a set is being written (its pages are not marked clean yet).
+   * and not while a set is being written (its pages are not marked clean yet). `timestampHigh`: no
+   * cell of the tree carries a commit timestamp above it (PageSetState).
    */
-  capture(redoLsn: number): PageSet {
-    if (!Number.isSafeInteger(redoLsn) || redoLsn < 0) {
-      throw new LightningError(
-        'ERR_BAD_ARGUMENT',
-        `redoLsn must be a safe integer >= 0, got ${String(redoLsn)}`,
-      );
+  capture(redoLsn: number, timestampHigh = 0): PageSet {
+    for (const [name, value] of [
+      ['redoLsn', redoLsn],
+      ['timestampHigh', timestampHigh],
+    ] as const) {
+      if (!Number.isSafeInteger(value) || value < 0)
+        throw new LightningError(
+          'ERR_BAD_ARGUMENT',
+          `${name} must be a safe integer >= 0, got ${String(value)}`,
+        );
     }
     if (this.#writing)
       throw new LightningError('ERR_BAD_ARGUMENT', 'a page set is still being written: capture after it');
@@ -102,7 +107,7 @@ export class PageSetWriter {
       sealPage(this.#api, image, pageId);
       images.push({ pageId, version: pool.versionOf(pageId), image });
     });
-    const state = { ...pool.spaceState(), redoLsn };
+    const state = { ...pool.spaceState(), redoLsn, timestampHigh };
     images.push({ pageId: 0, version: 0, image: encodePageFileHeader(this.#api, this.#header, state) });
     images.sort((a, b) => a.pageId - b.pageId);
     return { redoLsn, images };

@@ -74,7 +74,7 @@ function keyOf(index: number): Buffer {
 }
 
 /** A value that names its key: a read that returns another key's value is caught. */
-function valueOf(index: number, generation: number): Buffer {
+function recordValue(index: number, generation: number): Buffer {
   const value = Buffer.alloc(valueBytes, generation);
   value.writeUInt32LE(index, 0);
   return value;
@@ -98,7 +98,7 @@ async function writeTail(dir: string): Promise<void> {
   const log = new PartitionLog(writer, 0, checkpointLsn);
   for (let index = 0; index < options.tail; index++) {
     const key = keyOf(index);
-    const value = valueOf(index, 2);
+    const value = recordValue(index, 2);
     const payload = new Uint8Array(putEncodedBytes(key, value));
     encodePut(payload, 0, 0, key, value);
     log.append(recordTypeOperation, [payload]);
@@ -124,7 +124,7 @@ async function buildPaged(dir: string): Promise<number> {
   try {
     for (let index = 0; index < options.records; index++) {
       const key = keyOf(index);
-      const value = valueOf(index, 1);
+      const value = recordValue(index, 1);
       await paged.withRoom(
         () => paged.tree.put(key, value),
         () => 1,
@@ -146,7 +146,7 @@ async function buildArena(dir: string): Promise<void> {
     for (let start = 0; start < options.records; start += 2048) {
       const batch: [Buffer, Buffer][] = [];
       for (let index = start; index < Math.min(options.records, start + 2048); index++)
-        batch.push([keyOf(index), valueOf(index, 1)]);
+        batch.push([keyOf(index), recordValue(index, 1)]);
       yield batch;
     }
   }
@@ -157,7 +157,7 @@ async function buildArena(dir: string): Promise<void> {
 
 function check(index: number, value: Buffer | undefined, what: string): void {
   const generation = index < options.tail ? 2 : 1;
-  if (value === undefined || !value.equals(valueOf(index, generation))) {
+  if (value === undefined || !value.equals(recordValue(index, generation))) {
     if (problems.length < 10) problems.push(`${what}: key ${index} read wrong`);
   }
 }

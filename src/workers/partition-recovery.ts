@@ -261,11 +261,15 @@ function replayRecord(replay: Replay, record: WalRecord): void {
     }
     replay.recovery.replayedRecords++;
   } catch (error) {
-    // Not damage: the files hold more than this open's partitionBytesMax lets the partition hold.
+    // Not damage: the files hold more than this open's partitionBytesMax lets the partition hold, or
+    // (over a page file) one record changes more pages than the pool has frames for.
     if (isLightningError(error, 'ERR_PARTITION_FULL')) {
+      const where = `while replaying ${record.file} (LSN ${record.lsn})`;
       throw new LightningError(
         'ERR_PARTITION_FULL',
-        `partition ${replay.partition} does not fit in partitionBytesMax while replaying ${record.file} (LSN ${record.lsn}); open with a larger partitionBytesMax`,
+        replay.pages === null
+          ? `partition ${replay.partition} does not fit in partitionBytesMax ${where}; open with a larger partitionBytesMax`
+          : `partition ${replay.partition} ${where}: ${(error as Error).message}`,
         { cause: error },
       );
     }

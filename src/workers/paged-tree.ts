@@ -37,6 +37,8 @@ export class PagedTree {
   /** No cell carries a commit timestamp above this: it only rises, with each set. */
   #timestampHigh: number;
   #setsWritten = 0;
+  /** The set being written, if one is. */
+  #inFlight: Promise<unknown> | null = null;
 
   private constructor(
     options: PagedTreeOptions,
@@ -141,7 +143,14 @@ export class PagedTree {
     if (this.#writer.writing) return null;
     const high = Math.max(this.#timestampHigh, timestampHigh);
     const set = this.#writer.capture(redoLsn, high);
-    const written = await this.#writer.write(set);
+    const writing = this.#writer.write(set);
+    this.#inFlight = writing;
+    let written: PageSetWritten;
+    try {
+      written = await writing;
+    } finally {
+      this.#inFlight = null;
+    }
     this.#redoLsn = redoLsn;
     this.#timestampHigh = high;
     this.#setsWritten++;
@@ -159,7 +168,8 @@ export class PagedTree {
     } catch (error) {
       if (!isLightningError(error, 'ERR_PARTITION_FULL') || this.pool.dirtyPageCount() === 0) throw error;
     }
-    while (this.#writer.writing) await new Promise((resolve) => setImmediate(resolve));
+    // A set under way (a checkpoint's) marks its pages clean when it ends; then write one of our own.
+    while (this.#inFlight !== null) await this.#inFlight.catch(() => {});
     await this.writePages(redoLsn());
     return write();
   }

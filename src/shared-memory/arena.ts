@@ -252,6 +252,14 @@ export class PageArena implements PageSpace {
   /** Every page of an arena is in memory: growToHold made the room. */
   reserveFrames(_pageCount: number): void {}
 
+  framesAvailable(): number {
+    return Number.MAX_SAFE_INTEGER;
+  }
+
+  framesAvailableWhenClean(): number {
+    return Number.MAX_SAFE_INTEGER;
+  }
+
   /** The next page id never handed out; `growToHold` must have made room for it. */
   takeNewPage(): number {
     const pageId = this.pagesAllocated();

@@ -57,6 +57,13 @@ export interface PageSpace {
    * back). An arena always can.
    */
   reserveFrames(pageCount: number): void;
+  /**
+   * Changed pages memory can still take for a write about to start (what `reserveFrames` allows);
+   * Number.MAX_SAFE_INTEGER for an arena, which holds every page.
+   */
+  framesAvailable(): number;
+  /** `framesAvailable` once every changed page is written back. */
+  framesAvailableWhenClean(): number;
   /** A page id never handed out before, resident and ready for the writer to latch and fill. */
   takeNewPage(): number;
   /** Memory held for pages now, in bytes. */

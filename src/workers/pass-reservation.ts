@@ -14,6 +14,20 @@ export class PartitionFullError extends LightningError {
 }
 
 /**
+ * ERR_PARTITION_FULL from a tree over a buffer pool whose frames cannot take a pass's changes on top
+ * of its dirty pages. With dirty pages (`needsPageSet`), room comes back once a page set writes them:
+ * the write can wait for the next pass. Without, it needs more frames than the pool has.
+ */
+export class PoolRoomError extends PartitionFullError {
+  readonly needsPageSet: boolean;
+
+  constructor(message: string, detail: PartitionFullDetail, needsPageSet: boolean) {
+    super(message, detail);
+    this.needsPageSet = needsPageSet;
+  }
+}
+
+/**
  * Every write staged in a pass so far for one partition, in its tree and in its version store, and
  * the bound of what they may allocate when the pass applies them.
  */
@@ -74,6 +88,7 @@ export function reserveForPass(
   }
   const treePages = tree.pagesForWrites(treeWrites).pages;
   requirePages(tree, treePages, 'tree', count);
+  requireFrames(tree, treePages, count);
   let versionPages = 0;
   if (versionWrites.puts > 0) {
     versionPages = versions.pagesForWrites(versionWrites).pages;
@@ -98,6 +113,33 @@ export function tallyEntry(
   if (mayKeepVersions) {
     versionWrites.addPut(entry.key.length + versionKeyExtraBytes, valueBytes + versionValueExtraBytes);
   }
+}
+
+/**
+ * A tree over a buffer pool keeps the pages a pass changes in frames until a page set writes them:
+ * the pass's changes must fit in the frames its dirty pages leave (BTree.framesAvailable). Checked
+ * when an operation is staged, like the pages, so that applying what was logged cannot fail.
+ */
+function requireFrames(tree: BTree, pages: number, entries: number): void {
+  const available = tree.framesAvailable();
+  if (pages <= available) return;
+  const stats = tree.stats();
+  // Room comes back when a page set writes the dirty pages, if that is room enough.
+  const needsPageSet = pages <= tree.framesAvailableWhenClean();
+  throw new PoolRoomError(
+    `buffer pool: this write of ${entries} entries, with those before it in the owner's batch, may change up to ` +
+      `${pages} pages, and the pool's frames can take ${available} more changed pages` +
+      (needsPageSet
+        ? ' until its dirty pages are written back'
+        : `; it needs a larger pool (memoryMaxBytes) or a smaller write`),
+    {
+      neededPages: pages,
+      availablePages: available,
+      pagesMax: stats.pagesMax,
+      pageSizeBytes: stats.pageSizeBytes,
+    },
+    needsPageSet,
+  );
 }
 
 function requirePages(tree: BTree, pages: number, what: string, entries: number): void {

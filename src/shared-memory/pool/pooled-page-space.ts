@@ -216,6 +216,14 @@ export class PooledPageSpace implements PageSpace {
     }
   }
 
+  framesAvailable(): number {
+    return Math.max(0, this.framesAvailableWhenClean() - this.pool.dirtyPageCount());
+  }
+
+  framesAvailableWhenClean(): number {
+    return Math.max(0, this.pool.framesMax - framesForPinsAndReaders);
+  }
+
   takeNewPage(): number {
     const pool = this.pool;
     const pageId = pool.allocate();

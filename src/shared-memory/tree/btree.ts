@@ -195,6 +195,19 @@ export class BTree extends TreeReader {
     return this.#allocator.pagesAvailable();
   }
 
+  /**
+   * Changed pages the tree's memory can still take before its dirty pages are written back: a tree over
+   * a buffer pool holds changed pages in frames until a page set takes them. Unbounded in an arena.
+   */
+  framesAvailable(): number {
+    return this.#arena.framesAvailable();
+  }
+
+  /** `framesAvailable` once every changed page is written back. */
+  framesAvailableWhenClean(): number {
+    return this.#arena.framesAvailableWhenClean();
+  }
+
   /** Makes sure `pages` pages can be allocated, or throws ERR_PARTITION_FULL having changed nothing. */
   reserve(pages: number): void {
     this.#allocator.reserve(pages);

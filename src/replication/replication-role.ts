@@ -24,6 +24,7 @@ import {
 } from './replica-position.js';
 import { leaseBucketName, type ResolvedReplication } from './replication-options.js';
 import type { Replication, ReplicationRoleName, ReplicationStats } from './replication-types.js';
+import { retryWhileElecting } from './while-electing.js';
 
 /** What the replication role drives in the database it belongs to (built by open.ts). */
 export interface ReplicatedDatabase {
@@ -113,17 +114,25 @@ export class ReplicationRole implements Replication {
       throw replicationError(`connecting to ${options.servers.join(', ')}`, error);
     }
     try {
-      const jsm = await jetstreamManager(nc);
-      const stream = await ensureLogStream(jsm, {
-        name: options.stream,
-        replicas: options.replicas,
-        partitions: db.partitions,
-      });
-      const bucket = await openLeaseBucket(jetstream(nc), {
-        name: leaseBucketName(options.stream),
-        ttlMs: options.leaseTtlMs,
-        replicas: options.replicas,
-      });
+      // Each step creates what is missing or checks what is there, so a retry after a partial
+      // failure is safe; an open during an election waits for it (bounded) instead of failing.
+      const { jsm, stream, bucket } = await retryWhileElecting(
+        `opening log ${options.stream} and its lease bucket`,
+        async () => {
+          const jsm = await jetstreamManager(nc);
+          const stream = await ensureLogStream(jsm, {
+            name: options.stream,
+            replicas: options.replicas,
+            partitions: db.partitions,
+          });
+          const bucket = await openLeaseBucket(jetstream(nc), {
+            name: leaseBucketName(options.stream),
+            ttlMs: options.leaseTtlMs,
+            replicas: options.replicas,
+          });
+          return { jsm, stream, bucket };
+        },
+      );
       const role = new ReplicationRole(db, options, nc, jsm, stream, bucket);
       role.#refuseUserWrites();
       role.#follow();

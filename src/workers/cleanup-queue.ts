@@ -5,6 +5,8 @@ export interface ReplacedVersion {
   supersededAt: number;
   /** The replacement was a tombstone: remove it from the main tree too. */
   tombstone: boolean;
+  /** Bytes of the replaced value (0 for a tombstone): its overflow pages change when it is removed. */
+  versionBytes: number;
 }
 
 /**
@@ -26,17 +28,22 @@ export class CleanupQueue {
     this.#items.push(item);
   }
 
-  /** Removes and returns the items at the front replaced at or before `oldestSnapshot`. */
-  takeUpTo(oldestSnapshot: number): ReplacedVersion[] {
-    const items = this.#items;
-    let end = this.#head;
-    while (end < items.length && items[end]!.supersededAt <= oldestSnapshot) end++;
-    const taken = items.slice(this.#head, end);
-    this.#head = end;
-    if (end === items.length || end > 4096) {
-      this.#items = items.slice(end);
+  /**
+   * The item at the front if it was replaced at or before `oldestSnapshot`, else undefined. It stays
+   * queued until `dropFirst`: cleanup may stop before removing it (a buffer pool out of frames).
+   */
+  firstUpTo(oldestSnapshot: number): ReplacedVersion | undefined {
+    const item = this.#items[this.#head];
+    return item !== undefined && item.supersededAt <= oldestSnapshot ? item : undefined;
+  }
+
+  /** Removes the item at the front. */
+  dropFirst(): void {
+    this.#head++;
+    // Compacted once the dropped items are half the array, so each item is copied O(1) times.
+    if (this.#head === this.#items.length || (this.#head > 4096 && this.#head * 2 > this.#items.length)) {
+      this.#items = this.#items.slice(this.#head);
       this.#head = 0;
     }
-    return taken;
   }
 }

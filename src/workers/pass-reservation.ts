@@ -93,6 +93,9 @@ export function reserveForPass(
   if (versionWrites.puts > 0) {
     versionPages = versions.pagesForWrites(versionWrites).pages;
     requirePages(versions, versionPages, 'version store', count);
+    // A version store over a buffer pool holds its changed pages in frames too: applying the pass
+    // would otherwise find them short and fail after the log has the pass.
+    requireFrames(versions, versionPages, count);
   }
   return { treeWrites, versionWrites, treePages, versionPages };
 }

@@ -1,5 +1,5 @@
 import { assert } from '../shared-memory/assert.js';
-import type { BTree } from '../shared-memory/index.js';
+import type { BTree, TreeStats } from '../shared-memory/index.js';
 import { type MvccState, txAborted, txCommitted } from '../shared-memory/mvcc/mvcc-state.js';
 import {
   decodeVersionValue,
@@ -12,8 +12,9 @@ import { readLatest, VersionedReader } from '../shared-memory/mvcc/versioned-rea
 import { type BatchEntry, operationDel, operationPut } from '../shared-memory/ring/operation-codec.js';
 import { type DecodedTransaction, isolationSerializable } from '../shared-memory/ring/transaction-codec.js';
 import { cellFlagIntent, cellFlagTimestamp, cellFlagTombstone } from '../shared-memory/tree/node-format.js';
+import { overflowPagesFor } from '../shared-memory/tree/overflow-chain.js';
 import type { WriteTally } from '../shared-memory/tree/write-pages.js';
-import { CleanupQueue } from './cleanup-queue.js';
+import { CleanupQueue, type ReplacedVersion } from './cleanup-queue.js';
 import { LockTable } from './lock-table.js';
 import { tallyEntry } from './pass-reservation.js';
 import { validateTransactionPart } from './transaction-validation.js';
@@ -237,31 +238,61 @@ export class VersionedPartition {
    * Removes versions no open snapshot can see any more. The queue is in the order versions were
    * replaced, which is commit order but for decisions of two-phase commits applied late: cleanup
    * stops at the first version still needed, so such a version may wait a little longer.
+   *
+   * Removals go in groups of at most `removalsPerGroup`, each group one change for readers (a reader
+   * waits on a latched page until its group ends, so groups stay short). Over a buffer pool a group
+   * keeps every page it reads pinned and every page it changes dirty until it ends: one group for the
+   * queue a long snapshot leaves behind needed more frames than the pool had and failed half-way,
+   * leaving the trees refusing writes. So a group takes only the removals whose worst case fits the
+   * frames free when it starts, and cleanup stops, the rest staying queued, when not even one fits:
+   * it returns false, and the owner writes its dirty pages back and calls again. In an arena frames
+   * never run short, and it returns true. Removing never allocates, so there are no pages to reserve.
    */
-  collectGarbage(oldestSnapshot: number): void {
-    const removable = this.#cleanup.takeUpTo(oldestSnapshot);
-    if (removable.length === 0) return;
-    // Removing never allocates, so there is nothing to reserve.
-    this.tree.group(() =>
-      this.versions.group(() => {
-        for (const item of removable) {
-          const stored = versionKey(item.key, item.versionTimestamp);
-          const version = this.versions.readCell(stored);
-          if (version !== undefined && versionSupersededAt(version) === item.supersededAt)
-            this.versions.deleteCell(stored);
-          if (!item.tombstone) continue;
-          const head = this.tree.readCell(item.key);
-          if (
-            head !== undefined &&
-            (this.tree.cellFlags & cellFlagTombstone) !== 0 &&
-            (this.tree.cellFlags & cellFlagIntent) === 0 &&
-            this.tree.cellTimestamp === item.supersededAt
-          ) {
-            this.tree.deleteCell(item.key);
+  collectGarbage(oldestSnapshot: number): boolean {
+    const queue = this.#cleanup;
+    if (queue.firstUpTo(oldestSnapshot) === undefined) return true;
+    // Removals only shrink the trees: their heights now bound the merges of every removal to come.
+    const versionShape = this.versions.stats();
+    const treeShape = this.tree.stats();
+    for (;;) {
+      let versionFrames = this.versions.framesAvailable();
+      let treeFrames = this.tree.framesAvailable();
+      let removed = 0;
+      this.tree.group(() =>
+        this.versions.group(() => {
+          for (let item = queue.firstUpTo(oldestSnapshot); item !== undefined; ) {
+            const versionNeeds = removalFrames(versionShape, item.versionBytes);
+            const treeNeeds = item.tombstone ? removalFrames(treeShape, 0) : 0;
+            if (versionNeeds > versionFrames || treeNeeds > treeFrames) return;
+            versionFrames -= versionNeeds;
+            treeFrames -= treeNeeds;
+            queue.dropFirst();
+            this.#remove(item);
+            if (++removed === removalsPerGroup) return;
+            item = queue.firstUpTo(oldestSnapshot);
           }
-        }
-      }),
-    );
+        }),
+      );
+      if (queue.firstUpTo(oldestSnapshot) === undefined) return true;
+      if (removed < removalsPerGroup) return false;
+    }
+  }
+
+  #remove(item: ReplacedVersion): void {
+    const stored = versionKey(item.key, item.versionTimestamp);
+    const version = this.versions.readCell(stored);
+    if (version !== undefined && versionSupersededAt(version) === item.supersededAt)
+      this.versions.deleteCell(stored);
+    if (!item.tombstone) return;
+    const head = this.tree.readCell(item.key);
+    if (
+      head !== undefined &&
+      (this.tree.cellFlags & cellFlagTombstone) !== 0 &&
+      (this.tree.cellFlags & cellFlagIntent) === 0 &&
+      this.tree.cellTimestamp === item.supersededAt
+    ) {
+      this.tree.deleteCell(item.key);
+    }
   }
 
   get hasGarbage(): boolean {
@@ -299,7 +330,11 @@ export class VersionedPartition {
         versionTimestamp: timestamp,
         supersededAt: window.timestamp,
         tombstone: value === null,
+        versionBytes: old?.length ?? 0,
       });
+    } else if (value === null) {
+      // A delete of what this window put: the put's cleanup item, if it had one, names no tombstone.
+      this.#nameTombstone(key.slice(), window.timestamp);
     }
     tree.putCell(key, value, cellFlagTimestamp, window.timestamp);
   }
@@ -325,21 +360,22 @@ export class VersionedPartition {
             continue;
           }
           this.tree.putCell(write.key, write.value, cellFlagTimestamp, commitTimestamp);
-          if (!write.hadHead) continue;
+          if (!write.hadHead) {
+            // A delete of a key with no head replaced no version, so no cleanup item names its tombstone.
+            if (write.value === null) this.#nameTombstone(write.key, commitTimestamp);
+            continue;
+          }
           // The kept head becomes an ordinary replaced version, cleaned up with the others.
           const version = this.versions.readCell(stored);
           if (version === undefined || versionSupersededAt(version) !== 0) continue;
-          this.versions.putCell(
-            stored,
-            encodeVersionValue(decodeVersionValue(version), commitTimestamp),
-            0,
-            0,
-          );
+          const kept = decodeVersionValue(version);
+          this.versions.putCell(stored, encodeVersionValue(kept, commitTimestamp), 0, 0);
           this.#cleanup.push({
             key: write.key,
             versionTimestamp: write.headTimestamp,
             supersededAt: commitTimestamp,
             tombstone: write.value === null,
+            versionBytes: kept?.length ?? 0,
           });
         }
       }),
@@ -361,9 +397,21 @@ export class VersionedPartition {
           this.tree.reserve(this.tree.pagesForPut(write.key, old ?? new Uint8Array(0)));
           this.tree.putCell(write.key, old, write.headFlags & cellFlagTimestamp, write.headTimestamp);
           if (version !== undefined) this.#removeIntentVersion(stored);
+          // Cleanup passes over an intent, so the restored tombstone's item may have been taken meanwhile.
+          if ((write.headFlags & cellFlagTombstone) !== 0)
+            this.#nameTombstone(write.key, write.headTimestamp);
         }
       }),
     );
+  }
+
+  /**
+   * Queues the tombstone written at `at` for cleanup on its own: the item names no version (none is
+   * stored at `at` with that replacement time), so cleanup only removes the head, and only if it is
+   * still that tombstone once no snapshot older than it is open.
+   */
+  #nameTombstone(key: Uint8Array, at: number): void {
+    this.#cleanup.push({ key, versionTimestamp: at, supersededAt: at, tombstone: true, versionBytes: 0 });
   }
 
   /**
@@ -403,6 +451,19 @@ export class VersionedPartition {
     this.tree.reserve(this.tree.pagesForWrites(treeWrites).pages);
     if (keepVersions) this.versions.reserve(this.versions.pagesForWrites(versionWrites).pages);
   }
+}
+
+/**
+ * The most removals of one cleanup group: about a millisecond of latches held against readers.
+ */
+const removalsPerGroup = 256;
+
+/**
+ * The frames removing a cell from a tree of this shape may change: its leaf, a merge per level (the
+ * node, its sibling and their parent), and the overflow pages of a `valueBytes` value.
+ */
+function removalFrames(shape: TreeStats, valueBytes: number): number {
+  return 3 * shape.height + overflowPagesFor(valueBytes, shape.pageSizeBytes);
 }
 
 /** Reads the newest committed state of a partition, for checkpoints. */

@@ -234,6 +234,18 @@ export class BTree extends TreeReader {
   }
 
   /**
+   * Entries, read through the owner's own space: inside a group over a buffer pool this thread holds
+   * the meta page's latch, and the reader's way to it (a shared latch) would find it taken by itself.
+   */
+  override get count(): number {
+    const i32 = this.#arena.i32;
+    return (
+      (Atomics.load(i32, this.#metaWord + kTreeEntryCount) >>> 0) -
+      (Atomics.load(i32, this.#metaWord + kTreeTombstoneCount) >>> 0)
+    );
+  }
+
+  /**
    * The cell under `key` as the owner sees it: its value (a copy; empty for a tombstone), or undefined
    * if there is none; `cellFlags` and `cellTimestamp` describe it. Owner-only: no restarts needed.
    */

@@ -95,12 +95,14 @@ export async function repairTornPages(dir: string, pageSizeBytes: number): Promi
   }
   if (batchChecksum(api, images) !== header.batchChecksum) return 0;
   const pagePath = join(dir, pageFileName);
-  const inPlace = await readFile(pagePath);
   let repaired = 0;
   await withFile(pagePath, 'r+', async (handle) => {
+    // Only the pages the area names are read: a page file may be larger than one Buffer can hold.
+    const current = Buffer.alloc(pageSizeBytes);
     for (const image of images) {
       const pageId = pageIdOf(image);
-      const current = inPlace.subarray(pageId * pageSizeBytes, (pageId + 1) * pageSizeBytes);
+      current.fill(0);
+      await handle.read(current, 0, pageSizeBytes, pageId * pageSizeBytes);
       if (Buffer.compare(current, image) === 0) continue;
       await handle.write(image, 0, pageSizeBytes, pageId * pageSizeBytes);
       repaired++;

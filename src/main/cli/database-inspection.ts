@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { isLightningError, LightningError } from '../../shared-memory/index.js';
 import {
+  type CheckpointRecord,
   type DurableMark,
   type LogPosition,
   type Manifest,
@@ -15,6 +16,8 @@ import {
 } from '../../storage/database-files.js';
 import { type DatabaseMetadata, metadataFileName, readMetadata } from '../../storage/database-metadata.js';
 import { partitionDirectory, walDirectory } from '../../storage/layout.js';
+import { checkPageFile } from '../../storage/page-file/page-file-check.js';
+import { pageFileName } from '../../storage/page-file/page-file-format.js';
 import {
   LogCoverage,
   lsnFirst,
@@ -341,6 +344,7 @@ async function inspectCheckpoint(
   const record = manifest.checkpoints.find((checkpoint) => checkpoint.partition === partition);
   const withManifest = { ...noCheckpoint, manifest: 'ok' as const };
   if (record === undefined) return { check: withManifest, findings: [] };
+  if (record.file === pageFileName) return inspectPageFile(path, partition, record);
   // The manifest names its files relative to its own directory, the partition's.
   const file = join(partitionDirectory(path, partition), record.file);
   const finding = (code: Finding['code'], message: string, offset: number | null = null): Finding => ({
@@ -384,6 +388,47 @@ async function inspectCheckpoint(
     if (code === null) throw error;
     return { check: named, findings: [finding(code, withoutCode(error as LightningError))] };
   }
+}
+
+/**
+ * Checks the page file a partition's manifest names as its checkpoint: every page (see checkPageFile;
+ * pages a crash tore and the double-write file holds whole are repaired by the next open, so they are
+ * not damage), and that the file holds a page set at the manifest's start LSN or later (a set is
+ * written before the manifest names it).
+ */
+async function inspectPageFile(
+  path: string,
+  partition: number,
+  record: CheckpointRecord,
+): Promise<{ check: CheckpointCheck; findings: Finding[] }> {
+  const checked = await checkPageFile(partitionDirectory(path, partition));
+  const findings: Finding[] = checked.problems.map((problem) => ({
+    partition,
+    source: 'checkpoint',
+    ...problem,
+  }));
+  const { state, file } = checked;
+  const unsoundHeader = checked.problems.some((problem) => problem.offset === 0 || problem.offset === null);
+  if (!unsoundHeader && (state === null || state.redoLsn < record.startLsn)) {
+    const holds = state === null ? 'no page set' : `a page set at redo LSN ${state.redoLsn}`;
+    findings.push({
+      partition,
+      source: 'checkpoint',
+      code: 'ERR_CORRUPTION',
+      file,
+      offset: 0,
+      message: `${file}: holds ${holds}; the manifest names it as the checkpoint at LSN ${record.startLsn}`,
+    });
+  }
+  const check: CheckpointCheck = {
+    manifest: 'ok',
+    file,
+    startLsn: record.startLsn,
+    entries: null,
+    bytes: checked.bytes,
+    verified: findings.length === 0,
+  };
+  return { check, findings };
 }
 
 /** The finding an error stands for: damage or a newer format, which are found, not failures. */

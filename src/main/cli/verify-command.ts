@@ -26,6 +26,9 @@ function checkpointCell(partition: PartitionInspection): string {
   if (checkpoint.manifest === 'damaged') return 'MANIFEST DAMAGED';
   if (checkpoint.file === null) return 'none';
   if (!checkpoint.verified) return 'DAMAGED';
+  // A page file's entries are counted only by walking its tree: its size says more.
+  if (checkpoint.entries === null)
+    return `from LSN ${checkpoint.startLsn}, page file of ${checkpoint.bytes} bytes`;
   return `from LSN ${checkpoint.startLsn}, ${checkpoint.entries} entries`;
 }
 

@@ -4,9 +4,8 @@ import { LightningError } from '../../shared-memory/errors.js';
 import type { BufferPool } from '../../shared-memory/pool/buffer-pool.js';
 import { writeFileDurably } from '../durable-file.js';
 import { xxhashApi } from '../xxhash.js';
+import { readDoubleWriteImages } from './double-write-images.js';
 import {
-  batchChecksum,
-  decodeDoubleWriteHeader,
   doubleWriteFileName,
   encodePageFileHeader,
   headerImageProblem,
@@ -56,44 +55,8 @@ export async function writeDirtyPages(
  * ERR_CORRUPTION (createPageFile makes it with the page file).
  */
 export async function repairTornPages(dir: string, pageSizeBytes: number): Promise<number> {
-  const api = await xxhashApi();
-  const path = join(dir, doubleWriteFileName);
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new LightningError('ERR_CORRUPTION', `double-write file ${path} is missing`);
-    }
-    throw error;
-  }
-  if (bytes.length === 0) return 0;
-  let header: { pageSizeBytes: number; imageCount: number; batchChecksum: number };
-  try {
-    header = decodeDoubleWriteHeader(api, bytes.subarray(0, pageSizeBytes), path);
-  } catch (error) {
-    // A torn header: the crash came before the file was synced, so no page was written in place.
-    if (error instanceof LightningError && error.code === 'ERR_CORRUPTION') return 0;
-    throw error;
-  }
-  if (header.pageSizeBytes !== pageSizeBytes) {
-    throw new LightningError(
-      'ERR_CORRUPTION',
-      `double-write file ${path} has ${header.pageSizeBytes}-byte pages, the page file ${pageSizeBytes}`,
-    );
-  }
-  const images: Uint8Array[] = [];
-  for (let at = 1; at <= header.imageCount; at++) {
-    const image = bytes.subarray(at * pageSizeBytes, (at + 1) * pageSizeBytes);
-    if (image.length !== pageSizeBytes) return 0;
-    const pageId = pageIdOf(image);
-    // Page 0 is the header with the page space's state; every other page checks its own checksum.
-    const problem =
-      pageId === 0 ? headerImageProblem(api, image, path) : pageImageProblem(api, image, pageId);
-    if (problem !== null) return 0;
-    images.push(image);
-  }
-  if (batchChecksum(api, images) !== header.batchChecksum) return 0;
+  const images = await readDoubleWriteImages(dir, pageSizeBytes);
+  if (images.length === 0) return 0;
   const pagePath = join(dir, pageFileName);
   let repaired = 0;
   await withFile(pagePath, 'r+', async (handle) => {

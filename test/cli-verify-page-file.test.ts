@@ -1,0 +1,147 @@
+/**
+ * `lightning-cli verify` of a partition whose checkpoint is a page file (its manifest names
+ * `pages.lpg`), end to end in a child process. The partition is written as test/paged-partition-crash
+ * writes it (test/fixtures/paged-partition-cycles.ts: a 48-frame pool, a page set every 150 writes)
+ * and given the database's identity file. A sound page file verifies (exit 0); a damaged page is named
+ * with its byte offset (exit 4); a page a crash tore while a set was written in place, whose image a
+ * whole double-write file holds, is not damage, since the next open rewrites it (exit 0); a page file
+ * that is missing, or one whose page set is older than the manifest says, is damage.
+ */
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readManifest } from '../src/storage/checkpoint/index.js';
+import { createIdentity } from '../src/storage/database-files.js';
+import { partitionDirectory } from '../src/storage/layout.js';
+import {
+  doubleWriteFileName,
+  encodeDoubleWriteHeader,
+  encodePageFileHeader,
+  pageFileName,
+} from '../src/storage/page-file/page-file-format.js';
+import { xxhashApi } from '../src/storage/xxhash.js';
+import { createPagedDatabase, pagedPageSize, runPagedWrites } from './fixtures/paged-partition-cycles.js';
+import { runCli } from './support/cli-runner.js';
+import { flipByte, useTemporaryDirectories } from './support/wal-fixtures.js';
+
+const temporaryDirectory = useTemporaryDirectories('lightning-cli-verify-pages-');
+const seed = 0x5e7f;
+const operations = 460;
+/** A page of the tree the writes certainly reach (the run allocates hundreds). */
+const damagedPage = 5;
+
+interface VerifyJson {
+  ok: boolean;
+  exitCode: number;
+  findings: {
+    partition: number | null;
+    code: string;
+    file: string;
+    offset: number | null;
+    message: string;
+  }[];
+  partitions: {
+    partition: number;
+    checkpoint: { manifest: string; file: string | null; startLsn: string | null; verified: boolean };
+  }[];
+}
+
+/** A one-partition database whose manifest names its page file, written by `operations` writes. */
+async function pagedDatabase(): Promise<{ dir: string; pages: string }> {
+  const dir = join(await temporaryDirectory(), 'db');
+  await createPagedDatabase(dir);
+  const manifest = await readManifest(partitionDirectory(dir, 0));
+  await createIdentity(dir, 1, manifest!.databaseId!);
+  await runPagedWrites(dir, seed, 1, operations, { acknowledged: () => {}, pageSet: () => {} });
+  return { dir, pages: join(partitionDirectory(dir, 0), pageFileName) };
+}
+
+async function verify(dir: string): Promise<VerifyJson> {
+  const run = await runCli(['verify', '--json', dir]);
+  const report = JSON.parse(run.stdout) as VerifyJson;
+  expect(run.code, run.stderr).toBe(report.exitCode);
+  return report;
+}
+
+describe('lightning-cli verify of a page file', () => {
+  it('passes a sound page file and names the page set it holds', async () => {
+    const { dir, pages } = await pagedDatabase();
+    const manifest = await readManifest(partitionDirectory(dir, 0));
+    expect(manifest!.checkpoints[0]!.file).toBe(pageFileName);
+    const report = await verify(dir);
+    expect(report.findings).toEqual([]);
+    expect(report.exitCode).toBe(0);
+    expect(report.partitions[0]!.checkpoint).toMatchObject({
+      manifest: 'ok',
+      file: pages,
+      startLsn: manifest!.checkpoints[0]!.startLsn.toString(),
+      verified: true,
+    });
+    const text = await runCli(['verify', dir]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/page file of \d+ bytes/);
+  });
+
+  it('names a damaged page by its byte offset, and passes a torn page the double-write file holds whole', async () => {
+    const { dir, pages } = await pagedDatabase();
+    const sound = (await readFile(pages)).subarray(
+      damagedPage * pagedPageSize,
+      (damagedPage + 1) * pagedPageSize,
+    );
+    await flipByte(pages, damagedPage * pagedPageSize + 100);
+
+    const damaged = await verify(dir);
+    expect(damaged.exitCode).toBe(4);
+    expect(damaged.findings).toEqual([
+      expect.objectContaining({
+        partition: 0,
+        code: 'ERR_CORRUPTION',
+        file: pages,
+        offset: damagedPage * pagedPageSize,
+        message: expect.stringContaining(`page ${damagedPage}: checksum mismatch`),
+      }),
+    ]);
+    expect(damaged.partitions[0]!.checkpoint.verified).toBe(false);
+
+    // As a crash leaves it mid-set: the double-write file whole and synced, the page torn in place.
+    const api = await xxhashApi();
+    const image = Buffer.from(sound);
+    const header = encodeDoubleWriteHeader(api, pagedPageSize, [image]);
+    await writeFile(join(partitionDirectory(dir, 0), doubleWriteFileName), Buffer.concat([header, image]));
+    const repairable = await verify(dir);
+    expect(repairable.findings).toEqual([]);
+    expect(repairable.exitCode).toBe(0);
+
+    // A double-write file that is not whole stands for nothing: the page is damage again.
+    await writeFile(
+      join(partitionDirectory(dir, 0), doubleWriteFileName),
+      Buffer.concat([header, image.subarray(0, pagedPageSize / 2)]),
+    );
+    expect((await verify(dir)).exitCode).toBe(4);
+  });
+
+  it('reports a missing page file, and a page file older than its manifest', async () => {
+    const { dir, pages } = await pagedDatabase();
+    const bytes = await readFile(pages);
+    await rm(pages);
+    const missing = await verify(dir);
+    expect(missing.exitCode).toBe(4);
+    expect(missing.findings).toEqual([
+      expect.objectContaining({
+        code: 'ERR_CORRUPTION',
+        file: pages,
+        message: expect.stringContaining('missing'),
+      }),
+    ]);
+
+    // Page 0 as createPageFile wrote it, before any set: the file holds no page set at all.
+    const api = await xxhashApi();
+    const fresh = encodePageFileHeader(api, { pageSizeBytes: pagedPageSize, partition: 0 });
+    await writeFile(pages, Buffer.concat([fresh, bytes.subarray(pagedPageSize)]));
+    const older = await verify(dir);
+    expect(older.exitCode).toBe(4);
+    expect(older.findings).toEqual([
+      expect.objectContaining({ offset: 0, message: expect.stringContaining('holds no page set') }),
+    ]);
+  });
+});

@@ -1,7 +1,8 @@
 /**
  * PagedTree on its own: a change that finds the pool full while a set is being written waits for
  * that set and writes its own; a change larger than the pool is ERR_PARTITION_FULL and leaves the tree
- * whole and writable; a page file holding pages with no completed set does not open.
+ * whole and writable, as does a change the tree has no page ids left for, neither writing a set that
+ * could not make room; a page file holding pages with no completed set does not open.
  */
 import { appendFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -24,8 +25,8 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function openTree(framesMax: number): Promise<PagedTree> {
-  return PagedTree.open({ dir, partition: 0, pageSizeBytes: pageSize, pagesMax: 4096, framesMax });
+function openTree(framesMax: number, pagesMax = 4096): Promise<PagedTree> {
+  return PagedTree.open({ dir, partition: 0, pageSizeBytes: pageSize, pagesMax, framesMax });
 }
 
 const key = (i: number): Buffer => Buffer.from(`key${i.toString().padStart(5, '0')}`);
@@ -74,6 +75,7 @@ describe('PagedTree', () => {
         );
       // A value of 10 pages, in 12 frames with 8 kept for pins and readers.
       const large = Buffer.alloc(10 * pageSize, 7);
+      const setsBefore = paged.setsWritten;
       await expect(
         paged.withRoom(
           () => paged.tree.put(key(999), large),
@@ -81,11 +83,42 @@ describe('PagedTree', () => {
         ),
       ).rejects.toMatchObject({ code: 'ERR_PARTITION_FULL' });
       expect(paged.tree.get(key(999))).toBeUndefined();
+      // No set can make room for it: none was written for it.
+      expect(paged.setsWritten).toBe(setsBefore);
       await paged.withRoom(
         () => paged.tree.put(key(20), value(20)),
         () => 3,
       );
       for (let i = 0; i <= 20; i++) expect(paged.tree.get(key(i))?.equals(value(i))).toBe(true);
+      checkTree(paged.tree);
+    } finally {
+      paged.close();
+    }
+  });
+
+  it('fails a change at once, writing no set, when the tree has no page ids left', async () => {
+    // 24 page ids, in 24 frames: sets make room for frames until the ids run out.
+    const paged = await openTree(24, 24);
+    try {
+      let i = 0;
+      let refused: unknown = null;
+      let setsBeforeRefused = -1;
+      for (; i < 1000 && refused === null; i++) {
+        const setsBefore = paged.setsWritten;
+        await paged
+          .withRoom(
+            () => paged.tree.put(key(i), value(i)),
+            () => i + 1,
+          )
+          .catch((error: unknown) => {
+            refused = error;
+            setsBeforeRefused = setsBefore;
+          });
+      }
+      expect(refused).toMatchObject({ code: 'ERR_PARTITION_FULL' });
+      expect(String(refused)).not.toContain('buffer pool');
+      expect(paged.setsWritten).toBe(setsBeforeRefused);
+      for (let k = 0; k < i - 1; k++) expect(paged.tree.get(key(k))?.equals(value(k))).toBe(true);
       checkTree(paged.tree);
     } finally {
       paged.close();

@@ -1,5 +1,6 @@
-import { isLightningError, LightningError } from '../shared-memory/errors.js';
+import { LightningError } from '../shared-memory/errors.js';
 import { BufferPool } from '../shared-memory/pool/buffer-pool.js';
+import { framesShortCause } from '../shared-memory/pool/frames-short-error.js';
 import { PooledPageSpace } from '../shared-memory/pool/pooled-page-space.js';
 import { BTree } from '../shared-memory/tree/btree.js';
 import { PageFileReader } from '../storage/page-file/page-file-reader.js';
@@ -160,13 +161,16 @@ export class PagedTree {
   /**
    * Runs `write` (one change of the tree), first writing a page set at `redoLsn()` if the pool has no
    * room for the pages it may change (the pool refuses a write up front: nothing changed). A write
-   * that finds no room with every dirty page written needs more frames than the pool has.
+   * that needs more frames than the pool has, or page ids the tree has no more of, fails at once:
+   * no page set would make room for it.
    */
   async withRoom<T>(write: () => T, redoLsn: () => number): Promise<T> {
     try {
       return write();
     } catch (error) {
-      if (!isLightningError(error, 'ERR_PARTITION_FULL') || this.pool.dirtyPageCount() === 0) throw error;
+      // Recovery wraps the pool's refusal with the record it was replaying.
+      const short = framesShortCause(error);
+      if (short === null || !short.fitsWhenClean || this.pool.dirtyPageCount() === 0) throw error;
     }
     // A set under way (a checkpoint's) marks its pages clean when it ends; then write one of our own.
     while (this.#inFlight !== null) await this.#inFlight.catch(() => {});

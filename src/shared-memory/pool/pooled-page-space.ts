@@ -3,6 +3,7 @@ import { pageTypeFree, pType } from '../page-layout.js';
 import type { PageSpace } from '../page-space.js';
 import { copyToArena } from './arena-image.js';
 import type { BufferPool } from './buffer-pool.js';
+import { FramesShortError } from './frames-short-error.js';
 import {
   kPoolFreeListHead,
   kPoolFreePageCount,
@@ -207,11 +208,11 @@ export class PooledPageSpace implements PageSpace {
     const dirty = pool.dirtyPageCount();
     const needed = pageCount + framesForPinsAndReaders;
     if (dirty + needed > pool.framesMax) {
-      throw new LightningError(
-        'ERR_PARTITION_FULL',
+      throw new FramesShortError(
         `buffer pool: the write may change ${pageCount} pages and needs ${needed} frames, but ${dirty} of ` +
           `its ${pool.framesMax} frames hold changes not yet written back; write them back (checkpoint) or ` +
           'raise memoryMaxBytes',
+        needed <= pool.framesMax,
       );
     }
   }

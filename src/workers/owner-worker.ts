@@ -80,6 +80,9 @@ const api: OwnerApi = {
       config.walEpoch,
       new LogCoverage(config.logCoverage.length > 0 ? config.logCoverage : [null]),
     );
+    // Cells recovered with an earlier run's commit timestamps must be older than every new snapshot
+    // (every owner raises the shared oracle for its partitions before open() returns).
+    mvcc.startAbove(Math.max(0, ...recovered.partitions.map((recovery) => recovery.timestampHigh)));
     // Each partition's version store, shared with the readers from the start: a database that serves
     // reads only (and may take writes later) hands out the same trees.
     const withVersions = owned.map(({ partition, tree }) => ({

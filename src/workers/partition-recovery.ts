@@ -30,6 +30,12 @@ export interface PartitionRecovery {
   checkpointEntries: number;
   replayedRecords: number;
   /**
+   * The highest commit timestamp a cell of the partition may carry as recovered: a page file's
+   * high-water (its pages keep the heads open snapshots needed, stamped in an earlier run), 0 for a
+   * checkpoint file, whose entries carry none. The timestamp oracle must start above it.
+   */
+  timestampHigh: number;
+  /**
    * Transactions that were prepared here and had no decision in the logs, resolved from the
    * coordinators' decision logs (presumed abort): the owner logs these decisions before serving.
    */
@@ -100,7 +106,13 @@ export async function recoverPartitions(
   owned.forEach(({ partition, tree, pages }, i) => {
     const { fromLsn, entries } = starts[i]!;
     fromLsns.set(partition, fromLsn);
-    const recovery = { nextLsn: fromLsn, checkpointEntries: entries, replayedRecords: 0, resolved: [] };
+    const recovery = {
+      nextLsn: fromLsn,
+      checkpointEntries: entries,
+      replayedRecords: 0,
+      timestampHigh: pages?.timestampHigh ?? 0,
+      resolved: [],
+    };
     replays.set(partition, { partition, tree, pages: pages ?? null, recovery, prepared: new Map() });
   });
   const result = await readWal(walDirectory(databaseDirectory), {

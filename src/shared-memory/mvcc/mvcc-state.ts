@@ -140,6 +140,24 @@ export class MvccState {
   }
 
   /**
+   * Raises the last timestamp handed out to at least `timestamp`, at open, before any snapshot or
+   * commit window: cells recovered from a page file keep the commit timestamps of an earlier run, and
+   * a snapshot taken below them would take them for newer than itself and miss them. Never lowers it.
+   */
+  startAbove(timestamp: number): void {
+    if (!Number.isSafeInteger(timestamp) || timestamp < 0) {
+      throw new LightningError('ERR_BAD_ARGUMENT', `startAbove: ${String(timestamp)} is not a timestamp`);
+    }
+    const i64 = this.#i64;
+    const wanted = BigInt(timestamp);
+    for (let current = Atomics.load(i64, wOracle); current < wanted; ) {
+      const seen = Atomics.compareExchange(i64, wOracle, current, wanted);
+      if (seen === current) return;
+      current = seen;
+    }
+  }
+
+  /**
    * Opens a commit window for `committer` and returns its commit timestamp. Until `closeWindow`, no
    * snapshot reads at or above it.
    */

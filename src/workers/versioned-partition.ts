@@ -278,6 +278,39 @@ export class VersionedPartition {
     }
   }
 
+  /**
+   * Removes, in key order from `from` on, the main tree's tombstones no open snapshot can tell from
+   * an absent key (not an intent, committed at or before `oldestSnapshot`), looking at `cellsMax`
+   * cells at most. For the tombstones a page file keeps: its pages hold the heads open snapshots
+   * needed, and after a restart no cleanup item names them, since the queue lives in memory. The
+   * tree's meta page counts them (`BTree.tombstoneCount`), so an owner sweeps only when there are
+   * any. Returns the key to go on from, or null at the end of the tree. Over a buffer pool it stops
+   * early, returning where, when the frames cannot take one more removal: the owner writes its dirty
+   * pages back and calls again. Each removal is a write of its own.
+   */
+  sweepTombstones(from: Uint8Array, cellsMax: number, oldestSnapshot: number): Uint8Array | null {
+    const tree = this.tree;
+    // Removals only shrink the tree: its height now bounds the merges of every removal to come.
+    const framesPerRemoval = removalFrames(tree.stats(), 0);
+    let cursor = from;
+    for (let looked = 0; looked < cellsMax; looked++) {
+      if (tree.framesAvailable() < framesPerRemoval) return cursor;
+      const key = tree.firstKeyFrom(cursor);
+      if (key === undefined) return null;
+      tree.readCell(key);
+      const flags = tree.cellFlags;
+      if (
+        (flags & cellFlagTombstone) !== 0 &&
+        (flags & cellFlagIntent) === 0 &&
+        tree.cellTimestamp <= oldestSnapshot
+      ) {
+        tree.deleteCell(key);
+      }
+      cursor = keyAfter(key);
+    }
+    return cursor;
+  }
+
   #remove(item: ReplacedVersion): void {
     const stored = versionKey(item.key, item.versionTimestamp);
     const version = this.versions.readCell(stored);
@@ -451,6 +484,13 @@ export class VersionedPartition {
     this.tree.reserve(this.tree.pagesForWrites(treeWrites).pages);
     if (keepVersions) this.versions.reserve(this.versions.pagesForWrites(versionWrites).pages);
   }
+}
+
+/** The smallest key above `key`: `key` followed by a zero byte. */
+function keyAfter(key: Uint8Array): Uint8Array {
+  const next = new Uint8Array(key.length + 1);
+  next.set(key);
+  return next;
 }
 
 /**

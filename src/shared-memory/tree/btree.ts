@@ -245,6 +245,11 @@ export class BTree extends TreeReader {
     );
   }
 
+  /** Tombstones in the tree (MVCC heads of deleted keys awaiting cleanup), from its meta page. */
+  get tombstoneCount(): number {
+    return Atomics.load(this.#arena.i32, this.#metaWord + kTreeTombstoneCount) >>> 0;
+  }
+
   /**
    * The cell under `key` as the owner sees it: its value (a copy; empty for a tombstone), or undefined
    * if there is none; `cellFlags` and `cellTimestamp` describe it. Owner-only: no restarts needed.

@@ -38,3 +38,9 @@ export class LightningError extends Error {
 export function isLightningError(error: unknown, code?: LightningErrorCode): error is LightningError {
   return error instanceof LightningError && (code === undefined || error.code === code);
 }
+
+/** A LightningError's message without the code it repeats in front: for callers that show the code apart. */
+export function messageWithoutCode(error: LightningError): string {
+  const prefix = `${error.code}: `;
+  return error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
+}

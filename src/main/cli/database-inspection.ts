@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { messageWithoutCode } from '../../shared-memory/errors.js';
 import { isLightningError, LightningError } from '../../shared-memory/index.js';
 import {
   type CheckpointRecord,
@@ -169,7 +170,7 @@ export async function inspectDatabase(
   } catch (error) {
     if (!isLightningError(error, 'ERR_FORMAT_VERSION')) throw error;
     const file = walDirectory(path);
-    const message = withoutCode(error);
+    const message = messageWithoutCode(error);
     walFindings.push({
       partition: null,
       source: 'wal',
@@ -314,7 +315,7 @@ async function readPartitionManifest(
   } catch (error) {
     const code = findingCodeOf(error);
     if (code === null) throw error;
-    return damaged(code, withoutCode(error as LightningError));
+    return damaged(code, messageWithoutCode(error as LightningError));
   }
   if (manifest !== null && manifest.partitions !== target.metadata.partitions) {
     const expected = `${target.metadata.partitions} in ${metadataFileName}`;
@@ -386,7 +387,7 @@ async function inspectCheckpoint(
     }
     const code = findingCodeOf(error);
     if (code === null) throw error;
-    return { check: named, findings: [finding(code, withoutCode(error as LightningError))] };
+    return { check: named, findings: [finding(code, messageWithoutCode(error as LightningError))] };
   }
 }
 
@@ -436,12 +437,6 @@ function findingCodeOf(error: unknown): Finding['code'] | null {
   if (isLightningError(error, 'ERR_CORRUPTION')) return 'ERR_CORRUPTION';
   if (isLightningError(error, 'ERR_FORMAT_VERSION')) return 'ERR_FORMAT_VERSION';
   return null;
-}
-
-/** A LightningError's message repeats its code in front; a finding keeps the code in its own field. */
-function withoutCode(error: LightningError): string {
-  const prefix = `${error.code}: `;
-  return error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
 }
 
 export interface Totals {

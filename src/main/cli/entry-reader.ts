@@ -1,4 +1,5 @@
 import { StringDecoder } from 'node:string_decoder';
+import { messageWithoutCode } from '../../shared-memory/errors.js';
 import { isLightningError, keyBytesMax, LightningError, valueBytesMax } from '../../shared-memory/index.js';
 import { decodeText, type EntryEncodings } from './byte-encoding.js';
 import { type CsvRecord, CsvRecordSplitter } from './csv-records.js';
@@ -159,6 +160,5 @@ function checkedEntry(line: number, key: Buffer, value: Buffer): LoadItem {
 /** A bad line's reason without the error code in front: the line number is the useful prefix. */
 function messageOf(error: unknown): string {
   if (!isLightningError(error)) throw error;
-  const prefix = `${error.code}: `;
-  return error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
+  return messageWithoutCode(error);
 }

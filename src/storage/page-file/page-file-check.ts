@@ -1,6 +1,6 @@
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LightningError } from '../../shared-memory/errors.js';
+import { LightningError, messageWithoutCode } from '../../shared-memory/errors.js';
 import { xxhashApi } from '../xxhash.js';
 import { readDoubleWriteImages } from './double-write-images.js';
 import {
@@ -83,7 +83,7 @@ export async function checkPageFile(dir: string, options: PageFileCheckOptions =
       // Without a sound header the page size is unknown: nothing further can be read.
       if (!(error instanceof LightningError)) throw error;
       problem(
-        withoutCode(error),
+        messageWithoutCode(error),
         0,
         error.code === 'ERR_FORMAT_VERSION' ? 'ERR_FORMAT_VERSION' : 'ERR_CORRUPTION',
       );
@@ -107,7 +107,7 @@ export async function checkPageFile(dir: string, options: PageFileCheckOptions =
           code: 'ERR_CORRUPTION',
           file: join(dir, doubleWriteFileName),
           offset: null,
-          message: withoutCode(error),
+          message: messageWithoutCode(error),
         });
       }
     }
@@ -164,10 +164,4 @@ async function readFully(
     done += bytesRead;
   }
   return done;
-}
-
-/** A LightningError's message repeats its code in front; a problem keeps the code in its own field. */
-function withoutCode(error: LightningError): string {
-  const prefix = `${error.code}: `;
-  return error.message.startsWith(prefix) ? error.message.slice(prefix.length) : error.message;
 }

@@ -4,8 +4,9 @@
  * snapshot needs them; the queue lives in memory, but a page file keeps the tombstones. The runs here
  * model the restart by a new VersionedPartition (empty queue, new MVCC state) over the same trees.
  * The sweep, in steps of a few cells, must remove every tombstone and nothing else; it must keep a
- * tombstone a snapshot older than it still tells from an absent key, and an intent; over a buffer
- * pool of a few frames it stops while the frames are short, and goes on after a page set.
+ * tombstone over stored versions (a snapshot older than it reads them; a later put would show them
+ * to newer ones) and an intent; over a buffer pool of a few frames it stops while the frames are
+ * short, and goes on after a page set.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -73,7 +74,6 @@ function leaveTombstones(tree: BTree): Set<number> {
 /** Sweeps `cellsMax` cells at a time until the end; `stalled` runs when a step made no progress. */
 async function sweepAll(
   partition: VersionedPartition,
-  oldestSnapshot: number,
   cellsMax: number,
   stalled: () => Promise<void> = async () => {
     throw new Error('the sweep stopped with frames to spare');
@@ -82,7 +82,7 @@ async function sweepAll(
   let cursor: Uint8Array | null = new Uint8Array(0);
   let steps = 0;
   while (cursor !== null) {
-    const next = partition.sweepTombstones(cursor, cellsMax, oldestSnapshot);
+    const next = partition.sweepTombstones(cursor, cellsMax);
     if (next !== null && Buffer.compare(next, cursor) === 0) await stalled();
     cursor = next;
     steps++;
@@ -108,14 +108,14 @@ describe('sweeping the tombstones a restart leaves', () => {
     mvcc.startAbove(10_000);
     const partition = new VersionedPartition(tree, BTree.create(), mvcc);
     expect(partition.hasGarbage).toBe(false);
-    const steps = await sweepAll(partition, mvcc.oldestSnapshot(), 7);
+    const steps = await sweepAll(partition, 7);
     expect(steps).toBeGreaterThan(keyCount / 7);
     expect(tree.tombstoneCount).toBe(0);
     expect(checkTree(tree).entries).toBe(keyCount - deleted.size);
     expectLive(partition, deleted);
   });
 
-  it('keeps a tombstone an older snapshot tells from an absent key, and an intent', async () => {
+  it('keeps a tombstone over stored versions, and an intent', async () => {
     const mvcc = MvccState.create(sizes);
     const partition = new VersionedPartition(BTree.create(), BTree.create(), mvcc);
     write(partition, mvcc, [
@@ -124,7 +124,7 @@ describe('sweeping the tombstones a restart leaves', () => {
     ]);
     const snapshot = mvcc.registerSnapshot(0, 0);
     write(partition, mvcc, [{ kind: operationDel, key: key(1), value: null }]);
-    // A prepared transaction's delete of key 2: an intent, decided later.
+    // A prepared transaction's deletes of key 2 and of key 3, which has no head: intents, decided later.
     const reference = mvcc.allocateTransaction(0, -1, 7);
     const part: DecodedTransaction = {
       kind: operationTxPrepare,
@@ -135,7 +135,10 @@ describe('sweeping the tombstones a restart leaves', () => {
       readTimestamp: mvcc.now(),
       reads: [],
       ranges: [],
-      writes: [{ kind: operationDel, key: key(2), value: null }],
+      writes: [
+        { kind: operationDel, key: key(2), value: null },
+        { kind: operationDel, key: key(3), value: null },
+      ],
       writesStart: 0,
       end: 0,
     };
@@ -143,19 +146,59 @@ describe('sweeping the tombstones a restart leaves', () => {
     partition.installPrepared(part);
     mvcc.joinTransaction(reference);
 
-    await sweepAll(partition, mvcc.oldestSnapshot(), 100);
-    // The snapshot still reads key 1; key 2's intent stands.
+    await sweepAll(partition, 100);
+    // The snapshot still reads key 1; the intents stand.
     expect(partition.reader.get(key(1), snapshot)?.toString()).toBe('one');
-    expect(partition.tree.tombstoneCount).toBe(2);
+    expect(partition.tree.tombstoneCount).toBe(3);
     mvcc.releaseSnapshot(0, 0);
-    await sweepAll(partition, mvcc.oldestSnapshot(), 100);
-    expect(partition.tree.tombstoneCount).toBe(1);
+    // No snapshot needs key 1's version now, but it is still stored: its cleanup item removes both.
+    await sweepAll(partition, 100);
+    expect(partition.tree.tombstoneCount).toBe(3);
+    expect(partition.collectGarbage(mvcc.oldestSnapshot())).toBe(true);
+    expect(partition.tree.tombstoneCount).toBe(2);
+    expect(partition.versionsRetained).toBe(1);
     expect(partition.reader.get(key(1), readLatest)).toBeUndefined();
     // Aborted: the intent goes, and key 2 reads as before.
     mvcc.decide(reference, false, 0);
     for (const decided of partition.applyDecisions()) mvcc.participantDone(decided.reference);
     expect(partition.reader.get(key(2), readLatest)?.toString()).toBe('two');
     expect(partition.tree.tombstoneCount).toBe(0);
+  });
+
+  it('never shows a deleted value again to a snapshot that read the delete', async () => {
+    const mvcc = MvccState.create(sizes);
+    const partition = new VersionedPartition(BTree.create(), BTree.create(), mvcc);
+    write(partition, mvcc, [{ kind: operationPut, key: key(1), value: Buffer.from('old') }]);
+    mvcc.registerSnapshot(0, 0);
+    write(partition, mvcc, [{ kind: operationDel, key: key(1), value: null }]);
+    mvcc.releaseSnapshot(0, 0);
+    // Opened after the delete, before cleanup ran: the version 'old' is still stored.
+    const snapshot = mvcc.registerSnapshot(0, 1);
+    expect(partition.reader.get(key(1), snapshot)).toBeUndefined();
+    await sweepAll(partition, 100);
+    write(partition, mvcc, [{ kind: operationPut, key: key(1), value: Buffer.from('new') }]);
+    expect(partition.reader.get(key(1), readLatest)?.toString()).toBe('new');
+    expect(partition.reader.get(key(1), snapshot)).toBeUndefined();
+    mvcc.releaseSnapshot(0, 1);
+  });
+
+  it('removes a tombstone with no stored versions under an older snapshot, which reads the key as absent either way', async () => {
+    const mvcc = MvccState.create(sizes);
+    const partition = new VersionedPartition(BTree.create(), BTree.create(), mvcc);
+    const snapshot = mvcc.registerSnapshot(0, 0);
+    // Put and deleted in one commit window while the snapshot is open: a tombstone, no version.
+    write(partition, mvcc, [
+      { kind: operationPut, key: key(1), value: Buffer.from('brief') },
+      { kind: operationDel, key: key(1), value: null },
+    ]);
+    expect(partition.tree.tombstoneCount).toBe(1);
+    expect(partition.versionsRetained).toBe(0);
+    await sweepAll(partition, 100);
+    expect(partition.tree.tombstoneCount).toBe(0);
+    write(partition, mvcc, [{ kind: operationPut, key: key(1), value: Buffer.from('later') }]);
+    expect(partition.reader.get(key(1), snapshot)).toBeUndefined();
+    expect(partition.reader.get(key(1), readLatest)?.toString()).toBe('later');
+    mvcc.releaseSnapshot(0, 0);
   });
 
   it('stops while a buffer pool is short of frames, and goes on after a page set', async () => {
@@ -176,7 +219,7 @@ describe('sweeping the tombstones a restart leaves', () => {
       const partition = new VersionedPartition(paged.tree, BTree.create(), mvcc);
       expect(paged.tree.tombstoneCount).toBe(deleted.size);
       let sets = 0;
-      await sweepAll(partition, mvcc.oldestSnapshot(), 50, async () => {
+      await sweepAll(partition, 50, async () => {
         sets++;
         await paged.writePages(1, mvcc.now());
       });

@@ -1,4 +1,5 @@
 import { type BTree, LightningError } from '../shared-memory/index.js';
+import { versionValueHeaderBytes } from '../shared-memory/mvcc/version-key.js';
 import type { PartitionFullDetail } from '../shared-memory/ring/command-ring.js';
 import type { BatchEntry } from '../shared-memory/ring/operation-codec.js';
 import type { WriteTally } from '../shared-memory/tree/write-pages.js';
@@ -43,8 +44,6 @@ export const noReservation = null;
 
 /** A stored version's key adds the key's length and an inverted timestamp (version-key.ts). */
 const versionKeyExtraBytes = 10;
-/** A stored version's value adds a kind byte and the timestamp it was superseded at. */
-const versionValueExtraBytes = 9;
 
 /**
  * Checks, when an operation is staged, that its partition can hold it once it is applied after the
@@ -114,7 +113,7 @@ export function tallyEntry(
   if (entry.value === null) treeWrites.addDelete();
   if (entry.value !== null || mayKeepVersions) treeWrites.addPut(entry.key.length, valueBytes);
   if (mayKeepVersions) {
-    versionWrites.addPut(entry.key.length + versionKeyExtraBytes, valueBytes + versionValueExtraBytes);
+    versionWrites.addPut(entry.key.length + versionKeyExtraBytes, valueBytes + versionValueHeaderBytes);
   }
 }
 

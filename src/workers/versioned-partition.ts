@@ -1,5 +1,5 @@
 import { assert } from '../shared-memory/assert.js';
-import type { BTree, TreeStats } from '../shared-memory/index.js';
+import type { BTree } from '../shared-memory/index.js';
 import { type MvccState, txAborted, txCommitted } from '../shared-memory/mvcc/mvcc-state.js';
 import {
   decodeVersionValue,
@@ -12,12 +12,11 @@ import { readLatest, VersionedReader } from '../shared-memory/mvcc/versioned-rea
 import { type BatchEntry, operationDel, operationPut } from '../shared-memory/ring/operation-codec.js';
 import { type DecodedTransaction, isolationSerializable } from '../shared-memory/ring/transaction-codec.js';
 import { cellFlagIntent, cellFlagTimestamp, cellFlagTombstone } from '../shared-memory/tree/node-format.js';
-import { overflowPagesFor } from '../shared-memory/tree/overflow-chain.js';
 import type { WriteTally } from '../shared-memory/tree/write-pages.js';
-import { CleanupQueue, type ReplacedVersion } from './cleanup-queue.js';
 import { LockTable } from './lock-table.js';
 import { tallyEntry } from './pass-reservation.js';
 import { validateTransactionPart } from './transaction-validation.js';
+import { VersionCleanup } from './version-cleanup.js';
 
 /** The commit timestamp writes of the current window carry, and whether old versions must be kept. */
 export interface CommitWindow {
@@ -67,13 +66,14 @@ export class VersionedPartition {
   readonly #prepared = new Map<number, PreparedTransaction>();
   /** Prepared transactions whose records are logged and locks taken, intents not installed yet. */
   readonly #locked = new Map<number, { transactionId: number; lsn: number; lockedKeys: Uint8Array[] }>();
-  readonly #cleanup = new CleanupQueue();
+  readonly #cleanup: VersionCleanup;
 
   constructor(tree: BTree, versions: BTree, mvcc: MvccState) {
     this.tree = tree;
     this.versions = versions;
     this.#mvcc = mvcc;
     this.reader = new VersionedReader(tree, versions, mvcc);
+    this.#cleanup = new VersionCleanup(tree, versions);
   }
 
   /** True while no lock is held: plain writes then need no conflict checks. */
@@ -234,98 +234,14 @@ export class VersionedPartition {
     return oldest;
   }
 
-  /**
-   * Removes versions no open snapshot can see any more. The queue is in the order versions were
-   * replaced, which is commit order but for decisions of two-phase commits applied late: cleanup
-   * stops at the first version still needed, so such a version may wait a little longer.
-   *
-   * Removals go in groups of at most `removalsPerGroup`, each group one change for readers (a reader
-   * waits on a latched page until its group ends, so groups stay short). Over a buffer pool a group
-   * keeps every page it reads pinned and every page it changes dirty until it ends: one group for the
-   * queue a long snapshot leaves behind needed more frames than the pool had and failed half-way,
-   * leaving the trees refusing writes. So a group takes only the removals whose worst case fits the
-   * frames free when it starts, and cleanup stops, the rest staying queued, when not even one fits:
-   * it returns false, and the owner writes its dirty pages back and calls again. In an arena frames
-   * never run short, and it returns true. Removing never allocates, so there are no pages to reserve.
-   */
+  /** Removes what no snapshot at or after `oldestSnapshot` can read (VersionCleanup.collectGarbage). */
   collectGarbage(oldestSnapshot: number): boolean {
-    const queue = this.#cleanup;
-    if (queue.firstUpTo(oldestSnapshot) === undefined) return true;
-    // Removals only shrink the trees: their heights now bound the merges of every removal to come.
-    const versionShape = this.versions.stats();
-    const treeShape = this.tree.stats();
-    for (;;) {
-      let versionFrames = this.versions.framesAvailable();
-      let treeFrames = this.tree.framesAvailable();
-      let removed = 0;
-      this.tree.group(() =>
-        this.versions.group(() => {
-          for (let item = queue.firstUpTo(oldestSnapshot); item !== undefined; ) {
-            const versionNeeds = removalFrames(versionShape, item.versionBytes);
-            const treeNeeds = item.tombstone ? removalFrames(treeShape, 0) : 0;
-            if (versionNeeds > versionFrames || treeNeeds > treeFrames) return;
-            versionFrames -= versionNeeds;
-            treeFrames -= treeNeeds;
-            queue.dropFirst();
-            this.#remove(item);
-            if (++removed === removalsPerGroup) return;
-            item = queue.firstUpTo(oldestSnapshot);
-          }
-        }),
-      );
-      if (queue.firstUpTo(oldestSnapshot) === undefined) return true;
-      if (removed < removalsPerGroup) return false;
-    }
+    return this.#cleanup.collectGarbage(oldestSnapshot);
   }
 
-  /**
-   * Removes, in key order from `from` on, the main tree's tombstones no open snapshot can tell from
-   * an absent key (not an intent, committed at or before `oldestSnapshot`), looking at `cellsMax`
-   * cells at most. For the tombstones a page file keeps: its pages hold the heads open snapshots
-   * needed, and after a restart no cleanup item names them, since the queue lives in memory. The
-   * tree's meta page counts them (`BTree.tombstoneCount`), so an owner sweeps only when there are
-   * any. Returns the key to go on from, or null at the end of the tree. Over a buffer pool it stops
-   * early, returning where, when the frames cannot take one more removal: the owner writes its dirty
-   * pages back and calls again. Each removal is a write of its own.
-   */
-  sweepTombstones(from: Uint8Array, cellsMax: number, oldestSnapshot: number): Uint8Array | null {
-    const tree = this.tree;
-    // Removals only shrink the tree: its height now bounds the merges of every removal to come.
-    const framesPerRemoval = removalFrames(tree.stats(), 0);
-    let cursor = from;
-    for (let looked = 0; looked < cellsMax; looked++) {
-      if (tree.framesAvailable() < framesPerRemoval) return cursor;
-      const key = tree.firstKeyFrom(cursor);
-      if (key === undefined) return null;
-      tree.readCell(key);
-      const flags = tree.cellFlags;
-      if (
-        (flags & cellFlagTombstone) !== 0 &&
-        (flags & cellFlagIntent) === 0 &&
-        tree.cellTimestamp <= oldestSnapshot
-      ) {
-        tree.deleteCell(key);
-      }
-      cursor = keyAfter(key);
-    }
-    return cursor;
-  }
-
-  #remove(item: ReplacedVersion): void {
-    const stored = versionKey(item.key, item.versionTimestamp);
-    const version = this.versions.readCell(stored);
-    if (version !== undefined && versionSupersededAt(version) === item.supersededAt)
-      this.versions.deleteCell(stored);
-    if (!item.tombstone) return;
-    const head = this.tree.readCell(item.key);
-    if (
-      head !== undefined &&
-      (this.tree.cellFlags & cellFlagTombstone) !== 0 &&
-      (this.tree.cellFlags & cellFlagIntent) === 0 &&
-      this.tree.cellTimestamp === item.supersededAt
-    ) {
-      this.tree.deleteCell(item.key);
-    }
+  /** Removes tombstones every snapshot reads as absent keys (VersionCleanup.sweepTombstones). */
+  sweepTombstones(from: Uint8Array, cellsMax: number): Uint8Array | null {
+    return this.#cleanup.sweepTombstones(from, cellsMax);
   }
 
   get hasGarbage(): boolean {
@@ -367,7 +283,7 @@ export class VersionedPartition {
       });
     } else if (value === null) {
       // A delete of what this window put: the put's cleanup item, if it had one, names no tombstone.
-      this.#nameTombstone(key.slice(), window.timestamp);
+      this.#cleanup.nameTombstone(key.slice(), window.timestamp);
     }
     tree.putCell(key, value, cellFlagTimestamp, window.timestamp);
   }
@@ -395,7 +311,7 @@ export class VersionedPartition {
           this.tree.putCell(write.key, write.value, cellFlagTimestamp, commitTimestamp);
           if (!write.hadHead) {
             // A delete of a key with no head replaced no version, so no cleanup item names its tombstone.
-            if (write.value === null) this.#nameTombstone(write.key, commitTimestamp);
+            if (write.value === null) this.#cleanup.nameTombstone(write.key, commitTimestamp);
             continue;
           }
           // The kept head becomes an ordinary replaced version, cleaned up with the others.
@@ -432,19 +348,10 @@ export class VersionedPartition {
           if (version !== undefined) this.#removeIntentVersion(stored);
           // Cleanup passes over an intent, so the restored tombstone's item may have been taken meanwhile.
           if ((write.headFlags & cellFlagTombstone) !== 0)
-            this.#nameTombstone(write.key, write.headTimestamp);
+            this.#cleanup.nameTombstone(write.key, write.headTimestamp);
         }
       }),
     );
-  }
-
-  /**
-   * Queues the tombstone written at `at` for cleanup on its own: the item names no version (none is
-   * stored at `at` with that replacement time), so cleanup only removes the head, and only if it is
-   * still that tombstone once no snapshot older than it is open.
-   */
-  #nameTombstone(key: Uint8Array, at: number): void {
-    this.#cleanup.push({ key, versionTimestamp: at, supersededAt: at, tombstone: true, versionBytes: 0 });
   }
 
   /**
@@ -484,26 +391,6 @@ export class VersionedPartition {
     this.tree.reserve(this.tree.pagesForWrites(treeWrites).pages);
     if (keepVersions) this.versions.reserve(this.versions.pagesForWrites(versionWrites).pages);
   }
-}
-
-/** The smallest key above `key`: `key` followed by a zero byte. */
-function keyAfter(key: Uint8Array): Uint8Array {
-  const next = new Uint8Array(key.length + 1);
-  next.set(key);
-  return next;
-}
-
-/**
- * The most removals of one cleanup group: about a millisecond of latches held against readers.
- */
-const removalsPerGroup = 256;
-
-/**
- * The frames removing a cell from a tree of this shape may change: its leaf, a merge per level (the
- * node, its sibling and their parent), and the overflow pages of a `valueBytes` value.
- */
-function removalFrames(shape: TreeStats, valueBytes: number): number {
-  return 3 * shape.height + overflowPagesFor(valueBytes, shape.pageSizeBytes);
 }
 
 /** Reads the newest committed state of a partition, for checkpoints. */

@@ -60,21 +60,22 @@ export function versionTimestamp(stored: Uint8Array): number {
   return timestampMax - (high * 0x1_0000_0000 + low);
 }
 
-const valueHeaderBytes = 9;
+/** A stored version's value starts with its kind and the timestamp it was superseded at. */
+export const versionValueHeaderBytes = 9;
 
 export function encodeVersionValue(value: Uint8Array | null, supersededAt: number): Uint8Array {
-  const out = new Uint8Array((value?.length ?? 0) + valueHeaderBytes);
+  const out = new Uint8Array((value?.length ?? 0) + versionValueHeaderBytes);
   out[0] = value === null ? versionTombstone : versionValue;
   const view = new DataView(out.buffer);
   view.setUint32(1, supersededAt >>> 0, true);
   view.setUint32(5, Math.floor(supersededAt / 0x1_0000_0000), true);
-  if (value !== null) out.set(value, valueHeaderBytes);
+  if (value !== null) out.set(value, versionValueHeaderBytes);
   return out;
 }
 
 /** The value a stored version holds, or null for a tombstone. */
 export function decodeVersionValue(stored: Buffer): Buffer | null {
-  return stored[0] === versionTombstone ? null : stored.subarray(valueHeaderBytes);
+  return stored[0] === versionTombstone ? null : stored.subarray(versionValueHeaderBytes);
 }
 
 /** The commit timestamp of the version that replaced a stored one (0: a prepared intent). */

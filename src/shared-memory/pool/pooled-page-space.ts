@@ -217,8 +217,13 @@ export class PooledPageSpace implements PageSpace {
     }
   }
 
+  /**
+   * Inside a group the pages it read stay pinned until it ends, clean or not: they are counted too
+   * (a page both pinned and dirty twice, which errs on the safe side), so that a group deciding
+   * write by write whether the next one fits (version cleanup) sees the frames it took so far.
+   */
   framesAvailable(): number {
-    return Math.max(0, this.framesAvailableWhenClean() - this.pool.dirtyPageCount());
+    return Math.max(0, this.framesAvailableWhenClean() - this.pool.dirtyPageCount() - this.#pinned.length);
   }
 
   framesAvailableWhenClean(): number {

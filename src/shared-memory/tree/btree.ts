@@ -3,7 +3,7 @@ import { keyToBytes, valueToBytes } from '../bytes.js';
 import { LightningError } from '../errors.js';
 import { cellBytesMax, pageHeaderBytes, slotBytes } from '../limits.js';
 import { PageAllocator } from '../page-allocator.js';
-import { pageTypeLeaf, pChunkBytes, pFragmented } from '../page-layout.js';
+import { pageTypeLeaf, pChunkBytes, pFragmented, pLink } from '../page-layout.js';
 import type { PageSpace } from '../page-space.js';
 import { checkTree } from './check-tree.js';
 import {
@@ -255,14 +255,23 @@ export class BTree extends TreeReader {
    * if there is none; `cellFlags` and `cellTimestamp` describe it. Owner-only: no restarts needed.
    */
   readCell(key: Uint8Array): Buffer | undefined {
+    return this.readCellPrefix(key, Number.MAX_SAFE_INTEGER);
+  }
+
+  /**
+   * `readCell`, copying at most the value's first `bytesMax` bytes, so that only the overflow pages
+   * holding them are read: over a buffer pool, each page read stays pinned until the group ends, and
+   * a check of a cell's flags or of a stored version's header must not take the frames of its value.
+   */
+  readCellPrefix(key: Uint8Array, bytesMax: number): Buffer | undefined {
     try {
-      return this.#readCell(key);
+      return this.#readCell(key, bytesMax);
     } finally {
       if (!this.#grouped) this.#arena.releasePins();
     }
   }
 
-  #readCell(key: Uint8Array): Buffer | undefined {
+  #readCell(key: Uint8Array, bytesMax: number): Buffer | undefined {
     // Trusted and latch-blind: inside a group this thread holds latches an optimistic read would wait on.
     const path = this.#path;
     const depth = path.descend(key);
@@ -278,7 +287,7 @@ export class BTree extends TreeReader {
     const flags = u8[cell]!;
     this.cellFlags = flags;
     this.cellTimestamp = (flags & cellFlagTimestamp) !== 0 ? leafTimestampAt(u8, cell) : 0;
-    const valueLength = get32(u8, cell + leafValueLengthOffset);
+    const valueLength = Math.min(get32(u8, cell + leafValueLengthOffset), bytesMax);
     const valueStart = leafKeyAt(u8, cell) + get16(u8, cell + leafKeyLengthOffset);
     const out = Buffer.allocUnsafe(valueLength);
     if ((flags & cellFlagOverflow) === 0) {
@@ -286,14 +295,15 @@ export class BTree extends TreeReader {
       return out;
     }
     let copied = 0;
-    for (const page of overflowChainPages(this.#arena, get32(u8, valueStart))) {
+    for (let page = get32(u8, valueStart); copied < valueLength && page !== 0; ) {
       const pageBase = this.#arena.pageOffset(page);
-      const chunk = get32(this.#arena.u8, pageBase + pChunkBytes);
+      const chunk = Math.min(get32(this.#arena.u8, pageBase + pChunkBytes), valueLength - copied);
       out.set(
         this.#arena.u8.subarray(pageBase + pageHeaderBytes, pageBase + pageHeaderBytes + chunk),
         copied,
       );
       copied += chunk;
+      page = get32(this.#arena.u8, pageBase + pLink);
     }
     return out;
   }

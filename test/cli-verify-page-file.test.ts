@@ -5,15 +5,17 @@
  * and given the database's identity file. A sound page file verifies (exit 0); a damaged page is named
  * with its byte offset (exit 4); a page a crash tore while a set was written in place, whose image a
  * whole double-write file holds, is not damage, since the next open rewrites it (exit 0); a page file
- * that is missing, or one whose page set is older than the manifest says, is damage.
+ * that is missing, or one whose page set is older than the manifest says, is damage, even beside a
+ * damaged double-write file.
  */
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readManifest } from '../src/storage/checkpoint/index.js';
 import { createIdentity } from '../src/storage/database-files.js';
 import { partitionDirectory } from '../src/storage/layout.js';
 import {
+  decodePageSpaceState,
   doubleWriteFileName,
   encodeDoubleWriteHeader,
   encodePageFileHeader,
@@ -102,6 +104,8 @@ describe('lightning-cli verify of a page file', () => {
       }),
     ]);
     expect(damaged.partitions[0]!.checkpoint.verified).toBe(false);
+    // The code is shown apart, never repeated in the message.
+    expect(damaged.findings[0]!.message).not.toContain('ERR_');
 
     // As a crash leaves it mid-set: the double-write file whole and synced, the page torn in place.
     const api = await xxhashApi();
@@ -118,6 +122,35 @@ describe('lightning-cli verify of a page file', () => {
       Buffer.concat([header, image.subarray(0, pagedPageSize / 2)]),
     );
     expect((await verify(dir)).exitCode).toBe(4);
+  });
+
+  it('passes a page file a crash cut short after its page 0, the double-write file holding the rest', async () => {
+    const { dir, pages } = await pagedDatabase();
+    const bytes = await readFile(pages);
+    const count = bytes.length / pagedPageSize;
+    const page = (pageId: number) =>
+      Buffer.from(bytes.subarray(pageId * pagedPageSize, (pageId + 1) * pagedPageSize));
+    // The last set as a crash leaves it: page 0 in place, its last two pages not yet (one partly).
+    const images = [page(0), page(count - 2), page(count - 1)];
+    const api = await xxhashApi();
+    const doubleWrite = join(partitionDirectory(dir, 0), doubleWriteFileName);
+    await writeFile(
+      doubleWrite,
+      Buffer.concat([encodeDoubleWriteHeader(api, pagedPageSize, images), ...images]),
+    );
+    await truncate(pages, (count - 2) * pagedPageSize + 100);
+    const repairable = await verify(dir);
+    expect(repairable.findings).toEqual([]);
+    expect(repairable.exitCode).toBe(0);
+
+    // Without the double-write file's images the same file is short: damage.
+    await writeFile(doubleWrite, Buffer.alloc(0));
+    const short = await verify(dir);
+    expect(short.exitCode).toBe(4);
+    expect(short.findings.map((finding) => finding.message)).toEqual([
+      expect.stringContaining('is not a whole number of'),
+      expect.stringContaining(`holds ${count - 2} pages, but its page set counts ${count} allocated`),
+    ]);
   });
 
   it('reports a missing page file, and a page file older than its manifest', async () => {
@@ -142,6 +175,51 @@ describe('lightning-cli verify of a page file', () => {
     expect(older.exitCode).toBe(4);
     expect(older.findings).toEqual([
       expect.objectContaining({ offset: 0, message: expect.stringContaining('holds no page set') }),
+    ]);
+  });
+
+  it('still reports a page set older than the manifest when the double-write file is damaged too', async () => {
+    const { dir, pages } = await pagedDatabase();
+    const manifest = await readManifest(partitionDirectory(dir, 0));
+    const startLsn = Number(manifest!.checkpoints[0]!.startLsn);
+    const api = await xxhashApi();
+    const bytes = await readFile(pages);
+    const state = decodePageSpaceState(api, bytes.subarray(0, pagedPageSize), pages)!;
+    expect(state.redoLsn).toBeGreaterThanOrEqual(startLsn);
+    // Page 0 sound, but its set one LSN older than the manifest's start.
+    const older = encodePageFileHeader(
+      api,
+      { pageSizeBytes: pagedPageSize, partition: 0 },
+      { ...state, redoLsn: startLsn - 1 },
+    );
+    await writeFile(pages, Buffer.concat([older, bytes.subarray(pagedPageSize)]));
+    // A double-write file of another page size: damaged (a finding without an offset).
+    const doubleWrite = join(partitionDirectory(dir, 0), doubleWriteFileName);
+    await writeFile(doubleWrite, encodeDoubleWriteHeader(api, pagedPageSize * 2, []));
+
+    const report = await verify(dir);
+    expect(report.exitCode).toBe(4);
+    const startFinding = expect.objectContaining({
+      file: pages,
+      offset: 0,
+      message: expect.stringContaining(`a page set at redo LSN ${startLsn - 1}`),
+    });
+    expect(report.findings).toEqual([
+      expect.objectContaining({ code: 'ERR_CORRUPTION', file: doubleWrite, offset: null }),
+      startFinding,
+    ]);
+    for (const finding of report.findings) expect(finding.message).not.toContain('ERR_');
+
+    // And with the double-write file missing.
+    await rm(doubleWrite);
+    const missing = await verify(dir);
+    expect(missing.findings).toEqual([
+      expect.objectContaining({
+        file: doubleWrite,
+        offset: null,
+        message: expect.stringContaining('missing'),
+      }),
+      startFinding,
     ]);
   });
 });

@@ -409,8 +409,9 @@ async function inspectPageFile(
     ...problem,
   }));
   const { state, file } = checked;
-  const unsoundHeader = checked.problems.some((problem) => problem.offset === 0 || problem.offset === null);
-  if (!unsoundHeader && (state === null || state.redoLsn < record.startLsn)) {
+  // Only an unsound page 0 (or a missing file) leaves the page set unknown; other findings, a damaged
+  // double-write file's among them, do not excuse a page set older than the manifest's.
+  if (checked.headerSound && (state === null || state.redoLsn < record.startLsn)) {
     const holds = state === null ? 'no page set' : `a page set at redo LSN ${state.redoLsn}`;
     findings.push({
       partition,

@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LightningError } from '../../shared-memory/errors.js';
 import { xxhashApi } from '../xxhash.js';
 import {
-  batchChecksum,
+  batchChecksumHasher,
   decodeDoubleWriteHeader,
   doubleWriteFileName,
   headerImageProblem,
@@ -18,44 +18,75 @@ import {
  * or partial one was cut short by the crash before any page was written in place, and no part of it
  * belongs to a state of the pages. A missing file is ERR_CORRUPTION (createPageFile makes it with the
  * page file); one of another page size than the page file's is ERR_CORRUPTION too.
+ *
+ * Reads the header, then one image at a time into a buffer of its own: a large set never needs one
+ * buffer as large as the file. O(file bytes).
  */
 export async function readDoubleWriteImages(dir: string, pageSizeBytes: number): Promise<Uint8Array[]> {
   const api = await xxhashApi();
   const path = join(dir, doubleWriteFileName);
-  let bytes: Buffer;
+  let handle: Awaited<ReturnType<typeof open>>;
   try {
-    bytes = await readFile(path);
+    handle = await open(path, 'r');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new LightningError('ERR_CORRUPTION', `double-write file ${path} is missing`);
     }
     throw error;
   }
-  if (bytes.length === 0) return [];
-  let header: { pageSizeBytes: number; imageCount: number; batchChecksum: number };
   try {
-    header = decodeDoubleWriteHeader(api, bytes.subarray(0, pageSizeBytes), path);
-  } catch (error) {
-    // A torn header: the crash came before the file was synced, so no page was written in place.
-    if (error instanceof LightningError && error.code === 'ERR_CORRUPTION') return [];
-    throw error;
+    const bytes = (await handle.stat()).size;
+    if (bytes === 0) return [];
+    const first = Buffer.alloc(pageSizeBytes);
+    const headerRead = await readFully(handle, first, 0);
+    let header: { pageSizeBytes: number; imageCount: number; batchChecksum: number };
+    try {
+      header = decodeDoubleWriteHeader(api, first.subarray(0, headerRead), path);
+    } catch (error) {
+      // A torn header: the crash came before the file was synced, so no page was written in place.
+      if (error instanceof LightningError && error.code === 'ERR_CORRUPTION') return [];
+      throw error;
+    }
+    if (header.pageSizeBytes !== pageSizeBytes) {
+      throw new LightningError(
+        'ERR_CORRUPTION',
+        `double-write file ${path} has ${header.pageSizeBytes}-byte pages, the page file ${pageSizeBytes}`,
+      );
+    }
+    // Too short for the images its header counts: cut short while it was written, never synced. Checked
+    // first, so that a count no file could hold costs nothing.
+    if (bytes < (header.imageCount + 1) * pageSizeBytes) return [];
+    const images: Uint8Array[] = [];
+    const hasher = batchChecksumHasher(api);
+    for (let at = 1; at <= header.imageCount; at++) {
+      const image = Buffer.alloc(pageSizeBytes);
+      if ((await readFully(handle, image, at * pageSizeBytes)) !== pageSizeBytes) return [];
+      const pageId = pageIdOf(image);
+      // Page 0 is the header with the page space's state; every other page checks its own checksum.
+      const problem =
+        pageId === 0 ? headerImageProblem(api, image, path) : pageImageProblem(api, image, pageId);
+      if (problem !== null) return [];
+      hasher.update(image);
+      images.push(image);
+    }
+    return hasher.digest() === header.batchChecksum ? images : [];
+  } finally {
+    await handle.close();
   }
-  if (header.pageSizeBytes !== pageSizeBytes) {
-    throw new LightningError(
-      'ERR_CORRUPTION',
-      `double-write file ${path} has ${header.pageSizeBytes}-byte pages, the page file ${pageSizeBytes}`,
-    );
+}
+
+/** Reads `into` whole from `position`, or up to the end of the file; returns the bytes read. */
+export async function readFully(
+  handle: Awaited<ReturnType<typeof open>>,
+  into: Uint8Array,
+  position: number,
+  length = into.length,
+): Promise<number> {
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await handle.read(into, done, length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
   }
-  const images: Uint8Array[] = [];
-  for (let at = 1; at <= header.imageCount; at++) {
-    const image = bytes.subarray(at * pageSizeBytes, (at + 1) * pageSizeBytes);
-    if (image.length !== pageSizeBytes) return [];
-    const pageId = pageIdOf(image);
-    // Page 0 is the header with the page space's state; every other page checks its own checksum.
-    const problem =
-      pageId === 0 ? headerImageProblem(api, image, path) : pageImageProblem(api, image, pageId);
-    if (problem !== null) return [];
-    images.push(image);
-  }
-  return batchChecksum(api, images) === header.batchChecksum ? images : [];
+  return done;
 }

@@ -2,7 +2,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LightningError, messageWithoutCode } from '../../shared-memory/errors.js';
 import { xxhashApi } from '../xxhash.js';
-import { readDoubleWriteImages } from './double-write-images.js';
+import { readDoubleWriteImages, readFully } from './double-write-images.js';
 import {
   decodePageFileHeader,
   decodePageSpaceState,
@@ -25,13 +25,23 @@ export interface PageFileProblem {
 export interface PageFileCheck {
   readonly file: string;
   readonly bytes: number;
-  /** Pages in the file, page 0 (the header) included. */
+  /** Whole pages in the file, page 0 (the header) included. */
   readonly pages: number;
-  /** The page set the file holds (page 0's state), or null if none was written or page 0 is unsound. */
+  /**
+   * True if page 0 was read and found sound, in place or as its image in a whole double-write file:
+   * `state` is then what the file holds (or will hold once the next open has written that image).
+   */
+  readonly headerSound: boolean;
+  /**
+   * The page set the file holds (page 0's state; its double-write image's, if a whole double-write
+   * file holds page 0, since the next open writes that image in place), or null if none was written
+   * or page 0 is unsound (see `headerSound`).
+   */
   readonly state: PageSetState | null;
   /**
-   * Unsound pages whose image a whole double-write file holds: a crash tore them while a set was
-   * written in place, and the next open rewrites them from there. Not damage.
+   * Pages whose sound image only a whole double-write file holds: pages a crash tore while a set was
+   * written in place, and pages past the file's end (the crash came after the set wrote page 0 and
+   * before it appended them). The next open writes them from there: not damage.
    */
   readonly repairable: number;
   readonly problems: readonly PageFileProblem[];
@@ -51,8 +61,11 @@ const headerBytes = 128;
 
 /**
  * Reads every page of `dir`'s page file and checks it: page 0's header and state, then each page's
- * checksum and page id. Damage is collected, not thrown, so that one run reports all of it; other I/O
- * failures throw. Reads the file once, in chunks; O(file bytes).
+ * checksum and page id, and that the file holds every page its state counts allocated. The file is
+ * judged as the next open will leave it: a whole double-write file's images stand for the pages a
+ * crash tore in place and for those it cut off the file's end (`repairable`), and page 0's image for
+ * the state. Damage is collected, not thrown, so that one run reports all of it; other I/O failures
+ * throw. Reads the file once, in chunks, and the double-write file once; O(file bytes).
  */
 export async function checkPageFile(dir: string, options: PageFileCheckOptions = {}): Promise<PageFileCheck> {
   const api = await xxhashApi();
@@ -63,7 +76,7 @@ export async function checkPageFile(dir: string, options: PageFileCheckOptions =
     offset: number | null,
     code: PageFileProblem['code'] = 'ERR_CORRUPTION',
   ) => problems.push({ code, file, offset, message });
-  const empty = { file, bytes: 0, pages: 0, state: null, repairable: 0, problems };
+  const empty = { file, bytes: 0, pages: 0, headerSound: false, state: null, repairable: 0, problems };
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(file, 'r');
@@ -90,12 +103,6 @@ export async function checkPageFile(dir: string, options: PageFileCheckOptions =
       return { ...empty, bytes };
     }
     const pages = Math.floor(bytes / pageSizeBytes);
-    if (bytes % pageSizeBytes !== 0) {
-      problem(
-        `page file ${file}: ${bytes} bytes is not a whole number of ${pageSizeBytes}-byte pages`,
-        pages * pageSizeBytes,
-      );
-    }
     const inDoubleWrite = new Map<number, Uint8Array>();
     if (options.doubleWrite !== false) {
       try {
@@ -111,13 +118,17 @@ export async function checkPageFile(dir: string, options: PageFileCheckOptions =
         });
       }
     }
-    let state: PageSetState | null = null;
+    const stateOf = (image: Uint8Array): PageSetState | null => decodePageSpaceState(api, image, file);
+    // The next open writes page 0's double-write image in place, over whatever the crash left there.
+    const headerImage = inDoubleWrite.get(0);
+    let state = headerImage === undefined ? null : stateOf(headerImage);
+    let headerSound = headerImage !== undefined;
     let repairable = 0;
     const chunk = Buffer.alloc(chunkPages * pageSizeBytes);
     for (let firstPage = 0; firstPage < pages; firstPage += chunkPages) {
       const count = Math.min(chunkPages, pages - firstPage);
       const length = count * pageSizeBytes;
-      const read = await readFully(handle, chunk, length, firstPage * pageSizeBytes);
+      const read = await readFully(handle, chunk, firstPage * pageSizeBytes, length);
       if (read < length) {
         problem(
           `page file ${file}: ended at byte ${firstPage * pageSizeBytes + read} while it was read`,
@@ -134,34 +145,64 @@ export async function checkPageFile(dir: string, options: PageFileCheckOptions =
         const sound = why === null ? image : inDoubleWrite.get(pageId);
         if (why !== null && sound !== undefined) repairable++;
         if (sound === undefined) problem(`page file ${file}: page ${pageId}: ${why}`, pageId * pageSizeBytes);
-        else if (pageId === 0) state = decodePageSpaceState(api, sound, file);
+        else if (pageId === 0 && headerImage === undefined) {
+          state = stateOf(sound);
+          headerSound = true;
+        }
       }
       options.onProgress?.(firstPage * pageSizeBytes + length, bytes);
     }
-    const allocated = state?.pagesAllocated ?? 0;
-    if (allocated > pages) {
+    // Pages at or past the file's end: a set writes page 0 (counting them allocated) before it appends
+    // them, so a crash between leaves the file short, and the next open appends them from a whole
+    // double-write file. Only pages it holds are written: any other page up to its last is a hole.
+    let reach = pages;
+    for (const pageId of inDoubleWrite.keys()) {
+      if (pageId < pages) continue;
+      repairable++;
+      reach = Math.max(reach, pageId + 1);
+    }
+    if (bytes % pageSizeBytes !== 0 && !inDoubleWrite.has(pages)) {
       problem(
-        `page file ${file}: holds ${pages} pages, but its page set counts ${allocated} allocated (cut short?)`,
+        `page file ${file}: ${bytes} bytes is not a whole number of ${pageSizeBytes}-byte pages`,
+        pages * pageSizeBytes,
+      );
+    }
+    const holes = holesPastEnd(pages, reach, inDoubleWrite);
+    if (holes.count > 0) {
+      problem(
+        `page file ${file}: holds ${pages} pages; the double-write file holds pages up to ${reach - 1} ` +
+          `past its end but not ${holes.count} of them (the first: page ${holes.first})`,
+        holes.first * pageSizeBytes,
+      );
+    }
+    const allocated = state?.pagesAllocated ?? 0;
+    if (allocated > reach) {
+      const repaired = reach > pages ? ` (${reach} once the double-write file's images are written)` : '';
+      problem(
+        `page file ${file}: holds ${pages} pages${repaired}, but its page set counts ${allocated} allocated (cut short?)`,
         bytes,
       );
     }
-    return { file, bytes, pages, state, repairable, problems };
+    return { file, bytes, pages, headerSound, state, repairable, problems };
   } finally {
     await handle.close();
   }
 }
 
-async function readFully(
-  handle: Awaited<ReturnType<typeof open>>,
-  into: Buffer,
-  length: number,
-  position: number,
-): Promise<number> {
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await handle.read(into, done, length - done, position + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return done;
+/**
+ * The page ids in [from, to) that `images` holds no image of: how many, and the lowest (-1 if none).
+ * O(images), however far past `from` an image lies.
+ */
+function holesPastEnd(
+  from: number,
+  to: number,
+  images: ReadonlyMap<number, Uint8Array>,
+): { count: number; first: number } {
+  let held = 0;
+  for (const pageId of images.keys()) if (pageId >= from && pageId < to) held++;
+  const count = to - from - held;
+  if (count === 0) return { count, first: -1 };
+  let first = from;
+  while (images.has(first)) first++;
+  return { count, first };
 }

@@ -1,4 +1,4 @@
-import { LightningError } from '../../shared-memory/errors.js';
+import { LightningError, messageWithoutCode } from '../../shared-memory/errors.js';
 import { pPageId } from '../../shared-memory/page-layout.js';
 import type { XxhashApi } from '../xxhash.js';
 
@@ -170,14 +170,23 @@ export function decodePageSpaceState(api: XxhashApi, bytes: Uint8Array, path: st
   };
 }
 
-/** Why `image` is not a sound page 0 (header and state) of the file at `path`, or null if it is. */
+/**
+ * Why `image` is not a sound page 0 (header and state) of the file at `path`, or null if it is: the
+ * error's message without its code, as `pageImageProblem` says why (callers show the code apart).
+ */
 export function headerImageProblem(api: XxhashApi, image: Uint8Array, path: string): string | null {
+  const error = headerImageError(api, image, path);
+  return error === null ? null : messageWithoutCode(error);
+}
+
+/** The error (ERR_CORRUPTION or ERR_FORMAT_VERSION) that `image` is not a sound page 0, or null. */
+export function headerImageError(api: XxhashApi, image: Uint8Array, path: string): LightningError | null {
   try {
     decodePageFileHeader(api, image, path);
     decodePageSpaceState(api, image, path);
     return null;
   } catch (error) {
-    if (error instanceof LightningError) return error.message;
+    if (error instanceof LightningError) return error;
     throw error;
   }
 }
@@ -215,9 +224,14 @@ export function decodeDoubleWriteHeader(
  * loss left partly written, even where a sound image of a former set survived in its place.
  */
 export function batchChecksum(api: XxhashApi, images: readonly Uint8Array[]): number {
-  const hasher = api.create32();
+  const hasher = batchChecksumHasher(api);
   for (const image of images) hasher.update(image);
   return hasher.digest();
+}
+
+/** `batchChecksum` one image at a time: `update` each image in order, then `digest`. */
+export function batchChecksumHasher(api: XxhashApi): ReturnType<XxhashApi['create32']> {
+  return api.create32();
 }
 
 /** Stamps `image` (a copy of a frame) with its page id and checksum, ready to be written. */

@@ -8,7 +8,7 @@ import { readDoubleWriteImages } from './double-write-images.js';
 import {
   doubleWriteFileName,
   encodePageFileHeader,
-  headerImageProblem,
+  headerImageError,
   type PageFileHeader,
   pageFileName,
   pageIdOf,
@@ -50,9 +50,11 @@ export async function writeDirtyPages(
  * tore them, or never wrote them), so that the page file holds the whole set. A double-write file
  * that is not whole (a torn header, an image missing or unsound, or the batch checksum not matching)
  * was never synced: the crash came while it was written, before any page was written in place, and
- * none of it is used, since a part of a set belongs to no state of the pages. Returns the pages
- * rewritten. An empty double-write file means the last checkpoint finished; a missing one is
- * ERR_CORRUPTION (createPageFile makes it with the page file).
+ * none of it is used, since a part of a set belongs to no state of the pages. Pages past the file's
+ * end (a set writes page 0 before the pages it appends, so a crash can cut the file short, even
+ * inside a page) are written there, extending the file. Returns the pages rewritten. An empty
+ * double-write file means the last checkpoint finished; a missing one is ERR_CORRUPTION
+ * (createPageFile makes it with the page file).
  */
 export async function repairTornPages(dir: string, pageSizeBytes: number): Promise<number> {
   const images = await readDoubleWriteImages(dir, pageSizeBytes);
@@ -75,15 +77,19 @@ export async function repairTornPages(dir: string, pageSizeBytes: number): Promi
   return repaired;
 }
 
-/** Every page of the page file whose image is not sound, with why: a check for verify and tests. */
+/**
+ * Every page of the page file whose image is not sound, with why: a check for tests, of the file as
+ * it is (after repairTornPages, say), the double-write file not consulted. Verify uses checkPageFile.
+ */
 export async function pageFileProblems(dir: string, pageSizeBytes: number): Promise<string[]> {
   const api = await xxhashApi();
   const bytes = await readFile(join(dir, pageFileName));
   const problems: string[] = [];
   if (bytes.length % pageSizeBytes !== 0)
     problems.push(`length ${bytes.length} is not a whole number of pages`);
-  const header = headerImageProblem(api, bytes.subarray(0, pageSizeBytes), join(dir, pageFileName));
-  if (header !== null) problems.push(`page 0 (the header): ${header}`);
+  // These lines carry no code apart, so the header's error keeps its code in front.
+  const header = headerImageError(api, bytes.subarray(0, pageSizeBytes), join(dir, pageFileName));
+  if (header !== null) problems.push(`page 0 (the header): ${header.message}`);
   for (let pageId = 1; (pageId + 1) * pageSizeBytes <= bytes.length; pageId++) {
     const image = bytes.subarray(pageId * pageSizeBytes, (pageId + 1) * pageSizeBytes);
     const problem = pageImageProblem(api, image, pageId);

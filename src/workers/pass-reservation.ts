@@ -60,7 +60,7 @@ const versionKeyExtraBytes = 10;
  *
  * The version store is counted, as if every replaced version had to be kept, when `mayKeepVersions`:
  * whether a write keeps the version it replaces is decided only when it applies. A replaced version
- * is counted with the size of the value that replaces it. When no snapshot is open, nothing is locked
+ * is counted with the larger of the head's size and the write's own value's (`tallyEntry`). When no snapshot is open, nothing is locked
  * and the version store is empty, it is not counted: a snapshot that opens before the pass applies
  * finds an empty version store, which holds as many pages as the tree. Nor are deletes then counted
  * as cells in the tree (only as merges). The one gap: a snapshot that opens between staging and
@@ -82,7 +82,7 @@ export function reserveForPass(
   }
   let count = 0;
   for (const entry of entries) {
-    tallyEntry(treeWrites, versionWrites, entry, mayKeepVersions);
+    tallyEntry(tree, treeWrites, versionWrites, entry, mayKeepVersions);
     count++;
   }
   const treePages = tree.pagesForWrites(treeWrites).pages;
@@ -101,9 +101,19 @@ export function reserveForPass(
 
 /**
  * Counts one write: a put, or a delete (a merge per level; and a tombstone when versions may be
- * kept), and the version it may replace.
+ * kept), and the versions it may make the version store keep.
+ *
+ * The version a write keeps is the value its key holds when the write applies: the head in `tree`
+ * now (read here, owner-only: the trees do not change while a pass stages), or, when an earlier write
+ * of the same pass to the same key applied in an earlier commit window, that write's value. Each
+ * write is counted with the larger of the head's size and its own value's: for a key written k times
+ * in a pass with head H and values V1..Vk, the versions kept come to at most H + V1 + ... + V(k-1),
+ * which max(H, V1) + ... + max(H, Vk) covers. Counting the replacing value's size alone let a delete
+ * or a small overwrite of a large value under a snapshot pass staging and then fail to apply, the
+ * version store out of pages, after the log had it.
  */
 export function tallyEntry(
+  tree: BTree,
   treeWrites: WriteTally,
   versionWrites: WriteTally,
   entry: BatchEntry,
@@ -113,7 +123,9 @@ export function tallyEntry(
   if (entry.value === null) treeWrites.addDelete();
   if (entry.value !== null || mayKeepVersions) treeWrites.addPut(entry.key.length, valueBytes);
   if (mayKeepVersions) {
-    versionWrites.addPut(entry.key.length + versionKeyExtraBytes, valueBytes + versionValueHeaderBytes);
+    tree.readCellPrefix(entry.key, 0);
+    const keptBytes = Math.max(tree.cellValueBytes, valueBytes);
+    versionWrites.addPut(entry.key.length + versionKeyExtraBytes, keptBytes + versionValueHeaderBytes);
   }
 }
 

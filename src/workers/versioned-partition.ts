@@ -295,7 +295,7 @@ export class VersionedPartition {
     for (const write of prepared.writes) {
       const kind = write.value === null ? operationDel : operationPut;
       const entry: BatchEntry = { kind, key: write.key, value: write.value };
-      tallyEntry(treeWrites, versionWrites, entry, keep);
+      tallyEntry(this.tree, treeWrites, versionWrites, entry, keep);
     }
     this.#reserveTallies(treeWrites, versionWrites, keep);
     this.tree.group(() =>
@@ -378,7 +378,7 @@ export class VersionedPartition {
   #reserve(entries: Iterable<BatchEntry>, keepVersions: boolean): void {
     const treeWrites = this.tree.newWriteTally();
     const versionWrites = this.versions.newWriteTally();
-    for (const entry of entries) tallyEntry(treeWrites, versionWrites, entry, keepVersions);
+    for (const entry of entries) tallyEntry(this.tree, treeWrites, versionWrites, entry, keepVersions);
     this.#reserveTallies(treeWrites, versionWrites, keepVersions);
   }
 

@@ -250,9 +250,13 @@ export class BTree extends TreeReader {
     return Atomics.load(this.#arena.i32, this.#metaWord + kTreeTombstoneCount) >>> 0;
   }
 
+  /** Set by `readCell` and `readCellPrefix`: the whole value's length in bytes, 0 if no cell. */
+  cellValueBytes = 0;
+
   /**
    * The cell under `key` as the owner sees it: its value (a copy; empty for a tombstone), or undefined
-   * if there is none; `cellFlags` and `cellTimestamp` describe it. Owner-only: no restarts needed.
+   * if there is none; `cellFlags`, `cellTimestamp` and `cellValueBytes` describe it. Owner-only: no
+   * restarts needed.
    */
   readCell(key: Uint8Array): Buffer | undefined {
     return this.readCellPrefix(key, Number.MAX_SAFE_INTEGER);
@@ -280,6 +284,7 @@ export class BTree extends TreeReader {
     if (!path.found) {
       this.cellFlags = 0;
       this.cellTimestamp = 0;
+      this.cellValueBytes = 0;
       return undefined;
     }
     const u8 = this.#arena.u8;
@@ -287,7 +292,8 @@ export class BTree extends TreeReader {
     const flags = u8[cell]!;
     this.cellFlags = flags;
     this.cellTimestamp = (flags & cellFlagTimestamp) !== 0 ? leafTimestampAt(u8, cell) : 0;
-    const valueLength = Math.min(get32(u8, cell + leafValueLengthOffset), bytesMax);
+    this.cellValueBytes = get32(u8, cell + leafValueLengthOffset);
+    const valueLength = Math.min(this.cellValueBytes, bytesMax);
     const valueStart = leafKeyAt(u8, cell) + get16(u8, cell + leafKeyLengthOffset);
     const out = Buffer.allocUnsafe(valueLength);
     if ((flags & cellFlagOverflow) === 0) {

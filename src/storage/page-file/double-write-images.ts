@@ -90,3 +90,33 @@ export async function readFully(
   }
   return done;
 }
+
+/**
+ * The page size a whole-looking double-write file's header names, or null if it has none (empty,
+ * missing, or a header that fails its checksum). For a page file whose own header a crash tore: the
+ * next open takes the page size from its options and rewrites page 0 from its image, and a check
+ * must read the file the same way. The images themselves are checked by `readDoubleWriteImages`.
+ */
+export async function doubleWritePageSize(dir: string, headerBytes: number): Promise<number | null> {
+  const api = await xxhashApi();
+  const path = join(dir, doubleWriteFileName);
+  let handle: Awaited<ReturnType<typeof open>>;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
+  try {
+    const first = Buffer.alloc(headerBytes);
+    const read = await readFully(handle, first, 0);
+    try {
+      return decodeDoubleWriteHeader(api, first.subarray(0, read), path).pageSizeBytes;
+    } catch (error) {
+      if (error instanceof LightningError) return null;
+      throw error;
+    }
+  } finally {
+    await handle.close();
+  }
+}

@@ -2,7 +2,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LightningError, messageWithoutCode } from '../../shared-memory/errors.js';
 import { xxhashApi } from '../xxhash.js';
-import { readDoubleWriteImages, readFully } from './double-write-images.js';
+import { doubleWritePageSize, readDoubleWriteImages, readFully } from './double-write-images.js';
 import {
   decodePageFileHeader,
   decodePageSpaceState,
@@ -93,14 +93,23 @@ export async function checkPageFile(dir: string, options: PageFileCheckOptions =
     try {
       pageSizeBytes = decodePageFileHeader(api, first.subarray(0, bytesRead), file).pageSizeBytes;
     } catch (error) {
-      // Without a sound header the page size is unknown: nothing further can be read.
       if (!(error instanceof LightningError)) throw error;
-      problem(
-        messageWithoutCode(error),
-        0,
-        error.code === 'ERR_FORMAT_VERSION' ? 'ERR_FORMAT_VERSION' : 'ERR_CORRUPTION',
-      );
-      return { ...empty, bytes };
+      // A crash may have torn page 0 in place while a set was written: the next open rewrites it from
+      // the double-write file, whose header names the page size. Page 0 is judged by its image below.
+      const fromDoubleWrite =
+        error.code === 'ERR_CORRUPTION' && options.doubleWrite !== false
+          ? await doubleWritePageSize(dir, headerBytes)
+          : null;
+      if (fromDoubleWrite === null) {
+        // Without a sound header the page size is unknown: nothing further can be read.
+        problem(
+          messageWithoutCode(error),
+          0,
+          error.code === 'ERR_FORMAT_VERSION' ? 'ERR_FORMAT_VERSION' : 'ERR_CORRUPTION',
+        );
+        return { ...empty, bytes };
+      }
+      pageSizeBytes = fromDoubleWrite;
     }
     const pages = Math.floor(bytes / pageSizeBytes);
     const inDoubleWrite = new Map<number, Uint8Array>();
@@ -144,8 +153,13 @@ export async function checkPageFile(dir: string, options: PageFileCheckOptions =
         // A torn page the double-write file holds whole: the set's own image stands for it.
         const sound = why === null ? image : inDoubleWrite.get(pageId);
         if (why !== null && sound !== undefined) repairable++;
-        if (sound === undefined) problem(`page file ${file}: page ${pageId}: ${why}`, pageId * pageSizeBytes);
-        else if (pageId === 0 && headerImage === undefined) {
+        if (sound === undefined) {
+          // Page 0's decoders name the file already.
+          const reason = why?.startsWith(`page file ${file}: `)
+            ? why.slice(`page file ${file}: `.length)
+            : why;
+          problem(`page file ${file}: page ${pageId}: ${reason}`, pageId * pageSizeBytes);
+        } else if (pageId === 0 && headerImage === undefined) {
           state = stateOf(sound);
           headerSound = true;
         }

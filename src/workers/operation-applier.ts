@@ -32,7 +32,14 @@ import {
 import { flushBytesMax, recordBytes } from '../storage/wal/wal-format.js';
 import { applyOperation, operationPartition } from './apply-operation.js';
 import type { OwnedPartition } from './owner-loop.js';
-import { PartitionFullError, type PassReservation, reserveForPass } from './pass-reservation.js';
+import {
+  addDecisionPages,
+  type DecisionPages,
+  decisionPages,
+  PartitionFullError,
+  type PassReservation,
+  reserveForPass,
+} from './pass-reservation.js';
 import { PassStaging, type StagedOperation } from './pass-staging.js';
 import { encodeDecisionRecord, encodePrepareRecord } from './transaction-records.js';
 import type { CommitWindow, DecidedTransaction } from './versioned-partition.js';
@@ -280,11 +287,12 @@ export class OperationApplier {
       // A coordinator that gave up on this transaction (it aborted) must not find it installed.
       if (this.#mvcc.transactionState(part.statusReference) !== txPreparing) return statusConflict;
       if (staging.touchesStaged(part) || !state.validate(part)) return statusConflict;
-      const reserved = this.#reserve(owned, partition, part.writes, true);
+      const hold = decisionPages(owned.tree, state.versions, part.writes);
+      const reserved = this.#reserve(owned, partition, part.writes, hold);
       const { firstLsn } = owned.log.append(recordTypePrepare, [
         encodePrepareRecord(part.transactionId, u8.subarray(part.writesStart, part.end)),
       ]);
-      state.lockPrepared(part, firstLsn);
+      state.lockPrepared(part, firstLsn, hold);
       staging.add(partition, u8, start, part.end, firstLsn, reserved);
       this.#transactionRecords = true;
       return statusOk;
@@ -297,13 +305,24 @@ export class OperationApplier {
     owned: OwnedPartition,
     partition: number,
     entries: Iterable<BatchEntry>,
-    kindIsPrepare = false,
+    prepareHold: Readonly<DecisionPages> | null = null,
   ): PassReservation {
     const staging = this.#staging;
     const state = owned.versioned;
+    const kindIsPrepare = prepareHold !== null;
     const mayKeepVersions =
       this.#mvcc.openSnapshots() > 0 || !state.unlocked || state.versionsRetained > 0 || kindIsPrepare;
-    return reserveForPass(owned.tree, state.versions, entries, staging.reserved(partition), mayKeepVersions);
+    // Pages held for undecided prepares, this one's included: no other write may take them.
+    const held = { ...state.decisionPagesHeld };
+    if (prepareHold !== null) addDecisionPages(held, prepareHold, 1);
+    return reserveForPass(
+      owned.tree,
+      state.versions,
+      entries,
+      staging.reserved(partition),
+      mayKeepVersions,
+      held,
+    );
   }
 
   #openWindow(): CommitWindow {

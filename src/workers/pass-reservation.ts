@@ -66,6 +66,9 @@ const versionKeyExtraBytes = 10;
  * as cells in the tree (only as merges). The one gap: a snapshot that opens between staging and
  * applying makes such a delete leave a tombstone, which a partition filled to its last pages may not
  * hold; the owner then stops (ERR_WORKER_CRASHED for its writers), and reopening replays the delete.
+ *
+ * `held`: pages the partition keeps for the decisions of its undecided prepared transactions
+ * (`decisionPages`), which no other write may take.
  */
 export function reserveForPass(
   tree: BTree,
@@ -73,6 +76,7 @@ export function reserveForPass(
   entries: Iterable<BatchEntry>,
   staged: Readonly<PassReservation> | null,
   mayKeepVersions: boolean,
+  held: Readonly<DecisionPages> = noDecisionPages,
 ): PassReservation {
   const treeWrites = tree.newWriteTally();
   const versionWrites = versions.newWriteTally();
@@ -86,12 +90,12 @@ export function reserveForPass(
     count++;
   }
   const treePages = tree.pagesForWrites(treeWrites).pages;
-  requirePages(tree, treePages, 'tree', count);
+  requirePages(tree, treePages + held.tree, 'tree', count);
   requireFrames(tree, treePages, count);
   let versionPages = 0;
   if (versionWrites.puts > 0) {
     versionPages = versions.pagesForWrites(versionWrites).pages;
-    requirePages(versions, versionPages, 'version store', count);
+    requirePages(versions, versionPages + held.versions, 'version store', count);
     // A version store over a buffer pool holds its changed pages in frames too: applying the pass
     // would otherwise find them short and fail after the log has the pass.
     requireFrames(versions, versionPages, count);
@@ -173,4 +177,42 @@ function requirePages(tree: BTree, pages: number, what: string, entries: number)
       `(partitionBytesMax) are left; raise partitionBytesMax or delete data`,
     detail,
   );
+}
+
+/** Pages held in a partition's tree and version store for decisions not applied yet. */
+export interface DecisionPages {
+  tree: number;
+  versions: number;
+}
+
+export const noDecisionPages: Readonly<DecisionPages> = { tree: 0, versions: 0 };
+
+/**
+ * The pages applying the decision of a prepared transaction with `writes` may allocate, counted when
+ * it is staged (the trees do not change while a pass stages). A commit writes each intent again as a
+ * put of its value and the kept head's version again with its new header; an abort puts each head
+ * back. The decision is applied passes later, after other writes, and must not fail then: the log
+ * has it, and a replay must fit too. So the partition holds these pages until the decision applies
+ * (`reserveForPass`'s `held`). Each write adds a page for the tree growing a level meanwhile.
+ */
+export function decisionPages(tree: BTree, versions: BTree, writes: readonly BatchEntry[]): DecisionPages {
+  const treeWrites = tree.newWriteTally();
+  const versionWrites = versions.newWriteTally();
+  for (const entry of writes) {
+    tree.readCellPrefix(entry.key, 0);
+    const headBytes = tree.cellValueBytes;
+    treeWrites.addPut(entry.key.length, Math.max(entry.value?.length ?? 0, headBytes));
+    versionWrites.addPut(entry.key.length + versionKeyExtraBytes, headBytes + versionValueHeaderBytes);
+  }
+  if (writes.length === 0) return noDecisionPages;
+  return {
+    tree: tree.pagesForWrites(treeWrites).pages + writes.length,
+    versions: versions.pagesForWrites(versionWrites).pages + writes.length,
+  };
+}
+
+/** `held` with `more` added, or taken away (`sign` -1). */
+export function addDecisionPages(held: DecisionPages, more: Readonly<DecisionPages>, sign: 1 | -1): void {
+  held.tree += sign * more.tree;
+  held.versions += sign * more.versions;
 }

@@ -14,7 +14,7 @@ import { type DecodedTransaction, isolationSerializable } from '../shared-memory
 import { cellFlagIntent, cellFlagTimestamp, cellFlagTombstone } from '../shared-memory/tree/node-format.js';
 import type { WriteTally } from '../shared-memory/tree/write-pages.js';
 import { LockTable } from './lock-table.js';
-import { tallyEntry } from './pass-reservation.js';
+import { addDecisionPages, type DecisionPages, noDecisionPages, tallyEntry } from './pass-reservation.js';
 import { validateTransactionPart } from './transaction-validation.js';
 import { VersionCleanup } from './version-cleanup.js';
 
@@ -40,6 +40,8 @@ interface PreparedTransaction {
   lsn: number;
   writes: PreparedWrite[];
   lockedKeys: Uint8Array[];
+  /** Pages held for its decision (pass-reservation.ts `decisionPages`). */
+  hold: Readonly<DecisionPages>;
 }
 
 export interface DecidedTransaction {
@@ -65,7 +67,11 @@ export class VersionedPartition {
   readonly #locks = new LockTable();
   readonly #prepared = new Map<number, PreparedTransaction>();
   /** Prepared transactions whose records are logged and locks taken, intents not installed yet. */
-  readonly #locked = new Map<number, { transactionId: number; lsn: number; lockedKeys: Uint8Array[] }>();
+  readonly #locked = new Map<
+    number,
+    { transactionId: number; lsn: number; lockedKeys: Uint8Array[]; hold: Readonly<DecisionPages> }
+  >();
+  readonly #held: DecisionPages = { ...noDecisionPages };
   readonly #cleanup: VersionCleanup;
 
   constructor(tree: BTree, versions: BTree, mvcc: MvccState) {
@@ -114,7 +120,7 @@ export class VersionedPartition {
    * are installed (`installPrepared`, once the record is durable). The locks live in this owner only,
    * so taking them early shows readers nothing.
    */
-  lockPrepared(part: DecodedTransaction, lsn: number): void {
+  lockPrepared(part: DecodedTransaction, lsn: number, hold: Readonly<DecisionPages> = noDecisionPages): void {
     const reference = part.statusReference;
     const lockedKeys: Uint8Array[] = [];
     for (const entry of part.writes) {
@@ -135,7 +141,17 @@ export class VersionedPartition {
         );
       }
     }
-    this.#locked.set(reference, { transactionId: part.transactionId, lsn, lockedKeys });
+    this.#locked.set(reference, { transactionId: part.transactionId, lsn, lockedKeys, hold });
+    addDecisionPages(this.#held, hold, 1);
+  }
+
+  /**
+   * Pages held, in the tree and the version store, for the decisions of the prepared transactions
+   * locked here: staging counts them as taken (reserveForPass's `held`), and each decision's
+   * pages are released once it applies.
+   */
+  get decisionPagesHeld(): Readonly<DecisionPages> {
+    return this.#held;
   }
 
   /**
@@ -147,6 +163,7 @@ export class VersionedPartition {
     if (locked === undefined) return;
     this.#locked.delete(reference);
     this.#locks.unlock(reference, locked.lockedKeys);
+    addDecisionPages(this.#held, locked.hold, -1);
   }
 
   /** Installs a locked prepared transaction's intents once its prepare record is durable; old heads are kept. */
@@ -185,6 +202,7 @@ export class VersionedPartition {
       lsn: locked.lsn,
       writes,
       lockedKeys: locked.lockedKeys,
+      hold: locked.hold,
     });
   }
 
@@ -208,6 +226,7 @@ export class VersionedPartition {
       else this.#abort(prepared);
       this.#locks.unlock(prepared.reference, prepared.lockedKeys);
       this.#prepared.delete(prepared.reference);
+      addDecisionPages(this.#held, prepared.hold, -1);
       decided.push({ reference: prepared.reference, transactionId: prepared.transactionId, committed });
     }
     return decided;

@@ -365,3 +365,36 @@ describe('readDoubleWriteImages', () => {
     });
   });
 });
+
+describe('checkPageFile and the partition', () => {
+  it('names a page file of another partition, which the open refuses', async () => {
+    const other = await mkdtemp(join(tmpdir(), 'lightning-page-file-partition-'));
+    try {
+      await createPageFile(other, { pageSizeBytes: pageSize, partition: 3 });
+      const written = await PagedTree.open({
+        dir: other,
+        partition: 3,
+        pageSizeBytes: pageSize,
+        pagesMax: 256,
+        framesMax: 64,
+      });
+      written.tree.put('k', 'v');
+      expect(await written.writePages(1)).not.toBeNull();
+      written.close();
+      expect((await checkPageFile(other, { partition: 3 })).problems).toEqual([]);
+      const moved = await checkPageFile(other, { partition: 0 });
+      expect(moved.problems).toEqual([
+        expect.objectContaining({
+          code: 'ERR_CORRUPTION',
+          offset: 0,
+          message: expect.stringContaining('is partition 3'),
+        }),
+      ]);
+      await expect(
+        PagedTree.open({ dir: other, partition: 0, pageSizeBytes: pageSize, pagesMax: 256, framesMax: 64 }),
+      ).rejects.toThrow('is partition 3');
+    } finally {
+      await rm(other, { recursive: true, force: true });
+    }
+  });
+});

@@ -402,7 +402,7 @@ async function inspectPageFile(
   partition: number,
   record: CheckpointRecord,
 ): Promise<{ check: CheckpointCheck; findings: Finding[] }> {
-  const checked = await checkPageFile(partitionDirectory(path, partition));
+  const checked = await checkPageFile(partitionDirectory(path, partition), { partition });
   const findings: Finding[] = checked.problems.map((problem) => ({
     partition,
     source: 'checkpoint',

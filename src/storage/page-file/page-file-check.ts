@@ -50,6 +50,8 @@ export interface PageFileCheck {
 export interface PageFileCheckOptions {
   /** Count unsound pages the double-write file holds as repairable (true), or as problems. */
   doubleWrite?: boolean;
+  /** The partition whose directory holds the file: a header naming another is a finding, as at open. */
+  partition?: number;
   /** Called after each chunk read, with the bytes read so far and the file's size. */
   onProgress?: (bytesRead: number, bytesTotal: number) => void;
 }
@@ -91,7 +93,15 @@ export async function checkPageFile(dir: string, options: PageFileCheckOptions =
     const { bytesRead } = await handle.read(first, 0, headerBytes, 0);
     let pageSizeBytes: number;
     try {
-      pageSizeBytes = decodePageFileHeader(api, first.subarray(0, bytesRead), file).pageSizeBytes;
+      const header = decodePageFileHeader(api, first.subarray(0, bytesRead), file);
+      pageSizeBytes = header.pageSizeBytes;
+      if (options.partition !== undefined && header.partition !== options.partition) {
+        // PageFileReader.open refuses it: a file copied or moved from another partition's directory.
+        problem(
+          `page file ${file} is partition ${header.partition}'s, in partition ${options.partition}'s directory`,
+          0,
+        );
+      }
     } catch (error) {
       if (!(error instanceof LightningError)) throw error;
       // A crash may have torn page 0 in place while a set was written: the next open rewrites it from

@@ -15,6 +15,7 @@ import { type BatchEntry, operationDel, operationPut } from '../src/shared-memor
 import { BTree } from '../src/shared-memory/tree/btree.js';
 import { checkTree } from '../src/shared-memory/tree/check-tree.js';
 import { overflowPagesFor } from '../src/shared-memory/tree/overflow-chain.js';
+import { PoolRoomError } from '../src/workers/pass-reservation.js';
 import { removalFrames } from '../src/workers/version-cleanup.js';
 import { PooledPartition, PoolFile } from './fixtures/mvcc-pool-partition.js';
 import { mulberry32, seedFromEnv } from './support/seeded-random.js';
@@ -190,4 +191,43 @@ describe('version cleanup over small buffer pools', () => {
     expect(falses).toBeLessThan(10);
     expect(pooled.partition.reader.get(key(big), readLatest)?.equals(Buffer.alloc(44_000, 2))).toBe(true);
   });
+
+  for (const versionFrames of [24, 64]) {
+    it(`refuses to keep a version a clean pool of ${versionFrames} frames could not remove`, async () => {
+      const pooled = await pooledPartition(256, versionFrames);
+      const mvcc = pooled.mvcc;
+      const clean = pooled.versions.framesAvailableWhenClean();
+      // The largest value whose put the empty version store (height 1) takes: overflow + height + 1
+      // pages. Removing it later may take two pages per level: more than a clean pool has.
+      const overflow = clean - 2;
+      const chunk = 4096 - 32;
+      const tooLarge = overflow * chunk - versionValueHeaderBytes - 16;
+      expect(overflowPagesFor(tooLarge + versionValueHeaderBytes, 4096)).toBe(overflow);
+      // The largest whose removal, a level of growth allowed for, fits.
+      const fits = (overflow - 4) * chunk - versionValueHeaderBytes - 16;
+      await pooled.applyWrites([
+        put(1, Buffer.alloc(tooLarge, 1)),
+        put(2, Buffer.alloc(fits, 2)),
+        put(3, Buffer.from('a1')),
+      ]);
+      mvcc.registerSnapshot(0, 0);
+      const refusal = await pooled.applyWrites([put(1, Buffer.from('small'))]).then(
+        () => null,
+        (error: unknown) => error,
+      );
+      expect(refusal).toBeInstanceOf(PoolRoomError);
+      expect((refusal as PoolRoomError).needsPageSet).toBe(false);
+      expect(String(refusal)).toContain('larger pool');
+      // Refused before anything changed; the smaller version is kept, and a later one behind it.
+      expect(pooled.partition.reader.get(key(1), readLatest)?.length).toBe(tooLarge);
+      await pooled.applyWrites([put(2, Buffer.from('small'))]);
+      await pooled.applyWrites([put(3, Buffer.from('a2'))]);
+      expect(pooled.partition.versionsRetained).toBe(2);
+      mvcc.releaseSnapshot(0, 0);
+      await pooled.writeBackAll();
+      await collectAll(pooled);
+      expect(pooled.partition.versionsRetained).toBe(0);
+      expect(pooled.partition.reader.get(key(2), readLatest)?.toString()).toBe('small');
+    });
+  }
 });

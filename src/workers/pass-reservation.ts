@@ -3,6 +3,7 @@ import { versionValueHeaderBytes } from '../shared-memory/mvcc/version-key.js';
 import type { PartitionFullDetail } from '../shared-memory/ring/command-ring.js';
 import type { BatchEntry } from '../shared-memory/ring/operation-codec.js';
 import type { WriteTally } from '../shared-memory/tree/write-pages.js';
+import { removalFrames } from './version-cleanup.js';
 
 /** ERR_PARTITION_FULL from a reservation, with its numbers for the caller's message. */
 export class PartitionFullError extends LightningError {
@@ -85,8 +86,12 @@ export function reserveForPass(
     versionWrites.addTally(staged.versionWrites);
   }
   let count = 0;
+  let keptBytesLargest = -1;
   for (const entry of entries) {
-    tallyEntry(tree, treeWrites, versionWrites, entry, mayKeepVersions);
+    keptBytesLargest = Math.max(
+      keptBytesLargest,
+      tallyEntry(tree, treeWrites, versionWrites, entry, mayKeepVersions),
+    );
     count++;
   }
   const treePages = tree.pagesForWrites(treeWrites).pages;
@@ -99,13 +104,45 @@ export function reserveForPass(
     // A version store over a buffer pool holds its changed pages in frames too: applying the pass
     // would otherwise find them short and fail after the log has the pass.
     requireFrames(versions, versionPages, count);
+    requireRemovable(versions, keptBytesLargest, count);
   }
   return { treeWrites, versionWrites, treePages, versionPages };
 }
 
 /**
+ * Cleanup removes a kept version only when the removal's worst case fits the frames of a clean pool
+ * (version-cleanup.ts `removalFrames`: two pages per level, more than a put's one), and everything
+ * queued behind it waits. So a version store over a buffer pool refuses, for good, to keep a version
+ * it could store but not remove, with a level of growth allowed for; the write needs a larger pool.
+ * A version store that grows more than a level since it kept such a version can still stall its
+ * cleanup (collectGarbage false on a clean pool): the pool's minimum size must leave room for that.
+ */
+function requireRemovable(versions: BTree, keptBytes: number, entries: number): void {
+  if (keptBytes < 0) return;
+  const clean = versions.framesAvailableWhenClean();
+  // An arena holds every page: nothing to check.
+  if (clean === Number.MAX_SAFE_INTEGER) return;
+  const stats = versions.stats();
+  const needed = removalFrames({ ...stats, height: stats.height + 1 }, keptBytes + versionValueHeaderBytes);
+  if (needed <= clean) return;
+  throw new PoolRoomError(
+    `buffer pool: this write of ${entries} entries keeps a version of ${keptBytes} bytes while a snapshot or ` +
+      `transaction is open, and removing it later may change ${needed} pages, more than the version store's ` +
+      `pool can take (${clean}); it needs a larger pool (memoryMaxBytes) or a smaller value`,
+    {
+      neededPages: needed,
+      availablePages: clean,
+      pagesMax: stats.pagesMax,
+      pageSizeBytes: stats.pageSizeBytes,
+    },
+    false,
+  );
+}
+
+/**
  * Counts one write: a put, or a delete (a merge per level; and a tombstone when versions may be
- * kept), and the versions it may make the version store keep.
+ * kept), and the versions it may make the version store keep; returns the bytes of the version
+ * counted, or -1 if none.
  *
  * The version a write keeps is the value its key holds when the write applies: the head in `tree`
  * now (read here, owner-only: the trees do not change while a pass stages), or, when an earlier write
@@ -122,7 +159,7 @@ export function tallyEntry(
   versionWrites: WriteTally,
   entry: BatchEntry,
   mayKeepVersions: boolean,
-): void {
+): number {
   const valueBytes = entry.value?.length ?? 0;
   if (entry.value === null) treeWrites.addDelete();
   if (entry.value !== null || mayKeepVersions) treeWrites.addPut(entry.key.length, valueBytes);
@@ -130,7 +167,9 @@ export function tallyEntry(
     tree.readCellPrefix(entry.key, 0);
     const keptBytes = Math.max(tree.cellValueBytes, valueBytes);
     versionWrites.addPut(entry.key.length + versionKeyExtraBytes, keptBytes + versionValueHeaderBytes);
+    return keptBytes;
   }
+  return -1;
 }
 
 /**

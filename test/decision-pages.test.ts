@@ -13,11 +13,6 @@ import { describe, expect, it } from 'vitest';
 import { MvccState } from '../src/shared-memory/mvcc/mvcc-state.js';
 import { readLatest } from '../src/shared-memory/mvcc/versioned-reader.js';
 import { type BatchEntry, operationDel, operationPut } from '../src/shared-memory/ring/operation-codec.js';
-import {
-  type DecodedTransaction,
-  isolationSnapshot,
-  operationTxPrepare,
-} from '../src/shared-memory/ring/transaction-codec.js';
 import { BTree } from '../src/shared-memory/tree/btree.js';
 import {
   addDecisionPages,
@@ -26,6 +21,7 @@ import {
   reserveForPass,
 } from '../src/workers/pass-reservation.js';
 import { VersionedPartition } from '../src/workers/versioned-partition.js';
+import { snapshotPrepare } from './support/prepared-part.js';
 
 const sizes = { committers: 2, threads: 1, slotsPerThread: 2, transactionEntries: 4 };
 
@@ -50,19 +46,7 @@ function setup(treeBytes: number, versionBytes: number) {
   };
   const prepare = (writes: BatchEntry[]): number => {
     const reference = mvcc.allocateTransaction(0, -1, 7);
-    const part: DecodedTransaction = {
-      kind: operationTxPrepare,
-      isolation: isolationSnapshot,
-      partition: 0,
-      statusReference: reference,
-      transactionId: 7,
-      readTimestamp: mvcc.now(),
-      reads: [],
-      ranges: [],
-      writes,
-      writesStart: 0,
-      end: 0,
-    };
+    const part = snapshotPrepare(reference, 7, mvcc.now(), writes);
     // As OperationApplier stages a prepare: reserved with mayKeepVersions and the pages its decision
     // may need held, then locked, then installed.
     const hold = decisionPages(partition.tree, partition.versions, writes);
@@ -111,13 +95,7 @@ describe('decisions applied after the partition filled', () => {
     const commitTimestamp = mvcc.openWindow(1);
     mvcc.decide(reference, true, commitTimestamp);
     mvcc.closeWindow(1);
-    let thrown: unknown = null;
-    try {
-      partition.applyDecisions();
-    } catch (error) {
-      thrown = error;
-    }
-    expect(thrown).toBeNull();
+    expect(() => partition.applyDecisions()).not.toThrow();
     expect(partition.reader.get(K, readLatest)).toBeUndefined();
     expect(partition.decisionPagesHeld).toEqual({ tree: 0, versions: 0 });
     // The trees take writes again.
@@ -137,13 +115,7 @@ describe('decisions applied after the partition filled', () => {
     const commitTimestamp = mvcc.openWindow(1);
     mvcc.decide(reference, true, commitTimestamp);
     mvcc.closeWindow(1);
-    let thrown: unknown = null;
-    try {
-      partition.applyDecisions();
-    } catch (error) {
-      thrown = error;
-    }
-    expect(thrown).toBeNull();
+    expect(() => partition.applyDecisions()).not.toThrow();
     expect(partition.reader.get(K, readLatest)?.length).toBe(20_000);
   });
 
@@ -157,13 +129,7 @@ describe('decisions applied after the partition filled', () => {
       n += fill((i) => [{ kind: operationPut, key: Buffer.from(`f${size}-${i}`), value: big(size, 2) }]);
     expect(n).toBeGreaterThan(0);
     mvcc.decide(reference, false, 0);
-    let thrown: unknown = null;
-    try {
-      partition.applyDecisions();
-    } catch (error) {
-      thrown = error;
-    }
-    expect(thrown).toBeNull();
+    expect(() => partition.applyDecisions()).not.toThrow();
     expect(partition.reader.get(K, readLatest)?.length).toBe(30_000);
   });
 

@@ -10,14 +10,10 @@ import { describe, expect, it } from 'vitest';
 import { MvccState } from '../src/shared-memory/mvcc/mvcc-state.js';
 import { readLatest } from '../src/shared-memory/mvcc/versioned-reader.js';
 import { type BatchEntry, operationDel, operationPut } from '../src/shared-memory/ring/operation-codec.js';
-import {
-  type DecodedTransaction,
-  isolationSnapshot,
-  operationTxPrepare,
-} from '../src/shared-memory/ring/transaction-codec.js';
 import { BTree } from '../src/shared-memory/tree/btree.js';
 import { checkTree } from '../src/shared-memory/tree/check-tree.js';
 import { VersionedPartition } from '../src/workers/versioned-partition.js';
+import { snapshotPrepare } from './support/prepared-part.js';
 
 const owner = 0;
 const coordinator = 1;
@@ -47,19 +43,7 @@ class Partition {
   /** Prepares a transaction of one write and installs its intent; returns its status reference. */
   prepare(write: BatchEntry): number {
     const reference = this.mvcc.allocateTransaction(0, -1, 1);
-    const part: DecodedTransaction = {
-      kind: operationTxPrepare,
-      isolation: isolationSnapshot,
-      partition: 0,
-      statusReference: reference,
-      transactionId: 1,
-      readTimestamp: this.mvcc.now(),
-      reads: [],
-      ranges: [],
-      writes: [write],
-      writesStart: 0,
-      end: 0,
-    };
+    const part = snapshotPrepare(reference, 1, this.mvcc.now(), [write]);
     this.versioned.lockPrepared(part, 1);
     this.versioned.installPrepared(part);
     this.mvcc.joinTransaction(reference);

@@ -15,16 +15,12 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MvccState } from '../src/shared-memory/mvcc/mvcc-state.js';
 import { readLatest } from '../src/shared-memory/mvcc/versioned-reader.js';
 import { type BatchEntry, operationDel, operationPut } from '../src/shared-memory/ring/operation-codec.js';
-import {
-  type DecodedTransaction,
-  isolationSnapshot,
-  operationTxPrepare,
-} from '../src/shared-memory/ring/transaction-codec.js';
 import { BTree } from '../src/shared-memory/tree/btree.js';
 import { checkTree } from '../src/shared-memory/tree/check-tree.js';
 import { createPageFile } from '../src/storage/page-file/page-file-writer.js';
 import { PagedTree } from '../src/workers/paged-tree.js';
 import { VersionedPartition } from '../src/workers/versioned-partition.js';
+import { snapshotPrepare } from './support/prepared-part.js';
 import { mulberry32, seedFromEnv } from './support/seeded-random.js';
 
 const seed = seedFromEnv(0x70b5);
@@ -126,22 +122,10 @@ describe('sweeping the tombstones a restart leaves', () => {
     write(partition, mvcc, [{ kind: operationDel, key: key(1), value: null }]);
     // A prepared transaction's deletes of key 2 and of key 3, which has no head: intents, decided later.
     const reference = mvcc.allocateTransaction(0, -1, 7);
-    const part: DecodedTransaction = {
-      kind: operationTxPrepare,
-      isolation: isolationSnapshot,
-      partition: 0,
-      statusReference: reference,
-      transactionId: 7,
-      readTimestamp: mvcc.now(),
-      reads: [],
-      ranges: [],
-      writes: [
-        { kind: operationDel, key: key(2), value: null },
-        { kind: operationDel, key: key(3), value: null },
-      ],
-      writesStart: 0,
-      end: 0,
-    };
+    const part = snapshotPrepare(reference, 7, mvcc.now(), [
+      { kind: operationDel, key: key(2), value: null },
+      { kind: operationDel, key: key(3), value: null },
+    ]);
     partition.lockPrepared(part, 1);
     partition.installPrepared(part);
     mvcc.joinTransaction(reference);

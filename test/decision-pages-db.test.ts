@@ -24,23 +24,75 @@ afterAll(() => {
 
 const options = { partitions: 2, workers: 1, partitionBytesMax: 256 * 1024, durability: 'none' } as const;
 
+interface Scenario {
+  name: string;
+  partitionBytesMax: number;
+  /** The value the transaction's keys hold before it, or null for new keys. */
+  before: Buffer | null;
+  snapshot: boolean;
+  /** How many keys of the filled partition the transaction writes, and what it writes to each. */
+  keys: number;
+  write: Buffer | null;
+  fillerSizes: number[];
+}
+
+const scenarios: Scenario[] = [
+  {
+    name: 'a delete of a large value under a snapshot',
+    partitionBytesMax: 256 * 1024,
+    before: Buffer.alloc(30_000, 1),
+    snapshot: true,
+    keys: 1,
+    write: null,
+    fillerSizes: [30_000, 8_000, 2_000, 500, 50],
+  },
+  {
+    name: 'a put over a large value',
+    partitionBytesMax: 256 * 1024,
+    before: Buffer.alloc(30_000, 1),
+    snapshot: false,
+    keys: 1,
+    write: Buffer.alloc(20_000, 3),
+    fillerSizes: [30_000, 8_000, 2_000, 500, 50],
+  },
+  {
+    name: 'a large put of a new key under a snapshot',
+    partitionBytesMax: 256 * 1024,
+    before: null,
+    snapshot: true,
+    keys: 1,
+    write: Buffer.alloc(20_000, 3),
+    fillerSizes: [30_000, 8_000, 2_000, 500, 50],
+  },
+  {
+    name: 'puts of 40 small new keys',
+    partitionBytesMax: 1024 * 1024,
+    before: null,
+    snapshot: false,
+    keys: 40,
+    write: Buffer.alloc(40, 3),
+    fillerSizes: [2_000, 500, 50],
+  },
+];
+
 describe('a decision applied after its partition filled', () => {
-  for (const mode of ['delete under a snapshot', 'put'] as const) {
-    it(`commits a held ${mode}, and the database serves and reopens`, async () => {
+  for (const scenario of scenarios) {
+    it(`commits ${scenario.name}, and the database serves and reopens`, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'ldb-decision-pages-'));
       dirs.push(dir);
-      let db: Database | null = await open(dir, options);
+      const opened = { ...options, partitionBytesMax: scenario.partitionBytesMax };
+      let db: Database | null = await open(dir, opened);
       try {
         const keys = await keyPicker(2);
-        const [target, ...fillers] = keys.samePartition('a-', 400);
-        const key = target!;
+        const same = keys.samePartition('a-', 1000);
+        const txKeys = same.slice(0, scenario.keys);
+        const fillers = same.slice(scenario.keys);
         const other = keys
           .differentPartitions('b-', 2)
-          .find((k) => keys.partitionOf(k) !== keys.partitionOf(key))!;
-        await db.put(key, Buffer.alloc(30_000, 1));
+          .find((k) => keys.partitionOf(k) !== keys.partitionOf(same[0]!))!;
+        if (scenario.before !== null) for (const key of txKeys) await db.put(key, scenario.before);
         await db.put(other, 'b');
-        const deleting = mode === 'delete under a snapshot';
-        const snapshot = deleting ? db.snapshot() : null;
+        const snapshot = scenario.snapshot ? db.snapshot() : null;
         let release!: () => void;
         let arrived!: () => void;
         const arrival = new Promise<void>((resolve) => {
@@ -54,24 +106,26 @@ describe('a decision applied after its partition filled', () => {
         });
         const tx = db.transaction(
           (t) => {
-            if (deleting) t.del(key);
-            else t.put(key, Buffer.alloc(20_000, 3));
+            for (const key of txKeys) {
+              if (scenario.write === null) t.del(key);
+              else t.put(key, scenario.write);
+            }
             t.put(other, 'b2');
           },
           { isolation: 'snapshot', retries: 0 },
         );
         await within(arrival, 20_000, 'the prepare');
         setFailpointGate('tx.after-prepare', null);
-        // Fill the partition of `key` with puts (and, under the snapshot, deletes that keep versions),
-        // large ones first, until each size is refused.
+        // Fill the partition of the transaction's keys, large values first, until each size is
+        // refused; under the snapshot each filler is deleted again, keeping a version.
         let next = 0;
         let refusals = 0;
-        for (const size of [30_000, 8_000, 2_000, 500, 50]) {
+        for (const size of scenario.fillerSizes) {
           for (;;) {
             const filler = fillers[next++]!;
             try {
               await db.put(filler, Buffer.alloc(size, 2));
-              if (deleting) await db.del(filler);
+              if (snapshot !== null) await db.del(filler);
             } catch (error) {
               expect(codeOf(error)).toBe('ERR_PARTITION_FULL');
               refusals++;
@@ -79,24 +133,29 @@ describe('a decision applied after its partition filled', () => {
             }
           }
         }
-        expect(refusals).toBe(5);
+        expect(refusals).toBe(scenario.fillerSizes.length);
         release();
         await within(tx, 20_000, 'the commit');
         // The owner applied the decision and goes on serving.
         await within(db.put(other, 'b3'), 20_000, 'a later put');
         const expectCommitted = (reader: Database): void => {
-          if (deleting) expect(reader.get(key)).toBeUndefined();
-          else expect(Buffer.from(reader.get(key) ?? []).equals(Buffer.alloc(20_000, 3))).toBe(true);
+          for (const key of txKeys) {
+            if (scenario.write === null) expect(reader.get(key)).toBeUndefined();
+            else expect(Buffer.from(reader.get(key) ?? []).equals(scenario.write)).toBe(true);
+          }
         };
         expectCommitted(db);
         if (snapshot !== null) {
-          expect(Buffer.from(snapshot.get(key) ?? []).equals(Buffer.alloc(30_000, 1))).toBe(true);
+          for (const key of txKeys) {
+            if (scenario.before === null) expect(snapshot.get(key)).toBeUndefined();
+            else expect(Buffer.from(snapshot.get(key) ?? []).equals(scenario.before)).toBe(true);
+          }
           snapshot.release();
         }
         await db.close();
         db = null;
         // The log replays within the same partitionBytesMax.
-        db = await open(dir, options);
+        db = await open(dir, opened);
         expectCommitted(db);
         expect(db.getString(other)).toBe('b3');
       } finally {

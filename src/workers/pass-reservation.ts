@@ -232,7 +232,7 @@ export const noDecisionPages: Readonly<DecisionPages> = { tree: 0, versions: 0 }
  * put of its value and the kept head's version again with its new header; an abort puts each head
  * back. The decision is applied passes later, after other writes, and must not fail then: the log
  * has it, and a replay must fit too. So the partition holds these pages until the decision applies
- * (`reserveForPass`'s `held`). Each write adds a page for the tree growing a level meanwhile.
+ * (`reserveForPass`'s `held`).
  */
 export function decisionPages(tree: BTree, versions: BTree, writes: readonly BatchEntry[]): DecisionPages {
   const treeWrites = tree.newWriteTally();
@@ -244,9 +244,13 @@ export function decisionPages(tree: BTree, versions: BTree, writes: readonly Bat
     versionWrites.addPut(entry.key.length + versionKeyExtraBytes, headBytes + versionValueHeaderBytes);
   }
   if (writes.length === 0) return noDecisionPages;
+  // Counted as if each tree were full by the time the decision applies, and a level taller: other
+  // writes may fill it meanwhile, and a replay of the log checks the decision against the tree as it
+  // is then (partition-recovery.ts), which must not refuse what the live decision applied.
+  const grown = (what: BTree) => ({ pages: what.stats().pagesMax, levels: 1 });
   return {
-    tree: tree.pagesForWrites(treeWrites).pages + writes.length,
-    versions: versions.pagesForWrites(versionWrites).pages + writes.length,
+    tree: tree.pagesForWrites(treeWrites, grown(tree)).pages + writes.length,
+    versions: versions.pagesForWrites(versionWrites, grown(versions)).pages + writes.length,
   };
 }
 

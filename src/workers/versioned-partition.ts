@@ -309,14 +309,16 @@ export class VersionedPartition {
 
   #commit(prepared: PreparedTransaction, commitTimestamp: number): void {
     const keep = this.#mvcc.oldestSnapshot() < commitTimestamp;
-    const treeWrites = this.tree.newWriteTally();
-    const versionWrites = this.versions.newWriteTally();
-    for (const write of prepared.writes) {
-      const kind = write.value === null ? operationDel : operationPut;
-      const entry: BatchEntry = { kind, key: write.key, value: write.value };
-      tallyEntry(this.tree, treeWrites, versionWrites, entry, keep);
+    if (this.#reserveHold(prepared.hold, keep)) {
+      const treeWrites = this.tree.newWriteTally();
+      const versionWrites = this.versions.newWriteTally();
+      for (const write of prepared.writes) {
+        const kind = write.value === null ? operationDel : operationPut;
+        const entry: BatchEntry = { kind, key: write.key, value: write.value };
+        tallyEntry(this.tree, treeWrites, versionWrites, entry, keep);
+      }
+      this.#reserveTallies(treeWrites, versionWrites, keep);
     }
-    this.#reserveTallies(treeWrites, versionWrites, keep);
     this.tree.group(() =>
       this.versions.group(() => {
         for (const write of prepared.writes) {
@@ -351,6 +353,7 @@ export class VersionedPartition {
   }
 
   #abort(prepared: PreparedTransaction): void {
+    const unheld = this.#reserveHold(prepared.hold, false);
     this.tree.group(() =>
       this.versions.group(() => {
         for (const write of prepared.writes) {
@@ -362,7 +365,7 @@ export class VersionedPartition {
           const version = this.versions.readCell(stored);
           const old = version === undefined ? null : decodeVersionValue(version);
           // Restoring the head in place: same key, and a cell no larger than the intent's or the old one.
-          this.tree.reserve(this.tree.pagesForPut(write.key, old ?? new Uint8Array(0)));
+          if (unheld) this.tree.reserve(this.tree.pagesForPut(write.key, old ?? new Uint8Array(0)));
           this.tree.putCell(write.key, old, write.headFlags & cellFlagTimestamp, write.headTimestamp);
           if (version !== undefined) this.#removeIntentVersion(stored);
           // Cleanup passes over an intent, so the restored tombstone's item may have been taken meanwhile.
@@ -392,6 +395,21 @@ export class VersionedPartition {
   #removeIntentVersion(stored: Uint8Array): void {
     const version = this.versions.readCell(stored);
     if (version !== undefined && versionSupersededAt(version) === 0) this.versions.deleteCell(stored);
+  }
+
+  /**
+   * Makes room for a decision's writes with the pages its prepare held (staging counted them from
+   * the heads the intents replaced, and no other write took them); returns true, having reserved
+   * nothing, if it held none (a prepare locked without a hold), for the caller to count them now.
+   * Counted now instead, from the intents, the bound would count versions never written (a put to a
+   * key without a head keeps none) and splits of a tree grown meanwhile, and could refuse a decision
+   * that fits: the owner would stop.
+   */
+  #reserveHold(hold: Readonly<DecisionPages>, keepVersions: boolean): boolean {
+    if (hold.tree === 0 && hold.versions === 0) return true;
+    this.tree.reserve(hold.tree);
+    if (keepVersions) this.versions.reserve(hold.versions);
+    return false;
   }
 
   #reserve(entries: Iterable<BatchEntry>, keepVersions: boolean): void {

@@ -228,30 +228,50 @@ export const noDecisionPages: Readonly<DecisionPages> = { tree: 0, versions: 0 }
 
 /**
  * The pages applying the decision of a prepared transaction with `writes` may allocate, counted when
- * it is staged (the trees do not change while a pass stages). A commit writes each intent again as a
- * put of its value and the kept head's version again with its new header; an abort puts each head
- * back. The decision is applied passes later, after other writes, and must not fail then: the log
- * has it, and a replay must fit too. So the partition holds these pages until the decision applies
- * (`reserveForPass`'s `held`).
+ * it is staged (the trees do not change while a pass stages). The decision is applied passes later,
+ * after other writes, and must not fail then: the log has it. So the partition holds these pages
+ * until the decision applies (`reserveForPass`'s `held`), and the decision reserves them.
+ *
+ * Only what a decision allocates is counted; the intents' own cells were counted when they were
+ * installed. A commit rewrites each intent's cell in place (the same size, or smaller without its
+ * timestamp) and each kept version's with its new header (the same size), but writes a new overflow
+ * chain for a value too large for its leaf before it frees the old one. An abort puts each replaced
+ * head back: its overflow chain, and a split of the leaf and each level above (a level of growth
+ * allowed for) when the head's cell is larger than the intent's.
  */
 export function decisionPages(tree: BTree, versions: BTree, writes: readonly BatchEntry[]): DecisionPages {
-  const treeWrites = tree.newWriteTally();
-  const versionWrites = versions.newWriteTally();
-  for (const entry of writes) {
-    tree.readCellPrefix(entry.key, 0);
-    const headBytes = tree.cellValueBytes;
-    treeWrites.addPut(entry.key.length, Math.max(entry.value?.length ?? 0, headBytes));
-    versionWrites.addPut(entry.key.length + versionKeyExtraBytes, headBytes + versionValueHeaderBytes);
-  }
   if (writes.length === 0) return noDecisionPages;
-  // Counted as if each tree were full by the time the decision applies, and a level taller: other
-  // writes may fill it meanwhile, and a replay of the log checks the decision against the tree as it
-  // is then (partition-recovery.ts), which must not refuse what the live decision applied.
-  const grown = (what: BTree) => ({ pages: what.stats().pagesMax, levels: 1 });
-  return {
-    tree: tree.pagesForWrites(treeWrites, grown(tree)).pages + writes.length,
-    versions: versions.pagesForWrites(versionWrites, grown(versions)).pages + writes.length,
-  };
+  const splitPages = tree.stats().height + 2;
+  let treePages = 0;
+  let versionPages = 0;
+  for (const entry of writes) {
+    const hadHead = tree.readCellPrefix(entry.key, 0) !== undefined;
+    const intent = leafCell(tree, entry.key.length, entry.value?.length ?? 0);
+    let abort = 0;
+    if (hadHead) {
+      const head = leafCell(tree, entry.key.length, tree.cellValueBytes);
+      abort = head.overflowPages + (head.cellBytes > intent.cellBytes ? splitPages : 0);
+      const version = leafCell(
+        versions,
+        entry.key.length + versionKeyExtraBytes,
+        tree.cellValueBytes + versionValueHeaderBytes,
+      );
+      versionPages += version.overflowPages;
+    }
+    treePages += Math.max(intent.overflowPages, abort);
+  }
+  return { tree: treePages, versions: versionPages };
+}
+
+/** The leaf cell bytes and overflow pages of a put of these sizes into `tree` (WriteTally.addPut). */
+function leafCell(
+  tree: BTree,
+  keyBytes: number,
+  valueBytes: number,
+): { cellBytes: number; overflowPages: number } {
+  const tally = tree.newWriteTally();
+  tally.addPut(keyBytes, valueBytes);
+  return { cellBytes: tally.cellBytes, overflowPages: tally.overflowPages };
 }
 
 /** `held` with `more` added, or taken away (`sign` -1). */

@@ -40,8 +40,8 @@ interface PreparedTransaction {
   lsn: number;
   writes: PreparedWrite[];
   lockedKeys: Uint8Array[];
-  /** Pages held for its decision (pass-reservation.ts `decisionPages`). */
-  hold: Readonly<DecisionPages>;
+  /** Pages held for its decision (pass-reservation.ts `decisionPages`), or null if none were. */
+  hold: Readonly<DecisionPages> | null;
 }
 
 export interface DecidedTransaction {
@@ -69,7 +69,7 @@ export class VersionedPartition {
   /** Prepared transactions whose records are logged and locks taken, intents not installed yet. */
   readonly #locked = new Map<
     number,
-    { transactionId: number; lsn: number; lockedKeys: Uint8Array[]; hold: Readonly<DecisionPages> }
+    { transactionId: number; lsn: number; lockedKeys: Uint8Array[]; hold: Readonly<DecisionPages> | null }
   >();
   readonly #held: DecisionPages = { ...noDecisionPages };
   readonly #cleanup: VersionCleanup;
@@ -120,7 +120,7 @@ export class VersionedPartition {
    * are installed (`installPrepared`, once the record is durable). The locks live in this owner only,
    * so taking them early shows readers nothing.
    */
-  lockPrepared(part: DecodedTransaction, lsn: number, hold: Readonly<DecisionPages> = noDecisionPages): void {
+  lockPrepared(part: DecodedTransaction, lsn: number, hold: Readonly<DecisionPages> | null = null): void {
     const reference = part.statusReference;
     const lockedKeys: Uint8Array[] = [];
     for (const entry of part.writes) {
@@ -142,7 +142,7 @@ export class VersionedPartition {
       }
     }
     this.#locked.set(reference, { transactionId: part.transactionId, lsn, lockedKeys, hold });
-    addDecisionPages(this.#held, hold, 1);
+    if (hold !== null) addDecisionPages(this.#held, hold, 1);
   }
 
   /**
@@ -163,7 +163,7 @@ export class VersionedPartition {
     if (locked === undefined) return;
     this.#locked.delete(reference);
     this.#locks.unlock(reference, locked.lockedKeys);
-    addDecisionPages(this.#held, locked.hold, -1);
+    if (locked.hold !== null) addDecisionPages(this.#held, locked.hold, -1);
   }
 
   /** Installs a locked prepared transaction's intents once its prepare record is durable; old heads are kept. */
@@ -226,7 +226,7 @@ export class VersionedPartition {
       else this.#abort(prepared);
       this.#locks.unlock(prepared.reference, prepared.lockedKeys);
       this.#prepared.delete(prepared.reference);
-      addDecisionPages(this.#held, prepared.hold, -1);
+      if (prepared.hold !== null) addDecisionPages(this.#held, prepared.hold, -1);
       decided.push({ reference: prepared.reference, transactionId: prepared.transactionId, committed });
     }
     return decided;
@@ -405,8 +405,8 @@ export class VersionedPartition {
    * key without a head keeps none) and splits of a tree grown meanwhile, and could refuse a decision
    * that fits: the owner would stop.
    */
-  #reserveHold(hold: Readonly<DecisionPages>, keepVersions: boolean): boolean {
-    if (hold.tree === 0 && hold.versions === 0) return true;
+  #reserveHold(hold: Readonly<DecisionPages> | null, keepVersions: boolean): boolean {
+    if (hold === null) return true;
     this.tree.reserve(hold.tree);
     if (keepVersions) this.versions.reserve(hold.versions);
     return false;

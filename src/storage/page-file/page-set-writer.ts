@@ -68,12 +68,16 @@ export class PageSetWriter {
       // Two writers would interleave their double-write files and each mark the other's pages clean.
       throw new LightningError('ERR_BAD_ARGUMENT', `pool of ${dir} already has a page set writer`);
     }
-    const header = await checkPageFile(dir, pool.pageSizeBytes);
-    const writer = new PageSetWriter(pool, dir, await xxhashApi(), header);
-    if (pageSetWriters.has(pool))
-      throw new LightningError('ERR_BAD_ARGUMENT', `pool of ${dir} already has a page set writer`);
+    // Claimed before the first await: the second of two calls made at once is the one refused,
+    // however their reads of the page file interleave.
     pageSetWriters.add(pool);
-    return writer;
+    try {
+      const header = await checkPageFile(dir, pool.pageSizeBytes);
+      return new PageSetWriter(pool, dir, await xxhashApi(), header);
+    } catch (error) {
+      pageSetWriters.delete(pool);
+      throw error;
+    }
   }
 
   /** True while a set is being written: a new capture must wait for it. */

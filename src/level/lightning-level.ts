@@ -48,6 +48,7 @@ const lightningOptionNames: Record<keyof Omit<OpenOptions, 'create'>, true> = {
   checkpointWalBytes: true,
   pageSizeBytes: true,
   partitionBytesMax: true,
+  memoryMaxBytes: true,
   threadsMax: true,
   readOnly: true,
   replication: true,

@@ -4,10 +4,8 @@ import {
   databaseControlWords,
   kWorkerFieldCount,
   LightningError,
-  TreeReader,
 } from '../shared-memory/index.js';
 import { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
-import { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import { attachThreadCounters } from '../shared-memory/thread-counters-layout.js';
 import { DecisionLog } from '../storage/decision-log.js';
 import { walDirectory } from '../storage/layout.js';
@@ -16,6 +14,7 @@ import { Database } from './database.js';
 import { assertDatabaseHandle } from './database-handle.js';
 import { KeepAlive } from './keep-alive.js';
 import { refuseWrites, refuseWritesUntilSpace, writesRefusedUntilSpace } from './open-storage.js';
+import { attachPartitionReaders, type PartitionReaders } from './partition-readers.js';
 import { createPartitionRouter } from './partition-router.js';
 import { watchThreadLiveness } from './thread-liveness.js';
 import { claimThreadSlot, releaseThreadSlot } from './thread-slots.js';
@@ -69,17 +68,18 @@ export async function attach(handle: unknown): Promise<Database> {
     );
     for (const channel of [...channels, ...transactionChannels]) channel.fail(exiting);
   });
+  let readers: PartitionReaders;
+  try {
+    readers = await attachPartitionReaders(handle.trees, handle.versionTrees, mvcc);
+  } catch (error) {
+    liveness.stop();
+    releaseThreadSlot(databaseControl, claim);
+    throw error;
+  }
   return new Database({
     handle,
     router,
-    versionedReaders: handle.trees.map(
-      (tree, partition) =>
-        new VersionedReader(
-          TreeReader.attach(tree),
-          TreeReader.attach(handle.versionTrees[partition]!),
-          mvcc,
-        ),
-    ),
+    versionedReaders: readers.readers,
     mvcc,
     slot,
     decisionLog: new DecisionLog(handle.path, slot),
@@ -91,6 +91,7 @@ export async function attach(handle: unknown): Promise<Database> {
     counters,
     release: async () => {
       liveness.stop();
+      readers.close();
       releaseThreadSlot(databaseControl, claim);
     },
     checkpoint: null,

@@ -1,6 +1,6 @@
 import { mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import { LightningError, type TreeHandle, TreeReader } from '../shared-memory/index.js';
+import { LightningError, type TreeHandle } from '../shared-memory/index.js';
 import {
   type BackupFile,
   type BackupPartition,
@@ -10,6 +10,7 @@ import {
 } from '../storage/backup-descriptor.js';
 import { metadataFileName, readMetadata, writeMetadata } from '../storage/database-metadata.js';
 import { syncDirectory } from '../storage/durable-file.js';
+import type { PartitionTreeHandle } from '../storage/page-file/paged-tree-handle.js';
 import type { PartitionHash } from '../storage/partition-hash.js';
 import type { BackupPartitionDone, BackupPartitionTask } from '../workers/backup-partition-task.js';
 import { pooledWorkMin, runPartitionTasks } from './partition-tasks.js';
@@ -37,9 +38,11 @@ export interface BackupSource {
   path: string;
   partitions: number;
   /** Every partition's tree and version store, and the MVCC state, as the database handle has them. */
-  trees: readonly TreeHandle[];
+  trees: readonly PartitionTreeHandle[];
   versionTrees: readonly TreeHandle[];
   mvcc: SharedArrayBuffer;
+  /** Entries in the partitions' trees (heads; an upper bound of what a snapshot sees). */
+  headCount(): number;
   snapshot(): BackupSnapshot;
 }
 
@@ -221,7 +224,7 @@ async function writePartitions(
   );
   // Counted from the trees' heads (an upper bound of what the snapshot sees): enough to tell a small
   // backup, which threads would only slow down, from one worth spreading over the cores.
-  const heads = source.trees.reduce((sum, tree) => sum + TreeReader.attach(tree).count, 0);
+  const heads = source.headCount();
   const written = await runPartitionTasks<BackupPartitionTask, BackupPartitionDone>(
     'backup-partition-task',
     () => import('../workers/backup-partition-task.js'),

@@ -1,4 +1,5 @@
 import { LightningError, type TreeHandle } from '../shared-memory/index.js';
+import type { PartitionTreeHandle } from '../storage/page-file/paged-tree-handle.js';
 import { isPartitionHash, type PartitionHash } from '../storage/partition-hash.js';
 import type { WorkerPlacement } from '../workers/owner-protocol.js';
 import type { EncodingName } from './api/encoding-types.js';
@@ -22,8 +23,8 @@ export interface DatabaseHandle {
   threadsMax: number;
   /** Owner worker of each partition. */
   partitionWorkers: number[];
-  /** Tree of each partition. */
-  trees: TreeHandle[];
+  /** Tree of each partition: in an arena, or over a buffer pool and the partition's page file. */
+  trees: PartitionTreeHandle[];
   /** Version store of each partition (MVCC). */
   versionTrees: TreeHandle[];
   /** The MVCC block: timestamp oracle, commit windows, snapshot slots, transaction status table. */

@@ -554,7 +554,9 @@ export class Database<K = Bytes, V = Bytes> {
       this.#assertOpen();
       return new Snapshot(this.#snapshots);
     };
-    const source = { path, partitions, trees, versionTrees, mvcc, snapshot };
+    const readers = this.#parts.versionedReaders;
+    const headCount = (): number => readers.reduce((sum, reader) => sum + reader.main.count, 0);
+    const source = { path, partitions, trees, versionTrees, mvcc, snapshot, headCount };
     return backupDatabase(source, dir, options);
   }
 

@@ -51,6 +51,15 @@ export interface OpenOptions {
   pageSizeBytes?: number;
   /** Most bytes one partition's shared memory may grow to. Default 1 GiB. */
   partitionBytesMax?: number;
+  /**
+   * Keep the partitions' pages in page files, with at most this many bytes of them in memory (split
+   * evenly over the partitions: at least 64 pages each), so the data may be larger than memory and
+   * open() does not load it. Without it, a new database keeps every partition whole in memory. Given
+   * when a database is created (or before its first checkpoint), it makes the database paged for
+   * good: later opens may change the budget, and an open without it keeps every page it reads.
+   * See docs/buffer-pool.md.
+   */
+  memoryMaxBytes?: number;
   /** Threads that may use the database at once: the opening thread plus attached workers. Default 8. */
   threadsMax?: number;
   /**
@@ -87,7 +96,10 @@ export interface ResolvedOptions {
   syncIntervalMs: number;
   checkpointWalBytes: number;
   pageSizeBytes: number;
+  /** The pageSizeBytes option as given (a paged database keeps its page files' page size). */
+  pageSizeBytesGiven: number | undefined;
   partitionBytesMax: number;
+  memoryMaxBytes: number | null;
   threadsMax: number;
   failpoints: FailpointSpec | undefined;
   fileLayer: string | undefined;
@@ -96,6 +108,8 @@ export interface ResolvedOptions {
 }
 
 export const partitionsDefault = 16;
+/** The least memoryMaxBytes accepted here: 64 of the smallest pages; open() wants 64 pages per partition. */
+const memoryMaxBytesLeast = 64 * pageSizeBytesMin;
 export const syncIntervalMsDefault = 100;
 export const checkpointWalBytesDefault = 64 * 1024 * 1024;
 export const partitionsMax = 4096;
@@ -113,6 +127,7 @@ const optionNames: readonly (keyof OpenOptions)[] = [
   'checkpointWalBytes',
   'pageSizeBytes',
   'partitionBytesMax',
+  'memoryMaxBytes',
   'threadsMax',
   'readOnly',
   'replication',
@@ -209,6 +224,11 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
         ? checkpointWalBytesDefault
         : integerIn(o.checkpointWalBytes, 'checkpointWalBytes', 1 << 16, 2 ** 40),
     pageSizeBytes,
+    pageSizeBytesGiven: o.pageSizeBytes === undefined ? undefined : pageSizeBytes,
+    memoryMaxBytes:
+      o.memoryMaxBytes === undefined
+        ? null
+        : integerIn(o.memoryMaxBytes, 'memoryMaxBytes', memoryMaxBytesLeast, Number.MAX_SAFE_INTEGER),
     partitionBytesMax:
       o.partitionBytesMax === undefined
         ? partitionBytesDefault

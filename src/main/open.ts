@@ -9,14 +9,12 @@ import {
   kDatabaseState,
   kWorkerFieldCount,
   LightningError,
-  TreeReader,
 } from '../shared-memory/index.js';
 import {
   MvccState,
   snapshotSlotsPerThreadDefault,
   transactionEntriesDefault,
 } from '../shared-memory/mvcc/mvcc-state.js';
-import { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
 import { attachThreadCounters, createThreadCounters } from '../shared-memory/thread-counters-layout.js';
 import { accountForFiles, createIdentity, createPartitionFiles } from '../storage/database-files.js';
 import { readMetadata } from '../storage/database-metadata.js';
@@ -49,7 +47,9 @@ import {
   refuseWritesUntilSpace,
   writesRefusedUntilSpace,
 } from './open-storage.js';
+import { attachPartitionReaders, type PartitionReaders } from './partition-readers.js';
 import { createPartitionRouter } from './partition-router.js';
+import { decidePartitionStorage, type PartitionStorage } from './partition-storage.js';
 import { reviveLightningError } from './revive-error.js';
 import { watchThreadLiveness } from './thread-liveness.js';
 import { ThreadReclaimer } from './thread-reclaimer.js';
@@ -158,6 +158,7 @@ async function openLocked(
   let committedTransactions: number[];
   let walRun: Awaited<ReturnType<typeof startWalRun>>;
   let createdId: Awaited<ReturnType<typeof createPartitionFiles>> | null;
+  let storage: PartitionStorage;
   try {
     router = await createPartitionRouter(partitions, partitionHash);
     // Decisions of two-phase commits a crash left in doubt: the owners resolve them while recovering.
@@ -169,6 +170,12 @@ async function openLocked(
     walRun = await startWalRun(directory);
     // A new database: its partitions' manifests first, its identity once it started (below).
     createdId = files.kind === 'none' ? await createPartitionFiles(directory, partitions) : null;
+    storage = await decidePartitionStorage(
+      directory,
+      partitions,
+      files.kind === 'database' ? files.manifests : null,
+      resolved,
+    );
   } catch (error) {
     await pool.stop();
     throw error;
@@ -185,7 +192,8 @@ async function openLocked(
     started = await pool.start(
       directory,
       partitions,
-      resolved,
+      { ...resolved, pageSizeBytes: storage.pageSizeBytes },
+      storage.framesPerPartition,
       pinning,
       committedTransactions,
       walRun.epoch,
@@ -206,7 +214,9 @@ async function openLocked(
   const { trees, versionTrees, recoveries, placements } = started;
   // Recorded only once the database could start, so a refused open leaves the directory as it was.
   let tornTails: TornTail[];
+  let readers: PartitionReaders | null = null;
   try {
+    readers = await attachPartitionReaders(trees, versionTrees, mvcc);
     // Every owner has read the earlier logs: the torn tails a crash left can be cut now (a read-only
     // open writes nothing: they stay for the next writable open).
     tornTails = resolved.readOnly ? [] : await cutTornTails(started.tornTails);
@@ -215,6 +225,7 @@ async function openLocked(
     if (!resolved.readOnly) await removeDecisionLogs(directory);
     if (createdId !== null) await createIdentity(directory, partitions, createdId);
   } catch (error) {
+    readers?.close();
     await pool.stop();
     throw error;
   }
@@ -296,10 +307,7 @@ async function openLocked(
   const db = new Database({
     handle,
     router,
-    versionedReaders: trees.map(
-      (tree, partition) =>
-        new VersionedReader(TreeReader.attach(tree), TreeReader.attach(versionTrees[partition]!), mvcc),
-    ),
+    versionedReaders: readers.readers,
     mvcc,
     slot,
     decisionLog: new DecisionLog(directory, slot),
@@ -328,6 +336,7 @@ async function openLocked(
       liveness.stop();
       await reclaimer.stop();
       await pool.stop();
+      readers.close();
       await replication?.afterOwnersStop();
       releaseThreadSlot(databaseControl, claim);
       await releaseLock();

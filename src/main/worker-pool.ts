@@ -12,6 +12,7 @@ import {
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { kRingCompletedSeq, kRingReadOffset } from '../shared-memory/ring/ring-layout.js';
 import type { LogPosition } from '../storage/checkpoint/index.js';
+import type { PartitionTreeHandle } from '../storage/page-file/paged-tree-handle.js';
 import type { SkippedDamage, TornTail } from '../storage/wal/index.js';
 import type { OwnerApi, WorkerPlacement } from '../workers/owner-protocol.js';
 import type { CheckpointResult } from '../workers/partition-checkpoint.js';
@@ -82,12 +83,13 @@ export class WorkerPool {
     path: string,
     partitions: number,
     options: ResolvedOptions,
+    poolFrames: number | null,
     pinning: PinningDecision,
     committedTransactions: number[],
     walEpoch: number,
     logCoverage: (LogPosition | null)[],
   ): Promise<{
-    trees: TreeHandle[];
+    trees: PartitionTreeHandle[];
     versionTrees: TreeHandle[];
     recoveries: PartitionRecovery[];
     tornTails: TornTail[];
@@ -96,7 +98,7 @@ export class WorkerPool {
   }> {
     const plan = this.#plan;
     const workers = this.#workers;
-    const trees: TreeHandle[] = new Array(partitions);
+    const trees: PartitionTreeHandle[] = new Array(partitions);
     const versionTrees: TreeHandle[] = new Array(partitions);
     const recoveries: PartitionRecovery[] = new Array(partitions);
     const tornTails: TornTail[] = [];
@@ -118,6 +120,7 @@ export class WorkerPool {
               partitions: planned.partitions,
               pageSizeBytes: options.pageSizeBytes,
               partitionBytesMax: options.partitionBytesMax,
+              poolFrames,
               rings: worker.rings.map((ring) => ring.sab),
               control: worker.control.buffer as SharedArrayBuffer,
               failpoints: options.failpoints,

@@ -23,6 +23,7 @@ import {
   writeManifest,
 } from '../storage/checkpoint/index.js';
 import { partitionDirectory } from '../storage/layout.js';
+import { attachPartitionTree, type PartitionTreeHandle } from '../storage/page-file/paged-tree-handle.js';
 import type { PartitionHash } from '../storage/partition-hash.js';
 import { lsnFirst } from '../storage/wal/index.js';
 
@@ -33,7 +34,7 @@ export interface BackupPartitionTask {
   partitions: number;
   databaseId: string;
   hash: PartitionHash;
-  tree: TreeHandle;
+  tree: PartitionTreeHandle;
   versionTree: TreeHandle;
   mvcc: SharedArrayBuffer;
   /** The read timestamp of the snapshot the caller holds. */
@@ -60,19 +61,26 @@ const batchEntriesMax = 512;
 const batchBytesMax = 64 * 1024;
 
 export default async function backupPartition(task: BackupPartitionTask): Promise<BackupPartitionDone> {
+  // A tree over a page file is read through its pool: this thread serves its own misses.
+  const tree = await attachPartitionTree(task.tree);
   const reader = new VersionedReader(
-    TreeReader.attach(task.tree),
+    tree.reader,
     TreeReader.attach(task.versionTree),
     MvccState.attach(task.mvcc),
   );
   const directory = partitionDirectory(task.dir, task.partition);
   const counted = { dataBytes: 0 };
-  const written = await writeCheckpoint(
-    directory,
-    task.partition,
-    BigInt(lsnFirst),
-    batches(reader.range(undefined, task.readTimestamp), counted),
-  );
+  let written: Awaited<ReturnType<typeof writeCheckpoint>>;
+  try {
+    written = await writeCheckpoint(
+      directory,
+      task.partition,
+      BigInt(lsnFirst),
+      batches(reader.range(undefined, task.readTimestamp), counted),
+    );
+  } finally {
+    tree.close();
+  }
   await writeManifest(directory, {
     databaseId: task.databaseId,
     partitions: task.partitions,

@@ -1,5 +1,6 @@
 import type { SegmentRemoval } from '../storage/wal/index.js';
 import type { OwnedPartition } from './owner-loop.js';
+import type { PageSets } from './page-sets.js';
 import { type CheckpointResult, checkpointPartition } from './partition-checkpoint.js';
 
 /**
@@ -26,6 +27,8 @@ export class CheckpointScheduler {
   readonly #segmentRemoval: SegmentRemoval;
   /** Told of each checkpoint written (the owner's metrics). */
   readonly #onCheckpoint: (result: CheckpointResult) => void;
+  /** Writes the checkpoints of partitions over page files: their page sets. */
+  readonly #pageSets: PageSets | null;
 
   constructor(
     databaseDirectory: string,
@@ -33,7 +36,9 @@ export class CheckpointScheduler {
     walBytesThreshold: number,
     segmentRemoval: SegmentRemoval,
     onCheckpoint: (result: CheckpointResult) => void = () => {},
+    pageSets: PageSets | null = null,
   ) {
+    this.#pageSets = pageSets;
     this.#segmentRemoval = segmentRemoval;
     this.#onCheckpoint = onCheckpoint;
     this.#databaseDirectory = databaseDirectory;
@@ -81,6 +86,20 @@ export class CheckpointScheduler {
     await this.#running.catch(() => {});
   }
 
+  /** A partition over a page file is checkpointed by a page set, written between the owner's passes. */
+  async #pageSet(partition: number): Promise<CheckpointResult> {
+    const started = performance.now();
+    const written = await this.#pageSets!.requestCheckpoint(partition);
+    return {
+      partition,
+      startLsn: written.redoLsn,
+      entries: 0,
+      bytes: written.bytesWritten,
+      durationMs: performance.now() - started,
+      walSegmentsRemoved: written.walSegmentsRemoved,
+    };
+  }
+
   #enqueue(partitions: number[]): Promise<CheckpointResult[]> {
     const run = this.#running
       .catch(() => {})
@@ -92,13 +111,16 @@ export class CheckpointScheduler {
             const owned = this.#owned.get(partition)!;
             this.#baselines.set(partition, owned.log.stats.bytesWritten);
             this.#logBaselines.set(partition, owned.log.writer.stats.bytesWritten);
-            const result = await checkpointPartition(
-              this.#databaseDirectory,
-              partition,
-              owned.versioned,
-              owned.log,
-              this.#segmentRemoval,
-            );
+            const result =
+              owned.pages !== null && this.#pageSets !== null
+                ? await this.#pageSet(partition)
+                : await checkpointPartition(
+                    this.#databaseDirectory,
+                    partition,
+                    owned.versioned,
+                    owned.log,
+                    this.#segmentRemoval,
+                  );
             this.#onCheckpoint(result);
             results.push(result);
           }

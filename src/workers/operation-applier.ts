@@ -38,6 +38,7 @@ import {
   decisionPages,
   PartitionFullError,
   type PassReservation,
+  PoolRoomError,
   reserveForPass,
 } from './pass-reservation.js';
 import { PassStaging, type StagedOperation } from './pass-staging.js';
@@ -55,6 +56,12 @@ function stagedEntries(bytes: Uint8Array, operation: StagedOperation): readonly 
 interface LoggedDecision extends DecidedTransaction {
   owned: OwnedPartition;
 }
+
+/**
+ * Not a ring status: the operation's partition lives over a page file whose pool's frames are full of
+ * changed pages. The loop keeps the operation for its next pass and writes a page set first.
+ */
+export const statusWaitForRoom = -1;
 
 /** Operations one commit window covers: snapshots that arrive meanwhile wait at most this long. */
 const windowOperationsMax = 256;
@@ -84,8 +91,17 @@ export class OperationApplier {
     stagedEntries(this.#staging.bytesOf(operation), operation),
   );
 
-  constructor(partitions: Map<number, OwnedPartition>, mvcc: MvccState, committer: number) {
+  /** Told of a partition whose pool needs a page set before it can take more (PageSets.wantRoom). */
+  readonly #onRoomWanted: (partition: number) => void;
+
+  constructor(
+    partitions: Map<number, OwnedPartition>,
+    mvcc: MvccState,
+    committer: number,
+    onRoomWanted: (partition: number) => void = () => {},
+  ) {
     this.#partitions = partitions;
+    this.#onRoomWanted = onRoomWanted;
     this.#mvcc = mvcc;
     this.#committer = committer;
   }
@@ -114,7 +130,10 @@ export class OperationApplier {
     // Cleanup needs the oldest snapshot (one word per thread): only when there is something to clean.
     if (!this.hasGarbage()) return;
     const oldest = this.#mvcc.oldestSnapshot();
-    for (const owned of this.#partitions.values()) owned.versioned.collectGarbage(oldest);
+    for (const [partition, owned] of this.#partitions) {
+      // Over a pool, cleanup stops when the frames run short: a page set brings them back.
+      if (!owned.versioned.collectGarbage(oldest)) this.#onRoomWanted(partition);
+    }
   }
 
   /** After the pass's logs are written (and synced, in 'sync' mode): decisions are durable here. */
@@ -177,6 +196,13 @@ export class OperationApplier {
       if (status === statusOk) touched.add(owned.log);
       return status;
     } catch (error) {
+      // Frames come back once a page set writes the dirty pages, and a write that came after others
+      // of its pass gets a pass of its own: it waits for both. (With no dirty page and nothing staged
+      // before it, neither brings anything back: the write is refused.)
+      if (error instanceof PoolRoomError && this.#roomMayComeBack(error, owned, partition)) {
+        this.#onRoomWanted(partition);
+        return statusWaitForRoom;
+      }
       if (error instanceof PartitionFullError) this.lastPartitionFull = error.detail;
       if (isLightningError(error, 'ERR_PARTITION_FULL')) return statusPartitionFull;
       console.error('lightning-db owner: a write failed', error);
@@ -299,6 +325,11 @@ export class OperationApplier {
     }
     console.error(`lightning-db owner: unknown operation kind ${kind}`);
     return statusInternalError;
+  }
+
+  #roomMayComeBack(error: PoolRoomError, owned: OwnedPartition, partition: number): boolean {
+    if (this.#staging.reserved(partition) !== null) return true;
+    return error.needsPageSet && (owned.pages?.pool.dirtyPageCount() ?? 0) > 0;
   }
 
   #reserve(

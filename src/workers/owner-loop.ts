@@ -24,8 +24,10 @@ import { flushOwnerLogs, type PartitionLog } from '../storage/wal/index.js';
 import { recordBytes } from '../storage/wal/wal-format.js';
 import type { Failpoints } from './failpoints.js';
 import type { LogShipper } from './log-shipper.js';
-import { OperationApplier } from './operation-applier.js';
+import { OperationApplier, statusWaitForRoom } from './operation-applier.js';
 import { observeLogs, recordBatch } from './owner-metrics.js';
+import type { PageSets } from './page-sets.js';
+import type { PagedTree } from './paged-tree.js';
 import { markPass, refusalStatus, rollBackPass } from './pass-rollback.js';
 import type { VersionedPartition } from './versioned-partition.js';
 
@@ -44,6 +46,8 @@ export interface OwnedPartition {
   log: PartitionLog;
   /** The partition under MVCC: its version store, prepared transactions and their locks. */
   versioned: VersionedPartition;
+  /** The tree's page file and buffer pool, for a partition over a page file; null in an arena. */
+  pages: PagedTree | null;
 }
 
 /** Reassembles an operation that arrived in fragments. */
@@ -89,6 +93,8 @@ export class OwnerLoop {
   #finished: Promise<void> | null = null;
   /** Set while this database leads a replication log: each pass's records go to the stream first. */
   #shipper: LogShipper | null = null;
+  /** The page sets of partitions over page files, written between passes; null without any. */
+  readonly #pageSets: PageSets | null;
 
   constructor(
     partitions: Map<number, OwnedPartition>,
@@ -98,7 +104,9 @@ export class OwnerLoop {
     failpoints: Failpoints,
     mvcc: MvccState,
     committer: number,
+    pageSets: PageSets | null = null,
   ) {
+    this.#pageSets = pageSets;
     this.#partitions = partitions;
     this.#durability = durability;
     this.#rings = rings;
@@ -107,7 +115,9 @@ export class OwnerLoop {
     this.#assemblies = rings.map(() => null);
     this.#control = control;
     this.#failpoints = failpoints;
-    this.#applier = new OperationApplier(partitions, mvcc, committer);
+    this.#applier = new OperationApplier(partitions, mvcc, committer, (partition) =>
+      pageSets?.wantRoom(partition),
+    );
     this.#deferred = rings.map(() => []);
     this.#plainRings = rings.length / 2;
     observeLogs(control, partitions.values());
@@ -126,6 +136,12 @@ export class OwnerLoop {
     this.#shipper = shipper;
   }
 
+  /** Wakes the loop if it sleeps on its doorbell (work that came by another way than the rings). */
+  wake(): void {
+    Atomics.add(this.#control, kWorkerDoorbell, 1);
+    Atomics.notify(this.#control, kWorkerDoorbell);
+  }
+
   /** Stops after applying everything already appended; resolves when the last batch is complete. */
   async stop(): Promise<void> {
     this.#stopping = true;
@@ -136,7 +152,9 @@ export class OwnerLoop {
 
   async #run(): Promise<void> {
     const control = this.#control;
+    const pageSets = this.#pageSets;
     while (!this.#stopping) {
+      if (pageSets !== null) await pageSets.betweenPasses();
       const completed = await this.drainOnce();
       if (completed > 0) {
         // A busy replicated owner lets its writers refill its rings before the next pass: every
@@ -155,18 +173,24 @@ export class OwnerLoop {
         !this.#anyRecords() &&
         !this.#applier.hasDecisions() &&
         !this.#anyResetRequested() &&
+        !(pageSets?.busy ?? false) &&
         !this.#stopping
       ) {
         // Versions waiting for snapshots to close are cleaned up on a timer while no writes come, and
-        // decisions a full disk refused are logged again on one.
-        const timed = this.#applier.hasGarbage() || this.#applier.hasUnloggedDecisions();
+        // decisions a full disk refused are logged again on one; so are page sets that wait for a
+        // prepared transaction's decision.
+        const timed =
+          this.#applier.hasGarbage() || this.#applier.hasUnloggedDecisions() || (pageSets?.waiting ?? false);
         const timeout = timed ? garbageCheckIntervalMs : undefined;
         const wait = Atomics.waitAsync(control, kWorkerDoorbell, doorbell, timeout);
         if (wait.async) await wait.value;
       }
       Atomics.store(control, kWorkerSleeping, 0);
     }
-    while ((await this.drainOnce()) > 0) {}
+    while ((await this.drainOnce()) > 0 || (pageSets?.roomPending ?? false)) {
+      if (pageSets !== null) await pageSets.betweenPasses();
+    }
+    await pageSets?.idle();
     // A clean stop leaves nothing unsynced, whatever the durability mode. On a full disk, what the log
     // already holds is synced; anything the disk refused was refused to its caller too.
     try {
@@ -217,17 +241,18 @@ export class OwnerLoop {
       if (!consumer.hasRecords() && deferred.length === 0) continue;
       let seq = this.#completedSeqs[r]!;
       let applied = 0;
-      // Writes that waited for a prepared transaction's locks go first, in their order.
+      const waits = r < this.#plainRings;
+      // Writes that waited for a prepared transaction's locks, or for a pool's frames, go first, in
+      // their order.
       while (deferred.length > 0 && this.#applier.logHasRoom) {
         const operation = deferred[0]!;
         const status = this.#apply(consumer, operation, 0, operation.length, touched);
-        if (status === statusConflict) break;
+        if (status === statusWaitForRoom || (status === statusConflict && waits)) break;
         deferred.shift();
         seq = (seq + 1) | 0;
         consumer.setStatus(seq, status);
         applied++;
       }
-      const waits = r < this.#plainRings;
       const u8 = this.#rings[r]!.u8;
       // A pass whose log is nearly as large as one write may be leaves the rest for the next pass.
       while (this.#applier.logHasRoom && consumer.next()) {
@@ -251,7 +276,7 @@ export class OwnerLoop {
           continue;
         }
         const status = this.#apply(consumer, operation, start, end, touched);
-        if (status === statusConflict && waits) {
+        if (status === statusWaitForRoom || (status === statusConflict && waits)) {
           deferred.push(operation.slice(start, end));
           continue;
         }

@@ -2,13 +2,14 @@ import type { MessagePort } from 'node:worker_threads';
 import type { PinningDecision, ThreadPlacement } from '../numa/index.js';
 import type { TreeHandle } from '../shared-memory/index.js';
 import type { LogPosition } from '../storage/checkpoint/index.js';
+import type { PartitionTreeHandle } from '../storage/page-file/paged-tree-handle.js';
 import type { SkippedDamage, TornTail } from '../storage/wal/index.js';
 import type { FailpointSpec } from './failpoints.js';
 import type { CheckpointResult } from './partition-checkpoint.js';
 import type { PartitionRecovery } from './partition-recovery.js';
 
 export interface OwnerStarted {
-  trees: TreeHandle[];
+  trees: PartitionTreeHandle[];
   /** Each partition's version store, in the order of `trees`. */
   versionTrees: TreeHandle[];
   recoveries: PartitionRecovery[];
@@ -40,6 +41,11 @@ export interface OwnerConfig {
   partitions: number[];
   pageSizeBytes: number;
   partitionBytesMax: number;
+  /**
+   * Frames of each partition's buffer pool: its tree lives over its page file (src/workers/
+   * paged-tree.ts). Null: each tree lives whole in an arena, checkpointed to checkpoint files.
+   */
+  poolFrames: number | null;
   /** This worker's command rings, one per thread slot. */
   rings: SharedArrayBuffer[];
   /** This worker's control block. */

@@ -37,6 +37,9 @@ import { LogShipper } from './log-shipper.js';
 import { type OwnedPartition, OwnerLoop } from './owner-loop.js';
 import { checkpointRecorder } from './owner-metrics.js';
 import type { OwnerApi, OwnerConfig, OwnerStarted } from './owner-protocol.js';
+import { closeOwnerTrees, type OwnerTree, openOwnerTrees } from './owner-trees.js';
+import { type PagedPartition, PageSets } from './page-sets.js';
+import type { PagedTree } from './paged-tree.js';
 import type { CheckpointResult } from './partition-checkpoint.js';
 import { recoverPartitions } from './partition-recovery.js';
 import { encodeDecisionRecord } from './transaction-records.js';
@@ -47,6 +50,10 @@ let control: Int32Array | null = null;
 let syncTimer: NodeJS.Timeout | null = null;
 let checkpointTimer: NodeJS.Timeout | null = null;
 let checkpoints: CheckpointScheduler | null = null;
+/** The page sets of this worker's partitions over page files, if it has any. */
+let pageSets: PageSets | null = null;
+/** This worker's partitions' trees, for closing their page files at shutdown. */
+let ownerTrees: OwnerTree[] = [];
 /** How often the worker looks at its logs' growth to decide on a checkpoint. */
 const checkpointCheckIntervalMs = 250;
 /** This worker's log for this run. */
@@ -69,25 +76,36 @@ const api: OwnerApi = {
     const placement = { node, ...placeCurrentThread(cpus, pinning) };
     const mvcc = MvccState.attach(config.mvcc);
     const committed = new Set(config.committedTransactions);
-    const owned = config.partitions.map((partition) => ({
-      partition,
-      tree: BTree.create({ pageSizeBytes: config.pageSizeBytes, maxBytes: config.partitionBytesMax }),
-    }));
-    const recovered = await recoverPartitions(
-      config.path,
-      owned,
-      committed,
-      config.walEpoch,
-      new LogCoverage(config.logCoverage.length > 0 ? config.logCoverage : [null]),
-    );
+    const owned = await openOwnerTrees(config);
+    let recovered: Awaited<ReturnType<typeof recoverPartitions>>;
+    try {
+      recovered = await recoverPartitions(
+        config.path,
+        owned.map(({ partition, tree, pages }) => ({
+          partition,
+          tree,
+          ...(pages === null ? {} : { pages }),
+        })),
+        committed,
+        config.walEpoch,
+        new LogCoverage(config.logCoverage.length > 0 ? config.logCoverage : [null]),
+      );
+    } catch (error) {
+      closeOwnerTrees(owned);
+      throw error;
+    }
+    ownerTrees = owned;
     // Cells recovered with an earlier run's commit timestamps must be older than every new snapshot
     // (every owner raises the shared oracle for its partitions before open() returns).
     mvcc.startAbove(Math.max(0, ...recovered.partitions.map((recovery) => recovery.timestampHigh)));
     // Each partition's version store, shared with the readers from the start: a database that serves
     // reads only (and may take writes later) hands out the same trees.
-    const withVersions = owned.map(({ partition, tree }) => ({
+    // The version store stays in an arena: it holds only the versions open snapshots and prepared
+    // transactions keep, and nothing of it outlives the process.
+    const withVersions = owned.map(({ partition, tree, pages }) => ({
       partition,
       tree,
+      pages,
       versions: BTree.create({ pageSizeBytes: config.pageSizeBytes, maxBytes: config.partitionBytesMax }),
     }));
     const state: RecoveredState = { config, partitions: withVersions, recovered, mvcc };
@@ -100,7 +118,7 @@ const api: OwnerApi = {
     }
     Atomics.store(control, kWorkerState, workerStateRunning);
     return {
-      trees: withVersions.map(({ tree }) => tree.share()),
+      trees: withVersions.map(({ tree, pages }) => pages?.share() ?? tree.share()),
       versionTrees: withVersions.map(({ versions }) => versions.share()),
       recoveries: recovered.partitions,
       tornTails: recovered.tornTails,
@@ -139,11 +157,16 @@ const api: OwnerApi = {
   },
 
   async shutdown(): Promise<void> {
-    if (loop === null || control === null) return;
+    if (loop === null || control === null) {
+      closeOwnerTrees(ownerTrees);
+      ownerTrees = [];
+      return;
+    }
     if (syncTimer !== null) clearInterval(syncTimer);
     if (checkpointTimer !== null) clearInterval(checkpointTimer);
     await checkpoints?.idle();
     await loop.stop();
+    await pageSets?.idle();
     try {
       await ownerLog?.close();
       // Everything logged is synced now: each partition's manifest promises its last record.
@@ -153,6 +176,8 @@ const api: OwnerApi = {
       // (a durable mark not moved forward now is moved by the next open's recovery).
       if (storageCondition(error) === null) throw error;
     }
+    closeOwnerTrees(ownerTrees);
+    ownerTrees = [];
     Atomics.store(control, kWorkerState, workerStateStopped);
   },
 };
@@ -177,7 +202,7 @@ async function openOwnerLog(config: OwnerConfig): Promise<WalWriter> {
 /** What recovery left a worker, for it to start writing now or, after a read-only open, later. */
 interface RecoveredState {
   config: OwnerConfig;
-  partitions: { partition: number; tree: BTree; versions: BTree }[];
+  partitions: { partition: number; tree: BTree; pages: PagedTree | null; versions: BTree }[];
   recovered: Awaited<ReturnType<typeof recoverPartitions>>;
   mvcc: MvccState;
 }
@@ -197,7 +222,7 @@ async function startWriting(state: RecoveredState, walEpoch: number): Promise<vo
   const writer = await openOwnerLog({ ...config, walEpoch });
   const partitions = new Map<number, OwnedPartition>();
   let anyResolved = false;
-  state.partitions.forEach(({ partition, tree, versions }, i) => {
+  state.partitions.forEach(({ partition, tree, pages, versions }, i) => {
     const recovery = recovered.partitions[i]!;
     const log = new PartitionLog(writer, partition, recovery.nextLsn);
     // Decided at recovery: logged and synced before the coordinators' decision logs are dropped.
@@ -205,7 +230,12 @@ async function startWriting(state: RecoveredState, walEpoch: number): Promise<vo
       log.append(recordTypeDecision, [encodeDecisionRecord(transactionId, wasCommitted)]);
       anyResolved = true;
     }
-    partitions.set(partition, { tree, log, versioned: new VersionedPartition(tree, versions, mvcc) });
+    partitions.set(partition, {
+      tree,
+      log,
+      versioned: new VersionedPartition(tree, versions, mvcc),
+      pages,
+    });
   });
   if (anyResolved) {
     try {
@@ -219,6 +249,14 @@ async function startWriting(state: RecoveredState, walEpoch: number): Promise<vo
   shutdownPath = config.path;
   shutdownPartitions = ownedPartitions;
   const rings = config.rings.map((sab) => CommandRing.attach(sab));
+  const segmentRemoval = new SegmentRemoval(recovered.segments, writer);
+  let wake = (): void => {};
+  const paged = pagedPartitions(partitions);
+  const sets =
+    paged === null
+      ? null
+      : new PageSets(paged, config.path, config.durability, mvcc, segmentRemoval, failPageSet, () => wake());
+  pageSets = sets;
   const running = new OwnerLoop(
     partitions,
     config.durability,
@@ -227,7 +265,9 @@ async function startWriting(state: RecoveredState, walEpoch: number): Promise<vo
     new Failpoints(config.failpoints),
     mvcc,
     config.workerIndex,
+    sets,
   );
+  wake = () => running.wake();
   loop = running;
   running.start();
   if (config.durability === 'relaxed') {
@@ -240,11 +280,29 @@ async function startWriting(state: RecoveredState, walEpoch: number): Promise<vo
     config.path,
     partitions,
     config.checkpointWalBytes,
-    new SegmentRemoval(recovered.segments, writer),
+    segmentRemoval,
     checkpointRecorder(control!),
+    sets,
   );
   checkpoints = scheduler;
   checkpointTimer = setInterval(() => scheduler.maybeStart(failCheckpoint), checkpointCheckIntervalMs);
+}
+
+/** The partitions over page files, or null if none is (every partition lives one way). */
+function pagedPartitions(partitions: Map<number, OwnedPartition>): Map<number, PagedPartition> | null {
+  const paged = new Map<number, PagedPartition>();
+  for (const [partition, owned] of partitions) {
+    if (owned.pages !== null) paged.set(partition, { ...owned, pages: owned.pages });
+  }
+  return paged.size === 0 ? null : paged;
+}
+
+/** A page set written in the background failed: the log still holds every write; the next set retries. */
+function failPageSet(error: unknown): void {
+  console.error(
+    'lightning-db owner: writing a page set failed; the write-ahead log still holds every write',
+    error,
+  );
 }
 
 function readOnlyRefusal(what: string): LightningError {

@@ -8,6 +8,8 @@ export interface PagedCheckpointResult {
   partition: number;
   redoLsn: number;
   pagesWritten: number;
+  /** The pages' bytes (page 0 and the double-write copies not counted). */
+  bytesWritten: number;
   walSegmentsRemoved: number;
 }
 
@@ -41,5 +43,11 @@ export async function checkpointPagedPartition(
   const walSegmentsRemoved = await segmentRemoval.removeObsolete((other) =>
     checkpointStartLsn(databaseDirectory, other),
   );
-  return { partition, redoLsn, pagesWritten: written.pagesWritten, walSegmentsRemoved };
+  return {
+    partition,
+    redoLsn,
+    pagesWritten: written.pagesWritten,
+    bytesWritten: written.pagesWritten * paged.pool.pageSizeBytes,
+    walSegmentsRemoved,
+  };
 }

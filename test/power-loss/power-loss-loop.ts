@@ -290,6 +290,7 @@ async function recoverAndRead(
     ] as const) {
       trees.forEach((tree, partition) => {
         try {
+          if (tree.kind !== 'lightning-db/tree') throw new Error('power-loss runs keep partitions in arenas');
           checkTree(TreeReader.attach(tree));
           treesChecked++;
         } catch (error) {

@@ -21,6 +21,18 @@ import {
  * and state are checked (they lie in its first bytes, whatever the page size).
  */
 export async function readPageFileRedoLsn(dir: string): Promise<number | null> {
+  const { api, first, path } = await readPageZero(dir);
+  decodePageFileHeader(api, first, path);
+  return decodePageSpaceState(api, first, path)?.redoLsn ?? null;
+}
+
+/** `dir`'s page file's header (its page size and partition), checked; a missing file is ERR_CORRUPTION. */
+export async function readPageFileHeader(dir: string): Promise<PageFileHeader> {
+  const { api, first, path } = await readPageZero(dir);
+  return decodePageFileHeader(api, first, path);
+}
+
+async function readPageZero(dir: string): Promise<{ api: XxhashApi; first: Buffer; path: string }> {
   const api = await xxhashApi();
   const path = join(dir, pageFileName);
   let first: Buffer;
@@ -37,8 +49,7 @@ export async function readPageFileRedoLsn(dir: string): Promise<number | null> {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw corruption(`page file ${path} is missing`);
     throw error;
   }
-  decodePageFileHeader(api, first, path);
-  return decodePageSpaceState(api, first, path)?.redoLsn ?? null;
+  return { api, first, path };
 }
 
 /** Enough of page 0 for its header and state. */

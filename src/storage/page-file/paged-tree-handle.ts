@@ -2,7 +2,7 @@ import { LightningError } from '../../shared-memory/errors.js';
 import { BufferPool } from '../../shared-memory/pool/buffer-pool.js';
 import { PooledPageSpace } from '../../shared-memory/pool/pooled-page-space.js';
 import { treeFormatVersion } from '../../shared-memory/tree/meta-layout.js';
-import { verifyTreeMeta } from '../../shared-memory/tree/tree-handle.js';
+import { type TreeHandle, verifyTreeMeta } from '../../shared-memory/tree/tree-handle.js';
 import { TreeReader } from '../../shared-memory/tree/tree-reader.js';
 import { PageFileReader } from './page-file-reader.js';
 
@@ -122,4 +122,26 @@ function checkHandle(handle: unknown): PagedTreeHandle {
   }
   if (h.metaPageId === 0) return bad('page 0 is the page file header');
   return h as PagedTreeHandle;
+}
+
+/** A partition's tree as its owner shares it: in an arena, or over a buffer pool and page file. */
+export type PartitionTreeHandle = TreeHandle | PagedTreeHandle;
+
+export function isPagedTreeHandle(handle: PartitionTreeHandle): handle is PagedTreeHandle {
+  return handle.kind === 'lightning-db/paged-tree';
+}
+
+/** A partition's tree attached on this thread; `close` gives back what a paged tree took. */
+export interface AttachedPartitionTree {
+  readonly reader: TreeReader;
+  /** The pool the tree reads through, or null for an arena. */
+  readonly pool: BufferPool | null;
+  close(): void;
+}
+
+/** Attaches a partition's tree on this thread, however its owner keeps it. */
+export async function attachPartitionTree(handle: PartitionTreeHandle): Promise<AttachedPartitionTree> {
+  if (!isPagedTreeHandle(handle)) return { reader: TreeReader.attach(handle), pool: null, close: () => {} };
+  const attached = await attachPagedTree(handle);
+  return { reader: attached.reader, pool: attached.pool, close: () => attached.close() };
 }

@@ -1,0 +1,192 @@
+import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
+import { flushOwnerLogs, type SegmentRemoval } from '../storage/wal/index.js';
+import type { DurabilityMode, OwnedPartition } from './owner-loop.js';
+import { checkpointPagedPartition, type PagedCheckpointResult } from './paged-checkpoint.js';
+import type { PagedTree } from './paged-tree.js';
+
+/** A partition over a page file, as its owner holds it. */
+export interface PagedPartition extends OwnedPartition {
+  pages: PagedTree;
+}
+
+/** A set starts in the background once this share of a pool's frames is dirty. */
+const dirtyShareHighWater = 0.5;
+/** Tombstones swept per partition between two passes (each removal is a write of its own). */
+const sweepCellsPerStep = 64;
+
+interface Waiting {
+  resolve(result: PagedCheckpointResult): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Writes an owner's paged partitions' page sets, always between two of the owner's passes: then the
+ * tree holds every record its log has below `log.nextLsn` and nothing staged, so a set at that LSN is
+ * exact (PagedTree.writePages). Every set is also the partition's checkpoint: recorded in its
+ * manifest, log segments it makes unnecessary removed (checkpointPagedPartition).
+ *
+ * A set is written when a pass could not stage a write for want of frames (the loop defers the write
+ * and waits for the set), in the background once half a pool's frames are dirty (so writes rarely
+ * wait), and when the checkpoint scheduler asks. Three rules keep a set exact:
+ * - no set while a prepared transaction's intents are in the tree: a replay from its prepare would not
+ *   take them out, and the head an intent replaced lives only in the version store, which is not
+ *   written. The set waits for the decision;
+ * - in 'relaxed' and 'none' the log is synced first, or a power loss could keep pages whose records
+ *   the log lost, and the partition's LSNs would go back;
+ * - one set at a time per owner, since sets remove log segments.
+ * Between passes it also sweeps tombstones a page file kept from an earlier run, a few at a time.
+ */
+export class PageSets {
+  readonly #partitions: Map<number, PagedPartition>;
+  readonly #databaseDirectory: string;
+  readonly #durability: DurabilityMode;
+  readonly #mvcc: MvccState;
+  readonly #segmentRemoval: SegmentRemoval;
+  readonly #onError: (error: unknown) => void;
+  /** Wakes the owner's loop, asleep on its doorbell. */
+  readonly #wake: () => void;
+  /** Partitions a pass found short of frames: their sets come before the next pass. */
+  readonly #roomWanted = new Set<number>();
+  /** Checkpoints asked for, per partition. */
+  readonly #requests = new Map<number, Waiting[]>();
+  /** Where each partition's tombstone sweep goes on, for partitions with tombstones to sweep. */
+  readonly #sweeps = new Map<number, Uint8Array>();
+  #inFlight: Promise<void> | null = null;
+  /** True when the last look found a set that must wait for a decision. */
+  #blocked = false;
+
+  constructor(
+    partitions: Map<number, PagedPartition>,
+    databaseDirectory: string,
+    durability: DurabilityMode,
+    mvcc: MvccState,
+    segmentRemoval: SegmentRemoval,
+    onError: (error: unknown) => void,
+    wake: () => void,
+  ) {
+    this.#wake = wake;
+    this.#partitions = partitions;
+    this.#databaseDirectory = databaseDirectory;
+    this.#durability = durability;
+    this.#mvcc = mvcc;
+    this.#segmentRemoval = segmentRemoval;
+    this.#onError = onError;
+    for (const [partition, owned] of partitions)
+      if (owned.tree.tombstoneCount > 0) this.#sweeps.set(partition, new Uint8Array(0));
+  }
+
+  /** A pass could not stage a write of `partition` for want of frames: a set comes first. */
+  wantRoom(partition: number): void {
+    if (this.#partitions.has(partition)) this.#roomWanted.add(partition);
+  }
+
+  /** True while a set is owed before deferred writes can go on, and nothing stops it being written. */
+  get roomPending(): boolean {
+    return this.#roomWanted.size > 0 && !this.#blocked;
+  }
+
+  /** True when a set is owed and must wait for a prepared transaction's decision. */
+  get waiting(): boolean {
+    return this.#blocked;
+  }
+
+  /** True while there is work between passes that needs no new write to arrive. */
+  get busy(): boolean {
+    return this.roomPending || this.#sweeps.size > 0 || (this.#requests.size > 0 && !this.#blocked);
+  }
+
+  /** A checkpoint of `partition`: the next set written for it, from the next gap between passes. */
+  requestCheckpoint(partition: number): Promise<PagedCheckpointResult> {
+    return new Promise((resolve, reject) => {
+      const waiting = this.#requests.get(partition) ?? [];
+      waiting.push({ resolve, reject });
+      this.#requests.set(partition, waiting);
+      this.#wake();
+    });
+  }
+
+  /** Resolves when no set is being written. */
+  async idle(): Promise<void> {
+    while (this.#inFlight !== null) await this.#inFlight;
+  }
+
+  /**
+   * Called by the loop between passes: writes the sets owed (waiting for those a pass needs room
+   * from), starts those the pools' dirty pages call for, and sweeps tombstones.
+   */
+  async betweenPasses(): Promise<void> {
+    this.#blocked = false;
+    for (const [partition, owned] of this.#partitions) {
+      const room = this.#roomWanted.has(partition);
+      const wanted =
+        room ||
+        this.#requests.has(partition) ||
+        owned.pages.pool.dirtyPageCount() >= owned.pages.pool.framesMax * dirtyShareHighWater;
+      if (!wanted) continue;
+      if (this.#inFlight !== null) {
+        // One at a time: a write that waits for room waits for the set under way first.
+        if (!room) continue;
+        await this.idle();
+      }
+      if (owned.versioned.oldestLsnToReplay() !== null) {
+        this.#blocked ||= room || this.#requests.has(partition);
+        continue;
+      }
+      await this.#start(partition, owned);
+      if (room) {
+        await this.idle();
+        this.#roomWanted.delete(partition);
+      }
+    }
+    this.#sweep();
+  }
+
+  /** Syncs the log if the mode leaves it unsynced, then captures and writes one set (in the background). */
+  async #start(partition: number, owned: PagedPartition): Promise<void> {
+    if (this.#durability !== 'sync') await flushOwnerLogs([owned.log], true);
+    const waiting = this.#requests.get(partition) ?? [];
+    this.#requests.delete(partition);
+    // The pages are captured in this call's first synchronous step.
+    const writing = checkpointPagedPartition(
+      this.#databaseDirectory,
+      owned.pages,
+      owned.log,
+      this.#segmentRemoval,
+      owned.log.nextLsn,
+      this.#mvcc.now(),
+    );
+    this.#inFlight = writing.then(
+      (result) => {
+        this.#inFlight = null;
+        if (result === null) {
+          // A set was under way already (none can be: one at a time): ask again.
+          for (const w of waiting) this.#requeue(partition, w);
+          return;
+        }
+        for (const w of waiting) w.resolve(result);
+      },
+      (error: unknown) => {
+        this.#inFlight = null;
+        for (const w of waiting) w.reject(error);
+        if (waiting.length === 0) this.#onError(error);
+      },
+    );
+  }
+
+  #requeue(partition: number, waiting: Waiting): void {
+    const list = this.#requests.get(partition) ?? [];
+    list.push(waiting);
+    this.#requests.set(partition, list);
+  }
+
+  /** Removes a few tombstones of each partition that has some left from an earlier run. */
+  #sweep(): void {
+    for (const [partition, from] of this.#sweeps) {
+      const owned = this.#partitions.get(partition)!;
+      const next = owned.versioned.sweepTombstones(from, sweepCellsPerStep);
+      if (next === null) this.#sweeps.delete(partition);
+      else if (Buffer.compare(next, from) === 0) this.wantRoom(partition);
+      else this.#sweeps.set(partition, next);
+    }
+  }
+}

@@ -264,6 +264,7 @@ async function openLocked(
     workerControls: controls,
     rings,
     mvcc,
+    pools: readers.pools,
   });
   reclaimer.start();
   const keepAlive = new KeepAlive();

@@ -1,6 +1,7 @@
 import { TreeReader } from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
+import type { BufferPool } from '../shared-memory/pool/buffer-pool.js';
 import type { TreeHandle } from '../shared-memory/tree/tree-handle.js';
 import {
   type AttachedPartitionTree,
@@ -11,6 +12,8 @@ import {
 /** This thread's readers of every partition, and what closes the page files they opened. */
 export interface PartitionReaders {
   readers: VersionedReader[];
+  /** The pools of the trees over page files, attached on this thread. */
+  pools: BufferPool[];
   /** Gives back each pool's holder slot and page file descriptor; no read may be under way. */
   close(): void;
 }
@@ -38,5 +41,6 @@ export async function attachPartitionReaders(
   const readers = attached.map(
     ({ reader }, partition) => new VersionedReader(reader, TreeReader.attach(versionTrees[partition]!), mvcc),
   );
-  return { readers, close };
+  const pools = attached.flatMap(({ pool }) => (pool === null ? [] : [pool]));
+  return { readers, pools, close };
 }

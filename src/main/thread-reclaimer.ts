@@ -8,6 +8,7 @@ import {
   kDatabaseState,
   kSlotClaim,
   kSlotDead,
+  kSlotThread,
   kWorkerDoorbell,
   kWorkerState,
   slotReclaiming,
@@ -16,6 +17,7 @@ import {
   workerStateStopped,
 } from '../shared-memory/index.js';
 import { type MvccState, txPreparing } from '../shared-memory/mvcc/mvcc-state.js';
+import type { BufferPool } from '../shared-memory/pool/buffer-pool.js';
 import { kRingResetRequest } from '../shared-memory/ring/ring-layout.js';
 import { decisionDirectory, readCommittedTransactions } from '../storage/decision-log.js';
 import { freeThreadSlot } from './thread-slots.js';
@@ -40,12 +42,16 @@ export interface ReclaimerParts {
   /** rings[worker][slot] and rings[worker][threadsMax + slot] belong to thread slot `slot`. */
   rings: CommandRing[][];
   mvcc: MvccState;
+  /** The buffer pools of partitions over page files, as this thread attached them (none in arenas). */
+  pools: readonly BufferPool[];
 }
 
 /**
  * Runs on the thread that opened the database and gives back what a dead thread held. A death is
  * reported in the database control block (thread-liveness.ts), and the reclaimer then, for that slot:
- * closes its commit window; frees its snapshot slots, so version cleanup resumes; has each owner
+ * gives back the page latches it held in the partitions' buffer pools (a thread ended while it loaded
+ * a page would otherwise leave the page locked, and an owner that needs it waiting); closes its
+ * commit window; frees its snapshot slots, so version cleanup resumes; has each owner
  * forget the records the thread left in its rings (applied ones stay applied; the others, never
  * acknowledged to anyone alive, are dropped, along with an operation half sent in fragments); decides
  * its undecided two-phase transactions, commit where its decision is in a decision log, presumed
@@ -101,7 +107,10 @@ export class ThreadReclaimer {
   async #reclaim(slot: number, generation: number): Promise<void> {
     const { databaseControl, mvcc, workerControls } = this.#parts;
     const claim = slotWord(slot, kSlotClaim);
+    const thread = Atomics.load(databaseControl, slotWord(slot, kSlotThread)) - 1;
     if (Atomics.compareExchange(databaseControl, claim, generation, slotReclaiming) !== generation) return;
+    // First: an owner waiting for a latch the thread held could not get to its rings' reset.
+    if (thread >= 0) this.#recoverLatches(thread);
     const committer = workerControls.length + slot;
     // A window left open would make every new snapshot wait for it.
     mvcc.closeWindow(committer);
@@ -110,6 +119,14 @@ export class ThreadReclaimer {
     await this.#decideTransactions(slot, committer);
     freeThreadSlot(databaseControl, slot);
     this.reclaimed++;
+  }
+
+  /** Gives back the pool latches and holder slots of the thread `thread` (its threadId). */
+  #recoverLatches(thread: number): void {
+    for (const pool of this.#parts.pools) {
+      const holder = pool.holderOfThread(thread);
+      if (holder >= 0 && holder !== pool.holder) pool.recoverHolder(holder);
+    }
   }
 
   /** Has every owner forget what the slot's rings hold; false if the database closed meanwhile. */

@@ -80,6 +80,7 @@ export async function attach(handle: unknown): Promise<Database> {
     handle,
     router,
     versionedReaders: readers.readers,
+    partitionPools: readers.partitionPools,
     mvcc,
     slot,
     decisionLog: new DecisionLog(handle.path, slot),

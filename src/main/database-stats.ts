@@ -6,6 +6,7 @@ import {
   kWorkerState,
   type TreeStats,
 } from '../shared-memory/index.js';
+import type { BufferPool, BufferPoolStats } from '../shared-memory/pool/buffer-pool.js';
 import type { WorkerPlacement } from '../workers/owner-protocol.js';
 import type { DatabaseParts } from './database.js';
 import type { Durability } from './open-options.js';
@@ -42,6 +43,11 @@ export interface DatabaseStats {
   partitionStats: TreeStats[];
   /** Each partition's version store (MVCC): the old versions kept for open snapshots. */
   versionStoreStats: TreeStats[];
+  /**
+   * Each partition's buffer pool, for a database over page files (memoryMaxBytes); null when every
+   * partition lives whole in memory.
+   */
+  bufferPools: PartitionPoolStats[] | null;
   workerStats: WorkerStats[];
   /** What open() recovered, on the thread that opened the database; null on attached threads. */
   recovery: RecoveryStats | null;
@@ -62,6 +68,16 @@ export interface DatabaseStats {
  * the owner then failed still counts, see lightning_operation_errors_total), and gets (getUnsafe and
  * getString included) that returned.
  */
+/** One partition's buffer pool (docs/buffer-pool.md). */
+export interface PartitionPoolStats extends BufferPoolStats {
+  partition: number;
+  /**
+   * Page reads served from memory on the calling thread since it attached (hits are counted per
+   * thread, without a shared write); `misses` counts every thread's reads from the page file.
+   */
+  hitsThisThread: number;
+}
+
 export interface OperationStats {
   put: number;
   del: number;
@@ -137,6 +153,7 @@ export function collectStats(
     ),
     partitionStats,
     versionStoreStats: versionedReaders.map((reader) => reader.versions.stats()),
+    bufferPools: poolStats(parts.partitionPools),
     workerStats,
     recovery: parts.recovery,
     transactions: counts.transactions,
@@ -154,4 +171,11 @@ export function collectStats(
     },
     replication,
   };
+}
+
+function poolStats(pools: readonly (BufferPool | null)[]): PartitionPoolStats[] | null {
+  if (pools.every((pool) => pool === null)) return null;
+  return pools.flatMap((pool, partition) =>
+    pool === null ? [] : [{ partition, ...pool.stats(), hitsThisThread: pool.hits }],
+  );
 }

@@ -8,6 +8,7 @@ import {
 } from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { readLatest, type VersionedReader } from '../shared-memory/mvcc/versioned-reader.js';
+import type { BufferPool } from '../shared-memory/pool/buffer-pool.js';
 import type { BatchEntry } from '../shared-memory/ring/operation-codec.js';
 import type { RangeBounds } from '../shared-memory/tree/range-options.js';
 import { threadValueScratch, ValueScratch } from '../shared-memory/tree/value-scratch.js';
@@ -64,6 +65,8 @@ export interface DatabaseParts {
   router: PartitionRouter;
   /** Each partition's reader: its tree and its version store (MVCC). */
   versionedReaders: VersionedReader[];
+  /** Each partition's buffer pool as this thread attached it; null for a partition in an arena. */
+  partitionPools: (BufferPool | null)[];
   mvcc: MvccState;
   /** This thread's slot: its snapshot slots, commit window and decision log. */
   slot: number;

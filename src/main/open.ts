@@ -309,6 +309,7 @@ async function openLocked(
     handle,
     router,
     versionedReaders: readers.readers,
+    partitionPools: readers.partitionPools,
     mvcc,
     slot,
     decisionLog: new DecisionLog(directory, slot),

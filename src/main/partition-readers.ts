@@ -14,6 +14,8 @@ export interface PartitionReaders {
   readers: VersionedReader[];
   /** The pools of the trees over page files, attached on this thread. */
   pools: BufferPool[];
+  /** Each partition's pool, null for a tree in an arena. */
+  partitionPools: (BufferPool | null)[];
   /** Gives back each pool's holder slot and page file descriptor; no read may be under way. */
   close(): void;
 }
@@ -41,6 +43,7 @@ export async function attachPartitionReaders(
   const readers = attached.map(
     ({ reader }, partition) => new VersionedReader(reader, TreeReader.attach(versionTrees[partition]!), mvcc),
   );
-  const pools = attached.flatMap(({ pool }) => (pool === null ? [] : [pool]));
-  return { readers, pools, close };
+  const partitionPools = attached.map(({ pool }) => pool);
+  const pools = partitionPools.flatMap((pool) => (pool === null ? [] : [pool]));
+  return { readers, pools, partitionPools, close };
 }

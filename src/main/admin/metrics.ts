@@ -11,6 +11,7 @@ import { countedOperations } from '../../shared-memory/thread-counters-layout.js
 import type { Database, DatabaseStats } from '../database.js';
 import { sumThreadCounters } from '../thread-counters.js';
 import { latencyBoundsSeconds, type OperationRecorder, partitionSeveral } from './operation-observer.js';
+import { PoolMetrics } from './pool-metrics.js';
 import { ReplicationMetrics } from './replication-metrics.js';
 import { type HistogramSample, SampledHistogram } from './sampled-histogram.js';
 import { readTransactionStats, TransactionMetrics } from './transaction-metrics.js';
@@ -39,6 +40,7 @@ export class AdminMetrics {
   #owners: OwnerMetricsReading[] = [];
   #operations: ReturnType<OperationRecorder['series']> = [];
   #transactions: TransactionMetrics | null = null;
+  #pools: PoolMetrics | null = null;
   #replication: ReplicationMetrics | null = null;
   /** Collections so far, this one included: how many scrapes did the work rather than reuse a text. */
   #collections = 0;
@@ -205,6 +207,10 @@ export class AdminMetrics {
       this.#recoveredEntries.set(stats.recovery.checkpointEntries);
       this.#recoveredRecords.set(stats.recovery.replayedRecords);
       this.#tornTails.set(stats.recovery.tornTailsCut);
+    }
+    if (stats.bufferPools !== null) {
+      this.#pools ??= new PoolMetrics(this.registry);
+      this.#pools.set(stats.bufferPools);
     }
     const transactions = readTransactionStats(stats);
     if (transactions !== null) {

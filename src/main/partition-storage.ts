@@ -1,11 +1,11 @@
-import { access } from 'node:fs/promises';
+import { access, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LightningError } from '../shared-memory/index.js';
 import { poolBytesMax } from '../shared-memory/limits.js';
 import { poolRegions } from '../shared-memory/pool/pool-layout.js';
 import type { Manifest } from '../storage/checkpoint/index.js';
 import { partitionDirectory } from '../storage/layout.js';
-import { pageFileName } from '../storage/page-file/page-file-format.js';
+import { doubleWriteFileName, pageFileName } from '../storage/page-file/page-file-format.js';
 import { readPageFileHeader } from '../storage/page-file/page-file-reader.js';
 import { createPageFile } from '../storage/page-file/page-file-writer.js';
 
@@ -40,12 +40,13 @@ type PartitionKind = 'pages' | 'arena' | 'empty';
 
 /**
  * Decides how this open keeps the partitions, from their files and the options, and creates the page
- * files a paged database lacks. A partition whose manifest names a checkpoint file lives in an
- * arena; one whose manifest names its page file, or that has a page file and no checkpoint yet, lives
- * over its page file. A database keeps the storage it has: `memoryMaxBytes` sets the memory of a paged
- * one, and makes a new database (or one that never checkpointed) paged; a database checkpointed in
- * memory cannot be opened with it (converting one is not supported). A paged database opened without
- * `memoryMaxBytes` keeps every page it reads in memory, as far as one pool can hold.
+ * files a paged database lacks. A partition whose manifest names its page file, or that has a page
+ * file and no checkpoint yet, lives over its page file; one whose manifest names a checkpoint file
+ * lives in an arena, unless the database is paged. The database is paged when any partition is, or
+ * when opened with `memoryMaxBytes`: then a partition with a checkpoint file is converted (recovery
+ * loads the file into a fresh page file). A paged database opened without `memoryMaxBytes` keeps every
+ * page it reads in memory, as far as one pool can hold. So a database in memory, or a restored backup
+ * (backups are checkpoint files), becomes paged by opening it with `memoryMaxBytes`, for good.
  *
  * `manifests`: each partition's manifest, or null for a new database (its manifests are just written).
  */
@@ -59,25 +60,8 @@ export async function decidePartitionStorage(
   for (let partition = 0; partition < partitions; partition++) {
     kinds.push(await partitionKind(directory, partition, manifests?.[partition] ?? null));
   }
-  const paged = kinds.includes('pages');
-  if (paged && kinds.includes('arena')) {
-    const arena = kinds.indexOf('arena');
-    const pages = kinds.indexOf('pages');
-    throw new LightningError(
-      'ERR_CORRUPTION',
-      `partition ${pages} lives in a page file and partition ${arena} in checkpoint files: ` +
-        `one database keeps all its partitions one way (${directory})`,
-    );
-  }
-  if (choice.memoryMaxBytes !== null && kinds.includes('arena')) {
-    throw new LightningError(
-      'ERR_BAD_ARGUMENT',
-      `${directory} keeps its partitions in memory (it was created without memoryMaxBytes and has ` +
-        'checkpoints); opening it with memoryMaxBytes would need a conversion, which is not supported: ' +
-        'open it without memoryMaxBytes, or back it up and load the data into a new database',
-    );
-  }
-  if (!paged && choice.memoryMaxBytes === null) {
+  const paged = kinds.includes('pages') || choice.memoryMaxBytes !== null;
+  if (!paged) {
     return { framesPerPartition: null, pageSizeBytes: choice.pageSizeBytes };
   }
   if (choice.readOnly) {
@@ -86,12 +70,22 @@ export async function decidePartitionStorage(
       `${directory}: a database over page files (memoryMaxBytes) cannot be opened read-only yet`,
     );
   }
-  const pageSizeBytes = paged ? await pagedPageSize(directory, kinds, choice) : choice.pageSizeBytes;
-  // Partitions with no page file and no checkpoint: the whole log holds them, so a page file
-  // created now (holding nothing) and the log replayed into it lose nothing.
+  const pageSizeBytes = kinds.includes('pages')
+    ? await pagedPageSize(directory, kinds, choice)
+    : choice.pageSizeBytes;
   for (let partition = 0; partition < partitions; partition++) {
-    if (kinds[partition] === 'empty')
-      await createPageFile(partitionDirectory(directory, partition), { pageSizeBytes, partition });
+    const dir = partitionDirectory(directory, partition);
+    // No page file and no checkpoint: the whole log holds the partition, so a page file created now
+    // (holding nothing) and the log replayed into it lose nothing.
+    if (kinds[partition] === 'empty') await createPageFile(dir, { pageSizeBytes, partition });
+    // A checkpoint file: recovery loads it into a fresh page file, and the partition's first page
+    // set recorded in its manifest ends the conversion. Until then the manifest names the checkpoint
+    // file, and a page file left by a conversion a crash cut short holds nothing it needs.
+    if (kinds[partition] === 'arena') {
+      await rm(join(dir, pageFileName), { force: true });
+      await rm(join(dir, doubleWriteFileName), { force: true });
+      await createPageFile(dir, { pageSizeBytes, partition });
+    }
   }
   return {
     framesPerPartition: framesPerPartition(partitions, pageSizeBytes, choice),

@@ -210,14 +210,16 @@ async function loadCheckpoint(
   const durable = manifest.durable ?? { lsn: 0n, log: null };
   const checkpoint = manifest.checkpoints.find((record) => record.partition === partition) ?? null;
   const manifestPath = join(checkpointDirectory, manifestFileName);
-  if (pages !== null) {
-    if (checkpoint !== null && checkpoint.file !== pageFileName) {
+  if (pages !== null && checkpoint !== null && checkpoint.file !== pageFileName) {
+    // Converted to a page file: the checkpoint file is loaded into a page file that holds nothing.
+    if (pages.redoLsn !== null) {
       throw new LightningError(
-        'ERR_BAD_ARGUMENT',
-        `partition ${partition}: ${manifestPath} names the checkpoint ${checkpoint.file}; ` +
-          'a partition over a page file starts from its pages only',
+        'ERR_CORRUPTION',
+        `partition ${partition}: ${manifestPath} names the checkpoint ${checkpoint.file}, and its page file ` +
+          `holds a page set at LSN ${pages.redoLsn}: a page file loaded from a checkpoint must start empty`,
       );
     }
+  } else if (pages !== null) {
     // The manifest is written after the set it names: the page file can only be further on.
     const redoLsn = pages.redoLsn ?? lsnFirst;
     if (checkpoint !== null && redoLsn < Number(checkpoint.startLsn)) {
@@ -240,9 +242,21 @@ async function loadCheckpoint(
   if (checkpoint === null) return { fromLsn: lsnFirst, entries: 0, durable };
   const file = join(checkpointDirectory, checkpoint.file);
   let entries = 0;
+  const startLsn = Number(checkpoint.startLsn);
   try {
     for await (const batch of readCheckpoint(file)) {
-      for (const [key, value] of batch) tree.put(key, value);
+      if (pages === null) {
+        for (const [key, value] of batch) tree.put(key, value);
+      } else {
+        // A pool holds only so many changed pages: sets are written as it fills. The manifest names
+        // the checkpoint file until a set is recorded, after the open: a crash before that loads the
+        // file again into a fresh page file.
+        for (const [key, value] of batch)
+          await pages.withRoom(
+            () => tree.put(key, value),
+            () => startLsn,
+          );
+      }
       entries += batch.length;
     }
   } catch (error) {
@@ -253,7 +267,7 @@ async function loadCheckpoint(
       { cause: error },
     );
   }
-  return { fromLsn: Number(checkpoint.startLsn), entries, durable };
+  return { fromLsn: startLsn, entries, durable };
 }
 
 function replayRecord(replay: Replay, record: WalRecord): void {

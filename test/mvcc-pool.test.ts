@@ -57,12 +57,14 @@ const shapes: Shape[] = [
     snapshotSample: 600,
     pagesMax: 16_384,
     treeFrames: 64,
-    versionFrames: 32,
-    framesShareMax: 1 / 14,
+    versionFrames: 48,
+    // The version store holds fewer pages than the tree: its 48 frames are about 1/8 of them.
+    framesShareMax: 1 / 7,
   },
-  // A handful of frames: a write's path in both trees, its splits and an overflow chain must fit.
+  // A handful of frames: the pages a write of two entries may change in either tree (framesForWrites:
+  // its path, its splits and their parents, its overflow chains new and freed) must fit.
   {
-    name: '24 frames',
+    name: '48 frames',
     keys: 800,
     batchMax: 2,
     shortBytesMax: 200,
@@ -72,9 +74,9 @@ const shapes: Shape[] = [
     opsPerRound: 300,
     snapshotSample: 200,
     pagesMax: 16_384,
-    treeFrames: 24,
-    versionFrames: 24,
-    framesShareMax: 1 / 3,
+    treeFrames: 48,
+    versionFrames: 48,
+    framesShareMax: 0.6,
   },
 ];
 

@@ -168,11 +168,14 @@ describe('version cleanup over small buffer pools', () => {
     const pooled = await pooledPartition(256, 24);
     const mvcc = pooled.mvcc;
     const big = 1000;
-    await pooled.applyWrites([put(big, Buffer.alloc(44_000, 1))]);
+    // A version near the largest whose put (framesForWrites: its chain, path, splits and their parents) the
+    // empty version store of a pool of 24 frames takes.
+    const bigBytes = 36_000;
+    await pooled.applyWrites([put(big, Buffer.alloc(bigBytes, 1))]);
     for (let i = 0; i < 200; i += 10)
       await pooled.applyWrites(Array.from({ length: 10 }, (_, k) => put(i + k, Buffer.alloc(100, 1))));
     mvcc.registerSnapshot(0, 0);
-    await pooled.applyWrites([put(big, Buffer.alloc(44_000, 2))]);
+    await pooled.applyWrites([put(big, Buffer.alloc(bigBytes, 2))]);
     await pooled.writeBackAll();
     for (let i = 0; i < 200; i++) {
       await pooled.applyWrites([put(i, Buffer.alloc(100, 2))]);
@@ -180,16 +183,16 @@ describe('version cleanup over small buffer pools', () => {
     }
     mvcc.releaseSnapshot(0, 0);
     expect(pooled.versions.stats().height).toBe(2);
-    // The 44,000-byte version needs every frame a clean pool of 24 has for changed pages.
-    expect(removalFrames(pooled.versions.stats(), 44_000 + versionValueHeaderBytes)).toBe(
-      pooled.versions.framesAvailableWhenClean(),
-    );
+    // Its removal needs nearly every frame a clean pool of 24 has for changed pages.
+    const removal = removalFrames(pooled.versions.stats(), bigBytes + versionValueHeaderBytes);
+    expect(removal).toBeLessThanOrEqual(pooled.versions.framesAvailableWhenClean());
+    expect(removal).toBeGreaterThanOrEqual(pooled.versions.framesAvailableWhenClean() - 2);
     await pooled.writeBackAll();
     const falses = await collectAll(pooled);
     expect(pooled.partition.versionsRetained).toBe(0);
     // Taking the pinned and changed frames as they are, not a worst case per removal, a few calls do.
     expect(falses).toBeLessThan(10);
-    expect(pooled.partition.reader.get(key(big), readLatest)?.equals(Buffer.alloc(44_000, 2))).toBe(true);
+    expect(pooled.partition.reader.get(key(big), readLatest)?.equals(Buffer.alloc(bigBytes, 2))).toBe(true);
   });
 
   for (const versionFrames of [24, 64]) {

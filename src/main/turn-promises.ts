@@ -191,7 +191,7 @@ function statusError(
   if (status === statusPartitionFull) {
     return new LightningError(
       'ERR_PARTITION_FULL',
-      `the key's partition cannot hold this write${detail}; delete data or reopen with a larger partitionBytesMax${shared}`,
+      `the key's partition cannot hold this write${detail || '; delete data or reopen with a larger partitionBytesMax'}${shared}`,
     );
   }
   if (status === statusDeposed) {

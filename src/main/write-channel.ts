@@ -380,9 +380,17 @@ function tooLargeForTheLog(bytes: number, transaction: boolean): LightningError 
 function partitionFullDetail(ring: CommandRing): string {
   const full = ring.lastPartitionFull();
   const bytes = (pages: number): string => (pages * full.pageSizeBytes).toLocaleString('en-US');
+  if (full.pool === true) {
+    return (
+      `: it could change up to ${full.neededPages} pages (${bytes(full.neededPages)} bytes), and the partition's ` +
+      `buffer pool can take ${full.availablePages} changed pages at once (its share of memoryMaxBytes); ` +
+      'split it into smaller writes or reopen with a larger memoryMaxBytes'
+    );
+  }
   return (
     `: it could need up to ${bytes(full.neededPages)} bytes (${full.neededPages} pages), and ` +
-    `${bytes(full.availablePages)} bytes of its ${full.pagesMax * full.pageSizeBytes} (partitionBytesMax) are left`
+    `${bytes(full.availablePages)} bytes of its ${full.pagesMax * full.pageSizeBytes} (partitionBytesMax) are left; ` +
+    'delete data or reopen with a larger partitionBytesMax'
   );
 }
 

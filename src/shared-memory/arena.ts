@@ -256,6 +256,12 @@ export class PageArena implements PageSpace {
     return Number.MAX_SAFE_INTEGER;
   }
 
+  /** An arena holds every page: nothing to hold. */
+  holdFrames(_delta: number): void {}
+
+  /** An arena reserves no frames. */
+  coverFrames(_covered: boolean): void {}
+
   framesAvailableWhenClean(): number {
     return Number.MAX_SAFE_INTEGER;
   }

@@ -64,6 +64,17 @@ export interface PageSpace {
   framesAvailable(): number;
   /** `framesAvailable` once every changed page is written back. */
   framesAvailableWhenClean(): number;
+  /**
+   * Holds `delta` more frames (or gives them back, negative) for writes decided on already and applied
+   * later (a prepared transaction's decision): `framesAvailable` and `reserveFrames` leave them out
+   * until they are given back, just before the write that needs them.
+   */
+  holdFrames(delta: number): void;
+  /**
+   * While `covered`, `reserveFrames` checks nothing: the writes about to run were counted as a group
+   * when they were staged (`framesForWrites`), a bound each write's own worst case may exceed.
+   */
+  coverFrames(covered: boolean): void;
   /** A page id never handed out before, resident and ready for the writer to latch and fill. */
   takeNewPage(): number;
   /** Memory held for pages now, in bytes. */

@@ -91,6 +91,8 @@ export class OperationApplier {
     stagedEntries(this.#staging.bytesOf(operation), operation),
   );
 
+  /** The partitions whose trees live over buffer pools. */
+  readonly #pooled: OwnedPartition[];
   /** Told of a partition whose pool needs a page set before it can take more (PageSets.wantRoom). */
   readonly #onRoomWanted: (partition: number) => void;
 
@@ -101,6 +103,7 @@ export class OperationApplier {
     onRoomWanted: (partition: number) => void = () => {},
   ) {
     this.#partitions = partitions;
+    this.#pooled = [...partitions.values()].filter((owned) => owned.pages !== null);
     this.#onRoomWanted = onRoomWanted;
     this.#mvcc = mvcc;
     this.#committer = committer;
@@ -201,6 +204,13 @@ export class OperationApplier {
       // before it, neither brings anything back: the write is refused.)
       if (error instanceof PoolRoomError && this.#roomMayComeBack(error, owned, partition)) {
         this.#onRoomWanted(partition);
+        // No set is written while a prepared transaction's intents are in the tree. A transaction
+        // part waiting for room behind them could wait for a transaction that waits for it (its
+        // other part, on a partition waiting the same way): it fails fast, and its coordinator
+        // retries, as on a lock conflict. Plain writes wait; they hold nothing others wait for.
+        const kind = u8[start];
+        if ((kind === operationTxPrepare || kind === operationTxCommit) && !owned.versioned.unlocked)
+          return statusConflict;
         return statusWaitForRoom;
       }
       if (error instanceof PartitionFullError) this.lastPartitionFull = error.detail;
@@ -242,6 +252,20 @@ export class OperationApplier {
    * want of room (staging reserved it); a failure is a bug, and the caller stops the worker.
    */
   applyStaged(): void {
+    // Over a pool, staging counted the pass's changed pages as a group (framesForWrites).
+    this.#coverFrames(this.#pooled, 0);
+  }
+
+  /** Applies the pass with every pooled partition's frames covered (nested, one tree at a time). */
+  #coverFrames(pooled: OwnedPartition[], index: number): void {
+    if (index === pooled.length) {
+      this.#applyStaged();
+      return;
+    }
+    pooled[index]!.tree.withFramesCovered(() => this.#coverFrames(pooled, index + 1));
+  }
+
+  #applyStaged(): void {
     const staging = this.#staging;
     for (const operation of staging.operations) {
       const bytes = staging.bytesOf(operation);
@@ -353,6 +377,7 @@ export class OperationApplier {
       staging.reserved(partition),
       mayKeepVersions,
       held,
+      prepareHold ?? undefined,
     );
   }
 

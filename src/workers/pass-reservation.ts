@@ -24,7 +24,7 @@ export class PoolRoomError extends PartitionFullError {
   readonly needsPageSet: boolean;
 
   constructor(message: string, detail: PartitionFullDetail, needsPageSet: boolean) {
-    super(message, detail);
+    super(message, { ...detail, pool: true });
     this.needsPageSet = needsPageSet;
   }
 }
@@ -69,7 +69,8 @@ const versionKeyExtraBytes = 10;
  * hold; the owner then stops (ERR_WORKER_CRASHED for its writers), and reopening replays the delete.
  *
  * `held`: pages the partition keeps for the decisions of its undecided prepared transactions
- * (`decisionPages`), which no other write may take.
+ * (`decisionPages`), which no other write may take; `newHold`: the part of it that the prepare being
+ * staged adds, whose frames (over a buffer pool) are not held yet.
  */
 export function reserveForPass(
   tree: BTree,
@@ -78,6 +79,7 @@ export function reserveForPass(
   staged: Readonly<PassReservation> | null,
   mayKeepVersions: boolean,
   held: Readonly<DecisionPages> = noDecisionPages,
+  newHold: Readonly<DecisionPages> = noDecisionPages,
 ): PassReservation {
   const treeWrites = tree.newWriteTally();
   const versionWrites = versions.newWriteTally();
@@ -96,14 +98,15 @@ export function reserveForPass(
   }
   const treePages = tree.pagesForWrites(treeWrites).pages;
   requirePages(tree, treePages + held.tree, 'tree', count);
-  requireFrames(tree, treePages, count);
+  // Over a pool, holds already taken are out of framesAvailable; a prepare's own is not yet.
+  if (tree.pooled) requireFrames(tree, tree.framesForWrites(treeWrites) + decisionFrames(newHold), count);
   let versionPages = 0;
   if (versionWrites.puts > 0) {
     versionPages = versions.pagesForWrites(versionWrites).pages;
     requirePages(versions, versionPages + held.versions, 'version store', count);
     // A version store over a buffer pool holds its changed pages in frames too: applying the pass
     // would otherwise find them short and fail after the log has the pass.
-    requireFrames(versions, versionPages, count);
+    if (versions.pooled) requireFrames(versions, versions.framesForWrites(versionWrites), count);
     requireRemovable(versions, keptBytesLargest, count);
   }
   return { treeWrites, versionWrites, treePages, versionPages };
@@ -163,8 +166,12 @@ export function tallyEntry(
   const valueBytes = entry.value?.length ?? 0;
   if (entry.value === null) treeWrites.addDelete();
   if (entry.value !== null || mayKeepVersions) treeWrites.addPut(entry.key.length, valueBytes);
+  // Over a pool, freeing the head's overflow pages changes them (the free list's links).
+  if (mayKeepVersions || tree.pooled) {
+    if (tree.readCellPrefix(entry.key, 0) !== undefined)
+      treeWrites.addFreed(entry.key.length, tree.cellValueBytes);
+  }
   if (mayKeepVersions) {
-    tree.readCellPrefix(entry.key, 0);
     const keptBytes = Math.max(tree.cellValueBytes, valueBytes);
     versionWrites.addPut(entry.key.length + versionKeyExtraBytes, keptBytes + versionValueHeaderBytes);
     return keptBytes;
@@ -261,6 +268,16 @@ export function decisionPages(tree: BTree, versions: BTree, writes: readonly Bat
     treePages += Math.max(intent.overflowPages, abort);
   }
   return { tree: treePages, versions: versionPages };
+}
+
+/**
+ * The frames a decision holding `hold` may change over a buffer pool: the pages it allocates, as many
+ * freed (an overflow chain replaced), a parent per split and the meta page. A decision that allocates
+ * nothing rewrites cells in leaves its intents made dirty already (no page set is written while they
+ * are in the tree): the pool's margin covers it.
+ */
+export function decisionFrames(hold: Readonly<DecisionPages>): number {
+  return hold.tree === 0 ? 0 : 2 * hold.tree + 1;
 }
 
 /** The leaf cell bytes and overflow pages of a put of these sizes into `tree` (WriteTally.addPut). */

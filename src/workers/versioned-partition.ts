@@ -14,7 +14,13 @@ import { type DecodedTransaction, isolationSerializable } from '../shared-memory
 import { cellFlagIntent, cellFlagTimestamp, cellFlagTombstone } from '../shared-memory/tree/node-format.js';
 import type { WriteTally } from '../shared-memory/tree/write-pages.js';
 import { LockTable } from './lock-table.js';
-import { addDecisionPages, type DecisionPages, noDecisionPages, tallyEntry } from './pass-reservation.js';
+import {
+  addDecisionPages,
+  type DecisionPages,
+  decisionFrames,
+  noDecisionPages,
+  tallyEntry,
+} from './pass-reservation.js';
 import { validateTransactionPart } from './transaction-validation.js';
 import { VersionCleanup } from './version-cleanup.js';
 
@@ -142,7 +148,7 @@ export class VersionedPartition {
       }
     }
     this.#locked.set(reference, { transactionId: part.transactionId, lsn, lockedKeys, hold });
-    if (hold !== null) addDecisionPages(this.#held, hold, 1);
+    if (hold !== null) this.#hold(hold, 1);
   }
 
   /**
@@ -155,6 +161,16 @@ export class VersionedPartition {
   }
 
   /**
+   * Holds (sign 1) or gives back (-1) a decision's pages, and over a buffer pool the frames its tree
+   * pages need: without them, writes staged while the transaction waits could fill the frames with
+   * changed pages its decision then finds no room among, and the owner would stop.
+   */
+  #hold(hold: Readonly<DecisionPages>, sign: 1 | -1): void {
+    addDecisionPages(this.#held, hold, sign);
+    this.tree.holdFrames(sign * decisionFrames(hold));
+  }
+
+  /**
    * Releases the locks of a prepared transaction whose prepare record never reached the log (the disk
    * refused the pass): it was locked and not installed, so nothing else of it exists.
    */
@@ -163,7 +179,7 @@ export class VersionedPartition {
     if (locked === undefined) return;
     this.#locked.delete(reference);
     this.#locks.unlock(reference, locked.lockedKeys);
-    if (locked.hold !== null) addDecisionPages(this.#held, locked.hold, -1);
+    if (locked.hold !== null) this.#hold(locked.hold, -1);
   }
 
   /** Installs a locked prepared transaction's intents once its prepare record is durable; old heads are kept. */
@@ -222,11 +238,12 @@ export class VersionedPartition {
       const state = this.#mvcc.transactionState(prepared.reference);
       if (state !== txCommitted && state !== txAborted) continue;
       const committed = state === txCommitted;
+      // The decision's pages, and over a pool its frames, were held for it: they are its own now.
+      if (prepared.hold !== null) this.#hold(prepared.hold, -1);
       if (committed) this.#commit(prepared, this.#mvcc.commitTimestamp(prepared.reference));
       else this.#abort(prepared);
       this.#locks.unlock(prepared.reference, prepared.lockedKeys);
       this.#prepared.delete(prepared.reference);
-      if (prepared.hold !== null) addDecisionPages(this.#held, prepared.hold, -1);
       decided.push({ reference: prepared.reference, transactionId: prepared.transactionId, committed });
     }
     return decided;

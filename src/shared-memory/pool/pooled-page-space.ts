@@ -48,6 +48,10 @@ export class PooledPageSpace implements PageSpace {
   /** The owner's pins until its write ends, and those it keeps for good. */
   #pinned: number[] = [];
   readonly #pinnedForGood = new Set<number>();
+  /** Frames held for writes decided on and applied later (holdFrames). */
+  #framesHeld = 0;
+  /** Set while writes counted as a group when staged are applied (coverFrames). */
+  #covered = false;
   #reader: PooledPageSpace | null = null;
   /**
    * The page `readLatch` (a reader) or `pageOffset` (the owner) resolved last and its offset: the tree
@@ -204,17 +208,31 @@ export class PooledPageSpace implements PageSpace {
    * dirty pages back and tries again.
    */
   reserveFrames(pageCount: number): void {
+    if (this.#covered) return;
     const pool = this.pool;
     const dirty = pool.dirtyPageCount();
     const needed = pageCount + framesForPinsAndReaders;
-    if (dirty + needed > pool.framesMax) {
+    if (dirty + needed + this.#framesHeld > pool.framesMax) {
+      const held = this.#framesHeld === 0 ? '' : ` and ${this.#framesHeld} are held for decided writes`;
       throw new FramesShortError(
         `buffer pool: the write may change ${pageCount} pages and needs ${needed} frames, but ${dirty} of ` +
-          `its ${pool.framesMax} frames hold changes not yet written back; write them back (checkpoint) or ` +
+          `its ${pool.framesMax} frames hold changes not yet written back${held}; write them back (checkpoint) or ` +
           'raise memoryMaxBytes',
-        needed <= pool.framesMax,
+        needed + this.#framesHeld <= pool.framesMax,
       );
     }
+  }
+
+  coverFrames(covered: boolean): void {
+    this.#covered = covered;
+  }
+
+  holdFrames(delta: number): void {
+    const held = this.#framesHeld + delta;
+    if (!Number.isInteger(held) || held < 0) {
+      throw new LightningError('ERR_INTERNAL', `buffer pool: ${held} frames held (${delta} added)`);
+    }
+    this.#framesHeld = held;
   }
 
   /**
@@ -223,7 +241,10 @@ export class PooledPageSpace implements PageSpace {
    * write by write whether the next one fits (version cleanup) sees the frames it took so far.
    */
   framesAvailable(): number {
-    return Math.max(0, this.framesAvailableWhenClean() - this.pool.dirtyPageCount() - this.#pinned.length);
+    return Math.max(
+      0,
+      this.framesAvailableWhenClean() - this.pool.dirtyPageCount() - this.#pinned.length - this.#framesHeld,
+    );
   }
 
   framesAvailableWhenClean(): number {

@@ -11,6 +11,7 @@ import {
   kRingFullNeededPages,
   kRingFullPageSizeBytes,
   kRingFullPagesMax,
+  kRingFullPool,
   kRingMagic,
   kRingReadOffset,
   kRingStatusSlots,
@@ -36,6 +37,8 @@ export interface PartitionFullDetail {
   availablePages: number;
   pagesMax: number;
   pageSizeBytes: number;
+  /** The refusal was a buffer pool's: the pages would not fit its frames (memoryMaxBytes). */
+  pool?: boolean;
 }
 
 /**
@@ -73,6 +76,7 @@ export class CommandRing {
       availablePages: Atomics.load(i32, kRingFullAvailablePages) >>> 0,
       pagesMax: Atomics.load(i32, kRingFullPagesMax) >>> 0,
       pageSizeBytes: Atomics.load(i32, kRingFullPageSizeBytes) >>> 0,
+      pool: Atomics.load(i32, kRingFullPool) === 1,
     };
   }
 
@@ -284,6 +288,7 @@ export class RingConsumer {
     Atomics.store(i32, kRingFullAvailablePages, detail.availablePages | 0);
     Atomics.store(i32, kRingFullPagesMax, detail.pagesMax | 0);
     Atomics.store(i32, kRingFullPageSizeBytes, detail.pageSizeBytes | 0);
+    Atomics.store(i32, kRingFullPool, detail.pool === true ? 1 : 0);
   }
 
   /** The status recorded for operation `seq` (not yet completed). */

@@ -38,7 +38,9 @@ export const kRingFullNeededPages = 9;
 export const kRingFullAvailablePages = 10;
 export const kRingFullPagesMax = 11;
 export const kRingFullPageSizeBytes = 12;
-export const kRingFieldCount = 13;
+/** 1 if the refusal was a buffer pool's (its frames), 0 if the partition's (partitionBytesMax). */
+export const kRingFullPool = 13;
+export const kRingFieldCount = 14;
 
 export const ringHeaderBytes = 64;
 /** Record area: a power of two, so offsets map to positions with a mask. */

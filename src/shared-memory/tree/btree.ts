@@ -42,7 +42,7 @@ import { verifyTreeMeta, writeTreeMetaHeader } from './tree-handle.js';
 import { TreeReader } from './tree-reader.js';
 import { TreeReshape } from './tree-reshape.js';
 import { WriteLatches } from './write-latches.js';
-import { pagesForWrites, type TreeShape, WriteTally } from './write-pages.js';
+import { framesForWrites, pagesForWrites, type TreeShape, WriteTally } from './write-pages.js';
 
 export type BTreeOptions = ArenaOptions;
 
@@ -180,14 +180,31 @@ export class BTree extends TreeReader {
     tally: WriteTally,
     staged: { pages: number; levels: number } = { pages: 0, levels: 0 },
   ): { pages: number; levels: number } {
-    const shape: TreeShape = {
+    return pagesForWrites(this.#shape(staged), tally);
+  }
+
+  /**
+   * At most how many pages the writes of `tally` can change in one group, allocated ones included
+   * (write-pages.ts `framesForWrites`): the frames a tree over a buffer pool needs for them. O(1).
+   */
+  framesForWrites(tally: WriteTally): number {
+    const shape = this.#shape({ pages: 0, levels: 0 });
+    return framesForWrites(shape, tally, pagesForWrites(shape, tally));
+  }
+
+  /** True if the tree lives in a buffer pool: its changed pages take frames until written back. */
+  get pooled(): boolean {
+    return this.#arena.framesAvailableWhenClean() !== Number.MAX_SAFE_INTEGER;
+  }
+
+  #shape(staged: { pages: number; levels: number }): TreeShape {
+    return {
       pageSizeBytes: this.#pageSizeBytes,
       height: this.#height() + staged.levels,
       pagesInUse: this.#arena.pagesAllocated() - this.#allocator.freePageCount() + staged.pages,
       cellBytesLargest: this.#cellBytesLargest,
       keyBytesLongest: this.#keyBytesLongest,
     };
-    return pagesForWrites(shape, tally);
   }
 
   /** Pages that can still be allocated: free ones plus those the buffer may still grow by. O(1). */
@@ -201,6 +218,24 @@ export class BTree extends TreeReader {
    */
   framesAvailable(): number {
     return this.#arena.framesAvailable();
+  }
+
+  /**
+   * Runs `apply`, writes whose frames were counted as a group when they were staged, without checking
+   * each write's own worst case against the frames (PageSpace.coverFrames).
+   */
+  withFramesCovered<T>(apply: () => T): T {
+    this.#arena.coverFrames(true);
+    try {
+      return apply();
+    } finally {
+      this.#arena.coverFrames(false);
+    }
+  }
+
+  /** Holds frames for writes applied later (PageSpace.holdFrames); negative gives them back. */
+  holdFrames(delta: number): void {
+    this.#arena.holdFrames(delta);
   }
 
   /** `framesAvailable` once every changed page is written back. */

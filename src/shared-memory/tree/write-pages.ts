@@ -20,6 +20,11 @@ export class WriteTally {
   keyBytesLongest = 0;
   /** Overflow pages of the values too large to stay in their leaf. */
   overflowPages = 0;
+  /**
+   * Overflow pages of the values the writes replace or delete (counted only where it matters: over a
+   * buffer pool, freeing a page writes the free list's link into it, so it changes a page).
+   */
+  overflowPagesFreed = 0;
   readonly #pageSizeBytes: number;
   readonly #leafCellBytesMax: number;
 
@@ -53,6 +58,13 @@ export class WriteTally {
     this.cellBytesLargest = Math.max(this.cellBytesLargest, other.cellBytesLargest);
     this.keyBytesLongest = Math.max(this.keyBytesLongest, other.keyBytesLongest);
     this.overflowPages += other.overflowPages;
+    this.overflowPagesFreed += other.overflowPagesFreed;
+  }
+
+  /** Counts the overflow pages a write frees: those of the `valueBytes`-byte value it replaces. */
+  addFreed(keyBytes: number, valueBytes: number): void {
+    if (leafCellBytes(cellFlagTimestamp, keyBytes, valueBytes) > this.#leafCellBytesMax)
+      this.overflowPagesFreed += overflowPagesFor(valueBytes, this.#pageSizeBytes);
   }
 }
 
@@ -157,4 +169,24 @@ export function pagesForWrites(tree: TreeShape, writes: WriteTally): { pages: nu
     cellBytes = separatorBytes;
   }
   return { pages, levels };
+}
+
+/**
+ * An upper bound on the pages a group of writes can change, allocated ones included: what a buffer
+ * pool must hold in frames until a page set writes them back. On top of `pagesForWrites`' allocations
+ * (`allocated`, `levels` from it): each put changes its leaf; each split (at most one per allocated
+ * page that is not an overflow page) changes the parent it inserts into; a delete changes its leaf and,
+ * merging up to the root, a sibling and a parent per level; a freed overflow page gets the free list's
+ * link; and the meta page. Never more than the allocated pages plus every page the tree holds.
+ */
+export function framesForWrites(
+  tree: TreeShape,
+  writes: WriteTally,
+  allocated: { pages: number; levels: number },
+): number {
+  const splitParents = Math.max(0, allocated.pages - writes.overflowPages);
+  const perDelete = 2 * (tree.height + allocated.levels) + 1;
+  const changed =
+    allocated.pages + splitParents + writes.puts + writes.deletes * perDelete + writes.overflowPagesFreed + 1;
+  return Math.min(changed, allocated.pages + tree.pagesInUse + 1);
 }

@@ -423,7 +423,9 @@ export class OwnerLoop {
     if (shipper !== null && recordBytes(end - start + 8) > shipper.recordBytesMax) {
       return statusTooLargeToReplicate;
     }
-    const status = this.#applier.stage(u8, start, end, touched);
+    let status = this.#applier.stage(u8, start, end, touched);
+    // While the disk refuses page sets, a write waiting for room would wait until space returns.
+    if (status === statusWaitForRoom) status = this.#pageSets?.refusal ?? status;
     if (status === statusPartitionFull) consumer.recordPartitionFull(this.#applier.lastPartitionFull);
     return status;
   }

@@ -1,8 +1,10 @@
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
+import { storageCondition } from '../storage/storage-errors.js';
 import { flushOwnerLogs, type SegmentRemoval } from '../storage/wal/index.js';
 import type { DurabilityMode, OwnedPartition } from './owner-loop.js';
 import { checkpointPagedPartition, type PagedCheckpointResult } from './paged-checkpoint.js';
 import type { PagedTree } from './paged-tree.js';
+import { refusalStatus } from './pass-rollback.js';
 
 /** A partition over a page file, as its owner holds it. */
 export interface PagedPartition extends OwnedPartition {
@@ -11,6 +13,8 @@ export interface PagedPartition extends OwnedPartition {
 
 /** A set starts in the background once this share of a pool's frames is dirty. */
 const dirtyShareHighWater = 0.5;
+/** After a set failed (a full disk, say), the next is tried no sooner than this. */
+const retryAfterFailureMs = 1000;
 /** Tombstones swept per partition between two passes (each removal is a write of its own). */
 const sweepCellsPerStep = 64;
 
@@ -52,8 +56,15 @@ export class PageSets {
   /** Where each partition's tombstone sweep goes on, for partitions with tombstones to sweep. */
   readonly #sweeps = new Map<number, Uint8Array>();
   #inFlight: Promise<void> | null = null;
-  /** True when the last look found a set that must wait for a decision. */
+  /** True when the last look found a set that must wait for a decision, or for a failure's backoff. */
   #blocked = false;
+  /** No set starts before this time (Date.now()): the last one failed. */
+  #retryAt = 0;
+  /**
+   * The ring status that refuses writes waiting for room while the disk refuses sets (full, over
+   * quota, read-only): they would otherwise wait until space returns. Null once a set is written.
+   */
+  #refusal: number | null = null;
 
   constructor(
     partitions: Map<number, PagedPartition>,
@@ -83,6 +94,19 @@ export class PageSets {
   /** True while a set is owed before deferred writes can go on, and nothing stops it being written. */
   get roomPending(): boolean {
     return this.#roomWanted.size > 0 && !this.#blocked;
+  }
+
+  /** The status refusing a write that waits for room while the disk refuses sets, or null. */
+  get refusal(): number | null {
+    return this.#refusal;
+  }
+
+  /** A set failed: try again after a pause; a full disk refuses the writes that wait for room. */
+  #failed(error: unknown): void {
+    this.#retryAt = Date.now() + retryAfterFailureMs;
+    const errno = storageCondition(error);
+    this.#refusal = errno === null ? null : refusalStatus(errno);
+    this.#onError(error);
   }
 
   /** True when a set is owed and must wait for a prepared transaction's decision. */
@@ -128,7 +152,7 @@ export class PageSets {
         if (!room) continue;
         await this.idle();
       }
-      if (owned.versioned.oldestLsnToReplay() !== null) {
+      if (owned.versioned.oldestLsnToReplay() !== null || Date.now() < this.#retryAt) {
         this.#blocked ||= room || this.#requests.has(partition);
         continue;
       }
@@ -143,7 +167,14 @@ export class PageSets {
 
   /** Syncs the log if the mode leaves it unsynced, then captures and writes one set (in the background). */
   async #start(partition: number, owned: PagedPartition): Promise<void> {
-    if (this.#durability !== 'sync') await flushOwnerLogs([owned.log], true);
+    if (this.#durability !== 'sync') {
+      try {
+        await flushOwnerLogs([owned.log], true);
+      } catch (error) {
+        this.#failed(error);
+        return;
+      }
+    }
     const waiting = this.#requests.get(partition) ?? [];
     this.#requests.delete(partition);
     // The pages are captured in this call's first synchronous step.
@@ -158,6 +189,7 @@ export class PageSets {
     this.#inFlight = writing.then(
       (result) => {
         this.#inFlight = null;
+        this.#refusal = null;
         if (result === null) {
           // A set was under way already (none can be: one at a time): ask again.
           for (const w of waiting) this.#requeue(partition, w);
@@ -167,8 +199,9 @@ export class PageSets {
       },
       (error: unknown) => {
         this.#inFlight = null;
+        // The log still holds every write.
         for (const w of waiting) w.reject(error);
-        if (waiting.length === 0) this.#onError(error);
+        this.#failed(error);
       },
     );
   }

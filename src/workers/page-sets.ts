@@ -216,7 +216,9 @@ export class PageSets {
   #sweep(): void {
     for (const [partition, from] of this.#sweeps) {
       const owned = this.#partitions.get(partition)!;
-      const next = owned.versioned.sweepTombstones(from, sweepCellsPerStep);
+      // The walk reads every page: it ends as soon as the last tombstone is gone.
+      const next =
+        owned.tree.tombstoneCount === 0 ? null : owned.versioned.sweepTombstones(from, sweepCellsPerStep);
       if (next === null) this.#sweeps.delete(partition);
       else if (Buffer.compare(next, from) === 0) this.wantRoom(partition);
       else this.#sweeps.set(partition, next);

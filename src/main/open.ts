@@ -49,7 +49,7 @@ import {
 } from './open-storage.js';
 import { attachPartitionReaders, type PartitionReaders } from './partition-readers.js';
 import { createPartitionRouter } from './partition-router.js';
-import { decidePartitionStorage, type PartitionStorage } from './partition-storage.js';
+import { decidePartitionStorage, framesPerPartition, type PartitionStorage } from './partition-storage.js';
 import { reviveLightningError } from './revive-error.js';
 import { watchThreadLiveness } from './thread-liveness.js';
 import { ThreadReclaimer } from './thread-reclaimer.js';
@@ -169,6 +169,9 @@ async function openLocked(
     // Refuses an old log layout and names this run's logs.
     walRun = await startWalRun(directory);
     // A new database: its partitions' manifests first, its identity once it started (below).
+    // A budget too small for the partitions is refused before a new database's files exist.
+    if (files.kind === 'none' && resolved.memoryMaxBytes !== null)
+      framesPerPartition(partitions, resolved.pageSizeBytes, resolved);
     createdId = files.kind === 'none' ? await createPartitionFiles(directory, partitions) : null;
     storage = await decidePartitionStorage(
       directory,

@@ -73,6 +73,8 @@ export async function decidePartitionStorage(
   const pageSizeBytes = kinds.includes('pages')
     ? await pagedPageSize(directory, kinds, choice)
     : choice.pageSizeBytes;
+  // Checked before any file is created: a refused open leaves the directory as it was.
+  const frames = framesPerPartition(partitions, pageSizeBytes, choice);
   for (let partition = 0; partition < partitions; partition++) {
     const dir = partitionDirectory(directory, partition);
     // No page file and no checkpoint: the whole log holds the partition, so a page file created now
@@ -87,10 +89,7 @@ export async function decidePartitionStorage(
       await createPageFile(dir, { pageSizeBytes, partition });
     }
   }
-  return {
-    framesPerPartition: framesPerPartition(partitions, pageSizeBytes, choice),
-    pageSizeBytes,
-  };
+  return { framesPerPartition: frames, pageSizeBytes };
 }
 
 async function partitionKind(
@@ -136,7 +135,7 @@ async function pagedPageSize(
  * Each partition's share of `memoryMaxBytes` in frames, or without it every page a partition may hold;
  * at most what one pool's buffer takes (below 2 GiB).
  */
-function framesPerPartition(partitions: number, pageSizeBytes: number, choice: StorageChoice): number {
+export function framesPerPartition(partitions: number, pageSizeBytes: number, choice: StorageChoice): number {
   const pagesMax = Math.floor(choice.partitionBytesMax / pageSizeBytes);
   let frames = pagesMax;
   if (choice.memoryMaxBytes !== null) {

@@ -166,7 +166,7 @@ const api: OwnerApi = {
     if (checkpointTimer !== null) clearInterval(checkpointTimer);
     await checkpoints?.idle();
     await loop.stop();
-    await pageSets?.idle();
+    await pageSets?.writeAll();
     try {
       await ownerLog?.close();
       // Everything logged is synced now: each partition's manifest promises its last record.
@@ -257,6 +257,12 @@ async function startWriting(state: RecoveredState, walEpoch: number): Promise<vo
       ? null
       : new PageSets(paged, config.path, config.durability, mvcc, segmentRemoval, failPageSet, () => wake());
   pageSets = sets;
+  // A partition converted from a checkpoint file: its first set, recorded in its manifest, ends the
+  // conversion (until then every open would load the file again).
+  state.partitions.forEach(({ partition, pages }, i) => {
+    if (sets !== null && pages !== null && recovered.partitions[i]!.convertedToPages)
+      sets.requestCheckpoint(partition).catch(failPageSet);
+  });
   const running = new OwnerLoop(
     partitions,
     config.durability,

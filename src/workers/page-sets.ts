@@ -129,6 +129,20 @@ export class PageSets {
     });
   }
 
+  /**
+   * At a clean close, once the loop stopped and the log is synced: a set for every partition with
+   * changed pages, so the next open replays nothing (a partition holding a prepared transaction keeps
+   * its log tail instead). A failure is reported; the log still holds every write.
+   */
+  async writeAll(): Promise<void> {
+    await this.idle();
+    for (const [partition, owned] of this.#partitions) {
+      if (owned.pages.pool.dirtyPageCount() === 0 || owned.versioned.oldestLsnToReplay() !== null) continue;
+      await this.#start(partition, owned);
+      await this.idle();
+    }
+  }
+
   /** Resolves when no set is being written. */
   async idle(): Promise<void> {
     while (this.#inFlight !== null) await this.#inFlight;

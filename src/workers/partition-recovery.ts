@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import { type BTree, isLightningError, LightningError } from '../shared-memory/index.js';
+import { encodedEntries } from '../shared-memory/ring/operation-codec.js';
 import {
   type DurableMark,
   manifestFileName,
@@ -28,6 +29,11 @@ export interface PartitionRecovery {
   nextLsn: number;
   /** Entries loaded from the partition's checkpoint (0 without one). */
   checkpointEntries: number;
+  /**
+   * The partition's checkpoint file was loaded into its page file (a conversion): until a page set
+   * is recorded in its manifest, every open loads the file again.
+   */
+  convertedToPages: boolean;
   replayedRecords: number;
   /**
    * The highest commit timestamp a cell of the partition may carry as recovered: a page file's
@@ -104,11 +110,12 @@ export async function recoverPartitions(
   const replays = new Map<number, Replay>();
   const fromLsns = new Map<number, number>();
   owned.forEach(({ partition, tree, pages }, i) => {
-    const { fromLsn, entries } = starts[i]!;
+    const { fromLsn, entries, converted } = starts[i]!;
     fromLsns.set(partition, fromLsn);
     const recovery = {
       nextLsn: fromLsn,
       checkpointEntries: entries,
+      convertedToPages: converted,
       replayedRecords: 0,
       timestampHigh: pages?.timestampHigh ?? 0,
       resolved: [],
@@ -121,11 +128,7 @@ export async function recoverPartitions(
     onRecord: (record) => {
       const replay = replays.get(record.partition)!;
       if (replay.pages === null) return replayRecord(replay, record);
-      // A pool holds only so many changed pages: write them as a set when it is full, and go on.
-      return replay.pages.withRoom(
-        () => replayRecord(replay, record),
-        () => redoLsnWhileReplaying(replay, record.lsn),
-      );
+      return replayPagedRecord(replay, record, replay.pages);
     },
     coverage,
   });
@@ -198,7 +201,7 @@ async function loadCheckpoint(
   partition: number,
   tree: BTree,
   pages: PagedTree | null,
-): Promise<{ fromLsn: number; entries: number; durable: DurableMark }> {
+): Promise<{ fromLsn: number; entries: number; durable: DurableMark; converted: boolean }> {
   const checkpointDirectory = partitionDirectory(databaseDirectory, partition);
   const manifest = await readManifest(checkpointDirectory);
   if (manifest === null) {
@@ -229,7 +232,7 @@ async function loadCheckpoint(
           `records a page set at LSN ${checkpoint.startLsn}: the page file is older than the manifest (replaced or restored alone)`,
       );
     }
-    return { fromLsn: redoLsn, entries: 0, durable };
+    return { fromLsn: redoLsn, entries: 0, durable, converted: false };
   }
   if (checkpoint?.file === pageFileName) {
     throw new LightningError(
@@ -239,7 +242,7 @@ async function loadCheckpoint(
   }
   // Without a checkpoint the sequence must start at the first LSN: a missing first record is lost
   // data, not a shorter log.
-  if (checkpoint === null) return { fromLsn: lsnFirst, entries: 0, durable };
+  if (checkpoint === null) return { fromLsn: lsnFirst, entries: 0, durable, converted: false };
   const file = join(checkpointDirectory, checkpoint.file);
   let entries = 0;
   const startLsn = Number(checkpoint.startLsn);
@@ -267,7 +270,43 @@ async function loadCheckpoint(
       { cause: error },
     );
   }
-  return { fromLsn: startLsn, entries, durable };
+  return { fromLsn: startLsn, entries, durable, converted: pages !== null };
+}
+
+/**
+ * Replays a record into a tree over a page file, one entry at a time: a pool holds only so many
+ * changed pages, so a set is written whenever it is full (withRoom), at the LSN replay must start
+ * from again to meet this record (or an undecided prepare before it). Entry by entry, a batch logged
+ * when the partition had more memory (before a conversion, or with a larger memoryMaxBytes) still
+ * replays: a set in its middle is safe, since the next replay applies the whole record again, and
+ * its puts and deletes land the same way twice.
+ */
+async function replayPagedRecord(replay: Replay, record: WalRecord, pages: PagedTree): Promise<void> {
+  const { tree, prepared } = replay;
+  const payload = record.payload;
+  const redoLsn = (): number => redoLsnWhileReplaying(replay, record.lsn);
+  const applyEntries = async (writes: Uint8Array): Promise<void> => {
+    for (const entry of encodedEntries(writes, 0, writes.length)) {
+      const { key, value } = entry;
+      await pages.withRoom(() => (value === null ? tree.delete(key) : tree.put(key, value)), redoLsn);
+    }
+  };
+  try {
+    if (record.type === recordTypePrepare) {
+      prepared.set(recordTransactionId(payload), { writes: payload.slice(8), lsn: record.lsn });
+    } else if (record.type === recordTypeDecision) {
+      const transactionId = recordTransactionId(payload);
+      const writes = prepared.get(transactionId)?.writes;
+      if (writes !== undefined && decisionCommitted(payload)) await applyEntries(writes);
+      // Only once applied: a set written meanwhile must make the next replay meet the prepare.
+      prepared.delete(transactionId);
+    } else {
+      await applyEntries(payload);
+    }
+    replay.recovery.replayedRecords++;
+  } catch (error) {
+    throw replayFailure(replay, record, error);
+  }
 }
 
 function replayRecord(replay: Replay, record: WalRecord): void {
@@ -287,24 +326,29 @@ function replayRecord(replay: Replay, record: WalRecord): void {
     }
     replay.recovery.replayedRecords++;
   } catch (error) {
-    // Not damage: the files hold more than this open's partitionBytesMax lets the partition hold, or
-    // (over a page file) one record changes more pages than the pool has frames for.
-    if (isLightningError(error, 'ERR_PARTITION_FULL')) {
-      const where = `while replaying ${record.file} (LSN ${record.lsn})`;
-      throw new LightningError(
-        'ERR_PARTITION_FULL',
-        replay.pages === null
-          ? `partition ${replay.partition} does not fit in partitionBytesMax ${where}; open with a larger partitionBytesMax`
-          : `partition ${replay.partition} ${where}: ${(error as Error).message}`,
-        { cause: error },
-      );
-    }
-    throw new LightningError(
-      'ERR_CORRUPTION',
-      `replaying ${record.file} at byte ${record.offset} (partition ${replay.partition}, LSN ${record.lsn}) failed: ${String(error)}`,
+    throw replayFailure(replay, record, error);
+  }
+}
+
+/** A record's replay failed: why, as the opener should see it. */
+function replayFailure(replay: Replay, record: WalRecord, error: unknown): LightningError {
+  // Not damage: the files hold more than this open's partitionBytesMax lets the partition hold, or
+  // (over a page file) one entry changes more pages than the pool has frames for.
+  if (isLightningError(error, 'ERR_PARTITION_FULL')) {
+    const where = `while replaying ${record.file} (LSN ${record.lsn})`;
+    return new LightningError(
+      'ERR_PARTITION_FULL',
+      replay.pages === null
+        ? `partition ${replay.partition} does not fit in partitionBytesMax ${where}; open with a larger partitionBytesMax`
+        : `partition ${replay.partition} ${where}: ${(error as Error).message}; open with a larger memoryMaxBytes`,
       { cause: error },
     );
   }
+  return new LightningError(
+    'ERR_CORRUPTION',
+    `replaying ${record.file} at byte ${record.offset} (partition ${replay.partition}, LSN ${record.lsn}) failed: ${String(error)}`,
+    { cause: error },
+  );
 }
 
 /**
@@ -314,12 +358,18 @@ function replayRecord(replay: Replay, record: WalRecord): void {
 async function resolveInDoubt(replay: Replay, committedTransactions: ReadonlySet<number>): Promise<void> {
   for (const [transactionId, { writes, lsn }] of replay.prepared) {
     const committed = committedTransactions.has(transactionId);
-    const apply = (): void => {
-      applyOperation(replay.tree, writes, 0, writes.length);
-    };
-    if (committed && replay.pages === null) apply();
-    // Replay from the oldest in-doubt prepare would decide it again, the same way.
-    else if (committed) await replay.pages!.withRoom(apply, () => redoLsnWhileReplaying(replay, lsn));
+    if (committed && replay.pages === null) applyOperation(replay.tree, writes, 0, writes.length);
+    else if (committed) {
+      // Entry by entry, as replay does; a set in the middle is at this transaction's prepare or
+      // before it, and replay from there decides it again, the same way.
+      const pages = replay.pages!;
+      for (const { key, value } of encodedEntries(writes, 0, writes.length)) {
+        await pages.withRoom(
+          () => (value === null ? replay.tree.delete(key) : replay.tree.put(key, value)),
+          () => redoLsnWhileReplaying(replay, lsn),
+        );
+      }
+    }
     replay.recovery.resolved.push({ transactionId, committed });
   }
 }

@@ -189,16 +189,18 @@ function requireFrames(tree: BTree, pages: number, entries: number): void {
   if (pages <= available) return;
   const stats = tree.stats();
   // Room comes back when a page set writes the dirty pages, if that is room enough.
-  const needsPageSet = pages <= tree.framesAvailableWhenClean();
+  const clean = tree.framesAvailableWhenClean();
+  const needsPageSet = pages <= clean;
   throw new PoolRoomError(
     `buffer pool: this write of ${entries} entries, with those before it in the owner's batch, may change up to ` +
-      `${pages} pages, and the pool's frames can take ${available} more changed pages` +
+      `${pages} pages, and the pool's frames can take ` +
       (needsPageSet
-        ? ' until its dirty pages are written back'
-        : `; it needs a larger pool (memoryMaxBytes) or a smaller write`),
+        ? `${available} more changed pages until its dirty pages are written back`
+        : `${clean} changed pages at most; it needs a larger pool (memoryMaxBytes) or a smaller write`),
     {
       neededPages: pages,
-      availablePages: available,
+      // What the caller is told if the write is refused for good: what a clean pool takes.
+      availablePages: needsPageSet ? available : clean,
       pagesMax: stats.pagesMax,
       pageSizeBytes: stats.pageSizeBytes,
     },

@@ -165,6 +165,12 @@ export class OwnerLoop {
         else await yieldToEventLoop();
         continue;
       }
+      if (pageSets?.busy === true) {
+        // Work between passes (a set owed, a sweep) goes on; the event loop must still run, for the
+        // sets' file writes among the rest.
+        await yieldToEventLoop();
+        continue;
+      }
       // Announce sleep, then look once more: a producer that appended before seeing the flag is
       // caught by this check, one that appends after it sees the flag and rings the doorbell.
       const doorbell = Atomics.load(control, kWorkerDoorbell);

@@ -116,7 +116,9 @@ export class PageSets {
 
   /** True while there is work between passes that needs no new write to arrive. */
   get busy(): boolean {
-    return this.roomPending || this.#sweeps.size > 0 || (this.#requests.size > 0 && !this.#blocked);
+    // A request waits for the set under way, which wakes the loop when it ends.
+    const requests = this.#requests.size > 0 && !this.#blocked && this.#inFlight === null;
+    return this.roomPending || this.#sweeps.size > 0 || requests;
   }
 
   /** A checkpoint of `partition`: the next set written for it, from the next gap between passes. */
@@ -204,6 +206,7 @@ export class PageSets {
       (result) => {
         this.#inFlight = null;
         this.#refusal = null;
+        if (this.#requests.size > 0) this.#wake();
         if (result === null) {
           // A set was under way already (none can be: one at a time): ask again.
           for (const w of waiting) this.#requeue(partition, w);
@@ -216,6 +219,7 @@ export class PageSets {
         // The log still holds every write.
         for (const w of waiting) w.reject(error);
         this.#failed(error);
+        if (this.#requests.size > 0) this.#wake();
       },
     );
   }

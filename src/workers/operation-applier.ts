@@ -91,6 +91,8 @@ export class OperationApplier {
     stagedEntries(this.#staging.bytesOf(operation), operation),
   );
 
+  /** Per partition, the dirty pages when a write alone last waited for room (`#roomMayComeBack`). */
+  readonly #roomWaits = new Map<number, number>();
   /** The partitions whose trees live over buffer pools. */
   readonly #pooled: OwnedPartition[];
   /** Told of a partition whose pool needs a page set before it can take more (PageSets.wantRoom). */
@@ -196,7 +198,10 @@ export class OperationApplier {
     }
     try {
       const status = this.#stageTo(owned, partition, u8, start, end);
-      if (status === statusOk) touched.add(owned.log);
+      if (status === statusOk) {
+        touched.add(owned.log);
+        this.#roomWaits.delete(partition);
+      }
       return status;
     } catch (error) {
       // Frames come back once a page set writes the dirty pages, and a write that came after others
@@ -353,7 +358,17 @@ export class OperationApplier {
 
   #roomMayComeBack(error: PoolRoomError, owned: OwnedPartition, partition: number): boolean {
     if (this.#staging.reserved(partition) !== null) return true;
-    return error.needsPageSet && (owned.pages?.pool.dirtyPageCount() ?? 0) > 0;
+    const dirty = owned.pages?.pool.dirtyPageCount() ?? 0;
+    if (!error.needsPageSet || dirty === 0) return false;
+    // A write alone that waited once already, and found no fewer dirty pages after the set: another
+    // set would bring nothing back either (what it needs is held, or never written back).
+    const before = this.#roomWaits.get(partition);
+    if (before !== undefined && dirty >= before) {
+      this.#roomWaits.delete(partition);
+      return false;
+    }
+    this.#roomWaits.set(partition, dirty);
+    return true;
   }
 
   #reserve(

@@ -241,14 +241,16 @@ export class PooledPageSpace implements PageSpace {
    * write by write whether the next one fits (version cleanup) sees the frames it took so far.
    */
   framesAvailable(): number {
-    return Math.max(
-      0,
-      this.framesAvailableWhenClean() - this.pool.dirtyPageCount() - this.#pinned.length - this.#framesHeld,
-    );
+    const free = this.pool.framesMax - framesForPinsAndReaders - this.pool.dirtyPageCount();
+    return Math.max(0, free - this.#pinned.length - this.#framesHeld);
   }
 
+  /**
+   * The pages pinned for good (a tree's meta page) are marked dirty after every write, reads
+   * included: a page set leaves them dirty, so even a clean pool has them dirty.
+   */
   framesAvailableWhenClean(): number {
-    return Math.max(0, this.pool.framesMax - framesForPinsAndReaders);
+    return Math.max(0, this.pool.framesMax - framesForPinsAndReaders - this.#pinnedForGood.size);
   }
 
   takeNewPage(): number {

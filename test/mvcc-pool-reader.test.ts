@@ -41,8 +41,8 @@ const shape: WorkloadShape = {
   snapshotsMax: 2,
   opsPerRound: 250,
   pagesMax: 16_384,
-  treeFrames: 32,
-  versionFrames: 32,
+  treeFrames: 64,
+  versionFrames: 64,
 };
 const rounds = 4;
 const readerSnapshots = 24;

@@ -258,11 +258,12 @@ async function startWriting(state: RecoveredState, walEpoch: number): Promise<vo
       : new PageSets(paged, config.path, config.durability, mvcc, segmentRemoval, failPageSet, () => wake());
   pageSets = sets;
   // A partition converted from a checkpoint file: its first set, recorded in its manifest, ends the
-  // conversion (until then every open would load the file again).
-  state.partitions.forEach(({ partition, pages }, i) => {
-    if (sets !== null && pages !== null && recovered.partitions[i]!.convertedToPages)
-      sets.requestCheckpoint(partition).catch(failPageSet);
-  });
+  // conversion (until then every open would load the file again). The open waits for it.
+  const conversions = state.partitions.flatMap(({ partition, pages }, i) =>
+    sets !== null && pages !== null && recovered.partitions[i]!.convertedToPages
+      ? [sets.requestCheckpoint(partition).then(() => {}, failPageSet)]
+      : [],
+  );
   const running = new OwnerLoop(
     partitions,
     config.durability,
@@ -276,6 +277,7 @@ async function startWriting(state: RecoveredState, walEpoch: number): Promise<vo
   wake = () => running.wake();
   loop = running;
   running.start();
+  await Promise.all(conversions);
   if (config.durability === 'relaxed') {
     // Writes were acknowledged after write(2); sync them within the interval.
     syncTimer = setInterval(() => {

@@ -92,7 +92,7 @@ export class OperationApplier {
   );
 
   /** Per partition, the dirty pages when a write alone last waited for room (`#roomMayComeBack`). */
-  readonly #roomWaits = new Map<number, number>();
+  readonly #roomWaits = new Map<number, { dirty: number; sets: number }>();
   /** The partitions whose trees live over buffer pools. */
   readonly #pooled: OwnedPartition[];
   /** Told of a partition whose pool needs a page set before it can take more (PageSets.wantRoom). */
@@ -358,16 +358,18 @@ export class OperationApplier {
 
   #roomMayComeBack(error: PoolRoomError, owned: OwnedPartition, partition: number): boolean {
     if (this.#staging.reserved(partition) !== null) return true;
-    const dirty = owned.pages?.pool.dirtyPageCount() ?? 0;
-    if (!error.needsPageSet || dirty === 0) return false;
-    // A write alone that waited once already, and found no fewer dirty pages after the set: another
-    // set would bring nothing back either (what it needs is held, or never written back).
+    const pages = owned.pages;
+    const dirty = pages?.pool.dirtyPageCount() ?? 0;
+    if (!error.needsPageSet || pages === null || dirty === 0) return false;
+    // A write alone that waited once already and, a set written since, found no fewer dirty pages:
+    // another set would bring nothing back either. (With no set since, one waits for a decision.)
+    const sets = pages.setsWritten;
     const before = this.#roomWaits.get(partition);
-    if (before !== undefined && dirty >= before) {
+    if (before !== undefined && sets > before.sets && dirty >= before.dirty) {
       this.#roomWaits.delete(partition);
       return false;
     }
-    this.#roomWaits.set(partition, dirty);
+    if (before === undefined || sets > before.sets) this.#roomWaits.set(partition, { dirty, sets });
     return true;
   }
 

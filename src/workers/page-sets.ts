@@ -26,8 +26,9 @@ interface Waiting {
 /**
  * Writes an owner's paged partitions' page sets, always between two of the owner's passes: then the
  * tree holds every record its log has below `log.nextLsn` and nothing staged, so a set at that LSN is
- * exact (PagedTree.writePages). Every set is also the partition's checkpoint: recorded in its
- * manifest, log segments it makes unnecessary removed (checkpointPagedPartition).
+ * exact (PagedTree.writePages). A set the checkpoint scheduler asks for is also the partition's
+ * checkpoint: recorded in its manifest, log segments it makes unnecessary removed
+ * (checkpointPagedPartition); the others only write the pages.
  *
  * A set is written when a pass could not stage a write for want of frames (the loop defers the write
  * and waits for the set), in the background once half a pool's frames are dirty (so writes rarely
@@ -193,20 +194,27 @@ export class PageSets {
     }
     const waiting = this.#requests.get(partition) ?? [];
     this.#requests.delete(partition);
-    // The pages are captured in this call's first synchronous step.
-    const writing = checkpointPagedPartition(
-      this.#databaseDirectory,
-      owned.pages,
-      owned.log,
-      this.#segmentRemoval,
-      owned.log.nextLsn,
-      this.#mvcc.now(),
-    );
+    // The pages are captured in this call's first synchronous step. A set nobody asked to be a
+    // checkpoint (for room, in the background, at close) only writes the pages: recovery starts from
+    // the page file's own redo LSN, and the manifest's record, with its sync and the log segments'
+    // removal, waits for the checkpoint scheduler.
+    const writing: Promise<PagedCheckpointResult | null | undefined> =
+      waiting.length === 0
+        ? owned.pages.writePages(owned.log.nextLsn, this.#mvcc.now()).then(() => undefined)
+        : checkpointPagedPartition(
+            this.#databaseDirectory,
+            owned.pages,
+            owned.log,
+            this.#segmentRemoval,
+            owned.log.nextLsn,
+            this.#mvcc.now(),
+          );
     this.#inFlight = writing.then(
       (result) => {
         this.#inFlight = null;
         this.#refusal = null;
         if (this.#requests.size > 0) this.#wake();
+        if (result === undefined) return;
         if (result === null) {
           // A set was under way already (none can be: one at a time): ask again.
           for (const w of waiting) this.#requeue(partition, w);

@@ -21,13 +21,16 @@ import { formatCount, formatFixed } from './lib/format.js';
 import { printUntrustworthy, writeResults } from './lib/results.js';
 import { rotation } from './lib/rounds.js';
 import { type ResultLine, runChild } from './ycsb/child.js';
+import { keyBytes } from './ycsb/keys.js';
 import { machineFacts, printMachine } from './ycsb/machine.js';
 import { help, type Options, parseOptions, settingsArguments } from './ycsb/options.js';
 import {
   checkAgreement,
   evaluateTargets,
   printChecks,
+  printIo,
   printLatencyByOp,
+  printPools,
   printRatios,
   printTargets,
   printThroughput,
@@ -35,7 +38,13 @@ import {
 import { summarizeRounds } from './ycsb/rounds.js';
 import { runReadersChild, runScaling } from './ycsb/scaling.js';
 import { childTimeoutMs, type SpawnTarget, spawnChild } from './ycsb/spawn.js';
-import { storeDurability, storeLabels } from './ycsb/stores.js';
+import {
+  estimatedDataBytes,
+  framesPerPartitionMin,
+  recordOverheadBytes,
+  storeDurability,
+  storeLabels,
+} from './ycsb/stores.js';
 import { workloadSpecs } from './ycsb/workloads.js';
 
 const thisFile = fileURLToPath(import.meta.url);
@@ -52,6 +61,14 @@ async function runComparison(options: Options): Promise<number> {
       `${formatCount(options.operations)} operations per workload, ${options.concurrency} operations per window, ` +
       `seed ${options.seed}`,
   );
+  if (options.stores.includes('lightning-paged')) {
+    const dataBytes = estimatedDataBytes(options.records, keyBytes, options.valueSize);
+    console.log(
+      `lightning-paged: memoryMaxBytes = ${options.memoryFraction} × ${formatCount(dataBytes)} bytes (records × ` +
+        `(${keyBytes} + ${options.valueSize} + ${recordOverheadBytes})), rounded up to whole 4 KiB pages per ` +
+        `partition, at least ${framesPerPartitionMin}; closed and reopened (timed) after the load`,
+    );
+  }
   for (const name of options.workloads) {
     const spec = workloadSpecs[name];
     const summary =
@@ -94,6 +111,8 @@ async function runComparison(options: Options): Promise<number> {
   const verdicts = evaluateTargets(summaries, streamNames);
   printTargets(verdicts);
   printLatencyByOp(summaries, streamNames);
+  printIo(summaries, streamNames);
+  printPools(results, streamNames);
   printChecks(results, streamNames);
   console.log('\nhow each store ran');
   for (const result of summaries) {

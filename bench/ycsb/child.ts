@@ -6,8 +6,17 @@
 import { collectGarbage, emitLine } from '../lib/child-output.js';
 import { randomRecords } from '../lib/rng.js';
 import { runStream, type StreamOutcome, type ValuePool } from './driver.js';
-import { KeyTable } from './keys.js';
-import { openStore, type StoreName, storeLabels } from './stores.js';
+import { KeyTable, keyBytes } from './keys.js';
+import { ioCounters, ioDifference, poolFigures } from './pool-figures.js';
+import {
+  estimatedDataBytes,
+  openStore,
+  type PoolCounters,
+  reopensAfterLoad,
+  type StoreName,
+  storeLabels,
+  type YcsbStore,
+} from './stores.js';
 import {
   type Distribution,
   loadStream,
@@ -27,6 +36,8 @@ export interface RunSettings {
   seed: number;
   /** Overrides the zipfian request distribution of A, B, C, E and F ('latest' stays on D). */
   distribution: Distribution | undefined;
+  /** lightning-paged: memoryMaxBytes as a fraction of the loaded data's estimated size. */
+  memoryFraction: number;
 }
 
 export interface StreamLine {
@@ -44,6 +55,8 @@ export interface ResultLine {
   facts: Record<string, string | number | boolean>;
   openSeconds: number;
   closeSeconds: number;
+  /** Stores that reopen after the load (reopensAfterLoad): the close and the timed open between. */
+  reopen?: { closeSeconds: number; openSeconds: number; replayedRecords?: number };
   /** Seconds to generate the streams and the key table (untimed setup). */
   setupSeconds: number;
   count: number;
@@ -93,13 +106,23 @@ export async function runChild(
   const pool = valuePool(settings.valueSize, settings.seed);
   const setupSeconds = (performance.now() - setupStart) / 1000;
 
+  const storeOptions = {
+    dir,
+    keys,
+    workers,
+    dataBytes: estimatedDataBytes(settings.records, keyBytes, settings.valueSize),
+    memoryFraction: settings.memoryFraction,
+  };
   const openStart = performance.now();
-  const store = await openStore(storeName, { dir, keys, workers });
+  let store: YcsbStore = await openStore(storeName, storeOptions);
   const openSeconds = (performance.now() - openStart) / 1000;
+  let reopen: ResultLine['reopen'];
 
   const outcomes: StreamOutcome[] = [];
   for (const stream of streams) {
     collectGarbage();
+    const poolBefore: PoolCounters | undefined = store.poolCounters?.();
+    const ioBefore = ioCounters();
     const outcome = await runStream(store, stream, keys, pool, (done, seconds) => {
       const percent = ((done / stream.count) * 100).toFixed(0);
       process.stderr.write(
@@ -107,8 +130,33 @@ export async function runChild(
           `operations (${percent}%) after ${seconds.toFixed(1)} s\n`,
       );
     });
+    const ioAfter = ioCounters();
+    if (ioBefore !== undefined && ioAfter !== undefined) outcome.io = ioDifference(ioBefore, ioAfter);
+    const poolAfter = store.poolCounters?.();
+    if (poolBefore !== undefined && poolAfter !== undefined) {
+      outcome.pool = poolFigures(poolBefore, poolAfter, outcome.operations);
+    }
     outcomes.push(outcome);
     emit({ kind: 'stream', store: storeName, outcome });
+    if (stream.name === 'load' && reopensAfterLoad(storeName)) {
+      const loadedCloseStart = performance.now();
+      await store.close();
+      const reopenStart = performance.now();
+      store = await openStore(storeName, storeOptions);
+      reopen = {
+        closeSeconds: (reopenStart - loadedCloseStart) / 1000,
+        openSeconds: (performance.now() - reopenStart) / 1000,
+      };
+      const replayed = store.facts.replayedRecords;
+      if (typeof replayed === 'number') reopen.replayedRecords = replayed;
+      process.stderr.write(
+        `    ${label}: closed after the load in ${(reopen.closeSeconds * 1000).toFixed(0)} ms, ` +
+          `reopened in ${(reopen.openSeconds * 1000).toFixed(1)} ms` +
+          (reopen.replayedRecords === undefined
+            ? '\n'
+            : `, ${reopen.replayedRecords} log records replayed\n`),
+      );
+    }
   }
 
   const count = await store.count();
@@ -122,6 +170,7 @@ export async function runChild(
     facts: store.facts,
     openSeconds,
     closeSeconds,
+    ...(reopen === undefined ? {} : { reopen }),
     setupSeconds,
     count,
     expectedCount: keyCount,

@@ -10,6 +10,7 @@
  */
 import { LatencyHistogram, type LatencySummary } from './histogram.js';
 import { type KeyTable, keyBytes } from './keys.js';
+import type { StreamIo, StreamPoolFigures } from './pool-figures.js';
 import { foldBytes, foldSeed, type YcsbStore } from './stores.js';
 import {
   type OpName,
@@ -36,6 +37,8 @@ export interface StreamOutcome {
   seconds: number;
   /** CPU time of the whole process (every thread) during the stream. */
   cpuSeconds: number;
+  /** The part of cpuSeconds spent in the kernel (system time). */
+  systemCpuSeconds: number;
   opsPerSecond: number;
   latency: LatencySummary;
   latencyByOp: Partial<Record<OpName, LatencySummary>>;
@@ -51,6 +54,10 @@ export interface StreamOutcome {
   scanRows: number;
   /** process.resourceUsage().maxRSS after the stream: the peak of the process so far. */
   peakRssBytes: number;
+  /** A store over buffer pools (lightning-paged): what the stream did to them (set by the child). */
+  pool?: StreamPoolFigures;
+  /** The process's storage I/O during the stream, from /proc/self/io (set by the child; Linux only). */
+  io?: StreamIo;
 }
 
 const noKeys = Buffer.alloc(0);
@@ -208,6 +215,7 @@ export async function runStream(
     operations: count,
     seconds,
     cpuSeconds: (cpu.user + cpu.system) / 1e6,
+    systemCpuSeconds: cpu.system / 1e6,
     opsPerSecond: count / seconds,
     latency: all.summary(),
     latencyByOp,

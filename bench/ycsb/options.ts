@@ -2,7 +2,13 @@
 import { parseListOf, parseOneOf, parsePositiveInteger } from '../lib/args.js';
 import { formatCount } from '../lib/format.js';
 import type { RunSettings } from './child.js';
-import { type StoreName, storeNames } from './stores.js';
+import {
+  defaultStoreNames,
+  framesPerPartitionMin,
+  recordOverheadBytes,
+  type StoreName,
+  storeNames,
+} from './stores.js';
 import { type Distribution, workloadNames } from './workloads.js';
 
 export const recordsDefault = 1_000_000;
@@ -12,6 +18,8 @@ export const valueSizeDefault = 100;
 /** Outstanding operations per window; see bench/README.md for why this size. */
 export const concurrencyDefault = 1000;
 export const seedDefault = 0x5eed;
+/** lightning-paged's memoryMaxBytes as a fraction of the loaded data's estimated size. */
+export const memoryFractionDefault = 0.1;
 /** --quick: the whole suite, every store, in well under a minute (CI smoke, `lightning-cli bench`). */
 export const recordsQuick = 20_000;
 /** Gets per reader thread in --scaling: about a second of work per thread, long enough to see through noise. */
@@ -40,7 +48,7 @@ export interface Options extends RunSettings {
 export const usage =
   'usage: ycsb.js [--quick] [--records N] [--operations N] [--value-size BYTES] [--concurrency N] ' +
   `[--workloads ${workloadNames.join(',')}] [--stores ${storeNames.join(',')}] [--rounds R] [--seed S] ` +
-  '[--distribution zipfian|uniform] [--scaling [--workers-max W] [--readers N] [--reader-gets N]]';
+  '[--distribution zipfian|uniform] [--memory-fraction F] [--scaling [--workers-max W] [--readers N] [--reader-gets N]]';
 
 export const help = `${usage}
 
@@ -53,10 +61,12 @@ child process; see bench/README.md.
   --value-size BYTES   value size (default ${valueSizeDefault})
   --concurrency N      operations per window: issued together, then awaited (default ${concurrencyDefault})
   --workloads LIST     workloads to run after the load (default ${workloadNames.join(',')})
-  --stores LIST        stores to run (default ${storeNames.join(',')})
+  --stores LIST        stores to run (default ${defaultStoreNames.join(',')}; also lightning-paged)
   --rounds R           run every store R times, order rotated; tables show the median round (default 1)
   --seed S             seed of every generator (default ${seedDefault})
   --distribution D     zipfian (default) or uniform keys for A, B, C, E, F (D stays 'latest')
+  --memory-fraction F  lightning-paged: memoryMaxBytes = F × records × (key + value + ${recordOverheadBytes} bytes),
+                       at least ${framesPerPartitionMin} pages per partition (default ${memoryFractionDefault})
   --scaling            lightning-db only: W = 1..--workers-max owner workers (default: CPUs), then
                        1..--readers attached reader threads (default: CPUs), each doing
                        --reader-gets synchronous gets (default ${formatCount(readerGetsDefault)}): workload C
@@ -73,7 +83,8 @@ export function parseOptions(argv: string[], cores: number): Options {
     workloads: [...workloadNames],
     seed: seedDefault,
     distribution: undefined,
-    stores: [...storeNames],
+    memoryFraction: memoryFractionDefault,
+    stores: [...defaultStoreNames],
     rounds: 1,
     scaling: false,
     workersMax: cores,
@@ -128,6 +139,9 @@ export function parseOptions(argv: string[], cores: number): Options {
       case '--distribution':
         options.distribution = parseOneOf('distribution', distributions, value());
         break;
+      case '--memory-fraction':
+        options.memoryFraction = parsePositiveNumber(flag, value());
+        break;
       case '--scaling':
         options.scaling = true;
         break;
@@ -166,6 +180,14 @@ export function parseOptions(argv: string[], cores: number): Options {
   return options;
 }
 
+function parsePositiveNumber(flag: string, text: string | undefined): number {
+  const value = Number(text);
+  if (text === undefined || text.trim() === '' || !Number.isFinite(value) || value <= 0) {
+    throw new Error(`${flag} needs a positive number, got ${text ?? 'nothing'}`);
+  }
+  return value;
+}
+
 /** The flags that make a child run the same streams as its parent. */
 export function settingsArguments(settings: RunSettings): string[] {
   const args = [
@@ -181,6 +203,8 @@ export function settingsArguments(settings: RunSettings): string[] {
     settings.workloads.join(','),
     '--seed',
     String(settings.seed),
+    '--memory-fraction',
+    String(settings.memoryFraction),
   ];
   if (settings.distribution !== undefined) args.push('--distribution', settings.distribution);
   return args;

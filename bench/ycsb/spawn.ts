@@ -29,6 +29,7 @@ interface StreamProgress {
     seconds: number;
     cpuSeconds: number;
     latency: { p99Us: number };
+    pool?: { misses: number; readP50: string };
   };
 }
 
@@ -54,6 +55,9 @@ export async function spawnChild<R>(
             `  ${label.padEnd(22)} ${outcome.name.padEnd(4)} ${formatCount(outcome.opsPerSecond).padStart(11)} ops/s ` +
               `p99 ${formatFixed(outcome.latency.p99Us, 1).padStart(9)} us  ${formatFixed(outcome.seconds, 1).padStart(6)} s ` +
               `cpu ${formatFixed(outcome.cpuSeconds / outcome.seconds, 2)} cores  ` +
+              (outcome.pool === undefined
+                ? ''
+                : `misses ${formatCount(outcome.pool.misses)}, page read p50 ${outcome.pool.readP50}  `) +
               `(${formatFixed((performance.now() - startMs) / 1000, 0)} s into this store)`,
           );
           return undefined;

@@ -5,12 +5,29 @@
  */
 import type { KeyTable } from './keys.js';
 
-export const storeNames = ['lightning-sync', 'lightning-relaxed', 'lmdb', 'level', 'sqlite', 'map'] as const;
+export const storeNames = [
+  'lightning-sync',
+  'lightning-relaxed',
+  'lightning-paged',
+  'lmdb',
+  'level',
+  'sqlite',
+  'map',
+] as const;
 export type StoreName = (typeof storeNames)[number];
+/**
+ * The stores a run without --stores compares (npm run bench, bench:quick): all but lightning-paged,
+ * which is asked for by name (it is about data larger than its memory, and its child takes seconds
+ * even with --quick).
+ */
+export const defaultStoreNames: readonly StoreName[] = storeNames.filter(
+  (name) => name !== 'lightning-paged',
+);
 
 export const storeLabels: Record<StoreName, string> = {
   'lightning-sync': "lightning-db 'sync'",
   'lightning-relaxed': "lightning-db 'relaxed'",
+  'lightning-paged': "lightning-db paged 'sync'",
   lmdb: 'lmdb-js',
   level: 'classic-level',
   sqlite: 'better-sqlite3',
@@ -21,6 +38,7 @@ export const storeLabels: Record<StoreName, string> = {
 export const storeDurability: Record<StoreName, string> = {
   'lightning-sync': 'fdatasync before ack',
   'lightning-relaxed': 'write(2) before ack, fdatasync every 100 ms',
+  'lightning-paged': "fdatasync before ack (as 'sync'; pages written back in page sets, each fdatasync'd)",
   lmdb: 'commit before ack, fsync right after (overlappingSync)',
   level: 'write(2) before ack, never synced',
   sqlite: 'WAL write(2) at commit, synced at checkpoints (synchronous=NORMAL)',
@@ -28,7 +46,43 @@ export const storeDurability: Record<StoreName, string> = {
 };
 
 export function isLightning(store: StoreName): boolean {
-  return store === 'lightning-sync' || store === 'lightning-relaxed';
+  return store === 'lightning-sync' || store === 'lightning-relaxed' || store === 'lightning-paged';
+}
+
+/**
+ * Stores closed and opened again (timed) between the load and the first workload: a paged database's
+ * open does not load its data, which is what `reopen ms` shows; its workloads then start on an empty
+ * pool, as after a restart.
+ */
+export function reopensAfterLoad(store: StoreName): boolean {
+  return store === 'lightning-paged';
+}
+
+/** Bytes a record is estimated to take in a store beside its key and value (tree cells, headers). */
+export const recordOverheadBytes = 30;
+/** lightning-db's least frames per partition for memoryMaxBytes (docs/buffer-pool.md). */
+export const framesPerPartitionMin = 64;
+
+/** The loaded data's estimated size: records × (key + value + recordOverheadBytes). */
+export function estimatedDataBytes(records: number, keyBytes: number, valueSize: number): number {
+  return records * (keyBytes + valueSize + recordOverheadBytes);
+}
+
+/**
+ * lightning-paged's memoryMaxBytes: `fraction` of the estimated data, rounded up to whole pages in
+ * every partition, and at least framesPerPartitionMin pages per partition.
+ */
+export function pagedMemoryMaxBytes(
+  dataBytes: number,
+  fraction: number,
+  partitions: number,
+  pageSizeBytes: number,
+): number {
+  const frames = Math.max(
+    framesPerPartitionMin,
+    Math.ceil((dataBytes * fraction) / partitions / pageSizeBytes),
+  );
+  return frames * partitions * pageSizeBytes;
 }
 
 export interface StoreOptions {
@@ -36,6 +90,23 @@ export interface StoreOptions {
   keys: KeyTable;
   /** lightning-db only: owner workers (undefined = the engine's default, one per CPU). */
   workers: number | undefined;
+  /** lightning-paged only: the estimated size of the loaded data (estimatedDataBytes). */
+  dataBytes: number;
+  /** lightning-paged only: memoryMaxBytes as a fraction of dataBytes (--memory-fraction). */
+  memoryFraction: number;
+}
+
+/** A buffer pool's counters summed over the partitions (lightning-db's stats().bufferPools). */
+export interface PoolCounters {
+  misses: number;
+  evictions: number;
+  /** Page reads by latency: counts at or below each of readBoundsMicros, then the rest. */
+  readBuckets: number[];
+  readBoundsMicros: number[];
+  residentPages: number;
+  dirtyPages: number;
+  framesMax: number;
+  pagesAllocated: number;
 }
 
 /**
@@ -65,6 +136,8 @@ export interface YcsbStore {
   scanAsync(key: number, limit: number, lastKeys: Buffer, lastKeyOffset: number): Promise<number>;
   /** Called after each window's operations are issued (better-sqlite3 commits its transaction here). */
   endWindow(): void;
+  /** A store over buffer pools: their counters now, summed over partitions (untimed, between streams). */
+  poolCounters?: () => PoolCounters;
   /** Entries in the store (untimed, after the run). */
   count(): Promise<number>;
   close(): Promise<void>;
@@ -97,6 +170,8 @@ export async function openStore(store: StoreName, options: StoreOptions): Promis
       return (await import('./store-lightning.js')).openLightning(options, 'sync');
     case 'lightning-relaxed':
       return (await import('./store-lightning.js')).openLightning(options, 'relaxed');
+    case 'lightning-paged':
+      return (await import('./store-lightning.js')).openLightningPaged(options);
     case 'lmdb':
       return (await import('./store-lmdb.js')).openLmdb(options);
     case 'level':

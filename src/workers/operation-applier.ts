@@ -258,16 +258,12 @@ export class OperationApplier {
    */
   applyStaged(): void {
     // Over a pool, staging counted the pass's changed pages as a group (framesForWrites).
-    this.#coverFrames(this.#pooled, 0);
-  }
-
-  /** Applies the pass with every pooled partition's frames covered (nested, one tree at a time). */
-  #coverFrames(pooled: OwnedPartition[], index: number): void {
-    if (index === pooled.length) {
+    for (const owned of this.#pooled) owned.tree.coverFrames(true);
+    try {
       this.#applyStaged();
-      return;
+    } finally {
+      for (const owned of this.#pooled) owned.tree.coverFrames(false);
     }
-    pooled[index]!.tree.withFramesCovered(() => this.#coverFrames(pooled, index + 1));
   }
 
   #applyStaged(): void {

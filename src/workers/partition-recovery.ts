@@ -282,27 +282,11 @@ async function loadCheckpoint(
  * its puts and deletes land the same way twice.
  */
 async function replayPagedRecord(replay: Replay, record: WalRecord, pages: PagedTree): Promise<void> {
-  const { tree, prepared } = replay;
-  const payload = record.payload;
-  const redoLsn = (): number => redoLsnWhileReplaying(replay, record.lsn);
-  const applyEntries = async (writes: Uint8Array): Promise<void> => {
-    for (const entry of encodedEntries(writes, 0, writes.length)) {
-      const { key, value } = entry;
-      await pages.withRoom(() => (value === null ? tree.delete(key) : tree.put(key, value)), redoLsn);
-    }
-  };
   try {
-    if (record.type === recordTypePrepare) {
-      prepared.set(recordTransactionId(payload), { writes: payload.slice(8), lsn: record.lsn });
-    } else if (record.type === recordTypeDecision) {
-      const transactionId = recordTransactionId(payload);
-      const writes = prepared.get(transactionId)?.writes;
-      if (writes !== undefined && decisionCommitted(payload)) await applyEntries(writes);
-      // Only once applied: a set written meanwhile must make the next replay meet the prepare.
-      prepared.delete(transactionId);
-    } else {
-      await applyEntries(payload);
-    }
+    const { writes, decides } = replayedWrites(replay, record);
+    if (writes !== null) await applyWithRoom(replay, pages, writes, record.lsn);
+    // Only once applied: a set written meanwhile must make the next replay meet the prepare.
+    if (decides !== null) replay.prepared.delete(decides);
     replay.recovery.replayedRecords++;
   } catch (error) {
     throw replayFailure(replay, record, error);
@@ -310,23 +294,54 @@ async function replayPagedRecord(replay: Replay, record: WalRecord, pages: Paged
 }
 
 function replayRecord(replay: Replay, record: WalRecord): void {
-  const { tree, prepared } = replay;
-  const payload = record.payload;
   try {
-    if (record.type === recordTypePrepare) {
-      prepared.set(recordTransactionId(payload), { writes: payload.slice(8), lsn: record.lsn });
-    } else if (record.type === recordTypeDecision) {
-      const transactionId = recordTransactionId(payload);
-      const writes = prepared.get(transactionId)?.writes;
-      if (writes !== undefined && decisionCommitted(payload)) applyOperation(tree, writes, 0, writes.length);
-      // Only once applied: a pool with no room leaves the decision to be replayed again.
-      prepared.delete(transactionId);
-    } else {
-      applyOperation(tree, payload, 0, payload.length);
-    }
+    const { writes, decides } = replayedWrites(replay, record);
+    if (writes !== null) applyOperation(replay.tree, writes, 0, writes.length);
+    if (decides !== null) replay.prepared.delete(decides);
     replay.recovery.replayedRecords++;
   } catch (error) {
     throw replayFailure(replay, record, error);
+  }
+}
+
+/**
+ * What a record asks replay to apply: a prepare is kept until its decision (nothing to apply), a
+ * committed decision applies its prepare's writes, any other record its own; `decides` names the
+ * transaction a decision settles, for the caller to forget once the writes are in.
+ */
+function replayedWrites(
+  replay: Replay,
+  record: WalRecord,
+): { writes: Uint8Array | null; decides: number | null } {
+  const payload = record.payload;
+  if (record.type === recordTypePrepare) {
+    replay.prepared.set(recordTransactionId(payload), { writes: payload.slice(8), lsn: record.lsn });
+    return { writes: null, decides: null };
+  }
+  if (record.type === recordTypeDecision) {
+    const transactionId = recordTransactionId(payload);
+    const writes = replay.prepared.get(transactionId)?.writes;
+    const committed = writes !== undefined && decisionCommitted(payload);
+    return { writes: committed ? writes : null, decides: transactionId };
+  }
+  return { writes: payload, decides: null };
+}
+
+/**
+ * Applies encoded writes to a tree over a page file entry by entry, writing a set whenever the pool
+ * is full, at the LSN replay must start from again to meet the record at `lsn` (or an undecided
+ * prepare before it).
+ */
+async function applyWithRoom(
+  replay: Replay,
+  pages: PagedTree,
+  writes: Uint8Array,
+  lsn: number,
+): Promise<void> {
+  const tree = replay.tree;
+  const redoLsn = (): number => redoLsnWhileReplaying(replay, lsn);
+  for (const { key, value } of encodedEntries(writes, 0, writes.length)) {
+    await pages.withRoom(() => (value === null ? tree.delete(key) : tree.put(key, value)), redoLsn);
   }
 }
 
@@ -359,17 +374,9 @@ async function resolveInDoubt(replay: Replay, committedTransactions: ReadonlySet
   for (const [transactionId, { writes, lsn }] of replay.prepared) {
     const committed = committedTransactions.has(transactionId);
     if (committed && replay.pages === null) applyOperation(replay.tree, writes, 0, writes.length);
-    else if (committed) {
-      // Entry by entry, as replay does; a set in the middle is at this transaction's prepare or
-      // before it, and replay from there decides it again, the same way.
-      const pages = replay.pages!;
-      for (const { key, value } of encodedEntries(writes, 0, writes.length)) {
-        await pages.withRoom(
-          () => (value === null ? replay.tree.delete(key) : replay.tree.put(key, value)),
-          () => redoLsnWhileReplaying(replay, lsn),
-        );
-      }
-    }
+    // Entry by entry, as replay does; a set in the middle is at this transaction's prepare or before
+    // it, and replay from there decides it again, the same way.
+    else if (committed) await applyWithRoom(replay, replay.pages!, writes, lsn);
     replay.recovery.resolved.push({ transactionId, committed });
   }
 }

@@ -80,6 +80,7 @@ export class BTree extends TreeReader {
   private constructor(arena: PageSpace, metaPageId: number, allocator: PageAllocator) {
     super(arena.readerSpace(), metaPageId);
     this.#arena = arena;
+    this.pooled = arena.framesAvailableWhenClean() !== Number.MAX_SAFE_INTEGER;
     this.#allocator = allocator;
     this.#metaWord = arena.pageWordIndex(metaPageId);
     this.#pageSizeBytes = arena.pageSizeBytes;
@@ -193,9 +194,7 @@ export class BTree extends TreeReader {
   }
 
   /** True if the tree lives in a buffer pool: its changed pages take frames until written back. */
-  get pooled(): boolean {
-    return this.#arena.framesAvailableWhenClean() !== Number.MAX_SAFE_INTEGER;
-  }
+  readonly pooled: boolean;
 
   #shape(staged: { pages: number; levels: number }): TreeShape {
     return {
@@ -221,16 +220,11 @@ export class BTree extends TreeReader {
   }
 
   /**
-   * Runs `apply`, writes whose frames were counted as a group when they were staged, without checking
-   * each write's own worst case against the frames (PageSpace.coverFrames).
+   * While `covered`, writes whose frames were counted as a group when they were staged run without
+   * each write's own worst case checked against the frames (PageSpace.coverFrames).
    */
-  withFramesCovered<T>(apply: () => T): T {
-    this.#arena.coverFrames(true);
-    try {
-      return apply();
-    } finally {
-      this.#arena.coverFrames(false);
-    }
+  coverFrames(covered: boolean): void {
+    this.#arena.coverFrames(covered);
   }
 
   /** Holds frames for writes applied later (PageSpace.holdFrames); negative gives them back. */

@@ -84,15 +84,29 @@ function installCrash(at: CrashAt, partialBytes: number): void {
 }
 
 function crashingHandle(handle: LayerFileHandle, crashFrom: number, partialBytes: number): LayerFileHandle {
-  return {
+  let crashed = false;
+  const crashing: LayerFileHandle = {
     async write(buffer, offset = 0, length = buffer.length - offset, position = null) {
+      // The first write past the crash point is torn; the process is gone for every later one (a
+      // set writes several runs of pages at once).
+      if (crashed) throw new Error(`injected crash: write of byte ${position} after the crash`);
       if (position !== null && position >= crashFrom) {
+        crashed = true;
         if (partialBytes > 0) await handle.write(buffer, offset, partialBytes, position);
         throw new Error(`injected crash writing byte ${position}`);
       }
       return handle.write(buffer, offset, length, position);
     },
-    writev: (buffers, position) => handle.writev(buffers, position),
+    async writev(buffers, position = 0) {
+      // Page by page, so that a run of pages crosses the crash point as single writes would.
+      let at = position;
+      for (const buffer of buffers) {
+        const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+        await crashing.write(bytes, 0, bytes.length, at);
+        at += bytes.length;
+      }
+      return { bytesWritten: at - position };
+    },
     writeFile: (data) => handle.writeFile(data),
     read: (buffer, offset, length, position) => handle.read(buffer, offset, length, position),
     readFile: () => handle.readFile(),
@@ -102,6 +116,7 @@ function crashingHandle(handle: LayerFileHandle, crashFrom: number, partialBytes
     sync: () => handle.sync(),
     close: () => handle.close(),
   };
+  return crashing;
 }
 
 /**
@@ -158,7 +173,11 @@ describe('checkPageFile after a crash during a page set', () => {
     expect(crashed.state?.redoLsn).toBe(2);
     expect(crashed.state!.pagesAllocated).toBeGreaterThan(wholePages);
 
-    expect(await repairTornPages(dir, pageSize)).toBe(pastEnd);
+    // Also the set's pages in place that runs written at the same time as the torn one never reached
+    // (whole pages of the former set, which the check cannot tell from the new one's).
+    const rewritten = await repairTornPages(dir, pageSize);
+    expect(rewritten).toBeGreaterThanOrEqual(pastEnd);
+    expect(rewritten).toBeLessThanOrEqual(images.length);
     const repaired = await checkPageFile(dir);
     expect(repaired.problems).toEqual([]);
     expect(repaired.repairable).toBe(0);

@@ -5,6 +5,7 @@ import { LightningError } from '../../shared-memory/errors.js';
 import { keyBytesMax, valueBytesMax } from '../../shared-memory/limits.js';
 import { ensureDirectory, writeFileDurably } from '../durable-file.js';
 import type { LayerFileHandle } from '../file-layer.js';
+import { writevFully } from '../write-fully.js';
 import { type XxhashApi, xxhashApi } from '../xxhash.js';
 import {
   blockTargetBytes,
@@ -204,24 +205,7 @@ class BlockWriter {
       this.#headerPending = null;
     }
     const total = buffers.reduce((sum, buffer) => sum + buffer.length, 0);
-    let { bytesWritten } = await this.#handle.writev(buffers, this.#position);
-    if (bytesWritten < total) {
-      // A short write (rare: a signal, or a disk filling up) continues with the rest, so a write
-      // either completes or fails with the error of the call that could not make progress.
-      const rest = Buffer.concat(buffers).subarray(bytesWritten);
-      while (bytesWritten < total) {
-        const offset = bytesWritten - (total - rest.length);
-        const written = await this.#handle.write(
-          rest,
-          offset,
-          rest.length - offset,
-          this.#position + bytesWritten,
-        );
-        if (written.bytesWritten === 0)
-          throw new Error(`checkpoint write made no progress at ${bytesWritten}`);
-        bytesWritten += written.bytesWritten;
-      }
-    }
+    await writevFully(this.#handle, buffers, this.#position);
     this.#position += total;
   }
 }

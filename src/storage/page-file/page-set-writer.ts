@@ -4,6 +4,7 @@ import { LightningError } from '../../shared-memory/errors.js';
 import type { BufferPool } from '../../shared-memory/pool/buffer-pool.js';
 import { syncDirectory } from '../durable-file.js';
 import { fileLayer, type LayerFileHandle } from '../file-layer.js';
+import { writevFully } from '../write-fully.js';
 import { type XxhashApi, xxhashApi } from '../xxhash.js';
 import {
   decodePageFileHeader,
@@ -54,6 +55,11 @@ export class PageSetWriter {
   readonly #api: XxhashApi;
   readonly #header: PageFileHeader;
   #writing = false;
+  /**
+   * True once this writer wrote the double-write file: its name is durable, and nothing of ours
+   * removes it, so later sets skip the look for it.
+   */
+  #doubleWriteSeen = false;
 
   private constructor(pool: BufferPool, dir: string, api: XxhashApi, header: PageFileHeader) {
     this.pool = pool;
@@ -139,16 +145,16 @@ export class PageSetWriter {
     const pageSizeBytes = pool.pageSizeBytes;
     const doubleWritePath = join(this.dir, doubleWriteFileName);
     // createPageFile made it; if it is gone, its new name must be durable before any page is written.
-    const doubleWriteIsNew = !(await exists(doubleWritePath));
+    const doubleWriteIsNew = !this.#doubleWriteSeen && !(await exists(doubleWritePath));
     await withFile(doubleWritePath, 'w', async (handle) => {
       const all = images.map((i) => i.image);
-      await handle.writev([encodeDoubleWriteHeader(this.#api, pageSizeBytes, all), ...all], 0);
+      await writevFully(handle, [encodeDoubleWriteHeader(this.#api, pageSizeBytes, all), ...all], 0);
       await handle.datasync();
     });
     if (doubleWriteIsNew) await syncDirectory(this.dir);
+    this.#doubleWriteSeen = true;
     await withFile(join(this.dir, pageFileName), 'r+', async (handle) => {
-      for (const { pageId, image } of images)
-        await handle.write(image, 0, pageSizeBytes, pageId * pageSizeBytes);
+      await writeInPlace(handle, images, pageSizeBytes);
       await handle.datasync();
     });
     // Emptied so that open() has nothing to repair; if this is lost, repairing writes the same images.
@@ -162,6 +168,49 @@ export class PageSetWriter {
 }
 
 const pageSetWriters = new WeakSet<BufferPool>();
+
+/** Writes of a set in place kept in flight at once: libuv's default thread pool has four threads. */
+const writesInFlightMax = 4;
+/** The most pages one `pwritev` carries (IOV_MAX is 1024 on Linux). */
+const pagesPerWriteMax = 256;
+
+/**
+ * Writes `images` (sorted by page id) at their pages' places: each run of adjacent page ids in one
+ * `pwritev`, a few runs at a time. A set's pages are often adjacent (pages a load appended, leaves
+ * split next to each other), and one write per page made a set a chain of hundreds of round trips
+ * to the thread pool, each waited for in turn.
+ */
+async function writeInPlace(
+  handle: LayerFileHandle,
+  images: readonly { pageId: number; image: Uint8Array }[],
+  pageSizeBytes: number,
+): Promise<void> {
+  const runs: { position: number; buffers: Uint8Array[] }[] = [];
+  let previous = -2;
+  for (const { pageId, image } of images) {
+    const last = runs[runs.length - 1];
+    if (last !== undefined && pageId === previous + 1 && last.buffers.length < pagesPerWriteMax)
+      last.buffers.push(image.subarray(0, pageSizeBytes));
+    else runs.push({ position: pageId * pageSizeBytes, buffers: [image.subarray(0, pageSizeBytes)] });
+    previous = pageId;
+  }
+  let next = 0;
+  let failure: { error: unknown } | null = null;
+  const lane = async (): Promise<void> => {
+    while (next < runs.length && failure === null) {
+      const run = runs[next++]!;
+      try {
+        await writevFully(handle, run.buffers, run.position);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  // Every lane stops and settles before the set fails: a write still in flight after the failure
+  // was reported could land over the pages of the set written next.
+  await Promise.all(Array.from({ length: Math.min(writesInFlightMax, runs.length) }, lane));
+  if (failure !== null) throw (failure as { error: unknown }).error;
+}
 
 /** `dir`'s page file header; throws unless the file exists with pages of `pageSizeBytes`. */
 async function checkPageFile(dir: string, pageSizeBytes: number): Promise<PageFileHeader> {

@@ -87,6 +87,29 @@ export function reserveForPass(
     treeWrites.addTally(staged.treeWrites);
     versionWrites.addTally(staged.versionWrites);
   }
+  // A prepared transaction's decision may reshape the tree in the middle of a pass, under the frames
+  // it holds: the leaves puts were placed in would no longer be theirs.
+  if (held.tree > 0 || newHold.tree > 0) treeWrites.forgetPlacement();
+  const mark = treeWrites.placementMark();
+  try {
+    return reserveTallied(tree, versions, entries, treeWrites, versionWrites, mayKeepVersions, held, newHold);
+  } catch (error) {
+    // Refused: the pass's placement (shared with the operations staged before) forgets this one.
+    treeWrites.rollBackPlacement(mark);
+    throw error;
+  }
+}
+
+function reserveTallied(
+  tree: BTree,
+  versions: BTree,
+  entries: Iterable<BatchEntry>,
+  treeWrites: WriteTally,
+  versionWrites: WriteTally,
+  mayKeepVersions: boolean,
+  held: Readonly<DecisionPages>,
+  newHold: Readonly<DecisionPages>,
+): PassReservation {
   let count = 0;
   let keptBytesLargest = -1;
   for (const entry of entries) {
@@ -165,11 +188,15 @@ export function tallyEntry(
 ): number {
   const valueBytes = entry.value?.length ?? 0;
   if (entry.value === null) treeWrites.addDelete();
-  if (entry.value !== null || mayKeepVersions) treeWrites.addPut(entry.key.length, valueBytes);
+  const cellBytes =
+    entry.value !== null || mayKeepVersions ? treeWrites.addPut(entry.key.length, valueBytes) : -1;
   // Over a pool, freeing the head's overflow pages changes them (the free list's links).
   if (mayKeepVersions || tree.pooled) {
     if (tree.readCellPrefix(entry.key, 0) !== undefined)
       treeWrites.addFreed(entry.key.length, tree.cellValueBytes);
+    // The same descent finds the leaf the put goes into, and whether it has room (WriteTally.placePut).
+    if (tree.pooled && cellBytes >= 0)
+      treeWrites.placePut(tree.cellPath, tree.cellPathLength, tree.cellLeafRoomBytes, cellBytes);
   }
   if (mayKeepVersions) {
     const keptBytes = Math.max(tree.cellValueBytes, valueBytes);

@@ -13,7 +13,7 @@ import {
   kTreeRootPageId,
   kTreeTombstoneCount,
 } from './meta-layout.js';
-import { fragmentedBytes, initNode, removeCell } from './node-edit.js';
+import { contiguousFreeBytes, fragmentedBytes, initNode, removeCell } from './node-edit.js';
 import {
   cellAt,
   cellFlagOverflow,
@@ -281,6 +281,15 @@ export class BTree extends TreeReader {
 
   /** Set by `readCell` and `readCellPrefix`: the whole value's length in bytes, 0 if no cell. */
   cellValueBytes = 0;
+  /** Set by `readCell` and `readCellPrefix`: the pages of the descent, root first, the leaf last. */
+  cellPathLength = 0;
+  /** Set by `readCell` and `readCellPrefix`: the leaf's free and fragmented bytes (a new cell fits in them). */
+  cellLeafRoomBytes = 0;
+
+  /** The pages of the last `readCell`'s descent (`cellPathLength` of them). Owner-only, reused. */
+  get cellPath(): ArrayLike<number> {
+    return this.#path.pages;
+  }
 
   /**
    * The cell under `key` as the owner sees it: its value (a copy; empty for a tombstone), or undefined
@@ -309,6 +318,9 @@ export class BTree extends TreeReader {
     const path = this.#path;
     const depth = path.descend(key);
     const base = this.#arena.pageOffset(path.pages[depth]!);
+    this.cellPathLength = depth + 1;
+    this.cellLeafRoomBytes =
+      contiguousFreeBytes(this.#arena.u8, base) + fragmentedBytes(this.#arena.u8, base);
     const index = path.leafSearch(base, key);
     if (!path.found) {
       this.cellFlags = 0;

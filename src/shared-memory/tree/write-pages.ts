@@ -2,6 +2,7 @@ import { assert } from '../assert.js';
 import { cellBytesMax, interiorCellHeaderBytes, slotBytes, usableBytes } from '../limits.js';
 import { cellFlagOverflow, cellFlagTimestamp, leafCellBytes } from './node-format.js';
 import { overflowPagesFor } from './overflow-chain.js';
+import { PlacedPuts } from './placed-puts.js';
 
 /**
  * What a group of writes to one tree adds up to, for `pagesForWrites`: built entry by entry, so a
@@ -25,6 +26,12 @@ export class WriteTally {
    * buffer pool, freeing a page writes the free list's link into it, so it changes a page).
    */
   overflowPagesFreed = 0;
+  /** Puts placed in the leaves their keys go into (`placePut`). */
+  placedPuts = 0;
+  /** The leaves those puts fill, shared with the tallies this one was added to (PlacedPuts). */
+  #placement: PlacedPuts | null = null;
+  /** Set once a put could not be placed: then only the worst case bounds the group. */
+  #unplaced = false;
   readonly #pageSizeBytes: number;
   readonly #leafCellBytesMax: number;
 
@@ -33,8 +40,11 @@ export class WriteTally {
     this.#leafCellBytesMax = cellBytesMax(pageSizeBytes);
   }
 
-  /** Counts a put of a `keyBytes`-byte key and a `valueBytes`-byte value. O(1). */
-  addPut(keyBytes: number, valueBytes: number): void {
+  /**
+   * Counts a put of a `keyBytes`-byte key and a `valueBytes`-byte value; returns its leaf cell's bytes,
+   * slot included. O(1).
+   */
+  addPut(keyBytes: number, valueBytes: number): number {
     let cell = leafCellBytes(cellFlagTimestamp, keyBytes, valueBytes);
     if (cell > this.#leafCellBytesMax) {
       cell = leafCellBytes(cellFlagTimestamp | cellFlagOverflow, keyBytes, valueBytes);
@@ -44,6 +54,40 @@ export class WriteTally {
     this.cellBytes += cell + slotBytes;
     if (cell + slotBytes > this.cellBytesLargest) this.cellBytesLargest = cell + slotBytes;
     if (keyBytes > this.keyBytesLongest) this.keyBytesLongest = keyBytes;
+    return cell + slotBytes;
+  }
+
+  /**
+   * Places the put just counted, of a `cellBytes`-byte cell, into the leaf its key goes into: the last
+   * of `path` (`pathLength` pages, root first), which has `leafRoomBytes` free and fragmented bytes.
+   * Only for a tree that no other change reshapes before the group is applied.
+   */
+  placePut(path: ArrayLike<number>, pathLength: number, leafRoomBytes: number, cellBytes: number): void {
+    if (this.#unplaced) return;
+    this.#placement ??= new PlacedPuts();
+    if (this.#placement.place(path, pathLength, leafRoomBytes, cellBytes)) this.placedPuts++;
+    else this.#unplaced = true;
+  }
+
+  /** From now on, only the worst case bounds this group (a change that may reshape the tree joins it). */
+  forgetPlacement(): void {
+    this.#unplaced = true;
+  }
+
+  /** The pages on the descents of the group's puts, when every put of it is placed and none deletes. */
+  placedPages(): number | null {
+    if (this.#unplaced || this.deletes > 0 || this.placedPuts !== this.puts) return null;
+    return this.#placement?.pageCount ?? 0;
+  }
+
+  /** A point `rollBackPlacement` goes back to: the shared placement as it is now. */
+  placementMark(): number {
+    return this.#placement?.mark() ?? 0;
+  }
+
+  /** Takes the puts placed since `mark` out of the shared placement (their group was refused). */
+  rollBackPlacement(mark: number): void {
+    this.#placement?.rollBack(mark);
   }
 
   addDelete(): void {
@@ -59,6 +103,13 @@ export class WriteTally {
     this.keyBytesLongest = Math.max(this.keyBytesLongest, other.keyBytesLongest);
     this.overflowPages += other.overflowPages;
     this.overflowPagesFreed += other.overflowPagesFreed;
+    this.placedPuts += other.placedPuts;
+    this.#unplaced ||= other.#unplaced;
+    if (other.#placement !== null) {
+      // One placement per group: this tally goes on where `other` left off.
+      if (this.#placement === null) this.#placement = other.#placement;
+      else if (this.#placement !== other.#placement) this.#unplaced = true;
+    }
   }
 
   /** Counts the overflow pages a write frees: those of the `valueBytes`-byte value it replaces. */
@@ -188,5 +239,10 @@ export function framesForWrites(
   const perDelete = 2 * (tree.height + allocated.levels) + 1;
   const changed =
     allocated.pages + splitParents + writes.puts + writes.deletes * perDelete + writes.overflowPagesFreed + 1;
-  return Math.min(changed, allocated.pages + tree.pagesInUse + 1);
+  const worst = Math.min(changed, allocated.pages + tree.pagesInUse + 1);
+  // Every put placed in a leaf with room for it (PlacedPuts): no split, so the pages changed or pinned
+  // are those of the descents, the overflow pages written and freed, and the meta page.
+  const placed = writes.placedPages();
+  if (placed === null) return worst;
+  return Math.min(worst, placed + writes.overflowPages + writes.overflowPagesFreed + 1);
 }

@@ -4,6 +4,7 @@ import { flushOwnerLogs, type SegmentRemoval } from '../storage/wal/index.js';
 import type { DurabilityMode, OwnedPartition } from './owner-loop.js';
 import { checkpointPagedPartition, type PagedCheckpointResult } from './paged-checkpoint.js';
 import type { PagedTree } from './paged-tree.js';
+import { checkpointStartLsn } from './partition-checkpoint.js';
 import { refusalStatus } from './pass-rollback.js';
 
 /** A partition over a page file, as its owner holds it. */
@@ -56,6 +57,8 @@ export class PageSets {
   readonly #requests = new Map<number, Waiting[]>();
   /** Where each partition's tombstone sweep goes on, for partitions with tombstones to sweep. */
   readonly #sweeps = new Map<number, Uint8Array>();
+  /** Partitions with sets that only wrote pages since their last checkpoint in this run. */
+  readonly #setsSinceCheckpoint = new Set<number>();
   #inFlight: Promise<void> | null = null;
   /** True when the last look found a set that must wait for a decision, or for a failure's backoff. */
   #blocked = false;
@@ -133,16 +136,35 @@ export class PageSets {
   }
 
   /**
-   * At a clean close, once the loop stopped and the log is synced: a set for every partition with
-   * changed pages, so the next open replays nothing (a partition holding a prepared transaction keeps
-   * its log tail instead). A failure is reported; the log still holds every write.
+   * At a clean close, once the loop stopped and the log is synced: a checkpoint of every partition
+   * with changed pages, or with sets since its last checkpoint, so the next open neither replays nor
+   * reads any of the log (a partition holding a prepared transaction keeps its log tail instead). A
+   * set that only wrote pages leaves the log it covers to be read past at the next open: 265 MB of it
+   * after a load of 10 million records, 4.6 s of the reopen. A failure is reported; the log still
+   * holds every write.
    */
   async writeAll(): Promise<void> {
     await this.idle();
+    let checkpoints = 0;
     for (const [partition, owned] of this.#partitions) {
-      if (owned.pages.pool.dirtyPageCount() === 0 || owned.versioned.oldestLsnToReplay() !== null) continue;
-      await this.#start(partition, owned);
+      if (owned.versioned.oldestLsnToReplay() !== null) continue;
+      if (owned.pages.pool.dirtyPageCount() === 0 && !this.#setsSinceCheckpoint.has(partition)) continue;
+      await this.#start(partition, owned, true);
       await this.idle();
+      checkpoints++;
+    }
+    const log = this.#partitions.values().next().value?.log;
+    if (checkpoints === 0 || log === undefined) return;
+    // The segment the checkpoints cover goes too (once every partition in it is past it): the next
+    // open reads a log with nothing in it, where it would read up to a segment's worth of records
+    // only to find them all below where the pages are.
+    try {
+      await log.writer.startNextSegment();
+      await this.#segmentRemoval.removeObsolete((other) =>
+        checkpointStartLsn(this.#databaseDirectory, other),
+      );
+    } catch (error) {
+      this.#onError(error);
     }
   }
 
@@ -183,7 +205,7 @@ export class PageSets {
   }
 
   /** Syncs the log if the mode leaves it unsynced, then captures and writes one set (in the background). */
-  async #start(partition: number, owned: PagedPartition): Promise<void> {
+  async #start(partition: number, owned: PagedPartition, checkpoint = false): Promise<void> {
     if (this.#durability !== 'sync') {
       try {
         await flushOwnerLogs([owned.log], true);
@@ -195,26 +217,28 @@ export class PageSets {
     const waiting = this.#requests.get(partition) ?? [];
     this.#requests.delete(partition);
     // The pages are captured in this call's first synchronous step. A set nobody asked to be a
-    // checkpoint (for room, in the background, at close) only writes the pages: recovery starts from
+    // checkpoint (for room, in the background) only writes the pages: recovery starts from
     // the page file's own redo LSN, and the manifest's record, with its sync and the log segments'
     // removal, waits for the checkpoint scheduler.
-    const writing: Promise<PagedCheckpointResult | null | undefined> =
-      waiting.length === 0
-        ? owned.pages.writePages(owned.log.nextLsn, this.#mvcc.now()).then(() => undefined)
-        : checkpointPagedPartition(
-            this.#databaseDirectory,
-            owned.pages,
-            owned.log,
-            this.#segmentRemoval,
-            owned.log.nextLsn,
-            this.#mvcc.now(),
-          );
+    const pagesOnly = waiting.length === 0 && !checkpoint;
+    if (pagesOnly) this.#setsSinceCheckpoint.add(partition);
+    const writing: Promise<PagedCheckpointResult | null | undefined> = pagesOnly
+      ? owned.pages.writePages(owned.log.nextLsn, this.#mvcc.now()).then(() => undefined)
+      : checkpointPagedPartition(
+          this.#databaseDirectory,
+          owned.pages,
+          owned.log,
+          this.#segmentRemoval,
+          owned.log.nextLsn,
+          this.#mvcc.now(),
+        );
     this.#inFlight = writing.then(
       (result) => {
         this.#inFlight = null;
         this.#refusal = null;
         if (this.#requests.size > 0) this.#wake();
         if (result === undefined) return;
+        if (result !== null) this.#setsSinceCheckpoint.delete(partition);
         if (result === null) {
           // A set was under way already (none can be: one at a time): ask again.
           for (const w of waiting) this.#requeue(partition, w);

@@ -307,6 +307,31 @@ export class WalWriter {
     return this.#closing;
   }
 
+  /**
+   * Flushes and syncs what was appended and, if the current segment holds records, closes it and
+   * starts the next, so that segment removal can take it once every partition checkpointed past it:
+   * at a clean close of a database over page files, whose next open then reads none of it. On a full
+   * disk the segment stays, and the writer with it.
+   */
+  startNextSegment(): Promise<void> {
+    try {
+      this.#throwIfUnusable();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#chain(async () => {
+      await this.#flushNow(true, false);
+      const handle = this.#handle;
+      if (handle === null || this.#segmentRecords === 0) return;
+      try {
+        await this.#rotate(handle);
+      } catch (error) {
+        if (storageCondition(error) === null || this.#handle !== handle) this.#failure ??= { cause: error };
+        throw error;
+      }
+    });
+  }
+
   #chain(step: () => Promise<void>): Promise<void> {
     const run = this.#flushChain.then(step);
     this.#flushChain = run.catch(() => undefined);

@@ -175,6 +175,22 @@ describe('checkPageFile after a crash during a page set', () => {
 
     // Also the set's pages in place that runs written at the same time as the torn one never reached
     // (whole pages of the former set, which the check cannot tell from the new one's).
+    // A read-only open counts the pages to repair and writes none of them: it is refused.
+    const before = await readFile(join(dir, pageFileName));
+    expect(await repairTornPages(dir, pageSize, false)).toBeGreaterThanOrEqual(pastEnd);
+    await expect(
+      PagedTree.open({
+        dir,
+        partition: 0,
+        pageSizeBytes: pageSize,
+        pagesMax: 1024,
+        framesMax: 256,
+        readOnly: true,
+      }),
+    ).rejects.toMatchObject({ code: 'ERR_NOT_SUPPORTED' });
+    expect((await readFile(join(dir, pageFileName))).equals(before), 'the read-only look wrote nothing').toBe(
+      true,
+    );
     const rewritten = await repairTornPages(dir, pageSize);
     expect(rewritten).toBeGreaterThanOrEqual(pastEnd);
     expect(rewritten).toBeLessThanOrEqual(images.length);

@@ -17,7 +17,7 @@
  *   main thread writes, and checks each value on its own (values name their key and their write); the
  *   writes and the reads interleave by counts, never by time.
  * - The last case opens wrongly: too small a memoryMaxBytes (on an empty directory, which stays
- *   empty), readOnly, another page size, a missing page file; and converts a database kept in memory
+ *   empty), a read-only conversion, another page size, a missing page file; and converts a database kept in memory
  *   (checkpointed) to page files: its first page set is recorded as the open ends.
  *
  * Writes are counted against a worst case of the pages they may change (docs/buffer-pool.md, "What a
@@ -831,9 +831,16 @@ describe('a database over page files, five times its buffer pools or more', () =
     await db.checkpoint();
     await work.round(40, 'a small paged database');
     await closeTracked(db);
-    // A paged database cannot be opened read-only yet, nor with another page size.
-    expect(await openCode(dir, { readOnly: true })).toBe('ERR_NOT_SUPPORTED');
-    expect(await openCode(dir, { readOnly: true, memoryMaxBytes })).toBe('ERR_NOT_SUPPORTED');
+    // Read-only, with the budget or without it: every value there, writes refused.
+    for (const readOnly of [{ readOnly: true }, { readOnly: true, memoryMaxBytes }]) {
+      db = await openTracked({ partitions, workers: 1, ...readOnly });
+      work.db = db;
+      expect(db.stats().bufferPools, 'read-only over the page files').not.toBeNull();
+      work.check(`read-only (${JSON.stringify(readOnly)})`);
+      await expect(db.put('read-only', 'write')).rejects.toMatchObject({ code: 'ERR_READ_ONLY' });
+      await closeTracked(db);
+    }
+    // Nor with another page size.
     expect(await openCode(dir, { ...pagedOptions, pageSizeBytes: 8192 })).toBe('ERR_BAD_ARGUMENT');
     expect(await openCode(dir, { partitions, workers: 1, pageSizeBytes: 16384 })).toBe('ERR_BAD_ARGUMENT');
     // None of the refusals changed anything: the same page size, given, opens it whole.
@@ -859,6 +866,8 @@ describe('a database over page files, five times its buffer pools or more', () =
       await inMemory.checkpoint();
       await converted.round(40, 'in memory, after its checkpoint');
       await closeTracked(inMemory);
+      // A conversion writes the page files: not read-only.
+      expect(await openCode(memoryDir, { ...pagedOptions, readOnly: true })).toBe('ERR_NOT_SUPPORTED');
       const paged = await open(memoryDir, pagedOptions);
       openDatabases.push(paged);
       converted.db = paged;
@@ -887,7 +896,7 @@ describe('a database over page files, five times its buffer pools or more', () =
           `converted partition ${partition}'s checkpoint files after the open`,
         ).toEqual([]);
       }
-      expect(await openCode(memoryDir, { readOnly: true })).toBe('ERR_NOT_SUPPORTED');
+      expect(await openCode(memoryDir, { readOnly: true })).toBe('opened');
       for (let partition = 0; partition < partitions; partition++) {
         const check = await checkPageFile(partitionDirectory(memoryDir, partition), { partition });
         expect(check.problems, `converted partition ${partition}`).toEqual([]);

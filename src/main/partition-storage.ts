@@ -65,10 +65,18 @@ export async function decidePartitionStorage(
     return { framesPerPartition: null, pageSizeBytes: choice.pageSizeBytes };
   }
   if (choice.readOnly) {
-    throw new LightningError(
-      'ERR_NOT_SUPPORTED',
-      `${directory}: a database over page files (memoryMaxBytes) cannot be opened read-only yet`,
-    );
+    // Read-only, the page files are read as they are: none is created, and none is loaded from a
+    // checkpoint file (a conversion writes the page file and the manifest).
+    const unpaged = kinds.findIndex((kind) => kind !== 'pages');
+    if (unpaged >= 0) {
+      throw new LightningError(
+        'ERR_NOT_SUPPORTED',
+        kinds.includes('pages')
+          ? `${directory}: partition ${unpaged} has no page file yet, and a read-only open creates none: open the database once without readOnly`
+          : `${directory} keeps its partitions in memory; converting it to page files (memoryMaxBytes) writes them, which a read-only ` +
+              'open does not: open it read-only without memoryMaxBytes, or once without readOnly to convert it',
+      );
+    }
   }
   const pageSizeBytes = kinds.includes('pages')
     ? await pagedPageSize(directory, kinds, choice)

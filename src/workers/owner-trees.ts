@@ -34,6 +34,7 @@ export async function openOwnerTrees(config: OwnerConfig): Promise<OwnerTree[]> 
         pageSizeBytes,
         pagesMax: Math.floor(partitionBytesMax / pageSizeBytes),
         framesMax: poolFrames,
+        readOnly: config.readOnly,
       });
       opened.push({ partition, tree: pages.tree, pages });
     }

@@ -221,6 +221,8 @@ async function startWriting(state: RecoveredState, walEpoch: number): Promise<vo
   // fdatasync however many partitions it touched.
   const writer = await openOwnerLog({ ...config, walEpoch });
   const partitions = new Map<number, OwnedPartition>();
+  // Opened read-only on a full disk, the trees over page files write sets again from here on.
+  for (const { pages } of state.partitions) pages?.allowWrites();
   let anyResolved = false;
   state.partitions.forEach(({ partition, tree, pages, versions }, i) => {
     const recovery = recovered.partitions[i]!;

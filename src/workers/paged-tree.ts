@@ -1,8 +1,10 @@
+import { join } from 'node:path';
 import { LightningError } from '../shared-memory/errors.js';
 import { BufferPool } from '../shared-memory/pool/buffer-pool.js';
 import { framesShortCause } from '../shared-memory/pool/frames-short-error.js';
 import { PooledPageSpace } from '../shared-memory/pool/pooled-page-space.js';
 import { BTree } from '../shared-memory/tree/btree.js';
+import { pageFileName } from '../storage/page-file/page-file-format.js';
 import { PageFileReader } from '../storage/page-file/page-file-reader.js';
 import { repairTornPages } from '../storage/page-file/page-file-writer.js';
 import { PageSetWriter, type PageSetWritten } from '../storage/page-file/page-set-writer.js';
@@ -20,6 +22,11 @@ export interface PagedTreeOptions {
   pagesMax: number;
   /** The frames: the most pages in memory at once. */
   framesMax: number;
+  /**
+   * Serving reads only (open() with readOnly): nothing is written to the page file, torn pages a
+   * crash left are refused rather than repaired, and no page set is written until `allowWrites`.
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -38,6 +45,8 @@ export class PagedTree {
   /** No cell carries a commit timestamp above this: it only rises, with each set. */
   #timestampHigh: number;
   #setsWritten = 0;
+  /** Opened read-only: no page set until `allowWrites`. */
+  #readOnly = false;
   /** The set being written, if one is. */
   #inFlight: Promise<unknown> | null = null;
 
@@ -66,7 +75,17 @@ export class PagedTree {
    */
   static async open(options: PagedTreeOptions): Promise<PagedTree> {
     const { dir, partition, pageSizeBytes, pagesMax, framesMax } = options;
-    await repairTornPages(dir, pageSizeBytes);
+    const readOnly = options.readOnly === true;
+    const torn = await repairTornPages(dir, pageSizeBytes, !readOnly);
+    if (readOnly && torn > 0) {
+      // Read-only, the pages a crash tore stay torn: the double-write file's images are not read
+      // through the pool.
+      throw new LightningError(
+        'ERR_NOT_SUPPORTED',
+        `partition ${partition}: a crash left ${torn} pages of ${join(dir, pageFileName)} to repair from its double-write ` +
+          'file, which a read-only open does not write: open the database once without readOnly',
+      );
+    }
     const file = await PageFileReader.open(dir, { pageSizeBytes, partition });
     let pool: BufferPool | null = null;
     let writer: PageSetWriter | null = null;
@@ -89,7 +108,9 @@ export class PagedTree {
       }
       if (tree.view.metaPageId !== pagedTreeMetaPageId)
         throw new LightningError('ERR_INTERNAL', `a paged tree's meta page is ${tree.view.metaPageId}`);
-      return new PagedTree(options, tree, pool, file, writer);
+      const paged = new PagedTree(options, tree, pool, file, writer);
+      paged.#readOnly = readOnly;
+      return paged;
     } catch (error) {
       writer?.close();
       pool?.detach();
@@ -141,6 +162,12 @@ export class PagedTree {
         `timestampHigh must be a safe integer >= 0, got ${String(timestampHigh)}`,
       );
     }
+    if (this.#readOnly) {
+      throw new LightningError(
+        'ERR_READ_ONLY',
+        `partition ${this.partition}: a page set of a database opened with { readOnly: true }`,
+      );
+    }
     if (this.#writer.writing) return null;
     const high = Math.max(this.#timestampHigh, timestampHigh);
     const set = this.#writer.capture(redoLsn, high);
@@ -171,11 +198,25 @@ export class PagedTree {
       // Recovery wraps the pool's refusal with the record it was replaying.
       const short = framesShortCause(error);
       if (short === null || !short.fitsWhenClean || this.pool.dirtyPageCount() === 0) throw error;
+      if (this.#readOnly) {
+        throw new LightningError(
+          'ERR_NOT_SUPPORTED',
+          `partition ${this.partition}: the log since its last page set changes more pages than its buffer pool's ` +
+            `${this.pool.framesMax} frames hold, and a read-only open writes none back: open the database once ` +
+            'without readOnly (a clean close leaves no log to replay), or with a larger memoryMaxBytes',
+          { cause: error },
+        );
+      }
     }
     // A set under way (a checkpoint's) marks its pages clean when it ends; then write one of our own.
     while (this.#inFlight !== null) await this.#inFlight.catch(() => {});
     await this.writePages(redoLsn());
     return write();
+  }
+
+  /** The database writes again (it was opened read-only on a full disk, and space came back). */
+  allowWrites(): void {
+    this.#readOnly = false;
   }
 
   /** Frees the pool and closes the file; the caller has written what it needs to keep. */

@@ -359,6 +359,14 @@ function replayFailure(replay: Replay, record: WalRecord, error: unknown): Light
       { cause: error },
     );
   }
+  // A read-only open whose log tail changes more pages than a pool holds (PagedTree.withRoom).
+  if (isLightningError(error, 'ERR_NOT_SUPPORTED')) {
+    return new LightningError(
+      'ERR_NOT_SUPPORTED',
+      `while replaying ${record.file} (LSN ${record.lsn}): ${(error as Error).message}`,
+      { cause: error },
+    );
+  }
   return new LightningError(
     'ERR_CORRUPTION',
     `replaying ${record.file} at byte ${record.offset} (partition ${replay.partition}, LSN ${record.lsn}) failed: ${String(error)}`,

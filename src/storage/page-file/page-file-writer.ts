@@ -52,16 +52,17 @@ export async function writeDirtyPages(
  * was never synced: the crash came while it was written, before any page was written in place, and
  * none of it is used, since a part of a set belongs to no state of the pages. Pages past the file's
  * end (a set writes page 0 before the pages it appends, so a crash can cut the file short, even
- * inside a page) are written there, extending the file. Returns the pages rewritten. An empty
+ * inside a page) are written there, extending the file. Returns the pages rewritten (with `write`
+ * false, only counted: the pages that need it, for a read-only open). An empty
  * double-write file means the last checkpoint finished; a missing one is ERR_CORRUPTION
  * (createPageFile makes it with the page file).
  */
-export async function repairTornPages(dir: string, pageSizeBytes: number): Promise<number> {
+export async function repairTornPages(dir: string, pageSizeBytes: number, write = true): Promise<number> {
   const images = await readDoubleWriteImages(dir, pageSizeBytes);
   if (images.length === 0) return 0;
   const pagePath = join(dir, pageFileName);
   let repaired = 0;
-  await withFile(pagePath, 'r+', async (handle) => {
+  await withFile(pagePath, write ? 'r+' : 'r', async (handle) => {
     // Only the pages the area names are read: a page file may be larger than one Buffer can hold.
     const current = Buffer.alloc(pageSizeBytes);
     for (const image of images) {
@@ -69,7 +70,7 @@ export async function repairTornPages(dir: string, pageSizeBytes: number): Promi
       current.fill(0);
       await handle.read(current, 0, pageSizeBytes, pageId * pageSizeBytes);
       if (Buffer.compare(current, image) === 0) continue;
-      await handle.write(image, 0, pageSizeBytes, pageId * pageSizeBytes);
+      if (write) await handle.write(image, 0, pageSizeBytes, pageId * pageSizeBytes);
       repaired++;
     }
     if (repaired > 0) await handle.datasync();

@@ -242,7 +242,7 @@ async function checkPageFile(dir: string, pageSizeBytes: number): Promise<PageFi
 
 export async function withFile(
   path: string,
-  flags: 'w' | 'r+',
+  flags: 'w' | 'r+' | 'r',
   use: (handle: LayerFileHandle) => Promise<void>,
 ): Promise<void> {
   const handle = await fileLayer().open(path, flags);

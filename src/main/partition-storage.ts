@@ -5,6 +5,7 @@ import { poolBytesMax } from '../shared-memory/limits.js';
 import { poolRegions } from '../shared-memory/pool/pool-layout.js';
 import type { Manifest } from '../storage/checkpoint/index.js';
 import { partitionDirectory } from '../storage/layout.js';
+import { liveLockHolder } from '../storage/lock-file.js';
 import { doubleWriteFileName, pageFileName } from '../storage/page-file/page-file-format.js';
 import { readPageFileHeader } from '../storage/page-file/page-file-reader.js';
 import { createPageFile } from '../storage/page-file/page-file-writer.js';
@@ -67,6 +68,17 @@ export async function decidePartitionStorage(
   if (choice.readOnly) {
     // Read-only, the page files are read as they are: none is created, and none is loaded from a
     // checkpoint file (a conversion writes the page file and the manifest).
+    // The page files are read as pages miss, not loaded at open: a writer's page sets would rewrite
+    // them under this open's readers, which would then mix pages of two sets and miss keys.
+    const writer = await liveLockHolder(directory);
+    if (writer !== null) {
+      const self = writer.pid === process.pid ? ' (this process)' : '';
+      throw new LightningError(
+        'ERR_LOCKED',
+        `${directory} is open for writing in process ${writer.pid}${self}, and its page sets rewrite the page files ` +
+          'a read-only open reads as it goes: close it there first',
+      );
+    }
     const unpaged = kinds.findIndex((kind) => kind !== 'pages');
     if (unpaged >= 0) {
       throw new LightningError(

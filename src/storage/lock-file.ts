@@ -116,6 +116,16 @@ export async function acquireLock(directory: string): Promise<() => Promise<void
   throw new LightningError('ERR_LOCKED', `${directory} is being opened by another process`);
 }
 
+/**
+ * The process holding `directory`'s lock, if it is alive (this one included), or null: for a
+ * read-only open, which takes no lock, to see whether a writer has the database open.
+ */
+export async function liveLockHolder(directory: string): Promise<LockHolder | null> {
+  const held = await readHolder(join(directory, lockFileName));
+  if (held === null || held.holder === null) return null;
+  return (await isHolderAlive(held.holder)) ? held.holder : null;
+}
+
 /** link(2) failures of a file system without hard links (some FUSE, SMB and FAT mounts). */
 const noHardLinkCodes = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS']);
 

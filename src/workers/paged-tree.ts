@@ -83,7 +83,7 @@ export class PagedTree {
       throw new LightningError(
         'ERR_NOT_SUPPORTED',
         `partition ${partition}: a crash left ${torn} pages of ${join(dir, pageFileName)} to repair from its double-write ` +
-          'file, which a read-only open does not write: open the database once without readOnly',
+          'file, which a read-only open does not write: open the database once to write (without readOnly, with room on its disk)',
       );
     }
     const file = await PageFileReader.open(dir, { pageSizeBytes, partition });
@@ -203,7 +203,7 @@ export class PagedTree {
           'ERR_NOT_SUPPORTED',
           `partition ${this.partition}: the log since its last page set changes more pages than its buffer pool's ` +
             `${this.pool.framesMax} frames hold, and a read-only open writes none back: open the database once ` +
-            'without readOnly (a clean close leaves no log to replay), or with a larger memoryMaxBytes',
+            'to write (without readOnly, with room on its disk; a clean close leaves no log to replay), or with a larger memoryMaxBytes',
           { cause: error },
         );
       }

@@ -15,6 +15,7 @@ import {
   pageFileName,
   sealPage,
 } from './page-file-format.js';
+import { repairTornPages } from './page-file-writer.js';
 
 /** Every dirty page of a pool, copied at one moment, with page 0 holding the state as of it. */
 export interface PageSet {
@@ -60,6 +61,12 @@ export class PageSetWriter {
    * removes it, so later sets skip the look for it.
    */
   #doubleWriteSeen = false;
+  /**
+   * Set while a set's pages are written in place, and left set if that fails: the page file may then
+   * hold part of that set, and the double-write file is the only whole copy of it, so the next set
+   * puts it back in place before it overwrites the double-write file with its own.
+   */
+  #inPlaceUnfinished = false;
 
   private constructor(pool: BufferPool, dir: string, api: XxhashApi, header: PageFileHeader) {
     this.pool = pool;
@@ -145,6 +152,10 @@ export class PageSetWriter {
     const pageSizeBytes = pool.pageSizeBytes;
     const doubleWritePath = join(this.dir, doubleWriteFileName);
     // createPageFile made it; if it is gone, its new name must be durable before any page is written.
+    if (this.#inPlaceUnfinished) {
+      await repairTornPages(this.dir, pageSizeBytes);
+      this.#inPlaceUnfinished = false;
+    }
     const doubleWriteIsNew = !this.#doubleWriteSeen && !(await exists(doubleWritePath));
     await withFile(doubleWritePath, 'w', async (handle) => {
       const all = images.map((i) => i.image);
@@ -153,10 +164,12 @@ export class PageSetWriter {
     });
     if (doubleWriteIsNew) await syncDirectory(this.dir);
     this.#doubleWriteSeen = true;
+    this.#inPlaceUnfinished = true;
     await withFile(join(this.dir, pageFileName), 'r+', async (handle) => {
       await writeInPlace(handle, images, pageSizeBytes);
       await handle.datasync();
     });
+    this.#inPlaceUnfinished = false;
     // Emptied so that open() has nothing to repair; if this is lost, repairing writes the same images.
     await (await fileLayer().open(doubleWritePath, 'w')).close();
     let pagesChangedMeanwhile = 0;

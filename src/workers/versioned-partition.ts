@@ -332,7 +332,7 @@ export class VersionedPartition {
       for (const write of prepared.writes) {
         const kind = write.value === null ? operationDel : operationPut;
         const entry: BatchEntry = { kind, key: write.key, value: write.value };
-        tallyEntry(this.tree, treeWrites, versionWrites, entry, keep);
+        tallyEntry(this.tree, treeWrites, versionWrites, entry, keep, false);
       }
       this.#reserveTallies(treeWrites, versionWrites, keep);
     }
@@ -432,7 +432,7 @@ export class VersionedPartition {
   #reserve(entries: Iterable<BatchEntry>, keepVersions: boolean): void {
     const treeWrites = this.tree.newWriteTally();
     const versionWrites = this.versions.newWriteTally();
-    for (const entry of entries) tallyEntry(this.tree, treeWrites, versionWrites, entry, keepVersions);
+    for (const entry of entries) tallyEntry(this.tree, treeWrites, versionWrites, entry, keepVersions, false);
     this.#reserveTallies(treeWrites, versionWrites, keepVersions);
   }
 

@@ -3,7 +3,7 @@
  * runs compiled): synchronous `get()` and `range()` on the calling thread, `put()` and `transaction()`
  * promises that may be outstanding by the thousand, committed by the partition-owner workers.
  */
-import type { Durability } from '../../src/index.js';
+import type { Database, Durability } from '../../src/index.js';
 import type { DurabilityClass, KvPeer, PeerCapabilities, TxAccess } from './peer.js';
 
 export const lightningCapabilities: PeerCapabilities = {
@@ -72,6 +72,28 @@ export async function openLightning(options: LightningPeerOptions): Promise<KvPe
       'db.transaction(tx => { tx.get(); tx.put() }) with the default retries (16) and isolation; ' +
       'several may be outstanding',
     facts: { durability: options.durability, partitions: stats.partitions, workers: stats.workers },
+    ...lightningCalls(db),
+    transaction: <T>(body: (tx: TxAccess) => T) => db.transaction(body),
+    batchCounters: () =>
+      db.stats().workerStats.map((worker) => ({
+        worker: worker.worker,
+        partitions: worker.partitions.length,
+        batches: worker.batches,
+        operations: worker.operations,
+        batchSizeMax: worker.batchSizeMax,
+      })),
+    transactionCounters: () => ({ ...db.stats().transactions }),
+  };
+}
+
+/**
+ * The calls every lightning-db peer makes the same way, over page files or in memory: reads, puts,
+ * scans, the count and the close.
+ */
+export function lightningCalls(
+  db: Database,
+): Pick<KvPeer, 'get' | 'put' | 'scan' | 'transactionSync' | 'settle' | 'count' | 'close'> {
+  return {
     get: (key) => db.get(key),
     put: (key, value) => db.put(key, value),
     scan: (start, limit, sink) => {
@@ -82,20 +104,10 @@ export async function openLightning(options: LightningPeerOptions): Promise<KvPe
       }
       return rows;
     },
-    transaction: <T>(body: (tx: TxAccess) => T) => db.transaction(body),
     transactionSync: null,
     // Nothing to wait for: a resolved write is as durable as its mode makes it.
     settle: () => Promise.resolve(null),
     count: () => db.stats().entries,
-    batchCounters: () =>
-      db.stats().workerStats.map((worker) => ({
-        worker: worker.worker,
-        partitions: worker.partitions.length,
-        batches: worker.batches,
-        operations: worker.operations,
-        batchSizeMax: worker.batchSizeMax,
-      })),
-    transactionCounters: () => ({ ...db.stats().transactions }),
     close: () => db.close(),
   };
 }

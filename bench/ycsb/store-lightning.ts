@@ -5,13 +5,18 @@
  *
  * lightning-paged is the same store, driven the same way at durability 'sync', opened with
  * `memoryMaxBytes`: each partition's tree in a page file, a bounded buffer pool of its pages in shared
- * memory (docs/buffer-pool.md). Its calls are the shared adapter's (get, put, range), written out here
- * because that adapter does not take `memoryMaxBytes`.
+ * memory (docs/buffer-pool.md). Its calls are the shared adapter's (`lightningCalls`); its open, setup
+ * and facts are its own, as that adapter does not take `memoryMaxBytes`.
  */
 import type { Durability } from '../../src/index.js';
 import { partitionsDefault } from '../../src/main/open-options.js';
 import { pageSizeBytesDefault } from '../../src/shared-memory/index.js';
-import { lightningCapabilities, lightningClassOf, openLightning as openPeer } from '../stores/lightning.js';
+import {
+  lightningCalls,
+  lightningCapabilities,
+  lightningClassOf,
+  openLightning as openPeer,
+} from '../stores/lightning.js';
 import { type KvPeer, unsupported } from '../stores/peer.js';
 import { peerYcsbStore } from './store-peer.js';
 import { type PoolCounters, pagedMemoryMaxBytes, type StoreOptions, type YcsbStore } from './stores.js';
@@ -95,23 +100,10 @@ export async function openLightningPaged(options: StoreOptions): Promise<YcsbSto
       // What this open replayed: the log records since each partition's last page set.
       replayedRecords: stats.recovery?.replayedRecords ?? 0,
     },
-    get: (key) => db.get(key),
-    put: (key, value) => db.put(key, value),
-    scan: (start, limit, sink) => {
-      let rows = 0;
-      for (const [key, value] of db.range({ gte: start, limit })) {
-        rows++;
-        sink.row(key, value);
-      }
-      return rows;
-    },
+    ...lightningCalls(db),
     transaction: () => unsupported('lightning-paged (ycsb)', 'transaction()'),
-    transactionSync: null,
-    settle: () => Promise.resolve(null),
-    count: () => db.stats().entries,
     batchCounters: () => null,
     transactionCounters: () => null,
-    close: () => db.close(),
   };
   const store = peerYcsbStore(
     peer,

@@ -117,3 +117,28 @@ export function poolRegions(pageSizeBytes: number, pagesMax: number, framesMax: 
     totalBytes: framesByteOffset + framesMax * pageSizeBytes,
   };
 }
+
+/**
+ * Every page id evicted and in no frame: the state and frame words of each page, which lie side by
+ * side, written as one 64-bit word each (a quarter of a million pages per partition by default, at
+ * every open).
+ */
+export function initialisePageTable(
+  sab: SharedArrayBuffer,
+  pageState: number,
+  frameOf: number,
+  pagesMax: number,
+): void {
+  if (frameOf === pageState + 1 && pageState % 2 === 0) {
+    const pair = BigInt.asIntN(64, (BigInt(-1 >>> 0) << 32n) | BigInt(stateEvicted >>> 0));
+    new BigInt64Array(sab, pageState * 4, pagesMax).fill(pair);
+    const i32 = new Int32Array(sab, pageState * 4, 2);
+    // The word order of a 64-bit word is the machine's: on a big-endian one, the loop below.
+    if (i32[0] === stateEvicted && i32[1] === -1) return;
+  }
+  const i32 = new Int32Array(sab);
+  for (let pageId = 0; pageId < pagesMax; pageId++) {
+    i32[pageState + (pageId << 1)] = stateEvicted;
+    i32[frameOf + (pageId << 1)] = -1;
+  }
+}

@@ -257,13 +257,9 @@ export class WalWriter {
    * and the durability of the batch unknown.
    */
   flush(sync: boolean): Promise<void> {
-    try {
-      if (typeof sync !== 'boolean') throw new LightningError('ERR_BAD_ARGUMENT', 'sync must be a boolean');
-      this.#throwIfUnusable();
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#chain(() => this.#flushNow(sync, true));
+    if (typeof sync !== 'boolean')
+      return Promise.reject(new LightningError('ERR_BAD_ARGUMENT', 'sync must be a boolean'));
+    return this.#refusal() ?? this.#chain(() => this.#flushNow(sync, true));
   }
 
   /**
@@ -272,22 +268,20 @@ export class WalWriter {
    * records of a pass the owner is still staging. A rejection leaves the writer failed.
    */
   syncWritten(): Promise<void> {
-    try {
-      this.#throwIfUnusable();
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#chain(async () => {
-      if (this.#failure !== null) this.#throwIfUnusable();
-      const handle = this.#handle;
-      assert(handle !== null, 'a writer that has not failed has a segment open');
-      try {
-        await this.#syncWritten(handle);
-      } catch (error) {
-        this.#failure ??= { cause: error };
-        throw error;
-      }
-    });
+    return (
+      this.#refusal() ??
+      this.#chain(async () => {
+        if (this.#failure !== null) this.#throwIfUnusable();
+        const handle = this.#handle;
+        assert(handle !== null, 'a writer that has not failed has a segment open');
+        try {
+          await this.#syncWritten(handle);
+        } catch (error) {
+          this.#failure ??= { cause: error };
+          throw error;
+        }
+      })
+    );
   }
 
   /**
@@ -311,25 +305,26 @@ export class WalWriter {
    * Flushes and syncs what was appended and, if the current segment holds records, closes it and
    * starts the next, so that segment removal can take it once every partition checkpointed past it:
    * at a clean close of a database over page files, whose next open then reads none of it. On a full
-   * disk the segment stays, and the writer with it.
+   * disk the segment stays, and the writer with it (`#rotateUnlessEmpty`).
    */
   startNextSegment(): Promise<void> {
+    return (
+      this.#refusal() ??
+      this.#chain(async () => {
+        await this.#flushNow(true, false);
+        if (this.#handle !== null) await this.#rotateUnlessEmpty(this.#handle);
+      })
+    );
+  }
+
+  /** A rejection with why the writer takes no more calls (failed or closed), or null if it does. */
+  #refusal(): Promise<never> | null {
     try {
       this.#throwIfUnusable();
+      return null;
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#chain(async () => {
-      await this.#flushNow(true, false);
-      const handle = this.#handle;
-      if (handle === null || this.#segmentRecords === 0) return;
-      try {
-        await this.#rotate(handle);
-      } catch (error) {
-        if (storageCondition(error) === null || this.#handle !== handle) this.#failure ??= { cause: error };
-        throw error;
-      }
-    });
   }
 
   #chain(step: () => Promise<void>): Promise<void> {
@@ -383,18 +378,22 @@ export class WalWriter {
       await this.#cutBack(handle, goodBytes, written, error);
       throw condition;
     }
-    // Only a segment that holds a record rotates: a log never fills with empty segments.
-    const full = this.#segmentBytes > this.#segmentTargetBytes;
-    if (mayRotate && full && this.#segmentRecords > 0) {
-      try {
-        await this.#rotate(handle);
-      } catch (error) {
-        // The batch is durable in the current segment; with no room for the next one, the writer
-        // keeps appending to this one and tries to rotate again at the next flush.
-        if (storageCondition(error) === null || this.#handle !== handle) {
-          this.#failure ??= { cause: error };
-          throw error;
-        }
+    if (mayRotate && this.#segmentBytes > this.#segmentTargetBytes) await this.#rotateUnlessEmpty(handle);
+  }
+
+  /**
+   * Rotates, if the segment holds a record (a log never fills with empty segments). With no room for
+   * the next segment, the writer keeps appending to this one, whose records are durable, and the next
+   * call tries again.
+   */
+  async #rotateUnlessEmpty(handle: LayerFileHandle): Promise<void> {
+    if (this.#segmentRecords === 0) return;
+    try {
+      await this.#rotate(handle);
+    } catch (error) {
+      if (storageCondition(error) === null || this.#handle !== handle) {
+        this.#failure ??= { cause: error };
+        throw error;
       }
     }
   }

@@ -48,6 +48,8 @@ import { startTsWorker, WorkerMailbox } from './support/ts-worker.js';
 
 const seed = seedText(process.env.SEED) ?? seedFromEnv(0x9a6e_d0b1);
 console.log(`paged-database: seed ${seed} (SEED=<n> to replay)`);
+// An owner whose writes stop completing says what its loop waits on (src/workers/owner-stall-report.ts).
+process.env.LIGHTNING_OWNER_STALL_REPORT_MS ??= '20000';
 
 const pageSize = 4096;
 const partitions = 2;
@@ -360,13 +362,17 @@ class Workload {
       const writes = order
         .slice(i, i + 32)
         .map((index) => [keyName(index), this.#spec(drawLength(this.rng))] as const);
+      progress.doing = `loading keys ${i} to ${i + writes.length - 1}`;
       await this.#singlePuts('puts', writes);
+      progress.done++;
     }
   }
 
   async step(): Promise<void> {
     this.counts.steps++;
+    progress.done++;
     const r = this.rng.below(100);
+    progress.doing = `step ${this.counts.steps} (draw ${r})`;
     if (r < 26) return this.#puts();
     if (r < 30) return this.#overflowPuts();
     if (r < 38) return this.#dels();
@@ -666,6 +672,43 @@ async function openCode(dir: string, options: Parameters<typeof open>[1]): Promi
 let dir: string;
 let openDatabases: Database[] = [];
 
+/**
+ * What the running case is doing, for the stall report: the step it is in and how many it finished.
+ * Diagnostics only: a case that stops making progress prints, every stallReportMs, what the database
+ * reports of itself, so a hang on a loaded machine leaves more than a timeout behind. No bound here.
+ */
+const progress = { doing: 'starting', done: 0 };
+const stallReportMs = 30_000;
+let stallReporter: ReturnType<typeof setInterval> | undefined;
+
+function reportStall(): void {
+  const db = openDatabases[openDatabases.length - 1];
+  let state = 'no database open';
+  if (db !== undefined) {
+    try {
+      const stats = db.stats();
+      state = JSON.stringify({
+        pendingWrites: stats.pendingWrites,
+        workers: stats.workerStats.map(({ state, batches, operations }) => ({ state, batches, operations })),
+        pools: stats.bufferPools?.map(({ partition, residentPages, dirtyPages, misses, evictions }) => ({
+          partition,
+          residentPages,
+          dirtyPages,
+          misses,
+          evictions,
+        })),
+        transactions: stats.transactions,
+        mvcc: stats.mvcc,
+      });
+    } catch (error) {
+      state = `stats() threw ${String(error)}`;
+    }
+  }
+  console.log(
+    `paged-database: no progress for ${stallReportMs} ms in ${progress.doing} (${progress.done} done): ${state}`,
+  );
+}
+
 /** Opens `dir`, remembered so that a failed test still closes it. */
 async function openTracked(options: Parameters<typeof open>[1]): Promise<Database> {
   const db = await open(dir, options);
@@ -681,11 +724,25 @@ async function closeTracked(db: Database): Promise<void> {
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'lightning-paged-db-'));
   openDatabases = [];
+  progress.doing = 'starting';
+  progress.done = 0;
+  let seen = -1;
+  stallReporter = setInterval(() => {
+    if (progress.done === seen) reportStall();
+    seen = progress.done;
+  }, stallReportMs);
+  stallReporter.unref();
 });
 
 afterEach(async () => {
-  for (const db of openDatabases) await db.close().catch(() => undefined);
-  await rm(dir, { recursive: true, force: true });
+  clearInterval(stallReporter);
+  // Taken before the first await: a close that outlives the hook's timeout must not remove the next
+  // test's directory when it ends.
+  const closing = openDatabases;
+  const removing = dir;
+  openDatabases = [];
+  for (const db of closing) await db.close().catch(() => undefined);
+  await rm(removing, { recursive: true, force: true });
 });
 
 describe('a database over page files, five times its buffer pools or more', () => {
@@ -721,6 +778,7 @@ describe('a database over page files, five times its buffer pools or more', () =
       { name: 'the same memoryMaxBytes again', options: pagedOptions, frames },
     ];
     for (const [index, budget] of budgets.entries()) {
+      progress.doing = `reopening with ${budget.name}`;
       db = await openTracked(budget.options);
       work.db = db;
       const reopened = pools(db);

@@ -22,10 +22,12 @@ import {
 import { storageCondition } from '../storage/storage-errors.js';
 import { flushOwnerLogs, type PartitionLog } from '../storage/wal/index.js';
 import { recordBytes } from '../storage/wal/wal-format.js';
+import { operationPartition } from './apply-operation.js';
 import type { Failpoints } from './failpoints.js';
 import type { LogShipper } from './log-shipper.js';
 import { OperationApplier, statusWaitForRoom } from './operation-applier.js';
 import { observeLogs, recordBatch } from './owner-metrics.js';
+import { OwnerStallReport } from './owner-stall-report.js';
 import type { PageSets } from './page-sets.js';
 import type { PagedTree } from './paged-tree.js';
 import { markPass, refusalStatus, rollBackPass } from './pass-rollback.js';
@@ -95,6 +97,9 @@ export class OwnerLoop {
   #shipper: LogShipper | null = null;
   /** The page sets of partitions over page files, written between passes; null without any. */
   readonly #pageSets: PageSets | null;
+  /** Where the loop is, for the stall report. */
+  #phase = 'starting';
+  #stallReport: OwnerStallReport | null = null;
 
   constructor(
     partitions: Map<number, OwnedPartition>,
@@ -124,7 +129,32 @@ export class OwnerLoop {
   }
 
   start(): void {
+    this.#stallReport = OwnerStallReport.fromEnvironment(() => this.#waitingWork());
     this.#finished = this.#run();
+  }
+
+  /** What writes wait on this owner for, or null if none waits (OwnerStallReport). */
+  #waitingWork(): string | null {
+    const records = this.#anyRecords();
+    const sets = this.#pageSets?.describe() ?? null;
+    const deferred = this.#deferred.flatMap((queue, ring) => {
+      const head = queue[0];
+      if (head === undefined) return [];
+      const partition = operationPartition(head, 0);
+      return [`${queue.length} in ring ${ring}, the first of kind ${head[0]} for partition ${partition}`];
+    });
+    const idle =
+      !this.#stopping &&
+      this.#phase !== 'in a pass' &&
+      !records &&
+      deferred.length === 0 &&
+      sets?.requests !== true;
+    if (idle) return null;
+    return (
+      `loop: ${this.#phase}${this.#stopping ? ', stopping' : ''}; records unread: ${records}; ` +
+      `writes deferred: ${deferred.length === 0 ? 'none' : deferred.join('; ')}; ` +
+      `decisions to apply: ${this.#applier.hasDecisions()}; page sets: ${sets?.text ?? 'none'}`
+    );
   }
 
   /**
@@ -154,8 +184,11 @@ export class OwnerLoop {
     const control = this.#control;
     const pageSets = this.#pageSets;
     while (!this.#stopping) {
+      this.#phase = 'between passes';
       if (pageSets !== null) await pageSets.betweenPasses();
+      this.#phase = 'in a pass';
       const completed = await this.drainOnce();
+      this.#phase = 'after a pass';
       if (completed > 0) {
         // A busy replicated owner lets its writers refill its rings before the next pass: every
         // pass costs a round trip to the log's servers, and one started at the first write back
@@ -185,18 +218,27 @@ export class OwnerLoop {
         // Versions waiting for snapshots to close are cleaned up on a timer while no writes come, and
         // decisions a full disk refused are logged again on one; so are page sets that wait for a
         // prepared transaction's decision.
+        // A write deferred here is looked at again on the timer too: whatever it waits for (a
+        // decision, a set) wakes the loop, and the timer bounds the cost of a wake-up ever missed.
         const timed =
-          this.#applier.hasGarbage() || this.#applier.hasUnloggedDecisions() || (pageSets?.waiting ?? false);
+          this.#applier.hasGarbage() ||
+          this.#applier.hasUnloggedDecisions() ||
+          (pageSets?.waiting ?? false) ||
+          this.#deferred.some((queue) => queue.length > 0);
         const timeout = timed ? garbageCheckIntervalMs : undefined;
         const wait = Atomics.waitAsync(control, kWorkerDoorbell, doorbell, timeout);
+        this.#phase = timed ? 'asleep, on a timer' : 'asleep';
         if (wait.async) await wait.value;
       }
       Atomics.store(control, kWorkerSleeping, 0);
     }
+    this.#phase = 'stopping: last passes';
     while ((await this.drainOnce()) > 0 || (pageSets?.roomPending ?? false)) {
       if (pageSets !== null) await pageSets.betweenPasses();
     }
+    this.#phase = 'stopping: waiting for the page set under way';
     await pageSets?.idle();
+    this.#phase = 'stopping: last log flush';
     // A clean stop leaves nothing unsynced, whatever the durability mode. On a full disk, what the log
     // already holds is synced; anything the disk refused was refused to its caller too.
     try {
@@ -208,6 +250,12 @@ export class OwnerLoop {
       if (storageCondition(error) === null) throw error;
       console.warn('lightning-db owner: the last log flush at close was refused', error);
     }
+    this.#phase = 'stopped; the worker closes its files';
+  }
+
+  /** The worker has closed everything after `stop()`: nothing is left to report a stall of. */
+  closed(): void {
+    this.#stallReport?.stop();
   }
 
   /** Logs written but not synced since the last call; the caller syncs them. */
@@ -349,6 +397,7 @@ export class OwnerLoop {
     }
     this.#applier.endPass();
     if (total === 0) return 0;
+    this.#stallReport?.progress();
     const control = this.#control;
     Atomics.add(control, kWorkerBatches, 1);
     Atomics.add(control, kWorkerOperations, total);

@@ -176,6 +176,7 @@ const api: OwnerApi = {
       // (a durable mark not moved forward now is moved by the next open's recovery).
       if (storageCondition(error) === null) throw error;
     }
+    loop.closed();
     closeOwnerTrees(ownerTrees);
     ownerTrees = [];
     Atomics.store(control, kWorkerState, workerStateStopped);

@@ -90,6 +90,20 @@ export class PageSets {
       if (owned.tree.tombstoneCount > 0) this.#sweeps.set(partition, new Uint8Array(0));
   }
 
+  /** For the owner's stall report: whether checkpoints are asked for, and the state of every pool. */
+  describe(): { requests: boolean; text: string } {
+    const pools = [...this.#partitions].map(
+      ([partition, owned]) =>
+        `partition ${partition}: ${owned.pages.pool.dirtyPageCount()} of ${owned.pages.pool.framesMax} frames dirty` +
+        (owned.versioned.oldestLsnToReplay() === null ? '' : ', a prepared transaction in the tree'),
+    );
+    const text =
+      `room wanted for [${[...this.#roomWanted].join(', ')}], checkpoints asked for [${[...this.#requests.keys()].join(', ')}], ` +
+      `a set under way: ${this.#inFlight !== null}, blocked: ${this.#blocked}, ` +
+      `next try in ${Math.max(0, this.#retryAt - Date.now())} ms; ${pools.join('; ')}`;
+    return { requests: this.#requests.size > 0, text };
+  }
+
   /** A pass could not stage a write of `partition` for want of frames: a set comes first. */
   wantRoom(partition: number): void {
     if (this.#partitions.has(partition)) this.#roomWanted.add(partition);
@@ -236,14 +250,11 @@ export class PageSets {
       (result) => {
         this.#inFlight = null;
         this.#refusal = null;
+        // A set was under way already (none can be: one at a time): ask again, before the wake below.
+        if (result === null) for (const w of waiting) this.#requeue(partition, w);
         if (this.#requests.size > 0) this.#wake();
-        if (result === undefined) return;
-        if (result !== null) this.#setsSinceCheckpoint.delete(partition);
-        if (result === null) {
-          // A set was under way already (none can be: one at a time): ask again.
-          for (const w of waiting) this.#requeue(partition, w);
-          return;
-        }
+        if (result === undefined || result === null) return;
+        this.#setsSinceCheckpoint.delete(partition);
         for (const w of waiting) w.resolve(result);
       },
       (error: unknown) => {

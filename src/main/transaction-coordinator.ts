@@ -303,7 +303,13 @@ export class TransactionCoordinator {
     const { decisionLog, mvcc } = this.#parts;
     if (decisionLog.bytes < decisionLogBytesMax) return;
     this.#logged = this.#logged.filter((reference) => mvcc.transactionState(reference) !== 0);
-    if (this.#logged.length === 0) await decisionLog.truncate();
+    if (this.#logged.length > 0) return;
+    try {
+      await decisionLog.truncate();
+    } catch (error) {
+      // The transaction committed; a log not emptied now is emptied by a later commit, or at open.
+      console.warn('lightning-db: emptying the decision log failed; it is tried again later', error);
+    }
   }
 }
 

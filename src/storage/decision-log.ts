@@ -117,10 +117,29 @@ export class DecisionLog {
    * its participants (the caller knows: their status entries were freed).
    */
   async truncate(): Promise<void> {
-    if (this.#handle === null || this.#writing) return;
-    await this.#handle.truncate(0);
-    await this.#handle.datasync();
-    this.#bytes = 0;
+    const handle = this.#handle;
+    if (handle === null || this.#writing) return;
+    // Appends made meanwhile wait for the cut: one written before it lands would be cut with it, and
+    // its transaction's caller told it committed.
+    this.#writing = true;
+    try {
+      await handle.truncate(0);
+      await handle.datasync();
+      this.#bytes = 0;
+    } catch (error) {
+      // The file is as long as it is now; a later failed append cuts back to that, never past it.
+      try {
+        this.#bytes = (await handle.stat()).size;
+      } catch (statError) {
+        this.#failure = new Error('the decision log could not be emptied, nor its length read back', {
+          cause: new AggregateError([error, statError]),
+        });
+      }
+      throw error;
+    } finally {
+      this.#writing = false;
+      if (this.#waiting.length > 0) void this.#writeWaiting();
+    }
   }
 
   async close(): Promise<void> {

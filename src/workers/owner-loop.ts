@@ -217,9 +217,9 @@ export class OwnerLoop {
       ) {
         // Versions waiting for snapshots to close are cleaned up on a timer while no writes come, and
         // decisions a full disk refused are logged again on one; so are page sets that wait for a
-        // prepared transaction's decision.
-        // A write deferred here is looked at again on the timer too: whatever it waits for (a
-        // decision, a set) wakes the loop, and the timer bounds the cost of a wake-up ever missed.
+        // prepared transaction's decision. A deferred write is looked at again on the timer too:
+        // what it waits for (a decision, a set) wakes the loop, and the timer bounds the cost of a
+        // wake-up ever missed.
         const timed =
           this.#applier.hasGarbage() ||
           this.#applier.hasUnloggedDecisions() ||

@@ -49,7 +49,12 @@ import {
 } from './open-storage.js';
 import { attachPartitionReaders, type PartitionReaders } from './partition-readers.js';
 import { createPartitionRouter } from './partition-router.js';
-import { decidePartitionStorage, framesPerPartition, type PartitionStorage } from './partition-storage.js';
+import {
+  decidePartitionStorage,
+  framesPerPartition,
+  type PartitionStorage,
+  refuseLiveWriter,
+} from './partition-storage.js';
 import { reviveLightningError } from './revive-error.js';
 import { watchThreadLiveness } from './thread-liveness.js';
 import { ThreadReclaimer } from './thread-reclaimer.js';
@@ -83,7 +88,16 @@ export async function open(path: string, options?: OpenOptions, follow = false):
     const releaseLock = await lockUnlessReadOnly(directory, resolved.readOnly);
     phase('directory-and-lock');
     try {
-      return await openLocked(directory, resolved, releaseLock, 'option', phase, follow);
+      const db = await openLocked(directory, resolved, releaseLock, 'option', phase, follow);
+      if (resolved.readOnly && db.stats().bufferPools !== null) {
+        // Its page files are open now: a writer that locked the directory since the first look
+        // did not see them (refuseOpenReaders), so it must be seen here.
+        await refuseLiveWriter(directory).catch(async (error: unknown) => {
+          await db.close();
+          throw error;
+        });
+      }
+      return db;
     } catch (error) {
       await releaseLock();
       throw explainOpenFailure(error, directory);

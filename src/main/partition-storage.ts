@@ -6,6 +6,7 @@ import { poolRegions } from '../shared-memory/pool/pool-layout.js';
 import type { Manifest } from '../storage/checkpoint/index.js';
 import { partitionDirectory } from '../storage/layout.js';
 import { liveLockHolder } from '../storage/lock-file.js';
+import { processesHolding } from '../storage/open-file-holders.js';
 import { doubleWriteFileName, pageFileName } from '../storage/page-file/page-file-format.js';
 import { readPageFileHeader } from '../storage/page-file/page-file-reader.js';
 import { createPageFile } from '../storage/page-file/page-file-writer.js';
@@ -70,15 +71,7 @@ export async function decidePartitionStorage(
     // checkpoint file (a conversion writes the page file and the manifest).
     // The page files are read as pages miss, not loaded at open: a writer's page sets would rewrite
     // them under this open's readers, which would then mix pages of two sets and miss keys.
-    const writer = await liveLockHolder(directory);
-    if (writer !== null) {
-      const self = writer.pid === process.pid ? ' (this process)' : '';
-      throw new LightningError(
-        'ERR_LOCKED',
-        `${directory} is open for writing in process ${writer.pid}${self}, and its page sets rewrite the page files ` +
-          'a read-only open reads as it goes: close it there first',
-      );
-    }
+    await refuseLiveWriter(directory);
     const unpaged = kinds.findIndex((kind) => kind !== 'pages');
     if (unpaged >= 0) {
       throw new LightningError(
@@ -90,6 +83,7 @@ export async function decidePartitionStorage(
       );
     }
   }
+  if (!choice.readOnly) refuseOpenReaders(directory, kinds);
   const pageSizeBytes = kinds.includes('pages')
     ? await pagedPageSize(directory, kinds, choice)
     : choice.pageSizeBytes;
@@ -186,4 +180,42 @@ async function fileExists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * A writable open must not start while a read-only open reads the page files: it takes no lock a
+ * writer could see (it changes nothing in the directory), and this open's page sets would rewrite
+ * the pages under its readers. The processes holding the page files open are found through /proc
+ * (processesHolding: Linux, processes of this user); this process's own descriptors count too.
+ */
+function refuseOpenReaders(directory: string, kinds: readonly PartitionKind[]): void {
+  const pageFiles = kinds.flatMap((kind, partition) =>
+    kind === 'pages' ? [join(partitionDirectory(directory, partition), pageFileName)] : [],
+  );
+  const holders = processesHolding(pageFiles);
+  if (holders.length === 0) return;
+  const named = holders
+    .map((pid) => (pid === process.pid ? `${pid} (this process)` : String(pid)))
+    .join(', ');
+  throw new LightningError(
+    'ERR_LOCKED',
+    `${directory}: its page files are open in process ${named}, read-only or by a command reading them, and ` +
+      'the page sets of a writable open would rewrite them under its reads: close it there first',
+  );
+}
+
+/**
+ * A read-only open of a paged database must not read beside a writer: its page sets rewrite the page
+ * files this open reads as pages miss. Checked before the page files are opened, and again once they
+ * are (open()): a writer that took the lock in between found no reader holding them, so this finds it.
+ */
+export async function refuseLiveWriter(directory: string): Promise<void> {
+  const writer = await liveLockHolder(directory);
+  if (writer === null) return;
+  const self = writer.pid === process.pid ? ' (this process)' : '';
+  throw new LightningError(
+    'ERR_LOCKED',
+    `${directory} is open for writing in process ${writer.pid}${self}, and its page sets rewrite the page files ` +
+      'a read-only open reads as it goes: close it there first',
+  );
 }

@@ -175,10 +175,12 @@ function requireRemovable(versions: BTree, keptBytes: number, entries: number): 
  * of the same pass to the same key applied in an earlier commit window, that write's value. Each
  * write is counted with the larger of the head's size and its own value's: for a key written k times
  * in a pass with head H and values V1..Vk, the versions kept come to at most H + V1 + ... + V(k-1),
- * which max(H, V1) + ... + max(H, Vk) covers. `place`: also place the put in its leaf
- * (WriteTally.placePut), for staging's frames bound; the apply side, which counts only pages, does not. Counting the replacing value's size alone let a delete
+ * which max(H, V1) + ... + max(H, Vk) covers. Counting the replacing value's size alone let a delete
  * or a small overwrite of a large value under a snapshot pass staging and then fail to apply, the
  * version store out of pages, after the log had it.
+ *
+ * `place`: also place the put in its leaf (WriteTally.placePut), for staging's frames bound; the
+ * apply side, which counts only pages, does not.
  */
 export function tallyEntry(
   tree: BTree,

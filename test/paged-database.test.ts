@@ -21,9 +21,9 @@
  *   (checkpointed) to page files: its first page set is recorded as the open ends.
  *
  * Writes are counted against a worst case of the pages they may change (docs/buffer-pool.md, "What a
- * write counts"): any write may be refused whole with ERR_PARTITION_FULL (naming memoryMaxBytes), or,
- * a transaction part that needs room while its partition holds another prepared transaction, with
- * ERR_TX_CONFLICT after its retries. A refused write is not applied to the model, and its keys are read
+ * write counts"): any write may be refused whole with ERR_PARTITION_FULL (naming memoryMaxBytes), or
+ * a batch or transaction with ERR_TX_CONFLICT, were it ever to exhaust its retries (a part waiting
+ * for a page set is retried apart: test/paged-transaction-page-sets.test.ts). A refused write is not applied to the model, and its keys are read
  * back to hold what the model has. Refusals are counted by code, and most writes of each kind must
  * commit (leastCommitted), so that refusing everything cannot pass.
  *

@@ -6,6 +6,7 @@ import {
   kRowCrossPartitionCommits,
   kRowFailed,
   kRowOperations,
+  kRowPageSetWaits,
   kRowRetries,
   operationCells,
   threadCounterRowWords,
@@ -79,6 +80,12 @@ class SharedTransactionStats implements TransactionStats {
   set crossPartitionCommits(value: number) {
     this.#row[kRowCrossPartitionCommits] = value;
   }
+  get pageSetWaits(): number {
+    return this.#row[kRowPageSetWaits]!;
+  }
+  set pageSetWaits(value: number) {
+    this.#row[kRowPageSetWaits] = value;
+  }
 }
 
 /** Every thread's counts summed: what `stats()` and /metrics report. */
@@ -105,6 +112,7 @@ export function sumThreadCounters(
     retries: 0,
     failed: 0,
     crossPartitionCommits: 0,
+    pageSetWaits: 0,
   };
   const operations = Object.fromEntries(
     countedOperations.map((operation) => [operation, new Array<number>(cells).fill(0)]),
@@ -116,6 +124,7 @@ export function sumThreadCounters(
     transactions.retries += rows[base + kRowRetries]!;
     transactions.failed += rows[base + kRowFailed]!;
     transactions.crossPartitionCommits += rows[base + kRowCrossPartitionCommits]!;
+    transactions.pageSetWaits += rows[base + kRowPageSetWaits]!;
     for (const [index, operation] of countedOperations.entries()) {
       const first = base + kRowOperations + index * cells;
       const sums = operations[operation];

@@ -19,6 +19,7 @@ import {
 import type { KeyInterval } from '../shared-memory/tree/range-options.js';
 import type { DecisionLog } from '../storage/decision-log.js';
 import type { Failpoints } from '../workers/failpoints.js';
+import { PageSetWaitError } from './page-set-wait-error.js';
 import type { PartitionRouter } from './partition-router.js';
 import { Snapshot, type SnapshotSource } from './snapshot.js';
 import { type BufferedWrite, Transaction } from './transaction.js';
@@ -39,6 +40,11 @@ export interface TransactionStats {
   /** Transactions that ran out of retries (ERR_TX_CONFLICT). */
   failed: number;
   crossPartitionCommits: number;
+  /**
+   * Attempts refused because a partition's buffer pool had to write a page set first while another
+   * prepared transaction held it back (PageSetWaitError). Retried, not counted in `conflicts`.
+   */
+  pageSetWaits: number;
 }
 
 /** What a thread's coordinator works with. */
@@ -67,6 +73,16 @@ export const retriesDefault = 16;
  * keep losing) get one through.
  */
 const backoffMsMax = 1000;
+/**
+ * Attempts a transaction may be refused for a page set (PageSetWaitError) before it fails with
+ * ERR_TX_CONFLICT, each after a pause uniform in [0, 2^n) ms, at most pageSetWaitMsMax: a set takes
+ * a few milliseconds once the prepared transactions holding it back have decided, so the budget
+ * (about 10 s of pauses) is spent only if sets cannot be written at all.
+ */
+const pageSetWaitsMax = 400;
+const pageSetWaitMsMax = 50;
+/** How an attempt to commit ended: committed, conflicted (a retry), or waited for a page set. */
+type CommitOutcome = 'committed' | 'conflict' | 'pageSet';
 /** Read timestamp of a blind batch: nothing it writes is checked against a snapshot. */
 const blindReadTimestamp = 2 ** 53 - 1;
 /** The decision log is emptied, once nothing in it is still needed, when it grows past this. */
@@ -95,33 +111,43 @@ export class TransactionCoordinator {
     if (typeof fn !== 'function')
       throw new LightningError('ERR_BAD_ARGUMENT', 'transaction takes a function');
     const { retries, isolation } = parseOptions(options);
-    for (let attempt = 0; ; attempt++) {
+    const waits = new PageSetWaits();
+    for (let attempt = 0, conflicts = 0; ; attempt++) {
       const snapshot = new Snapshot(this.#parts.source, false);
       const tx = new Transaction(snapshot, attempt);
       let result: T;
-      let committed: boolean;
+      let outcome: CommitOutcome;
       try {
         result = await fn(tx);
         tx.finish();
-        committed = await this.#commit(tx.writes, tx.reads, tx.ranges, snapshot.readTimestamp, isolation);
+        outcome = await this.#commit(tx.writes, tx.reads, tx.ranges, snapshot.readTimestamp, isolation);
       } finally {
         tx.finish();
         snapshot.release();
       }
-      if (committed) {
+      if (outcome === 'committed') {
         this.stats.commits++;
         return result;
       }
+      if (outcome === 'pageSet') {
+        this.stats.pageSetWaits++;
+        if (!waits.exhausted) {
+          await waits.pause();
+          continue;
+        }
+        this.stats.failed++;
+        throw waits.error();
+      }
       this.stats.conflicts++;
-      if (attempt >= retries) {
+      if (conflicts >= retries) {
         this.stats.failed++;
         throw new LightningError(
           'ERR_TX_CONFLICT',
-          `the transaction conflicted with concurrent writes ${attempt + 1} times; retries (${retries}) exhausted`,
+          `the transaction conflicted with concurrent writes ${conflicts + 1} times; retries (${retries}) exhausted`,
         );
       }
       this.stats.retries++;
-      await backoff(attempt);
+      await backoff(conflicts++);
     }
   }
 
@@ -131,27 +157,35 @@ export class TransactionCoordinator {
     for (const entry of entries) {
       writes.set(bytesName(entry.key), { key: entry.key, value: entry.value });
     }
-    for (let attempt = 0; ; attempt++) {
-      if (await this.#commit([...writes.values()], [], [], blindReadTimestamp, isolationSnapshot)) return;
-      if (attempt >= retriesDefault) {
+    const waits = new PageSetWaits();
+    for (let conflicts = 0; ; ) {
+      const outcome = await this.#commit([...writes.values()], [], [], blindReadTimestamp, isolationSnapshot);
+      if (outcome === 'committed') return;
+      if (outcome === 'pageSet') {
+        this.stats.pageSetWaits++;
+        if (waits.exhausted) throw waits.error();
+        await waits.pause();
+        continue;
+      }
+      if (conflicts >= retriesDefault) {
         throw new LightningError(
           'ERR_TX_CONFLICT',
           'the batch met prepared transactions on its keys too often',
         );
       }
-      await backoff(attempt);
+      await backoff(conflicts++);
     }
   }
 
-  /** Validates and commits; false on a conflict. */
+  /** Validates and commits. */
   async #commit(
     writes: BufferedWrite[],
     reads: Uint8Array[],
     ranges: KeyInterval[],
     readTimestamp: number,
     isolation: number,
-  ): Promise<boolean> {
-    if (writes.length === 0) return true; // Read-only: its snapshot is a serial point.
+  ): Promise<CommitOutcome> {
+    if (writes.length === 0) return 'committed'; // Read-only: its snapshot is a serial point.
     const parts = this.#split(
       writes,
       isolation === isolationSerializable ? reads : [],
@@ -215,7 +249,7 @@ export class TransactionCoordinator {
    * decision: commit only if all prepared, made durable in this thread's decision log before it is
    * published in the status table, where readers and participants find it.
    */
-  async #twoPhaseCommit(parts: Map<number, TransactionPart>): Promise<boolean> {
+  async #twoPhaseCommit(parts: Map<number, TransactionPart>): Promise<CommitOutcome> {
     const { mvcc, decisionLog, failpoints } = this.#parts;
     const transactionId = randomInt(2 ** 47) * 64 + randomInt(64);
     const reference = mvcc.allocateTransaction(
@@ -223,7 +257,7 @@ export class TransactionCoordinator {
       this.#parts.thread,
       transactionId,
     );
-    if (reference < 0) return false; // Every status entry busy: retry after a backoff.
+    if (reference < 0) return 'conflict'; // Every status entry busy: retry after a backoff.
     for (const part of parts.values()) {
       part.statusReference = reference;
       part.transactionId = transactionId;
@@ -273,8 +307,15 @@ export class TransactionCoordinator {
     if (committed && this.#replicatedCommit !== null) {
       await this.#replicatedCommit(() => mvcc.transactionState(reference) === txFree);
     }
-    if (committed) await this.#trimDecisionLog();
-    return committed;
+    if (committed) {
+      await this.#trimDecisionLog();
+      return 'committed';
+    }
+    // A part refused for a key is a conflict; parts refused only until a page set, a wait.
+    const conflicted = outcomes.some(
+      (outcome) => outcome.status === 'rejected' && !(outcome.reason instanceof PageSetWaitError),
+    );
+    return conflicted ? 'conflict' : 'pageSet';
   }
 
   /**
@@ -313,13 +354,36 @@ export class TransactionCoordinator {
   }
 }
 
-async function settleOne(sent: Promise<void>): Promise<boolean> {
+async function settleOne(sent: Promise<void>): Promise<CommitOutcome> {
   try {
     await sent;
-    return true;
+    return 'committed';
   } catch (error) {
-    if (isLightningError(error, 'ERR_TX_CONFLICT')) return false;
+    if (error instanceof PageSetWaitError) return 'pageSet';
+    if (isLightningError(error, 'ERR_TX_CONFLICT')) return 'conflict';
     throw error;
+  }
+}
+
+/** One transaction's refusals for page sets: paused between, and bounded (pageSetWaitsMax). */
+class PageSetWaits {
+  #count = 0;
+
+  get exhausted(): boolean {
+    return this.#count >= pageSetWaitsMax;
+  }
+
+  pause(): Promise<void> {
+    const ceiling = Math.min(pageSetWaitMsMax, 2 ** Math.min(this.#count++, 10));
+    return sleep(Math.random() * ceiling);
+  }
+
+  error(): LightningError {
+    return new LightningError(
+      'ERR_TX_CONFLICT',
+      `a partition's buffer pool could not write its pages for this transaction in ${this.#count + 1} ` +
+        'attempts: prepared transactions kept holding them back, or page sets fail (see the log)',
+    );
   }
 }
 

@@ -10,7 +10,9 @@ import {
   statusReadOnlyFileSystem,
   statusReplicationFailed,
   statusTooLargeToReplicate,
+  statusWaitsForPageSet,
 } from '../shared-memory/ring/ring-layout.js';
+import { PageSetWaitError } from './page-set-wait-error.js';
 
 /**
  * The promises of one write channel's operations: one promise per group of consecutive operations
@@ -188,6 +190,7 @@ function statusError(
       `a transaction being committed holds a key of this write, or the transaction conflicted; retry${shared}`,
     );
   }
+  if (status === statusWaitsForPageSet) return new PageSetWaitError(shared);
   if (status === statusPartitionFull) {
     return new LightningError(
       'ERR_PARTITION_FULL',

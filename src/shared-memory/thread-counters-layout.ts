@@ -24,7 +24,7 @@ import { LightningError } from './errors.js';
  *   rows:   threadsMax rows of `threadCounterRowWords(partitions)` Float64 words each.
  */
 export const threadCountersMagic = 0x54_43_4e_54; // "TCNT"
-export const threadCountersFormatVersion = 1;
+export const threadCountersFormatVersion = 2;
 
 export const kCountersMagic = 0;
 export const kCountersFormatVersion = 1;
@@ -46,11 +46,12 @@ export const kRowConflicts = 1;
 export const kRowRetries = 2;
 export const kRowFailed = 3;
 export const kRowCrossPartitionCommits = 4;
+export const kRowPageSetWaits = 5;
 /**
  * First cell of the operation counts: for each operation of `countedOperations`, one cell per
  * partition, then one for batches whose keys fall in several partitions.
  */
-export const kRowOperations = 5;
+export const kRowOperations = 6;
 
 /** Cells per operation: every partition, and "several partitions" last. */
 export function operationCells(partitions: number): number {

@@ -16,6 +16,7 @@ import {
   statusInternalError,
   statusOk,
   statusPartitionFull,
+  statusWaitsForPageSet,
 } from '../shared-memory/ring/ring-layout.js';
 import {
   decodeTransaction,
@@ -97,13 +98,17 @@ export class OperationApplier {
   readonly #pooled: OwnedPartition[];
   /** Told of a partition whose pool needs a page set before it can take more (PageSets.wantRoom). */
   readonly #onRoomWanted: (partition: number) => void;
+  /** True while a partition owes a page set for room that no refusal by the disk holds back (PageSets.roomOwed). */
+  readonly #roomOwed: (partition: number) => boolean;
 
   constructor(
     partitions: Map<number, OwnedPartition>,
     mvcc: MvccState,
     committer: number,
     onRoomWanted: (partition: number) => void = () => {},
+    roomOwed: (partition: number) => boolean = () => false,
   ) {
+    this.#roomOwed = roomOwed;
     this.#partitions = partitions;
     this.#pooled = [...partitions.values()].filter((owned) => owned.pages !== null);
     this.#onRoomWanted = onRoomWanted;
@@ -212,10 +217,11 @@ export class OperationApplier {
         // No set is written while a prepared transaction's intents are in the tree. A transaction
         // part waiting for room behind them could wait for a transaction that waits for it (its
         // other part, on a partition waiting the same way): it fails fast, and its coordinator
-        // retries, as on a lock conflict. Plain writes wait; they hold nothing others wait for.
+        // retries it after the set, without counting a conflict. Plain writes wait; they hold
+        // nothing others wait for.
         const kind = u8[start];
         if ((kind === operationTxPrepare || kind === operationTxCommit) && !owned.versioned.unlocked)
-          return statusConflict;
+          return statusWaitsForPageSet;
         return statusWaitForRoom;
       }
       if (error instanceof PartitionFullError) this.lastPartitionFull = error.detail;
@@ -334,6 +340,10 @@ export class OperationApplier {
       return statusOk;
     }
     if (kind === operationTxPrepare) {
+      // While a set is owed for room, no new intents come in: none is written while some are in the
+      // tree, and under a steady flow of prepares some always would be. The prepared ones decide,
+      // the set is written, and this one's coordinator retries it then.
+      if (owned.pages !== null && this.#roomOwed(partition)) return statusWaitsForPageSet;
       const part = decodeTransaction(u8, start, end);
       // A coordinator that gave up on this transaction (it aborted) must not find it installed.
       if (this.#mvcc.transactionState(part.statusReference) !== txPreparing) return statusConflict;

@@ -120,8 +120,12 @@ export class OwnerLoop {
     this.#assemblies = rings.map(() => null);
     this.#control = control;
     this.#failpoints = failpoints;
-    this.#applier = new OperationApplier(partitions, mvcc, committer, (partition) =>
-      pageSets?.wantRoom(partition),
+    this.#applier = new OperationApplier(
+      partitions,
+      mvcc,
+      committer,
+      (partition) => pageSets?.wantRoom(partition),
+      (partition) => pageSets?.roomOwed(partition) ?? false,
     );
     this.#deferred = rings.map(() => []);
     this.#plainRings = rings.length / 2;

@@ -36,7 +36,8 @@ interface Waiting {
  * wait), and when the checkpoint scheduler asks. Three rules keep a set exact:
  * - no set while a prepared transaction's intents are in the tree: a replay from its prepare would not
  *   take them out, and the head an intent replaced lives only in the version store, which is not
- *   written. The set waits for the decision;
+ *   written. The set waits for the decisions, and meanwhile the partition takes no new prepare
+ *   (`roomOwed`): under a steady flow of them some would always be in the tree;
  * - in 'relaxed' and 'none' the log is synced first, or a power loss could keep pages whose records
  *   the log lost, and the partition's LSNs would go back;
  * - one set at a time per owner, since sets remove log segments.
@@ -107,6 +108,15 @@ export class PageSets {
   /** A pass could not stage a write of `partition` for want of frames: a set comes first. */
   wantRoom(partition: number): void {
     if (this.#partitions.has(partition)) this.#roomWanted.add(partition);
+  }
+
+  /**
+   * True while `partition` owes a set for room and the disk does not refuse sets: the partition then
+   * takes no new prepare (OperationApplier), so the prepared transactions holding the set back
+   * drain. While the disk refuses sets, the writes waiting for room are refused instead (`refusal`).
+   */
+  roomOwed(partition: number): boolean {
+    return this.#roomWanted.has(partition) && this.#refusal === null;
   }
 
   /** True while a set is owed before deferred writes can go on, and nothing stops it being written. */

@@ -13,6 +13,8 @@ export interface TransactionCounts {
   retries: number;
   failed: number;
   crossPartitionCommits: number;
+  /** Absent from builds that do not count them. */
+  pageSetWaits?: number;
 }
 
 /** `stats().mvcc`. */
@@ -30,10 +32,14 @@ export interface TransactionReading {
 
 /** The transaction and MVCC parts of a stats() result, or null if it has neither. */
 export function readTransactionStats(stats: object): TransactionReading | null {
-  const transactions =
+  let transactions: TransactionCounts | null =
     'transactions' in stats
       ? numbers(stats.transactions, ['commits', 'conflicts', 'retries', 'failed', 'crossPartitionCommits'])
       : null;
+  if (transactions !== null && 'transactions' in stats) {
+    const waits = numbers(stats.transactions, ['pageSetWaits']);
+    if (waits !== null) transactions = { ...transactions, ...waits };
+  }
   const mvcc =
     'mvcc' in stats
       ? numbers(stats.mvcc, ['timestamp', 'openSnapshots', 'leakedSnapshots', 'versionsRetained'])
@@ -63,6 +69,7 @@ export class TransactionMetrics {
   readonly #retries: Counter;
   readonly #failed: Counter;
   readonly #crossPartition: Counter;
+  readonly #pageSetWaits: Counter;
   readonly #openSnapshots: Gauge;
   readonly #leakedSnapshots: Counter;
   readonly #versionsRetained: Gauge;
@@ -88,6 +95,10 @@ export class TransactionMetrics {
       'lightning_transaction_cross_partition_commits_total',
       'Transactions committed across partitions by two-phase commit (all threads)',
     );
+    this.#pageSetWaits = counter(
+      'lightning_transaction_page_set_waits_total',
+      'Transaction attempts retried because a buffer pool had to write a page set first; not conflicts (all threads)',
+    );
     this.#openSnapshots = gauge(
       'lightning_snapshots_open',
       'Snapshots registered and not released, all threads',
@@ -111,6 +122,7 @@ export class TransactionMetrics {
       this.#retries.inc(transactions.retries);
       this.#failed.inc(transactions.failed);
       this.#crossPartition.inc(transactions.crossPartitionCommits);
+      if (transactions.pageSetWaits !== undefined) this.#pageSetWaits.inc(transactions.pageSetWaits);
     }
     if (mvcc !== null) {
       this.#openSnapshots.set(mvcc.openSnapshots);

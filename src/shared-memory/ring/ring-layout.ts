@@ -87,3 +87,9 @@ export const statusReplicationFailed = 8;
  * writes of its pass go on.
  */
 export const statusTooLargeToReplicate = 9;
+/**
+ * A transaction part needs frames its partition's buffer pool gets back only from a page set, and
+ * no set is written while another prepared transaction's intents are in the tree: refused like a
+ * conflict, but it names no key. Its coordinator retries it without counting it against `retries`.
+ */
+export const statusWaitsForPageSet = 10;

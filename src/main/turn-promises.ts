@@ -2,6 +2,7 @@ import { assert } from '../shared-memory/assert.js';
 import { LightningError } from '../shared-memory/index.js';
 import {
   statusConflict,
+  statusDamagedPage,
   statusDeposed,
   statusDiskFull,
   statusDiskQuota,
@@ -191,6 +192,14 @@ function statusError(
     );
   }
   if (status === statusWaitsForPageSet) return new PageSetWaitError(shared);
+  if (status === statusDamagedPage) {
+    return new LightningError(
+      'ERR_CORRUPTION',
+      "a page this write had to read is damaged in its partition's page file (checksum or page id " +
+        "mismatch); nothing of the write was applied. The owner's log names the page; " +
+        `\`lightning-cli verify\` lists every damaged page, and only a backup restores one${shared}`,
+    );
+  }
   if (status === statusPartitionFull) {
     return new LightningError(
       'ERR_PARTITION_FULL',

@@ -13,6 +13,7 @@ import {
 } from '../shared-memory/ring/operation-codec.js';
 import {
   statusConflict,
+  statusDamagedPage,
   statusInternalError,
   statusOk,
   statusPartitionFull,
@@ -226,6 +227,12 @@ export class OperationApplier {
       }
       if (error instanceof PartitionFullError) this.lastPartitionFull = error.detail;
       if (isLightningError(error, 'ERR_PARTITION_FULL')) return statusPartitionFull;
+      // A page load that failed verification (page-loader.ts) leaves the page evicted and nothing
+      // half done: staging only reads, and a refused write takes its placements back.
+      if (isLightningError(error, 'ERR_CORRUPTION')) {
+        console.error(`lightning-db owner: a write of partition ${partition} refused: ${error.message}`);
+        return statusDamagedPage;
+      }
       console.error('lightning-db owner: a write failed', error);
       return statusInternalError;
     }

@@ -93,3 +93,8 @@ export const statusTooLargeToReplicate = 9;
  * conflict, but it names no key. Its coordinator retries it without counting it against `retries`.
  */
 export const statusWaitsForPageSet = 10;
+/**
+ * A page the write had to read failed verification (its checksum or page id): the page file is
+ * damaged there. Refused before it was logged; the owner's log names the page.
+ */
+export const statusDamagedPage = 11;

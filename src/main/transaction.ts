@@ -20,7 +20,10 @@ export interface BufferedWrite {
  * is recorded: under serializable isolation the owners check at commit that none of them changed.
  */
 export class Transaction<K = Bytes, V = Bytes> {
-  /** 0 on the first try, then 1, 2, ... on retries after conflicts. */
+  /**
+   * 0 on the first try, then 1, 2, ... on each retry: after a conflict, or (over a buffer pool) after
+   * waiting for a page set, which does not count against `retries`.
+   */
   readonly attempt: number;
   readonly #snapshot: Snapshot;
   readonly #writes = new Map<string, BufferedWrite>();

@@ -18,6 +18,7 @@ import {
   statusPartitionFull,
   statusReplicationFailed,
   statusTooLargeToReplicate,
+  statusWaitsForPageSet,
 } from '../shared-memory/ring/ring-layout.js';
 import { storageCondition } from '../storage/storage-errors.js';
 import { flushOwnerLogs, type PartitionLog } from '../storage/wal/index.js';
@@ -483,8 +484,10 @@ export class OwnerLoop {
       return statusTooLargeToReplicate;
     }
     let status = this.#applier.stage(u8, start, end, touched);
-    // While the disk refuses page sets, a write waiting for room would wait until space returns.
-    if (status === statusWaitForRoom) status = this.#pageSets?.refusal ?? status;
+    // While the disk refuses page sets, a write waiting for room would wait until space returns, and
+    // a transaction part refused until a set would be retried in vain: both get the disk's refusal.
+    if (status === statusWaitForRoom || status === statusWaitsForPageSet)
+      status = this.#pageSets?.refusal ?? status;
     if (status === statusPartitionFull) consumer.recordPartitionFull(this.#applier.lastPartitionFull);
     return status;
   }

@@ -54,6 +54,8 @@ export class PageSets {
   readonly #wake: () => void;
   /** Partitions a pass found short of frames: their sets come before the next pass. */
   readonly #roomWanted = new Set<number>();
+  /** Of those, the partitions whose set a prepared transaction's intents held back (`roomOwed`). */
+  readonly #heldBack = new Set<number>();
   /** Checkpoints asked for, per partition. */
   readonly #requests = new Map<number, Waiting[]>();
   /** Where each partition's tombstone sweep goes on, for partitions with tombstones to sweep. */
@@ -111,12 +113,14 @@ export class PageSets {
   }
 
   /**
-   * True while `partition` owes a set for room and the disk does not refuse sets: the partition then
-   * takes no new prepare (OperationApplier), so the prepared transactions holding the set back
-   * drain. While the disk refuses sets, the writes waiting for room are refused instead (`refusal`).
+   * True while `partition` owes a set for room that a prepared transaction's intents held back, and
+   * the disk does not refuse sets: the partition then takes no new prepare (OperationApplier), so
+   * the prepared transactions drain and the set is written. (A set owed for version cleanup or the
+   * tombstone sweep, with no intents in the way, is written before the next pass: nothing to hold
+   * back.) While the disk refuses sets, writes waiting for room are refused instead (`refusal`).
    */
   roomOwed(partition: number): boolean {
-    return this.#roomWanted.has(partition) && this.#refusal === null;
+    return this.#heldBack.has(partition) && this.#refusal === null;
   }
 
   /** True while a set is owed before deferred writes can go on, and nothing stops it being written. */
@@ -217,12 +221,14 @@ export class PageSets {
       }
       if (owned.versioned.oldestLsnToReplay() !== null || Date.now() < this.#retryAt) {
         this.#blocked ||= room || this.#requests.has(partition);
+        if (room && owned.versioned.oldestLsnToReplay() !== null) this.#heldBack.add(partition);
         continue;
       }
       await this.#start(partition, owned);
       if (room) {
         await this.idle();
         this.#roomWanted.delete(partition);
+        this.#heldBack.delete(partition);
       }
     }
     this.#sweep();

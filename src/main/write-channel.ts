@@ -380,11 +380,22 @@ function tooLargeForTheLog(bytes: number, transaction: boolean): LightningError 
 function partitionFullDetail(ring: CommandRing): string {
   const full = ring.lastPartitionFull();
   const bytes = (pages: number): string => (pages * full.pageSizeBytes).toLocaleString('en-US');
+  if (full.pool === true && full.rewrite === true) {
+    // The put itself fits: what would not is deleting or overwriting its value later, so the value is
+    // refused now rather than kept where nothing could remove it.
+    return (
+      `: deleting or overwriting its value later could change up to ${full.neededPages} pages ` +
+      `(${bytes(full.neededPages)} bytes), and the partition's buffer pool can take ${full.availablePages} changed ` +
+      'pages at once (its share of memoryMaxBytes); store a smaller value or reopen with a larger memoryMaxBytes'
+    );
+  }
   if (full.pool === true) {
+    // Splitting helps only a write of several entries; a single one needs a larger pool.
+    const split = full.entries === 1 ? '' : 'split it into smaller writes or ';
     return (
       `: it could change up to ${full.neededPages} pages (${bytes(full.neededPages)} bytes), and the partition's ` +
       `buffer pool can take ${full.availablePages} changed pages at once (its share of memoryMaxBytes); ` +
-      'split it into smaller writes or reopen with a larger memoryMaxBytes'
+      `${split}reopen with a larger memoryMaxBytes`
     );
   }
   return (

@@ -112,17 +112,31 @@ function reserveTallied(
 ): PassReservation {
   let count = 0;
   let keptBytesLargest = -1;
+  // The largest value put, whose later delete or overwrite must fit a clean pool (requireRewritable).
+  let keyBytesOfLargest = 0;
+  let valueBytesLargest = -1;
   for (const entry of entries) {
     keptBytesLargest = Math.max(
       keptBytesLargest,
       tallyEntry(tree, treeWrites, versionWrites, entry, mayKeepVersions),
     );
+    const valueBytes = entry.value?.length ?? -1;
+    if (
+      valueBytes > valueBytesLargest ||
+      (valueBytes === valueBytesLargest && entry.key.length > keyBytesOfLargest)
+    ) {
+      valueBytesLargest = valueBytes;
+      keyBytesOfLargest = entry.key.length;
+    }
     count++;
   }
   const treePages = tree.pagesForWrites(treeWrites).pages;
   requirePages(tree, treePages + held.tree, 'tree', count);
   // Over a pool, holds already taken are out of framesAvailable; a prepare's own is not yet.
-  if (tree.pooled) requireFrames(tree, tree.framesForWrites(treeWrites) + decisionFrames(newHold), count);
+  if (tree.pooled) {
+    requireFrames(tree, tree.framesForWrites(treeWrites) + decisionFrames(newHold), count);
+    if (valueBytesLargest >= 0) requireRewritable(tree, keyBytesOfLargest, valueBytesLargest, count);
+  }
   let versionPages = 0;
   if (versionWrites.puts > 0) {
     versionPages = versions.pagesForWrites(versionWrites).pages;
@@ -133,6 +147,61 @@ function reserveTallied(
     requireRemovable(versions, keptBytesLargest, count);
   }
   return { treeWrites, versionWrites, treePages, versionPages };
+}
+
+/**
+ * Over a buffer pool, a put is refused for good (ERR_PARTITION_FULL) unless its value, once stored, can
+ * later be deleted, and overwritten by a value of its size, each as a write of its own on a clean pool.
+ * Otherwise a value that fit could stay for good: freeing its overflow chain changes every page of it
+ * (PageAllocator.free writes the free list's link and the page type into each), so a delete counts
+ * the chain on top of a merge per level, and a same-size overwrite counts the chain twice (the new one
+ * is written before the old is freed), both more than the put's own count (its chain and its descent).
+ *
+ * The writes checked are those `tallyEntry` counts for them, unplaced (the leaf may have no room by
+ * then): a delete, a delete that leaves a tombstone (a snapshot or transaction open), and a put of the
+ * same size over the value, in the tree as this put leaves it (its pages added) with a level of growth
+ * allowed for. Values that fit in their leaf are not checked: such a write changes a few pages per
+ * level, which a pool's minimum of 64 frames covers. A tree that grows by more than a level, or comes
+ * to hold a larger cell or a longer key, can still count more later; the value's key then needs a
+ * larger pool, as it would for a put of its size.
+ */
+function requireRewritable(tree: BTree, keyBytes: number, valueBytes: number, entries: number): void {
+  const put = tree.newWriteTally();
+  put.addPut(keyBytes, valueBytes);
+  if (put.overflowPages === 0) return;
+  const clean = tree.framesAvailableWhenClean();
+  const after = { pages: tree.pagesForWrites(put).pages, levels: 1 };
+  const deletion = tree.newWriteTally();
+  deletion.addDelete();
+  deletion.addFreed(keyBytes, valueBytes);
+  const tombstone = tree.newWriteTally();
+  tombstone.addDelete();
+  tombstone.addPut(keyBytes, 0);
+  tombstone.addFreed(keyBytes, valueBytes);
+  const overwrite = tree.newWriteTally();
+  overwrite.addPut(keyBytes, valueBytes);
+  overwrite.addFreed(keyBytes, valueBytes);
+  const needed = Math.max(
+    tree.framesForWrites(deletion, after),
+    tree.framesForWrites(tombstone, after),
+    tree.framesForWrites(overwrite, after),
+  );
+  if (needed <= clean) return;
+  const stats = tree.stats();
+  throw new PoolRoomError(
+    `buffer pool: this write of ${entries} entries puts a value of ${valueBytes} bytes, and deleting or ` +
+      `overwriting it later may change ${needed} pages, more than the pool's frames can take (${clean}); ` +
+      'it needs a larger pool (memoryMaxBytes) or a smaller value',
+    {
+      neededPages: needed,
+      availablePages: clean,
+      pagesMax: stats.pagesMax,
+      pageSizeBytes: stats.pageSizeBytes,
+      entries,
+      rewrite: true,
+    },
+    false,
+  );
 }
 
 /**
@@ -160,6 +229,7 @@ function requireRemovable(versions: BTree, keptBytes: number, entries: number): 
       availablePages: clean,
       pagesMax: stats.pagesMax,
       pageSizeBytes: stats.pageSizeBytes,
+      entries,
     },
     false,
   );
@@ -234,6 +304,7 @@ function requireFrames(tree: BTree, pages: number, entries: number): void {
       availablePages: needsPageSet ? available : clean,
       pagesMax: stats.pagesMax,
       pageSizeBytes: stats.pageSizeBytes,
+      entries,
     },
     needsPageSet,
   );
@@ -248,6 +319,7 @@ function requirePages(tree: BTree, pages: number, what: string, entries: number)
     availablePages: available,
     pagesMax: stats.pagesMax,
     pageSizeBytes: stats.pageSizeBytes,
+    entries,
   };
   throw new PartitionFullError(
     `partition is full: this write of ${entries} entries, with those before it in the owner's batch, needs up to ` +

@@ -8,10 +8,12 @@ import {
   kRingFieldCount,
   kRingFormatVersion,
   kRingFullAvailablePages,
+  kRingFullEntries,
   kRingFullNeededPages,
   kRingFullPageSizeBytes,
   kRingFullPagesMax,
   kRingFullPool,
+  kRingFullRewrite,
   kRingMagic,
   kRingReadOffset,
   kRingStatusSlots,
@@ -39,6 +41,10 @@ export interface PartitionFullDetail {
   pageSizeBytes: number;
   /** The refusal was a buffer pool's: the pages would not fit its frames (memoryMaxBytes). */
   pool?: boolean;
+  /** Entries of the refused write, when known: a single one cannot be split into smaller writes. */
+  entries?: number;
+  /** The write fits now, but deleting or overwriting its value later would not (a pool's). */
+  rewrite?: boolean;
 }
 
 /**
@@ -77,6 +83,8 @@ export class CommandRing {
       pagesMax: Atomics.load(i32, kRingFullPagesMax) >>> 0,
       pageSizeBytes: Atomics.load(i32, kRingFullPageSizeBytes) >>> 0,
       pool: Atomics.load(i32, kRingFullPool) === 1,
+      entries: Atomics.load(i32, kRingFullEntries) >>> 0,
+      rewrite: Atomics.load(i32, kRingFullRewrite) === 1,
     };
   }
 
@@ -289,6 +297,8 @@ export class RingConsumer {
     Atomics.store(i32, kRingFullPagesMax, detail.pagesMax | 0);
     Atomics.store(i32, kRingFullPageSizeBytes, detail.pageSizeBytes | 0);
     Atomics.store(i32, kRingFullPool, detail.pool === true ? 1 : 0);
+    Atomics.store(i32, kRingFullEntries, (detail.entries ?? 0) | 0);
+    Atomics.store(i32, kRingFullRewrite, detail.rewrite === true ? 1 : 0);
   }
 
   /** The status recorded for operation `seq` (not yet completed). */

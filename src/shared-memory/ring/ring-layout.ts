@@ -40,7 +40,14 @@ export const kRingFullPagesMax = 11;
 export const kRingFullPageSizeBytes = 12;
 /** 1 if the refusal was a buffer pool's (its frames), 0 if the partition's (partitionBytesMax). */
 export const kRingFullPool = 13;
-export const kRingFieldCount = 14;
+/** Entries of the refused operation: splitting it into smaller writes helps only if it has several. */
+export const kRingFullEntries = 14;
+/**
+ * 1 if the pool could take the write now but not the delete or the same-size overwrite of its value
+ * later (pass-reservation.ts `requireRewritable`): the message must say why a put was refused.
+ */
+export const kRingFullRewrite = 15;
+export const kRingFieldCount = 16;
 
 export const ringHeaderBytes = 64;
 /** Record area: a power of two, so offsets map to positions with a mask. */

@@ -186,10 +186,14 @@ export class BTree extends TreeReader {
 
   /**
    * At most how many pages the writes of `tally` can change in one group, allocated ones included
-   * (write-pages.ts `framesForWrites`): the frames a tree over a buffer pool needs for them. O(1).
+   * (write-pages.ts `framesForWrites`): the frames a tree over a buffer pool needs for them, on top of
+   * `staged` (as in `pagesForWrites`). O(1).
    */
-  framesForWrites(tally: WriteTally): number {
-    const shape = this.#shape({ pages: 0, levels: 0 });
+  framesForWrites(
+    tally: WriteTally,
+    staged: { pages: number; levels: number } = { pages: 0, levels: 0 },
+  ): number {
+    const shape = this.#shape(staged);
     return framesForWrites(shape, tally, pagesForWrites(shape, tally));
   }
 

@@ -149,8 +149,9 @@ export function printRatios(results: ResultLine[], streamNames: string[]): void 
 }
 
 /**
- * What each stream cost in storage writes and kernel time, every thread of the child: bytes it caused
- * to be written (/proc/self/io write_bytes), write calls, and the system share of its CPU time.
+ * What each stream cost in storage writes and kernel time, every thread of the child: bytes handed to
+ * write calls (/proc/self/io wchar), page cache dirtied (write_bytes, which counts whole folios), write
+ * calls, and the system share of its CPU time.
  */
 export function printIo(results: ResultLine[], streamNames: string[]): void {
   const rows: string[][] = [];
@@ -161,7 +162,8 @@ export function printIo(results: ResultLine[], streamNames: string[]): void {
       rows.push([
         name,
         storeLabels[result.store],
-        formatCount(stream.io.writeBytes / 2 ** 20),
+        formatCount(stream.io.writeCallBytes / 2 ** 20),
+        formatFixed(stream.io.writeCallBytes / 1024 / stream.operations, 1),
         formatFixed(stream.io.writeBytes / 1024 / stream.operations, 1),
         formatCount(stream.io.writeCalls),
         formatCount(stream.io.readCallBytes / 2 ** 20),
@@ -171,14 +173,25 @@ export function printIo(results: ResultLine[], streamNames: string[]): void {
   }
   if (rows.length === 0) return;
   console.log(
-    '\nstorage I/O per stream (/proc/self/io of the child, every thread): MiB it caused to be written, per ' +
-      'operation, write calls, MiB returned by read calls (page cache or device), system share of CPU time',
+    '\nstorage I/O per stream (/proc/self/io of the child, every thread): MiB handed to write calls (wchar), ' +
+      'per operation, page cache dirtied per operation (write_bytes: whole folios, up to 2 MiB each, so not the ' +
+      'bytes written; see pool-figures.ts), write calls, MiB returned by read calls (page cache or device), ' +
+      'system share of CPU time',
   );
   console.log(
     formatTable(
-      ['workload', 'store', 'MiB written', 'KiB/op', 'write calls', 'MiB read', 'system CPU'],
+      [
+        'workload',
+        'store',
+        'MiB written',
+        'KiB/op',
+        'dirtied KiB/op',
+        'write calls',
+        'MiB read',
+        'system CPU',
+      ],
       rows,
-      'llrrrrr',
+      'llrrrrrr',
     ),
   );
 }

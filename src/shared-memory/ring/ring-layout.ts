@@ -7,8 +7,11 @@
  * difference (`(a - b) | 0`), so wrapping is harmless as long as fewer than 2^31 are in flight.
  */
 export const ringMagic = 0x52_49_4e_47; // "RING"
-/** 2: the reset request word. 3: the words describing the last ERR_PARTITION_FULL. */
-export const ringFormatVersion = 3;
+/**
+ * 2: the reset request word. 3: the words describing the last ERR_PARTITION_FULL. 4: its entry
+ * count and whether it was a put whose later rewrite would not fit (kRingFullEntries, kRingFullRewrite).
+ */
+export const ringFormatVersion = 4;
 
 export const kRingMagic = 0;
 export const kRingFormatVersion = 1;

@@ -228,7 +228,10 @@ export class OperationApplier {
       if (error instanceof PartitionFullError) this.lastPartitionFull = error.detail;
       if (isLightningError(error, 'ERR_PARTITION_FULL')) return statusPartitionFull;
       // A page load that failed verification (page-loader.ts) leaves the page evicted and nothing
-      // half done: staging only reads, and a refused write takes its placements back.
+      // half done: staging only reads, and a refused write takes its placements back. Only the
+      // pages staging reads are checked here: a damaged page that only applying reads (a sibling a
+      // delete merges with, an old overflow chain a put frees) still stops the owner after the
+      // write is logged (docs/buffer-pool.md).
       if (isLightningError(error, 'ERR_CORRUPTION')) {
         console.error(`lightning-db owner: a write of partition ${partition} refused: ${error.message}`);
         return statusDamagedPage;

@@ -433,6 +433,23 @@ describe('buffer pool latches across threads', () => {
     expect(pool.stats().evictions).toBe(1);
   });
 
+  it('leaves a page evicted, not latched, when its load gives up on a frame mutex nobody recovers', async () => {
+    const pool = await newPool(64, 8);
+    const pageId = pool.allocate();
+    fillPage(pool, pool.lockedOffset(pageId), pageId, 5);
+    pool.unlock(pageId, true);
+    await checkpointAndEvict(pool, 8);
+    expect(pool.stats().residentPages).toBe(0);
+    // A holder that died holding the mutex, and whose death nobody has recovered yet.
+    Atomics.store(pool.i32, kPoolFrameMutex, pool.holder + 2);
+    // The load waits the latch budget (10 s), then gives up.
+    expectCode(() => pool.read(pageId), 'ERR_INTERNAL');
+    Atomics.store(pool.i32, kPoolFrameMutex, 0);
+    // The page went back to evicted: a later read loads it (it used to stay latched by this thread,
+    // every later read failing with "already latched by this thread").
+    expect(mismatchAt(pool, pool.read(pageId), pageId, 5)).toBe(-1);
+  }, 60_000);
+
   it('makes a reader wait for a page another thread has latched, then see the whole change', async () => {
     const pool = await newPool(64, 8);
     const pageId = pool.allocate();

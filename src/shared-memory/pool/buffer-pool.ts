@@ -558,8 +558,15 @@ export class BufferPool {
   #load(pageId: number, locked: number): number {
     const frames = this.#frames;
     const index = this.#stateBase + (pageId << 1);
-    frames.lockMutex();
     let frame: number;
+    try {
+      // Inside the try: a wait for the mutex that gives up (its holder died and nobody recovered
+      // it within the budget) must leave the page evicted, not latched by this thread for good.
+      frames.lockMutex();
+    } catch (error) {
+      this.#publish(index, stateNext(locked, stateEvicted));
+      throw error;
+    }
     try {
       frame = frames.linkFrame(pageId);
     } catch (error) {

@@ -108,6 +108,9 @@ describe('open() refuses bad arguments with ERR_BAD_ARGUMENT', () => {
     ["threadsMax: 'x'", { partitions: 1, threadsMax: 'x' }],
     ["workersPerNode: 'x'", { partitions: 1, workersPerNode: 'x' }],
     ['workersPerNode: 0', { partitions: 1, workersPerNode: 0 }],
+    ['partitions: 2n (a bigint)', { partitions: 2n }],
+    ['memoryMaxBytes: NaN', { partitions: 1, memoryMaxBytes: Number.NaN }],
+    ['memoryMaxBytes: 1048576n (a bigint)', { partitions: 1, memoryMaxBytes: 1_048_576n }],
     // Testing-only, but still an option: a typo in a crash test must not surface as a plain Error.
     [
       "failpoints: { 'owner.apply': 'explode' }",
@@ -118,6 +121,21 @@ describe('open() refuses bad arguments with ERR_BAD_ARGUMENT', () => {
     ['options: 42', 42],
     ['options: true', true],
   ];
+  it('names a bad value as it is: NaN and a bigint, not null or a TypeError', async () => {
+    const messageOf = async (options: unknown): Promise<string> => {
+      try {
+        const db = await open(tempDir(), options as Parameters<typeof open>[1]);
+        await db.close();
+        return 'opened';
+      } catch (error) {
+        return String(error);
+      }
+    };
+    expect(await messageOf({ partitions: 1, memoryMaxBytes: Number.NaN })).toMatch(
+      /ERR_BAD_ARGUMENT.*got NaN/,
+    );
+    expect(await messageOf({ partitions: 2n })).toMatch(/ERR_BAD_ARGUMENT.*got 2n/);
+  });
   for (const [name, options] of badOptions) {
     it(name, async () => {
       const dir = tempDir();

@@ -142,9 +142,7 @@ function bad(message: string): LightningError {
 
 function integerIn(value: unknown, name: string, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw bad(
-      `${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(value) ?? String(value)}`,
-    );
+    throw bad(`${name} must be an integer from ${min} to ${max}, got ${shown(value)}`);
   }
   return value;
 }
@@ -158,13 +156,13 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
   const replication = o.replication === undefined ? null : resolveReplication(o.replication);
   const durability = o.durability ?? (replication === null ? 'sync' : 'replicated');
   if (!durabilities.includes(durability)) {
-    throw bad(`durability must be one of ${durabilities.join(', ')}, got ${JSON.stringify(durability)}`);
+    throw bad(`durability must be one of ${durabilities.join(', ')}, got ${shown(durability)}`);
   }
   if ((durability === 'replicated') !== (replication !== null)) {
     throw bad(
       replication === null
         ? "durability 'replicated' needs the replication option"
-        : `a replicated database's durability is 'replicated', not ${JSON.stringify(durability)}`,
+        : `a replicated database's durability is 'replicated', not ${shown(durability)}`,
     );
   }
   if (replication !== null && o.readOnly === true)
@@ -173,9 +171,7 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
   if (workers !== 'auto') integerIn(workers, 'workers', 1, 1024);
   const pinWorkers = o.pinWorkers ?? 'auto';
   if (pinWorkers !== 'auto' && typeof pinWorkers !== 'boolean') {
-    throw bad(
-      `pinWorkers must be true, false or 'auto', got ${JSON.stringify(pinWorkers) ?? String(pinWorkers)}`,
-    );
+    throw bad(`pinWorkers must be true, false or 'auto', got ${shown(pinWorkers)}`);
   }
   for (const name of Object.keys(o)) {
     const known = optionNames.includes(name as keyof OpenOptions);
@@ -192,13 +188,13 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
     }
   }
   if (o.create !== undefined && typeof o.create !== 'boolean') {
-    throw bad(`create must be a boolean, got ${JSON.stringify(o.create) ?? String(o.create)}`);
+    throw bad(`create must be a boolean, got ${shown(o.create)}`);
   }
   if (o.fileLayer !== undefined && (typeof o.fileLayer !== 'string' || o.fileLayer.length === 0)) {
     throw bad('fileLayer must be a module path');
   }
   if (o.readOnly !== undefined && typeof o.readOnly !== 'boolean') {
-    throw bad(`readOnly must be a boolean, got ${JSON.stringify(o.readOnly) ?? String(o.readOnly)}`);
+    throw bad(`readOnly must be a boolean, got ${shown(o.readOnly)}`);
   }
   const pageSizeBytes =
     o.pageSizeBytes === undefined
@@ -242,4 +238,18 @@ export function resolveOpenOptions(options: unknown): ResolvedOptions {
     readOnly: o.readOnly ?? false,
     replication,
   };
+}
+
+/**
+ * An option's value as an error message shows it: JSON where that says what it is, else String (NaN,
+ * Infinity, undefined, a bigint, a function). JSON.stringify shows NaN as null and throws on a bigint.
+ */
+function shown(value: unknown): string {
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  if (typeof value === 'bigint') return `${value}n`;
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }

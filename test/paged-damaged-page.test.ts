@@ -84,7 +84,7 @@ it('refuses reads and writes of a damaged leaf with ERR_CORRUPTION, and serves e
 
     const refused = await db.put(damaged[0]!, 'rewritten').catch((error: unknown) => error);
     expect(refused).toMatchObject({ code: 'ERR_CORRUPTION' });
-    expect(String(refused)).toContain('nothing of the write was applied');
+    expect(String(refused)).toContain('nothing of that write was applied');
     for (const key of damaged) {
       expect(await outcome(() => db.put(key, 'rewritten')), `put ${key}`).toBe('ERR_CORRUPTION');
       expect(await outcome(() => db.del(key)), `del ${key}`).toBe('ERR_CORRUPTION');

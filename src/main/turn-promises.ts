@@ -195,8 +195,8 @@ function statusError(
   if (status === statusDamagedPage) {
     return new LightningError(
       'ERR_CORRUPTION',
-      "a page this write had to read is damaged in its partition's page file (checksum or page id " +
-        "mismatch); nothing of the write was applied. The owner's log names the page; " +
+      "a page a write had to read is damaged in its partition's page file (checksum or page id " +
+        "mismatch); nothing of that write was applied. The owner's log names the page; " +
         `\`lightning-cli verify\` lists every damaged page, and only a backup restores one${shared}`,
     );
   }

@@ -264,7 +264,7 @@ async function startWriting(state: RecoveredState, walEpoch: number): Promise<vo
   // conversion (until then every open would load the file again). The open waits for it.
   const conversions = state.partitions.flatMap(({ partition, pages }, i) =>
     sets !== null && pages !== null && recovered.partitions[i]!.convertedToPages
-      ? [sets.requestCheckpoint(partition).then(() => {}, failPageSet)]
+      ? [sets.requestCheckpoint(partition, true).then(() => {}, failPageSet)]
       : [],
   );
   const running = new OwnerLoop(

@@ -394,14 +394,20 @@ function startLatchWorker(pool: BufferPool, mode: string, pageId: number, fill: 
   return new WorkerMailbox<LatchMessage>(worker, `latch worker (${mode})`);
 }
 
+/** A pool of 8 frames whose one page, filled with `generation`, is written and evicted. */
+async function poolWithOneEvictedPage(generation: number): Promise<{ pool: BufferPool; pageId: number }> {
+  const pool = await newPool(64, 8);
+  const pageId = pool.allocate();
+  fillPage(pool, pool.lockedOffset(pageId), pageId, generation);
+  pool.unlock(pageId, true);
+  await checkpointAndEvict(pool, 8);
+  expect(pool.stats().residentPages).toBe(0);
+  return { pool, pageId };
+}
+
 describe('buffer pool latches across threads', () => {
   it('recovers a page latched by a thread that was terminated while loading it', async () => {
-    const pool = await newPool(64, 8);
-    const pageId = pool.allocate();
-    fillPage(pool, pool.lockedOffset(pageId), pageId, 3);
-    pool.unlock(pageId, true);
-    await checkpointAndEvict(pool, 8);
-    expect(pool.stats().residentPages).toBe(0);
+    const { pool, pageId } = await poolWithOneEvictedPage(3);
     const mailbox = startLatchWorker(pool, 'die-holding-page', pageId, 0);
     const holding = await mailbox.next('holding');
     expect(pool.holderOfThread(holding.threadId)).toBe(holding.holder);
@@ -434,12 +440,7 @@ describe('buffer pool latches across threads', () => {
   });
 
   it('leaves a page evicted, not latched, when its load gives up on a frame mutex nobody recovers', async () => {
-    const pool = await newPool(64, 8);
-    const pageId = pool.allocate();
-    fillPage(pool, pool.lockedOffset(pageId), pageId, 5);
-    pool.unlock(pageId, true);
-    await checkpointAndEvict(pool, 8);
-    expect(pool.stats().residentPages).toBe(0);
+    const { pool, pageId } = await poolWithOneEvictedPage(5);
     // A holder that died holding the mutex, and whose death nobody has recovered yet.
     Atomics.store(pool.i32, kPoolFrameMutex, pool.holder + 2);
     // The load waits the latch budget (10 s), then gives up.

@@ -6,6 +6,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isLightningError } from '../src/shared-memory/errors.js';
 import { BufferPool } from '../src/shared-memory/pool/buffer-pool.js';
@@ -324,8 +325,8 @@ describe('buffer pool bad input', () => {
     expectCode(() => pool.lock(pageId), 'ERR_INTERNAL');
     pool.unlock(pageId, true);
     expectCode(() => pool.unlock(pageId, false), 'ERR_INTERNAL');
-    expectCode(() => pool.recoverHolder(pool.holder), 'ERR_BAD_ARGUMENT');
-    expectCode(() => pool.recoverHolder(-1), 'ERR_BAD_ARGUMENT');
+    expectCode(() => pool.recoverThread(threadId), 'ERR_BAD_ARGUMENT');
+    expectCode(() => pool.recoverThread(-1), 'ERR_BAD_ARGUMENT');
     while (pool.pagesAllocated() < 8) pool.unlock(pool.allocate(), true);
     expectCode(() => pool.allocate(), 'ERR_PARTITION_FULL');
 
@@ -413,7 +414,7 @@ describe('buffer pool latches across threads', () => {
     expect(pool.holderOfThread(holding.threadId)).toBe(holding.holder);
     await mailbox.worker.terminate();
     // The dead thread's latch: the page it loaded goes back to evicted, its frame to the free stack.
-    expect(pool.recoverHolder(holding.holder)).toBe(1);
+    expect(pool.recoverThread(holding.threadId)).toBe(1);
     expect(pool.stats()).toMatchObject({ residentPages: 0, latchRecoveries: 1 });
     expect(pool.holderOfThread(holding.threadId)).toBe(-1);
     expect(mismatchAt(pool, pool.read(pageId), pageId, 3)).toBe(-1);
@@ -431,12 +432,34 @@ describe('buffer pool latches across threads', () => {
     const holding = await mailbox.next('holding');
     await mailbox.worker.terminate();
     expect(Atomics.load(pool.i32, kPoolFrameMutex)).toBe(holding.holder + 1);
-    expect(pool.recoverHolder(holding.holder)).toBe(1);
+    expect(pool.recoverThread(holding.threadId)).toBe(1);
     expect(Atomics.load(pool.i32, kPoolFrameMutex)).toBe(0);
     // The pool still evicts and loads: a ninth page needs a frame the clock must free.
     const pageId = pool.allocate();
     pool.unlock(pageId, true);
     expect(pool.stats().evictions).toBe(1);
+  });
+
+  it('lets a thread waiting on the frame mutex of a terminated thread recover it itself', async () => {
+    const pool = await newPool(64, 8);
+    for (let i = 0; i < 8; i++) {
+      const pageId = pool.allocate();
+      fillPage(pool, pool.lockedOffset(pageId), pageId, 0);
+      pool.unlock(pageId, true);
+    }
+    await writeDirtyPages(pool, dir, durableAll);
+    const mailbox = startLatchWorker(pool, 'die-holding-mutex', 1, 0);
+    const holding = await mailbox.next('holding');
+    await mailbox.worker.terminate();
+    // Nobody calls recoverThread: the ninth page needs the mutex, and its waiter finds the holder's
+    // OS thread gone (a wait that gave up instead would be ERR_INTERNAL after 10 s).
+    const pageId = pool.allocate();
+    pool.unlock(pageId, true);
+    expect(pool.stats()).toMatchObject({ latchRecoveries: 1, evictions: 1 });
+    expect(pool.holderOfThread(holding.threadId)).toBe(-1);
+    expect(Atomics.load(pool.i32, kPoolFrameMutex)).toBe(0);
+    // Recovered once: the reclaimer's later call finds nothing left to give back.
+    expect(pool.recoverThread(holding.threadId)).toBe(0);
   });
 
   it('leaves a page evicted, not latched, when its load gives up on a frame mutex nobody recovers', async () => {
@@ -463,6 +486,8 @@ describe('buffer pool latches across threads', () => {
     const content = pool.u8.subarray(offset + 32, offset + pageSize);
     expect(content.every((byte) => byte === 0xab)).toBe(true);
     expect(pool.validate(pageId, pool.version)).toBe(true);
+    // The rewrite pauses 8 x 5 ms, past the 5 ms between checks of the holder: a live one is left alone.
+    expect(pool.stats().latchRecoveries).toBe(0);
     await mailbox.next('done');
     await mailbox.worker.terminate();
   });

@@ -112,51 +112,58 @@ function firstMessage(worker: Worker): Promise<LatchHoldingWorkerMessage & { typ
   );
 }
 
+/** A database far larger than its pool, and an attached worker blocked inside a load, latch held. */
+async function startHolding(death: LatchDeath) {
+  const dir = mkdtempSync(join(tmpdir(), 'ldb-paged-dead-'));
+  const db = await open(dir, {
+    partitions: 1,
+    workers: 1,
+    memoryMaxBytes: framesPerPartition * pageSizeBytes,
+    threadsMax: 4,
+    // Not what is tested: spares the writes an fsync each.
+    durability: 'relaxed',
+  });
+  const entry: (typeof opened)[number] = { db, dir, inspector: null };
+  opened.push(entry);
+  await writeAll(db, 'first');
+  await within(db.checkpoint(), deadlineMs, 'db.checkpoint()');
+
+  const handle = db.share();
+  // A second attachment of this thread, with a holder index of its own, to look at latches.
+  entry.inspector = await attachPartitionTree(handle.trees[0]!);
+  const pool = entry.inspector.pool!;
+  expect(pool).not.toBeNull();
+  const stats = db.stats();
+  expect(stats.bufferPools?.[0]?.framesMax).toBe(framesPerPartition);
+  // The tree is far larger than the pool: reads miss it.
+  expect(pool.pagesAllocated()).toBeGreaterThan(3 * framesPerPartition);
+  const recoveriesBefore = stats.bufferPools![0]!.latchRecoveries;
+
+  const go = new Int32Array(new SharedArrayBuffer(4));
+  const input: LatchHoldingWorkerInput = { handle, death, keys, go: go.buffer as SharedArrayBuffer };
+  const worker = new Worker(bundle.file, { workerData: input });
+  const workerThreadId = worker.threadId;
+  const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
+  const { pageId } = await firstMessage(worker);
+
+  // The worker, blocked inside the load, holds its thread slot, a holder index in the pool and the
+  // latch of the page it was loading.
+  const control = new Int32Array(handle.databaseControl);
+  const slot = Array.from({ length: handle.threadsMax }, (_, s) => s).find(
+    (s) => Atomics.load(control, slotWord(s, kSlotThread)) === workerThreadId + 1,
+  );
+  expect(slot, "the worker's thread slot").toBeDefined();
+  const deadHolder = pool.holderOfThread(workerThreadId);
+  expect(deadHolder).toBeGreaterThanOrEqual(0);
+  expect(deadHolder).not.toBe(pool.holder);
+  expect(pool.isLatched(pageId), `page ${pageId} latched by the worker`).toBe(true);
+  return { db, pool, pageId, worker, workerThreadId, exited, go, control, slot: slot!, recoveriesBefore };
+}
+
 describe('a thread that dies holding a page latch', () => {
   it.each<LatchDeath>(['exit', 'terminate'])('gives the latch back when it dies by %s', async (death) => {
-    const dir = mkdtempSync(join(tmpdir(), 'ldb-paged-dead-'));
-    const db = await open(dir, {
-      partitions: 1,
-      workers: 1,
-      memoryMaxBytes: framesPerPartition * pageSizeBytes,
-      threadsMax: 4,
-      // Not what is tested: spares the writes an fsync each.
-      durability: 'relaxed',
-    });
-    const entry: (typeof opened)[number] = { db, dir, inspector: null };
-    opened.push(entry);
-    await writeAll(db, 'first');
-    await within(db.checkpoint(), deadlineMs, 'db.checkpoint()');
-
-    const handle = db.share();
-    // A second attachment of this thread, with a holder index of its own, to look at latches.
-    entry.inspector = await attachPartitionTree(handle.trees[0]!);
-    const pool = entry.inspector.pool!;
-    expect(pool).not.toBeNull();
-    const stats = db.stats();
-    expect(stats.bufferPools?.[0]?.framesMax).toBe(framesPerPartition);
-    // The tree is far larger than the pool: reads miss it.
-    expect(pool.pagesAllocated()).toBeGreaterThan(3 * framesPerPartition);
-    const recoveriesBefore = stats.bufferPools![0]!.latchRecoveries;
-
-    const go = new Int32Array(new SharedArrayBuffer(4));
-    const input: LatchHoldingWorkerInput = { handle, death, keys, go: go.buffer as SharedArrayBuffer };
-    const worker = new Worker(bundle.file, { workerData: input });
-    const workerThreadId = worker.threadId;
-    const exited = new Promise<number>((resolve) => worker.once('exit', resolve));
-    const { pageId } = await firstMessage(worker);
-
-    // The worker, blocked inside the load, holds its thread slot, a holder index in the pool and the
-    // latch of the page it was loading.
-    const control = new Int32Array(handle.databaseControl);
-    const slot = Array.from({ length: handle.threadsMax }, (_, s) => s).find(
-      (s) => Atomics.load(control, slotWord(s, kSlotThread)) === workerThreadId + 1,
-    );
-    expect(slot, "the worker's thread slot").toBeDefined();
-    const deadHolder = pool.holderOfThread(workerThreadId);
-    expect(deadHolder).toBeGreaterThanOrEqual(0);
-    expect(deadHolder).not.toBe(pool.holder);
-    expect(pool.isLatched(pageId), `page ${pageId} latched by the worker`).toBe(true);
+    const { db, pool, pageId, worker, workerThreadId, exited, go, control, slot, recoveriesBefore } =
+      await startHolding(death);
 
     if (death === 'terminate') await within(worker.terminate(), deadlineMs, 'worker.terminate()');
     else {
@@ -167,7 +174,7 @@ describe('a thread that dies holding a page latch', () => {
     // The reclaimer frees the slot last, after the latches, the rings and the transactions.
     await eventually(
       `the reclaimer freeing slot ${slot}`,
-      () => Atomics.load(control, slotWord(slot!, kSlotClaim)) === 0,
+      () => Atomics.load(control, slotWord(slot, kSlotClaim)) === 0,
     );
 
     expect(pool.isLatched(pageId), `page ${pageId} still latched after the reclaim`).toBe(false);
@@ -180,5 +187,35 @@ describe('a thread that dies holding a page latch', () => {
     expect(wrong, 'keys not reading back their new value').toEqual([]);
     await within(db.checkpoint(), deadlineMs, 'db.checkpoint() after the overwrite');
     expect(pool.isLatched(pageId)).toBe(false);
+  });
+
+  it('lets the thread that terminated it read the latched page before its event loop runs again', async () => {
+    const { db, pool, pageId, worker, workerThreadId, exited, control, slot, recoveriesBefore } =
+      await startHolding('terminate');
+
+    // The worker's death is reported from its 'exit' event, on this thread's event loop. Every key is
+    // read now, synchronously: the reads of the latched page wait on it, and only the waiting
+    // thread itself can see that the holder is gone (before, the wait gave up after 10 s with
+    // ERR_INTERNAL).
+    const ending = worker.terminate();
+    const wrong = keys.filter((key, i) => db.getString(key) !== valueFor('first', i));
+    expect(wrong, 'keys not reading back their value').toEqual([]);
+    expect(pool.isLatched(pageId), `page ${pageId} still latched`).toBe(false);
+    expect(pool.holderOfThread(workerThreadId), "the dead thread's holder index").toBe(-1);
+    expect(db.stats().bufferPools![0]!.latchRecoveries).toBe(recoveriesBefore + 1);
+    // The death has not been reported yet: the reclaimer has not run, the slot is still claimed.
+    expect(Atomics.load(control, slotWord(slot, kSlotClaim))).not.toBe(0);
+
+    await within(ending, deadlineMs, 'worker.terminate()');
+    await within(exited, deadlineMs, 'the worker thread ending');
+    await eventually(
+      `the reclaimer freeing slot ${slot}`,
+      () => Atomics.load(control, slotWord(slot, kSlotClaim)) === 0,
+    );
+    // The reclaimer found the latches given back already: nothing recovered twice.
+    expect(db.stats().bufferPools![0]!.latchRecoveries).toBe(recoveriesBefore + 1);
+    await writeAll(db, 'second');
+    const stale = keys.filter((key, i) => db.getString(key) !== valueFor('second', i));
+    expect(stale, 'keys not reading back their new value').toEqual([]);
   });
 });

@@ -123,10 +123,8 @@ export class ThreadReclaimer {
 
   /** Gives back the pool latches and holder slots of the thread `thread` (its threadId). */
   #recoverLatches(thread: number): void {
-    for (const pool of this.#parts.pools) {
-      const holder = pool.holderOfThread(thread);
-      if (holder >= 0 && holder !== pool.holder) pool.recoverHolder(holder);
-    }
+    // A thread that waited on one of those latches may have given them back already (buffer-pool.ts).
+    for (const pool of this.#parts.pools) pool.recoverThread(thread);
   }
 
   /** Has every owner forget what the slot's rings hold; false if the database closed meanwhile. */

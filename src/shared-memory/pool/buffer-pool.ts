@@ -4,8 +4,10 @@ import { LightningError } from '../errors.js';
 import { pageCountMax, pageSizeBytesMax, pageSizeBytesMin, poolBytesMax } from '../limits.js';
 import { pPageId } from '../page-layout.js';
 import { FrameTable, StallClock, waitOn } from './frame-table.js';
+import { osThreadEnded, ownOsThreadId } from './os-thread.js';
 import type { PageLoader } from './page-loader.js';
 import {
+  holderRecovering,
   initialisePageTable,
   kPoolDirtyFrames,
   kPoolEvictions,
@@ -16,6 +18,7 @@ import {
   kPoolFreePageCount,
   kPoolHeaderChecksum,
   kPoolHoldersBase,
+  kPoolHolderTidsBase,
   kPoolLatchRecoveries,
   kPoolMagic,
   kPoolMisses,
@@ -81,7 +84,9 @@ export const poolFramesMin = 8;
  * checkpoint writes dirty ones back (see storage/page-file).
  *
  * Each attached thread is a holder with an index of its own: its latches carry the index, so when a
- * thread dies holding one, `recoverHolder` can give the page back.
+ * thread dies holding one, `recoverThread` can give the page back. The thread reclaimer does that
+ * when the death is reported; a thread that waits on such a latch does it itself once the holder's OS
+ * thread is gone, since the report may be waiting for the very event loop the wait blocks.
  */
 export class BufferPool {
   readonly sab: SharedArrayBuffer;
@@ -113,7 +118,9 @@ export class BufferPool {
     this.u8 = new Uint8Array(sab);
     this.i32 = new Int32Array(sab);
     this.holder = claimHolder(this.i32);
-    this.#frames = new FrameTable(this.i32, this.regions, this.framesMax, this.holder);
+    this.#frames = new FrameTable(this.i32, this.regions, this.framesMax, this.holder, (holder) =>
+      this.#recoverIfEnded(holder),
+    );
     this.#loader = loader;
     this.#stateBase = this.regions.pageState;
     this.#frameOfBase = this.regions.frameOf;
@@ -213,6 +220,7 @@ export class BufferPool {
 
   /** Gives this thread's holder index back. The thread must hold no latch. */
   detach(): void {
+    Atomics.store(this.i32, kPoolHolderTidsBase + this.holder, 0);
     Atomics.store(this.i32, kPoolHoldersBase + this.holder, 0);
   }
 
@@ -485,44 +493,74 @@ export class BufferPool {
   }
 
   /**
-   * Gives back every latch held by `holder`, a thread that died holding them, and its holder index.
-   * A page it was loading or evicting (clean) goes back to evicted, its frame to the free stack; a
-   * dirty page it had latched is unlocked as it stands. The frame mutex, if it held it, is released
-   * after the free stack is rebuilt from the links.
+   * Gives back every latch held by the thread `thread` (its threadId), which died holding them, and
+   * its holder index; returns how many it gave back. A page it was loading or evicting (clean) goes
+   * back to evicted, its frame to the free stack; a dirty page it had latched is unlocked as it
+   * stands. The frame mutex, if it held it, is released after the free stack is rebuilt from the
+   * links. Nothing happens if another thread is recovering it already, or has.
    */
-  recoverHolder(holder: number): number {
-    if (!Number.isInteger(holder) || holder < 0 || holder >= poolHoldersMax || holder === this.holder) {
-      throw badArgument(`recoverHolder: ${String(holder)} is not another thread's holder index`);
+  recoverThread(thread: number): number {
+    if (!Number.isInteger(thread) || thread < 0 || thread === threadId) {
+      throw badArgument(`recoverThread: ${String(thread)} is not another thread's id`);
     }
+    const holder = this.holderOfThread(thread);
+    return holder < 0 ? 0 : this.#recoverClaim(holder, thread + 1);
+  }
+
+  /** Recovers `holder` if its OS thread has ended: a waiter's check on a latch that does not move. */
+  #recoverIfEnded(holder: number): void {
+    if (holder === this.holder || holder < 0 || holder >= poolHoldersMax) return;
     const i32 = this.i32;
+    const claim = Atomics.load(i32, kPoolHoldersBase + holder);
+    if (claim <= 0) return;
+    const tid = Atomics.load(i32, kPoolHolderTidsBase + holder);
+    // The holder word unchanged around the id: the id is that thread's (pool-layout.ts).
+    if (Atomics.load(i32, kPoolHoldersBase + holder) !== claim || !osThreadEnded(tid)) return;
+    this.#recoverClaim(holder, claim);
+  }
+
+  /**
+   * Recovers `holder` while its word is still `claim`. Taking the word to holderRecovering first makes
+   * one recovery of each death, and keeps the index from a new thread until the latches are back.
+   */
+  #recoverClaim(holder: number, claim: number): number {
+    const i32 = this.i32;
+    if (Atomics.compareExchange(i32, kPoolHoldersBase + holder, claim, holderRecovering) !== claim) return 0;
     const dead = stateLockedBase + holder;
     let recovered = 0;
-    // Take the mutex from the dead thread, or wait for a live one to finish with it.
-    if (Atomics.compareExchange(i32, kPoolFrameMutex, holder + 1, this.holder + 1) !== holder + 1) {
-      this.#frames.lockMutex();
-    } else {
-      recovered++;
-    }
     try {
-      const end = this.pagesAllocated();
-      for (let pageId = 1; pageId < end; pageId++) {
-        const index = this.#stateBase + (pageId << 1);
-        const word = Atomics.load(i32, index);
-        if (stateTag(word) !== dead) continue;
-        const frame = this.#frames.frameOf(pageId);
-        if (frame >= 0 && this.#frames.isDirty(frame) && this.#frames.pageOf(frame) === pageId) {
-          Atomics.store(i32, index, stateNext(word, stateUnlocked));
-        } else {
-          this.#frames.unlinkFrame(pageId);
-          Atomics.store(i32, index, stateNext(word, stateEvicted));
-        }
-        Atomics.notify(i32, index);
+      // Take the mutex from the dead thread, or wait for a live one to finish with it.
+      if (Atomics.compareExchange(i32, kPoolFrameMutex, holder + 1, this.holder + 1) !== holder + 1) {
+        this.#frames.lockMutex();
+      } else {
         recovered++;
       }
-      this.#frames.rebuildFreeStack();
-    } finally {
-      this.#frames.unlockMutex();
+      try {
+        const end = this.pagesAllocated();
+        for (let pageId = 1; pageId < end; pageId++) {
+          const index = this.#stateBase + (pageId << 1);
+          const word = Atomics.load(i32, index);
+          if (stateTag(word) !== dead) continue;
+          const frame = this.#frames.frameOf(pageId);
+          if (frame >= 0 && this.#frames.isDirty(frame) && this.#frames.pageOf(frame) === pageId) {
+            Atomics.store(i32, index, stateNext(word, stateUnlocked));
+          } else {
+            this.#frames.unlinkFrame(pageId);
+            Atomics.store(i32, index, stateNext(word, stateEvicted));
+          }
+          Atomics.notify(i32, index);
+          recovered++;
+        }
+        this.#frames.rebuildFreeStack();
+      } finally {
+        this.#frames.unlockMutex();
+      }
+    } catch (error) {
+      // Given up (a live mutex holder wedged): another attempt may claim the dead holder again.
+      Atomics.store(i32, kPoolHoldersBase + holder, claim);
+      throw error;
     }
+    Atomics.store(i32, kPoolHolderTidsBase + holder, 0);
     Atomics.store(i32, kPoolHoldersBase + holder, 0);
     Atomics.add(i32, kPoolLatchRecoveries, recovered);
     return recovered;
@@ -614,9 +652,10 @@ export class BufferPool {
       throw new LightningError(
         'ERR_INTERNAL',
         `buffer pool: page ${pageId} has been latched by holder ${stateTag(word) - stateLockedBase} for ` +
-          '10 s; a thread that died holding it must be recovered (recoverHolder)',
+          '10 s; a thread that died holding it must be recovered (recoverThread)',
       );
     }
+    if (stall.holderCheckDue()) this.#recoverIfEnded(stateTag(word) - stateLockedBase);
   }
 
   #frameByteOffset(frame: number): number {
@@ -634,7 +673,10 @@ export class BufferPool {
 
 function claimHolder(i32: Int32Array): number {
   for (let holder = 0; holder < poolHoldersMax; holder++) {
-    if (Atomics.compareExchange(i32, kPoolHoldersBase + holder, 0, threadId + 1) === 0) return holder;
+    if (Atomics.compareExchange(i32, kPoolHoldersBase + holder, 0, threadId + 1) === 0) {
+      Atomics.store(i32, kPoolHolderTidsBase + holder, ownOsThreadId());
+      return holder;
+    }
   }
   throw badArgument(
     `buffer pool: all ${poolHoldersMax} holder slots are in use; detach threads that are done`,

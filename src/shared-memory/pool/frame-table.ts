@@ -20,6 +20,12 @@ import {
 export const latchWaitSliceMs = 1;
 /** A latch held this long is held by a dead thread nobody recovered, or the pool is corrupt. */
 export const latchWaitBudgetMs = 10_000;
+/**
+ * How often a waiter on one unchanged latch word asks whether the holder's thread has ended. A
+ * live holder keeps a latch for one page read (microseconds to milliseconds), so most waits end
+ * before the first check; each check costs one stat of /proc.
+ */
+export const latchHolderCheckMs = 5;
 
 /**
  * The frames of a buffer pool: the frame mutex, the free-frame stack, the clock hand and the links
@@ -37,12 +43,21 @@ export class FrameTable {
   readonly #regions: PoolRegions;
   /** This thread's holder index: its locks carry it, so a recovery knows whose they were. */
   readonly #holder: number;
+  /** Gives back what `holder` held if its thread has ended (BufferPool's check of a wedged wait). */
+  readonly #recoverIfEnded: (holder: number) => void;
 
-  constructor(i32: Int32Array, regions: PoolRegions, framesMax: number, holder: number) {
+  constructor(
+    i32: Int32Array,
+    regions: PoolRegions,
+    framesMax: number,
+    holder: number,
+    recoverIfEnded: (holder: number) => void,
+  ) {
     this.i32 = i32;
     this.#regions = regions;
     this.framesMax = framesMax;
     this.#holder = holder;
+    this.#recoverIfEnded = recoverIfEnded;
   }
 
   lockMutex(): void {
@@ -59,6 +74,7 @@ export class FrameTable {
           `buffer pool: the frame mutex has been held by holder ${seen - 1} for ${latchWaitBudgetMs} ms`,
         );
       }
+      if (stall.holderCheckDue()) this.#recoverIfEnded(seen - 1);
     }
   }
 
@@ -243,14 +259,29 @@ export function waitOn(i32: Int32Array, index: number, seen: number): void {
 export class StallClock {
   #word = 0;
   #since = -1;
+  /** When the word last changed or its holder was last checked. */
+  #checked = -1;
+  #now = 0;
 
   stuck(word: number): boolean {
     const now = performance.now();
+    this.#now = now;
     if (this.#since < 0 || word !== this.#word) {
       this.#word = word;
       this.#since = now;
+      this.#checked = now;
       return false;
     }
     return now - this.#since > latchWaitBudgetMs;
+  }
+
+  /**
+   * After `stuck`: true once every latchHolderCheckMs that the same word stands, when the waiter
+   * should ask whether the holder's thread still exists.
+   */
+  holderCheckDue(): boolean {
+    if (this.#now - this.#checked < latchHolderCheckMs) return false;
+    this.#checked = this.#now;
+    return true;
   }
 }

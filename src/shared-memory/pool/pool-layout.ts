@@ -1,9 +1,10 @@
 /**
- * Layout of a buffer pool's SharedArrayBuffer, format version 2, after vmcache (Leis et al., SIGMOD
+ * Layout of a buffer pool's SharedArrayBuffer, format version 3, after vmcache (Leis et al., SIGMOD
  * 2023): a page id indexes a page table of state words; a fixed set of frames holds the resident
  * pages. Every field is an index into an Int32Array over the buffer.
  *
- *   header     the fields below, the holder table, then the page-read latency histogram
+ *   header     the fields below, the holder table, the holders' OS thread ids, then the page-read
+ *              latency histogram
  *   pageTable  per page id, two words: its state word (see below) and the frame holding it, or -1
  *              (`pageState + 2 * pageId` and `frameOf + 2 * pageId`)
  *   pageOf     per frame: the page it holds, or 0 (page 0 is the page file's header, never pooled)
@@ -13,7 +14,7 @@
  *   frames     framesMax pages, starting at a page-aligned byte offset
  */
 export const poolMagic = 0x4c_42_50_4c; // "LBPL"
-export const poolFormatVersion = 2;
+export const poolFormatVersion = 3;
 
 export const kPoolMagic = 0;
 export const kPoolFormatVersion = 1;
@@ -43,14 +44,24 @@ export const kPoolLatchRecoveries = 14;
 export const kPoolFreeListHead = 15;
 export const kPoolFreePageCount = 16;
 
-/** Holder table: one word per attached thread, 0 when free, else the thread's id plus one. */
+/**
+ * Holder table: one word per attached thread, 0 when free, else the thread's id plus one, or
+ * holderRecovering while a recovery gives back what a dead holder held (one recovery at a time).
+ */
 export const kPoolHoldersBase = 17;
 /** Locked state tags are 3 + holder index, and the tag is one byte. */
 export const poolHoldersMax = 252;
+export const holderRecovering = -1;
+/**
+ * Per holder, its thread's OS thread id (os-thread.ts), or 0 when unknown. Set after the holder word
+ * is claimed and cleared before it is freed, so a waiter that reads the holder word, then this, then
+ * the holder word unchanged has the id of that very thread, or 0.
+ */
+export const kPoolHolderTidsBase = kPoolHoldersBase + poolHoldersMax;
 
 /** Page-read latency histogram: count of misses whose read took at most each bound, then the rest. */
 export const pageReadBoundsMicros = [5, 10, 20, 50, 100, 250, 1000, 10_000] as const;
-export const kPoolReadBuckets = kPoolHoldersBase + poolHoldersMax;
+export const kPoolReadBuckets = kPoolHolderTidsBase + poolHoldersMax;
 export const poolHeaderWords = kPoolReadBuckets + pageReadBoundsMicros.length + 1;
 
 /**

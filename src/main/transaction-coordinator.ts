@@ -134,11 +134,7 @@ export class TransactionCoordinator {
         return result;
       }
       if (outcome === 'pageSet') {
-        this.stats.pageSetWaits++;
-        if (!waits.exhausted) {
-          await waits.pause();
-          continue;
-        }
+        if (await waits.waited(this.stats)) continue;
         this.stats.failed++;
         throw waits.error();
       }
@@ -166,10 +162,8 @@ export class TransactionCoordinator {
       const outcome = await this.#commit([...writes.values()], [], [], blindReadTimestamp, isolationSnapshot);
       if (outcome === 'committed') return;
       if (outcome === 'pageSet') {
-        this.stats.pageSetWaits++;
-        if (waits.exhausted) throw waits.error();
-        await waits.pause();
-        continue;
+        if (await waits.waited(this.stats)) continue;
+        throw waits.error();
       }
       if (conflicts >= retriesDefault) {
         throw new LightningError(
@@ -373,13 +367,13 @@ async function settleOne(sent: Promise<void>): Promise<CommitOutcome> {
 class PageSetWaits {
   #count = 0;
 
-  get exhausted(): boolean {
-    return this.#count >= pageSetWaitsMax;
-  }
-
-  pause(): Promise<void> {
+  /** Counts a refusal in `stats`, then pauses and resolves true, or false once they are exhausted. */
+  async waited(stats: TransactionStats): Promise<boolean> {
+    stats.pageSetWaits++;
+    if (this.#count >= pageSetWaitsMax) return false;
     const ceiling = Math.min(pageSetWaitMsMax, 2 ** Math.min(this.#count++, 10));
-    return sleep(Math.random() * ceiling);
+    await sleep(Math.random() * ceiling);
+    return true;
   }
 
   error(): LightningError {

@@ -806,7 +806,7 @@ describe('a database over page files, five times its buffer pools or more', () =
     expectMostCommitted(counts);
     expect(counts.thrownTransactions, 'thrownTransactions').toBeGreaterThan(0);
     expect(counts.snapshotsChecked, 'snapshotsChecked').toBeGreaterThan(0);
-  }, 120_000);
+  }, 300_000);
 
   it('serves a reader thread attached with db.share() while the main thread writes', async () => {
     const rng = new Rng(seed ^ 0x2ead);
@@ -868,7 +868,7 @@ describe('a database over page files, five times its buffer pools or more', () =
     }
     await closeTracked(db);
     await checkPageFiles(dir, 'closed after the reader');
-  }, 120_000);
+  }, 300_000);
 
   it('refuses opens it cannot serve, and converts a database kept in memory', async () => {
     // Below 64 frames per partition, on an empty directory: refused, leaving nothing behind, so that
@@ -963,5 +963,5 @@ describe('a database over page files, five times its buffer pools or more', () =
     } finally {
       await rm(memoryDir, { recursive: true, force: true });
     }
-  }, 120_000);
+  }, 300_000);
 });

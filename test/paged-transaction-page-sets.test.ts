@@ -10,7 +10,9 @@
  * 300-500 bytes (about five times the frames), then 1,200 transactions of 4 puts of 300-900 bytes,
  * 32 in flight. Checked: every transaction commits, the counts say attempts waited for page sets
  * and that none failed, every key holds a value some committed transaction wrote to it (or its
- * loaded value), the same after a reopen, and each page file passes checkPageFile.
+ * loaded value), the same after a reopen, and each page file passes checkPageFile. The admin
+ * server's /metrics, scraped over HTTP after the transactions, counts the same page-set waits as
+ * stats() (lightning_transaction_page_set_waits_total).
  *
  *   SEED=<n> (or LIGHTNING_SEED=<n>)   replay the seeded choices (printed at the start)
  */
@@ -21,6 +23,7 @@ import { afterEach, expect, it } from 'vitest';
 import { open } from '../src/index.js';
 import { partitionDirectory } from '../src/storage/layout.js';
 import { checkPageFile } from '../src/storage/page-file/page-file-check.js';
+import { parseExposition, total } from './support/prometheus-text.js';
 import { mulberry32, seedFromEnv } from './support/seeded-random.js';
 
 const seed = seedFromEnv(0x5e7_ca11);
@@ -106,6 +109,18 @@ it('cross-partition transactions that wait for page sets all commit', async () =
     // The case is about these waits: with none, it tested nothing.
     expect(waits).toBeGreaterThan(0);
     expect(after.crossPartitionCommits - before.crossPartitionCommits).toBeGreaterThan(transactions / 2);
+    // The counter reaches /metrics whole: nothing runs now, so the scrape and stats() read one figure.
+    const server = await db.serveAdmin({ port: 0, metricsCacheMs: 0 });
+    try {
+      const response = await fetch(`${server.url}/metrics`);
+      expect(response.status).toBe(200);
+      const metrics = parseExposition(await response.text());
+      expect(total(metrics, 'lightning_transaction_page_set_waits_total')).toBe(
+        db.stats().transactions.pageSetWaits,
+      );
+    } finally {
+      await server.close();
+    }
 
     const check = (context: string): void => {
       const wrong: string[] = [];

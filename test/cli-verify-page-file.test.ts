@@ -6,9 +6,10 @@
  * with its byte offset (exit 4); a page a crash tore while a set was written in place, whose image a
  * whole double-write file holds, is not damage, since the next open rewrites it (exit 0); a page file
  * that is missing, or one whose page set is older than the manifest says, is damage, even beside a
- * damaged double-write file.
+ * damaged double-write file. Bytes past the pages the page set counts (zero pages a crash left while
+ * the file grew, or anything else) are noted, not damage (exit 0), as the open never reads them.
  */
-import { readFile, rm, truncate, writeFile } from 'node:fs/promises';
+import { appendFile, readFile, rm, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { readManifest } from '../src/storage/checkpoint/index.js';
@@ -21,8 +22,17 @@ import {
   encodePageFileHeader,
   pageFileName,
 } from '../src/storage/page-file/page-file-format.js';
+import { pageFileProblems } from '../src/storage/page-file/page-file-writer.js';
 import { xxhashApi } from '../src/storage/xxhash.js';
-import { createPagedDatabase, pagedPageSize, runPagedWrites } from './fixtures/paged-partition-cycles.js';
+import {
+  createPagedDatabase,
+  openPagedPartition,
+  PagedModel,
+  pagedCheckFramesMax,
+  pagedPageSize,
+  runPagedWrites,
+  treeDigest,
+} from './fixtures/paged-partition-cycles.js';
 import { runCli } from './support/cli-runner.js';
 import { flipByte, useTemporaryDirectories } from './support/wal-fixtures.js';
 
@@ -44,7 +54,13 @@ interface VerifyJson {
   }[];
   partitions: {
     partition: number;
-    checkpoint: { manifest: string; file: string | null; startLsn: string | null; verified: boolean };
+    checkpoint: {
+      manifest: string;
+      file: string | null;
+      startLsn: string | null;
+      verified: boolean;
+      pastRecordedEnd: { pagesAllocated: number; offset: number; bytes: number; nonZeroPages: number } | null;
+    };
   }[];
 }
 
@@ -151,6 +167,58 @@ describe('lightning-cli verify of a page file', () => {
       expect.stringContaining('is not a whole number of'),
       expect.stringContaining(`holds ${count - 2} pages, but its page set counts ${count} allocated`),
     ]);
+  });
+
+  it('notes bytes past the pages its page set counts, zero or not, which the open never reads', async () => {
+    const { dir, pages } = await pagedDatabase();
+    const bytes = await readFile(pages);
+    const api = await xxhashApi();
+    const { pagesAllocated } = decodePageSpaceState(api, bytes.subarray(0, pagedPageSize), pages)!;
+    expect(bytes.length).toBe(pagesAllocated * pagedPageSize);
+    expect((await verify(dir)).partitions[0]!.checkpoint.pastRecordedEnd).toBeNull();
+
+    // As a crash leaves a file that grew: its new size durable, its data not (three pages and a part).
+    const pastBytes = 3 * pagedPageSize + 100;
+    await appendFile(pages, Buffer.alloc(pastBytes));
+    const zero = await verify(dir);
+    expect(zero.findings).toEqual([]);
+    expect(zero.exitCode).toBe(0);
+    expect(zero.partitions[0]!.checkpoint).toMatchObject({
+      verified: true,
+      pastRecordedEnd: { pagesAllocated, offset: bytes.length, bytes: pastBytes, nonZeroPages: 0 },
+    });
+    const text = await runCli(['verify', dir]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toContain(
+      `note: partition 0000: ${pages} holds ${pastBytes} bytes (all zero) from byte ${bytes.length}, ` +
+        `past the ${pagesAllocated} pages its page set counts.`,
+    );
+    expect(await pageFileProblems(partitionDirectory(dir, 0), pagedPageSize)).toEqual([]);
+
+    // Not zero: the open reads none of it either, so it is noted too, the pages that are not zero counted.
+    await writeFile(
+      pages,
+      Buffer.concat([bytes, Buffer.alloc(pagedPageSize, 0xa5), Buffer.alloc(pastBytes)]),
+    );
+    const garbage = await verify(dir);
+    expect(garbage.findings).toEqual([]);
+    expect(garbage.exitCode).toBe(0);
+    expect(garbage.partitions[0]!.checkpoint.pastRecordedEnd).toMatchObject({
+      bytes: pagedPageSize + pastBytes,
+      nonZeroPages: 1,
+    });
+    expect((await runCli(['verify', dir])).stdout).toContain('(1 whole page(s) of them not zero-filled)');
+    expect(await pageFileProblems(partitionDirectory(dir, 0), pagedPageSize)).toEqual([]);
+
+    // And the open agrees: it reads the partition whole, every write the run made.
+    const model = new PagedModel();
+    for (let index = 0; index < operations; index++) model.apply(seed, index);
+    const opened = await openPagedPartition(dir, 2, pagedCheckFramesMax);
+    try {
+      expect(treeDigest(opened.paged.tree)).toBe(model.digest());
+    } finally {
+      opened.paged.close();
+    }
   });
 
   it('reports a missing page file, and a page file older than its manifest', async () => {

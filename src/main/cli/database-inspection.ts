@@ -17,7 +17,7 @@ import {
 } from '../../storage/database-files.js';
 import { type DatabaseMetadata, metadataFileName, readMetadata } from '../../storage/database-metadata.js';
 import { partitionDirectory, walDirectory } from '../../storage/layout.js';
-import { checkPageFile } from '../../storage/page-file/page-file-check.js';
+import { checkPageFile, type PastRecordedEnd } from '../../storage/page-file/page-file-check.js';
 import { pageFileName } from '../../storage/page-file/page-file-format.js';
 import {
   LogCoverage,
@@ -82,6 +82,8 @@ export interface CheckpointCheck {
   readonly bytes: number | null;
   /** True once the whole file was read and every check passed. */
   readonly verified: boolean;
+  /** A page file's bytes past the pages its page set counts: never read, so noted, not damage. */
+  readonly pastRecordedEnd: PastRecordedEnd | null;
 }
 
 export interface PartitionInspection {
@@ -331,6 +333,7 @@ const noCheckpoint: CheckpointCheck = {
   entries: null,
   bytes: null,
   verified: false,
+  pastRecordedEnd: null,
 };
 
 /**
@@ -429,6 +432,7 @@ async function inspectPageFile(
     entries: null,
     bytes: checked.bytes,
     verified: findings.length === 0,
+    pastRecordedEnd: checked.pastRecordedEnd,
   };
   return { check, findings };
 }

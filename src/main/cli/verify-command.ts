@@ -100,6 +100,20 @@ function skippedDamageNotes(inspection: DatabaseInspection): string[] {
   );
 }
 
+function pastRecordedEndNotes(inspection: DatabaseInspection): string[] {
+  return inspection.partitions.flatMap(({ partition, checkpoint }) => {
+    const past = checkpoint.pastRecordedEnd;
+    if (past === null) return [];
+    const nonZero =
+      past.nonZeroPages === 0 ? 'all zero' : `${past.nonZeroPages} whole page(s) of them not zero-filled`;
+    return [
+      `note: partition ${partitionName(partition)}: ${checkpoint.file} holds ${past.bytes} bytes (${nonZero}) ` +
+        `from byte ${past.offset}, past the ${past.pagesAllocated} pages its page set counts. Open never reads ` +
+        'them: a crash while the file grew leaves zero pages there, and later page sets write over them. Not an error.',
+    ];
+  });
+}
+
 function findingLines(findings: readonly Finding[]): string[] {
   return findings.map((finding) => {
     const where = finding.partition === null ? 'log' : `partition ${partitionName(finding.partition)}`;
@@ -134,6 +148,7 @@ export function renderVerifyText(inspection: DatabaseInspection, exitCode: numbe
     ...findingLines(allFindings(inspection)),
     ...tornTailNotes(inspection),
     ...skippedDamageNotes(inspection),
+    ...pastRecordedEndNotes(inspection),
   ];
   if (notes.length > 0) lines.push('', ...notes);
   lines.push('', verdictLine(inspection, exitCode));
@@ -194,7 +209,8 @@ records, log bytes, LSNs and checkpoint per partition, then each problem with it
 A torn tail (a log's newest segment ends in a partial record) is what a crash during a write leaves:
 that write was never acknowledged, and the next open cuts it. verify reports it as a note and still exits 0.
 Damage in log records that every partition's checkpoint already holds is noted too, and skipped by
-open: no partition needs those records.
+open: no partition needs those records. So are bytes of a page file past the pages its page set
+counts (zero pages a crash left while the file grew): open never reads them.
 
 Every file is accounted for: LIGHTNING.json (the database's id, which each partition's MANIFEST.json
 repeats), each partition's directory and manifest, the checkpoint each manifest names, and each

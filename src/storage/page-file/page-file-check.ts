@@ -44,7 +44,26 @@ export interface PageFileCheck {
    * before it appended them). The next open writes them from there: not damage.
    */
   readonly repairable: number;
+  /**
+   * What lies past the pages the file's page set counts allocated, or null if nothing does (or no
+   * page set is known). Not damage: the open never reads there (it starts the allocator at that
+   * count, and a page allocated there later starts zeroed in memory and is written by the next set).
+   */
+  readonly pastRecordedEnd: PastRecordedEnd | null;
   readonly problems: readonly PageFileProblem[];
+}
+
+/** Bytes past the pages a page set counts allocated. */
+export interface PastRecordedEnd {
+  /** The page set's count of pages allocated (page 0 included): where these bytes start, in pages. */
+  readonly pagesAllocated: number;
+  readonly offset: number;
+  readonly bytes: number;
+  /**
+   * Whole pages there not all zero bytes. Zero pages are what a crash leaves while the file grows (its
+   * size made durable before the data); anything else there was never written by a page set counted.
+   */
+  readonly nonZeroPages: number;
 }
 
 export interface PageFileCheckOptions {
@@ -78,7 +97,16 @@ export async function checkPageFile(dir: string, options: PageFileCheckOptions =
     offset: number | null,
     code: PageFileProblem['code'] = 'ERR_CORRUPTION',
   ) => problems.push({ code, file, offset, message });
-  const empty = { file, bytes: 0, pages: 0, headerSound: false, state: null, repairable: 0, problems };
+  const empty = {
+    file,
+    bytes: 0,
+    pages: 0,
+    headerSound: false,
+    state: null,
+    repairable: 0,
+    pastRecordedEnd: null,
+    problems,
+  };
   let handle: Awaited<ReturnType<typeof open>>;
   try {
     handle = await open(file, 'r');
@@ -143,6 +171,7 @@ export async function checkPageFile(dir: string, options: PageFileCheckOptions =
     let state = headerImage === undefined ? null : stateOf(headerImage);
     let headerSound = headerImage !== undefined;
     let repairable = 0;
+    let nonZeroPastEnd = 0;
     const chunk = Buffer.alloc(chunkPages * pageSizeBytes);
     for (let firstPage = 0; firstPage < pages; firstPage += chunkPages) {
       const count = Math.min(chunkPages, pages - firstPage);
@@ -158,6 +187,11 @@ export async function checkPageFile(dir: string, options: PageFileCheckOptions =
       for (let at = 0; at < count; at++) {
         const pageId = firstPage + at;
         const image = chunk.subarray(at * pageSizeBytes, (at + 1) * pageSizeBytes);
+        // Past the page set's count (known from page 0, which comes first): never read, not damage.
+        if (state !== null && pageId > 0 && pageId >= state.pagesAllocated) {
+          if (image.some((byte) => byte !== 0)) nonZeroPastEnd++;
+          continue;
+        }
         const why =
           pageId === 0 ? headerImageProblem(api, image, file) : pageImageProblem(api, image, pageId);
         // A torn page the double-write file holds whole: the set's own image stands for it.
@@ -185,7 +219,10 @@ export async function checkPageFile(dir: string, options: PageFileCheckOptions =
       repairable++;
       reach = Math.max(reach, pageId + 1);
     }
-    if (bytes % pageSizeBytes !== 0 && !inDoubleWrite.has(pages)) {
+    const allocated = state?.pagesAllocated ?? 0;
+    // A partial last page past the count is as unread as the whole pages there.
+    const partialPastEnd = state !== null && pages >= allocated;
+    if (bytes % pageSizeBytes !== 0 && !inDoubleWrite.has(pages) && !partialPastEnd) {
       problem(
         `page file ${file}: ${bytes} bytes is not a whole number of ${pageSizeBytes}-byte pages`,
         pages * pageSizeBytes,
@@ -199,7 +236,6 @@ export async function checkPageFile(dir: string, options: PageFileCheckOptions =
         holes.first * pageSizeBytes,
       );
     }
-    const allocated = state?.pagesAllocated ?? 0;
     if (allocated > reach) {
       const repaired = reach > pages ? ` (${reach} once the double-write file's images are written)` : '';
       problem(
@@ -207,7 +243,16 @@ export async function checkPageFile(dir: string, options: PageFileCheckOptions =
         bytes,
       );
     }
-    return { file, bytes, pages, headerSound, state, repairable, problems };
+    const pastRecordedEnd =
+      state !== null && bytes > allocated * pageSizeBytes
+        ? {
+            pagesAllocated: allocated,
+            offset: allocated * pageSizeBytes,
+            bytes: bytes - allocated * pageSizeBytes,
+            nonZeroPages: nonZeroPastEnd,
+          }
+        : null;
+    return { file, bytes, pages, headerSound, state, repairable, pastRecordedEnd, problems };
   } finally {
     await handle.close();
   }

@@ -6,6 +6,7 @@ import { writeFileDurably } from '../durable-file.js';
 import { xxhashApi } from '../xxhash.js';
 import { readDoubleWriteImages } from './double-write-images.js';
 import {
+  decodePageSpaceState,
   doubleWriteFileName,
   encodePageFileHeader,
   headerImageError,
@@ -81,17 +82,21 @@ export async function repairTornPages(dir: string, pageSizeBytes: number, write 
 /**
  * Every page of the page file whose image is not sound, with why: a check for tests, of the file as
  * it is (after repairTornPages, say), the double-write file not consulted. Verify uses checkPageFile.
+ * As there and at open, bytes past the pages the page set counts allocated are not looked at: nothing
+ * reads them (a crash while the file grew leaves zero pages there).
  */
 export async function pageFileProblems(dir: string, pageSizeBytes: number): Promise<string[]> {
   const api = await xxhashApi();
-  const bytes = await readFile(join(dir, pageFileName));
+  const path = join(dir, pageFileName);
+  const bytes = await readFile(path);
   const problems: string[] = [];
-  if (bytes.length % pageSizeBytes !== 0)
-    problems.push(`length ${bytes.length} is not a whole number of pages`);
   // These lines carry no code apart, so the header's error keeps its code in front.
-  const header = headerImageError(api, bytes.subarray(0, pageSizeBytes), join(dir, pageFileName));
+  const header = headerImageError(api, bytes.subarray(0, pageSizeBytes), path);
   if (header !== null) problems.push(`page 0 (the header): ${header.message}`);
-  for (let pageId = 1; (pageId + 1) * pageSizeBytes <= bytes.length; pageId++) {
+  const state = header === null ? decodePageSpaceState(api, bytes.subarray(0, pageSizeBytes), path) : null;
+  const end = state === null ? bytes.length : Math.min(bytes.length, state.pagesAllocated * pageSizeBytes);
+  if (end % pageSizeBytes !== 0) problems.push(`length ${bytes.length} is not a whole number of pages`);
+  for (let pageId = 1; (pageId + 1) * pageSizeBytes <= end; pageId++) {
     const image = bytes.subarray(pageId * pageSizeBytes, (pageId + 1) * pageSizeBytes);
     const problem = pageImageProblem(api, image, pageId);
     if (problem !== null) problems.push(`page ${pageId}: ${problem}`);

@@ -2,6 +2,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LightningError } from '../../shared-memory/errors.js';
 import { xxhashApi } from '../xxhash.js';
+import { missingDoubleWriteError } from './double-write-missing.js';
 import {
   batchChecksumHasher,
   decodeDoubleWriteHeader,
@@ -16,8 +17,9 @@ import {
  * image and the batch checksum are sound: only such a file was synced, and only then can pages have
  * been written in place (see page-file-format.ts). An empty file means the last set finished; a torn
  * or partial one was cut short by the crash before any page was written in place, and no part of it
- * belongs to a state of the pages. A missing file is ERR_CORRUPTION (createPageFile makes it with the
- * page file); one of another page size than the page file's is ERR_CORRUPTION too.
+ * belongs to a state of the pages. A missing file is ERR_CORRUPTION saying what to do
+ * (missingDoubleWriteError; createPageFile makes it with the page file); one of another page size
+ * than the page file's is ERR_CORRUPTION too.
  *
  * Reads the header, then one image at a time into a buffer of its own: a large set never needs one
  * buffer as large as the file. O(file bytes).
@@ -29,9 +31,8 @@ export async function readDoubleWriteImages(dir: string, pageSizeBytes: number):
   try {
     handle = await open(path, 'r');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') {
-      throw new LightningError('ERR_CORRUPTION', `double-write file ${path} is missing`);
-    }
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+      throw await missingDoubleWriteError(dir, pageSizeBytes);
     throw error;
   }
   try {

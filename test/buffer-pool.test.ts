@@ -10,7 +10,7 @@ import { threadId } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isLightningError } from '../src/shared-memory/errors.js';
 import { BufferPool } from '../src/shared-memory/pool/buffer-pool.js';
-import { kPoolFrameMutex } from '../src/shared-memory/pool/pool-layout.js';
+import { kPoolFrameMutex, kPoolHoldersBase, recoveringBy } from '../src/shared-memory/pool/pool-layout.js';
 import { installFileLayer, nodeFileLayer } from '../src/storage/file-layer.js';
 import { doubleWriteFileName, pageFileName } from '../src/storage/page-file/page-file-format.js';
 import { PageFileReader } from '../src/storage/page-file/page-file-reader.js';
@@ -460,6 +460,24 @@ describe('buffer pool latches across threads', () => {
     expect(Atomics.load(pool.i32, kPoolFrameMutex)).toBe(0);
     // Recovered once: the reclaimer's later call finds nothing left to give back.
     expect(pool.recoverThread(holding.threadId)).toBe(0);
+  });
+
+  it('finishes the recovery a thread left when it died in the middle of it', async () => {
+    const { pool, pageId } = await poolWithOneEvictedPage(7);
+    const first = startLatchWorker(pool, 'die-holding-page', pageId, 0);
+    const holding = await first.next('holding');
+    await first.worker.terminate();
+    // A second thread starts recovering the first (it claims its holder word) and dies.
+    const second = startLatchWorker(pool, 'die-recovering', holding.holder, 0);
+    const recovering = await second.next('holding');
+    await second.worker.terminate();
+    expect(Atomics.load(pool.i32, kPoolHoldersBase + holding.holder)).toBe(recoveringBy(recovering.holder));
+    // The read waits on the first thread's latch. Its holder word names the second thread, whose OS
+    // thread is gone: the reader recovers the second, and finishes the first's recovery with it.
+    expect(mismatchAt(pool, pool.read(pageId), pageId, 7)).toBe(-1);
+    expect(pool.stats().latchRecoveries).toBe(1);
+    expect(Atomics.load(pool.i32, kPoolHoldersBase + holding.holder)).toBe(0);
+    expect(pool.holderOfThread(recovering.threadId)).toBe(-1);
   });
 
   it('leaves a page evicted, not latched, when its load gives up on a frame mutex nobody recovers', async () => {

@@ -4,15 +4,14 @@ import { LightningError } from '../errors.js';
 import { pageCountMax, pageSizeBytesMax, pageSizeBytesMin, poolBytesMax } from '../limits.js';
 import { pPageId } from '../page-layout.js';
 import { FrameTable, StallClock, waitOn } from './frame-table.js';
-import { osThreadEnded, ownOsThreadId } from './os-thread.js';
+import { HolderRecovery } from './holder-recovery.js';
+import { ownOsThreadId } from './os-thread.js';
 import type { PageLoader } from './page-loader.js';
 import {
-  holderRecovering,
   initialisePageTable,
   kPoolDirtyFrames,
   kPoolEvictions,
   kPoolFormatVersion,
-  kPoolFrameMutex,
   kPoolFramesMax,
   kPoolFreeListHead,
   kPoolFreePageCount,
@@ -84,9 +83,9 @@ export const poolFramesMin = 8;
  * checkpoint writes dirty ones back (see storage/page-file).
  *
  * Each attached thread is a holder with an index of its own: its latches carry the index, so when a
- * thread dies holding one, `recoverThread` can give the page back. The thread reclaimer does that
- * when the death is reported; a thread that waits on such a latch does it itself once the holder's OS
- * thread is gone, since the report may be waiting for the very event loop the wait blocks.
+ * thread dies holding one, the page can be given back (holder-recovery.ts): by the thread reclaimer
+ * when the death is reported, or by a thread that waits on such a latch once the holder's OS thread
+ * is gone, since the report may be waiting for the very event loop the wait blocks.
  */
 export class BufferPool {
   readonly sab: SharedArrayBuffer;
@@ -103,6 +102,7 @@ export class BufferPool {
   /** Where the tables are: for a tree's read path, which inlines a hit (pooled-page-space.ts). */
   readonly regions: PoolRegions;
   readonly #frames: FrameTable;
+  readonly #recovery: HolderRecovery;
   readonly #loader: PageLoader;
   readonly #stateBase: number;
   readonly #frameOfBase: number;
@@ -119,10 +119,11 @@ export class BufferPool {
     this.i32 = new Int32Array(sab);
     this.holder = claimHolder(this.i32);
     this.#frames = new FrameTable(this.i32, this.regions, this.framesMax, this.holder, (holder) =>
-      this.#recoverIfEnded(holder),
+      this.#recovery.recoverIfEnded(holder),
     );
     this.#loader = loader;
     this.#stateBase = this.regions.pageState;
+    this.#recovery = new HolderRecovery(this.i32, this.#frames, this.#stateBase, this.holder);
     this.#frameOfBase = this.regions.frameOf;
     this.#framesByteOffset = this.regions.framesByteOffset;
   }
@@ -494,76 +495,14 @@ export class BufferPool {
 
   /**
    * Gives back every latch held by the thread `thread` (its threadId), which died holding them, and
-   * its holder index; returns how many it gave back. A page it was loading or evicting (clean) goes
-   * back to evicted, its frame to the free stack; a dirty page it had latched is unlocked as it
-   * stands. The frame mutex, if it held it, is released after the free stack is rebuilt from the
-   * links. Nothing happens if another thread is recovering it already, or has.
+   * its holder index; returns how many it gave back (holder-recovery.ts). Nothing happens if another
+   * thread is recovering it already, or has.
    */
   recoverThread(thread: number): number {
     if (!Number.isInteger(thread) || thread < 0 || thread === threadId) {
       throw badArgument(`recoverThread: ${String(thread)} is not another thread's id`);
     }
-    const holder = this.holderOfThread(thread);
-    return holder < 0 ? 0 : this.#recoverClaim(holder, thread + 1);
-  }
-
-  /** Recovers `holder` if its OS thread has ended: a waiter's check on a latch that does not move. */
-  #recoverIfEnded(holder: number): void {
-    if (holder === this.holder || holder < 0 || holder >= poolHoldersMax) return;
-    const i32 = this.i32;
-    const claim = Atomics.load(i32, kPoolHoldersBase + holder);
-    if (claim <= 0) return;
-    const tid = Atomics.load(i32, kPoolHolderTidsBase + holder);
-    // The holder word unchanged around the id: the id is that thread's (pool-layout.ts).
-    if (Atomics.load(i32, kPoolHoldersBase + holder) !== claim || !osThreadEnded(tid)) return;
-    this.#recoverClaim(holder, claim);
-  }
-
-  /**
-   * Recovers `holder` while its word is still `claim`. Taking the word to holderRecovering first makes
-   * one recovery of each death, and keeps the index from a new thread until the latches are back.
-   */
-  #recoverClaim(holder: number, claim: number): number {
-    const i32 = this.i32;
-    if (Atomics.compareExchange(i32, kPoolHoldersBase + holder, claim, holderRecovering) !== claim) return 0;
-    const dead = stateLockedBase + holder;
-    let recovered = 0;
-    try {
-      // Take the mutex from the dead thread, or wait for a live one to finish with it.
-      if (Atomics.compareExchange(i32, kPoolFrameMutex, holder + 1, this.holder + 1) !== holder + 1) {
-        this.#frames.lockMutex();
-      } else {
-        recovered++;
-      }
-      try {
-        const end = this.pagesAllocated();
-        for (let pageId = 1; pageId < end; pageId++) {
-          const index = this.#stateBase + (pageId << 1);
-          const word = Atomics.load(i32, index);
-          if (stateTag(word) !== dead) continue;
-          const frame = this.#frames.frameOf(pageId);
-          if (frame >= 0 && this.#frames.isDirty(frame) && this.#frames.pageOf(frame) === pageId) {
-            Atomics.store(i32, index, stateNext(word, stateUnlocked));
-          } else {
-            this.#frames.unlinkFrame(pageId);
-            Atomics.store(i32, index, stateNext(word, stateEvicted));
-          }
-          Atomics.notify(i32, index);
-          recovered++;
-        }
-        this.#frames.rebuildFreeStack();
-      } finally {
-        this.#frames.unlockMutex();
-      }
-    } catch (error) {
-      // Given up (a live mutex holder wedged): another attempt may claim the dead holder again.
-      Atomics.store(i32, kPoolHoldersBase + holder, claim);
-      throw error;
-    }
-    Atomics.store(i32, kPoolHolderTidsBase + holder, 0);
-    Atomics.store(i32, kPoolHoldersBase + holder, 0);
-    Atomics.add(i32, kPoolLatchRecoveries, recovered);
-    return recovered;
+    return this.#recovery.recoverThread(thread);
   }
 
   /** The holder index of the thread with this `threadId`, or -1. */
@@ -655,7 +594,7 @@ export class BufferPool {
           '10 s; a thread that died holding it must be recovered (recoverThread)',
       );
     }
-    if (stall.holderCheckDue()) this.#recoverIfEnded(stateTag(word) - stateLockedBase);
+    if (stall.holderCheckDue()) this.#recovery.recoverIfEnded(stateTag(word) - stateLockedBase);
   }
 
   #frameByteOffset(frame: number): number {

@@ -45,13 +45,22 @@ export const kPoolFreeListHead = 15;
 export const kPoolFreePageCount = 16;
 
 /**
- * Holder table: one word per attached thread, 0 when free, else the thread's id plus one, or
- * holderRecovering while a recovery gives back what a dead holder held (one recovery at a time).
+ * Holder table: one word per attached thread, 0 when free, else the thread's id plus one, or, while
+ * a recovery gives back what a dead holder held, recoveringBy(the recovering thread's holder index).
  */
 export const kPoolHoldersBase = 17;
 /** Locked state tags are 3 + holder index, and the tag is one byte. */
 export const poolHoldersMax = 252;
-export const holderRecovering = -1;
+
+/** The holder word of a dead holder that holder `recoverer` is recovering (holder-recovery.ts). */
+export function recoveringBy(recoverer: number): number {
+  return -(recoverer + 1);
+}
+
+/** The recovering holder a negative holder word names. */
+export function recovererOf(word: number): number {
+  return -word - 1;
+}
 /**
  * Per holder, its thread's OS thread id (os-thread.ts), or 0 when unknown. Set after the holder word
  * is claimed and cleared before it is freed, so a waiter that reads the holder word, then this, then

@@ -228,10 +228,12 @@ export class OperationApplier {
       if (error instanceof PartitionFullError) this.lastPartitionFull = error.detail;
       if (isLightningError(error, 'ERR_PARTITION_FULL')) return statusPartitionFull;
       // A page load that failed verification (page-loader.ts) leaves the page evicted and nothing
-      // half done: staging only reads, and a refused write takes its placements back. Only the
-      // pages staging reads are checked here: a damaged page that only applying reads (a sibling a
-      // delete merges with, an old overflow chain a put frees) still stops the owner after the
-      // write is logged (docs/buffer-pool.md).
+      // half done: staging only reads, and a refused write takes its placements back. Staging reads
+      // the pages applying will read beyond the descent too (tallyEntry, BTree.readCellForWrite):
+      // the old overflow chain a put or delete frees, and the siblings a delete may merge with in
+      // the tree as it is now. A merge whose sibling earlier writes of the pass changed is not
+      // foreseen; if that sibling is damaged the merge is left undone (TreeReshape), the write
+      // whole (docs/buffer-pool.md).
       if (isLightningError(error, 'ERR_CORRUPTION')) {
         console.error(`lightning-db owner: a write of partition ${partition} refused: ${error.message}`);
         return statusDamagedPage;

@@ -249,8 +249,11 @@ function requireRemovable(versions: BTree, keptBytes: number, entries: number): 
  * or a small overwrite of a large value under a snapshot pass staging and then fail to apply, the
  * version store out of pages, after the log had it.
  *
- * `place`: also place the put in its leaf (WriteTally.placePut), for staging's frames bound; the
- * apply side, which counts only pages, does not.
+ * `staging`: called by staging, before the write is logged. Then the put is also placed in its leaf
+ * (WriteTally.placePut), for staging's frames bound, and over a pool the pages applying the write
+ * will read beyond its descent (the head's overflow chain, a delete's merge siblings) are read and so
+ * verified (BTree.readCellForWrite): a damaged one throws ERR_CORRUPTION, and the write is refused
+ * before the log has it. The apply side, which counts only pages, does neither.
  */
 export function tallyEntry(
   tree: BTree,
@@ -258,7 +261,7 @@ export function tallyEntry(
   versionWrites: WriteTally,
   entry: BatchEntry,
   mayKeepVersions: boolean,
-  place = true,
+  staging = true,
 ): number {
   const valueBytes = entry.value?.length ?? 0;
   if (entry.value === null) treeWrites.addDelete();
@@ -266,10 +269,12 @@ export function tallyEntry(
     entry.value !== null || mayKeepVersions ? treeWrites.addPut(entry.key.length, valueBytes) : -1;
   // Over a pool, freeing the head's overflow pages changes them (the free list's links).
   if (mayKeepVersions || tree.pooled) {
-    if (tree.readCellPrefix(entry.key, 0) !== undefined)
-      treeWrites.addFreed(entry.key.length, tree.cellValueBytes);
+    const head = staging
+      ? tree.readCellForWrite(entry.key, entry.value === null)
+      : tree.readCellPrefix(entry.key, 0);
+    if (head !== undefined) treeWrites.addFreed(entry.key.length, tree.cellValueBytes);
     // The same descent finds the leaf the put goes into, and whether it has room (WriteTally.placePut).
-    if (place && tree.pooled && cellBytes >= 0)
+    if (staging && tree.pooled && cellBytes >= 0)
       treeWrites.placePut(tree.cellPath, tree.cellPathLength, tree.cellLeafRoomBytes, cellBytes);
   }
   if (mayKeepVersions) {

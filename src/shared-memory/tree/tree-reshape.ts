@@ -1,4 +1,5 @@
 import { assert } from '../assert.js';
+import { isLightningError, type LightningError } from '../errors.js';
 import { slotBytes, underflowBytes, usableBytes } from '../limits.js';
 import type { PageAllocator } from '../page-allocator.js';
 import { pageTypeInterior, pageTypeLeaf, pLink, pType } from '../page-layout.js';
@@ -52,6 +53,8 @@ export class TreeReshape {
   readonly #cells = new CellList();
   readonly #scratchLeft: Uint8Array;
   readonly #scratchRight: Uint8Array;
+  /** Told of a sibling that failed verification as it loaded, so its merge was left undone. */
+  readonly #onDamagedSibling: (error: LightningError) => void;
 
   constructor(
     arena: PageSpace,
@@ -60,7 +63,9 @@ export class TreeReshape {
     metaPageId: number,
     pathPages: Int32Array,
     pathIndexes: Int32Array,
+    onDamagedSibling: (error: LightningError) => void,
   ) {
+    this.#onDamagedSibling = onDamagedSibling;
     this.#arena = arena;
     this.#allocator = allocator;
     this.#latches = latches;
@@ -304,9 +309,57 @@ export class TreeReshape {
     removeCell(u8, parentBase, count - 1, interiorCellSizeAt(u8, last));
   }
 
-  /** Merges the node at `base` (child `index` of `parent`) with a sibling if they fit; true if merged. */
+  /**
+   * Loads the siblings `mergeUpward(leafDepth)` may merge the path's nodes with after a delete takes
+   * `removedBytes` (its cell and slot) from the leaf, in the tree as it is now. Over a buffer pool each
+   * page is verified as it loads, so a damaged one throws ERR_CORRUPTION here, before anything
+   * changes. The leaf is judged by its bytes; above it, every node that may lose a separator is taken
+   * to underflow (interior siblings are few, and mostly resident). A tree that other writes reshape
+   * before this delete applies may pick another sibling then: `#mergeWithSibling` leaves such a merge
+   * undone if that sibling is damaged.
+   */
+  readMergeSiblings(leafDepth: number, removedBytes: number): void {
+    const arena = this.#arena;
+    const leafBase = arena.pageOffset(this.#pathPages[leafDepth]!);
+    // An emptied leaf is unlinked, not merged: its parent loses a separator.
+    let unlinks = nodeCount(arena.u8, leafBase) === 1;
+    if (
+      !unlinks &&
+      nodeUsedBytes(arena.u8, leafBase, this.#pageSizeBytes) - removedBytes >= this.#underflowBytes
+    )
+      return;
+    for (let depth = leafDepth; depth > 0; depth--) {
+      const parentBase = arena.pageOffset(this.#pathPages[depth - 1]!);
+      const parentCount = nodeCount(arena.u8, parentBase);
+      if (parentCount === 0) continue;
+      if (unlinks) {
+        unlinks = false;
+        continue;
+      }
+      arena.pageOffset(this.#siblingOf(parentBase, this.#pathIndexes[depth - 1]!));
+    }
+  }
+
+  /** The child of the node at `parentBase` that child `index` merges with (`#mergeWithSibling`). */
+  #siblingOf(parentBase: number, index: number): number {
+    const parentCount = nodeCount(this.#arena.u8, parentBase);
+    return this.#childAt(parentBase, index < parentCount ? index + 1 : index - 1);
+  }
+
+  /**
+   * Merges the node at `base` (child `index` of `parent`) with a sibling if they fit; true if merged.
+   * A sibling that fails verification as it loads (a damaged page of a page file) is left alone, and
+   * so is the node: a merge is never required, and the delete that asked for it is whole without it.
+   */
   #mergeWithSibling(parent: number, parentBase: number, index: number, base: number): boolean {
     const arena = this.#arena;
+    try {
+      arena.pageOffset(this.#siblingOf(parentBase, index));
+    } catch (error) {
+      if (!isLightningError(error, 'ERR_CORRUPTION')) throw error;
+      this.#onDamagedSibling(error);
+      return false;
+    }
     const u8 = arena.u8;
     const parentCount = nodeCount(u8, parentBase);
     const separatorIndex = index < parentCount ? index : index - 1;

@@ -1,3 +1,4 @@
+import { isLightningError } from '../shared-memory/index.js';
 import type { MvccState } from '../shared-memory/mvcc/mvcc-state.js';
 import { storageCondition } from '../storage/storage-errors.js';
 import { flushOwnerLogs, type SegmentRemoval } from '../storage/wal/index.js';
@@ -296,13 +297,27 @@ export class PageSets {
     this.#requests.set(partition, list);
   }
 
-  /** Removes a few tombstones of each partition that has some left from an earlier run. */
+  /**
+   * Removes a few tombstones of each partition that has some left from an earlier run. A walk that
+   * meets a page failing verification as it loads (a damaged page of a page file) ends for this run,
+   * its tombstones left where they are (each read as an absent key): the walk reads before it
+   * changes anything, and a merge with a damaged sibling is left undone (TreeReshape).
+   */
   #sweep(): void {
     for (const [partition, from] of this.#sweeps) {
       const owned = this.#partitions.get(partition)!;
       // The walk reads every page: it ends as soon as the last tombstone is gone.
-      const next =
-        owned.tree.tombstoneCount === 0 ? null : owned.versioned.sweepTombstones(from, sweepCellsPerStep);
+      let next: Uint8Array | null;
+      try {
+        next =
+          owned.tree.tombstoneCount === 0 ? null : owned.versioned.sweepTombstones(from, sweepCellsPerStep);
+      } catch (error) {
+        if (!isLightningError(error, 'ERR_CORRUPTION')) throw error;
+        console.error(
+          `lightning-db owner: the tombstone sweep of partition ${partition} stopped: ${error.message}`,
+        );
+        next = null;
+      }
       if (next === null) this.#sweeps.delete(partition);
       else if (Buffer.compare(next, from) === 0) this.wantRoom(partition);
       else this.#sweeps.set(partition, next);

@@ -1,4 +1,4 @@
-import type { BTree, TreeStats } from '../shared-memory/index.js';
+import { type BTree, isLightningError, type TreeStats } from '../shared-memory/index.js';
 import {
   isVersionOf,
   versionKey,
@@ -83,7 +83,7 @@ export class VersionCleanup {
             const versionNeeds = removalFrames(versionShape, item.versionBytes + versionValueHeaderBytes);
             if (versionNeeds > versions.framesAvailable()) return;
             if (item.tombstone && removalFrames(treeShape, 0) > tree.framesAvailable()) return;
-            this.#remove(item);
+            this.#removeUnlessDamaged(item);
             // Dropped only once removed: a removal that throws leaves its item queued.
             queue.dropFirst();
             if (++removed === removalsPerGroup) return;
@@ -95,6 +95,27 @@ export class VersionCleanup {
       if (removed < removalsPerGroup) return false;
     }
   }
+
+  /**
+   * `#remove`, unless the main tree's descent to the item's key meets a page that fails verification
+   * as it loads (a damaged page of a page file): that tombstone stays (read as an absent key), a line
+   * names the page, and cleanup goes on. The descent reads before anything changes, and a merge
+   * with a damaged sibling is left undone (TreeReshape), so the trees stay whole; the version store
+   * lives in an arena.
+   */
+  #removeUnlessDamaged(item: ReplacedVersion): void {
+    try {
+      this.#remove(item);
+    } catch (error) {
+      if (!isLightningError(error, 'ERR_CORRUPTION')) throw error;
+      // One line per damaged page: every tombstone under it meets it again.
+      if (this.#damageReported.has(error.message)) return;
+      this.#damageReported.add(error.message);
+      console.error(`lightning-db owner: cleanup of tombstones skipped: ${error.message}`);
+    }
+  }
+
+  readonly #damageReported = new Set<string>();
 
   /**
    * Removes the version an item names if it is still the one the item was queued for, and the

@@ -10,7 +10,12 @@ import { threadId } from 'node:worker_threads';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isLightningError } from '../src/shared-memory/errors.js';
 import { BufferPool } from '../src/shared-memory/pool/buffer-pool.js';
-import { kPoolFrameMutex, kPoolHoldersBase, recoveringBy } from '../src/shared-memory/pool/pool-layout.js';
+import {
+  holderLost,
+  kPoolFrameMutex,
+  kPoolHoldersBase,
+  recoveringBy,
+} from '../src/shared-memory/pool/pool-layout.js';
 import { installFileLayer, nodeFileLayer } from '../src/storage/file-layer.js';
 import { doubleWriteFileName, pageFileName } from '../src/storage/page-file/page-file-format.js';
 import { PageFileReader } from '../src/storage/page-file/page-file-reader.js';
@@ -478,6 +483,29 @@ describe('buffer pool latches across threads', () => {
     expect(pool.stats().latchRecoveries).toBe(1);
     expect(Atomics.load(pool.i32, kPoolHoldersBase + holding.holder)).toBe(0);
     expect(pool.holderOfThread(recovering.threadId)).toBe(-1);
+  });
+
+  it('never unlocks a page a dead thread was changing: a waiter is told at once, and the page stays latched', async () => {
+    const pool = await newPool(64, 8);
+    const pageId = pool.allocate();
+    fillPage(pool, pool.lockedOffset(pageId), pageId, 2);
+    pool.unlock(pageId, true);
+    const mailbox = startLatchWorker(pool, 'die-changing-page', pageId, 0xee);
+    const holding = await mailbox.next('holding');
+    await mailbox.worker.terminate();
+    // Half of it is 0xee now: a reader must not see it (before, it was unlocked as it stood).
+    expectCode(() => pool.read(pageId), 'ERR_WORKER_CRASHED');
+    expect(pool.isLatched(pageId)).toBe(true);
+    expect(Atomics.load(pool.i32, kPoolHoldersBase + holding.holder)).toBe(holderLost);
+    expect(pool.stats().latchRecoveries).toBe(0);
+    // Told again, at once, and the reclaimer's later call changes nothing.
+    expectCode(() => pool.lock(pageId), 'ERR_WORKER_CRASHED');
+    expect(pool.recoverThread(holding.threadId)).toBe(0);
+    // Other pages go on.
+    const other = pool.allocate();
+    fillPage(pool, pool.lockedOffset(other), other, 3);
+    pool.unlock(other, true);
+    expect(mismatchAt(pool, pool.read(other), other, 3)).toBe(-1);
   });
 
   it('leaves a page evicted, not latched, when its load gives up on a frame mutex nobody recovers', async () => {

@@ -1,6 +1,8 @@
+import { LightningError } from '../errors.js';
 import type { FrameTable } from './frame-table.js';
 import { osThreadEnded } from './os-thread.js';
 import {
+  holderLost,
   kPoolFrameMutex,
   kPoolHoldersBase,
   kPoolHolderTidsBase,
@@ -13,7 +15,6 @@ import {
   stateLockedBase,
   stateNext,
   stateTag,
-  stateUnlocked,
 } from './pool-layout.js';
 
 /**
@@ -27,6 +28,12 @@ import {
  * each death is recovered once, and the index goes to no new thread before its latches are back. A
  * recoverer that dies in the middle leaves words that name it; whoever recovers it adopts them and
  * finishes their recovery too.
+ *
+ * A page latched clean (being loaded or evicted) goes back to evicted. A page latched dirty was being
+ * changed, by the partition's owner (no other thread writes pages), and may be half changed: it stays
+ * latched, its holder's index is retired (holderLost), and a thread that waits on it is told at once
+ * (ERR_WORKER_CRASHED) rather than reading it. The log still has every change acknowledged: a reopen
+ * rebuilds the page.
  */
 export class HolderRecovery {
   readonly #i32: Int32Array;
@@ -61,6 +68,7 @@ export class HolderRecovery {
       if (holder === this.#holder || holder < 0 || holder >= poolHoldersMax) return;
       const claim = Atomics.load(i32, kPoolHoldersBase + holder);
       if (claim === 0) return;
+      if (claim === holderLost) throw lostPageError();
       if (claim < 0) {
         holder = recovererOf(claim);
         continue;
@@ -80,10 +88,11 @@ export class HolderRecovery {
     if (Atomics.compareExchange(i32, kPoolHoldersBase + holder, claim, mine) !== claim) return 0;
     const dead = this.#adoptOrphans(holder);
     let recovered = 0;
+    const lost = new Set<number>();
     try {
       recovered += this.#takeMutex(dead);
       try {
-        recovered += this.#releasePages(dead);
+        recovered += this.#releasePages(dead, lost);
         this.#frames.rebuildFreeStack();
       } finally {
         this.#frames.unlockMutex();
@@ -98,7 +107,7 @@ export class HolderRecovery {
     }
     for (const gone of dead) {
       Atomics.store(i32, kPoolHolderTidsBase + gone, 0);
-      Atomics.store(i32, kPoolHoldersBase + gone, 0);
+      Atomics.store(i32, kPoolHoldersBase + gone, lost.has(gone) ? holderLost : 0);
     }
     Atomics.add(i32, kPoolLatchRecoveries, recovered);
     return recovered;
@@ -131,9 +140,9 @@ export class HolderRecovery {
 
   /**
    * Under the mutex: a page a dead holder was loading or evicting (clean) goes back to evicted, its
-   * frame to the free stack; a dirty page it had latched is unlocked as it stands.
+   * frame to the free stack. A dirty page it had latched stays latched, and its holder goes in `lost`.
    */
-  #releasePages(dead: readonly number[]): number {
+  #releasePages(dead: readonly number[], lost: Set<number>): number {
     const i32 = this.#i32;
     const tags = new Set(dead.map((holder) => stateLockedBase + holder));
     const frames = this.#frames;
@@ -145,14 +154,25 @@ export class HolderRecovery {
       if (!tags.has(stateTag(word))) continue;
       const frame = frames.frameOf(pageId);
       if (frame >= 0 && frames.isDirty(frame) && frames.pageOf(frame) === pageId) {
-        Atomics.store(i32, index, stateNext(word, stateUnlocked));
-      } else {
-        frames.unlinkFrame(pageId);
-        Atomics.store(i32, index, stateNext(word, stateEvicted));
+        lost.add(stateTag(word) - stateLockedBase);
+        // Waiters look at the holder word again now, and are told.
+        Atomics.notify(i32, index);
+        continue;
       }
+      frames.unlinkFrame(pageId);
+      Atomics.store(i32, index, stateNext(word, stateEvicted));
       Atomics.notify(i32, index);
       released++;
     }
     return released;
   }
+}
+
+function lostPageError(): LightningError {
+  return new LightningError(
+    'ERR_WORKER_CRASHED',
+    "buffer pool: the page was being changed by its partition's owner when that thread died, and may " +
+      'be half changed; the partition cannot be read past it until the database is opened again ' +
+      '(the log rebuilds the page)',
+  );
 }

@@ -61,6 +61,12 @@ export function recoveringBy(recoverer: number): number {
 export function recovererOf(word: number): number {
   return -word - 1;
 }
+
+/**
+ * The holder word of a dead holder that left changed pages latched (holder-recovery.ts): retired for
+ * the pool's life, since those pages keep its tag. Below every recoveringBy() word.
+ */
+export const holderLost = -1000;
 /**
  * Per holder, its thread's OS thread id (os-thread.ts), or 0 when unknown. Set after the holder word
  * is claimed and cleared before it is freed, so a waiter that reads the holder word, then this, then

@@ -400,6 +400,24 @@ function startLatchWorker(pool: BufferPool, mode: string, pageId: number, fill: 
   return new WorkerMailbox<LatchMessage>(worker, `latch worker (${mode})`);
 }
 
+/** A pool of 8 frames, each holding a written page, and a thread terminated holding its frame mutex. */
+async function poolWithDeadMutexHolder(): Promise<{
+  pool: BufferPool;
+  holding: LatchMessage & { type: 'holding' };
+}> {
+  const pool = await newPool(64, 8);
+  for (let i = 0; i < 8; i++) {
+    const pageId = pool.allocate();
+    fillPage(pool, pool.lockedOffset(pageId), pageId, 0);
+    pool.unlock(pageId, true);
+  }
+  await writeDirtyPages(pool, dir, durableAll);
+  const mailbox = startLatchWorker(pool, 'die-holding-mutex', 1, 0);
+  const holding = await mailbox.next('holding');
+  await mailbox.worker.terminate();
+  return { pool, holding };
+}
+
 /** A pool of 8 frames whose one page, filled with `generation`, is written and evicted. */
 async function poolWithOneEvictedPage(generation: number): Promise<{ pool: BufferPool; pageId: number }> {
   const pool = await newPool(64, 8);
@@ -426,16 +444,7 @@ describe('buffer pool latches across threads', () => {
   });
 
   it('recovers the frame mutex from a thread that died holding it', async () => {
-    const pool = await newPool(64, 8);
-    for (let i = 0; i < 8; i++) {
-      const pageId = pool.allocate();
-      fillPage(pool, pool.lockedOffset(pageId), pageId, 0);
-      pool.unlock(pageId, true);
-    }
-    await writeDirtyPages(pool, dir, durableAll);
-    const mailbox = startLatchWorker(pool, 'die-holding-mutex', 1, 0);
-    const holding = await mailbox.next('holding');
-    await mailbox.worker.terminate();
+    const { pool, holding } = await poolWithDeadMutexHolder();
     expect(Atomics.load(pool.i32, kPoolFrameMutex)).toBe(holding.holder + 1);
     expect(pool.recoverThread(holding.threadId)).toBe(1);
     expect(Atomics.load(pool.i32, kPoolFrameMutex)).toBe(0);
@@ -446,16 +455,7 @@ describe('buffer pool latches across threads', () => {
   });
 
   it('lets a thread waiting on the frame mutex of a terminated thread recover it itself', async () => {
-    const pool = await newPool(64, 8);
-    for (let i = 0; i < 8; i++) {
-      const pageId = pool.allocate();
-      fillPage(pool, pool.lockedOffset(pageId), pageId, 0);
-      pool.unlock(pageId, true);
-    }
-    await writeDirtyPages(pool, dir, durableAll);
-    const mailbox = startLatchWorker(pool, 'die-holding-mutex', 1, 0);
-    const holding = await mailbox.next('holding');
-    await mailbox.worker.terminate();
+    const { pool, holding } = await poolWithDeadMutexHolder();
     // Nobody calls recoverThread: the ninth page needs the mutex, and its waiter finds the holder's
     // OS thread gone (a wait that gave up instead would be ERR_INTERNAL after 10 s).
     const pageId = pool.allocate();

@@ -8,11 +8,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { type Database, isLightningError, open } from '../src/index.js';
+import { type Database, open } from '../src/index.js';
 import { pageTypeLeaf, pageTypeOverflow } from '../src/shared-memory/page-layout.js';
 import { partitionDirectory } from '../src/storage/layout.js';
 import { pageFileName } from '../src/storage/page-file/page-file-format.js';
 import { damagePage, interiorChildren, pagesOfType } from './fixtures/page-file-damage.js';
+import { outcome } from './support/call-outcome.js';
 
 const pageSize = 4096;
 const options = { partitions: 1, workers: 1, memoryMaxBytes: 64 * pageSize } as const;
@@ -25,17 +26,6 @@ afterEach(async () => {
   if (dir !== '') await rm(dir, { recursive: true, force: true });
   dir = '';
 });
-
-/** The code a call fails with, or 'ok'. */
-async function outcome(call: () => unknown): Promise<string> {
-  try {
-    await call();
-    return 'ok';
-  } catch (error) {
-    if (isLightningError(error)) return error.code;
-    throw error;
-  }
-}
 
 /** A closed database of `keys` small values, in batches of five, and the path of its page file. */
 async function loadSmallKeys(extra: (db: Database) => Promise<void> = async () => {}): Promise<string> {

@@ -10,10 +10,11 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, expect, it } from 'vitest';
-import { isLightningError, open } from '../src/index.js';
+import { open } from '../src/index.js';
 import { pageTypeLeaf, pType } from '../src/shared-memory/page-layout.js';
 import { partitionDirectory } from '../src/storage/layout.js';
 import { pageFileName } from '../src/storage/page-file/page-file-format.js';
+import { outcome } from './support/call-outcome.js';
 
 const pageSize = 4096;
 const options = { partitions: 1, workers: 1, memoryMaxBytes: 64 * pageSize } as const;
@@ -25,17 +26,6 @@ afterEach(async () => {
   if (dir !== '') await rm(dir, { recursive: true, force: true });
   dir = '';
 });
-
-/** The code a call fails with, or 'ok'. */
-async function outcome(call: () => unknown): Promise<string> {
-  try {
-    await call();
-    return 'ok';
-  } catch (error) {
-    if (isLightningError(error)) return error.code;
-    throw error;
-  }
-}
 
 /** Overwrites 16 bytes inside the middle leaf page of the page file; returns its page id. */
 function damageMiddleLeaf(file: string): number {

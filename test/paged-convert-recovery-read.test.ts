@@ -2,8 +2,9 @@
  * Converting an in-memory database to page files: one owner finishes its recovery and records its
  * partition's first page set while another owner is still reading the earlier runs' logs (every owner
  * reads every log). The first owner must not remove a segment the other has still to read: the open
- * then failed with ENOENT for that segment. A conversion's sets now remove no segment at all. A file layer holds the second owner's read of the first
- * owner's segment until that segment is gone or the first owner's set is recorded, so the
+ * then failed with ENOENT for that segment. No owner removes an earlier run's segment before the
+ * opener saw every owner start (SegmentRemoval). A file layer holds the second owner's read of the
+ * first owner's segment until that segment is gone or the first owner's set is recorded, so the
  * interleaving is forced, not waited for.
  */
 import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
@@ -65,7 +66,7 @@ describe('converting to page files while another owner still reads the logs', ()
     for (const [key, v] of expected) if (converted.getString(key) !== v) wrong++;
     await converted.close();
     expect(wrong).toBe(0);
-    // The conversion's sets remove no segment (a later checkpoint does): the held one is still there.
+    // No earlier run's segment went before every owner started (a later checkpoint removes it).
     expect(existsSync(join(directory, 'wal', held!))).toBe(true);
 
     const reopened = await open(directory, { partitions: 2, memoryMaxBytes: 2 * 64 * 4096 });

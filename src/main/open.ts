@@ -234,6 +234,8 @@ async function openLocked(
   let readers: PartitionReaders | null = null;
   try {
     readers = await attachPartitionReaders(trees, versionTrees, mvcc);
+    // Every owner has read the earlier logs: their checkpoints may remove those segments from now on.
+    await pool.earlierLogsRead();
     // Every owner has read the earlier logs: the torn tails a crash left can be cut now (a read-only
     // open writes nothing: they stay for the next writable open).
     tornTails = resolved.readOnly ? [] : await cutTornTails(started.tornTails);

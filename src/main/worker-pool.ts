@@ -178,6 +178,25 @@ export class WorkerPool {
   }
 
   /**
+   * Once every worker started (so read the earlier runs' logs): each may now remove their segments
+   * at its checkpoints. Until then one that recovered first would remove a segment another was still
+   * to read.
+   */
+  async earlierLogsRead(): Promise<void> {
+    // Referenced while asked, as for `becomeWritable`: an open awaiting only this keeps the process up.
+    for (const worker of this.#workers) worker.thread.ref();
+    try {
+      await Promise.all(
+        this.#workers.map((worker) => Promise.race([worker.api.earlierLogsRead(), this.#exited(worker)])),
+      );
+    } catch (error) {
+      throw reviveLightningError(error) ?? error;
+    } finally {
+      if (!this.#stopping) for (const worker of this.#workers) worker.thread.unref();
+    }
+  }
+
+  /**
    * After a read-only start: every worker starts writing, its new log in `walEpoch` (a worker that
    * writes already does nothing). Rejects with the first failure once every worker has settled; the
    * workers that failed can be asked again.

@@ -86,6 +86,11 @@ export interface OwnerApi {
    * (with a new epoch). Does nothing if the worker writes already.
    */
   becomeWritable(walEpoch: number): Promise<void>;
+  /**
+   * Every owner has finished reading the earlier runs' logs (each reads all of them at its start):
+   * from now on this worker's checkpoints may remove their segments.
+   */
+  earlierLogsRead(): Promise<void>;
   /** Checkpoints every partition of this worker; resolves with what was written. */
   checkpoint(): Promise<CheckpointResult[]>;
   /**

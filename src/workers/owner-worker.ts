@@ -63,6 +63,12 @@ let shutdownPath = '';
 let shutdownPartitions: readonly number[] = [];
 /** Serving reads only (opened with `readOnly`, or on a full disk): nothing of it writes to the directory. */
 let readOnly = false;
+/**
+ * Every owner has read the earlier runs' logs (the opener said so, `earlierLogsRead()`): until then
+ * this owner's checkpoints leave those logs' segments in place (see SegmentRemoval).
+ */
+let earlierLogsRead = false;
+let removal: SegmentRemoval | null = null;
 /** While serving reads only: what recovery left, for `becomeWritable`. */
 let readable: RecoveredState | null = null;
 
@@ -138,6 +144,11 @@ const api: OwnerApi = {
     }
     readOnly = false;
     readable = null;
+  },
+
+  async earlierLogsRead(): Promise<void> {
+    earlierLogsRead = true;
+    removal?.releaseEarlier();
   },
 
   async checkpoint(): Promise<CheckpointResult[]> {
@@ -252,7 +263,8 @@ async function startWriting(state: RecoveredState, walEpoch: number): Promise<vo
   shutdownPath = config.path;
   shutdownPartitions = ownedPartitions;
   const rings = config.rings.map((sab) => CommandRing.attach(sab));
-  const segmentRemoval = new SegmentRemoval(recovered.segments, writer);
+  const segmentRemoval = new SegmentRemoval(recovered.segments, writer, earlierLogsRead);
+  removal = segmentRemoval;
   let wake = (): void => {};
   const paged = pagedPartitions(partitions);
   const sets =
@@ -264,7 +276,7 @@ async function startWriting(state: RecoveredState, walEpoch: number): Promise<vo
   // conversion (until then every open would load the file again). The open waits for it.
   const conversions = state.partitions.flatMap(({ partition, pages }, i) =>
     sets !== null && pages !== null && recovered.partitions[i]!.convertedToPages
-      ? [sets.requestCheckpoint(partition, true).then(() => {}, failPageSet)]
+      ? [sets.requestCheckpoint(partition).then(() => {}, failPageSet)]
       : [],
   );
   const running = new OwnerLoop(

@@ -23,8 +23,6 @@ const sweepCellsPerStep = 64;
 interface Waiting {
   resolve(result: PagedCheckpointResult): void;
   reject(error: unknown): void;
-  /** The checkpoint removes no log segment (see requestCheckpoint). */
-  keepLogSegments: boolean;
 }
 
 /**
@@ -156,16 +154,11 @@ export class PageSets {
     return this.roomPending || this.#sweeps.size > 0 || requests;
   }
 
-  /**
-   * A checkpoint of `partition`: the next set written for it, from the next gap between passes.
-   * `keepLogSegments`: it removes no log segment. A conversion's first set, written as soon as this
-   * owner recovered, asks for it: the other owners may still be reading the earlier runs' logs, every
-   * one of them, and would find a segment this partition no longer needs gone (ENOENT, a failed open).
-   */
-  requestCheckpoint(partition: number, keepLogSegments = false): Promise<PagedCheckpointResult> {
+  /** A checkpoint of `partition`: the next set written for it, from the next gap between passes. */
+  requestCheckpoint(partition: number): Promise<PagedCheckpointResult> {
     return new Promise((resolve, reject) => {
       const waiting = this.#requests.get(partition) ?? [];
-      waiting.push({ resolve, reject, keepLogSegments });
+      waiting.push({ resolve, reject });
       this.#requests.set(partition, waiting);
       this.#wake();
     });
@@ -266,7 +259,7 @@ export class PageSets {
           this.#databaseDirectory,
           owned.pages,
           owned.log,
-          waiting.some((w) => w.keepLogSegments) ? null : this.#segmentRemoval,
+          this.#segmentRemoval,
           owned.log.nextLsn,
           this.#mvcc.now(),
         );

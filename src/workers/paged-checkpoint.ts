@@ -16,8 +16,7 @@ export interface PagedCheckpointResult {
 /**
  * A checkpoint of a partition over a page file: writes its dirty pages as one set at `redoLsn`,
  * records the set in the partition's manifest as its checkpoint, then drops the log segments every
- * partition has checkpointed past (unless `segmentRemoval` is null: a later checkpoint drops them).
- * Returns null if a set is being written already.
+ * partition has checkpointed past. Returns null if a set is being written already.
  *
  * The caller calls it between its passes, with the tree holding every record below `redoLsn` and
  * nothing a replay from there would not apply again, and the timestamp oracle's value now (see
@@ -28,7 +27,7 @@ export async function checkpointPagedPartition(
   databaseDirectory: string,
   paged: PagedTree,
   log: PartitionLog,
-  segmentRemoval: SegmentRemoval | null,
+  segmentRemoval: SegmentRemoval,
   redoLsn: number,
   timestampHigh = 0,
 ): Promise<PagedCheckpointResult | null> {
@@ -41,10 +40,9 @@ export async function checkpointPagedPartition(
     coversLog,
     durable: log.writer.syncedMark(partition),
   });
-  const walSegmentsRemoved =
-    segmentRemoval === null
-      ? 0
-      : await segmentRemoval.removeObsolete((other) => checkpointStartLsn(databaseDirectory, other));
+  const walSegmentsRemoved = await segmentRemoval.removeObsolete((other) =>
+    checkpointStartLsn(databaseDirectory, other),
+  );
   return {
     partition,
     redoLsn,

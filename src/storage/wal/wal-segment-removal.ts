@@ -19,15 +19,29 @@ export type CheckpointStart = (partition: number) => Promise<number>;
  *
  * Each log loses segments oldest first and stops at the first one still needed, so a log never has
  * a hole: a missing segment in the middle of a log is then always damage, which readers report.
+ *
+ * Every owner reads every earlier run's log at its recovery, including segments its own partitions
+ * no longer need, and owners recover at the same time: one that recovered first and checkpoints must
+ * not remove a segment another is still to open (ENOENT, a failed open). So earlier runs' segments
+ * are removed only once `releaseEarlier` was called, when every owner has read them; until then a
+ * checkpoint removes only this run's segments, and a later one removes the earlier ones.
  */
 export class SegmentRemoval {
   /** Earlier runs' segments not removed yet, oldest log first, each log's in order. */
   #earlier: SegmentContents[];
   readonly #writer: WalWriter;
+  /** Every owner has read the earlier runs' logs: their segments may go. */
+  #earlierReleased: boolean;
 
-  constructor(earlierSegments: readonly SegmentContents[], writer: WalWriter) {
+  constructor(earlierSegments: readonly SegmentContents[], writer: WalWriter, earlierReleased = true) {
     this.#earlier = [...earlierSegments];
     this.#writer = writer;
+    this.#earlierReleased = earlierReleased;
+  }
+
+  /** Every owner has read the earlier runs' logs: the next removal may remove their segments. */
+  releaseEarlier(): void {
+    this.#earlierReleased = true;
   }
 
   /** Segments still waiting for their partitions' checkpoints. */
@@ -50,7 +64,7 @@ export class SegmentRemoval {
       return start;
     };
     const removed: SegmentContents[] = [];
-    await removeLogPrefixes(this.#earlier, startOf, removed);
+    if (this.#earlierReleased) await removeLogPrefixes(this.#earlier, startOf, removed);
     await removeLogPrefixes(this.#writer.closedSegments, startOf, removed);
     if (removed.length === 0) return 0;
     const gone = new Set(removed.map((segment) => segment.path));

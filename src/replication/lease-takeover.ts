@@ -28,12 +28,19 @@ export async function waitForLeaderLease(
   const pollMs = options.pollMs ?? Math.ceil(bucket.ttlMs * leasePollFraction);
   const { signal } = options;
   let wake: (() => void) | undefined;
+  // A delete or purge seen while no wait was set up (an acquire was still failing: its rejection and
+  // the release can arrive in one read of the socket): the next wait ends at once, not after pollMs.
+  let wokenEarly = false;
   // Best effort: without the watch, polling alone still takes the lease over.
   const watch = await bucket.kv.watch({ key, include: KvWatchInclude.UpdatesOnly }).catch(() => undefined);
   void (async () => {
     if (watch === undefined) return;
     try {
-      for await (const entry of watch) if (entry.operation !== 'PUT') wake?.();
+      for await (const entry of watch) {
+        if (entry.operation === 'PUT') continue;
+        if (wake === undefined) wokenEarly = true;
+        else wake();
+      }
     } catch {
       // The watch ended with the connection; polling goes on.
     }
@@ -41,11 +48,13 @@ export async function waitForLeaderLease(
   try {
     for (;;) {
       signal?.throwIfAborted();
+      wokenEarly = false;
       try {
         return await LeaderLease.acquire(bucket, { ...options, key });
       } catch (error) {
         if (!(error instanceof LightningError) || error.code !== 'ERR_LOCKED') throw error;
       }
+      if (wokenEarly) continue;
       await new Promise<void>((resolve, reject) => {
         const cleanup = (): void => {
           clearTimeout(timer);
